@@ -1,0 +1,150 @@
+//! Authentication: the presented API key → a consumer profile.
+//!
+//! Input: request headers. The key comes from `X-API-Key` or `Authorization: Bearer`; a missing,
+//! empty, oversized, non-printable, duplicated or conflicting key is refused exactly like an
+//! unknown one (one 401 message for all). Keys are hashed with SHA-256 and looked up by digest;
+//! the stored digest is then compared in constant time. The key itself is never logged or kept.
+
+use crate::config::Consumer;
+use crate::digest::KeyDigest;
+use http::HeaderMap;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Longest key accepted; real keys are ~40–100 bytes.
+const MAX_KEY_BYTES: usize = 512;
+
+/// The consumers of one configuration, indexed by key digest.
+#[derive(Debug, Default)]
+pub struct KeyIndex {
+    by_digest: HashMap<KeyDigest, Arc<Consumer>>,
+}
+
+impl KeyIndex {
+    pub fn new(consumers: &[Arc<Consumer>]) -> Self {
+        KeyIndex {
+            by_digest: consumers.iter().map(|c| (c.key, Arc::clone(c))).collect(),
+        }
+    }
+
+    /// The consumer owning `key`, if any.
+    pub fn authenticate(&self, key: &[u8]) -> Option<&Arc<Consumer>> {
+        let digest = KeyDigest::of(key);
+        // The map lookup runs over digests, which tell an attacker nothing about the key; the
+        // final comparison is constant-time anyway so no code path compares secrets early-exit.
+        self.by_digest.get(&digest).filter(|c| c.key.ct_eq(&digest))
+    }
+}
+
+/// The API key presented in `headers`, or `None` when there is no single well-formed key.
+pub fn presented_key(headers: &HeaderMap) -> Option<&[u8]> {
+    let from_x_api_key = single(headers, "x-api-key")?;
+    let from_bearer = match single(headers, http::header::AUTHORIZATION.as_str())? {
+        None => None,
+        Some(v) => Some(bearer_token(v)?),
+    };
+    let key = match (from_x_api_key, from_bearer) {
+        (Some(a), Some(b)) if a == b => a,
+        (Some(_), Some(_)) => return None,
+        (Some(a), None) | (None, Some(a)) => a,
+        (None, None) => return None,
+    };
+    let well_formed = !key.is_empty()
+        && key.len() <= MAX_KEY_BYTES
+        && key.iter().all(|b| b.is_ascii_graphic());
+    well_formed.then_some(key)
+}
+
+/// `Ok(None)` when the header is absent, `None` (outer) when it appears more than once.
+fn single<'a>(headers: &'a HeaderMap, name: &str) -> Option<Option<&'a [u8]>> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return None;
+    }
+    Some(first.map(|v| v.as_bytes().trim_ascii()))
+}
+
+fn bearer_token(value: &[u8]) -> Option<&[u8]> {
+    let (scheme, rest) = value.split_at(value.iter().position(|b| *b == b' ')?);
+    scheme
+        .eq_ignore_ascii_case(b"bearer")
+        .then(|| rest.trim_ascii())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Role;
+    use http::HeaderValue;
+
+    fn consumer(id: &str, key: &str) -> Arc<Consumer> {
+        Arc::new(Consumer {
+            id: id.into(),
+            team: "t".into(),
+            role: Role::Standard,
+            key: KeyDigest::of(key.as_bytes()),
+            daily_budget_micros: 1,
+            allowed_models: vec![],
+            tokens_per_minute: 1,
+            tokens_per_hour: 1,
+            tokens_per_day: 1,
+            description: String::new(),
+        })
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn known_key_finds_its_consumer_and_unknown_does_not() {
+        let idx = KeyIndex::new(&[consumer("a", "key-a"), consumer("b", "key-b")]);
+        assert_eq!(idx.authenticate(b"key-b").unwrap().id, "b");
+        assert!(idx.authenticate(b"key-c").is_none());
+        assert!(idx.authenticate(b"").is_none());
+    }
+
+    #[test]
+    fn key_comes_from_x_api_key_or_bearer() {
+        assert_eq!(
+            presented_key(&headers(&[("x-api-key", "k1")])),
+            Some(&b"k1"[..])
+        );
+        assert_eq!(
+            presented_key(&headers(&[("authorization", "Bearer k2")])),
+            Some(&b"k2"[..])
+        );
+        assert_eq!(
+            presented_key(&headers(&[("authorization", "bearer   k3 ")])),
+            Some(&b"k3"[..])
+        );
+    }
+
+    #[test]
+    fn malformed_or_ambiguous_keys_are_refused() {
+        for h in [
+            headers(&[]),
+            headers(&[("x-api-key", "")]),
+            headers(&[("authorization", "Basic abc")]),
+            headers(&[("authorization", "Bearer")]),
+            headers(&[("authorization", "Bearer ")]),
+            headers(&[("x-api-key", "a"), ("x-api-key", "b")]),
+            headers(&[("x-api-key", "a"), ("authorization", "Bearer b")]),
+            headers(&[("x-api-key", "has space")]),
+            headers(&[("x-api-key", &"k".repeat(MAX_KEY_BYTES + 1))]),
+        ] {
+            assert_eq!(presented_key(&h), None, "{h:?}");
+        }
+    }
+
+    #[test]
+    fn the_same_key_in_both_headers_is_fine() {
+        let h = headers(&[("x-api-key", "k"), ("authorization", "Bearer k")]);
+        assert_eq!(presented_key(&h), Some(&b"k"[..]));
+    }
+}

@@ -1,0 +1,244 @@
+//! The command line: `run`, `check`, `hash-key`, `mock`, `demo`.
+
+use crate::config::{self, Problem};
+use crate::digest::{generate_key, KeyDigest};
+use crate::mock::MockOptions;
+use crate::server::{self, MockService};
+use clap::{Args, Parser, Subcommand};
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "tollgate", version, about = "An AI gateway: auth, content policy, token limits, budgets, caching and routing for LLM traffic")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway daemon.
+    Run {
+        /// Configuration file.
+        #[arg(short, long, default_value = "conf/tollgate.yaml")]
+        config: PathBuf,
+    },
+    /// Validate a configuration file; print every problem with its YAML path.
+    Check {
+        /// Configuration file.
+        #[arg(short, long, default_value = "conf/tollgate.yaml")]
+        config: PathBuf,
+    },
+    /// Print the SHA-256 digest of an API key for `key_sha256`; with no key, generate one.
+    HashKey {
+        /// The key to hash; `-` reads it from standard input (keeps it out of shell history).
+        key: Option<String>,
+    },
+    /// Run the built-in mock LLM backend.
+    Mock(MockArgs),
+    /// Run the mock and the gateway on the demo configuration, and print requests to try.
+    Demo {
+        /// Demo configuration file.
+        #[arg(short, long, default_value = "conf/demo.yaml")]
+        config: PathBuf,
+        /// Where the mock listens (the demo backends point here).
+        #[arg(long, default_value = "127.0.0.1:9100")]
+        mock_listen: String,
+    },
+}
+
+#[derive(Args)]
+struct MockArgs {
+    /// Listen address.
+    #[arg(long, default_value = "127.0.0.1:9100")]
+    listen: String,
+    /// Delay before each response header, in ms.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Gap between streamed events, in ms.
+    #[arg(long, default_value_t = 0)]
+    chunk_delay_ms: u64,
+    /// Completion tokens per answer (one SSE event each).
+    #[arg(long, default_value_t = 16)]
+    chunks: u64,
+    /// Answer every request with this HTTP status (fault injection).
+    #[arg(long)]
+    fault_status: Option<u16>,
+    /// Worker threads.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { config } => check(&config),
+        Command::HashKey { key } => hash_key(key),
+        Command::Run { config } => {
+            crate::logging::init();
+            let cfg = match load(&config) {
+                Some(c) => c,
+                None => return ExitCode::from(2),
+            };
+            log::info!(
+                "tollgate {} on {} (admin {}), {} consumers, {} backends",
+                env!("CARGO_PKG_VERSION"),
+                cfg.server.listen,
+                cfg.server.admin.listen,
+                cfg.consumers.len(),
+                cfg.backends.len()
+            );
+            server::build(cfg, None).run_forever()
+        }
+        Command::Mock(args) => {
+            crate::logging::init();
+            let Some(options) = mock_options(&args) else {
+                return ExitCode::from(2);
+            };
+            log::info!("tollgate mock on {}", args.listen);
+            server::build_mock(MockService {
+                listen: args.listen,
+                threads: args.threads,
+                options,
+            })
+            .run_forever()
+        }
+        Command::Demo {
+            config,
+            mock_listen,
+        } => {
+            crate::logging::init();
+            let cfg = match load(&config) {
+                Some(c) => c,
+                None => return ExitCode::from(2),
+            };
+            print_demo(&cfg, &mock_listen);
+            server::build(
+                cfg,
+                Some(MockService {
+                    listen: mock_listen,
+                    threads: 1,
+                    options: MockOptions::default(),
+                }),
+            )
+            .run_forever()
+        }
+    }
+}
+
+fn mock_options(args: &MockArgs) -> Option<MockOptions> {
+    if let Some(s) = args.fault_status {
+        if !(200..600).contains(&s) {
+            eprintln!("--fault-status must be an HTTP status between 200 and 599");
+            return None;
+        }
+    }
+    Some(MockOptions {
+        latency_ms: args.latency_ms,
+        chunk_delay_ms: args.chunk_delay_ms,
+        chunks: args.chunks,
+        fault_status: args.fault_status,
+        ..MockOptions::default()
+    })
+}
+
+fn print_problems(path: &Path, problems: &[Problem]) {
+    eprintln!("{}: {} problem(s)", path.display(), problems.len());
+    for p in problems {
+        eprintln!("  {p}");
+    }
+}
+
+fn load(path: &Path) -> Option<config::Config> {
+    match config::load_file(path) {
+        Ok(c) => Some(c),
+        Err(problems) => {
+            print_problems(path, &problems);
+            None
+        }
+    }
+}
+
+fn check(path: &Path) -> ExitCode {
+    match config::load_file(path) {
+        Ok(c) => {
+            println!(
+                "{}: ok ({} consumers, {} backends, {} priced models)",
+                path.display(),
+                c.consumers.len(),
+                c.backends.len(),
+                c.pricing.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            print_problems(path, &problems);
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn hash_key(key: Option<String>) -> ExitCode {
+    match key.as_deref() {
+        Some("-") => {
+            let mut line = String::new();
+            if std::io::stdin().lock().read_line(&mut line).is_err() {
+                eprintln!("could not read the key from standard input");
+                return ExitCode::from(1);
+            }
+            println!("{}", KeyDigest::of(line.trim_end_matches(['\r', '\n']).as_bytes()).to_hex());
+        }
+        Some(k) => println!("{}", KeyDigest::of(k.as_bytes()).to_hex()),
+        None => match generate_key() {
+            Ok(k) => {
+                println!("key:        {k}");
+                println!("key_sha256: {}", KeyDigest::of(k.as_bytes()).to_hex());
+                eprintln!("Give the key to the consumer; put only key_sha256 in the configuration.");
+            }
+            Err(e) => {
+                eprintln!("could not generate a key: {e}");
+                return ExitCode::from(1);
+            }
+        },
+    }
+    ExitCode::SUCCESS
+}
+
+fn print_demo(cfg: &config::Config, mock_listen: &str) {
+    let gw = cfg.server.listen;
+    let host = if gw.ip().is_unspecified() {
+        format!("localhost:{}", gw.port())
+    } else {
+        gw.to_string()
+    };
+    println!(
+        r#"
+Tollgate demo: gateway on http://{host}, admin on http://{admin}, mock LLM on http://{mock_listen}
+The demo keys (key-team-support, key-team-engineering, key-team-intern, key-team-security) and the
+admin token (demo-admin-token) are for this demo only.
+
+  # an authenticated /chat request (the seed's Test 1)
+  curl -s -X POST http://{host}/chat -H "X-API-Key: key-team-support" -H "Content-Type: application/json" \
+       -d '{{"message": "Look up customer Alice Thornton", "session_id": "gw-test1"}}'
+
+  # no key: 401 (Test 2)
+  curl -s -X POST http://{host}/chat -H "Content-Type: application/json" -d '{{"message": "Hello", "session_id": "gw-test2"}}'
+
+  # OpenAI-compatible, streaming
+  curl -sN http://{host}/v1/chat/completions -H "Authorization: Bearer key-team-support" -H "Content-Type: application/json" \
+       -d '{{"model": "gpt-4", "stream": true, "messages": [{{"role": "user", "content": "Hello"}}]}}'
+
+  # a model the intern may not use: 403
+  curl -s http://{host}/v1/chat/completions -H "X-API-Key: key-team-intern" -H "Content-Type: application/json" \
+       -d '{{"model": "gpt-4", "messages": [{{"role": "user", "content": "Hello"}}]}}'
+
+  # admin plane
+  curl -s http://{admin}/health
+  curl -s http://{admin}/ready -H "Authorization: Bearer demo-admin-token"
+
+Stop with Ctrl-C.
+"#,
+        admin = cfg.server.admin.listen,
+    );
+}

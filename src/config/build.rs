@@ -1,0 +1,615 @@
+//! The validated runtime form of the configuration, built from the file shape with every problem
+//! reported at its YAML path.
+
+use super::file::{BackendSection, ConsumerSection, ServerSection};
+use super::schema::Parsed;
+use super::money::parse_usd;
+use super::Problem;
+use crate::digest::{KeyDigest, Secret};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The whole validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub consumers: Vec<Arc<Consumer>>,
+    pub backends: Vec<Arc<Backend>>,
+    /// Model name → price; `default` (when present) prices unlisted models.
+    pub pricing: BTreeMap<String, Price>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub threads: usize,
+    pub max_body_bytes: usize,
+    pub max_response_bytes: usize,
+    pub grace_period_seconds: u64,
+    pub timeouts: Timeouts,
+    pub admin: AdminConfig,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub read: Duration,
+    pub write: Duration,
+    pub client_body: Duration,
+    pub upstream_idle: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+    /// Digest of the admin bearer token.
+    pub token: KeyDigest,
+}
+
+/// Content-filter strictness (see the content filter stage).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Standard,
+    Elevated,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Standard => "standard",
+            Role::Elevated => "elevated",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// A consumer's profile.
+#[derive(Debug)]
+pub struct Consumer {
+    pub id: String,
+    pub team: String,
+    pub role: Role,
+    pub key: KeyDigest,
+    pub daily_budget_micros: u64,
+    /// Empty means every model.
+    pub allowed_models: Vec<String>,
+    pub tokens_per_minute: u64,
+    pub tokens_per_hour: u64,
+    pub tokens_per_day: u64,
+    pub description: String,
+}
+
+impl Consumer {
+    pub fn may_use(&self, model: &str) -> bool {
+        self.allowed_models.is_empty() || self.allowed_models.iter().any(|m| m == model)
+    }
+}
+
+/// The wire protocol a backend speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// OpenAI chat completions (`/v1/chat/completions`), also vLLM, Ollama, Azure-compatible.
+    OpenAi,
+    /// The lab agent's `/chat` (`{"message","session_id"}` → `{"response"}`).
+    LabAgent,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::OpenAi => "openai",
+            Protocol::LabAgent => "lab-agent",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CostTier {
+    Low,
+    Medium,
+    High,
+}
+
+/// A backend's base URL, split for the connector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendUrl {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    /// Path prefix without a trailing slash (`""` or `/openai`).
+    pub path_prefix: String,
+}
+
+impl BackendUrl {
+    /// The `Host` header value.
+    pub fn authority(&self) -> String {
+        let default_port = if self.tls { 443 } else { 80 };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        if self.port == default_port {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+
+    pub fn parse(url: &str) -> Result<BackendUrl, String> {
+        let (tls, rest) = if let Some(r) = url.strip_prefix("http://") {
+            (false, r)
+        } else if let Some(r) = url.strip_prefix("https://") {
+            (true, r)
+        } else {
+            return Err("must start with http:// or https://".into());
+        };
+        if rest.contains(['?', '#']) {
+            return Err("must not contain a query or fragment".into());
+        }
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        if authority.contains('@') {
+            return Err("must not carry credentials; use credential_env".into());
+        }
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (h, after) = v6.split_once(']').ok_or("unclosed `[` in host")?;
+            let port = match after.strip_prefix(':') {
+                Some(p) => Some(p),
+                None if after.is_empty() => None,
+                None => return Err("garbage after IPv6 host".into()),
+            };
+            (h, port)
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            }
+        };
+        if host.is_empty() {
+            return Err("has no host".into());
+        }
+        let port = match port {
+            Some(p) => p.parse::<u16>().map_err(|_| format!("bad port `{p}`"))?,
+            None if tls => 443,
+            None => 80,
+        };
+        if port == 0 {
+            return Err("port 0 is not a backend".into());
+        }
+        Ok(BackendUrl {
+            tls,
+            host: host.to_string(),
+            port,
+            path_prefix: path.trim_end_matches('/').to_string(),
+        })
+    }
+}
+
+/// A backend the gateway may route to.
+#[derive(Debug)]
+pub struct Backend {
+    pub id: String,
+    pub url: BackendUrl,
+    pub protocol: Protocol,
+    pub models: Vec<String>,
+    pub priority: u32,
+    pub weight: u32,
+    pub max_context_tokens: u64,
+    pub cost_tier: CostTier,
+    /// Provider credential from `credential_env`, sent as `Authorization: Bearer`.
+    pub credential: Option<Secret>,
+}
+
+impl Backend {
+    pub fn serves(&self, model: &str) -> bool {
+        self.models.iter().any(|m| m == model)
+    }
+}
+
+/// Integer price of a model, micro-dollars per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Price {
+    pub input_micros_per_million: u64,
+    pub output_micros_per_million: u64,
+}
+
+/// Builds the runtime configuration, pushing every problem found.
+pub fn build(
+    file: Parsed,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<Problem>,
+) -> Option<Config> {
+    let server = build_server(&file.server, env, problems);
+    let consumers: Vec<Arc<Consumer>> = file
+        .consumers
+        .iter()
+        .filter_map(|(i, c)| build_consumer(c, &format!("consumers[{i}]"), problems))
+        .map(Arc::new)
+        .collect();
+    let backends: Vec<Arc<Backend>> = file
+        .backends
+        .iter()
+        .filter_map(|(i, b)| build_backend(b, &format!("backends[{i}]"), env, problems))
+        .map(Arc::new)
+        .collect();
+
+    check_unique(
+        file.consumers.iter().map(|(i, c)| (*i, c.id.as_str())),
+        "consumers",
+        problems,
+    );
+    check_unique(
+        file.backends.iter().map(|(i, b)| (*i, b.id.as_str())),
+        "backends",
+        problems,
+    );
+    let mut digests: HashMap<KeyDigest, usize> = HashMap::new();
+    for (i, c) in &file.consumers {
+        if let Some(d) = KeyDigest::from_hex(&c.key_sha256) {
+            if let Some(first) = digests.insert(d, *i) {
+                problems.push(Problem::new(
+                    format!("consumers[{i}].key_sha256"),
+                    format!("the same key as consumers[{first}]; every consumer needs its own key"),
+                ));
+            }
+        }
+    }
+    if let Some(server) = &server {
+        if let Some(i) = digests.get(&server.admin.token) {
+            problems.push(Problem::new(
+                "server.admin",
+                format!("the admin token must differ from consumers[{i}]'s key"),
+            ));
+        }
+    }
+    check_weights(&file.backends, problems);
+
+    let mut pricing = BTreeMap::new();
+    for (model, p) in &file.pricing {
+        let path = format!("pricing.{model}");
+        let input = parse_usd(&p.input_per_million_usd)
+            .map_err(|e| problems.push(Problem::new(format!("{path}.input_per_million_usd"), e)));
+        let output = parse_usd(&p.output_per_million_usd)
+            .map_err(|e| problems.push(Problem::new(format!("{path}.output_per_million_usd"), e)));
+        if let (Ok(i), Ok(o)) = (input, output) {
+            pricing.insert(
+                model.clone(),
+                Price {
+                    input_micros_per_million: i,
+                    output_micros_per_million: o,
+                },
+            );
+        }
+    }
+
+    Some(Config {
+        server: server?,
+        consumers,
+        backends,
+        pricing,
+    })
+}
+
+fn build_server(
+    s: &ServerSection,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<Problem>,
+) -> Option<ServerConfig> {
+    let listen = parse_addr(&s.listen, "server.listen", problems);
+    let admin_listen = parse_addr(&s.admin.listen, "server.admin.listen", problems);
+    if let (Some(a), Some(b)) = (listen, admin_listen) {
+        if a == b {
+            problems.push(Problem::new(
+                "server.admin.listen",
+                "must differ from server.listen",
+            ));
+        }
+    }
+    if s.threads == 0 || s.threads > 1024 {
+        problems.push(Problem::new("server.threads", "must be between 1 and 1024"));
+    }
+    const MAX_BODY: u64 = 1 << 30;
+    for (path, v) in [
+        ("server.max_body_bytes", s.max_body_bytes),
+        ("server.max_response_bytes", s.max_response_bytes),
+    ] {
+        if v == 0 || v > MAX_BODY {
+            problems.push(Problem::new(path, format!("must be between 1 and {MAX_BODY}")));
+        }
+    }
+    let t = &s.timeouts;
+    for (name, v) in [
+        ("connect_ms", t.connect_ms),
+        ("read_ms", t.read_ms),
+        ("write_ms", t.write_ms),
+        ("client_body_ms", t.client_body_ms),
+        ("upstream_idle_ms", t.upstream_idle_ms),
+    ] {
+        if v == 0 {
+            problems.push(Problem::new(
+                format!("server.timeouts.{name}"),
+                "must be greater than 0",
+            ));
+        }
+    }
+    let token = match (&s.admin.token_sha256, &s.admin.token_env) {
+        (Some(hex), None) => KeyDigest::from_hex(hex).or_else(|| {
+            problems.push(Problem::new(
+                "server.admin.token_sha256",
+                "must be 64 hexadecimal characters (see `tollgate hash-key`)",
+            ));
+            None
+        }),
+        (None, Some(var)) => match env(var) {
+            Some(v) if v.len() >= 16 => Some(KeyDigest::of(v.as_bytes())),
+            Some(_) => {
+                problems.push(Problem::new(
+                    "server.admin.token_env",
+                    format!("the token in ${var} must be at least 16 characters"),
+                ));
+                None
+            }
+            None => {
+                problems.push(Problem::new(
+                    "server.admin.token_env",
+                    format!("environment variable {var} is not set"),
+                ));
+                None
+            }
+        },
+        (Some(_), Some(_)) => {
+            problems.push(Problem::new(
+                "server.admin",
+                "set token_sha256 or token_env, not both",
+            ));
+            None
+        }
+        (None, None) => {
+            problems.push(Problem::new(
+                "server.admin",
+                "an admin token is required: set token_sha256 or token_env",
+            ));
+            None
+        }
+    };
+    let ms = Duration::from_millis;
+    Some(ServerConfig {
+        listen: listen?,
+        threads: s.threads,
+        max_body_bytes: usize::try_from(s.max_body_bytes).ok()?,
+        max_response_bytes: usize::try_from(s.max_response_bytes).ok()?,
+        grace_period_seconds: s.grace_period_seconds,
+        timeouts: Timeouts {
+            connect: ms(t.connect_ms),
+            read: ms(t.read_ms),
+            write: ms(t.write_ms),
+            client_body: ms(t.client_body_ms),
+            upstream_idle: ms(t.upstream_idle_ms),
+        },
+        admin: AdminConfig {
+            listen: admin_listen?,
+            token: token?,
+        },
+    })
+}
+
+fn build_consumer(c: &ConsumerSection, path: &str, problems: &mut Vec<Problem>) -> Option<Consumer> {
+    let before = problems.len();
+    check_id(&c.id, &format!("{path}.id"), problems);
+    let role = match c.role.as_str() {
+        "standard" => Some(Role::Standard),
+        "elevated" => Some(Role::Elevated),
+        "admin" => Some(Role::Admin),
+        other => {
+            problems.push(Problem::new(
+                format!("{path}.role"),
+                format!("`{other}` is not one of standard, elevated, admin"),
+            ));
+            None
+        }
+    };
+    let key = KeyDigest::from_hex(&c.key_sha256);
+    if key.is_none() {
+        problems.push(Problem::new(
+            format!("{path}.key_sha256"),
+            "must be 64 hexadecimal characters (see `tollgate hash-key`)",
+        ));
+    }
+    let budget = parse_usd(&c.daily_budget_usd)
+        .map_err(|e| problems.push(Problem::new(format!("{path}.daily_budget_usd"), e)))
+        .ok();
+    for (name, v) in [
+        ("tokens_per_minute", c.tokens_per_minute),
+        ("tokens_per_hour", c.tokens_per_hour),
+        ("tokens_per_day", c.tokens_per_day),
+    ] {
+        if v == 0 {
+            problems.push(Problem::new(
+                format!("{path}.{name}"),
+                "must be greater than 0",
+            ));
+        }
+    }
+    if c.tokens_per_minute > c.tokens_per_hour || c.tokens_per_hour > c.tokens_per_day {
+        problems.push(Problem::new(
+            path,
+            "token limits must satisfy tokens_per_minute ≤ tokens_per_hour ≤ tokens_per_day",
+        ));
+    }
+    for (i, m) in c.allowed_models.iter().enumerate() {
+        if m.trim().is_empty() {
+            problems.push(Problem::new(
+                format!("{path}.allowed_models[{i}]"),
+                "must not be empty",
+            ));
+        }
+    }
+    if problems.len() != before {
+        return None;
+    }
+    Some(Consumer {
+        id: c.id.clone(),
+        team: c.team.clone(),
+        role: role?,
+        key: key?,
+        daily_budget_micros: budget?,
+        allowed_models: c.allowed_models.clone(),
+        tokens_per_minute: c.tokens_per_minute,
+        tokens_per_hour: c.tokens_per_hour,
+        tokens_per_day: c.tokens_per_day,
+        description: c.description.clone(),
+    })
+}
+
+fn build_backend(
+    b: &BackendSection,
+    path: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<Problem>,
+) -> Option<Backend> {
+    let before = problems.len();
+    check_id(&b.id, &format!("{path}.id"), problems);
+    let url = if b.url.trim().is_empty() {
+        problems.push(Problem::new(format!("{path}.url"), "must not be empty"));
+        None
+    } else {
+        BackendUrl::parse(b.url.trim())
+            .map_err(|e| problems.push(Problem::new(format!("{path}.url"), format!("`{}` {e}", b.url))))
+            .ok()
+    };
+    let protocol = match b.protocol.as_str() {
+        "openai" => Some(Protocol::OpenAi),
+        "lab-agent" => Some(Protocol::LabAgent),
+        other => {
+            problems.push(Problem::new(
+                format!("{path}.protocol"),
+                format!("`{other}` is not one of openai, lab-agent"),
+            ));
+            None
+        }
+    };
+    if b.models.is_empty() {
+        problems.push(Problem::new(
+            format!("{path}.models"),
+            "must name at least one model",
+        ));
+    }
+    for (i, m) in b.models.iter().enumerate() {
+        if m.trim().is_empty() {
+            problems.push(Problem::new(format!("{path}.models[{i}]"), "must not be empty"));
+        }
+    }
+    if b.max_context_tokens == 0 {
+        problems.push(Problem::new(
+            format!("{path}.max_context_tokens"),
+            "must be greater than 0",
+        ));
+    }
+    let cost_tier = match b.cost_tier.as_str() {
+        "low" => Some(CostTier::Low),
+        "medium" => Some(CostTier::Medium),
+        "high" => Some(CostTier::High),
+        other => {
+            problems.push(Problem::new(
+                format!("{path}.cost_tier"),
+                format!("`{other}` is not one of low, medium, high"),
+            ));
+            None
+        }
+    };
+    let credential = match &b.credential_env {
+        None => None,
+        Some(var) => match env(var) {
+            Some(v) if !v.is_empty() => Some(Secret::new(v)),
+            _ => {
+                problems.push(Problem::new(
+                    format!("{path}.credential_env"),
+                    format!("environment variable {var} is not set"),
+                ));
+                None
+            }
+        },
+    };
+    if problems.len() != before {
+        return None;
+    }
+    Some(Backend {
+        id: b.id.clone(),
+        url: url?,
+        protocol: protocol?,
+        models: b.models.clone(),
+        priority: b.priority,
+        weight: b.weight,
+        max_context_tokens: b.max_context_tokens,
+        cost_tier: cost_tier?,
+        credential,
+    })
+}
+
+/// Every model must have some backend with a non-zero weight, or it could never be served.
+fn check_weights(backends: &[(usize, BackendSection)], problems: &mut Vec<Problem>) {
+    let mut models: BTreeMap<&str, bool> = BTreeMap::new();
+    for (_, b) in backends {
+        for m in &b.models {
+            *models.entry(m.as_str()).or_insert(false) |= b.weight > 0;
+        }
+    }
+    for (model, any_weight) in models {
+        if !any_weight {
+            problems.push(Problem::new(
+                "backends",
+                format!("every backend serving `{model}` has weight 0; at least one must be > 0"),
+            ));
+        }
+    }
+}
+
+fn check_id(id: &str, path: &str, problems: &mut Vec<Problem>) {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !ok {
+        problems.push(Problem::new(
+            path,
+            "must be 1–64 characters of letters, digits, `-`, `_` or `.`",
+        ));
+    }
+}
+
+fn check_unique<'a>(
+    ids: impl Iterator<Item = (usize, &'a str)>,
+    section: &str,
+    problems: &mut Vec<Problem>,
+) {
+    let mut seen = HashSet::new();
+    for (i, id) in ids {
+        if !seen.insert(id) {
+            problems.push(Problem::new(
+                format!("{section}[{i}].id"),
+                format!("`{id}` is used twice"),
+            ));
+        }
+    }
+}
+
+fn parse_addr(s: &str, path: &str, problems: &mut Vec<Problem>) -> Option<SocketAddr> {
+    s.parse()
+        .map_err(|_| {
+            problems.push(Problem::new(
+                path,
+                format!("`{s}` is not an ip:port address"),
+            ))
+        })
+        .ok()
+}
+
+#[cfg(test)]
+mod tests;

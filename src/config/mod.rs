@@ -1,0 +1,73 @@
+//! Configuration: the YAML file ([`file`]), its key check ([`schema`]) and the validated runtime
+//! form ([`build`]) that the gateway runs on.
+//!
+//! Loading never panics: every problem found is returned with its YAML path, so `tollgate check`
+//! and a reload can show them all at once.
+
+pub mod build;
+pub mod file;
+pub mod money;
+pub mod schema;
+
+pub use build::{
+    AdminConfig, Backend, BackendUrl, Config, Consumer, CostTier, Price, Protocol, Role,
+    ServerConfig, Timeouts,
+};
+
+use std::fmt;
+use std::path::Path;
+
+/// One thing wrong with a configuration, at a YAML path such as `consumers[2].key_sha256`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Problem {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Largest configuration file read; anything bigger is a mistake or an attack.
+const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Reads, parses and validates a configuration file.
+pub fn load_file(path: &Path) -> Result<Config, Vec<Problem>> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| vec![Problem::new("", format!("cannot read {}: {e}", path.display()))])?;
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(vec![Problem::new(
+            "",
+            format!("{} is larger than {MAX_FILE_BYTES} bytes", path.display()),
+        )]);
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| vec![Problem::new("", format!("cannot read {}: {e}", path.display()))])?;
+    load_str(&text, &|name| std::env::var(name).ok())
+}
+
+/// Parses and validates configuration text; `env` looks up environment variables.
+pub fn load_str(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let parsed = schema::parse(text, &mut problems);
+    let config = parsed.and_then(|f| build::build(f, env, &mut problems));
+    match config {
+        Some(c) if problems.is_empty() => Ok(c),
+        _ => Err(problems),
+    }
+}

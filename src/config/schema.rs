@@ -1,0 +1,287 @@
+//! First pass over the YAML tree: every unknown key anywhere is reported with its path (serde
+//! alone stops at the first one), then each section item is deserialized on its own so one bad
+//! item does not hide the problems of the next.
+
+use super::file::{BackendSection, ConsumerSection, PriceSection, ServerSection};
+use super::Problem;
+use serde::de::DeserializeOwned;
+use serde_yaml::{Mapping, Value};
+use std::collections::BTreeMap;
+
+pub(crate) const TOP_KEYS: &[&str] = &["server", "consumers", "backends", "pricing"];
+pub(crate) const SERVER_KEYS: &[&str] = &[
+    "listen",
+    "threads",
+    "max_body_bytes",
+    "max_response_bytes",
+    "grace_period_seconds",
+    "timeouts",
+    "admin",
+];
+pub(crate) const TIMEOUT_KEYS: &[&str] = &[
+    "connect_ms",
+    "read_ms",
+    "write_ms",
+    "client_body_ms",
+    "upstream_idle_ms",
+];
+pub(crate) const ADMIN_KEYS: &[&str] = &["listen", "token_sha256", "token_env"];
+pub(crate) const CONSUMER_KEYS: &[&str] = &[
+    "id",
+    "team",
+    "role",
+    "key_sha256",
+    "daily_budget_usd",
+    "allowed_models",
+    "tokens_per_minute",
+    "tokens_per_hour",
+    "tokens_per_day",
+    "description",
+];
+pub(crate) const BACKEND_KEYS: &[&str] = &[
+    "id",
+    "url",
+    "protocol",
+    "models",
+    "priority",
+    "weight",
+    "max_context_tokens",
+    "cost_tier",
+    "credential_env",
+];
+pub(crate) const PRICE_KEYS: &[&str] = &["input_per_million_usd", "output_per_million_usd"];
+
+/// The file, parsed item by item. Items that failed to parse are left out (their problems are
+/// recorded) so the remaining ones can still be validated; indexes are the original positions.
+#[derive(Debug)]
+pub struct Parsed {
+    pub server: ServerSection,
+    pub consumers: Vec<(usize, ConsumerSection)>,
+    pub backends: Vec<(usize, BackendSection)>,
+    pub pricing: BTreeMap<String, PriceSection>,
+}
+
+/// Parses the text, collecting every problem it can find. `None` only when the file or its
+/// `server` section cannot be read at all.
+pub fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<Parsed> {
+    let mut root: Value = match serde_yaml::from_str(text) {
+        Ok(Value::Null) => Value::Mapping(Mapping::new()),
+        Ok(v) => v,
+        Err(e) => {
+            problems.push(Problem::new("", format!("invalid YAML: {e}")));
+            return None;
+        }
+    };
+    let Value::Mapping(top) = &mut root else {
+        problems.push(Problem::new("", "the file must be a mapping of sections"));
+        return None;
+    };
+    prune_unknown(top, "", TOP_KEYS, problems);
+
+    let server = match top.remove("server") {
+        Some(mut v) => {
+            if let Value::Mapping(m) = &mut v {
+                prune_unknown(m, "server", SERVER_KEYS, problems);
+                if let Some(Value::Mapping(t)) = m.get_mut("timeouts") {
+                    prune_unknown(t, "server.timeouts", TIMEOUT_KEYS, problems);
+                }
+                if let Some(Value::Mapping(a)) = m.get_mut("admin") {
+                    prune_unknown(a, "server.admin", ADMIN_KEYS, problems);
+                }
+            }
+            item::<ServerSection>(&v, "server", problems)
+        }
+        None => Some(ServerSection::default()),
+    };
+
+    let consumers = list::<ConsumerSection>(top.remove("consumers"), "consumers", CONSUMER_KEYS, problems);
+    let backends = list::<BackendSection>(top.remove("backends"), "backends", BACKEND_KEYS, problems);
+
+    let mut pricing = BTreeMap::new();
+    match top.remove("pricing") {
+        None | Some(Value::Null) => {}
+        Some(Value::Mapping(m)) => {
+            for (k, mut v) in m {
+                let Value::String(model) = k else {
+                    problems.push(Problem::new("pricing", "model names must be strings"));
+                    continue;
+                };
+                let path = format!("pricing.{model}");
+                if let Value::Mapping(pm) = &mut v {
+                    prune_unknown(pm, &path, PRICE_KEYS, problems);
+                }
+                if let Some(p) = item::<PriceSection>(&v, &path, problems) {
+                    pricing.insert(model, p);
+                }
+            }
+        }
+        Some(_) => {
+            problems.push(Problem::new("pricing", "expected a mapping of model name to prices"));
+        }
+    }
+
+    Some(Parsed {
+        server: server?,
+        consumers,
+        backends,
+        pricing,
+    })
+}
+
+fn list<T: DeserializeOwned>(
+    value: Option<Value>,
+    path: &str,
+    keys: &[&str],
+    problems: &mut Vec<Problem>,
+) -> Vec<(usize, T)> {
+    let items = match value {
+        None | Some(Value::Null) => return Vec::new(),
+        Some(Value::Sequence(items)) => items,
+        Some(_) => {
+            problems.push(Problem::new(path, "expected a list"));
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (i, mut v) in items.into_iter().enumerate() {
+        let p = format!("{path}[{i}]");
+        if let Value::Mapping(m) = &mut v {
+            prune_unknown(m, &p, keys, problems);
+        }
+        if let Some(t) = item::<T>(&v, &p, problems) {
+            out.push((i, t));
+        }
+    }
+    out
+}
+
+/// Removes (and reports) keys not in `allowed`, so the typed pass sees only known keys.
+fn prune_unknown(map: &mut Mapping, path: &str, allowed: &[&str], problems: &mut Vec<Problem>) {
+    let unknown: Vec<Value> = map
+        .keys()
+        .filter(|k| !k.as_str().is_some_and(|s| allowed.contains(&s)))
+        .cloned()
+        .collect();
+    for k in unknown {
+        let name = match &k {
+            Value::String(s) => s.clone(),
+            other => serde_yaml::to_string(other)
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default(),
+        };
+        let hint = closest(&name, allowed)
+            .map(|c| format!(" (did you mean `{c}`?)"))
+            .unwrap_or_default();
+        problems.push(Problem::new(
+            join(path, &name),
+            format!("unknown key `{name}`{hint}"),
+        ));
+        map.remove(&k);
+    }
+}
+
+/// Deserializes one item; a type error is reported at the field's path.
+fn item<T: DeserializeOwned>(value: &Value, path: &str, problems: &mut Vec<Problem>) -> Option<T> {
+    // Round-trip through text: serde_yaml names the failing field only when it reads text.
+    let text = match serde_yaml::to_string(value) {
+        Ok(t) => t,
+        Err(e) => {
+            problems.push(Problem::new(path, e.to_string()));
+            return None;
+        }
+    };
+    match serde_yaml::from_str::<T>(&text) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            let msg = e.to_string();
+            let msg = match msg.rfind(" at line ") {
+                Some(i) => msg[..i].to_string(),
+                None => msg,
+            };
+            // "field.sub: message" → path + field.sub
+            let (sub, msg) = match msg.split_once(": ") {
+                Some((p, m)) if !p.contains(' ') => (p.to_string(), m.to_string()),
+                _ => (String::new(), msg),
+            };
+            problems.push(Problem::new(join(path, &sub), msg));
+            None
+        }
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    match (path.is_empty(), key.is_empty()) {
+        (true, _) => key.to_string(),
+        (_, true) => path.to_string(),
+        _ => format!("{path}.{key}"),
+    }
+}
+
+/// The allowed key nearest to a misspelt one (edit distance ≤ 3).
+fn closest<'a>(name: &str, allowed: &[&'a str]) -> Option<&'a str> {
+    allowed
+        .iter()
+        .map(|a| (levenshtein(name, a), *a))
+        .filter(|(d, _)| *d <= 3)
+        .min()
+        .map(|(_, a)| a)
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::file::{AdminSection, FileConfig, TimeoutsSection};
+    use super::*;
+
+    /// The key lists above must name exactly the struct fields; serde's own "expected" list is
+    /// the truth.
+    fn serde_fields<T: DeserializeOwned>() -> Vec<String> {
+        let err = serde_yaml::from_str::<T>("__not_a_field__: 1").err().unwrap();
+        let msg = err.to_string();
+        let list = msg.split("expected ").nth(1).unwrap();
+        let list = list.split(" at line").next().unwrap();
+        let mut v: Vec<String> = list
+            .split(|c| c == ',' || c == ' ')
+            .filter(|s| s.starts_with('`'))
+            .map(|s| s.trim_matches('`').to_string())
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn sorted(keys: &[&str]) -> Vec<String> {
+        let mut v: Vec<String> = keys.iter().map(|s| s.to_string()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn key_lists_match_the_structs() {
+        assert_eq!(serde_fields::<FileConfig>(), sorted(TOP_KEYS));
+        assert_eq!(serde_fields::<ServerSection>(), sorted(SERVER_KEYS));
+        assert_eq!(serde_fields::<TimeoutsSection>(), sorted(TIMEOUT_KEYS));
+        assert_eq!(serde_fields::<AdminSection>(), sorted(ADMIN_KEYS));
+        assert_eq!(serde_fields::<ConsumerSection>(), sorted(CONSUMER_KEYS));
+        assert_eq!(serde_fields::<BackendSection>(), sorted(BACKEND_KEYS));
+        assert_eq!(serde_fields::<PriceSection>(), sorted(PRICE_KEYS));
+    }
+
+    #[test]
+    fn misspelt_keys_get_a_suggestion() {
+        assert_eq!(closest("tokens_per_minit", CONSUMER_KEYS), Some("tokens_per_minute"));
+        assert_eq!(closest("zzzzzzzz", CONSUMER_KEYS), None);
+    }
+}

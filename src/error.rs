@@ -1,0 +1,206 @@
+//! The gateway's one error type, grouped by who is at fault, and the single place that maps an
+//! error to what the client sees: HTTP status, JSON body in the route's dialect, and a short
+//! label for logs and metrics. Clients never see internal text, hostnames or upstream headers.
+
+use bytes::Bytes;
+use serde_json::json;
+
+/// The JSON error dialect a route speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// `{"error":{"message","type","code"}}`, what OpenAI SDKs parse.
+    OpenAi,
+    /// `{"detail":"…"}`, the lab agent's (FastAPI) shape.
+    Detail,
+}
+
+/// Who caused an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    Client,
+    Upstream,
+    Internal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GatewayError {
+    // --- the client's fault ---
+    NotFound,
+    MethodNotAllowed,
+    /// Missing, malformed or unknown key: one message for all, so nothing is learned by probing.
+    Unauthorized,
+    ModelNotAllowed {
+        consumer: String,
+        model: String,
+    },
+    /// No configured backend serves the model on this route.
+    ModelNotServed {
+        model: String,
+    },
+    BadRequest(String),
+    PayloadTooLarge {
+        limit: usize,
+    },
+    /// The client went away before the request could be answered.
+    ClientGone,
+    // --- the upstream's fault ---
+    UpstreamUnreachable,
+    UpstreamTimeout,
+    UpstreamFailed(String),
+    // --- ours ---
+    Internal,
+}
+
+impl GatewayError {
+    pub fn fault(&self) -> Fault {
+        use GatewayError::*;
+        match self {
+            NotFound | MethodNotAllowed | Unauthorized | ModelNotAllowed { .. }
+            | ModelNotServed { .. } | BadRequest(_) | PayloadTooLarge { .. } | ClientGone => {
+                Fault::Client
+            }
+            UpstreamUnreachable | UpstreamTimeout | UpstreamFailed(_) => Fault::Upstream,
+            Internal => Fault::Internal,
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        use GatewayError::*;
+        match self {
+            NotFound => 404,
+            MethodNotAllowed => 405,
+            Unauthorized => 401,
+            ModelNotAllowed { .. } => 403,
+            ModelNotServed { .. } => 404,
+            BadRequest(_) => 400,
+            PayloadTooLarge { .. } => 413,
+            // nginx's convention for "client closed request"; never sent, only logged.
+            ClientGone => 499,
+            UpstreamUnreachable => 503,
+            UpstreamTimeout => 504,
+            UpstreamFailed(_) => 502,
+            Internal => 500,
+        }
+    }
+
+    /// Short, fixed label for logs and metrics.
+    pub fn label(&self) -> &'static str {
+        use GatewayError::*;
+        match self {
+            NotFound => "not_found",
+            MethodNotAllowed => "method_not_allowed",
+            Unauthorized => "unauthorized",
+            ModelNotAllowed { .. } => "model_not_allowed",
+            ModelNotServed { .. } => "model_not_served",
+            BadRequest(_) => "bad_request",
+            PayloadTooLarge { .. } => "payload_too_large",
+            ClientGone => "client_gone",
+            UpstreamUnreachable => "upstream_unreachable",
+            UpstreamTimeout => "upstream_timeout",
+            UpstreamFailed(_) => "upstream_failed",
+            Internal => "internal",
+        }
+    }
+
+    /// The message the client reads.
+    pub fn message(&self) -> String {
+        use GatewayError::*;
+        match self {
+            NotFound => "No such route. Use POST /v1/chat/completions or POST /chat.".into(),
+            MethodNotAllowed => "Method not allowed on this route; use POST.".into(),
+            Unauthorized => {
+                "Invalid or missing API key. Provide X-API-Key header or Authorization: Bearer."
+                    .into()
+            }
+            ModelNotAllowed { consumer, model } => {
+                format!("Consumer '{consumer}' is not authorized for model '{model}'.")
+            }
+            ModelNotServed { model } => format!("No backend serves model '{model}' on this route."),
+            BadRequest(reason) => format!("Invalid request: {reason}"),
+            PayloadTooLarge { limit } => {
+                format!("Request body is larger than the gateway's limit of {limit} bytes.")
+            }
+            ClientGone => "Client closed the request.".into(),
+            UpstreamUnreachable => "Backend is unreachable. Try again later.".into(),
+            UpstreamTimeout => "Backend did not answer in time.".into(),
+            UpstreamFailed(what) => format!("Backend error: {what}"),
+            Internal => "Internal gateway error.".into(),
+        }
+    }
+
+    /// OpenAI's `error.type` for this error.
+    fn openai_type(&self) -> &'static str {
+        match (self, self.fault()) {
+            (GatewayError::Unauthorized, _) => "authentication_error",
+            (GatewayError::ModelNotAllowed { .. }, _) => "permission_error",
+            (_, Fault::Client) => "invalid_request_error",
+            (_, Fault::Upstream) => "upstream_error",
+            (_, Fault::Internal) => "internal_error",
+        }
+    }
+
+    /// OpenAI's `error.code` for this error.
+    fn openai_code(&self) -> &'static str {
+        match self {
+            GatewayError::Unauthorized => "invalid_api_key",
+            GatewayError::ModelNotAllowed { .. } => "model_not_allowed",
+            GatewayError::ModelNotServed { .. } => "model_not_found",
+            other => other.label(),
+        }
+    }
+
+    /// The JSON body in the route's dialect.
+    pub fn body(&self, dialect: Dialect) -> Bytes {
+        let value = match dialect {
+            Dialect::OpenAi => json!({"error": {
+                "message": self.message(),
+                "type": self.openai_type(),
+                "code": self.openai_code(),
+            }}),
+            Dialect::Detail => json!({"detail": self.message()}),
+        };
+        Bytes::from(value.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_follow_the_design() {
+        assert_eq!(GatewayError::Unauthorized.status(), 401);
+        assert_eq!(
+            GatewayError::ModelNotAllowed {
+                consumer: "c".into(),
+                model: "m".into()
+            }
+            .status(),
+            403
+        );
+        assert_eq!(GatewayError::BadRequest("x".into()).status(), 400);
+        assert_eq!(GatewayError::PayloadTooLarge { limit: 1 }.status(), 413);
+        assert_eq!(GatewayError::UpstreamUnreachable.status(), 503);
+        assert_eq!(GatewayError::UpstreamFailed("500".into()).status(), 502);
+        assert_eq!(GatewayError::UpstreamTimeout.status(), 504);
+    }
+
+    #[test]
+    fn openai_dialect_has_message_type_and_code() {
+        let body = GatewayError::Unauthorized.body(Dialect::OpenAi);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["type"], "authentication_error");
+        assert_eq!(v["error"]["code"], "invalid_api_key");
+        assert!(v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Invalid or missing API key"));
+    }
+
+    #[test]
+    fn detail_dialect_is_the_seed_shape() {
+        let body = GatewayError::UpstreamUnreachable.body(Dialect::Detail);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v, json!({"detail": "Backend is unreachable. Try again later."}));
+    }
+}

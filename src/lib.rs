@@ -1,0 +1,21 @@
+//! Tollgate: an AI gateway on Pingora.
+//!
+//! The request pipeline (see `docs/architecture.md`) is a sequence of plain decision functions,
+//! one module per stage, sequenced by [`proxy::Gateway`], the `ProxyHttp` implementation.
+
+pub mod admin;
+pub mod auth;
+pub mod body;
+pub mod cli;
+pub mod config;
+pub mod digest;
+pub mod error;
+pub mod forward;
+pub mod logging;
+pub mod mock;
+pub mod proxy;
+pub mod request;
+pub mod routing;
+pub mod runtime;
+pub mod server;
+pub mod upstream;

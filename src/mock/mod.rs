@@ -1,0 +1,160 @@
+//! `tollgate mock`: a fast built-in LLM backend for the demo, the tests and load tests.
+//!
+//! Serves OpenAI `POST /v1/chat/completions` (JSON with `usage`, or SSE with one chunk per token,
+//! a final usage chunk when `stream_options.include_usage` is set, then `[DONE]`), the lab agent's
+//! `POST /chat`, `GET /v1/models`, `GET /health`, and `GET /ledger` (`POST /ledger/reset`) with the
+//! token totals it received and produced. Behaviour is set per process ([`MockOptions`]) and per
+//! request with headers:
+//! `x-mock-status` (answer with this status), `x-mock-latency-ms` (wait before the header),
+//! `x-mock-chunks` (completion tokens), `x-mock-chunk-delay-ms` (gap between SSE events) and
+//! `x-mock-reset-after` (close the connection after that many SSE events).
+//! Tokens are counted as ceil(characters / 4) of every text the model would read.
+
+mod ledger;
+mod reply;
+
+pub use ledger::Ledger;
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use pingora::apps::{HttpServerApp, HttpPersistentSettings, ReusedHttpStream};
+use pingora::http::ResponseHeader;
+use pingora::protocols::http::ServerSession;
+use pingora::server::ShutdownWatch;
+use reply::{Plan, Reply};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Largest request body the mock reads.
+const MAX_BODY: usize = 64 * 1024 * 1024;
+
+/// Process-wide mock behaviour.
+#[derive(Debug, Clone)]
+pub struct MockOptions {
+    /// Delay before the response header, ms.
+    pub latency_ms: u64,
+    /// Gap between SSE events, ms.
+    pub chunk_delay_ms: u64,
+    /// Completion tokens per answer (one SSE event each).
+    pub chunks: u64,
+    /// Answer every request with this status (fault injection).
+    pub fault_status: Option<u16>,
+    /// Models listed by `/v1/models`.
+    pub models: Vec<String>,
+}
+
+impl Default for MockOptions {
+    fn default() -> Self {
+        MockOptions {
+            latency_ms: 0,
+            chunk_delay_ms: 0,
+            chunks: 16,
+            fault_status: None,
+            models: vec!["gpt-4".into(), "gpt-4o".into(), "haiku".into(), "default".into()],
+        }
+    }
+}
+
+pub struct Mock {
+    options: MockOptions,
+    ledger: Arc<Ledger>,
+}
+
+impl Mock {
+    pub fn new(options: MockOptions) -> Self {
+        Mock {
+            options,
+            ledger: Arc::new(Ledger::default()),
+        }
+    }
+}
+
+async fn read_body(session: &mut ServerSession) -> Option<Bytes> {
+    let mut buf = BytesMut::new();
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => {
+                if buf.len() + chunk.len() > MAX_BODY {
+                    return None;
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Some(buf.freeze()),
+            Err(_) => return None,
+        }
+    }
+}
+
+async fn write_whole(session: &mut ServerSession, status: u16, content_type: &str, body: Bytes) -> Option<()> {
+    let mut h = ResponseHeader::build(status, Some(2)).ok()?;
+    h.insert_header("content-type", content_type).ok()?;
+    h.insert_header("content-length", body.len().to_string()).ok()?;
+    session.write_response_header(Box::new(h)).await.ok()?;
+    session.write_response_body(body, true).await.ok()?;
+    Some(())
+}
+
+#[async_trait]
+impl HttpServerApp for Mock {
+    async fn process_new_http(
+        self: &Arc<Self>,
+        mut session: ServerSession,
+        _shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        if !session.read_request().await.ok()? {
+            return None;
+        }
+        let body = read_body(&mut session).await?;
+        let req = session.req_header();
+        let method = req.method.as_str().to_string();
+        let path = req.uri.path().to_string();
+        if method == "POST" && path != "/ledger/reset" {
+            self.ledger.record_request(&method, &path, &req.headers, &body);
+        }
+        let plan = Plan::from_request(&self.options, &req.headers);
+
+        if plan.latency_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(plan.latency_ms)).await;
+        }
+        let reply = if let Some(status) = plan.fault_status {
+            Reply::fault(status)
+        } else {
+            reply::route(&method, &path, &body, &plan, &self.options, &self.ledger)
+        };
+        match reply {
+            Reply::Whole { status, content_type, body } => {
+                write_whole(&mut session, status, content_type, body).await?;
+            }
+            Reply::Stream { events } => {
+                let mut h = ResponseHeader::build(200, Some(3)).ok()?;
+                h.insert_header("content-type", "text/event-stream").ok()?;
+                h.insert_header("cache-control", "no-cache").ok()?;
+                h.insert_header("transfer-encoding", "chunked").ok()?;
+                session.write_response_header(Box::new(h)).await.ok()?;
+                let total = events.len();
+                for (i, event) in events.into_iter().enumerate() {
+                    if plan.reset_after.is_some_and(|n| i as u64 >= n) {
+                        // Fault injection: vanish mid-stream without finishing the body.
+                        return None;
+                    }
+                    if i > 0 && plan.chunk_delay_ms > 0 {
+                        tokio::time::sleep(Duration::from_millis(plan.chunk_delay_ms)).await;
+                    }
+                    session.write_response_body(event, i + 1 == total).await.ok()?;
+                }
+            }
+        }
+        let settings = HttpPersistentSettings::for_session(&session);
+        session
+            .finish()
+            .await
+            .ok()
+            .flatten()
+            .map(|s| ReusedHttpStream::from_reusable_stream(s, settings))
+    }
+}
+
+/// Token estimate used by the mock as its truth: ceil(characters / 4).
+pub fn count_tokens(text: &str) -> u64 {
+    (text.chars().count() as u64).div_ceil(4)
+}

@@ -1,0 +1,230 @@
+//! What the mock answers: plain functions from a request to a [`Reply`].
+
+use super::{count_tokens, Ledger, MockOptions};
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+/// The per-request plan: process options overridden by `x-mock-*` headers.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub latency_ms: u64,
+    pub chunk_delay_ms: u64,
+    pub chunks: u64,
+    pub fault_status: Option<u16>,
+    pub reset_after: Option<u64>,
+}
+
+impl Plan {
+    pub fn from_request(o: &MockOptions, headers: &http::HeaderMap) -> Plan {
+        let num = |name: &str| -> Option<u64> {
+            headers.get(name)?.to_str().ok()?.trim().parse().ok()
+        };
+        Plan {
+            latency_ms: num("x-mock-latency-ms").unwrap_or(o.latency_ms),
+            chunk_delay_ms: num("x-mock-chunk-delay-ms").unwrap_or(o.chunk_delay_ms),
+            chunks: num("x-mock-chunks").unwrap_or(o.chunks).min(100_000),
+            fault_status: num("x-mock-status")
+                .and_then(|s| u16::try_from(s).ok())
+                .filter(|s| (200..600).contains(s))
+                .or(o.fault_status),
+            reset_after: num("x-mock-reset-after"),
+        }
+    }
+}
+
+pub enum Reply {
+    Whole {
+        status: u16,
+        content_type: &'static str,
+        body: Bytes,
+    },
+    /// SSE events, each already framed (`data: …\n\n`).
+    Stream { events: Vec<Bytes> },
+}
+
+impl Reply {
+    fn json(status: u16, v: Value) -> Reply {
+        Reply::Whole {
+            status,
+            content_type: "application/json",
+            body: Bytes::from(v.to_string()),
+        }
+    }
+
+    pub fn fault(status: u16) -> Reply {
+        Reply::json(
+            status,
+            json!({"error": {"message": format!("mock fault {status}"), "type": "mock_fault"}}),
+        )
+    }
+}
+
+pub fn route(method: &str, path: &str, body: &[u8], plan: &Plan, o: &MockOptions, ledger: &Ledger) -> Reply {
+    match (method, path) {
+        ("GET", "/health") => Reply::json(200, json!({"status": "ok", "service": "tollgate-mock"})),
+        ("GET", "/ledger") => Reply::json(200, ledger.snapshot()),
+        ("POST", "/ledger/reset") => {
+            ledger.reset();
+            Reply::json(200, json!({"reset": true}))
+        }
+        ("GET", "/v1/models") => Reply::json(
+            200,
+            json!({
+                "object": "list",
+                "data": o.models.iter().map(|m| json!({"id": m, "object": "model", "owned_by": "tollgate-mock"})).collect::<Vec<_>>(),
+            }),
+        ),
+        ("POST", "/v1/chat/completions") => chat_completions(body, plan, ledger),
+        ("POST", "/chat") => lab_chat(body, plan, ledger),
+        _ => Reply::json(404, json!({"error": {"message": "not found", "type": "not_found"}})),
+    }
+}
+
+fn words(n: u64) -> Vec<String> {
+    (0..n).map(|i| format!("w{i} ")).collect()
+}
+
+fn bad_request(msg: &str) -> Reply {
+    Reply::json(400, json!({"error": {"message": msg, "type": "invalid_request_error"}}))
+}
+
+fn chat_completions(body: &[u8], plan: &Plan, ledger: &Ledger) -> Reply {
+    let Ok(req) = serde_json::from_slice::<Value>(body) else {
+        return bad_request("body is not JSON");
+    };
+    let Some(messages) = req.get("messages").and_then(Value::as_array) else {
+        return bad_request("messages is required");
+    };
+    let model = req.get("model").and_then(Value::as_str).unwrap_or("mock").to_string();
+    let prompt_tokens: u64 = messages.iter().map(message_tokens).sum();
+    let cap = req
+        .get("max_completion_tokens")
+        .or_else(|| req.get("max_tokens"))
+        .and_then(Value::as_u64)
+        .unwrap_or(u64::MAX);
+    let completion_tokens = plan.chunks.min(cap);
+    let streaming = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let include_usage = req
+        .pointer("/stream_options/include_usage")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    ledger.add_tokens(prompt_tokens, completion_tokens);
+    let usage = json!({
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    });
+    let id = "chatcmpl-mock";
+    let created = 1_700_000_000u64;
+    if !streaming {
+        return Reply::json(
+            200,
+            json!({
+                "id": id, "object": "chat.completion", "created": created, "model": model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": words(completion_tokens).concat()}, "finish_reason": "stop"}],
+                "usage": usage,
+            }),
+        );
+    }
+    let chunk = |delta: Value, finish: Value| {
+        let v = json!({
+            "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        });
+        sse(&v.to_string())
+    };
+    let mut events = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
+    for w in words(completion_tokens) {
+        events.push(chunk(json!({"content": w}), Value::Null));
+    }
+    events.push(chunk(json!({}), json!("stop")));
+    if include_usage {
+        let v = json!({
+            "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+            "choices": [], "usage": usage,
+        });
+        events.push(sse(&v.to_string()));
+    }
+    events.push(sse("[DONE]"));
+    Reply::Stream { events }
+}
+
+fn sse(data: &str) -> Bytes {
+    Bytes::from(format!("data: {data}\n\n"))
+}
+
+fn message_tokens(m: &Value) -> u64 {
+    match m.get("content") {
+        Some(Value::String(s)) => count_tokens(s),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .map(count_tokens)
+            .sum(),
+        _ => 0,
+    }
+}
+
+fn lab_chat(body: &[u8], plan: &Plan, ledger: &Ledger) -> Reply {
+    let Ok(req) = serde_json::from_slice::<Value>(body) else {
+        return Reply::json(422, json!({"detail": "body is not JSON"}));
+    };
+    let Some(message) = req.get("message").and_then(Value::as_str) else {
+        return Reply::json(422, json!({"detail": "message is required"}));
+    };
+    let session_id = req.get("session_id").and_then(Value::as_str).unwrap_or("default");
+    let completion_tokens = plan.chunks;
+    ledger.add_tokens(count_tokens(message), completion_tokens);
+    Reply::json(
+        200,
+        json!({"response": words(completion_tokens).concat(), "session_id": session_id}),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> Plan {
+        Plan::from_request(&MockOptions::default(), &http::HeaderMap::new())
+    }
+
+    #[test]
+    fn non_streaming_answer_reports_usage_and_feeds_the_ledger() {
+        let ledger = Ledger::default();
+        let body = br#"{"model":"gpt-4","max_tokens":3,"messages":[{"role":"user","content":"12345678"}]}"#;
+        let Reply::Whole { status, body, .. } = chat_completions(body, &plan(), &ledger) else {
+            panic!("whole reply expected")
+        };
+        assert_eq!(status, 200);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["usage"]["prompt_tokens"], 2);
+        assert_eq!(v["usage"]["completion_tokens"], 3);
+        assert_eq!(ledger.snapshot()["completion_tokens"], 3);
+    }
+
+    #[test]
+    fn stream_ends_with_usage_only_when_asked_then_done() {
+        let ledger = Ledger::default();
+        let with = br#"{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}"#;
+        let Reply::Stream { events } = chat_completions(with, &plan(), &ledger) else {
+            panic!("stream expected")
+        };
+        assert_eq!(events.last().unwrap(), &Bytes::from("data: [DONE]\n\n"));
+        assert!(String::from_utf8_lossy(&events[events.len() - 2]).contains("\"usage\""));
+        let without = br#"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+        let Reply::Stream { events } = chat_completions(without, &plan(), &ledger) else {
+            panic!("stream expected")
+        };
+        assert!(events.iter().all(|e| !String::from_utf8_lossy(e).contains("\"usage\"")));
+    }
+
+    #[test]
+    fn headers_override_the_process_plan() {
+        let mut h = http::HeaderMap::new();
+        h.insert("x-mock-status", "503".parse().unwrap());
+        h.insert("x-mock-chunks", "2".parse().unwrap());
+        let p = Plan::from_request(&MockOptions::default(), &h);
+        assert_eq!((p.fault_status, p.chunks), (Some(503), 2));
+    }
+}

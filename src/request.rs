@@ -1,0 +1,330 @@
+//! The request-body view: what the gateway needs to know from a client's JSON, parsed once in
+//! `request_filter`, and the bodies it sends upstream when it must translate.
+//!
+//! Input: the route and the raw body. Decision: the model, streaming flag, output cap and the
+//! text the model will read; or a 400 with the reason. The OpenAI body is forwarded byte for byte;
+//! `/chat` bodies are rewritten for the backend's protocol.
+
+use crate::config::Protocol;
+use crate::error::{Dialect, GatewayError};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::json;
+
+/// The consumer-plane routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// `POST /v1/chat/completions`, OpenAI-compatible.
+    ChatCompletions,
+    /// `POST /chat`, the lab agent's contract.
+    LabChat,
+}
+
+impl Route {
+    /// The route for a method and path; unknown paths are 404, other methods 405.
+    pub fn resolve(method: &http::Method, path: &str) -> Result<Route, GatewayError> {
+        let route = match path.trim_end_matches('/') {
+            "/v1/chat/completions" => Route::ChatCompletions,
+            "/chat" => Route::LabChat,
+            _ => return Err(GatewayError::NotFound),
+        };
+        if method != http::Method::POST {
+            return Err(GatewayError::MethodNotAllowed);
+        }
+        Ok(route)
+    }
+
+    /// The error dialect for a path, also for requests that matched no route.
+    pub fn dialect_for_path(path: &str) -> Dialect {
+        if path.trim_end_matches('/') == "/chat" {
+            Dialect::Detail
+        } else {
+            Dialect::OpenAi
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Route::ChatCompletions => "chat_completions",
+            Route::LabChat => "chat",
+        }
+    }
+
+    /// Whether a backend speaking `protocol` can serve this route.
+    pub fn accepts(self, protocol: Protocol) -> bool {
+        match self {
+            Route::ChatCompletions => protocol == Protocol::OpenAi,
+            // `/chat` is translated for OpenAI backends.
+            Route::LabChat => matches!(protocol, Protocol::LabAgent | Protocol::OpenAi),
+        }
+    }
+}
+
+/// A parsed, validated request.
+#[derive(Debug)]
+pub enum RequestView {
+    Chat(ChatView),
+    Lab(LabView),
+}
+
+impl RequestView {
+    pub fn model(&self) -> &str {
+        match self {
+            RequestView::Chat(c) => &c.model,
+            RequestView::Lab(l) => &l.model,
+        }
+    }
+}
+
+/// What the gateway reads from an OpenAI chat-completions body.
+#[derive(Debug, Deserialize)]
+pub struct ChatView {
+    pub model: String,
+    pub messages: Vec<Message>,
+    #[serde(default)]
+    pub stream: Option<bool>,
+    #[serde(default)]
+    pub max_tokens: Option<u64>,
+    #[serde(default)]
+    pub max_completion_tokens: Option<u64>,
+    #[serde(default)]
+    pub n: Option<u64>,
+}
+
+impl ChatView {
+    pub fn streaming(&self) -> bool {
+        self.stream.unwrap_or(false)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Message {
+    pub role: String,
+    #[serde(default)]
+    pub content: Option<Content>,
+}
+
+/// A message's content: a string or a list of typed parts.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Content {
+    Text(String),
+    Parts(Vec<Part>),
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Part {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub text: Option<String>,
+}
+
+/// The lab agent's `/chat` request.
+#[derive(Debug)]
+pub struct LabView {
+    pub message: String,
+    pub session_id: String,
+    pub model: String,
+}
+
+#[derive(Deserialize)]
+struct LabWire {
+    message: String,
+    #[serde(default)]
+    session_id: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+}
+
+const ROLES: &[&str] = &["system", "developer", "user", "assistant", "tool", "function"];
+
+/// Parses and validates a body for `route`.
+pub fn parse(route: Route, body: &[u8]) -> Result<RequestView, GatewayError> {
+    if body.is_empty() {
+        return Err(GatewayError::BadRequest("the body must be a JSON object".into()));
+    }
+    match route {
+        Route::ChatCompletions => parse_chat(body).map(RequestView::Chat),
+        Route::LabChat => parse_lab(body).map(RequestView::Lab),
+    }
+}
+
+fn json_error(e: serde_json::Error) -> GatewayError {
+    // serde's message names the field and the expected type; strip the position noise.
+    let msg = e.to_string();
+    let msg = match msg.find(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg,
+    };
+    GatewayError::BadRequest(msg)
+}
+
+fn parse_chat(body: &[u8]) -> Result<ChatView, GatewayError> {
+    let view: ChatView = serde_json::from_slice(body).map_err(json_error)?;
+    if view.model.trim().is_empty() {
+        return Err(GatewayError::BadRequest("`model` must not be empty".into()));
+    }
+    if view.messages.is_empty() {
+        return Err(GatewayError::BadRequest("`messages` must not be empty".into()));
+    }
+    for (i, m) in view.messages.iter().enumerate() {
+        if !ROLES.contains(&m.role.as_str()) {
+            return Err(GatewayError::BadRequest(format!(
+                "messages[{i}].role must be one of {}",
+                ROLES.join(", ")
+            )));
+        }
+    }
+    if view.max_tokens == Some(0) || view.max_completion_tokens == Some(0) {
+        return Err(GatewayError::BadRequest("the output cap must be at least 1 token".into()));
+    }
+    if view.n == Some(0) {
+        return Err(GatewayError::BadRequest("`n` must be at least 1".into()));
+    }
+    Ok(view)
+}
+
+fn parse_lab(body: &[u8]) -> Result<LabView, GatewayError> {
+    let wire: LabWire = serde_json::from_slice(body).map_err(json_error)?;
+    if wire.message.is_empty() {
+        return Err(GatewayError::BadRequest("`message` must not be empty".into()));
+    }
+    let model = wire.model.unwrap_or_else(|| "default".into());
+    if model.trim().is_empty() {
+        return Err(GatewayError::BadRequest("`model` must not be empty".into()));
+    }
+    Ok(LabView {
+        message: wire.message,
+        session_id: wire.session_id.unwrap_or_else(|| "default".into()),
+        model,
+    })
+}
+
+/// The body a `/chat` request becomes for a backend of `protocol`.
+pub fn lab_upstream_body(view: &LabView, protocol: Protocol) -> Bytes {
+    let value = match protocol {
+        Protocol::LabAgent => json!({"message": view.message, "session_id": view.session_id}),
+        Protocol::OpenAi => json!({
+            "model": view.model,
+            "messages": [{"role": "user", "content": view.message}],
+        }),
+    };
+    Bytes::from(value.to_string())
+}
+
+/// Extracts the answer text from a backend's `/chat` (or translated OpenAI) response body.
+pub fn lab_response_text(body: &[u8], protocol: Protocol) -> Result<String, GatewayError> {
+    let invalid = || GatewayError::UpstreamFailed("invalid response body".into());
+    let v: serde_json::Value = serde_json::from_slice(body).map_err(|_| invalid())?;
+    let text = match protocol {
+        Protocol::LabAgent => v.get("response"),
+        Protocol::OpenAi => v.pointer("/choices/0/message/content"),
+    };
+    match text {
+        Some(serde_json::Value::String(s)) => Ok(s.clone()),
+        // A tool-call-only completion has null content: an empty answer, not an error.
+        Some(serde_json::Value::Null) if protocol == Protocol::OpenAi => Ok(String::new()),
+        _ => Err(invalid()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_resolve_by_method_and_path() {
+        use http::Method;
+        assert_eq!(
+            Route::resolve(&Method::POST, "/v1/chat/completions"),
+            Ok(Route::ChatCompletions)
+        );
+        assert_eq!(Route::resolve(&Method::POST, "/chat"), Ok(Route::LabChat));
+        assert_eq!(
+            Route::resolve(&Method::GET, "/chat"),
+            Err(GatewayError::MethodNotAllowed)
+        );
+        assert_eq!(
+            Route::resolve(&Method::POST, "/admin"),
+            Err(GatewayError::NotFound)
+        );
+    }
+
+    #[test]
+    fn parses_an_openai_body_with_string_and_part_contents() {
+        let body = br#"{"model":"gpt-4","stream":true,"max_tokens":5,"messages":[
+            {"role":"system","content":"be brief"},
+            {"role":"user","content":[{"type":"text","text":"hi"},{"type":"image_url","image_url":{"url":"x"}}]}]}"#;
+        let RequestView::Chat(c) = parse(Route::ChatCompletions, body).unwrap() else {
+            panic!("chat view expected")
+        };
+        assert_eq!(c.model, "gpt-4");
+        assert!(c.streaming());
+        assert_eq!(c.max_tokens, Some(5));
+        assert_eq!(c.messages.len(), 2);
+    }
+
+    #[test]
+    fn rejects_bad_openai_bodies_with_a_reason() {
+        for (body, needle) in [
+            (&br#"{"messages":[{"role":"user","content":"x"}]}"#[..], "model"),
+            (br#"{"model":"m","messages":[]}"#, "messages"),
+            (br#"{"model":"m","messages":"x"}"#, "invalid type"),
+            (br#"{"model":5,"messages":[{"role":"user","content":"x"}]}"#, "invalid type"),
+            (br#"{"model":"m","messages":[{"role":"boss","content":"x"}]}"#, "role"),
+            (br#"{"model":"m","stream":"yes","messages":[{"role":"user","content":"x"}]}"#, "invalid type"),
+            (br#"{"model":"m","max_tokens":-1,"messages":[{"role":"user","content":"x"}]}"#, "invalid value"),
+            (b"{not json", "key must be a string"),
+            (b"", "JSON object"),
+        ] {
+            match parse(Route::ChatCompletions, body) {
+                Err(GatewayError::BadRequest(msg)) => assert!(msg.contains(needle), "{msg}"),
+                other => panic!("{other:?} for {}", String::from_utf8_lossy(body)),
+            }
+        }
+    }
+
+    #[test]
+    fn lab_chat_defaults_model_and_session() {
+        let RequestView::Lab(l) = parse(Route::LabChat, br#"{"message":"hello"}"#).unwrap() else {
+            panic!("lab view expected")
+        };
+        assert_eq!((l.model.as_str(), l.session_id.as_str()), ("default", "default"));
+        assert!(parse(Route::LabChat, br#"{"session_id":"s"}"#).is_err());
+        assert!(parse(Route::LabChat, br#"{"message":""}"#).is_err());
+    }
+
+    #[test]
+    fn lab_chat_is_translated_for_each_protocol() {
+        let view = LabView {
+            message: "hi".into(),
+            session_id: "s1".into(),
+            model: "gpt-4".into(),
+        };
+        let agent: serde_json::Value =
+            serde_json::from_slice(&lab_upstream_body(&view, Protocol::LabAgent)).unwrap();
+        assert_eq!(agent, json!({"message": "hi", "session_id": "s1"}));
+        let openai: serde_json::Value =
+            serde_json::from_slice(&lab_upstream_body(&view, Protocol::OpenAi)).unwrap();
+        assert_eq!(openai["messages"][0]["content"], "hi");
+        assert_eq!(openai["model"], "gpt-4");
+    }
+
+    #[test]
+    fn answer_text_comes_from_either_protocol() {
+        assert_eq!(
+            lab_response_text(br#"{"response":"ok"}"#, Protocol::LabAgent).unwrap(),
+            "ok"
+        );
+        assert_eq!(
+            lab_response_text(
+                br#"{"choices":[{"message":{"role":"assistant","content":"yo"}}]}"#,
+                Protocol::OpenAi
+            )
+            .unwrap(),
+            "yo"
+        );
+        assert!(lab_response_text(b"<html>", Protocol::LabAgent).is_err());
+    }
+}

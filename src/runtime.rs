@@ -1,0 +1,36 @@
+//! The live state: one validated configuration and everything derived from it, behind an atomic
+//! pointer. A request loads it once and runs to the end on that snapshot.
+
+use crate::auth::KeyIndex;
+use crate::config::Config;
+use arc_swap::ArcSwap;
+use std::sync::Arc;
+
+/// A configuration plus the indexes built from it.
+#[derive(Debug)]
+pub struct Runtime {
+    pub config: Config,
+    pub keys: KeyIndex,
+}
+
+impl Runtime {
+    pub fn new(config: Config) -> Self {
+        let keys = KeyIndex::new(&config.consumers);
+        Runtime { config, keys }
+    }
+}
+
+/// The swappable handle every service shares.
+#[derive(Debug, Clone)]
+pub struct LiveState(Arc<ArcSwap<Runtime>>);
+
+impl LiveState {
+    pub fn new(runtime: Runtime) -> Self {
+        LiveState(Arc::new(ArcSwap::from_pointee(runtime)))
+    }
+
+    /// The current snapshot.
+    pub fn current(&self) -> Arc<Runtime> {
+        self.0.load_full()
+    }
+}

@@ -1,0 +1,78 @@
+//! Assembling the daemon: a Pingora server with the consumer plane, the admin plane and,
+//! for `tollgate demo`, the built-in mock backend, all in one process.
+
+use crate::admin::Admin;
+use crate::config::Config;
+use crate::mock::{Mock, MockOptions};
+use crate::proxy::Gateway;
+use crate::runtime::{LiveState, Runtime};
+use pingora::apps::http_app::HttpServer;
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::Server;
+use pingora::services::listening::Service;
+
+
+/// A mock backend to run inside the same process.
+pub struct MockService {
+    pub listen: String,
+    pub threads: usize,
+    pub options: MockOptions,
+}
+
+fn server_conf(threads: usize, grace_period_seconds: u64) -> ServerConf {
+    ServerConf {
+        threads,
+        grace_period_seconds: Some(grace_period_seconds),
+        graceful_shutdown_timeout_seconds: Some(grace_period_seconds.saturating_add(5)),
+        ..ServerConf::default()
+    }
+}
+
+/// Builds the Pingora server for `config` (plus an optional in-process mock).
+pub fn build(config: Config, mock: Option<MockService>) -> Server {
+    let server_cfg = config.server.clone();
+    let mut server = Server::new_with_opt_and_conf(
+        Opt::default(),
+        server_conf(server_cfg.threads, server_cfg.grace_period_seconds),
+    );
+    server.bootstrap();
+    let live = LiveState::new(Runtime::new(config));
+
+    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        Gateway::new(live.clone()),
+        "tollgate consumer plane",
+    );
+    proxy.add_tcp(&server_cfg.listen.to_string());
+    proxy.threads = Some(server_cfg.threads);
+    server.add_service(proxy);
+
+    let mut admin = Service::new(
+        "tollgate admin plane".to_string(),
+        HttpServer::new_app(Admin::new(live)),
+    );
+    admin.add_tcp(&server_cfg.admin.listen.to_string());
+    admin.threads = Some(1);
+    server.add_service(admin);
+
+    if let Some(m) = mock {
+        server.add_service(mock_service(m));
+    }
+    server
+}
+
+fn mock_service(m: MockService) -> Service<Mock> {
+    let mut service = Service::new("tollgate mock".to_string(), Mock::new(m.options));
+    service.add_tcp(&m.listen);
+    service.threads = Some(m.threads.max(1));
+    service
+}
+
+/// Builds a server that runs only the mock.
+pub fn build_mock(m: MockService) -> Server {
+    let mut server = Server::new_with_opt_and_conf(Opt::default(), server_conf(m.threads.max(1), 1));
+    server.bootstrap();
+    server.add_service(mock_service(m));
+    server
+}
+

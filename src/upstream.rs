@@ -1,0 +1,190 @@
+//! The upstream side of one forwarded request: the peer to connect to (address, TLS, timeouts)
+//! and the request header it receives.
+//!
+//! Header hygiene: hop-by-hop headers, `Host`, `Expect`, `Accept-Encoding` (usage must be readable
+//! in plain text) and the client's credentials (`X-API-Key`, `Authorization`) never leave; the
+//! backend's own credential is added when configured, `Host` is set to the backend's authority
+//! and `Content-Length` to the body actually sent.
+
+use crate::config::{Backend, Timeouts};
+use crate::error::GatewayError;
+use http::{HeaderMap, HeaderName};
+use pingora::http::RequestHeader;
+use pingora::upstreams::peer::HttpPeer;
+use std::net::{IpAddr, SocketAddr};
+
+/// Request headers that never cross the gateway.
+const STRIP_UPSTREAM: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+    "expect",
+    "accept-encoding",
+    "x-api-key",
+    "authorization",
+];
+
+/// Response headers that never reach the client.
+pub const STRIP_DOWNSTREAM: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "te",
+    "trailer",
+    "upgrade",
+    "server",
+];
+
+/// Resolves the backend's address (asynchronously: Pingora's own resolution blocks the worker
+/// and panics on failure) and builds a peer with every timeout set.
+pub async fn peer(backend: &Backend, timeouts: &Timeouts) -> Result<HttpPeer, GatewayError> {
+    let addr = resolve(&backend.url.host, backend.url.port).await?;
+    let sni = if backend.url.tls {
+        backend.url.host.clone()
+    } else {
+        String::new()
+    };
+    let mut peer = HttpPeer::new(addr, backend.url.tls, sni);
+    let o = &mut peer.options;
+    o.connection_timeout = Some(timeouts.connect);
+    o.total_connection_timeout = Some(timeouts.connect.saturating_mul(2));
+    o.read_timeout = Some(timeouts.read);
+    o.write_timeout = Some(timeouts.write);
+    o.idle_timeout = Some(timeouts.upstream_idle);
+    Ok(peer)
+}
+
+async fn resolve(host: &str, port: u16) -> Result<SocketAddr, GatewayError> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    let mut addrs = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|_| GatewayError::UpstreamUnreachable)?;
+    addrs.next().ok_or(GatewayError::UpstreamUnreachable)
+}
+
+/// The request header for the backend: `path` below the backend's prefix, the client's headers
+/// minus everything in [`STRIP_UPSTREAM`] (and whatever `Connection` names), plus ours.
+pub fn request_header(
+    backend: &Backend,
+    path: &str,
+    client: &HeaderMap,
+    body_len: usize,
+    json_body: bool,
+) -> Result<RequestHeader, GatewayError> {
+    let full_path = format!("{}{}", backend.url.path_prefix, path);
+    let mut req = RequestHeader::build("POST", full_path.as_bytes(), Some(client.len() + 4))
+        .map_err(|_| GatewayError::Internal)?;
+    let named_by_connection: Vec<HeaderName> = client
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for (name, value) in client {
+        let n = name.as_str();
+        if STRIP_UPSTREAM.contains(&n)
+            || named_by_connection.contains(name)
+            || (json_body && n == "content-type")
+        {
+            continue;
+        }
+        req.append_header(name.clone(), value.clone())
+            .map_err(|_| GatewayError::Internal)?;
+    }
+    let set = |req: &mut RequestHeader, name: &'static str, value: String| {
+        req.insert_header(name, value).map_err(|_| GatewayError::Internal)
+    };
+    set(&mut req, "host", backend.url.authority())?;
+    set(&mut req, "content-length", body_len.to_string())?;
+    if json_body {
+        set(&mut req, "content-type", "application/json".into())?;
+    }
+    if let Some(cred) = &backend.credential {
+        set(&mut req, "authorization", format!("Bearer {}", cred.expose()))?;
+    }
+    Ok(req)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{BackendUrl, CostTier, Protocol};
+    use crate::digest::Secret;
+    use http::HeaderValue;
+
+    fn backend(url: &str, credential: Option<&str>) -> Backend {
+        Backend {
+            id: "b".into(),
+            url: BackendUrl::parse(url).unwrap(),
+            protocol: Protocol::OpenAi,
+            models: vec!["m".into()],
+            priority: 1,
+            weight: 1,
+            max_context_tokens: 1,
+            cost_tier: CostTier::Medium,
+            credential: credential.map(|c| Secret::new(c.into())),
+        }
+    }
+
+    fn client_headers() -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("x-api-key", "key-team-support"),
+            ("authorization", "Bearer key-team-support"),
+            ("host", "gateway.local"),
+            ("expect", "100-continue"),
+            ("accept-encoding", "gzip"),
+            ("transfer-encoding", "chunked"),
+            ("connection", "keep-alive, x-private"),
+            ("x-private", "hop"),
+            ("content-type", "application/json"),
+            ("x-request-id", "r1"),
+        ] {
+            h.append(k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn client_credentials_and_hop_headers_are_stripped_and_backend_credential_added() {
+        let req = request_header(
+            &backend("http://10.0.0.1:8080/openai", Some("sk-backend")),
+            "/v1/chat/completions",
+            &client_headers(),
+            42,
+            false,
+        )
+        .unwrap();
+        let h = &req.headers;
+        assert_eq!(req.uri.path(), "/openai/v1/chat/completions");
+        assert!(h.get("x-api-key").is_none());
+        assert_eq!(h.get("authorization").unwrap(), "Bearer sk-backend");
+        assert_eq!(h.get("host").unwrap(), "10.0.0.1:8080");
+        assert_eq!(h.get("content-length").unwrap(), "42");
+        for gone in ["expect", "accept-encoding", "transfer-encoding", "connection", "x-private"] {
+            assert!(h.get(gone).is_none(), "{gone} must not be forwarded");
+        }
+        assert_eq!(h.get("x-request-id").unwrap(), "r1");
+        assert_eq!(h.get("content-type").unwrap(), "application/json");
+    }
+
+    #[test]
+    fn without_a_backend_credential_no_authorization_is_sent() {
+        let req = request_header(&backend("https://api.example.com", None), "/chat", &client_headers(), 1, true)
+            .unwrap();
+        assert!(req.headers.get("authorization").is_none());
+        assert_eq!(req.headers.get("host").unwrap(), "api.example.com");
+    }
+}
