@@ -22,12 +22,21 @@ impl Admin {
     }
 
     /// Routes one admin request; `token` is the presented bearer token, if any.
-    pub fn answer(&self, method: &http::Method, path: &str, token: Option<&[u8]>) -> (StatusCode, Value) {
+    pub fn answer(
+        &self,
+        method: &http::Method,
+        path: &str,
+        token: Option<&[u8]>,
+    ) -> (StatusCode, Value) {
         let rt = self.live.current();
         if path == "/health" {
-            return (StatusCode::OK, json!({"status": "ok", "service": "tollgate"}));
+            return (
+                StatusCode::OK,
+                json!({"status": "ok", "service": "tollgate"}),
+            );
         }
-        let authorized = token.is_some_and(|t| KeyDigest::of(t).ct_eq(&rt.config.server.admin.token));
+        let authorized =
+            token.is_some_and(|t| KeyDigest::of(t).ct_eq(&rt.config.server.admin.token));
         if !authorized {
             return (
                 StatusCode::UNAUTHORIZED,
@@ -43,20 +52,25 @@ impl Admin {
                     "backends": rt.config.backends.len(),
                 }),
             ),
-            (_, "/ready") => (
-                StatusCode::METHOD_NOT_ALLOWED,
-                json!({"error": "use GET"}),
+            (_, "/ready") => (StatusCode::METHOD_NOT_ALLOWED, json!({"error": "use GET"})),
+            _ => (
+                StatusCode::NOT_FOUND,
+                json!({"error": "no such admin endpoint"}),
             ),
-            _ => (StatusCode::NOT_FOUND, json!({"error": "no such admin endpoint"})),
         }
     }
 }
 
 fn bearer(session: &ServerSession) -> Option<&[u8]> {
-    let v = session.req_header().headers.get(http::header::AUTHORIZATION)?;
+    let v = session
+        .req_header()
+        .headers
+        .get(http::header::AUTHORIZATION)?;
     let v = v.as_bytes();
     let (scheme, rest) = v.split_at(v.iter().position(|b| *b == b' ')?);
-    scheme.eq_ignore_ascii_case(b"bearer").then(|| rest.trim_ascii())
+    scheme
+        .eq_ignore_ascii_case(b"bearer")
+        .then(|| rest.trim_ascii())
 }
 
 #[async_trait]

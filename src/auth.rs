@@ -49,9 +49,8 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&[u8]> {
         (Some(a), None) | (None, Some(a)) => a,
         (None, None) => return None,
     };
-    let well_formed = !key.is_empty()
-        && key.len() <= MAX_KEY_BYTES
-        && key.iter().all(|b| b.is_ascii_graphic());
+    let well_formed =
+        !key.is_empty() && key.len() <= MAX_KEY_BYTES && key.iter().all(|b| b.is_ascii_graphic());
     well_formed.then_some(key)
 }
 

@@ -90,6 +90,22 @@ pub async fn read_bounded(
     Ok(buf.freeze())
 }
 
+/// After an early answer (401, 413) to a request whose body was not read: read and discard what
+/// the client is still sending, for a bounded time and amount, so it gets to read our answer
+/// instead of a connection reset (the "lingering close" of nginx).
+pub async fn linger(session: &mut Session, max_time: Duration, max_bytes: usize) {
+    let drain = async {
+        let mut seen = 0usize;
+        while let Ok(Some(chunk)) = session.read_request_body().await {
+            seen += chunk.len();
+            if seen > max_bytes {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(max_time, drain).await;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

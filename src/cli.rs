@@ -10,7 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "tollgate", version, about = "An AI gateway: auth, content policy, token limits, budgets, caching and routing for LLM traffic")]
+#[command(
+    name = "tollgate",
+    version,
+    about = "An AI gateway: auth, content policy, token limits, budgets, caching and routing for LLM traffic"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -187,14 +191,19 @@ fn hash_key(key: Option<String>) -> ExitCode {
                 eprintln!("could not read the key from standard input");
                 return ExitCode::from(1);
             }
-            println!("{}", KeyDigest::of(line.trim_end_matches(['\r', '\n']).as_bytes()).to_hex());
+            println!(
+                "{}",
+                KeyDigest::of(line.trim_end_matches(['\r', '\n']).as_bytes()).to_hex()
+            );
         }
         Some(k) => println!("{}", KeyDigest::of(k.as_bytes()).to_hex()),
         None => match generate_key() {
             Ok(k) => {
                 println!("key:        {k}");
                 println!("key_sha256: {}", KeyDigest::of(k.as_bytes()).to_hex());
-                eprintln!("Give the key to the consumer; put only key_sha256 in the configuration.");
+                eprintln!(
+                    "Give the key to the consumer; put only key_sha256 in the configuration."
+                );
             }
             Err(e) => {
                 eprintln!("could not generate a key: {e}");

@@ -55,10 +55,14 @@ impl GatewayError {
     pub fn fault(&self) -> Fault {
         use GatewayError::*;
         match self {
-            NotFound | MethodNotAllowed | Unauthorized | ModelNotAllowed { .. }
-            | ModelNotServed { .. } | BadRequest(_) | PayloadTooLarge { .. } | ClientGone => {
-                Fault::Client
-            }
+            NotFound
+            | MethodNotAllowed
+            | Unauthorized
+            | ModelNotAllowed { .. }
+            | ModelNotServed { .. }
+            | BadRequest(_)
+            | PayloadTooLarge { .. }
+            | ClientGone => Fault::Client,
             UpstreamUnreachable | UpstreamTimeout | UpstreamFailed(_) => Fault::Upstream,
             Internal => Fault::Internal,
         }
@@ -201,6 +205,9 @@ mod tests {
     fn detail_dialect_is_the_seed_shape() {
         let body = GatewayError::UpstreamUnreachable.body(Dialect::Detail);
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(v, json!({"detail": "Backend is unreachable. Try again later."}));
+        assert_eq!(
+            v,
+            json!({"detail": "Backend is unreachable. Try again later."})
+        );
     }
 }

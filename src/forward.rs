@@ -188,7 +188,11 @@ impl Upstream<'_> {
             };
             match event {
                 Event::Upstream(Ok(Some(chunk))) => {
-                    if client.write_response_body(Some(chunk), false).await.is_err() {
+                    if client
+                        .write_response_body(Some(chunk), false)
+                        .await
+                        .is_err()
+                    {
                         self.session.shutdown().await;
                         return Ok(PipeEnd::ClientGone);
                     }

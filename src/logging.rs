@@ -6,7 +6,8 @@
 use log::LevelFilter;
 
 pub fn init() {
-    let mut builder = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    let mut builder =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
     for module in [
         "pingora",
         "pingora_core",

@@ -20,7 +20,10 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How long an early answer waits, discarding, for a client still sending its body.
+const LINGER: Duration = Duration::from_secs(1);
 
 /// The gateway's proxy service.
 pub struct Gateway {
@@ -134,7 +137,11 @@ impl Gateway {
                     crate::config::Protocol::LabAgent => "/chat",
                     crate::config::Protocol::OpenAi => "/v1/chat/completions",
                 };
-                (path, request::lab_upstream_body(lab, backend.protocol), true)
+                (
+                    path,
+                    request::lab_upstream_body(lab, backend.protocol),
+                    true,
+                )
             }
         };
         let header = upstream::request_header(
@@ -254,29 +261,51 @@ impl ProxyHttp for Gateway {
                     return Error::e_explain(ErrorType::ConnectionClosed, "client went away");
                 }
                 // A body we did not read to the end must not be parsed as the next request.
-                if !session.is_body_done() {
+                let unread = !session.is_body_done();
+                if unread {
                     session.set_keepalive(None);
                 }
                 let dialect = Route::dialect_for_path(session.req_header().uri.path());
-                if write_json(session, e.status(), e.body(dialect), &[]).await.is_err() {
+                if write_json(session, e.status(), e.body(dialect), &[])
+                    .await
+                    .is_err()
+                {
                     ctx.error = Some(GatewayError::ClientGone.label());
+                } else if unread {
+                    let limit = rt.config.server.max_body_bytes.saturating_mul(2);
+                    body::linger(session, LINGER, limit).await;
                 }
                 Ok(true)
             }
             Err(Failure::Abort(e)) => {
                 ctx.error = Some(e.label());
-                Error::e_explain(ErrorType::HTTPStatus(e.status()), "upstream failed mid-response")
+                Error::e_explain(
+                    ErrorType::HTTPStatus(e.status()),
+                    "upstream failed mid-response",
+                )
             }
         }
     }
 
     /// Never reached: `request_filter` answers every request itself (see `forward`).
-    async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
-        Error::e_explain(ErrorType::InternalError, "request_filter answers every request")
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        Error::e_explain(
+            ErrorType::InternalError,
+            "request_filter answers every request",
+        )
     }
 
     /// Reached only to abort a response already under way: nothing more may be written.
-    async fn fail_to_proxy(&self, _session: &mut Session, _e: &Error, _ctx: &mut RequestCtx) -> FailToProxy {
+    async fn fail_to_proxy(
+        &self,
+        _session: &mut Session,
+        _e: &Error,
+        _ctx: &mut RequestCtx,
+    ) -> FailToProxy {
         FailToProxy {
             error_code: 0,
             can_reuse_downstream: false,

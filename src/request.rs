@@ -137,12 +137,21 @@ struct LabWire {
     model: Option<String>,
 }
 
-const ROLES: &[&str] = &["system", "developer", "user", "assistant", "tool", "function"];
+const ROLES: &[&str] = &[
+    "system",
+    "developer",
+    "user",
+    "assistant",
+    "tool",
+    "function",
+];
 
 /// Parses and validates a body for `route`.
 pub fn parse(route: Route, body: &[u8]) -> Result<RequestView, GatewayError> {
     if body.is_empty() {
-        return Err(GatewayError::BadRequest("the body must be a JSON object".into()));
+        return Err(GatewayError::BadRequest(
+            "the body must be a JSON object".into(),
+        ));
     }
     match route {
         Route::ChatCompletions => parse_chat(body).map(RequestView::Chat),
@@ -166,7 +175,9 @@ fn parse_chat(body: &[u8]) -> Result<ChatView, GatewayError> {
         return Err(GatewayError::BadRequest("`model` must not be empty".into()));
     }
     if view.messages.is_empty() {
-        return Err(GatewayError::BadRequest("`messages` must not be empty".into()));
+        return Err(GatewayError::BadRequest(
+            "`messages` must not be empty".into(),
+        ));
     }
     for (i, m) in view.messages.iter().enumerate() {
         if !ROLES.contains(&m.role.as_str()) {
@@ -177,7 +188,9 @@ fn parse_chat(body: &[u8]) -> Result<ChatView, GatewayError> {
         }
     }
     if view.max_tokens == Some(0) || view.max_completion_tokens == Some(0) {
-        return Err(GatewayError::BadRequest("the output cap must be at least 1 token".into()));
+        return Err(GatewayError::BadRequest(
+            "the output cap must be at least 1 token".into(),
+        ));
     }
     if view.n == Some(0) {
         return Err(GatewayError::BadRequest("`n` must be at least 1".into()));
@@ -188,7 +201,9 @@ fn parse_chat(body: &[u8]) -> Result<ChatView, GatewayError> {
 fn parse_lab(body: &[u8]) -> Result<LabView, GatewayError> {
     let wire: LabWire = serde_json::from_slice(body).map_err(json_error)?;
     if wire.message.is_empty() {
-        return Err(GatewayError::BadRequest("`message` must not be empty".into()));
+        return Err(GatewayError::BadRequest(
+            "`message` must not be empty".into(),
+        ));
     }
     let model = wire.model.unwrap_or_else(|| "default".into());
     if model.trim().is_empty() {
@@ -268,13 +283,28 @@ mod tests {
     #[test]
     fn rejects_bad_openai_bodies_with_a_reason() {
         for (body, needle) in [
-            (&br#"{"messages":[{"role":"user","content":"x"}]}"#[..], "model"),
+            (
+                &br#"{"messages":[{"role":"user","content":"x"}]}"#[..],
+                "model",
+            ),
             (br#"{"model":"m","messages":[]}"#, "messages"),
             (br#"{"model":"m","messages":"x"}"#, "invalid type"),
-            (br#"{"model":5,"messages":[{"role":"user","content":"x"}]}"#, "invalid type"),
-            (br#"{"model":"m","messages":[{"role":"boss","content":"x"}]}"#, "role"),
-            (br#"{"model":"m","stream":"yes","messages":[{"role":"user","content":"x"}]}"#, "invalid type"),
-            (br#"{"model":"m","max_tokens":-1,"messages":[{"role":"user","content":"x"}]}"#, "invalid value"),
+            (
+                br#"{"model":5,"messages":[{"role":"user","content":"x"}]}"#,
+                "invalid type",
+            ),
+            (
+                br#"{"model":"m","messages":[{"role":"boss","content":"x"}]}"#,
+                "role",
+            ),
+            (
+                br#"{"model":"m","stream":"yes","messages":[{"role":"user","content":"x"}]}"#,
+                "invalid type",
+            ),
+            (
+                br#"{"model":"m","max_tokens":-1,"messages":[{"role":"user","content":"x"}]}"#,
+                "invalid value",
+            ),
             (b"{not json", "key must be a string"),
             (b"", "JSON object"),
         ] {
@@ -290,7 +320,10 @@ mod tests {
         let RequestView::Lab(l) = parse(Route::LabChat, br#"{"message":"hello"}"#).unwrap() else {
             panic!("lab view expected")
         };
-        assert_eq!((l.model.as_str(), l.session_id.as_str()), ("default", "default"));
+        assert_eq!(
+            (l.model.as_str(), l.session_id.as_str()),
+            ("default", "default")
+        );
         assert!(parse(Route::LabChat, br#"{"session_id":"s"}"#).is_err());
         assert!(parse(Route::LabChat, br#"{"message":""}"#).is_err());
     }

@@ -42,7 +42,13 @@ mod tests {
     use super::*;
     use crate::config::{BackendUrl, CostTier, Protocol};
 
-    fn backend(id: &str, protocol: Protocol, models: &[&str], priority: u32, weight: u32) -> Arc<Backend> {
+    fn backend(
+        id: &str,
+        protocol: Protocol,
+        models: &[&str],
+        priority: u32,
+        weight: u32,
+    ) -> Arc<Backend> {
         Arc::new(Backend {
             id: id.into(),
             url: BackendUrl::parse("http://127.0.0.1:1").unwrap(),
@@ -58,7 +64,11 @@ mod tests {
 
     fn picks(backends: &[Arc<Backend>], model: &str, route: Route, n: u64) -> Vec<String> {
         (0..n)
-            .map(|t| select(backends, model, route, t).map(|b| b.id.clone()).unwrap_or_default())
+            .map(|t| {
+                select(backends, model, route, t)
+                    .map(|b| b.id.clone())
+                    .unwrap_or_default()
+            })
             .collect()
     }
 
@@ -79,7 +89,9 @@ mod tests {
             backend("secondary", Protocol::LabAgent, &["default"], 2, 1),
             backend("primary", Protocol::LabAgent, &["default"], 1, 3),
         ];
-        assert!(picks(&bs, "default", Route::LabChat, 50).iter().all(|id| id == "primary"));
+        assert!(picks(&bs, "default", Route::LabChat, 50)
+            .iter()
+            .all(|id| id == "primary"));
     }
 
     #[test]
@@ -88,7 +100,9 @@ mod tests {
             backend("drained", Protocol::OpenAi, &["gpt-4"], 1, 0),
             backend("live", Protocol::OpenAi, &["gpt-4"], 2, 1),
         ];
-        assert!(picks(&bs, "gpt-4", Route::ChatCompletions, 20).iter().all(|id| id == "live"));
+        assert!(picks(&bs, "gpt-4", Route::ChatCompletions, 20)
+            .iter()
+            .all(|id| id == "live"));
     }
 
     #[test]

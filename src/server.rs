@@ -11,7 +11,6 @@ use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
 use pingora::services::listening::Service;
 
-
 /// A mock backend to run inside the same process.
 pub struct MockService {
     pub listen: String,
@@ -70,9 +69,9 @@ fn mock_service(m: MockService) -> Service<Mock> {
 
 /// Builds a server that runs only the mock.
 pub fn build_mock(m: MockService) -> Server {
-    let mut server = Server::new_with_opt_and_conf(Opt::default(), server_conf(m.threads.max(1), 1));
+    let mut server =
+        Server::new_with_opt_and_conf(Opt::default(), server_conf(m.threads.max(1), 1));
     server.bootstrap();
     server.add_service(mock_service(m));
     server
 }
-

@@ -104,7 +104,8 @@ pub fn request_header(
             .map_err(|_| GatewayError::Internal)?;
     }
     let set = |req: &mut RequestHeader, name: &'static str, value: String| {
-        req.insert_header(name, value).map_err(|_| GatewayError::Internal)
+        req.insert_header(name, value)
+            .map_err(|_| GatewayError::Internal)
     };
     set(&mut req, "host", backend.url.authority())?;
     set(&mut req, "content-length", body_len.to_string())?;
@@ -112,7 +113,11 @@ pub fn request_header(
         set(&mut req, "content-type", "application/json".into())?;
     }
     if let Some(cred) = &backend.credential {
-        set(&mut req, "authorization", format!("Bearer {}", cred.expose()))?;
+        set(
+            &mut req,
+            "authorization",
+            format!("Bearer {}", cred.expose()),
+        )?;
     }
     Ok(req)
 }
@@ -173,7 +178,13 @@ mod tests {
         assert_eq!(h.get("authorization").unwrap(), "Bearer sk-backend");
         assert_eq!(h.get("host").unwrap(), "10.0.0.1:8080");
         assert_eq!(h.get("content-length").unwrap(), "42");
-        for gone in ["expect", "accept-encoding", "transfer-encoding", "connection", "x-private"] {
+        for gone in [
+            "expect",
+            "accept-encoding",
+            "transfer-encoding",
+            "connection",
+            "x-private",
+        ] {
             assert!(h.get(gone).is_none(), "{gone} must not be forwarded");
         }
         assert_eq!(h.get("x-request-id").unwrap(), "r1");
@@ -182,8 +193,14 @@ mod tests {
 
     #[test]
     fn without_a_backend_credential_no_authorization_is_sent() {
-        let req = request_header(&backend("https://api.example.com", None), "/chat", &client_headers(), 1, true)
-            .unwrap();
+        let req = request_header(
+            &backend("https://api.example.com", None),
+            "/chat",
+            &client_headers(),
+            1,
+            true,
+        )
+        .unwrap();
         assert!(req.headers.get("authorization").is_none());
         assert_eq!(req.headers.get("host").unwrap(), "api.example.com");
     }

@@ -2,8 +2,8 @@
 //! reported at its YAML path.
 
 use super::file::{BackendSection, ConsumerSection, ServerSection};
-use super::schema::Parsed;
 use super::money::parse_usd;
+use super::schema::Parsed;
 use super::Problem;
 use crate::digest::{KeyDigest, Secret};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -320,7 +320,10 @@ fn build_server(
         ("server.max_response_bytes", s.max_response_bytes),
     ] {
         if v == 0 || v > MAX_BODY {
-            problems.push(Problem::new(path, format!("must be between 1 and {MAX_BODY}")));
+            problems.push(Problem::new(
+                path,
+                format!("must be between 1 and {MAX_BODY}"),
+            ));
         }
     }
     let t = &s.timeouts;
@@ -399,7 +402,11 @@ fn build_server(
     })
 }
 
-fn build_consumer(c: &ConsumerSection, path: &str, problems: &mut Vec<Problem>) -> Option<Consumer> {
+fn build_consumer(
+    c: &ConsumerSection,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<Consumer> {
     let before = problems.len();
     check_id(&c.id, &format!("{path}.id"), problems);
     let role = match c.role.as_str() {
@@ -480,7 +487,12 @@ fn build_backend(
         None
     } else {
         BackendUrl::parse(b.url.trim())
-            .map_err(|e| problems.push(Problem::new(format!("{path}.url"), format!("`{}` {e}", b.url))))
+            .map_err(|e| {
+                problems.push(Problem::new(
+                    format!("{path}.url"),
+                    format!("`{}` {e}", b.url),
+                ))
+            })
             .ok()
     };
     let protocol = match b.protocol.as_str() {
@@ -502,7 +514,10 @@ fn build_backend(
     }
     for (i, m) in b.models.iter().enumerate() {
         if m.trim().is_empty() {
-            problems.push(Problem::new(format!("{path}.models[{i}]"), "must not be empty"));
+            problems.push(Problem::new(
+                format!("{path}.models[{i}]"),
+                "must not be empty",
+            ));
         }
     }
     if b.max_context_tokens == 0 {

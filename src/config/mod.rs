@@ -48,16 +48,24 @@ const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Reads, parses and validates a configuration file.
 pub fn load_file(path: &Path) -> Result<Config, Vec<Problem>> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| vec![Problem::new("", format!("cannot read {}: {e}", path.display()))])?;
+    let meta = std::fs::metadata(path).map_err(|e| {
+        vec![Problem::new(
+            "",
+            format!("cannot read {}: {e}", path.display()),
+        )]
+    })?;
     if meta.len() > MAX_FILE_BYTES {
         return Err(vec![Problem::new(
             "",
             format!("{} is larger than {MAX_FILE_BYTES} bytes", path.display()),
         )]);
     }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| vec![Problem::new("", format!("cannot read {}: {e}", path.display()))])?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![Problem::new(
+            "",
+            format!("cannot read {}: {e}", path.display()),
+        )]
+    })?;
     load_str(&text, &|name| std::env::var(name).ok())
 }
 

@@ -43,12 +43,16 @@ fn parse_decimal(s: &str) -> Result<u64, String> {
     }
     let frac = frac.trim_end_matches('0');
     if frac.len() > 6 {
-        return Err(format!("`{s}` has more than 6 decimals (micro-dollar precision)"));
+        return Err(format!(
+            "`{s}` has more than 6 decimals (micro-dollar precision)"
+        ));
     }
     let whole: u64 = if whole.is_empty() {
         0
     } else {
-        whole.parse().map_err(|_| "amount is too large".to_string())?
+        whole
+            .parse()
+            .map_err(|_| "amount is too large".to_string())?
     };
     let mut frac_micros: u64 = 0;
     for (i, b) in frac.bytes().enumerate() {
@@ -79,7 +83,11 @@ mod tests {
         assert_eq!(parse_usd(&yaml("12.5")), Ok(12_500_000));
         assert_eq!(parse_usd(&yaml("0.0005")), Ok(500));
         assert_eq!(parse_usd(&yaml("\"0.000001\"")), Ok(1));
-        assert_eq!(parse_usd(&yaml("0.1")), Ok(100_000), "no binary float drift");
+        assert_eq!(
+            parse_usd(&yaml("0.1")),
+            Ok(100_000),
+            "no binary float drift"
+        );
     }
 
     #[test]

@@ -94,8 +94,14 @@ pub fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<Parsed> {
         None => Some(ServerSection::default()),
     };
 
-    let consumers = list::<ConsumerSection>(top.remove("consumers"), "consumers", CONSUMER_KEYS, problems);
-    let backends = list::<BackendSection>(top.remove("backends"), "backends", BACKEND_KEYS, problems);
+    let consumers = list::<ConsumerSection>(
+        top.remove("consumers"),
+        "consumers",
+        CONSUMER_KEYS,
+        problems,
+    );
+    let backends =
+        list::<BackendSection>(top.remove("backends"), "backends", BACKEND_KEYS, problems);
 
     let mut pricing = BTreeMap::new();
     match top.remove("pricing") {
@@ -116,7 +122,10 @@ pub fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<Parsed> {
             }
         }
         Some(_) => {
-            problems.push(Problem::new("pricing", "expected a mapping of model name to prices"));
+            problems.push(Problem::new(
+                "pricing",
+                "expected a mapping of model name to prices",
+            ));
         }
     }
 
@@ -249,12 +258,14 @@ mod tests {
     /// The key lists above must name exactly the struct fields; serde's own "expected" list is
     /// the truth.
     fn serde_fields<T: DeserializeOwned>() -> Vec<String> {
-        let err = serde_yaml::from_str::<T>("__not_a_field__: 1").err().unwrap();
+        let err = serde_yaml::from_str::<T>("__not_a_field__: 1")
+            .err()
+            .unwrap();
         let msg = err.to_string();
         let list = msg.split("expected ").nth(1).unwrap();
         let list = list.split(" at line").next().unwrap();
         let mut v: Vec<String> = list
-            .split(|c| c == ',' || c == ' ')
+            .split([',', ' '])
             .filter(|s| s.starts_with('`'))
             .map(|s| s.trim_matches('`').to_string())
             .collect();
@@ -281,7 +292,10 @@ mod tests {
 
     #[test]
     fn misspelt_keys_get_a_suggestion() {
-        assert_eq!(closest("tokens_per_minit", CONSUMER_KEYS), Some("tokens_per_minute"));
+        assert_eq!(
+            closest("tokens_per_minit", CONSUMER_KEYS),
+            Some("tokens_per_minute")
+        );
         assert_eq!(closest("zzzzzzzz", CONSUMER_KEYS), None);
     }
 }

@@ -21,7 +21,10 @@ impl Ledger {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let mut h = Map::new();
         for (name, value) in headers {
-            h.insert(name.as_str().to_string(), Value::String(sha256_hex(value.as_bytes())));
+            h.insert(
+                name.as_str().to_string(),
+                Value::String(sha256_hex(value.as_bytes())),
+            );
         }
         let entry = json!({
             "method": method,
@@ -37,7 +40,8 @@ impl Ledger {
 
     pub fn add_tokens(&self, prompt: u64, completion: u64) {
         self.prompt_tokens.fetch_add(prompt, Ordering::Relaxed);
-        self.completion_tokens.fetch_add(completion, Ordering::Relaxed);
+        self.completion_tokens
+            .fetch_add(completion, Ordering::Relaxed);
     }
 
     pub fn snapshot(&self) -> Value {

@@ -17,7 +17,7 @@ pub use ledger::Ledger;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use pingora::apps::{HttpServerApp, HttpPersistentSettings, ReusedHttpStream};
+use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream};
 use pingora::http::ResponseHeader;
 use pingora::protocols::http::ServerSession;
 use pingora::server::ShutdownWatch;
@@ -50,7 +50,12 @@ impl Default for MockOptions {
             chunk_delay_ms: 0,
             chunks: 16,
             fault_status: None,
-            models: vec!["gpt-4".into(), "gpt-4o".into(), "haiku".into(), "default".into()],
+            models: vec![
+                "gpt-4".into(),
+                "gpt-4o".into(),
+                "haiku".into(),
+                "default".into(),
+            ],
         }
     }
 }
@@ -85,10 +90,16 @@ async fn read_body(session: &mut ServerSession) -> Option<Bytes> {
     }
 }
 
-async fn write_whole(session: &mut ServerSession, status: u16, content_type: &str, body: Bytes) -> Option<()> {
+async fn write_whole(
+    session: &mut ServerSession,
+    status: u16,
+    content_type: &str,
+    body: Bytes,
+) -> Option<()> {
     let mut h = ResponseHeader::build(status, Some(2)).ok()?;
     h.insert_header("content-type", content_type).ok()?;
-    h.insert_header("content-length", body.len().to_string()).ok()?;
+    h.insert_header("content-length", body.len().to_string())
+        .ok()?;
     session.write_response_header(Box::new(h)).await.ok()?;
     session.write_response_body(body, true).await.ok()?;
     Some(())
@@ -109,7 +120,8 @@ impl HttpServerApp for Mock {
         let method = req.method.as_str().to_string();
         let path = req.uri.path().to_string();
         if method == "POST" && path != "/ledger/reset" {
-            self.ledger.record_request(&method, &path, &req.headers, &body);
+            self.ledger
+                .record_request(&method, &path, &req.headers, &body);
         }
         let plan = Plan::from_request(&self.options, &req.headers);
 
@@ -122,7 +134,11 @@ impl HttpServerApp for Mock {
             reply::route(&method, &path, &body, &plan, &self.options, &self.ledger)
         };
         match reply {
-            Reply::Whole { status, content_type, body } => {
+            Reply::Whole {
+                status,
+                content_type,
+                body,
+            } => {
                 write_whole(&mut session, status, content_type, body).await?;
             }
             Reply::Stream { events } => {
@@ -140,7 +156,10 @@ impl HttpServerApp for Mock {
                     if i > 0 && plan.chunk_delay_ms > 0 {
                         tokio::time::sleep(Duration::from_millis(plan.chunk_delay_ms)).await;
                     }
-                    session.write_response_body(event, i + 1 == total).await.ok()?;
+                    session
+                        .write_response_body(event, i + 1 == total)
+                        .await
+                        .ok()?;
                 }
             }
         }

@@ -16,9 +16,8 @@ pub struct Plan {
 
 impl Plan {
     pub fn from_request(o: &MockOptions, headers: &http::HeaderMap) -> Plan {
-        let num = |name: &str| -> Option<u64> {
-            headers.get(name)?.to_str().ok()?.trim().parse().ok()
-        };
+        let num =
+            |name: &str| -> Option<u64> { headers.get(name)?.to_str().ok()?.trim().parse().ok() };
         Plan {
             latency_ms: num("x-mock-latency-ms").unwrap_or(o.latency_ms),
             chunk_delay_ms: num("x-mock-chunk-delay-ms").unwrap_or(o.chunk_delay_ms),
@@ -59,7 +58,14 @@ impl Reply {
     }
 }
 
-pub fn route(method: &str, path: &str, body: &[u8], plan: &Plan, o: &MockOptions, ledger: &Ledger) -> Reply {
+pub fn route(
+    method: &str,
+    path: &str,
+    body: &[u8],
+    plan: &Plan,
+    o: &MockOptions,
+    ledger: &Ledger,
+) -> Reply {
     match (method, path) {
         ("GET", "/health") => Reply::json(200, json!({"status": "ok", "service": "tollgate-mock"})),
         ("GET", "/ledger") => Reply::json(200, ledger.snapshot()),
@@ -76,7 +82,10 @@ pub fn route(method: &str, path: &str, body: &[u8], plan: &Plan, o: &MockOptions
         ),
         ("POST", "/v1/chat/completions") => chat_completions(body, plan, ledger),
         ("POST", "/chat") => lab_chat(body, plan, ledger),
-        _ => Reply::json(404, json!({"error": {"message": "not found", "type": "not_found"}})),
+        _ => Reply::json(
+            404,
+            json!({"error": {"message": "not found", "type": "not_found"}}),
+        ),
     }
 }
 
@@ -85,7 +94,10 @@ fn words(n: u64) -> Vec<String> {
 }
 
 fn bad_request(msg: &str) -> Reply {
-    Reply::json(400, json!({"error": {"message": msg, "type": "invalid_request_error"}}))
+    Reply::json(
+        400,
+        json!({"error": {"message": msg, "type": "invalid_request_error"}}),
+    )
 }
 
 fn chat_completions(body: &[u8], plan: &Plan, ledger: &Ledger) -> Reply {
@@ -95,7 +107,11 @@ fn chat_completions(body: &[u8], plan: &Plan, ledger: &Ledger) -> Reply {
     let Some(messages) = req.get("messages").and_then(Value::as_array) else {
         return bad_request("messages is required");
     };
-    let model = req.get("model").and_then(Value::as_str).unwrap_or("mock").to_string();
+    let model = req
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("mock")
+        .to_string();
     let prompt_tokens: u64 = messages.iter().map(message_tokens).sum();
     let cap = req
         .get("max_completion_tokens")
@@ -133,7 +149,10 @@ fn chat_completions(body: &[u8], plan: &Plan, ledger: &Ledger) -> Reply {
         });
         sse(&v.to_string())
     };
-    let mut events = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
+    let mut events = vec![chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    )];
     for w in words(completion_tokens) {
         events.push(chunk(json!({"content": w}), Value::Null));
     }
@@ -172,7 +191,10 @@ fn lab_chat(body: &[u8], plan: &Plan, ledger: &Ledger) -> Reply {
     let Some(message) = req.get("message").and_then(Value::as_str) else {
         return Reply::json(422, json!({"detail": "message is required"}));
     };
-    let session_id = req.get("session_id").and_then(Value::as_str).unwrap_or("default");
+    let session_id = req
+        .get("session_id")
+        .and_then(Value::as_str)
+        .unwrap_or("default");
     let completion_tokens = plan.chunks;
     ledger.add_tokens(count_tokens(message), completion_tokens);
     Reply::json(
@@ -216,7 +238,9 @@ mod tests {
         let Reply::Stream { events } = chat_completions(without, &plan(), &ledger) else {
             panic!("stream expected")
         };
-        assert!(events.iter().all(|e| !String::from_utf8_lossy(e).contains("\"usage\"")));
+        assert!(events
+            .iter()
+            .all(|e| !String::from_utf8_lossy(e).contains("\"usage\"")));
     }
 
     #[test]

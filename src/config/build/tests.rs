@@ -1,0 +1,185 @@
+use crate::config::{load_str, Problem, Protocol, Role};
+
+const ADMIN: &str = "91c16f0d6cc1bec3c3603972182a07c66ff4fa71618a975e963d6dbe42b6dd37";
+const KEY_A: &str = "35aa5085c1991080747f020f2807d382ac78cfacc7ec76105eb83a1fe8bde29e";
+const KEY_B: &str = "35d19f761b29dfaa721aacd85c36a807a71eee25e62e82bc70c42c9cef7f4a20";
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn config(body: &str) -> String {
+    format!("server:\n  admin:\n    token_sha256: \"{ADMIN}\"\n{body}")
+}
+
+fn problems(text: &str) -> Vec<Problem> {
+    load_str(text, &no_env).expect_err("expected problems")
+}
+
+fn paths(text: &str) -> Vec<String> {
+    problems(text).into_iter().map(|p| p.path).collect()
+}
+
+#[test]
+fn demo_config_is_valid() {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/conf/demo.yaml")).unwrap();
+    let c = load_str(&text, &no_env).unwrap();
+    assert_eq!(c.consumers.len(), 4);
+    let support = &c.consumers[0];
+    assert_eq!(support.id, "team-support");
+    assert_eq!(support.role, Role::Standard);
+    assert_eq!(support.daily_budget_micros, 100_000_000);
+    assert_eq!(support.allowed_models, ["gpt-4", "default"]);
+    assert_eq!(c.backends[0].protocol, Protocol::LabAgent);
+    assert_eq!(c.pricing["gpt-35-turbo"].input_micros_per_million, 500_000);
+}
+
+#[test]
+fn example_config_is_valid_with_its_environment() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/conf/tollgate.example.yaml"
+    ))
+    .unwrap();
+    let env = |name: &str| Some(format!("value-of-{name}-long-enough"));
+    load_str(&text, &env).unwrap();
+}
+
+#[test]
+fn a_misspelt_key_and_an_empty_url_are_both_reported_with_paths() {
+    let text = config(&format!(
+        r#"consumers:
+  - id: a
+    key_sha256: "{KEY_A}"
+    daily_budget_usd: 1
+    tokens_per_minit: 5
+backends:
+  - id: x
+    url: ""
+    protocol: openai
+    models: [m]
+"#
+    ));
+    let p = paths(&text);
+    assert!(
+        p.contains(&"consumers[0].tokens_per_minit".to_string()),
+        "{p:?}"
+    );
+    assert!(p.contains(&"backends[0].url".to_string()), "{p:?}");
+}
+
+#[test]
+fn a_bad_item_does_not_hide_problems_in_later_items() {
+    let text = config(&format!(
+        r#"consumers:
+  - id: a
+    key_sha256: "{KEY_A}"
+    daily_budget_usd: 1
+    tokens_per_hour: lots
+  - id: b
+    key_sha256: "nothex"
+    daily_budget_usd: 1
+"#
+    ));
+    let p = paths(&text);
+    assert!(
+        p.contains(&"consumers[0].tokens_per_hour".to_string()),
+        "{p:?}"
+    );
+    assert!(p.contains(&"consumers[1].key_sha256".to_string()), "{p:?}");
+}
+
+#[test]
+fn duplicate_ids_and_duplicate_keys_are_rejected() {
+    let text = config(&format!(
+        r#"consumers:
+  - {{id: a, key_sha256: "{KEY_A}", daily_budget_usd: 1}}
+  - {{id: a, key_sha256: "{KEY_B}", daily_budget_usd: 1}}
+  - {{id: c, key_sha256: "{KEY_A}", daily_budget_usd: 1}}
+"#
+    ));
+    let p = paths(&text);
+    assert!(p.contains(&"consumers[1].id".to_string()), "{p:?}");
+    assert!(p.contains(&"consumers[2].key_sha256".to_string()), "{p:?}");
+}
+
+#[test]
+fn limits_roles_tiers_and_protocols_are_checked() {
+    let text = config(&format!(
+        r#"consumers:
+  - id: a
+    key_sha256: "{KEY_A}"
+    daily_budget_usd: "-1"
+    role: superuser
+    tokens_per_minute: 0
+backends:
+  - {{id: b, url: "ftp://x", protocol: grpc, models: [], cost_tier: cheap}}
+"#
+    ));
+    let p = paths(&text);
+    for want in [
+        "consumers[0].daily_budget_usd",
+        "consumers[0].role",
+        "consumers[0].tokens_per_minute",
+        "backends[0].url",
+        "backends[0].protocol",
+        "backends[0].models",
+        "backends[0].cost_tier",
+    ] {
+        assert!(p.contains(&want.to_string()), "{want} missing in {p:?}");
+    }
+}
+
+#[test]
+fn negative_numbers_are_type_errors_not_wraparounds() {
+    let text = config(&format!(
+        "consumers:\n  - {{id: a, key_sha256: \"{KEY_A}\", daily_budget_usd: 1, tokens_per_day: -5}}\n"
+    ));
+    assert_eq!(paths(&text), ["consumers[0].tokens_per_day"]);
+}
+
+#[test]
+fn the_admin_token_is_required_and_must_not_be_a_consumer_key() {
+    assert!(paths("consumers: []\n").contains(&"server.admin".to_string()));
+    let text = format!(
+        "server:\n  admin: {{token_sha256: \"{KEY_A}\"}}\nconsumers:\n  - {{id: a, key_sha256: \"{KEY_A}\", daily_budget_usd: 1}}\n"
+    );
+    assert!(paths(&text).contains(&"server.admin".to_string()));
+}
+
+#[test]
+fn missing_environment_variables_are_reported() {
+    let text = "server:\n  admin: {token_env: TG_ADMIN}\nbackends:\n  - {id: b, url: \"http://127.0.0.1:1\", protocol: openai, models: [m], credential_env: OPENAI_KEY}\n".to_string();
+    let p = paths(&text);
+    assert!(p.contains(&"server.admin.token_env".to_string()), "{p:?}");
+    assert!(
+        p.contains(&"backends[0].credential_env".to_string()),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn invalid_yaml_and_alias_bombs_are_problems_not_panics() {
+    assert!(!problems("server: [unclosed").is_empty());
+    assert!(!problems("- just\n- a list\n").is_empty());
+    let bomb = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\ng: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]\nh: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]\n";
+    assert!(!problems(bomb).is_empty());
+}
+
+#[test]
+fn backend_urls_are_split_for_the_connector() {
+    use crate::config::BackendUrl;
+    let u = BackendUrl::parse("https://api.example.com/openai/").unwrap();
+    assert_eq!(
+        (u.tls, u.port, u.path_prefix.as_str()),
+        (true, 443, "/openai")
+    );
+    assert_eq!(u.authority(), "api.example.com");
+    let u = BackendUrl::parse("http://[::1]:8080").unwrap();
+    assert_eq!((u.host.as_str(), u.port), ("::1", 8080));
+    assert_eq!(u.authority(), "[::1]:8080");
+    assert!(BackendUrl::parse("http://user:pw@host").is_err());
+    assert!(BackendUrl::parse("http://host:99999").is_err());
+    assert!(BackendUrl::parse("http://:80").is_err());
+}

@@ -1,0 +1,348 @@
+//! Test harness: the real `tollgate` binary as gateway and as mock, on free loopback ports, with
+//! temp configs; processes are killed (by PID, ours only) when the guard drops. Readiness is
+//! polled, never assumed after a sleep.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tollgate::digest::KeyDigest;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+pub const KEY_STANDARD: &str = "tg-test-standard-key-5b7e1c";
+pub const KEY_LIMITED: &str = "tg-test-limited-key-9f2d44";
+pub const BACKEND_SECRET: &str = "sk-backend-secret-for-tests";
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_tollgate")
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed on drop.
+pub struct Proc {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+fn temp_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "tollgate-test-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn spawn(args: &[&str], envs: &[(&str, &str)]) -> Proc {
+    let log = temp_dir().join("stderr.log");
+    let err = std::fs::File::create(&log).unwrap();
+    let mut cmd = Command::new(bin());
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(err);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    Proc {
+        child: cmd.spawn().unwrap(),
+        log,
+    }
+}
+
+/// Polls `GET path` until it answers 200, for at most 20 s.
+pub fn wait_ready(port: u16, path: &str, token: Option<&str>) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let req = format!("GET {path} HTTP/1.1\r\nHost: t\r\n{auth}Connection: close\r\n\r\n");
+            if s.write_all(req.as_bytes()).is_ok() {
+                if let Some(r) = read_response(&mut BufReader::new(s)) {
+                    if r.status == 200 {
+                        return;
+                    }
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "port {port} never became ready on {path}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub struct MockServer {
+    pub port: u16,
+    pub proc: Proc,
+}
+
+impl MockServer {
+    pub fn start(extra: &[&str]) -> MockServer {
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut args = vec!["mock", "--listen", &listen];
+        args.extend_from_slice(extra);
+        let proc = spawn(&args, &[]);
+        wait_ready(port, "/health", None);
+        MockServer { port, proc }
+    }
+
+    pub fn ledger(&self) -> serde_json::Value {
+        let r = request(self.port, "GET", "/ledger", &[], b"");
+        serde_json::from_slice(&r.body).unwrap()
+    }
+}
+
+pub struct GatewayServer {
+    pub port: u16,
+    pub admin_port: u16,
+    pub proc: Proc,
+}
+
+/// Backends section for a mock on `mock_port`: an OpenAI backend (with a credential) serving
+/// `gpt-4`/`gpt-4o`, and a lab agent serving `default`.
+pub fn backends_for(mock_port: u16) -> String {
+    format!(
+        r#"backends:
+  - id: mock-openai
+    url: "http://127.0.0.1:{mock_port}"
+    protocol: openai
+    models: [gpt-4, gpt-4o]
+    credential_env: TG_TEST_BACKEND_KEY
+  - id: agent
+    url: "http://127.0.0.1:{mock_port}"
+    protocol: lab-agent
+    models: [default]
+"#
+    )
+}
+
+impl GatewayServer {
+    /// Starts the gateway with two consumers (`KEY_STANDARD`: all models; `KEY_LIMITED`:
+    /// `gpt-4o` and `default` only) and `backends` (YAML), with `server_extra` lines
+    /// (indented by two spaces) added under `server:`.
+    pub fn start(backends: &str, server_extra: &str) -> GatewayServer {
+        Self::start_with_env(backends, server_extra, &[])
+    }
+
+    pub fn start_with_env(
+        backends: &str,
+        server_extra: &str,
+        env: &[(&str, &str)],
+    ) -> GatewayServer {
+        let port = free_port();
+        let admin_port = free_port();
+        let yaml = format!(
+            r#"server:
+  listen: "127.0.0.1:{port}"
+  threads: 2
+  grace_period_seconds: 0
+{server_extra}
+  admin:
+    listen: "127.0.0.1:{admin_port}"
+    token_sha256: "{admin}"
+consumers:
+  - id: tester
+    team: QA
+    key_sha256: "{k1}"
+    daily_budget_usd: 100
+  - id: limited
+    team: Interns
+    key_sha256: "{k2}"
+    daily_budget_usd: 1
+    allowed_models: [gpt-4o, default]
+{backends}"#,
+            admin = KeyDigest::of(ADMIN_TOKEN.as_bytes()).to_hex(),
+            k1 = KeyDigest::of(KEY_STANDARD.as_bytes()).to_hex(),
+            k2 = KeyDigest::of(KEY_LIMITED.as_bytes()).to_hex(),
+        );
+        let path = temp_dir().join("tollgate.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        let path_s = path.to_string_lossy().to_string();
+        let mut envs = vec![
+            ("TG_TEST_BACKEND_KEY", BACKEND_SECRET),
+            ("RUST_LOG", "trace"),
+        ];
+        envs.extend_from_slice(env);
+        let proc = spawn(&["run", "-c", &path_s], &envs);
+        wait_ready(admin_port, "/ready", Some(ADMIN_TOKEN));
+        wait_ready_tcp(port);
+        GatewayServer {
+            port,
+            admin_port,
+            proc,
+        }
+    }
+}
+
+pub fn wait_ready_tcp(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "port {port} never accepted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+/// Reads the status line and headers; `None` on EOF or garbage.
+pub fn read_head<R: BufRead>(r: &mut R) -> Option<(u16, Vec<(String, String)>)> {
+    let mut line = String::new();
+    if r.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let status: u16 = line.split_whitespace().nth(1)?.parse().ok()?;
+    let mut headers = Vec::new();
+    loop {
+        let mut l = String::new();
+        r.read_line(&mut l).ok()?;
+        let l = l.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        let (k, v) = l.split_once(':')?;
+        headers.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    Some((status, headers))
+}
+
+/// Reads a whole response (Content-Length, chunked, or until close). `None` if the body is
+/// truncated (connection closed before the framing said it was complete).
+pub fn read_response<R: BufRead>(r: &mut R) -> Option<Response> {
+    let (status, headers) = read_head(r)?;
+    let find = |n: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(n))
+            .map(|(_, v)| v.clone())
+    };
+    let mut body = Vec::new();
+    if let Some(len) = find("content-length") {
+        let len: usize = len.parse().ok()?;
+        body.resize(len, 0);
+        r.read_exact(&mut body).ok()?;
+    } else if find("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        loop {
+            let mut size = String::new();
+            if r.read_line(&mut size).ok()? == 0 {
+                return None;
+            }
+            let n = usize::from_str_radix(size.trim(), 16).ok()?;
+            if n == 0 {
+                let mut crlf = String::new();
+                r.read_line(&mut crlf).ok()?;
+                break;
+            }
+            let start = body.len();
+            body.resize(start + n, 0);
+            r.read_exact(&mut body[start..]).ok()?;
+            let mut crlf = [0u8; 2];
+            r.read_exact(&mut crlf).ok()?;
+        }
+    } else if status != 100 && status != 204 && status != 304 {
+        r.read_to_end(&mut body).ok()?;
+    }
+    Some(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// One request on a fresh connection (`Connection: close`), Content-Length framed.
+pub fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    read_response(&mut BufReader::new(s)).expect("a complete response")
+}
+
+pub fn post_json(port: u16, path: &str, key: Option<&str>, body: &str) -> Response {
+    let mut headers = vec![("Content-Type", "application/json")];
+    let auth;
+    if let Some(k) = key {
+        auth = k.to_string();
+        headers.push(("X-API-Key", &auth));
+    }
+    request(port, "POST", path, &headers, body.as_bytes())
+}
+
+/// A chat-completions body of exactly `total` bytes (the prompt pads it).
+pub fn chat_body_of_size(model: &str, stream: bool, total: usize) -> Vec<u8> {
+    let prefix =
+        format!(r#"{{"model":"{model}","stream":{stream},"messages":[{{"role":"user","content":""#);
+    let suffix = r#""}]}"#;
+    let pad = total - prefix.len() - suffix.len();
+    let mut b = Vec::with_capacity(total);
+    b.extend_from_slice(prefix.as_bytes());
+    b.extend(std::iter::repeat_n(b'a', pad));
+    b.extend_from_slice(suffix.as_bytes());
+    assert_eq!(b.len(), total);
+    b
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    tollgate::digest::sha256_hex(data)
+}
