@@ -1,0 +1,54 @@
+# Tollgate: two commands for a new user.
+#   make demo   build and run the gateway with the built-in mock on conf/demo.yaml
+#   make test   install what is missing, then fmt check, clippy, and every test
+# Both install missing system packages (cmake for Pingora's zlib-ng) themselves.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+SDK_DIR := $(TARGET_DIR)/python-sdk
+
+.PHONY: demo test deps sdk build release check-demo
+
+## demo: build (release) and run the gateway + mock on conf/demo.yaml
+demo: deps
+	$(CARGO) run --release -- demo -c conf/demo.yaml
+
+## test: fmt, clippy, unit + integration tests (incl. the official openai SDK)
+test: deps sdk
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+	PYTHONPATH=$(abspath $(SDK_DIR)) TOLLGATE_REQUIRE_SDK=1 $(CARGO) test
+	@if command -v node >/dev/null 2>&1; then \
+		for f in loadtest/*.js; do node --check "$$f" || exit 1; done; \
+		echo "loadtest scripts: syntax ok"; \
+	fi
+
+build: deps
+	$(CARGO) build
+
+release: deps
+	$(CARGO) build --release
+
+## deps: system packages and toolchain components a fresh machine lacks
+deps:
+	@missing=""; \
+	command -v cmake >/dev/null 2>&1 || missing="$$missing cmake"; \
+	command -v cc >/dev/null 2>&1 || missing="$$missing gcc"; \
+	command -v python3 >/dev/null 2>&1 || missing="$$missing python3 python3-pip"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo"; \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing; \
+	fi
+	@if command -v rustup >/dev/null 2>&1; then \
+		rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt; \
+		rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy; \
+	fi
+
+## sdk: the official openai Python SDK, for the SDK compatibility test
+sdk:
+	@if PYTHONPATH=$(abspath $(SDK_DIR)) python3 -c "import openai" 2>/dev/null; then :; else \
+		echo "installing the openai Python SDK into $(SDK_DIR)"; \
+		python3 -m pip install --quiet --disable-pip-version-check --no-warn-conflicts --root-user-action=ignore --target $(SDK_DIR) openai; \
+	fi

@@ -1,0 +1,39 @@
+"""The official openai SDK against a running Tollgate: one completion, then one stream.
+
+Usage: python3 openai_chat.py BASE_URL API_KEY MODEL
+Prints one JSON line with what the SDK saw; exits non-zero on any SDK error.
+"""
+import json
+import sys
+
+import openai
+
+base_url, api_key, model = sys.argv[1], sys.argv[2], sys.argv[3]
+client = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=30)
+
+completion = client.chat.completions.create(
+    model=model, messages=[{"role": "user", "content": "Say hello"}]
+)
+streamed = []
+for chunk in client.chat.completions.create(
+    model=model, messages=[{"role": "user", "content": "Say hello"}], stream=True
+):
+    if chunk.choices and chunk.choices[0].delta.content:
+        streamed.append(chunk.choices[0].delta.content)
+
+denied = None
+try:
+    openai.OpenAI(base_url=base_url, api_key="not-a-key", max_retries=0).chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "x"}]
+    )
+except openai.AuthenticationError as e:
+    denied = e.status_code
+
+print(json.dumps({
+    "content": completion.choices[0].message.content,
+    "prompt_tokens": completion.usage.prompt_tokens,
+    "completion_tokens": completion.usage.completion_tokens,
+    "streamed": "".join(streamed),
+    "denied_status": denied,
+    "sdk_version": openai.__version__,
+}))
