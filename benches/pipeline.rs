@@ -1,0 +1,123 @@
+//! Stage benchmarks for the spine: key lookup, request-body parsing and backend selection, each
+//! beside a naive baseline. Figures and machine: `benches/README.md`.
+
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use std::sync::Arc;
+use std::time::Duration;
+use tollgate::auth::KeyIndex;
+use tollgate::config::{Backend, BackendUrl, Consumer, CostTier, Protocol, Role};
+use tollgate::digest::KeyDigest;
+use tollgate::request::{self, Route};
+use tollgate::routing;
+
+fn consumers(n: usize) -> Vec<Arc<Consumer>> {
+    (0..n)
+        .map(|i| {
+            Arc::new(Consumer {
+                id: format!("c{i}"),
+                team: "t".into(),
+                role: Role::Standard,
+                key: KeyDigest::of(format!("tg-key-{i:08}").as_bytes()),
+                daily_budget_micros: 1,
+                allowed_models: vec![],
+                tokens_per_minute: 1,
+                tokens_per_hour: 1,
+                tokens_per_day: 1,
+                description: String::new(),
+            })
+        })
+        .collect()
+}
+
+fn auth(c: &mut Criterion) {
+    let mut g = c.benchmark_group("auth");
+    for n in [4usize, 100_000] {
+        let cs = consumers(n);
+        let index = KeyIndex::new(&cs);
+        let key = format!("tg-key-{:08}", n - 1);
+        g.bench_with_input(BenchmarkId::new("digest_index", n), &key, |b, key| {
+            b.iter(|| index.authenticate(black_box(key.as_bytes())).is_some())
+        });
+        if n <= 100_000 {
+            // Baseline: hash, then a constant-time comparison against every consumer.
+            g.bench_with_input(BenchmarkId::new("linear_scan_baseline", n), &key, |b, key| {
+                b.iter(|| {
+                    let d = KeyDigest::of(black_box(key.as_bytes()));
+                    cs.iter().find(|c| c.key.ct_eq(&d)).is_some()
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+fn chat_body(prompt_bytes: usize) -> Vec<u8> {
+    format!(
+        r#"{{"model":"gpt-4","stream":false,"max_tokens":256,"messages":[{{"role":"system","content":"You are helpful."}},{{"role":"user","content":"{}"}}]}}"#,
+        "lorem ipsum ".repeat(prompt_bytes / 12)
+    )
+    .into_bytes()
+}
+
+fn parse(c: &mut Criterion) {
+    let mut g = c.benchmark_group("request_parse");
+    for size in [1024usize, 64 * 1024] {
+        let body = chat_body(size);
+        g.throughput(Throughput::Bytes(body.len() as u64));
+        g.bench_with_input(BenchmarkId::new("typed_view", size), &body, |b, body| {
+            b.iter(|| request::parse(Route::ChatCompletions, black_box(body)).is_ok())
+        });
+        // Baseline: a generic JSON tree, then field lookups.
+        g.bench_with_input(BenchmarkId::new("value_tree_baseline", size), &body, |b, body| {
+            b.iter(|| {
+                let v: serde_json::Value = serde_json::from_slice(black_box(body)).unwrap_or_default();
+                v.get("model").is_some() && v.get("messages").is_some()
+            })
+        });
+    }
+    g.finish();
+}
+
+fn select(c: &mut Criterion) {
+    let mut g = c.benchmark_group("routing_select");
+    for n in [3usize, 100] {
+        let backends: Vec<Arc<Backend>> = (0..n)
+            .map(|i| {
+                Arc::new(Backend {
+                    id: format!("b{i}"),
+                    url: BackendUrl {
+                        tls: false,
+                        host: "127.0.0.1".into(),
+                        port: 9100,
+                        path_prefix: String::new(),
+                    },
+                    protocol: Protocol::OpenAi,
+                    models: vec![format!("m{}", i % 10), "gpt-4".into()],
+                    priority: (i % 3) as u32 + 1,
+                    weight: (i % 4) as u32 + 1,
+                    max_context_tokens: 128_000,
+                    cost_tier: CostTier::Medium,
+                    credential: None,
+                })
+            })
+            .collect();
+        let mut tick = 0u64;
+        g.bench_function(BenchmarkId::new("weighted_priority", n), |b| {
+            b.iter(|| {
+                tick += 1;
+                routing::select(&backends, black_box("gpt-4"), Route::ChatCompletions, tick).is_some()
+            })
+        });
+    }
+    g.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(30)
+}
+
+criterion_group! { name = benches; config = config(); targets = auth, parse, select }
+criterion_main!(benches);
