@@ -20,7 +20,7 @@ test: deps sdk
 	$(CARGO) clippy --all-targets -- -D warnings
 	PYTHONPATH=$(abspath $(SDK_DIR)) TOLLGATE_REQUIRE_SDK=1 $(CARGO) test
 	@if command -v node >/dev/null 2>&1; then \
-		for f in loadtest/*.js; do node --check "$$f" || exit 1; done; \
+		for f in loadtest/*.js; do node --input-type=module --check < "$$f" || { echo "$$f: syntax error"; exit 1; }; done; \
 		echo "loadtest scripts: syntax ok"; \
 	fi
 

@@ -40,12 +40,16 @@ fn auth(c: &mut Criterion) {
         });
         if n <= 100_000 {
             // Baseline: hash, then a constant-time comparison against every consumer.
-            g.bench_with_input(BenchmarkId::new("linear_scan_baseline", n), &key, |b, key| {
-                b.iter(|| {
-                    let d = KeyDigest::of(black_box(key.as_bytes()));
-                    cs.iter().find(|c| c.key.ct_eq(&d)).is_some()
-                })
-            });
+            g.bench_with_input(
+                BenchmarkId::new("linear_scan_baseline", n),
+                &key,
+                |b, key| {
+                    b.iter(|| {
+                        let d = KeyDigest::of(black_box(key.as_bytes()));
+                        cs.iter().find(|c| c.key.ct_eq(&d)).is_some()
+                    })
+                },
+            );
         }
     }
     g.finish();
@@ -68,12 +72,17 @@ fn parse(c: &mut Criterion) {
             b.iter(|| request::parse(Route::ChatCompletions, black_box(body)).is_ok())
         });
         // Baseline: a generic JSON tree, then field lookups.
-        g.bench_with_input(BenchmarkId::new("value_tree_baseline", size), &body, |b, body| {
-            b.iter(|| {
-                let v: serde_json::Value = serde_json::from_slice(black_box(body)).unwrap_or_default();
-                v.get("model").is_some() && v.get("messages").is_some()
-            })
-        });
+        g.bench_with_input(
+            BenchmarkId::new("value_tree_baseline", size),
+            &body,
+            |b, body| {
+                b.iter(|| {
+                    let v: serde_json::Value =
+                        serde_json::from_slice(black_box(body)).unwrap_or_default();
+                    v.get("model").is_some() && v.get("messages").is_some()
+                })
+            },
+        );
     }
     g.finish();
 }
@@ -105,7 +114,8 @@ fn select(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new("weighted_priority", n), |b| {
             b.iter(|| {
                 tick += 1;
-                routing::select(&backends, black_box("gpt-4"), Route::ChatCompletions, tick).is_some()
+                routing::select(&backends, black_box("gpt-4"), Route::ChatCompletions, tick)
+                    .is_some()
             })
         });
     }

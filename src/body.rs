@@ -11,6 +11,9 @@ use bytes::{Bytes, BytesMut};
 use pingora::proxy::Session;
 use std::time::Duration;
 
+/// Largest buffer allocated before the bytes arrive.
+const INITIAL_CAPACITY: usize = 256 * 1024;
+
 /// What the client declared about its body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Declared {
@@ -60,8 +63,9 @@ pub async fn read_bounded(
             .map_err(|_| GatewayError::ClientGone)?;
     }
     session.set_read_timeout(Some(idle_timeout));
+    // Grow with what actually arrives: a declared length alone must not make us allocate.
     let capacity = match declared {
-        Declared::Length(n) => n as usize,
+        Declared::Length(n) => (n as usize).min(INITIAL_CAPACITY),
         Declared::Unknown => 16 * 1024,
     };
     let mut buf = BytesMut::with_capacity(capacity);

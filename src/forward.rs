@@ -72,10 +72,9 @@ impl Forwarder {
                 .get_http_session(&peer)
                 .await
                 .map_err(|e| map_error(&e))?;
-            if let Some(opts) = peer.get_peer_options_ref() {
-                session.set_read_timeout(opts.read_timeout);
-                session.set_write_timeout(opts.write_timeout);
-            }
+            // A pooled session keeps the timeouts of the request that opened it; set ours.
+            session.set_read_timeout(peer.options.read_timeout);
+            session.set_write_timeout(peer.options.write_timeout);
             match exchange(&mut session, header.clone(), body.clone()).await {
                 Ok(()) => {
                     return Ok(Upstream {
@@ -85,9 +84,10 @@ impl Forwarder {
                         idle,
                     })
                 }
-                // A pooled connection the backend already closed fails on first use; that
+                // A pooled connection the backend closed while idle fails on first use; that
                 // says nothing about the backend, so try once more on a fresh connection.
-                Err(_) if reused && attempt == 1 => continue,
+                // Timeouts are not retried: the backend may be working on the request.
+                Err(e) if reused && attempt == 1 && stale_connection(&e) => continue,
                 Err(e) => return Err(map_error(&e)),
             }
         }
@@ -107,14 +107,12 @@ async fn exchange(
     session.read_response_header().await
 }
 
-trait PeerOptionsRef {
-    fn get_peer_options_ref(&self) -> Option<&pingora::upstreams::peer::PeerOptions>;
-}
-
-impl PeerOptionsRef for HttpPeer {
-    fn get_peer_options_ref(&self) -> Option<&pingora::upstreams::peer::PeerOptions> {
-        Some(&self.options)
-    }
+/// Errors that mean "this pooled connection was already dead", not "the backend failed".
+fn stale_connection(e: &Error) -> bool {
+    matches!(
+        e.etype(),
+        ErrorType::ConnectionClosed | ErrorType::WriteError | ErrorType::ReadError
+    )
 }
 
 impl Upstream<'_> {

@@ -29,7 +29,12 @@ fn the_official_openai_sdk_gets_a_chat_completion_through_the_gateway() {
     let gw = GatewayServer::start(&backends_for(mock.port), "");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_chat.py");
     let out = Command::new(&python)
-        .args([script, &format!("http://127.0.0.1:{}/v1", gw.port), KEY_STANDARD, "gpt-4"])
+        .args([
+            script,
+            &format!("http://127.0.0.1:{}/v1", gw.port),
+            KEY_STANDARD,
+            "gpt-4",
+        ])
         .output()
         .unwrap();
     assert!(
