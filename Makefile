@@ -18,7 +18,8 @@ demo: deps
 test: deps sdk
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
-	PYTHONPATH=$(abspath $(SDK_DIR)) TOLLGATE_REQUIRE_SDK=1 $(CARGO) test
+	set -o pipefail; PYTHONPATH=$(abspath $(SDK_DIR)) TOLLGATE_REQUIRE_SDK=1 $(CARGO) test 2>&1 | tee $(TARGET_DIR)/test.log
+	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' $(TARGET_DIR)/test.log
 	@if command -v node >/dev/null 2>&1; then \
 		for f in loadtest/*.js; do node --input-type=module --check < "$$f" || { echo "$$f: syntax error"; exit 1; }; done; \
 		echo "loadtest scripts: syntax ok"; \

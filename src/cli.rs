@@ -69,6 +69,9 @@ struct MockArgs {
     /// Answer every request with this HTTP status (fault injection).
     #[arg(long)]
     fault_status: Option<u16>,
+    /// Close the connection after this many streamed events (fault injection).
+    #[arg(long)]
+    reset_after: Option<u64>,
     /// Worker threads.
     #[arg(long, default_value_t = 1)]
     threads: usize,
@@ -143,6 +146,7 @@ fn mock_options(args: &MockArgs) -> Option<MockOptions> {
         chunk_delay_ms: args.chunk_delay_ms,
         chunks: args.chunks,
         fault_status: args.fault_status,
+        reset_after: args.reset_after,
         ..MockOptions::default()
     })
 }

@@ -56,13 +56,15 @@ pub enum PipeEnd {
 pub struct MidStream(pub GatewayError);
 
 impl Forwarder {
-    /// Sends the request and waits for the response header.
+    /// Sends the request and waits for the response header, while watching `client`: if it
+    /// leaves first (a slow first token), the backend connection is dropped at once.
     pub async fn send(
         &self,
         peer: HttpPeer,
         header: RequestHeader,
         body: Bytes,
         idle: Duration,
+        client: &mut Session,
     ) -> Result<Upstream<'_>, GatewayError> {
         let mut attempt = 0;
         loop {
@@ -75,7 +77,10 @@ impl Forwarder {
             // A pooled session keeps the timeouts of the request that opened it; set ours.
             session.set_read_timeout(peer.options.read_timeout);
             session.set_write_timeout(peer.options.write_timeout);
-            match exchange(&mut session, header.clone(), body.clone()).await {
+            let sent = or_client_gone(client, exchange(&mut session, header.clone(), body.clone()))
+                .await
+                .ok_or(GatewayError::ClientGone)?;
+            match sent {
                 Ok(()) => {
                     return Ok(Upstream {
                         forwarder: self,
@@ -138,11 +143,19 @@ impl Upstream<'_> {
         Ok(h)
     }
 
-    /// Reads the whole body (at most `limit` bytes) and returns the connection to the pool.
-    pub async fn read_all(mut self, limit: usize) -> Result<Bytes, GatewayError> {
+    /// Reads the whole body (at most `limit` bytes) and returns the connection to the pool;
+    /// a client leaving meanwhile drops the backend connection.
+    pub async fn read_all(
+        mut self,
+        limit: usize,
+        client: &mut Session,
+    ) -> Result<Bytes, GatewayError> {
         let mut buf = BytesMut::new();
         loop {
-            match self.session.read_response_body().await {
+            let read = or_client_gone(client, self.session.read_response_body())
+                .await
+                .ok_or(GatewayError::ClientGone)?;
+            match read {
                 Ok(Some(chunk)) => {
                     if buf.len() + chunk.len() > limit {
                         return Err(GatewayError::UpstreamFailed(
@@ -228,6 +241,18 @@ impl Upstream<'_> {
             .connector
             .release_http_session(session, &peer, Some(idle))
             .await;
+    }
+}
+
+/// Runs `work` unless the client leaves first (`None`). The client's request body has been read
+/// in full, so any activity on its socket now is a FIN, a reset or a protocol error.
+async fn or_client_gone<T>(
+    client: &mut Session,
+    work: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    tokio::select! {
+        v = work => Some(v),
+        _ = client.read_body_or_idle(true) => None,
     }
 }
 

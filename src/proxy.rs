@@ -156,7 +156,13 @@ impl Gateway {
         let sent = Instant::now();
         let upstream = self
             .forwarder
-            .send(peer, header, upstream_body, server.timeouts.upstream_idle)
+            .send(
+                peer,
+                header,
+                upstream_body,
+                server.timeouts.upstream_idle,
+                session,
+            )
             .await?;
         let status = upstream.status();
 
@@ -180,7 +186,9 @@ impl Gateway {
                     upstream.discard().await;
                     return Err(GatewayError::UpstreamFailed(status.to_string()).into());
                 }
-                let body = upstream.read_all(server.max_response_bytes).await?;
+                let body = upstream
+                    .read_all(server.max_response_bytes, session)
+                    .await?;
                 let backend_ms = ms_since(sent);
                 ctx.backend_ms = Some(backend_ms);
                 let text = request::lab_response_text(&body, backend.protocol)?;

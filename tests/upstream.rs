@@ -263,3 +263,64 @@ fn a_client_leaving_mid_stream_leaves_the_gateway_healthy() {
         200
     );
 }
+
+#[test]
+fn a_client_leaving_before_the_first_byte_is_noticed_while_the_backend_is_still_thinking() {
+    let mock = MockServer::start(&[]);
+    let gw = GatewayServer::start(&backends_for(mock.port), "");
+    for (path, body) in [
+        ("/v1/chat/completions", CHAT),
+        ("/chat", r#"{"message":"hi"}"#),
+    ] {
+        let before = gw.proc.log_text().matches("error=client_gone").count();
+        {
+            let mut s = TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+            let head = format!(
+                "POST {path} HTTP/1.1\r\nHost: t\r\nX-API-Key: {KEY_STANDARD}\r\nx-mock-latency-ms: 20000\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            s.write_all(head.as_bytes()).unwrap();
+            // Wait until the backend has the request, then leave.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while mock.ledger()["last_request"]["path"] != path {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "request never reached the mock"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        // The backend answers only after 20 s: noticing sooner requires watching the client.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while gw.proc.log_text().matches("error=client_gone").count() == before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{path}: the disconnect was not noticed"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+#[test]
+fn the_mock_ledger_counts_only_the_completion_tokens_it_delivered() {
+    let mock = MockServer::start(&["--reset-after", "4"]);
+    let gw = GatewayServer::start(&backends_for(mock.port), "");
+    let body =
+        r#"{"model":"gpt-4","stream":true,"messages":[{"role":"user","content":"12345678"}]}"#;
+    let r = {
+        let mut s = TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let head = format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nX-API-Key: {KEY_STANDARD}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        read_response(&mut BufReader::new(s))
+    };
+    assert!(r.is_none(), "the stream was cut");
+    let ledger = mock.ledger();
+    assert_eq!(ledger["prompt_tokens"], 2);
+    // Events: role, then one token each; the cut after 4 events delivered 3 tokens.
+    assert_eq!(ledger["completion_tokens"], 3);
+}

@@ -8,6 +8,7 @@
 //! `x-mock-status` (answer with this status), `x-mock-latency-ms` (wait before the header),
 //! `x-mock-chunks` (completion tokens), `x-mock-chunk-delay-ms` (gap between SSE events) and
 //! `x-mock-reset-after` (close the connection after that many SSE events).
+//! Completion tokens of a stream count in the ledger as their events are delivered.
 //! Tokens are counted as ceil(characters / 4) of every text the model would read.
 
 mod ledger;
@@ -39,6 +40,8 @@ pub struct MockOptions {
     pub chunks: u64,
     /// Answer every request with this status (fault injection).
     pub fault_status: Option<u16>,
+    /// Close the connection after this many SSE events (fault injection).
+    pub reset_after: Option<u64>,
     /// Models listed by `/v1/models`.
     pub models: Vec<String>,
 }
@@ -50,6 +53,7 @@ impl Default for MockOptions {
             chunk_delay_ms: 0,
             chunks: 16,
             fault_status: None,
+            reset_after: None,
             models: vec![
                 "gpt-4".into(),
                 "gpt-4o".into(),
@@ -148,7 +152,7 @@ impl HttpServerApp for Mock {
                 h.insert_header("transfer-encoding", "chunked").ok()?;
                 session.write_response_header(Box::new(h)).await.ok()?;
                 let total = events.len();
-                for (i, event) in events.into_iter().enumerate() {
+                for (i, (event, tokens)) in events.into_iter().enumerate() {
                     if plan.reset_after.is_some_and(|n| i as u64 >= n) {
                         // Fault injection: vanish mid-stream without finishing the body.
                         return None;
@@ -160,6 +164,7 @@ impl HttpServerApp for Mock {
                         .write_response_body(event, i + 1 == total)
                         .await
                         .ok()?;
+                    self.ledger.add_tokens(0, tokens);
                 }
             }
         }

@@ -26,7 +26,7 @@ impl Plan {
                 .and_then(|s| u16::try_from(s).ok())
                 .filter(|s| (200..600).contains(s))
                 .or(o.fault_status),
-            reset_after: num("x-mock-reset-after"),
+            reset_after: num("x-mock-reset-after").or(o.reset_after),
         }
     }
 }
@@ -37,8 +37,9 @@ pub enum Reply {
         content_type: &'static str,
         body: Bytes,
     },
-    /// SSE events, each already framed (`data: …\n\n`).
-    Stream { events: Vec<Bytes> },
+    /// SSE events, each already framed (`data: …\n\n`), with the completion tokens each
+    /// carries; the ledger counts those as each event is delivered.
+    Stream { events: Vec<(Bytes, u64)> },
 }
 
 impl Reply {
@@ -124,7 +125,8 @@ fn chat_completions(body: &[u8], plan: &Plan, ledger: &Ledger) -> Reply {
         .pointer("/stream_options/include_usage")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    ledger.add_tokens(prompt_tokens, completion_tokens);
+    // A stream's completion tokens are counted as they are delivered (see `Reply::Stream`).
+    ledger.add_tokens(prompt_tokens, if streaming { 0 } else { completion_tokens });
     let usage = json!({
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
@@ -149,22 +151,22 @@ fn chat_completions(body: &[u8], plan: &Plan, ledger: &Ledger) -> Reply {
         });
         sse(&v.to_string())
     };
-    let mut events = vec![chunk(
-        json!({"role": "assistant", "content": ""}),
-        Value::Null,
+    let mut events = vec![(
+        chunk(json!({"role": "assistant", "content": ""}), Value::Null),
+        0,
     )];
     for w in words(completion_tokens) {
-        events.push(chunk(json!({"content": w}), Value::Null));
+        events.push((chunk(json!({"content": w}), Value::Null), 1));
     }
-    events.push(chunk(json!({}), json!("stop")));
+    events.push((chunk(json!({}), json!("stop")), 0));
     if include_usage {
         let v = json!({
             "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
             "choices": [], "usage": usage,
         });
-        events.push(sse(&v.to_string()));
+        events.push((sse(&v.to_string()), 0));
     }
-    events.push(sse("[DONE]"));
+    events.push((sse("[DONE]"), 0));
     Reply::Stream { events }
 }
 
@@ -232,8 +234,13 @@ mod tests {
         let Reply::Stream { events } = chat_completions(with, &plan(), &ledger) else {
             panic!("stream expected")
         };
-        assert_eq!(events.last().unwrap(), &Bytes::from("data: [DONE]\n\n"));
-        assert!(String::from_utf8_lossy(&events[events.len() - 2]).contains("\"usage\""));
+        assert_eq!(events.last().unwrap().0, Bytes::from("data: [DONE]\n\n"));
+        assert!(String::from_utf8_lossy(&events[events.len() - 2].0).contains("\"usage\""));
+        assert_eq!(
+            events.iter().map(|e| e.1).sum::<u64>(),
+            16,
+            "one token per content event"
+        );
         let without = br#"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
         let Reply::Stream { events } = chat_completions(without, &plan(), &ledger) else {
             panic!("stream expected")
