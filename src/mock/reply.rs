@@ -247,7 +247,7 @@ mod tests {
         };
         assert!(events
             .iter()
-            .all(|e| !String::from_utf8_lossy(e).contains("\"usage\"")));
+            .all(|e| !String::from_utf8_lossy(&e.0).contains("\"usage\"")));
     }
 
     #[test]
