@@ -193,7 +193,10 @@ impl Upstream<'_> {
             return Ok(PipeEnd::ClientGone);
         }
         loop {
+            // Upstream first: once the body is complete the client may already be sending its
+            // next request, and the client branch must not be polled after that.
             let event = tokio::select! {
+                biased;
                 chunk = self.session.read_response_body() => Event::Upstream(chunk),
                 gone = client.read_body_or_idle(true) => Event::Client(gone.is_err()),
             };
@@ -251,6 +254,7 @@ async fn or_client_gone<T>(
     work: impl std::future::Future<Output = T>,
 ) -> Option<T> {
     tokio::select! {
+        biased;
         v = work => Some(v),
         _ = client.read_body_or_idle(true) => None,
     }

@@ -260,6 +260,9 @@ impl ProxyHttp for Gateway {
     /// started must be aborted, in which case the error makes Pingora drop the connection.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let rt = self.live.current();
+        // The client socket is watched while the backend works (see `forward`). Bytes of a next
+        // request seen by that watch are kept for the next request instead of being lost.
+        session.set_pipelining_enabled(true);
         match self.handle(session, ctx, &rt).await {
             Ok(()) => Ok(true),
             Err(Failure::Respond(e)) => {

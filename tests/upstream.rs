@@ -324,3 +324,61 @@ fn the_mock_ledger_counts_only_the_completion_tokens_it_delivered() {
     // Events: role, then one token each; the cut after 4 events delivered 3 tokens.
     assert_eq!(ledger["completion_tokens"], 3);
 }
+
+#[test]
+fn pipelined_requests_are_answered_in_order_and_none_is_corrupted() {
+    let mock = MockServer::start(&[]);
+    let gw = GatewayServer::start(&backends_for(mock.port), "");
+    let s = TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let mut r = BufReader::new(s);
+    let mut burst = Vec::new();
+    for i in 0..3 {
+        let body =
+            format!(r#"{{"model":"gpt-4","messages":[{{"role":"user","content":"p{i}"}}]}}"#);
+        burst.extend_from_slice(
+            format!(
+                "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nX-API-Key: {KEY_STANDARD}\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        );
+    }
+    w.write_all(&burst).unwrap();
+    for i in 0..3 {
+        let resp = read_response(&mut r).expect("a response per pipelined request");
+        assert_eq!(
+            resp.status,
+            200,
+            "request {i}: {}",
+            String::from_utf8_lossy(&resp.body)
+        );
+    }
+}
+
+#[test]
+fn back_to_back_keep_alive_requests_never_lose_a_byte() {
+    // The client sends its next request the moment a response is complete, while the gateway
+    // may still be watching the socket; no request may arrive mangled (e.g. as a 405 "OST").
+    let mock = MockServer::start(&[]);
+    let gw = GatewayServer::start(&backends_for(mock.port), "");
+    let s = TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let mut r = BufReader::new(s);
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nX-API-Key: {KEY_STANDARD}\r\nContent-Length: {}\r\n\r\n{CHAT}",
+        CHAT.len()
+    );
+    for i in 0..300 {
+        w.write_all(head.as_bytes()).unwrap();
+        let resp = read_response(&mut r).expect("a complete response");
+        assert_eq!(
+            resp.status,
+            200,
+            "request {i}: {}",
+            String::from_utf8_lossy(&resp.body)
+        );
+    }
+}
