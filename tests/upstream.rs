@@ -141,14 +141,12 @@ fn sse_events_arrive_one_by_one_before_the_stream_ends() {
     let mock = MockServer::start(&[]);
     let gw = GatewayServer::start(&backends_for(mock.port), "");
     let body = r#"{"model":"gpt-4","stream":true,"messages":[{"role":"user","content":"hello"}]}"#;
-    let mut s = TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let head = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nX-API-Key: {KEY_STANDARD}\r\nx-mock-chunks: 5\r\nx-mock-chunk-delay-ms: 400\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
+    let mut r = send_post(
+        gw.port,
+        "/v1/chat/completions",
+        &[("x-mock-chunks", "5"), ("x-mock-chunk-delay-ms", "400")],
+        body,
     );
-    s.write_all(head.as_bytes()).unwrap();
-    let mut r = BufReader::new(s);
     let (status, headers) = read_head(&mut r).unwrap();
     assert_eq!(status, 200);
     assert!(headers
@@ -213,14 +211,13 @@ fn a_backend_dying_mid_stream_aborts_the_client_response_instead_of_completing_i
     let mock = MockServer::start(&[]);
     let gw = GatewayServer::start(&backends_for(mock.port), "");
     let body = r#"{"model":"gpt-4","stream":true,"messages":[{"role":"user","content":"hello"}]}"#;
-    let mut s = TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let head = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nX-API-Key: {KEY_STANDARD}\r\nx-mock-reset-after: 3\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
+    let mut r = send_post(
+        gw.port,
+        "/v1/chat/completions",
+        &[("x-mock-reset-after", "3")],
+        body,
     );
-    s.write_all(head.as_bytes()).unwrap();
-    let r = read_response(&mut BufReader::new(s));
+    let r = read_response(&mut r);
     assert!(
         r.is_none(),
         "a truncated stream must not end with a clean terminating chunk"
@@ -238,26 +235,21 @@ fn a_client_leaving_mid_stream_leaves_the_gateway_healthy() {
     let gw = GatewayServer::start(&backends_for(mock.port), "");
     let body = r#"{"model":"gpt-4","stream":true,"messages":[{"role":"user","content":"hello"}]}"#;
     {
-        let mut s = TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
-        let head = format!(
-            "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nX-API-Key: {KEY_STANDARD}\r\nx-mock-chunks: 3\r\nx-mock-chunk-delay-ms: 20000\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
+        let mut r = send_post(
+            gw.port,
+            "/v1/chat/completions",
+            &[("x-mock-chunks", "3"), ("x-mock-chunk-delay-ms", "20000")],
+            body,
         );
-        s.write_all(head.as_bytes()).unwrap();
-        let mut r = BufReader::new(s);
         let (status, _) = read_head(&mut r).unwrap();
         assert_eq!(status, 200);
-    } // dropped: the client is gone mid-stream
-      // The mock waits 20 s before its next event, so only watching the client socket can notice
-      // the disconnect within this deadline.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !gw.proc.log_text().contains("error=client_gone") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the disconnect was not noticed"
-        );
-        std::thread::sleep(Duration::from_millis(20));
+        // Dropping the reader closes the connection: the client is gone mid-stream.
     }
+    // The mock waits 20 s before its next event, so only watching the client socket can notice
+    // the disconnect this soon.
+    wait_until("the disconnect is noticed", 10, || {
+        gw.proc.log_text().contains("error=client_gone")
+    });
     assert_eq!(
         post_json(gw.port, "/v1/chat/completions", Some(KEY_STANDARD), CHAT).status,
         200
@@ -274,31 +266,16 @@ fn a_client_leaving_before_the_first_byte_is_noticed_while_the_backend_is_still_
     ] {
         let before = gw.proc.log_text().matches("error=client_gone").count();
         {
-            let mut s = TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
-            let head = format!(
-                "POST {path} HTTP/1.1\r\nHost: t\r\nX-API-Key: {KEY_STANDARD}\r\nx-mock-latency-ms: 20000\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            );
-            s.write_all(head.as_bytes()).unwrap();
+            let _client = send_post(gw.port, path, &[("x-mock-latency-ms", "20000")], body);
             // Wait until the backend has the request, then leave.
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while mock.ledger()["last_request"]["path"] != path {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "request never reached the mock"
-                );
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            wait_until("the request reaches the mock", 10, || {
+                mock.ledger()["last_request"]["path"] == path
+            });
         }
         // The backend answers only after 20 s: noticing sooner requires watching the client.
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while gw.proc.log_text().matches("error=client_gone").count() == before {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{path}: the disconnect was not noticed"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until(&format!("{path}: the disconnect is noticed"), 10, || {
+            gw.proc.log_text().matches("error=client_gone").count() > before
+        });
     }
 }
 
@@ -309,14 +286,8 @@ fn the_mock_ledger_counts_only_the_completion_tokens_it_delivered() {
     let body =
         r#"{"model":"gpt-4","stream":true,"messages":[{"role":"user","content":"12345678"}]}"#;
     let r = {
-        let mut s = TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let head = format!(
-            "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nX-API-Key: {KEY_STANDARD}\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        s.write_all(head.as_bytes()).unwrap();
-        read_response(&mut BufReader::new(s))
+        let mut r = send_post(gw.port, "/v1/chat/completions", &[], body);
+        read_response(&mut r)
     };
     assert!(r.is_none(), "the stream was cut");
     let ledger = mock.ledger();

@@ -346,3 +346,35 @@ pub fn chat_body_of_size(model: &str, stream: bool, total: usize) -> Vec<u8> {
 pub fn sha256_hex(data: &[u8]) -> String {
     tollgate::digest::sha256_hex(data)
 }
+
+/// The bytes of one keep-alive `POST` with `X-API-Key: KEY_STANDARD` and extra headers.
+pub fn post_bytes(path: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
+    let mut head = format!("POST {path} HTTP/1.1\r\nHost: t\r\nX-API-Key: {KEY_STANDARD}\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    head.into_bytes()
+}
+
+/// Opens a connection, sends [`post_bytes`], and returns the reader for the answer.
+pub fn send_post(
+    port: u16,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> BufReader<TcpStream> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(&post_bytes(path, headers, body)).unwrap();
+    BufReader::new(s)
+}
+
+/// Polls `cond` every 10 ms until it holds; fails after `secs` seconds.
+pub fn wait_until(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
