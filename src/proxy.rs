@@ -130,26 +130,13 @@ impl Gateway {
             })?;
         ctx.backend = Some(backend.id.clone());
 
-        let (path, upstream_body, translated) = match &view {
-            RequestView::Chat(_) => ("/v1/chat/completions", raw, false),
-            RequestView::Lab(lab) => {
-                let path = match backend.protocol {
-                    crate::config::Protocol::LabAgent => "/chat",
-                    crate::config::Protocol::OpenAi => "/v1/chat/completions",
-                };
-                (
-                    path,
-                    request::lab_upstream_body(lab, backend.protocol),
-                    true,
-                )
-            }
-        };
+        let out = request::outbound(&view, raw, backend.protocol);
         let header = upstream::request_header(
             &backend,
-            path,
+            out.path,
             &session.req_header().headers,
-            upstream_body.len(),
-            translated,
+            out.body.len(),
+            out.rewritten,
         )?;
         let peer = upstream::peer(&backend, &server.timeouts).await?;
 
@@ -159,7 +146,7 @@ impl Gateway {
             .send(
                 peer,
                 header,
-                upstream_body,
+                out.body,
                 server.timeouts.upstream_idle,
                 session,
             )

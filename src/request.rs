@@ -216,8 +216,37 @@ fn parse_lab(body: &[u8]) -> Result<LabView, GatewayError> {
     })
 }
 
+/// What goes to the backend: the path below its prefix and the body.
+#[derive(Debug)]
+pub struct Outbound {
+    pub path: &'static str,
+    pub body: Bytes,
+    /// The gateway wrote this body (so it sets `Content-Type` itself).
+    pub rewritten: bool,
+}
+
+/// The request as a backend speaking `protocol` receives it: OpenAI bodies byte for byte,
+/// `/chat` translated.
+pub fn outbound(view: &RequestView, raw: Bytes, protocol: Protocol) -> Outbound {
+    match view {
+        RequestView::Chat(_) => Outbound {
+            path: "/v1/chat/completions",
+            body: raw,
+            rewritten: false,
+        },
+        RequestView::Lab(lab) => Outbound {
+            path: match protocol {
+                Protocol::LabAgent => "/chat",
+                Protocol::OpenAi => "/v1/chat/completions",
+            },
+            body: lab_upstream_body(lab, protocol),
+            rewritten: true,
+        },
+    }
+}
+
 /// The body a `/chat` request becomes for a backend of `protocol`.
-pub fn lab_upstream_body(view: &LabView, protocol: Protocol) -> Bytes {
+fn lab_upstream_body(view: &LabView, protocol: Protocol) -> Bytes {
     let value = match protocol {
         Protocol::LabAgent => json!({"message": view.message, "session_id": view.session_id}),
         Protocol::OpenAi => json!({
