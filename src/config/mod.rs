@@ -8,8 +8,9 @@ pub mod build;
 pub mod file;
 pub mod money;
 pub mod schema;
+pub mod types;
 
-pub use build::{
+pub use types::{
     AdminConfig, Backend, BackendUrl, Config, Consumer, CostTier, Price, Protocol, Role,
     ServerConfig, Timeouts,
 };

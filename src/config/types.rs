@@ -1,0 +1,215 @@
+//! The validated runtime form of the configuration: what the gateway runs on.
+
+use crate::digest::{KeyDigest, Secret};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The whole validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub consumers: Vec<Arc<Consumer>>,
+    pub backends: Vec<Arc<Backend>>,
+    /// Model name → price; `default` (when present) prices unlisted models.
+    pub pricing: BTreeMap<String, Price>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub threads: usize,
+    pub max_body_bytes: usize,
+    pub max_response_bytes: usize,
+    pub grace_period_seconds: u64,
+    pub timeouts: Timeouts,
+    pub admin: AdminConfig,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub read: Duration,
+    pub write: Duration,
+    pub client_body: Duration,
+    pub upstream_idle: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+    /// Digest of the admin bearer token.
+    pub token: KeyDigest,
+}
+
+/// Content-filter strictness (see the content filter stage).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Standard,
+    Elevated,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Standard => "standard",
+            Role::Elevated => "elevated",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// A consumer's profile.
+#[derive(Debug)]
+pub struct Consumer {
+    pub id: String,
+    pub team: String,
+    pub role: Role,
+    pub key: KeyDigest,
+    pub daily_budget_micros: u64,
+    /// Empty means every model.
+    pub allowed_models: Vec<String>,
+    pub tokens_per_minute: u64,
+    pub tokens_per_hour: u64,
+    pub tokens_per_day: u64,
+    pub description: String,
+}
+
+impl Consumer {
+    pub fn may_use(&self, model: &str) -> bool {
+        self.allowed_models.is_empty() || self.allowed_models.iter().any(|m| m == model)
+    }
+}
+
+/// The wire protocol a backend speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// OpenAI chat completions (`/v1/chat/completions`), also vLLM, Ollama, Azure-compatible.
+    OpenAi,
+    /// The lab agent's `/chat` (`{"message","session_id"}` → `{"response"}`).
+    LabAgent,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::OpenAi => "openai",
+            Protocol::LabAgent => "lab-agent",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CostTier {
+    Low,
+    Medium,
+    High,
+}
+
+/// A backend's base URL, split for the connector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendUrl {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    /// Path prefix without a trailing slash (`""` or `/openai`).
+    pub path_prefix: String,
+}
+
+impl BackendUrl {
+    /// The `Host` header value.
+    pub fn authority(&self) -> String {
+        let default_port = if self.tls { 443 } else { 80 };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        if self.port == default_port {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+
+    pub fn parse(url: &str) -> Result<BackendUrl, String> {
+        let (tls, rest) = if let Some(r) = url.strip_prefix("http://") {
+            (false, r)
+        } else if let Some(r) = url.strip_prefix("https://") {
+            (true, r)
+        } else {
+            return Err("must start with http:// or https://".into());
+        };
+        if rest.contains(['?', '#']) {
+            return Err("must not contain a query or fragment".into());
+        }
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        if authority.contains('@') {
+            return Err("must not carry credentials; use credential_env".into());
+        }
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (h, after) = v6.split_once(']').ok_or("unclosed `[` in host")?;
+            let port = match after.strip_prefix(':') {
+                Some(p) => Some(p),
+                None if after.is_empty() => None,
+                None => return Err("garbage after IPv6 host".into()),
+            };
+            (h, port)
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            }
+        };
+        if host.is_empty() {
+            return Err("has no host".into());
+        }
+        let port = match port {
+            Some(p) => p.parse::<u16>().map_err(|_| format!("bad port `{p}`"))?,
+            None if tls => 443,
+            None => 80,
+        };
+        if port == 0 {
+            return Err("port 0 is not a backend".into());
+        }
+        Ok(BackendUrl {
+            tls,
+            host: host.to_string(),
+            port,
+            path_prefix: path.trim_end_matches('/').to_string(),
+        })
+    }
+}
+
+/// A backend the gateway may route to.
+#[derive(Debug)]
+pub struct Backend {
+    pub id: String,
+    pub url: BackendUrl,
+    pub protocol: Protocol,
+    pub models: Vec<String>,
+    pub priority: u32,
+    pub weight: u32,
+    pub max_context_tokens: u64,
+    pub cost_tier: CostTier,
+    /// Provider credential from `credential_env`, sent as `Authorization: Bearer`.
+    pub credential: Option<Secret>,
+}
+
+impl Backend {
+    pub fn serves(&self, model: &str) -> bool {
+        self.models.iter().any(|m| m == model)
+    }
+}
+
+/// Integer price of a model, micro-dollars per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Price {
+    pub input_micros_per_million: u64,
+    pub output_micros_per_million: u64,
+}
