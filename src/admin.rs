@@ -2,7 +2,8 @@
 //!
 //! `GET /health` answers without authentication (liveness). Everything else needs
 //! `Authorization: Bearer <admin token>`, checked against the configured digest in constant time;
-//! consumer keys never open it. Answers are JSON.
+//! consumer keys never open it. Answers are JSON: `/ready`, `/costs` (spend per consumer today
+//! and all time, with recent requests) and `/cache/stats`.
 
 use crate::digest::KeyDigest;
 use crate::runtime::LiveState;
@@ -10,15 +11,59 @@ use async_trait::async_trait;
 use http::{Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
+use crate::state::spend::usd;
+use crate::state::{unix_now, utc_day, State};
 use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Instant;
 
 pub struct Admin {
     live: LiveState,
+    state: Arc<State>,
 }
 
 impl Admin {
-    pub fn new(live: LiveState) -> Self {
-        Admin { live }
+    pub fn new(live: LiveState, state: Arc<State>) -> Self {
+        Admin { live, state }
+    }
+
+    fn costs(&self, rt: &crate::runtime::Runtime) -> Value {
+        let now = unix_now();
+        let day = utc_day(now);
+        let mut consumers = serde_json::Map::new();
+        for c in &rt.config.consumers {
+            let (spent, total, recent) = self.state.spend.report(&c.id, day);
+            let budget = c.daily_budget_micros.saturating_mul(1000);
+            let standing = self.state.spend.standing(&c.id, budget, day);
+            let recent: Vec<Value> = recent
+                .iter()
+                .rev()
+                .map(|r| {
+                    json!({
+                        "timestamp": r.timestamp,
+                        "model": r.model,
+                        "input_tokens": r.input_tokens,
+                        "output_tokens": r.output_tokens,
+                        "cost_usd": usd(r.cost_nanos, 6),
+                        "estimated": r.estimated,
+                    })
+                })
+                .collect();
+            consumers.insert(
+                c.id.clone(),
+                json!({
+                    "team": c.team,
+                    "daily_budget_usd": usd(budget, 2),
+                    "spent_today_usd": usd(spent, 6),
+                    "spent_today_nanos": spent,
+                    "reserved_usd": usd(standing.reserved, 6),
+                    "percent_used": standing.percent_used(),
+                    "total_all_time_usd": usd(total, 6),
+                    "recent_requests": recent,
+                }),
+            );
+        }
+        json!({"date": utc_date(day), "consumers": consumers})
     }
 
     /// Routes one admin request; `token` is the presented bearer token, if any.
@@ -52,13 +97,34 @@ impl Admin {
                     "backends": rt.config.backends.len(),
                 }),
             ),
-            (_, "/ready") => (StatusCode::METHOD_NOT_ALLOWED, json!({"error": "use GET"})),
+            ("GET", "/costs") => (StatusCode::OK, self.costs(&rt)),
+            ("GET", "/cache/stats") => (
+                StatusCode::OK,
+                self.state.cache.stats(&rt.config.cache, Instant::now()),
+            ),
+            (_, "/ready" | "/costs" | "/cache/stats") => {
+                (StatusCode::METHOD_NOT_ALLOWED, json!({"error": "use GET"}))
+            }
             _ => (
                 StatusCode::NOT_FOUND,
                 json!({"error": "no such admin endpoint"}),
             ),
         }
     }
+}
+
+/// `YYYY-MM-DD` of a day number since the Unix epoch (civil calendar, proleptic Gregorian).
+pub fn utc_date(day: u64) -> String {
+    let z = day as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
 }
 
 fn bearer(session: &ServerSession) -> Option<&[u8]> {
@@ -86,5 +152,17 @@ impl ServeHttp for Admin {
             .header("content-length", len)
             .body(body)
             .unwrap_or_else(|_| Response::new(Vec::new()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates_come_from_day_numbers() {
+        assert_eq!(utc_date(0), "1970-01-01");
+        assert_eq!(utc_date(20_418), "2025-11-26");
+        assert_eq!(utc_date(11_016), "2000-02-29");
     }
 }

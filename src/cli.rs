@@ -96,7 +96,13 @@ pub fn main() -> ExitCode {
                 cfg.consumers.len(),
                 cfg.backends.len()
             );
-            server::build(cfg, None).run_forever()
+            match server::build(cfg, None) {
+                Ok(s) => s.run_forever(),
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(2)
+                }
+            }
         }
         Command::Mock(args) => {
             crate::logging::init();
@@ -120,16 +126,23 @@ pub fn main() -> ExitCode {
                 Some(c) => c,
                 None => return ExitCode::from(2),
             };
-            print_demo(&cfg, &mock_listen);
-            server::build(
-                cfg,
-                Some(MockService {
-                    listen: mock_listen,
-                    threads: 1,
-                    options: MockOptions::default(),
-                }),
-            )
-            .run_forever()
+            let listen = cfg.server.listen;
+            let admin = cfg.server.admin.listen;
+            let mock = MockService {
+                listen: mock_listen.clone(),
+                threads: 1,
+                options: MockOptions::default(),
+            };
+            match server::build(cfg, Some(mock)) {
+                Ok(s) => {
+                    print_demo(listen, admin, &mock_listen);
+                    s.run_forever()
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(2)
+                }
+            }
         }
     }
 }
@@ -218,8 +231,7 @@ fn hash_key(key: Option<String>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn print_demo(cfg: &config::Config, mock_listen: &str) {
-    let gw = cfg.server.listen;
+fn print_demo(gw: std::net::SocketAddr, admin: std::net::SocketAddr, mock_listen: &str) {
     let host = if gw.ip().is_unspecified() {
         format!("localhost:{}", gw.port())
     } else {
@@ -252,6 +264,5 @@ admin token (demo-admin-token) are for this demo only.
 
 Stop with Ctrl-C.
 "#,
-        admin = cfg.server.admin.listen,
     );
 }

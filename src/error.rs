@@ -41,6 +41,28 @@ pub enum GatewayError {
     PayloadTooLarge {
         limit: usize,
     },
+    /// The content filter blocked the request.
+    ContentBlocked {
+        rule: String,
+        severity: &'static str,
+        reason: String,
+    },
+    /// A token window cannot hold the request's worst case now.
+    RateLimited {
+        window: &'static str,
+        limit: u64,
+        used: u64,
+        needed: u64,
+        remaining: u64,
+        retry_after: u64,
+    },
+    /// Today's budget cannot hold the request's worst-case cost (nano-dollars).
+    BudgetExceeded {
+        spent: u64,
+        budget: u64,
+        needed: u64,
+        retry_after: u64,
+    },
     /// The client went away before the request could be answered.
     ClientGone,
     // --- the upstream's fault ---
@@ -62,6 +84,9 @@ impl GatewayError {
             | ModelNotServed { .. }
             | BadRequest(_)
             | PayloadTooLarge { .. }
+            | ContentBlocked { .. }
+            | RateLimited { .. }
+            | BudgetExceeded { .. }
             | ClientGone => Fault::Client,
             UpstreamUnreachable | UpstreamTimeout | UpstreamFailed(_) => Fault::Upstream,
             Internal => Fault::Internal,
@@ -78,6 +103,8 @@ impl GatewayError {
             ModelNotServed { .. } => 404,
             BadRequest(_) => 400,
             PayloadTooLarge { .. } => 413,
+            ContentBlocked { .. } => 400,
+            RateLimited { .. } | BudgetExceeded { .. } => 429,
             // nginx's convention for "client closed request"; never sent, only logged.
             ClientGone => 499,
             UpstreamUnreachable => 503,
@@ -98,6 +125,9 @@ impl GatewayError {
             ModelNotServed { .. } => "model_not_served",
             BadRequest(_) => "bad_request",
             PayloadTooLarge { .. } => "payload_too_large",
+            ContentBlocked { .. } => "content_policy_violation",
+            RateLimited { .. } => "rate_limit_exceeded",
+            BudgetExceeded { .. } => "budget_exceeded",
             ClientGone => "client_gone",
             UpstreamUnreachable => "upstream_unreachable",
             UpstreamTimeout => "upstream_timeout",
@@ -124,6 +154,35 @@ impl GatewayError {
             PayloadTooLarge { limit } => {
                 format!("Request body is larger than the gateway's limit of {limit} bytes.")
             }
+            ContentBlocked {
+                rule,
+                severity,
+                reason,
+            } => format!(
+                "Request blocked by content policy: {reason} (rule {rule}, severity {severity})"
+            ),
+            RateLimited {
+                window,
+                limit,
+                used,
+                needed,
+                retry_after,
+                ..
+            } => format!(
+                "Token rate limit exceeded (per-{window}). Used {used}/{limit} tokens; this request \
+                 may use up to {needed}. Retry after {retry_after}s."
+            ),
+            BudgetExceeded {
+                spent,
+                budget,
+                needed,
+                ..
+            } => format!(
+                "Daily budget exceeded. Spent ${} of ${} limit; this request may cost up to ${}.",
+                crate::state::spend::usd(*spent, 4),
+                crate::state::spend::usd(*budget, 2),
+                crate::state::spend::usd(*needed, 4),
+            ),
             ClientGone => "Client closed the request.".into(),
             UpstreamUnreachable => "Backend is unreachable. Try again later.".into(),
             UpstreamTimeout => "Backend did not answer in time.".into(),
@@ -132,11 +191,23 @@ impl GatewayError {
         }
     }
 
+    /// Seconds after which a retry may succeed (`Retry-After`).
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            GatewayError::RateLimited { retry_after, .. }
+            | GatewayError::BudgetExceeded { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
     /// OpenAI's `error.type` for this error.
     fn openai_type(&self) -> &'static str {
         match (self, self.fault()) {
             (GatewayError::Unauthorized, _) => "authentication_error",
             (GatewayError::ModelNotAllowed { .. }, _) => "permission_error",
+            (GatewayError::RateLimited { .. } | GatewayError::BudgetExceeded { .. }, _) => {
+                "rate_limit_error"
+            }
             (_, Fault::Client) => "invalid_request_error",
             (_, Fault::Upstream) => "upstream_error",
             (_, Fault::Internal) => "internal_error",

@@ -3,6 +3,7 @@
 //! The request pipeline (see `docs/architecture.md`) is a sequence of plain decision functions,
 //! one module per stage, sequenced by [`proxy::Gateway`], the `ProxyHttp` implementation.
 
+pub mod accounting;
 pub mod admin;
 pub mod auth;
 pub mod body;
@@ -10,12 +11,15 @@ pub mod cli;
 pub mod config;
 pub mod digest;
 pub mod error;
+pub mod filter;
 pub mod forward;
 pub mod logging;
 pub mod mock;
 pub mod proxy;
 pub mod request;
+pub mod response;
 pub mod routing;
 pub mod runtime;
 pub mod server;
+pub mod state;
 pub mod upstream;

@@ -1,25 +1,32 @@
 //! The consumer plane: the `ProxyHttp` implementation. It only sequences the pipeline stages;
 //! every decision is a plain function in its stage module.
 //!
-//! `request_filter` answers every request itself (returning `Ok(true)`): it reads the body,
-//! authenticates, checks the model, picks a backend and forwards through [`crate::forward`].
-//! `logging` runs on every exit path and writes the one diagnostic line per request.
+//! `request_filter` answers every request itself (returning `Ok(true)`): route, size, auth, body,
+//! model allowlist, content filter, reservation (tokens and dollars), cache lookup, backend
+//! selection, forwarding (see [`crate::forward`]), settlement and cache store. `logging` runs on
+//! every exit path: it settles whatever reservation is still open (a stream, a disconnect, an
+//! upstream failure) and writes the one diagnostic line per request.
 
-use crate::auth;
+use crate::accounting::{self, Reservation, Usage};
 use crate::body;
+use crate::config::{CacheScope, Consumer, Protocol};
 use crate::error::GatewayError;
 use crate::forward::{Forwarder, MidStream, PipeEnd};
 use crate::request::{self, RequestView, Route};
+use crate::response::{self, Extra};
 use crate::routing;
 use crate::runtime::{LiveState, Runtime};
-use crate::upstream;
+use crate::state::cache::{self, CacheKey, Entry};
+use crate::state::limits::Headroom;
+use crate::state::spend::usd;
+use crate::state::{unix_now, State};
+use crate::{auth, upstream};
 use async_trait::async_trait;
-use bytes::Bytes;
-use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long an early answer waits, discarding, for a client still sending its body.
@@ -28,6 +35,7 @@ const LINGER: Duration = Duration::from_secs(1);
 /// The gateway's proxy service.
 pub struct Gateway {
     live: LiveState,
+    state: Arc<State>,
     forwarder: Forwarder,
     round_robin: AtomicU64,
 }
@@ -42,6 +50,16 @@ pub struct RequestCtx {
     status: u16,
     error: Option<&'static str>,
     backend_ms: Option<f64>,
+    filter: &'static str,
+    filter_rule: Option<String>,
+    cache: &'static str,
+    /// Open until settled; `logging` settles what is left.
+    reservation: Option<Reservation>,
+    /// The request reached a backend, so it may have consumed tokens.
+    upstream_called: bool,
+    headroom: Option<Headroom>,
+    usage: Option<Usage>,
+    cost_nanos: Option<u64>,
 }
 
 /// How a request that could not complete normally ends.
@@ -64,10 +82,29 @@ impl From<MidStream> for Failure {
     }
 }
 
+/// Whether and how a request uses the cache.
+enum CachePlan {
+    Off,
+    /// Look up and store under this key.
+    Use(CacheKey),
+    /// `Cache-Control: no-cache`: do not answer from the cache, but store the fresh answer.
+    StoreOnly(CacheKey),
+}
+
+impl CachePlan {
+    fn store_key(&self) -> Option<CacheKey> {
+        match self {
+            CachePlan::Off => None,
+            CachePlan::Use(k) | CachePlan::StoreOnly(k) => Some(*k),
+        }
+    }
+}
+
 impl Gateway {
-    pub fn new(live: LiveState) -> Self {
+    pub fn new(live: LiveState, state: Arc<State>) -> Self {
         Gateway {
             live,
+            state,
             forwarder: Forwarder::default(),
             round_robin: AtomicU64::new(0),
         }
@@ -80,7 +117,8 @@ impl Gateway {
         ctx: &mut RequestCtx,
         rt: &Runtime,
     ) -> Result<(), Failure> {
-        let server = &rt.config.server;
+        let cfg = &rt.config;
+        let server = &cfg.server;
         let req = session.req_header();
         let route = Route::resolve(&req.method, req.uri.path())?;
         ctx.route = Some(route);
@@ -100,7 +138,6 @@ impl Gateway {
             .ok_or(GatewayError::Unauthorized)?;
         ctx.consumer = Some(consumer.id.clone());
 
-        // Read and parse the body.
         let raw = body::read_bounded(
             session,
             declared,
@@ -121,16 +158,59 @@ impl Gateway {
             .into());
         }
 
-        // Route.
+        // 3. content filter
+        let mut extra = Extra::default();
+        self.content_filter(rt, &consumer, &view, ctx, &mut extra)?;
+
+        // 4. reserve the worst case: tokens in every window, dollars against today's budget
+        let client_cap = view.client_output_cap();
+        let cap = client_cap.unwrap_or_else(|| cfg.output_caps.cap_for(&model));
+        let admitted = accounting::admit(
+            &self.state,
+            &consumer,
+            &model,
+            cfg.price_for(&model),
+            view.prompt_estimate(),
+            cap,
+            unix_now(),
+        )?;
+        ctx.headroom = Some(admitted.headroom);
+        extra.rate_limit(&admitted.headroom);
+        if admitted.standing.warn() {
+            extra.budget_warning(&admitted.standing);
+        }
+        ctx.reservation = Some(admitted.reservation);
+
+        // The body the backend will get: the gateway adds its cap when the client set none.
+        let inject = client_cap.is_none().then_some(cap);
+
+        // 5. cache
+        let plan = cache_plan(rt, &consumer, route, &view, session, &raw, inject);
+        if let CachePlan::Use(key) = &plan {
+            if let Some(hit) = self.state.cache.get(key, Instant::now()) {
+                ctx.cache = "HIT";
+                if let Some(r) = ctx.reservation.take() {
+                    accounting::release(&self.state, &r, unix_now());
+                }
+                ctx.cost_nanos = Some(0);
+                ctx.status = 200;
+                extra.cache("HIT");
+                extra.cost(0);
+                return self.answer_from_cache(session, ctx, &consumer, &view, hit, extra).await;
+            }
+        }
+        ctx.cache = if matches!(plan, CachePlan::Off) { "BYPASS" } else { "MISS" };
+        extra.cache(ctx.cache);
+
+        // Route and forward.
         let tick = self.round_robin.fetch_add(1, Ordering::Relaxed);
-        let backend = routing::select(&rt.config.backends, &model, route, tick)
+        let backend = routing::select(&cfg.backends, &model, route, tick)
             .cloned()
             .ok_or(GatewayError::ModelNotServed {
                 model: model.clone(),
             })?;
         ctx.backend = Some(backend.id.clone());
-
-        let out = request::outbound(&view, raw, backend.protocol);
+        let out = request::outbound(&view, raw, backend.protocol, inject);
         let header = upstream::request_header(
             &backend,
             out.path,
@@ -139,65 +219,301 @@ impl Gateway {
             out.rewritten,
         )?;
         let peer = upstream::peer(&backend, &server.timeouts).await?;
-
         let sent = Instant::now();
+        ctx.upstream_called = true;
         let upstream = self
             .forwarder
-            .send(
-                peer,
-                header,
-                out.body,
-                server.timeouts.upstream_idle,
-                session,
-            )
+            .send(peer, header, out.body, server.timeouts.upstream_idle, session)
             .await?;
         let status = upstream.status();
 
-        match &view {
-            RequestView::Chat(_) => {
-                if status >= 500 {
-                    upstream.discard().await;
-                    return Err(GatewayError::UpstreamFailed(format!("status {status}")).into());
-                }
-                let client_header = upstream.client_header(&backend.id)?;
-                ctx.status = status;
-                let end = upstream.pipe(client_header, session).await?;
-                ctx.backend_ms = Some(ms_since(sent));
-                if end == PipeEnd::ClientGone {
-                    ctx.error = Some(GatewayError::ClientGone.label());
-                }
-                Ok(())
+        if view.streaming() {
+            if status >= 500 {
+                upstream.discard().await;
+                return Err(GatewayError::UpstreamFailed(format!("status {status}")).into());
             }
+            let mut header = upstream.client_header(&backend.id)?;
+            extra.apply(&mut header)?;
+            ctx.status = status;
+            // Settled in `logging` (streamed usage arrives with the streaming stage).
+            let end = upstream.pipe(header, session).await?;
+            ctx.backend_ms = Some(ms_since(sent));
+            if end == PipeEnd::ClientGone {
+                ctx.error = Some(GatewayError::ClientGone.label());
+            }
+            return Ok(());
+        }
+
+        let ok = match &view {
+            RequestView::Chat(_) => status < 500,
+            RequestView::Lab(_) => (200..300).contains(&status),
+        };
+        if !ok {
+            upstream.discard().await;
+            return Err(GatewayError::UpstreamFailed(match &view {
+                RequestView::Chat(_) => format!("status {status}"),
+                RequestView::Lab(_) => status.to_string(),
+            })
+            .into());
+        }
+        let mut header = upstream.client_header(&backend.id)?;
+        let body = upstream.read_all(server.max_response_bytes, session).await?;
+        let backend_ms = ms_since(sent);
+        ctx.backend_ms = Some(backend_ms);
+
+        // Settle with the reported usage (or an estimate, marked so).
+        let (usage, answer_text) = match &view {
+            RequestView::Chat(_) => (
+                accounting::openai_usage(&body).unwrap_or_else(|| estimated(ctx)),
+                None,
+            ),
             RequestView::Lab(_) => {
-                if !(200..300).contains(&status) {
-                    upstream.discard().await;
-                    return Err(GatewayError::UpstreamFailed(status.to_string()).into());
-                }
-                let body = upstream
-                    .read_all(server.max_response_bytes, session)
-                    .await?;
-                let backend_ms = ms_since(sent);
-                ctx.backend_ms = Some(backend_ms);
                 let text = request::lab_response_text(&body, backend.protocol)?;
-                let answer = json!({
-                    "response": text,
-                    "gateway_metadata": {
-                        "consumer_id": consumer.id,
-                        "consumer_team": consumer.team,
-                        "model": model,
-                        "routed_to": backend.id,
-                        "latency_ms": round1(ms_since(ctx.started)),
-                        "backend_latency_ms": round1(backend_ms),
-                    }
+                let usage = match backend.protocol {
+                    Protocol::OpenAi => accounting::openai_usage(&body),
+                    Protocol::LabAgent => None,
+                }
+                .unwrap_or_else(|| Usage {
+                    input: view.prompt_estimate(),
+                    output: accounting::estimate_tokens(&text),
+                    estimated: true,
+                    ..Usage::default()
                 });
-                let extra = [("x-tollgate-backend", backend.id.as_str())];
-                write_json(session, 200, answer.to_string().into(), &extra)
-                    .await
-                    .map_err(|_| Failure::Respond(GatewayError::ClientGone))?;
-                ctx.status = 200;
-                Ok(())
+                (usage, Some(text))
+            }
+        };
+        let cost = self.settle_now(ctx, usage);
+        extra.cost(cost);
+        if let Some(h) = ctx.headroom {
+            // Report the window after settlement, when the real usage replaced the reservation.
+            let c = &consumer;
+            let limits = [c.tokens_per_minute, c.tokens_per_hour, c.tokens_per_day];
+            let now = self.state.limiter.headroom(&c.id, limits, unix_now());
+            extra.rate_limit(&Headroom { window: h.window, ..now });
+            ctx.headroom = Some(now);
+        }
+
+        // Store successful complete answers.
+        let stored_body = answer_text.clone().map(bytes::Bytes::from).unwrap_or(body.clone());
+        if status == 200 {
+            if let Some(key) = plan.store_key() {
+                self.state.cache.put(
+                    key,
+                    Entry {
+                        body: stored_body,
+                        expires: Instant::now() + cfg.cache.ttl,
+                        input_tokens: usage.input,
+                        output_tokens: usage.output,
+                    },
+                    &cfg.cache,
+                );
             }
         }
+
+        ctx.status = status;
+        match answer_text {
+            None => {
+                header.remove_header("transfer-encoding");
+                header
+                    .insert_header("content-length", body.len().to_string())
+                    .map_err(|_| GatewayError::Internal)?;
+                extra.apply(&mut header)?;
+                response::write_whole(session, header, body)
+                    .await
+                    .map_err(|_| Failure::Respond(GatewayError::ClientGone))
+            }
+            Some(text) => {
+                let meta = self.metadata(ctx, &consumer, Some(&backend.id), backend_ms, &extra);
+                let answer = json!({"response": text, "gateway_metadata": meta});
+                extra.push("x-tollgate-backend", backend.id.clone());
+                response::write_json(session, 200, answer.to_string().into(), &extra)
+                    .await
+                    .map_err(|_| Failure::Respond(GatewayError::ClientGone))
+            }
+        }
+    }
+
+    /// Stage 3: blocks, or records warnings and audited bypasses.
+    fn content_filter(
+        &self,
+        rt: &Runtime,
+        consumer: &Consumer,
+        view: &RequestView,
+        ctx: &mut RequestCtx,
+        extra: &mut Extra,
+    ) -> Result<(), GatewayError> {
+        let verdict = rt.config.filter.check(view.texts(), consumer.role);
+        if let Some(rule) = verdict.blocked {
+            ctx.filter = "blocked";
+            ctx.filter_rule = Some(rule.id.clone());
+            return Err(GatewayError::ContentBlocked {
+                rule: rule.id.clone(),
+                severity: rule.severity.as_str(),
+                reason: rule.reason.clone(),
+            });
+        }
+        for rule in &verdict.audited {
+            log::warn!(
+                target: "tollgate::audit",
+                "audited content-filter bypass: consumer={} role={} rule={}",
+                consumer.id,
+                consumer.role.as_str(),
+                rule.id
+            );
+        }
+        ctx.filter = if !verdict.warned.is_empty() {
+            let ids: Vec<&str> = verdict.warned.iter().map(|r| r.id.as_str()).collect();
+            extra.push("x-tollgate-filter-warning", ids.join(","));
+            ctx.filter_rule = Some(ids.join(","));
+            "warned"
+        } else if !verdict.audited.is_empty() {
+            ctx.filter_rule = Some(
+                verdict
+                    .audited
+                    .iter()
+                    .map(|r| r.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+            "audited"
+        } else {
+            "passed"
+        };
+        Ok(())
+    }
+
+    fn settle_now(&self, ctx: &mut RequestCtx, usage: Usage) -> u64 {
+        let cost = match ctx.reservation.take() {
+            Some(r) => accounting::settle(&self.state, &r, usage, unix_now()),
+            None => 0,
+        };
+        ctx.usage = Some(usage);
+        ctx.cost_nanos = Some(cost);
+        cost
+    }
+
+    /// `gateway_metadata` for `/chat` answers.
+    fn metadata(
+        &self,
+        ctx: &RequestCtx,
+        consumer: &Consumer,
+        routed_to: Option<&str>,
+        backend_ms: f64,
+        extra: &Extra,
+    ) -> serde_json::Value {
+        let mut meta = json!({
+            "consumer_id": consumer.id,
+            "consumer_team": consumer.team,
+            "model": ctx.model,
+            "content_filter": ctx.filter,
+            "rate_limit_remaining": ctx.headroom.map(|h| h.remaining),
+            "cache_hit": ctx.cache == "HIT",
+            "estimated_cost": format!("${}", usd(ctx.cost_nanos.unwrap_or(0), 6)),
+            "latency_ms": round1(ms_since(ctx.started)),
+        });
+        if let (Some(obj), Some(b)) = (meta.as_object_mut(), routed_to) {
+            obj.insert("routed_to".into(), json!(b));
+            obj.insert("backend_latency_ms".into(), json!(round1(backend_ms)));
+        }
+        if let (Some(obj), Some(u)) = (meta.as_object_mut(), ctx.usage) {
+            obj.insert(
+                "usage".into(),
+                json!({"input_tokens": u.input, "output_tokens": u.output, "estimated": u.estimated}),
+            );
+        }
+        if let (Some(obj), Some(w)) = (meta.as_object_mut(), extra.get("x-tollgate-budget-warning")) {
+            obj.insert("budget_warning".into(), json!(w));
+        }
+        meta
+    }
+
+    async fn answer_from_cache(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        consumer: &Consumer,
+        view: &RequestView,
+        hit: Entry,
+        extra: Extra,
+    ) -> Result<(), Failure> {
+        let gone = |_| Failure::Respond(GatewayError::ClientGone);
+        match view {
+            RequestView::Chat(_) => response::write_json(session, 200, hit.body, &extra)
+                .await
+                .map_err(gone),
+            RequestView::Lab(_) => {
+                let text = String::from_utf8_lossy(&hit.body).into_owned();
+                let meta = self.metadata(ctx, consumer, None, 0.0, &extra);
+                let answer = json!({"response": text, "gateway_metadata": meta});
+                response::write_json(session, 200, answer.to_string().into(), &extra)
+                    .await
+                    .map_err(gone)
+            }
+        }
+    }
+}
+
+/// The usage to settle on when a non-streamed OpenAI answer reports none.
+fn estimated(ctx: &RequestCtx) -> Usage {
+    ctx.reservation
+        .as_ref()
+        .map(Reservation::worst_case)
+        .unwrap_or_default()
+}
+
+/// Decides how a request uses the cache and computes its key.
+fn cache_plan(
+    rt: &Runtime,
+    consumer: &Consumer,
+    route: Route,
+    view: &RequestView,
+    session: &Session,
+    raw: &bytes::Bytes,
+    inject: Option<u64>,
+) -> CachePlan {
+    let c = &rt.config.cache;
+    if !c.enabled || view.streaming() {
+        return CachePlan::Off;
+    }
+    let directives: Vec<String> = session
+        .req_header()
+        .headers
+        .get_all(http::header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|d| d.trim().to_ascii_lowercase())
+        .collect();
+    if directives.iter().any(|d| d == "no-store") {
+        return CachePlan::Off;
+    }
+    let canonical = match view {
+        RequestView::Chat(_) => {
+            let sent = match inject {
+                Some(cap) => request::with_max_tokens(raw, cap),
+                None => raw.clone(),
+            };
+            cache::canonical_json(&sent)
+        }
+        RequestView::Lab(l) => Some(
+            json!({"message": l.message, "session_id": l.session_id})
+                .to_string()
+                .into_bytes(),
+        ),
+    };
+    let Some(canonical) = canonical else {
+        return CachePlan::Off;
+    };
+    let (kind, scope) = match c.scope {
+        CacheScope::Consumer => ("consumer", consumer.id.as_str()),
+        CacheScope::Team => ("team", consumer.team.as_str()),
+        CacheScope::Global => ("global", ""),
+    };
+    let key = cache::key(kind, scope, route.as_str(), view.model(), &canonical);
+    if directives.iter().any(|d| d == "no-cache") {
+        CachePlan::StoreOnly(key)
+    } else {
+        CachePlan::Use(key)
     }
 }
 
@@ -207,23 +523,6 @@ fn ms_since(t: Instant) -> f64 {
 
 fn round1(ms: f64) -> f64 {
     (ms * 10.0).round() / 10.0
-}
-
-/// Writes a complete JSON response.
-async fn write_json(
-    session: &mut Session,
-    status: u16,
-    body: Bytes,
-    extra: &[(&'static str, &str)],
-) -> pingora::Result<()> {
-    let mut h = ResponseHeader::build(status, Some(3 + extra.len()))?;
-    h.insert_header("content-type", "application/json")?;
-    h.insert_header("content-length", body.len().to_string())?;
-    for (k, v) in extra {
-        h.insert_header(*k, *v)?;
-    }
-    session.write_response_header(Box::new(h), false).await?;
-    session.write_response_body(Some(body), true).await
 }
 
 #[async_trait]
@@ -240,6 +539,14 @@ impl ProxyHttp for Gateway {
             status: 0,
             error: None,
             backend_ms: None,
+            filter: "-",
+            filter_rule: None,
+            cache: "-",
+            reservation: None,
+            upstream_called: false,
+            headroom: None,
+            usage: None,
+            cost_nanos: None,
         }
     }
 
@@ -263,8 +570,12 @@ impl ProxyHttp for Gateway {
                 if unread {
                     session.set_keepalive(None);
                 }
+                let mut extra = Extra::for_error(&e);
+                if let (Some(h), GatewayError::BudgetExceeded { .. }) = (&ctx.headroom, &e) {
+                    extra.rate_limit(h);
+                }
                 let dialect = Route::dialect_for_path(session.req_header().uri.path());
-                if write_json(session, e.status(), e.body(dialect), &[])
+                if response::write_json(session, e.status(), e.body(dialect), &extra)
                     .await
                     .is_err()
                 {
@@ -291,10 +602,7 @@ impl ProxyHttp for Gateway {
         _session: &mut Session,
         _ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        Error::e_explain(
-            ErrorType::InternalError,
-            "request_filter answers every request",
-        )
+        Error::e_explain(ErrorType::InternalError, "request_filter answers every request")
     }
 
     /// Reached only to abort a response already under way: nothing more may be written.
@@ -310,19 +618,41 @@ impl ProxyHttp for Gateway {
         }
     }
 
+    /// Runs last on every path: settles what is still reserved, then logs one line.
     async fn logging(&self, _session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        if let Some(r) = ctx.reservation.take() {
+            let now = unix_now();
+            if ctx.upstream_called {
+                // The backend may have worked: charge the worst case, marked estimated.
+                let usage = ctx.usage.unwrap_or_else(|| r.worst_case());
+                ctx.cost_nanos = Some(accounting::settle(&self.state, &r, usage, now));
+                ctx.usage = Some(usage);
+            } else {
+                accounting::release(&self.state, &r, now);
+            }
+        }
         // Consumer id only: never the key, never prompt or response text.
         log::info!(
             target: "tollgate::request",
-            "route={} consumer={} model={} backend={} status={} error={} latency_ms={:.1} backend_ms={}",
+            "route={} consumer={} model={} backend={} status={} error={} filter={} rule={} cache={} \
+             tokens_in={} tokens_out={} estimated={} cost_usd={} latency_ms={:.1} backend_ms={}",
             ctx.route.map(Route::as_str).unwrap_or("-"),
             ctx.consumer.as_deref().unwrap_or("-"),
             ctx.model.as_deref().map(log_safe).unwrap_or_else(|| "-".into()),
             ctx.backend.as_deref().unwrap_or("-"),
             ctx.status,
             ctx.error.unwrap_or("-"),
+            ctx.filter,
+            ctx.filter_rule.as_deref().unwrap_or("-"),
+            ctx.cache,
+            ctx.usage.map(|u| u.input).unwrap_or(0),
+            ctx.usage.map(|u| u.output).unwrap_or(0),
+            ctx.usage.is_some_and(|u| u.estimated),
+            usd(ctx.cost_nanos.unwrap_or(0), 6),
             ms_since(ctx.started),
-            ctx.backend_ms.map(|m| format!("{m:.1}")).unwrap_or_else(|| "-".into()),
+            ctx.backend_ms
+                .map(|m| format!("{m:.1}"))
+                .unwrap_or_else(|| "-".into()),
         );
     }
 

@@ -74,6 +74,55 @@ impl RequestView {
             RequestView::Lab(l) => &l.model,
         }
     }
+
+    /// Every text the model will read: message contents and text parts, or the `/chat` message.
+    pub fn texts(&self) -> Vec<&str> {
+        match self {
+            RequestView::Lab(l) => vec![l.message.as_str()],
+            RequestView::Chat(c) => {
+                let mut out = Vec::with_capacity(c.messages.len());
+                for m in &c.messages {
+                    match &m.content {
+                        Some(Content::Text(t)) => out.push(t.as_str()),
+                        Some(Content::Parts(parts)) => {
+                            out.extend(parts.iter().filter_map(|p| p.text.as_deref()))
+                        }
+                        None => {}
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    /// Estimated prompt tokens: ceil(characters / 4) of every text, plus per-message framing.
+    pub fn prompt_estimate(&self) -> u64 {
+        let messages = match self {
+            RequestView::Chat(c) => c.messages.len() as u64,
+            RequestView::Lab(_) => 1,
+        };
+        self.texts()
+            .iter()
+            .map(|t| crate::accounting::estimate_tokens(t))
+            .sum::<u64>()
+            .saturating_add(messages.saturating_mul(crate::accounting::PER_MESSAGE_TOKENS))
+    }
+
+    /// The output cap the client set, if any (`max_completion_tokens` wins over `max_tokens`),
+    /// multiplied by `n` choices.
+    pub fn client_output_cap(&self) -> Option<u64> {
+        match self {
+            RequestView::Chat(c) => c
+                .max_completion_tokens
+                .or(c.max_tokens)
+                .map(|cap| cap.saturating_mul(c.n.unwrap_or(1))),
+            RequestView::Lab(_) => None,
+        }
+    }
+
+    pub fn streaming(&self) -> bool {
+        matches!(self, RequestView::Chat(c) if c.streaming())
+    }
 }
 
 /// What the gateway reads from an OpenAI chat-completions body.
@@ -225,34 +274,65 @@ pub struct Outbound {
     pub rewritten: bool,
 }
 
-/// The request as a backend speaking `protocol` receives it: OpenAI bodies byte for byte,
-/// `/chat` translated.
-pub fn outbound(view: &RequestView, raw: Bytes, protocol: Protocol) -> Outbound {
+/// The request as a backend speaking `protocol` receives it: OpenAI bodies byte for byte unless
+/// the gateway must add its output cap (`inject_cap`, when the client set none), `/chat`
+/// translated.
+pub fn outbound(
+    view: &RequestView,
+    raw: Bytes,
+    protocol: Protocol,
+    inject_cap: Option<u64>,
+) -> Outbound {
     match view {
-        RequestView::Chat(_) => Outbound {
-            path: "/v1/chat/completions",
-            body: raw,
-            rewritten: false,
+        RequestView::Chat(_) => match inject_cap {
+            None => Outbound {
+                path: "/v1/chat/completions",
+                body: raw,
+                rewritten: false,
+            },
+            Some(cap) => Outbound {
+                path: "/v1/chat/completions",
+                body: with_max_tokens(&raw, cap),
+                rewritten: false,
+            },
         },
         RequestView::Lab(lab) => Outbound {
             path: match protocol {
                 Protocol::LabAgent => "/chat",
                 Protocol::OpenAi => "/v1/chat/completions",
             },
-            body: lab_upstream_body(lab, protocol),
+            body: lab_upstream_body(lab, protocol, inject_cap),
             rewritten: true,
         },
     }
 }
 
+/// Adds `"max_tokens": cap` as the first member of the JSON object in `raw` (which the parser
+/// already accepted and which has no output cap), leaving every other byte as it was.
+pub fn with_max_tokens(raw: &Bytes, cap: u64) -> Bytes {
+    let open = raw.iter().position(|b| *b == b'{').unwrap_or(0);
+    let member = format!("\"max_tokens\":{cap},");
+    let mut out = Vec::with_capacity(raw.len() + member.len());
+    out.extend_from_slice(&raw[..=open]);
+    out.extend_from_slice(member.as_bytes());
+    out.extend_from_slice(&raw[open + 1..]);
+    Bytes::from(out)
+}
+
 /// The body a `/chat` request becomes for a backend of `protocol`.
-fn lab_upstream_body(view: &LabView, protocol: Protocol) -> Bytes {
+fn lab_upstream_body(view: &LabView, protocol: Protocol, cap: Option<u64>) -> Bytes {
     let value = match protocol {
         Protocol::LabAgent => json!({"message": view.message, "session_id": view.session_id}),
-        Protocol::OpenAi => json!({
-            "model": view.model,
-            "messages": [{"role": "user", "content": view.message}],
-        }),
+        Protocol::OpenAi => {
+            let mut v = json!({
+                "model": view.model,
+                "messages": [{"role": "user", "content": view.message}],
+            });
+            if let (Some(cap), Some(obj)) = (cap, v.as_object_mut()) {
+                obj.insert("max_tokens".into(), json!(cap));
+            }
+            v
+        }
     };
     Bytes::from(value.to_string())
 }
@@ -365,12 +445,36 @@ mod tests {
             model: "gpt-4".into(),
         };
         let agent: serde_json::Value =
-            serde_json::from_slice(&lab_upstream_body(&view, Protocol::LabAgent)).unwrap();
+            serde_json::from_slice(&lab_upstream_body(&view, Protocol::LabAgent, Some(9))).unwrap();
         assert_eq!(agent, json!({"message": "hi", "session_id": "s1"}));
         let openai: serde_json::Value =
-            serde_json::from_slice(&lab_upstream_body(&view, Protocol::OpenAi)).unwrap();
+            serde_json::from_slice(&lab_upstream_body(&view, Protocol::OpenAi, Some(9))).unwrap();
         assert_eq!(openai["messages"][0]["content"], "hi");
         assert_eq!(openai["model"], "gpt-4");
+        assert_eq!(openai["max_tokens"], 9);
+    }
+
+    #[test]
+    fn the_output_cap_is_added_without_touching_other_bytes() {
+        let raw = Bytes::from_static(b" {\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"{x}\"}]}");
+        let out = with_max_tokens(&raw, 256);
+        assert_eq!(
+            &out[..],
+            &b" {\"max_tokens\":256,\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"{x}\"}]}"[..]
+        );
+        let RequestView::Chat(c) = parse(Route::ChatCompletions, &out).unwrap() else {
+            panic!("chat view expected")
+        };
+        assert_eq!(c.max_tokens, Some(256));
+    }
+
+    #[test]
+    fn texts_cover_every_string_and_text_part() {
+        let body = br#"{"model":"m","messages":[{"role":"system","content":"a"},
+            {"role":"user","content":[{"type":"text","text":"b"},{"type":"image_url"}]},{"role":"assistant"}]}"#;
+        let v = parse(Route::ChatCompletions, body).unwrap();
+        assert_eq!(v.texts(), ["a", "b"]);
+        assert_eq!(v.prompt_estimate(), 1 + 1 + 3 * 4);
     }
 
     #[test]

@@ -6,6 +6,10 @@ use crate::config::Config;
 use crate::mock::{Mock, MockOptions};
 use crate::proxy::Gateway;
 use crate::runtime::{LiveState, Runtime};
+use crate::state::persist::{self, Persister};
+use crate::state::State;
+use pingora::services::background::background_service;
+use std::sync::Arc;
 use pingora::apps::http_app::HttpServer;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
@@ -27,9 +31,13 @@ fn server_conf(threads: usize, grace_period_seconds: u64) -> ServerConf {
     }
 }
 
-/// Builds the Pingora server for `config` (plus an optional in-process mock).
-pub fn build(config: Config, mock: Option<MockService>) -> Server {
+/// Builds the Pingora server for `config` (plus an optional in-process mock). Fails only when
+/// the persisted spend cannot be read.
+pub fn build(config: Config, mock: Option<MockService>) -> Result<Server, String> {
     let server_cfg = config.server.clone();
+    let state_cfg = config.state.clone();
+    let state = Arc::new(State::default());
+    state.spend.restore(persist::load(&state_cfg.spend_file)?);
     let mut server = Server::new_with_opt_and_conf(
         Opt::default(),
         server_conf(server_cfg.threads, server_cfg.grace_period_seconds),
@@ -39,7 +47,7 @@ pub fn build(config: Config, mock: Option<MockService>) -> Server {
 
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
-        Gateway::new(live.clone()),
+        Gateway::new(live.clone(), Arc::clone(&state)),
         "tollgate consumer plane",
     );
     proxy.add_tcp(&server_cfg.listen.to_string());
@@ -48,16 +56,25 @@ pub fn build(config: Config, mock: Option<MockService>) -> Server {
 
     let mut admin = Service::new(
         "tollgate admin plane".to_string(),
-        HttpServer::new_app(Admin::new(live)),
+        HttpServer::new_app(Admin::new(live, Arc::clone(&state))),
     );
     admin.add_tcp(&server_cfg.admin.listen.to_string());
     admin.threads = Some(1);
     server.add_service(admin);
 
+    server.add_service(background_service(
+        "spend persister",
+        Persister {
+            state,
+            path: state_cfg.spend_file,
+            interval: state_cfg.persist_interval,
+        },
+    ));
+
     if let Some(m) = mock {
         server.add_service(mock_service(m));
     }
-    server
+    Ok(server)
 }
 
 fn mock_service(m: MockService) -> Service<Mock> {

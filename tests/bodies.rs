@@ -17,7 +17,7 @@ fn bodies_of_every_size_reach_the_mock_byte_exact_streaming_and_not() {
     let gw = GatewayServer::start(&backends_for(mock.port), "");
     for size in [1024, 65_535, 65_537, 1024 * 1024, MAX] {
         for stream in [false, true] {
-            let body = chat_body_of_size("gpt-4", stream, size);
+            let body = chat_body_of_size("gpt-4o", stream, size);
             let r = request(
                 gw.port,
                 "POST",
@@ -54,7 +54,7 @@ fn bodies_of_every_size_reach_the_mock_byte_exact_streaming_and_not() {
 fn a_body_one_byte_over_the_limit_is_413_json_and_never_forwarded() {
     let mock = MockServer::start(&[]);
     let gw = GatewayServer::start(&backends_for(mock.port), "");
-    let body = chat_body_of_size("gpt-4", false, MAX + 1);
+    let body = chat_body_of_size("gpt-4o", false, MAX + 1);
     let r = request(
         gw.port,
         "POST",
@@ -87,7 +87,7 @@ fn an_oversized_upload_expecting_continue_gets_413_without_a_100_first() {
 fn chunked_uploads_are_reassembled_and_forwarded_whole() {
     let mock = MockServer::start(&[]);
     let gw = GatewayServer::start(&backends_for(mock.port), "");
-    let body = chat_body_of_size("gpt-4", false, 200_000);
+    let body = chat_body_of_size("gpt-4o", false, 200_000);
     let mut s = TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let head = format!(
@@ -138,7 +138,7 @@ fn a_chunked_upload_growing_past_the_limit_is_413() {
 fn expect_100_continue_is_answered_before_the_body_is_sent() {
     let mock = MockServer::start(&[]);
     let gw = GatewayServer::start(&backends_for(mock.port), "");
-    let body = chat_body_of_size("gpt-4", false, 2 * 1024 * 1024);
+    let body = chat_body_of_size("gpt-4o", false, 2 * 1024 * 1024);
     let mut s = TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let head = format!(
@@ -157,4 +157,30 @@ fn expect_100_continue_is_answered_before_the_body_is_sent() {
         mock.ledger()["last_request"]["body_sha256"],
         sha256_hex(&body)
     );
+}
+
+#[test]
+fn a_body_without_an_output_cap_gets_the_configured_one_and_arrives_whole() {
+    let mock = MockServer::start(&[]);
+    let gw = GatewayServer::start_with(&backends_for(mock.port), "", "max_output_tokens: {default: 77}\n", &[]);
+    for size in [1024, 100 * 1024, 4 * 1024 * 1024] {
+        let mut body = chat_body_of_size("gpt-4o", false, size);
+        // Remove the client's cap: the gateway must add its own.
+        let without = String::from_utf8(body.clone()).unwrap().replace(r#""max_tokens":16,"#, "");
+        body = without.into_bytes();
+        let r = request(
+            gw.port,
+            "POST",
+            "/v1/chat/completions",
+            &[("X-API-Key", KEY_STANDARD)],
+            &body,
+        );
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let mut expected = b"{\"max_tokens\":77,".to_vec();
+        expected.extend_from_slice(&body[1..]);
+        let last = &mock.ledger()["last_request"];
+        assert_eq!(last["body_bytes"], expected.len(), "size {size}");
+        assert_eq!(last["body_sha256"], sha256_hex(&expected), "size {size}");
+        assert_eq!(r.json()["usage"]["completion_tokens"], 16, "the mock honoured the cap (16 < 77)");
+    }
 }

@@ -1,7 +1,9 @@
 //! Building the runtime form ([`super::types`]) from the parsed file, with every problem reported
 //! at its YAML path.
 
-use super::file::{BackendSection, ConsumerSection, ServerSection};
+use super::file::{BackendSection, CacheSection, ConsumerSection, ServerSection};
+use crate::filter::Filter;
+use std::path::PathBuf;
 use super::money::parse_usd;
 use super::schema::Parsed;
 use super::types::*;
@@ -81,11 +83,95 @@ pub fn build(
         }
     }
 
+    if !pricing.contains_key("default") && !file.pricing.contains_key("default") {
+        problems.push(Problem::new(
+            "pricing.default",
+            "a `default` price is required: it prices every model not listed",
+        ));
+    }
+
+    let mut per_model = BTreeMap::new();
+    let mut default_cap = OutputCaps::BUILT_IN_DEFAULT;
+    for (model, cap) in &file.max_output_tokens {
+        if *cap == 0 {
+            problems.push(Problem::new(
+                format!("max_output_tokens.{model}"),
+                "must be greater than 0",
+            ));
+        } else if model == "default" {
+            default_cap = *cap;
+        } else {
+            per_model.insert(model.clone(), *cap);
+        }
+    }
+
+    let filter = Filter::build(&file.content_filter, &file.rules, problems);
+    let cache = build_cache(&file.cache, problems);
+    if file.state.spend_file.trim().is_empty() {
+        problems.push(Problem::new("state.spend_file", "must not be empty"));
+    }
+    if file.state.persist_interval_ms == 0 {
+        problems.push(Problem::new("state.persist_interval_ms", "must be greater than 0"));
+    }
+
     Some(Config {
         server: server?,
         consumers,
         backends,
         pricing,
+        output_caps: OutputCaps {
+            per_model,
+            default: default_cap,
+        },
+        filter: filter?,
+        cache: cache?,
+        state: StateConfig {
+            spend_file: PathBuf::from(&file.state.spend_file),
+            persist_interval: Duration::from_millis(file.state.persist_interval_ms),
+        },
+    })
+}
+
+fn build_cache(c: &CacheSection, problems: &mut Vec<Problem>) -> Option<CacheConfig> {
+    let before = problems.len();
+    let scope = match c.scope.as_str() {
+        "consumer" => Some(CacheScope::Consumer),
+        "team" => Some(CacheScope::Team),
+        "global" => Some(CacheScope::Global),
+        other => {
+            problems.push(Problem::new(
+                "cache.scope",
+                format!("`{other}` is not one of consumer, team, global"),
+            ));
+            None
+        }
+    };
+    for (name, v) in [
+        ("ttl_seconds", c.ttl_seconds as usize),
+        ("max_entries", c.max_entries),
+        ("max_bytes", c.max_bytes),
+        ("max_entry_bytes", c.max_entry_bytes),
+    ] {
+        if v == 0 {
+            problems.push(Problem::new(format!("cache.{name}"), "must be greater than 0"));
+        }
+    }
+    if c.max_entry_bytes > c.max_bytes {
+        problems.push(Problem::new(
+            "cache.max_entry_bytes",
+            "must not exceed cache.max_bytes",
+        ));
+    }
+    if problems.len() != before {
+        return None;
+    }
+    Some(CacheConfig {
+        enabled: c.enabled,
+        scope: scope?,
+        ttl: Duration::from_secs(c.ttl_seconds),
+        max_entries: c.max_entries,
+        max_bytes: c.max_bytes,
+        max_entry_bytes: c.max_entry_bytes,
     })
 }
 

@@ -22,6 +22,157 @@ pub struct FileConfig {
     /// Price per model, in USD per million tokens. The entry `default` prices unlisted models.
     #[serde(default)]
     pub pricing: BTreeMap<String, PriceSection>,
+    /// Output cap per model (tokens) used when a request sets none; `default` covers the rest.
+    #[serde(default)]
+    pub max_output_tokens: BTreeMap<String, u64>,
+    /// The organisation-wide content filter.
+    #[serde(default)]
+    pub content_filter: FilterSection,
+    /// The response cache.
+    #[serde(default)]
+    pub cache: CacheSection,
+    /// Where state that must survive a restart is kept.
+    #[serde(default)]
+    pub state: StateSection,
+}
+
+/// `content_filter:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterSection {
+    /// The rules; none means no filtering.
+    #[serde(default)]
+    pub rules: Vec<RuleSection>,
+    /// Per role, per category: `block`, `warn`, `audit` (allowed, logged as an audited bypass)
+    /// or `allow`. Missing entries block.
+    #[serde(default)]
+    pub policy: BTreeMap<String, BTreeMap<String, String>>,
+    /// A match at or above this severity blocks whatever the role's action (`never` to disable).
+    #[serde(default = "default_always_block_severity")]
+    pub always_block_severity: String,
+    /// Base64 runs at least this long are decoded and scanned too.
+    #[serde(default = "default_base64_min_len")]
+    pub base64_min_len: usize,
+}
+
+impl Default for FilterSection {
+    fn default() -> Self {
+        FilterSection {
+            rules: Vec::new(),
+            policy: BTreeMap::new(),
+            always_block_severity: default_always_block_severity(),
+            base64_min_len: default_base64_min_len(),
+        }
+    }
+}
+
+/// One entry of `content_filter.rules:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSection {
+    /// Stable id, reported to the client and in logs.
+    pub id: String,
+    /// `pii`, `topic` or `injection`.
+    pub category: String,
+    /// A regular expression (matched case-insensitively on normalised text).
+    #[serde(default)]
+    pub pattern: Option<String>,
+    /// Literal keywords (any one matches, case-insensitively).
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    /// `low`, `medium`, `high` or `critical`.
+    pub severity: String,
+    /// Why the rule exists; the client reads it when blocked.
+    pub reason: String,
+}
+
+/// `cache:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSection {
+    /// Whether identical requests are answered from the cache.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Who shares entries: `consumer` (default), `team` or `global`.
+    #[serde(default = "default_cache_scope")]
+    pub scope: String,
+    /// Seconds an entry lives.
+    #[serde(default = "default_cache_ttl")]
+    pub ttl_seconds: u64,
+    /// Most entries kept (least recently used go first).
+    #[serde(default = "default_cache_entries")]
+    pub max_entries: usize,
+    /// Most bytes kept across entries.
+    #[serde(default = "default_cache_bytes")]
+    pub max_bytes: usize,
+    /// Largest single response stored.
+    #[serde(default = "default_cache_entry_bytes")]
+    pub max_entry_bytes: usize,
+}
+
+impl Default for CacheSection {
+    fn default() -> Self {
+        CacheSection {
+            enabled: true,
+            scope: default_cache_scope(),
+            ttl_seconds: default_cache_ttl(),
+            max_entries: default_cache_entries(),
+            max_bytes: default_cache_bytes(),
+            max_entry_bytes: default_cache_entry_bytes(),
+        }
+    }
+}
+
+/// `state:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateSection {
+    /// File where spend is persisted (atomically) so a restart keeps everyone's spent-today.
+    #[serde(default = "default_spend_file")]
+    pub spend_file: String,
+    /// How often changed spend is written, ms.
+    #[serde(default = "default_persist_interval_ms")]
+    pub persist_interval_ms: u64,
+}
+
+impl Default for StateSection {
+    fn default() -> Self {
+        StateSection {
+            spend_file: default_spend_file(),
+            persist_interval_ms: default_persist_interval_ms(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_always_block_severity() -> String {
+    "critical".into()
+}
+fn default_base64_min_len() -> usize {
+    24
+}
+fn default_cache_scope() -> String {
+    "consumer".into()
+}
+fn default_cache_ttl() -> u64 {
+    300
+}
+fn default_cache_entries() -> usize {
+    1000
+}
+fn default_cache_bytes() -> usize {
+    64 * 1024 * 1024
+}
+fn default_cache_entry_bytes() -> usize {
+    1024 * 1024
+}
+fn default_spend_file() -> String {
+    "tollgate-spend.json".into()
+}
+fn default_persist_interval_ms() -> u64 {
+    250
 }
 
 /// `server:`

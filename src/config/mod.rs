@@ -11,8 +11,8 @@ pub mod schema;
 pub mod types;
 
 pub use types::{
-    AdminConfig, Backend, BackendUrl, Config, Consumer, CostTier, Price, Protocol, Role,
-    ServerConfig, Timeouts,
+    AdminConfig, Backend, BackendUrl, CacheConfig, CacheScope, Config, Consumer, CostTier,
+    OutputCaps, Price, Protocol, Role, ServerConfig, StateConfig, Timeouts,
 };
 
 use std::fmt;

@@ -2,13 +2,41 @@
 //! alone stops at the first one), then each section item is deserialized on its own so one bad
 //! item does not hide the problems of the next.
 
-use super::file::{BackendSection, ConsumerSection, PriceSection, ServerSection};
+use super::file::{
+    BackendSection, CacheSection, ConsumerSection, FilterSection, PriceSection, RuleSection,
+    ServerSection, StateSection,
+};
 use super::Problem;
 use serde::de::DeserializeOwned;
 use serde_yaml::{Mapping, Value};
 use std::collections::BTreeMap;
 
-pub(crate) const TOP_KEYS: &[&str] = &["server", "consumers", "backends", "pricing"];
+pub(crate) const TOP_KEYS: &[&str] = &[
+    "server",
+    "consumers",
+    "backends",
+    "pricing",
+    "max_output_tokens",
+    "content_filter",
+    "cache",
+    "state",
+];
+pub(crate) const FILTER_KEYS: &[&str] = &[
+    "rules",
+    "policy",
+    "always_block_severity",
+    "base64_min_len",
+];
+pub(crate) const RULE_KEYS: &[&str] = &["id", "category", "pattern", "keywords", "severity", "reason"];
+pub(crate) const CACHE_KEYS: &[&str] = &[
+    "enabled",
+    "scope",
+    "ttl_seconds",
+    "max_entries",
+    "max_bytes",
+    "max_entry_bytes",
+];
+pub(crate) const STATE_KEYS: &[&str] = &["spend_file", "persist_interval_ms"];
 pub(crate) const SERVER_KEYS: &[&str] = &[
     "listen",
     "threads",
@@ -59,6 +87,12 @@ pub struct Parsed {
     pub consumers: Vec<(usize, ConsumerSection)>,
     pub backends: Vec<(usize, BackendSection)>,
     pub pricing: BTreeMap<String, PriceSection>,
+    pub max_output_tokens: BTreeMap<String, u64>,
+    pub content_filter: FilterSection,
+    /// Filter rules, by original index (parsed apart so one bad rule hides nothing).
+    pub rules: Vec<(usize, RuleSection)>,
+    pub cache: CacheSection,
+    pub state: StateSection,
 }
 
 /// Parses the text, collecting every problem it can find. `None` only when the file or its
@@ -129,12 +163,55 @@ pub fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<Parsed> {
         }
     }
 
+    let max_output_tokens = match top.remove("max_output_tokens") {
+        None | Some(Value::Null) => BTreeMap::new(),
+        Some(v) => item::<BTreeMap<String, u64>>(&v, "max_output_tokens", problems).unwrap_or_default(),
+    };
+
+    let (content_filter, rules) = match top.remove("content_filter") {
+        None | Some(Value::Null) => (FilterSection::default(), Vec::new()),
+        Some(mut v) => {
+            let mut rules = Vec::new();
+            if let Value::Mapping(m) = &mut v {
+                prune_unknown(m, "content_filter", FILTER_KEYS, problems);
+                rules = list::<RuleSection>(m.remove("rules"), "content_filter.rules", RULE_KEYS, problems);
+            }
+            let section = item::<FilterSection>(&v, "content_filter", problems).unwrap_or_default();
+            (section, rules)
+        }
+    };
+    let cache = section::<CacheSection>(top.remove("cache"), "cache", CACHE_KEYS, problems);
+    let state = section::<StateSection>(top.remove("state"), "state", STATE_KEYS, problems);
+
     Some(Parsed {
         server: server?,
         consumers,
         backends,
         pricing,
+        max_output_tokens,
+        content_filter,
+        rules,
+        cache: cache?,
+        state: state?,
     })
+}
+
+/// A plain mapping section: unknown keys reported, defaults when absent.
+fn section<T: DeserializeOwned + Default>(
+    value: Option<Value>,
+    path: &str,
+    keys: &[&str],
+    problems: &mut Vec<Problem>,
+) -> Option<T> {
+    match value {
+        None | Some(Value::Null) => Some(T::default()),
+        Some(mut v) => {
+            if let Value::Mapping(m) = &mut v {
+                prune_unknown(m, path, keys, problems);
+            }
+            item::<T>(&v, path, problems)
+        }
+    }
 }
 
 fn list<T: DeserializeOwned>(
@@ -253,6 +330,7 @@ fn levenshtein(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::super::file::{AdminSection, FileConfig, TimeoutsSection};
+    use super::{CacheSection, FilterSection, RuleSection, StateSection};
     use super::*;
 
     /// The key lists above must name exactly the struct fields; serde's own "expected" list is
@@ -288,6 +366,10 @@ mod tests {
         assert_eq!(serde_fields::<ConsumerSection>(), sorted(CONSUMER_KEYS));
         assert_eq!(serde_fields::<BackendSection>(), sorted(BACKEND_KEYS));
         assert_eq!(serde_fields::<PriceSection>(), sorted(PRICE_KEYS));
+        assert_eq!(serde_fields::<FilterSection>(), sorted(FILTER_KEYS));
+        assert_eq!(serde_fields::<RuleSection>(), sorted(RULE_KEYS));
+        assert_eq!(serde_fields::<CacheSection>(), sorted(CACHE_KEYS));
+        assert_eq!(serde_fields::<StateSection>(), sorted(STATE_KEYS));
     }
 
     #[test]

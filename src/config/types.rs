@@ -1,6 +1,8 @@
 //! The validated runtime form of the configuration: what the gateway runs on.
 
 use crate::digest::{KeyDigest, Secret};
+use crate::filter::Filter;
+use std::path::PathBuf;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,8 +14,66 @@ pub struct Config {
     pub server: ServerConfig,
     pub consumers: Vec<Arc<Consumer>>,
     pub backends: Vec<Arc<Backend>>,
-    /// Model name → price; `default` (when present) prices unlisted models.
+    /// Model name → price; `default` prices unlisted models (required).
     pub pricing: BTreeMap<String, Price>,
+    pub output_caps: OutputCaps,
+    pub filter: Filter,
+    pub cache: CacheConfig,
+    pub state: StateConfig,
+}
+
+impl Config {
+    /// The price of `model`, or the `default` entry's.
+    pub fn price_for(&self, model: &str) -> Price {
+        self.pricing
+            .get(model)
+            .or_else(|| self.pricing.get("default"))
+            .copied()
+            .unwrap_or(Price {
+                input_micros_per_million: 0,
+                output_micros_per_million: 0,
+            })
+    }
+}
+
+/// Output caps (tokens) for requests that set none; the gateway sends the cap upstream too.
+#[derive(Debug, Clone)]
+pub struct OutputCaps {
+    pub per_model: BTreeMap<String, u64>,
+    pub default: u64,
+}
+
+impl OutputCaps {
+    /// Used when `max_output_tokens.default` is not configured.
+    pub const BUILT_IN_DEFAULT: u64 = 4096;
+
+    pub fn cap_for(&self, model: &str) -> u64 {
+        self.per_model.get(model).copied().unwrap_or(self.default)
+    }
+}
+
+/// Who shares cache entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheScope {
+    Consumer,
+    Team,
+    Global,
+}
+
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    pub enabled: bool,
+    pub scope: CacheScope,
+    pub ttl: Duration,
+    pub max_entries: usize,
+    pub max_bytes: usize,
+    pub max_entry_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct StateConfig {
+    pub spend_file: PathBuf,
+    pub persist_interval: Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -13,6 +13,8 @@ use tollgate::digest::KeyDigest;
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 pub const KEY_STANDARD: &str = "tg-test-standard-key-5b7e1c";
 pub const KEY_LIMITED: &str = "tg-test-limited-key-9f2d44";
+/// A consumer held to 10,000 tokens a minute and $0.10 a day.
+pub const KEY_METERED: &str = "tg-test-metered-key-31c0aa";
 pub const BACKEND_SECRET: &str = "sk-backend-secret-for-tests";
 
 pub fn bin() -> &'static str {
@@ -125,6 +127,8 @@ pub struct GatewayServer {
     pub port: u16,
     pub admin_port: u16,
     pub proc: Proc,
+    config: PathBuf,
+    envs: Vec<(String, String)>,
 }
 
 /// Backends section for a mock on `mock_port`: an OpenAI backend (with a credential) serving
@@ -146,20 +150,28 @@ pub fn backends_for(mock_port: u16) -> String {
 }
 
 impl GatewayServer {
-    /// Starts the gateway with two consumers (`KEY_STANDARD`: all models; `KEY_LIMITED`:
-    /// `gpt-4o` and `default` only) and `backends` (YAML), with `server_extra` lines
-    /// (indented by two spaces) added under `server:`.
+    /// Starts the gateway with three consumers (`KEY_STANDARD`: all models, generous limits;
+    /// `KEY_LIMITED`: `gpt-4o` and `default` only; `KEY_METERED`: 10,000 tokens a minute and
+    /// $0.10 a day), `backends` (YAML) and `server_extra` lines (indented by two spaces) added
+    /// under `server:`.
     pub fn start(backends: &str, server_extra: &str) -> GatewayServer {
-        Self::start_with_env(backends, server_extra, &[])
+        Self::start_with(backends, server_extra, "", &[])
     }
 
-    pub fn start_with_env(
+    pub fn start_with_env(backends: &str, server_extra: &str, env: &[(&str, &str)]) -> GatewayServer {
+        Self::start_with(backends, server_extra, "", env)
+    }
+
+    /// As [`GatewayServer::start`], with `extra_yaml` appended at the top level (filter, cache…).
+    pub fn start_with(
         backends: &str,
         server_extra: &str,
+        extra_yaml: &str,
         env: &[(&str, &str)],
     ) -> GatewayServer {
         let port = free_port();
         let admin_port = free_port();
+        let dir = temp_dir();
         let yaml = format!(
             r#"server:
   listen: "127.0.0.1:{port}"
@@ -174,32 +186,85 @@ consumers:
     team: QA
     key_sha256: "{k1}"
     daily_budget_usd: 100
+    tokens_per_minute: 100000000
+    tokens_per_hour: 100000000
+    tokens_per_day: 100000000
   - id: limited
     team: Interns
     key_sha256: "{k2}"
     daily_budget_usd: 1
     allowed_models: [gpt-4o, default]
-{backends}"#,
+  - id: metered
+    team: Metered
+    key_sha256: "{k3}"
+    daily_budget_usd: "0.10"
+    tokens_per_minute: 10000
+    tokens_per_hour: 100000
+    tokens_per_day: 500000
+pricing:
+  gpt-4: {{input_per_million_usd: 30, output_per_million_usd: 60}}
+  default: {{input_per_million_usd: "0.01", output_per_million_usd: "0.02"}}
+state:
+  spend_file: "{spend}"
+  persist_interval_ms: 50
+{backends}
+{extra_yaml}"#,
             admin = KeyDigest::of(ADMIN_TOKEN.as_bytes()).to_hex(),
             k1 = KeyDigest::of(KEY_STANDARD.as_bytes()).to_hex(),
             k2 = KeyDigest::of(KEY_LIMITED.as_bytes()).to_hex(),
+            k3 = KeyDigest::of(KEY_METERED.as_bytes()).to_hex(),
+            spend = dir.join("spend.json").display(),
         );
-        let path = temp_dir().join("tollgate.yaml");
+        let path = dir.join("tollgate.yaml");
         std::fs::write(&path, yaml).unwrap();
-        let path_s = path.to_string_lossy().to_string();
-        let mut envs = vec![
-            ("TG_TEST_BACKEND_KEY", BACKEND_SECRET),
-            ("RUST_LOG", "trace"),
+        let mut envs: Vec<(String, String)> = vec![
+            ("TG_TEST_BACKEND_KEY".into(), BACKEND_SECRET.into()),
+            ("RUST_LOG".into(), "trace".into()),
         ];
-        envs.extend_from_slice(env);
-        let proc = spawn(&["run", "-c", &path_s], &envs);
+        envs.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Self::spawn_at(&path, port, admin_port, envs)
+    }
+
+    fn spawn_at(path: &std::path::Path, port: u16, admin_port: u16, envs: Vec<(String, String)>) -> GatewayServer {
+        let path_s = path.to_string_lossy().to_string();
+        let env_refs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let proc = spawn(&["run", "-c", &path_s], &env_refs);
         wait_ready(admin_port, "/ready", Some(ADMIN_TOKEN));
         wait_ready_tcp(port);
         GatewayServer {
             port,
             admin_port,
             proc,
+            config: path.to_path_buf(),
+            envs,
         }
+    }
+
+    /// Kills the gateway (SIGKILL: no chance to flush anything) and starts it again on the same
+    /// configuration and ports.
+    pub fn restart(self) -> GatewayServer {
+        let GatewayServer {
+            port,
+            admin_port,
+            proc,
+            config,
+            envs,
+        } = self;
+        drop(proc);
+        Self::spawn_at(&config, port, admin_port, envs)
+    }
+
+    /// `GET` on the admin plane with the admin token.
+    pub fn admin(&self, path: &str) -> serde_json::Value {
+        let auth = format!("Bearer {ADMIN_TOKEN}");
+        let r = request(self.admin_port, "GET", path, &[("Authorization", &auth)], b"");
+        assert_eq!(r.status, 200, "{path}: {}", String::from_utf8_lossy(&r.body));
+        r.json()
+    }
+
+    /// The spend file this gateway persists to.
+    pub fn spend_file(&self) -> PathBuf {
+        self.config.with_file_name("spend.json")
     }
 }
 
@@ -329,10 +394,12 @@ pub fn post_json(port: u16, path: &str, key: Option<&str>, body: &str) -> Respon
     request(port, "POST", path, &headers, body.as_bytes())
 }
 
-/// A chat-completions body of exactly `total` bytes (the prompt pads it).
+/// A chat-completions body of exactly `total` bytes (the prompt pads it). It sets `max_tokens`,
+/// so the gateway has no reason to add its own cap and forwards it byte for byte.
 pub fn chat_body_of_size(model: &str, stream: bool, total: usize) -> Vec<u8> {
-    let prefix =
-        format!(r#"{{"model":"{model}","stream":{stream},"messages":[{{"role":"user","content":""#);
+    let prefix = format!(
+        r#"{{"model":"{model}","stream":{stream},"max_tokens":16,"messages":[{{"role":"user","content":""#
+    );
     let suffix = r#""}]}"#;
     let pad = total - prefix.len() - suffix.len();
     let mut b = Vec::with_capacity(total);

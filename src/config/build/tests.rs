@@ -9,7 +9,9 @@ fn no_env(_: &str) -> Option<String> {
 }
 
 fn config(body: &str) -> String {
-    format!("server:\n  admin:\n    token_sha256: \"{ADMIN}\"\n{body}")
+    format!(
+        "server:\n  admin:\n    token_sha256: \"{ADMIN}\"\npricing:\n  default: {{input_per_million_usd: 1, output_per_million_usd: 2}}\n{body}"
+    )
 }
 
 fn problems(text: &str) -> Vec<Problem> {

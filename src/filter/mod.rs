@@ -1,0 +1,401 @@
+//! The organisation-wide content filter: every text the model will read, against the configured
+//! rules, graded by the consumer's role.
+//!
+//! Input: the texts (all message contents and string parts, or the `/chat` message) and a role.
+//! Each text is normalised (see [`normalize`]) and matched in one pass against all regex rules
+//! (`RegexSet`) and all keyword rules (`aho-corasick`). Decision: the role's action for each
+//! matching rule's category (`block`, `warn`, `audit`, `allow`), except that a match at or above
+//! `always_block_severity` blocks regardless. PII must block for every role (checked at load).
+//! A block is answered 400 with the rule's reason, id and severity; logs carry the rule id only,
+//! never the text.
+
+pub mod normalize;
+
+use crate::config::file::{FilterSection, RuleSection};
+use crate::config::{Problem, Role};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use regex::{RegexSet, RegexSetBuilder};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Category {
+    Pii,
+    Topic,
+    Injection,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Severity> {
+        Some(match s {
+            "low" => Severity::Low,
+            "medium" => Severity::Medium,
+            "high" => Severity::High,
+            "critical" => Severity::Critical,
+            _ => return None,
+        })
+    }
+}
+
+/// What a role's policy does with a match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Block,
+    /// Allowed, reported to the client and logged.
+    Warn,
+    /// Allowed, logged as an audited bypass (the security team testing injections).
+    Audit,
+    Allow,
+}
+
+impl Action {
+    fn parse(s: &str) -> Option<Action> {
+        Some(match s {
+            "block" => Action::Block,
+            "warn" => Action::Warn,
+            "audit" => Action::Audit,
+            "allow" => Action::Allow,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug)]
+pub struct Rule {
+    pub id: String,
+    pub category: Category,
+    pub severity: Severity,
+    pub reason: String,
+}
+
+/// The outcome for one request.
+#[derive(Debug, Default)]
+pub struct Verdict<'a> {
+    /// The rule that blocks the request, if any (PII before topics before injections).
+    pub blocked: Option<&'a Rule>,
+    /// Rules matched and allowed with a warning.
+    pub warned: Vec<&'a Rule>,
+    /// Rules matched and allowed as an audited bypass.
+    pub audited: Vec<&'a Rule>,
+}
+
+/// The compiled filter.
+#[derive(Debug)]
+pub struct Filter {
+    rules: Vec<Rule>,
+    regexes: Option<RegexSet>,
+    /// Rule index of each pattern in `regexes`.
+    regex_rule: Vec<usize>,
+    keywords: Option<AhoCorasick>,
+    /// Rule index of each keyword in `keywords`.
+    keyword_rule: Vec<usize>,
+    /// `policy[role][category]`.
+    policy: [[Action; 3]; 3],
+    always_block: Option<Severity>,
+    base64_min_len: usize,
+}
+
+fn role_index(r: Role) -> usize {
+    match r {
+        Role::Standard => 0,
+        Role::Elevated => 1,
+        Role::Admin => 2,
+    }
+}
+
+fn category_index(c: Category) -> usize {
+    match c {
+        Category::Pii => 0,
+        Category::Topic => 1,
+        Category::Injection => 2,
+    }
+}
+
+/// The seed's policy, used when the configuration gives none: PII binds everyone; elevated and
+/// admin consumers are warned on (non-critical) topics; admin may send injection patterns, audited.
+const DEFAULT_POLICY: [[Action; 3]; 3] = [
+    [Action::Block, Action::Block, Action::Block],
+    [Action::Block, Action::Warn, Action::Block],
+    [Action::Block, Action::Warn, Action::Audit],
+];
+
+impl Filter {
+    /// A filter with no rules: everything passes.
+    pub fn empty() -> Filter {
+        Filter {
+            rules: Vec::new(),
+            regexes: None,
+            regex_rule: Vec::new(),
+            keywords: None,
+            keyword_rule: Vec::new(),
+            policy: DEFAULT_POLICY,
+            always_block: Some(Severity::Critical),
+            base64_min_len: 24,
+        }
+    }
+
+    /// Compiles the configured rules and policy, reporting every problem.
+    pub fn build(
+        section: &FilterSection,
+        rules: &[(usize, RuleSection)],
+        problems: &mut Vec<Problem>,
+    ) -> Option<Filter> {
+        let before = problems.len();
+        let mut compiled = Vec::new();
+        let mut patterns = Vec::new();
+        let mut regex_rule = Vec::new();
+        let mut keywords = Vec::new();
+        let mut keyword_rule = Vec::new();
+        let mut ids = BTreeMap::new();
+        for (i, r) in rules {
+            let path = format!("content_filter.rules[{i}]");
+            if let Some(first) = ids.insert(r.id.clone(), *i) {
+                problems.push(Problem::new(
+                    format!("{path}.id"),
+                    format!("`{}` is also content_filter.rules[{first}]", r.id),
+                ));
+            }
+            let category = match r.category.as_str() {
+                "pii" => Some(Category::Pii),
+                "topic" => Some(Category::Topic),
+                "injection" => Some(Category::Injection),
+                other => {
+                    problems.push(Problem::new(
+                        format!("{path}.category"),
+                        format!("`{other}` is not one of pii, topic, injection"),
+                    ));
+                    None
+                }
+            };
+            let severity = Severity::parse(&r.severity).or_else(|| {
+                problems.push(Problem::new(
+                    format!("{path}.severity"),
+                    format!("`{}` is not one of low, medium, high, critical", r.severity),
+                ));
+                None
+            });
+            match (&r.pattern, r.keywords.is_empty()) {
+                (Some(_), false) | (None, true) => problems.push(Problem::new(
+                    path.clone(),
+                    "set exactly one of `pattern` and `keywords`",
+                )),
+                (Some(p), true) => {
+                    // Compile alone first so a bad pattern is reported at its own path.
+                    match regex::RegexBuilder::new(p).case_insensitive(true).build() {
+                        Ok(_) => {
+                            patterns.push(p.clone());
+                            regex_rule.push(compiled.len());
+                        }
+                        Err(e) => problems.push(Problem::new(
+                            format!("{path}.pattern"),
+                            format!("invalid regular expression: {e}"),
+                        )),
+                    }
+                }
+                (None, false) => {
+                    for k in &r.keywords {
+                        let k = normalize::scan_texts(k, usize::MAX).remove(0);
+                        if k.trim().is_empty() {
+                            problems.push(Problem::new(format!("{path}.keywords"), "empty keyword"));
+                        } else {
+                            keywords.push(k);
+                            keyword_rule.push(compiled.len());
+                        }
+                    }
+                }
+            }
+            if let (Some(category), Some(severity)) = (category, severity) {
+                compiled.push(Rule {
+                    id: r.id.clone(),
+                    category,
+                    severity,
+                    reason: r.reason.clone(),
+                });
+            } else {
+                // Keep indexes aligned: a rule that failed still occupies its slot.
+                compiled.push(Rule {
+                    id: r.id.clone(),
+                    category: Category::Injection,
+                    severity: Severity::Low,
+                    reason: String::new(),
+                });
+            }
+        }
+        let policy = build_policy(&section.policy, problems);
+        let always_block = match section.always_block_severity.as_str() {
+            "never" => None,
+            s => Severity::parse(s).or_else(|| {
+                problems.push(Problem::new(
+                    "content_filter.always_block_severity",
+                    format!("`{s}` is not one of low, medium, high, critical, never"),
+                ));
+                None
+            }),
+        };
+        let regexes = if patterns.is_empty() {
+            None
+        } else {
+            match RegexSetBuilder::new(&patterns)
+                .case_insensitive(true)
+                .size_limit(64 << 20)
+                .build()
+            {
+                Ok(set) => Some(set),
+                Err(e) => {
+                    problems.push(Problem::new("content_filter.rules", format!("{e}")));
+                    None
+                }
+            }
+        };
+        let keyword_matcher = if keywords.is_empty() {
+            None
+        } else {
+            match AhoCorasickBuilder::new()
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::Standard)
+                .build(&keywords)
+            {
+                Ok(ac) => Some(ac),
+                Err(e) => {
+                    problems.push(Problem::new("content_filter.rules", format!("{e}")));
+                    None
+                }
+            }
+        };
+        if problems.len() != before {
+            return None;
+        }
+        Some(Filter {
+            rules: compiled,
+            regexes,
+            regex_rule,
+            keywords: keyword_matcher,
+            keyword_rule,
+            policy,
+            always_block,
+            base64_min_len: section.base64_min_len,
+        })
+    }
+
+    pub fn rule_count(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// Rule indexes matching any of `texts` (after normalisation), in rule order.
+    pub fn matches<'t>(&self, texts: impl IntoIterator<Item = &'t str>) -> Vec<usize> {
+        let mut hit = vec![false; self.rules.len()];
+        if self.rules.is_empty() {
+            return Vec::new();
+        }
+        for text in texts {
+            for scan in normalize::scan_texts(text, self.base64_min_len) {
+                if let Some(set) = &self.regexes {
+                    for m in set.matches(&scan).iter() {
+                        hit[self.regex_rule[m]] = true;
+                    }
+                }
+                if let Some(ac) = &self.keywords {
+                    for m in ac.find_overlapping_iter(&scan) {
+                        hit[self.keyword_rule[m.pattern().as_usize()]] = true;
+                    }
+                }
+            }
+        }
+        hit.iter()
+            .enumerate()
+            .filter_map(|(i, h)| h.then_some(i))
+            .collect()
+    }
+
+    /// The decision for `texts` sent by a consumer of `role`.
+    pub fn check<'t>(&self, texts: impl IntoIterator<Item = &'t str>, role: Role) -> Verdict<'_> {
+        let mut verdict = Verdict::default();
+        let mut hits: Vec<&Rule> = self.matches(texts).into_iter().map(|i| &self.rules[i]).collect();
+        hits.sort_by_key(|r| r.category);
+        for rule in hits {
+            let mut action = self.policy[role_index(role)][category_index(rule.category)];
+            if self.always_block.is_some_and(|s| rule.severity >= s) {
+                action = Action::Block;
+            }
+            match action {
+                Action::Block => {
+                    if verdict.blocked.is_none() {
+                        verdict.blocked = Some(rule);
+                    }
+                }
+                Action::Warn => verdict.warned.push(rule),
+                Action::Audit => verdict.audited.push(rule),
+                Action::Allow => {}
+            }
+        }
+        verdict
+    }
+}
+
+fn build_policy(
+    raw: &BTreeMap<String, BTreeMap<String, String>>,
+    problems: &mut Vec<Problem>,
+) -> [[Action; 3]; 3] {
+    if raw.is_empty() {
+        return DEFAULT_POLICY;
+    }
+    let mut policy = [[Action::Block; 3]; 3];
+    for (role, cats) in raw {
+        let r = match role.as_str() {
+            "standard" => 0,
+            "elevated" => 1,
+            "admin" => 2,
+            other => {
+                problems.push(Problem::new(
+                    format!("content_filter.policy.{other}"),
+                    "roles are standard, elevated, admin",
+                ));
+                continue;
+            }
+        };
+        for (cat, action) in cats {
+            let path = format!("content_filter.policy.{role}.{cat}");
+            let c = match cat.as_str() {
+                "pii" => 0,
+                "topic" => 1,
+                "injection" => 2,
+                _ => {
+                    problems.push(Problem::new(path, "categories are pii, topic, injection"));
+                    continue;
+                }
+            };
+            match Action::parse(action) {
+                Some(Action::Block) => policy[r][c] = Action::Block,
+                Some(_) if c == 0 => problems.push(Problem::new(
+                    path,
+                    "PII rules bind every role: the action must be block",
+                )),
+                Some(a) => policy[r][c] = a,
+                None => problems.push(Problem::new(
+                    path,
+                    format!("`{action}` is not one of block, warn, audit, allow"),
+                )),
+            }
+        }
+    }
+    policy
+}
+
+#[cfg(test)]
+mod tests;
