@@ -83,7 +83,10 @@ pub fn openai_usage(body: &[u8]) -> Option<Usage> {
     Some(Usage {
         input: u.prompt_tokens,
         output: u.completion_tokens,
-        cached: u.prompt_tokens_details.and_then(|d| d.cached_tokens).unwrap_or(0),
+        cached: u
+            .prompt_tokens_details
+            .and_then(|d| d.cached_tokens)
+            .unwrap_or(0),
         reasoning: u
             .completion_tokens_details
             .and_then(|d| d.reasoning_tokens)
@@ -134,7 +137,11 @@ pub fn admit(
     output_cap: u64,
     now: u64,
 ) -> Result<Admitted, GatewayError> {
-    let limits = [consumer.tokens_per_minute, consumer.tokens_per_hour, consumer.tokens_per_day];
+    let limits = [
+        consumer.tokens_per_minute,
+        consumer.tokens_per_hour,
+        consumer.tokens_per_day,
+    ];
     let worst_tokens = prompt_estimate.saturating_add(output_cap);
     let (tokens, headroom) = state
         .limiter
@@ -196,7 +203,9 @@ pub fn admit(
 /// Settles a reservation with `usage`; returns the cost charged (nano-dollars).
 pub fn settle(state: &State, r: &Reservation, usage: Usage, now: u64) -> u64 {
     let cost = cost_nanos(r.price, usage.input, usage.output);
-    state.limiter.settle(&r.consumer, &r.tokens, usage.total(), now);
+    state
+        .limiter
+        .settle(&r.consumer, &r.tokens, usage.total(), now);
     state.spend.settle(
         &r.consumer,
         &r.spend,
@@ -250,7 +259,17 @@ mod tests {
             output_micros_per_million: 0,
         };
         assert_eq!(cost_nanos(cheap, 1, 0), 250);
-        assert_eq!(cost_nanos(Price { input_micros_per_million: 1, output_micros_per_million: 0 }, 1, 0), 1);
+        assert_eq!(
+            cost_nanos(
+                Price {
+                    input_micros_per_million: 1,
+                    output_micros_per_million: 0
+                },
+                1,
+                0
+            ),
+            1
+        );
     }
 
     #[test]
@@ -259,7 +278,13 @@ mod tests {
             "prompt_tokens_details":{"cached_tokens":4},"completion_tokens_details":{"reasoning_tokens":2}}}"#;
         assert_eq!(
             openai_usage(body),
-            Some(Usage { input: 10, output: 5, cached: 4, reasoning: 2, estimated: false })
+            Some(Usage {
+                input: 10,
+                output: 5,
+                cached: 4,
+                reasoning: 2,
+                estimated: false
+            })
         );
         assert_eq!(openai_usage(br#"{"choices":[]}"#), None);
         assert_eq!(openai_usage(b"not json"), None);

@@ -7,12 +7,12 @@
 
 use crate::digest::KeyDigest;
 use crate::runtime::LiveState;
+use crate::state::spend::usd;
+use crate::state::{unix_now, utc_day, State};
 use async_trait::async_trait;
 use http::{Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
-use crate::state::spend::usd;
-use crate::state::{unix_now, utc_day, State};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Instant;

@@ -196,10 +196,16 @@ impl Gateway {
                 ctx.status = 200;
                 extra.cache("HIT");
                 extra.cost(0);
-                return self.answer_from_cache(session, ctx, &consumer, &view, hit, extra).await;
+                return self
+                    .answer_from_cache(session, ctx, &consumer, &view, hit, extra)
+                    .await;
             }
         }
-        ctx.cache = if matches!(plan, CachePlan::Off) { "BYPASS" } else { "MISS" };
+        ctx.cache = if matches!(plan, CachePlan::Off) {
+            "BYPASS"
+        } else {
+            "MISS"
+        };
         extra.cache(ctx.cache);
 
         // Route and forward.
@@ -223,7 +229,13 @@ impl Gateway {
         ctx.upstream_called = true;
         let upstream = self
             .forwarder
-            .send(peer, header, out.body, server.timeouts.upstream_idle, session)
+            .send(
+                peer,
+                header,
+                out.body,
+                server.timeouts.upstream_idle,
+                session,
+            )
             .await?;
         let status = upstream.status();
 
@@ -257,7 +269,9 @@ impl Gateway {
             .into());
         }
         let mut header = upstream.client_header(&backend.id)?;
-        let body = upstream.read_all(server.max_response_bytes, session).await?;
+        let body = upstream
+            .read_all(server.max_response_bytes, session)
+            .await?;
         let backend_ms = ms_since(sent);
         ctx.backend_ms = Some(backend_ms);
 
@@ -289,12 +303,18 @@ impl Gateway {
             let c = &consumer;
             let limits = [c.tokens_per_minute, c.tokens_per_hour, c.tokens_per_day];
             let now = self.state.limiter.headroom(&c.id, limits, unix_now());
-            extra.rate_limit(&Headroom { window: h.window, ..now });
+            extra.rate_limit(&Headroom {
+                window: h.window,
+                ..now
+            });
             ctx.headroom = Some(now);
         }
 
         // Store successful complete answers.
-        let stored_body = answer_text.clone().map(bytes::Bytes::from).unwrap_or(body.clone());
+        let stored_body = answer_text
+            .clone()
+            .map(bytes::Bytes::from)
+            .unwrap_or(body.clone());
         if status == 200 {
             if let Some(key) = plan.store_key() {
                 self.state.cache.put(
@@ -421,7 +441,8 @@ impl Gateway {
                 json!({"input_tokens": u.input, "output_tokens": u.output, "estimated": u.estimated}),
             );
         }
-        if let (Some(obj), Some(w)) = (meta.as_object_mut(), extra.get("x-tollgate-budget-warning")) {
+        if let (Some(obj), Some(w)) = (meta.as_object_mut(), extra.get("x-tollgate-budget-warning"))
+        {
             obj.insert("budget_warning".into(), json!(w));
         }
         meta
@@ -602,7 +623,10 @@ impl ProxyHttp for Gateway {
         _session: &mut Session,
         _ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        Error::e_explain(ErrorType::InternalError, "request_filter answers every request")
+        Error::e_explain(
+            ErrorType::InternalError,
+            "request_filter answers every request",
+        )
     }
 
     /// Reached only to abort a response already under way: nothing more may be written.

@@ -456,7 +456,9 @@ mod tests {
 
     #[test]
     fn the_output_cap_is_added_without_touching_other_bytes() {
-        let raw = Bytes::from_static(b" {\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"{x}\"}]}");
+        let raw = Bytes::from_static(
+            b" {\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"{x}\"}]}",
+        );
         let out = with_max_tokens(&raw, 256);
         assert_eq!(
             &out[..],

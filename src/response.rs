@@ -19,7 +19,10 @@ impl Extra {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The tightest token window.
@@ -35,7 +38,7 @@ impl Extra {
             format!(
                 "At {}% of daily budget (${} / ${})",
                 s.percent_used(),
-                usd(s.spent.saturating_add(s.reserved), 4),
+                usd(s.spent, 4),
                 usd(s.budget, 2)
             ),
         );
@@ -101,6 +104,8 @@ pub async fn write_whole(
     header: ResponseHeader,
     body: Bytes,
 ) -> pingora::Result<()> {
-    session.write_response_header(Box::new(header), false).await?;
+    session
+        .write_response_header(Box::new(header), false)
+        .await?;
     session.write_response_body(Some(body), true).await
 }

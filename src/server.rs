@@ -8,12 +8,12 @@ use crate::proxy::Gateway;
 use crate::runtime::{LiveState, Runtime};
 use crate::state::persist::{self, Persister};
 use crate::state::State;
-use pingora::services::background::background_service;
-use std::sync::Arc;
 use pingora::apps::http_app::HttpServer;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
+use pingora::services::background::background_service;
 use pingora::services::listening::Service;
+use std::sync::Arc;
 
 /// A mock backend to run inside the same process.
 pub struct MockService {

@@ -162,11 +162,18 @@ fn expect_100_continue_is_answered_before_the_body_is_sent() {
 #[test]
 fn a_body_without_an_output_cap_gets_the_configured_one_and_arrives_whole() {
     let mock = MockServer::start(&[]);
-    let gw = GatewayServer::start_with(&backends_for(mock.port), "", "max_output_tokens: {default: 77}\n", &[]);
+    let gw = GatewayServer::start_with(
+        &backends_for(mock.port),
+        "",
+        "max_output_tokens: {default: 77}\n",
+        &[],
+    );
     for size in [1024, 100 * 1024, 4 * 1024 * 1024] {
         let mut body = chat_body_of_size("gpt-4o", false, size);
         // Remove the client's cap: the gateway must add its own.
-        let without = String::from_utf8(body.clone()).unwrap().replace(r#""max_tokens":16,"#, "");
+        let without = String::from_utf8(body.clone())
+            .unwrap()
+            .replace(r#""max_tokens":16,"#, "");
         body = without.into_bytes();
         let r = request(
             gw.port,
@@ -181,6 +188,10 @@ fn a_body_without_an_output_cap_gets_the_configured_one_and_arrives_whole() {
         let last = &mock.ledger()["last_request"];
         assert_eq!(last["body_bytes"], expected.len(), "size {size}");
         assert_eq!(last["body_sha256"], sha256_hex(&expected), "size {size}");
-        assert_eq!(r.json()["usage"]["completion_tokens"], 16, "the mock honoured the cap (16 < 77)");
+        assert_eq!(
+            r.json()["usage"]["completion_tokens"],
+            16,
+            "the mock honoured the cap (16 < 77)"
+        );
     }
 }

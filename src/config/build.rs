@@ -2,15 +2,15 @@
 //! at its YAML path.
 
 use super::file::{BackendSection, CacheSection, ConsumerSection, ServerSection};
-use crate::filter::Filter;
-use std::path::PathBuf;
 use super::money::parse_usd;
 use super::schema::Parsed;
 use super::types::*;
 use super::Problem;
 use crate::digest::{KeyDigest, Secret};
+use crate::filter::Filter;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -111,7 +111,10 @@ pub fn build(
         problems.push(Problem::new("state.spend_file", "must not be empty"));
     }
     if file.state.persist_interval_ms == 0 {
-        problems.push(Problem::new("state.persist_interval_ms", "must be greater than 0"));
+        problems.push(Problem::new(
+            "state.persist_interval_ms",
+            "must be greater than 0",
+        ));
     }
 
     Some(Config {
@@ -153,7 +156,10 @@ fn build_cache(c: &CacheSection, problems: &mut Vec<Problem>) -> Option<CacheCon
         ("max_entry_bytes", c.max_entry_bytes),
     ] {
         if v == 0 {
-            problems.push(Problem::new(format!("cache.{name}"), "must be greater than 0"));
+            problems.push(Problem::new(
+                format!("cache.{name}"),
+                "must be greater than 0",
+            ));
         }
     }
     if c.max_entry_bytes > c.max_bytes {

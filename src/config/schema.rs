@@ -21,13 +21,11 @@ pub(crate) const TOP_KEYS: &[&str] = &[
     "cache",
     "state",
 ];
-pub(crate) const FILTER_KEYS: &[&str] = &[
-    "rules",
-    "policy",
-    "always_block_severity",
-    "base64_min_len",
+pub(crate) const FILTER_KEYS: &[&str] =
+    &["rules", "policy", "always_block_severity", "base64_min_len"];
+pub(crate) const RULE_KEYS: &[&str] = &[
+    "id", "category", "pattern", "keywords", "severity", "reason",
 ];
-pub(crate) const RULE_KEYS: &[&str] = &["id", "category", "pattern", "keywords", "severity", "reason"];
 pub(crate) const CACHE_KEYS: &[&str] = &[
     "enabled",
     "scope",
@@ -165,7 +163,9 @@ pub fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<Parsed> {
 
     let max_output_tokens = match top.remove("max_output_tokens") {
         None | Some(Value::Null) => BTreeMap::new(),
-        Some(v) => item::<BTreeMap<String, u64>>(&v, "max_output_tokens", problems).unwrap_or_default(),
+        Some(v) => {
+            item::<BTreeMap<String, u64>>(&v, "max_output_tokens", problems).unwrap_or_default()
+        }
     };
 
     let (content_filter, rules) = match top.remove("content_filter") {
@@ -174,7 +174,12 @@ pub fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<Parsed> {
             let mut rules = Vec::new();
             if let Value::Mapping(m) = &mut v {
                 prune_unknown(m, "content_filter", FILTER_KEYS, problems);
-                rules = list::<RuleSection>(m.remove("rules"), "content_filter.rules", RULE_KEYS, problems);
+                rules = list::<RuleSection>(
+                    m.remove("rules"),
+                    "content_filter.rules",
+                    RULE_KEYS,
+                    problems,
+                );
             }
             let section = item::<FilterSection>(&v, "content_filter", problems).unwrap_or_default();
             (section, rules)
@@ -330,8 +335,8 @@ fn levenshtein(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::super::file::{AdminSection, FileConfig, TimeoutsSection};
-    use super::{CacheSection, FilterSection, RuleSection, StateSection};
     use super::*;
+    use super::{CacheSection, FilterSection, RuleSection, StateSection};
 
     /// The key lists above must name exactly the struct fields; serde's own "expected" list is
     /// the truth.

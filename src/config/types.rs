@@ -2,9 +2,9 @@
 
 use crate::digest::{KeyDigest, Secret};
 use crate::filter::Filter;
-use std::path::PathBuf;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -212,7 +212,8 @@ impl Filter {
                     for k in &r.keywords {
                         let k = normalize::scan_texts(k, usize::MAX).remove(0);
                         if k.trim().is_empty() {
-                            problems.push(Problem::new(format!("{path}.keywords"), "empty keyword"));
+                            problems
+                                .push(Problem::new(format!("{path}.keywords"), "empty keyword"));
                         } else {
                             keywords.push(k);
                             keyword_rule.push(compiled.len());
@@ -326,7 +327,11 @@ impl Filter {
     /// The decision for `texts` sent by a consumer of `role`.
     pub fn check<'t>(&self, texts: impl IntoIterator<Item = &'t str>, role: Role) -> Verdict<'_> {
         let mut verdict = Verdict::default();
-        let mut hits: Vec<&Rule> = self.matches(texts).into_iter().map(|i| &self.rules[i]).collect();
+        let mut hits: Vec<&Rule> = self
+            .matches(texts)
+            .into_iter()
+            .map(|i| &self.rules[i])
+            .collect();
         hits.sort_by_key(|r| r.category);
         for rule in hits {
             let mut action = self.policy[role_index(role)][category_index(rule.category)];

@@ -93,7 +93,10 @@ pub fn base64_payloads(text: &str, min_len: usize) -> Vec<String> {
         if i - start >= min_len.max(8) {
             if let Some(decoded) = decode_base64(&bytes[start..i]) {
                 if let Ok(s) = String::from_utf8(decoded) {
-                    let printable = s.chars().filter(|c| !c.is_control() || c.is_whitespace()).count();
+                    let printable = s
+                        .chars()
+                        .filter(|c| !c.is_control() || c.is_whitespace())
+                        .count();
                     if printable * 10 >= s.chars().count() * 9 {
                         out.push(s);
                     }
@@ -143,7 +146,10 @@ mod tests {
 
     #[test]
     fn folds_case_collapses_whitespace_and_drops_controls() {
-        assert_eq!(norm("  Ignore\t\n ALL   previous\u{0007} "), "ignore all previous ");
+        assert_eq!(
+            norm("  Ignore\t\n ALL   previous\u{0007} "),
+            "ignore all previous "
+        );
     }
 
     #[test]
@@ -153,7 +159,10 @@ mod tests {
 
     #[test]
     fn zero_width_characters_inside_words_vanish() {
-        assert_eq!(norm("ig\u{200B}no\u{200D}re pre\u{FEFF}vious"), "ignore previous");
+        assert_eq!(
+            norm("ig\u{200B}no\u{200D}re pre\u{FEFF}vious"),
+            "ignore previous"
+        );
     }
 
     #[test]
@@ -174,7 +183,10 @@ mod tests {
     #[test]
     fn short_or_binary_runs_are_not_decoded() {
         assert!(base64_payloads("abcdefgh", 24).is_empty());
-        assert!(base64_payloads(&"/".repeat(40), 24).is_empty(), "decodes to binary");
+        assert!(
+            base64_payloads(&"/".repeat(40), 24).is_empty(),
+            "decodes to binary"
+        );
     }
 
     #[test]

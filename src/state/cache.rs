@@ -67,7 +67,12 @@ impl std::fmt::Debug for Cache {
 /// The cache key for a request: `scope` is the consumer id, the team, or `""` (global).
 pub fn key(scope_kind: &str, scope: &str, route: &str, model: &str, canonical: &[u8]) -> CacheKey {
     let mut h = Sha256::new();
-    for part in [scope_kind.as_bytes(), scope.as_bytes(), route.as_bytes(), model.as_bytes()] {
+    for part in [
+        scope_kind.as_bytes(),
+        scope.as_bytes(),
+        route.as_bytes(),
+        model.as_bytes(),
+    ] {
         h.update((part.len() as u64).to_be_bytes());
         h.update(part);
     }
@@ -131,7 +136,11 @@ impl Cache {
             None => None,
         };
         drop(inner);
-        let counter = if found.is_some() { &self.hits } else { &self.misses };
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
         counter.fetch_add(1, Ordering::Relaxed);
         found
     }
@@ -169,7 +178,7 @@ impl Cache {
         let misses = self.misses.load(Ordering::Relaxed);
         let lookups = hits + misses;
         // Percent with one decimal, from integers.
-        let hit_rate_permille = if lookups == 0 { 0 } else { hits * 1000 / lookups };
+        let hit_rate_permille = (hits * 1000).checked_div(lookups).unwrap_or(0);
         json!({
             "enabled": cfg.enabled,
             "entries": entries,
@@ -217,7 +226,11 @@ mod tests {
         let c = Cache::default();
         let now = Instant::now();
         let k = key("consumer", "a", "r", "m", b"{}");
-        c.put(k, entry("x", now + Duration::from_secs(1)), &cfg(10, 1 << 20));
+        c.put(
+            k,
+            entry("x", now + Duration::from_secs(1)),
+            &cfg(10, 1 << 20),
+        );
         assert!(c.get(&k, now).is_some());
         assert!(c.get(&k, now + Duration::from_secs(2)).is_none());
     }
@@ -242,16 +255,26 @@ mod tests {
 
     #[test]
     fn scopes_never_share_keys() {
-        assert_ne!(key("consumer", "a", "r", "m", b"{}"), key("consumer", "b", "r", "m", b"{}"));
-        assert_ne!(key("consumer", "ab", "r", "", b"{}"), key("consumer", "a", "br", "", b"{}"));
+        assert_ne!(
+            key("consumer", "a", "r", "m", b"{}"),
+            key("consumer", "b", "r", "m", b"{}")
+        );
+        assert_ne!(
+            key("consumer", "ab", "r", "", b"{}"),
+            key("consumer", "a", "br", "", b"{}")
+        );
     }
 
     #[test]
     fn canonical_form_ignores_key_order_and_whitespace() {
-        let a = canonical_json(br#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":0}"#);
+        let a = canonical_json(
+            br#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":0}"#,
+        );
         let b = canonical_json(br#"{ "temperature": 0, "messages": [ {"content":"x", "role":"user"} ], "model": "m" }"#);
         assert_eq!(a, b);
-        let c = canonical_json(br#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":1}"#);
+        let c = canonical_json(
+            br#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":1}"#,
+        );
         assert_ne!(a, c, "generation parameters are part of the key");
     }
 }

@@ -110,13 +110,22 @@ pub struct Limiter {
 
 impl Limiter {
     fn counters(&self, consumer: &str) -> Arc<Mutex<Counters>> {
-        if let Some(c) = self.consumers.read().ok().and_then(|m| m.get(consumer).cloned()) {
+        if let Some(c) = self
+            .consumers
+            .read()
+            .ok()
+            .and_then(|m| m.get(consumer).cloned())
+        {
             return c;
         }
         match self.consumers.write() {
             Ok(mut m) => m.entry(consumer.to_string()).or_default().clone(),
             // A poisoned map still hands out counters; the worst case is a fresh count.
-            Err(p) => p.into_inner().entry(consumer.to_string()).or_default().clone(),
+            Err(p) => p
+                .into_inner()
+                .entry(consumer.to_string())
+                .or_default()
+                .clone(),
         }
     }
 
@@ -168,7 +177,10 @@ impl Limiter {
         c.roll(now);
         for (counter, id) in c.0.iter_mut().zip(ticket.window_ids) {
             if counter.id == id {
-                counter.used = counter.used.saturating_sub(ticket.reserved).saturating_add(actual);
+                counter.used = counter
+                    .used
+                    .saturating_sub(ticket.reserved)
+                    .saturating_add(actual);
             }
         }
     }
@@ -241,7 +253,10 @@ mod tests {
             panic!("expected a refusal")
         };
         assert_eq!(retry_after, 5);
-        assert!(l.reserve("c", LIMITS, 1, T0 + 20).is_ok(), "a new minute starts empty");
+        assert!(
+            l.reserve("c", LIMITS, 1, T0 + 20).is_ok(),
+            "a new minute starts empty"
+        );
     }
 
     #[test]
@@ -249,7 +264,10 @@ mod tests {
         let l = Limiter::default();
         assert!(matches!(
             l.reserve("c", LIMITS, 10_001, T0),
-            Err(Refusal::TooLarge { window: Window::Minute, .. })
+            Err(Refusal::TooLarge {
+                window: Window::Minute,
+                ..
+            })
         ));
     }
 
@@ -283,7 +301,11 @@ mod tests {
                 std::thread::spawn(move || l.reserve("c", LIMITS, 1_000, T0).is_ok())
             })
             .collect();
-        let admitted = handles.into_iter().map(|h| h.join()).filter(|r| matches!(r, Ok(true))).count();
+        let admitted = handles
+            .into_iter()
+            .map(|h| h.join())
+            .filter(|r| matches!(r, Ok(true)))
+            .count();
         assert_eq!(admitted, 10);
     }
 

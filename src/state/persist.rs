@@ -35,7 +35,11 @@ pub fn load(path: &Path) -> Result<BTreeMap<String, SavedAccount>, String> {
         )
     })?;
     if file.version != 1 {
-        return Err(format!("{}: unknown version {}", path.display(), file.version));
+        return Err(format!(
+            "{}: unknown version {}",
+            path.display(),
+            file.version
+        ));
     }
     Ok(file.consumers)
 }
@@ -47,11 +51,16 @@ pub fn save(path: &Path, consumers: BTreeMap<String, SavedAccount>) -> std::io::
         consumers,
     })
     .map_err(std::io::Error::other)?;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(
         ".{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("tollgate-spend")
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("tollgate-spend")
     ));
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(&body)?;

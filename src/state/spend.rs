@@ -62,17 +62,19 @@ pub struct Standing {
 }
 
 impl Standing {
-    /// At or above the warning threshold (spent plus what is reserved).
+    /// At or above the warning threshold of what is already spent today (the seed's rule;
+    /// reservations of requests still running do not count).
     pub fn warn(&self) -> bool {
-        let committed = u128::from(self.spent) + u128::from(self.reserved);
-        self.budget > 0 && committed * 100 >= u128::from(self.budget) * u128::from(WARN_PERCENT)
+        self.budget > 0
+            && u128::from(self.spent) * 100 >= u128::from(self.budget) * u128::from(WARN_PERCENT)
     }
 
+    /// Spent today, as a whole percentage of the budget.
     pub fn percent_used(&self) -> u64 {
         if self.budget == 0 {
             return 100;
         }
-        ((u128::from(self.spent) + u128::from(self.reserved)) * 100 / u128::from(self.budget)) as u64
+        (u128::from(self.spent) * 100 / u128::from(self.budget)) as u64
     }
 }
 
@@ -100,7 +102,12 @@ pub struct Ledger {
 
 impl Ledger {
     fn account(&self, consumer: &str) -> Arc<Mutex<Account>> {
-        if let Some(a) = self.accounts.read().ok().and_then(|m| m.get(consumer).cloned()) {
+        if let Some(a) = self
+            .accounts
+            .read()
+            .ok()
+            .and_then(|m| m.get(consumer).cloned())
+        {
             return a;
         }
         let mut m = self.accounts.write().unwrap_or_else(|p| p.into_inner());
@@ -280,9 +287,17 @@ mod tests {
 
     #[test]
     fn warns_from_eighty_percent() {
-        let s = Standing { spent: 79, reserved: 0, budget: 100 };
-        assert!(!s.warn());
-        let s = Standing { spent: 70, reserved: 10, budget: 100 };
+        let s = Standing {
+            spent: 79,
+            reserved: 20,
+            budget: 100,
+        };
+        assert!(!s.warn(), "reservations of running requests do not count");
+        let s = Standing {
+            spent: 80,
+            reserved: 0,
+            budget: 100,
+        };
         assert!(s.warn());
     }
 
@@ -304,7 +319,11 @@ mod tests {
                 std::thread::spawn(move || l.reserve("c", BUDGET, COST, DAY).is_ok())
             })
             .collect();
-        let admitted = handles.into_iter().map(|h| h.join()).filter(|r| matches!(r, Ok(true))).count();
+        let admitted = handles
+            .into_iter()
+            .map(|h| h.join())
+            .filter(|r| matches!(r, Ok(true)))
+            .count();
         assert_eq!(admitted, 3);
     }
 

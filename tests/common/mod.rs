@@ -158,7 +158,11 @@ impl GatewayServer {
         Self::start_with(backends, server_extra, "", &[])
     }
 
-    pub fn start_with_env(backends: &str, server_extra: &str, env: &[(&str, &str)]) -> GatewayServer {
+    pub fn start_with_env(
+        backends: &str,
+        server_extra: &str,
+        env: &[(&str, &str)],
+    ) -> GatewayServer {
         Self::start_with(backends, server_extra, "", env)
     }
 
@@ -225,9 +229,15 @@ state:
         Self::spawn_at(&path, port, admin_port, envs)
     }
 
-    fn spawn_at(path: &std::path::Path, port: u16, admin_port: u16, envs: Vec<(String, String)>) -> GatewayServer {
+    fn spawn_at(
+        path: &std::path::Path,
+        port: u16,
+        admin_port: u16,
+        envs: Vec<(String, String)>,
+    ) -> GatewayServer {
         let path_s = path.to_string_lossy().to_string();
-        let env_refs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let env_refs: Vec<(&str, &str)> =
+            envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let proc = spawn(&["run", "-c", &path_s], &env_refs);
         wait_ready(admin_port, "/ready", Some(ADMIN_TOKEN));
         wait_ready_tcp(port);
@@ -257,8 +267,19 @@ state:
     /// `GET` on the admin plane with the admin token.
     pub fn admin(&self, path: &str) -> serde_json::Value {
         let auth = format!("Bearer {ADMIN_TOKEN}");
-        let r = request(self.admin_port, "GET", path, &[("Authorization", &auth)], b"");
-        assert_eq!(r.status, 200, "{path}: {}", String::from_utf8_lossy(&r.body));
+        let r = request(
+            self.admin_port,
+            "GET",
+            path,
+            &[("Authorization", &auth)],
+            b"",
+        );
+        assert_eq!(
+            r.status,
+            200,
+            "{path}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
         r.json()
     }
 
@@ -443,5 +464,56 @@ pub fn wait_until(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
     while !cond() {
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// `tollgate demo` on `conf/demo.yaml`, moved to free ports and a temporary spend file.
+pub struct DemoServer {
+    pub port: u16,
+    pub admin_port: u16,
+    pub mock_port: u16,
+    pub proc: Proc,
+}
+
+impl DemoServer {
+    pub fn start() -> DemoServer {
+        let (port, admin_port, mock_port) = (free_port(), free_port(), free_port());
+        let dir = temp_dir();
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/conf/demo.yaml"))
+            .unwrap()
+            .replace("127.0.0.1:9000", &format!("127.0.0.1:{port}"))
+            .replace("127.0.0.1:9001", &format!("127.0.0.1:{admin_port}"))
+            .replace("127.0.0.1:9100", &format!("127.0.0.1:{mock_port}"))
+            .replace(
+                "/tmp/tollgate-demo-spend.json",
+                &dir.join("spend.json").display().to_string(),
+            );
+        let path = dir.join("demo.yaml");
+        std::fs::write(&path, text).unwrap();
+        let mock_listen = format!("127.0.0.1:{mock_port}");
+        let proc = spawn(
+            &[
+                "demo",
+                "-c",
+                &path.to_string_lossy(),
+                "--mock-listen",
+                &mock_listen,
+            ],
+            &[],
+        );
+        wait_ready(admin_port, "/ready", Some("demo-admin-token"));
+        wait_ready(mock_port, "/health", None);
+        wait_ready_tcp(port);
+        DemoServer {
+            port,
+            admin_port,
+            mock_port,
+            proc,
+        }
+    }
+
+    pub fn chat(&self, key: &str, message: &str, session: &str) -> Response {
+        let body = serde_json::json!({"message": message, "session_id": session}).to_string();
+        post_json(self.port, "/chat", Some(key), &body)
     }
 }
