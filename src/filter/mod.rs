@@ -14,7 +14,7 @@ pub mod normalize;
 use crate::config::file::{FilterSection, RuleSection};
 use crate::config::{Problem, Role};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-use regex::{RegexSet, RegexSetBuilder};
+use regex::bytes::{RegexSet, RegexSetBuilder};
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -197,7 +197,11 @@ impl Filter {
                 )),
                 (Some(p), true) => {
                     // Compile alone first so a bad pattern is reported at its own path.
-                    match regex::RegexBuilder::new(p).case_insensitive(true).build() {
+                    match regex::bytes::RegexBuilder::new(p)
+                        .case_insensitive(true)
+                        .unicode(false)
+                        .build()
+                    {
                         Ok(_) => {
                             patterns.push(p.clone());
                             regex_rule.push(compiled.len());
@@ -252,9 +256,13 @@ impl Filter {
         let regexes = if patterns.is_empty() {
             None
         } else {
+            // Byte-oriented, ASCII classes and word boundaries: the text is already normalised
+            // and folded, and this keeps every pattern on the fast DFA engines.
             match RegexSetBuilder::new(&patterns)
                 .case_insensitive(true)
+                .unicode(false)
                 .size_limit(64 << 20)
+                .dfa_size_limit(16 << 20)
                 .build()
             {
                 Ok(set) => Some(set),
@@ -307,7 +315,7 @@ impl Filter {
         for text in texts {
             for scan in normalize::scan_texts(text, self.base64_min_len) {
                 if let Some(set) = &self.regexes {
-                    for m in set.matches(&scan).iter() {
+                    for m in set.matches(scan.as_bytes()).iter() {
                         hit[self.regex_rule[m]] = true;
                     }
                 }

@@ -42,10 +42,23 @@ fn push_normalized(text: &str, invisible: Option<char>, out: &mut String) {
         }
     };
     if text.is_ascii() {
-        // NFKC is the identity on ASCII; skip the decomposition machinery.
-        for c in text.chars() {
-            handle(c, out);
+        // NFKC is the identity on ASCII and nothing is invisible: fold and collapse bytes.
+        let mut buf = std::mem::take(out).into_bytes();
+        buf.reserve(text.len());
+        let mut space = buf.is_empty() || buf.last() == Some(&b' ');
+        for &b in text.as_bytes() {
+            if b.is_ascii_whitespace() || b == 0x0b {
+                if !space {
+                    buf.push(b' ');
+                    space = true;
+                }
+            } else if !b.is_ascii_control() {
+                buf.push(b.to_ascii_lowercase());
+                space = false;
+            }
         }
+        // Only ASCII bytes were pushed onto valid UTF-8.
+        *out = String::from_utf8(buf).unwrap_or_default();
     } else {
         for c in text.nfkc() {
             handle(c, out);

@@ -1,0 +1,158 @@
+//! Policy-stage benchmarks: the content filter on 1 KiB and 64 KiB prompts with the demo's rule
+//! set (beside the seed's approach, one regex search per rule), the token limiter's
+//! reserve + settle alone and under contention, and the cache key + lookup.
+//! Figures and machine: `benches/README.md`.
+// A bench that cannot load its fixture has nothing to measure: failing loudly is right here.
+#![allow(clippy::panic)]
+
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tollgate::config::{load_str, Config, Role};
+use tollgate::state::cache::{self, Entry};
+use tollgate::state::limits::Limiter;
+
+fn demo() -> Config {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/conf/demo.yaml"))
+        .unwrap_or_default();
+    match load_str(&text, &|_| None) {
+        Ok(c) => c,
+        Err(p) => panic!("demo config: {p:?}"),
+    }
+}
+
+/// Benign English text of `n` bytes: every rule must scan all of it.
+fn prompt(n: usize) -> String {
+    let base = "The quarterly planning meeting covered hiring, the office move and the new \
+                support rota. Please summarise the action items for each team in a short list. ";
+    base.repeat(n / base.len() + 1)[..n].to_string()
+}
+
+fn filter(c: &mut Criterion) {
+    let cfg = demo();
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/conf/demo.yaml"))
+        .unwrap_or_default();
+    // The seed's approach: one case-insensitive regex per rule, searched one after another.
+    let naive: Vec<regex::Regex> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("pattern: '"))
+        .filter_map(|p| p.strip_suffix('\''))
+        .filter_map(|p| {
+            regex::RegexBuilder::new(p)
+                .case_insensitive(true)
+                .build()
+                .ok()
+        })
+        .collect();
+    let mut g = c.benchmark_group("filter");
+    for size in [1024usize, 64 * 1024] {
+        let p = prompt(size);
+        g.throughput(Throughput::Bytes(size as u64));
+        g.bench_with_input(BenchmarkId::new("normalise_and_match", size), &p, |b, p| {
+            b.iter(|| {
+                cfg.filter
+                    .check([black_box(p.as_str())], Role::Standard)
+                    .blocked
+                    .is_some()
+            })
+        });
+        g.bench_with_input(
+            BenchmarkId::new("regex_per_rule_baseline", size),
+            &p,
+            |b, p| b.iter(|| naive.iter().any(|r| r.is_match(black_box(p)))),
+        );
+    }
+    g.finish();
+}
+
+fn limiter(c: &mut Criterion) {
+    let limits = [u64::MAX / 4, u64::MAX / 4, u64::MAX / 4];
+    let mut g = c.benchmark_group("limiter");
+    let l = Limiter::default();
+    g.bench_function("reserve_settle", |b| {
+        b.iter(|| {
+            if let Ok((t, _)) = l.reserve(black_box("team-support"), limits, 1_000, 1_700_000_000) {
+                l.settle("team-support", &t, 500, 1_700_000_000);
+            }
+        })
+    });
+    // Two threads hammering the same consumer: the per-consumer lock under contention.
+    let shared = Arc::new(Limiter::default());
+    g.bench_function("reserve_settle_2_threads_same_consumer", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            let handles: Vec<_> = (0..2)
+                .map(|_| {
+                    let l = Arc::clone(&shared);
+                    std::thread::spawn(move || {
+                        for _ in 0..iters / 2 {
+                            if let Ok((t, _)) =
+                                l.reserve("team-support", limits, 1_000, 1_700_000_000)
+                            {
+                                l.settle("team-support", &t, 500, 1_700_000_000);
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for h in handles {
+                let _ = h.join();
+            }
+            start.elapsed()
+        })
+    });
+    g.finish();
+}
+
+fn cache_key(c: &mut Criterion) {
+    let cfg = demo();
+    let body = format!(
+        r#"{{"model":"gpt-4","temperature":0.2,"max_tokens":256,"messages":[{{"role":"system","content":"You are helpful."}},{{"role":"user","content":"{}"}}]}}"#,
+        prompt(1024)
+    );
+    let cache = cache::Cache::default();
+    let mut g = c.benchmark_group("cache");
+    g.bench_function("key_1KiB_body", |b| {
+        b.iter(|| {
+            let canonical = cache::canonical_json(black_box(body.as_bytes())).unwrap_or_default();
+            cache::key(
+                "consumer",
+                "team-support",
+                "chat_completions",
+                "gpt-4",
+                &canonical,
+            )
+        })
+    });
+    let key = cache::key(
+        "consumer",
+        "team-support",
+        "chat_completions",
+        "gpt-4",
+        body.as_bytes(),
+    );
+    cache.put(
+        key,
+        Entry {
+            body: bytes::Bytes::from(body.clone()),
+            expires: Instant::now() + Duration::from_secs(3600),
+            input_tokens: 1,
+            output_tokens: 1,
+        },
+        &cfg.cache,
+    );
+    g.bench_function("lookup_hit", |b| {
+        b.iter(|| cache.get(black_box(&key), Instant::now()).is_some())
+    });
+    g.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(30)
+}
+
+criterion_group! { name = benches; config = config(); targets = filter, limiter, cache_key }
+criterion_main!(benches);
