@@ -222,23 +222,10 @@ pub fn settle(state: &State, r: &Reservation, usage: Usage, now: u64) -> u64 {
     cost
 }
 
-/// Releases a reservation that consumed nothing (a cache hit, a request refused before the
-/// backend was called). Nothing is recorded as spent.
+/// Releases a reservation that consumed nothing (a cache hit, a request that never reached a
+/// backend): settled at zero, so it costs nothing and still shows in `/costs`.
 pub fn release(state: &State, r: &Reservation, now: u64) {
-    state.limiter.settle(&r.consumer, &r.tokens, 0, now);
-    state.spend.settle(
-        &r.consumer,
-        &r.spend,
-        Recent {
-            timestamp: now,
-            model: r.model.clone(),
-            input_tokens: 0,
-            output_tokens: 0,
-            cost_nanos: 0,
-            estimated: false,
-        },
-        utc_day(now),
-    );
+    settle(state, r, Usage::default(), now);
 }
 
 #[cfg(test)]

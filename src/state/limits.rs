@@ -7,8 +7,7 @@
 //! window admit exactly what fits. Settlement replaces a reservation with the real usage in the
 //! windows that are still current; a window that rolled over meanwhile is left alone.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use super::PerConsumer;
 
 /// The three windows, in the order they are checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,30 +104,10 @@ pub enum Refusal {
 /// Token counters of every consumer, keyed by consumer id (they outlive configuration reloads).
 #[derive(Debug, Default)]
 pub struct Limiter {
-    consumers: RwLock<HashMap<String, Arc<Mutex<Counters>>>>,
+    consumers: PerConsumer<Counters>,
 }
 
 impl Limiter {
-    fn counters(&self, consumer: &str) -> Arc<Mutex<Counters>> {
-        if let Some(c) = self
-            .consumers
-            .read()
-            .ok()
-            .and_then(|m| m.get(consumer).cloned())
-        {
-            return c;
-        }
-        match self.consumers.write() {
-            Ok(mut m) => m.entry(consumer.to_string()).or_default().clone(),
-            // A poisoned map still hands out counters; the worst case is a fresh count.
-            Err(p) => p
-                .into_inner()
-                .entry(consumer.to_string())
-                .or_default()
-                .clone(),
-        }
-    }
-
     /// Reserves `tokens` in every window of `limits` ([minute, hour, day]) at `now` (Unix
     /// seconds), atomically: all three or none.
     pub fn reserve(
@@ -138,60 +117,68 @@ impl Limiter {
         tokens: u64,
         now: u64,
     ) -> Result<(TokenTicket, Headroom), Refusal> {
-        let counters = self.counters(consumer);
-        let mut c = counters.lock().unwrap_or_else(|p| p.into_inner());
-        c.roll(now);
-        for (i, w) in WINDOWS.into_iter().enumerate() {
-            if tokens > limits[i] {
-                return Err(Refusal::TooLarge {
-                    window: w,
-                    limit: limits[i],
-                    needed: tokens,
-                });
-            }
-            let used = c.0[i].used;
-            if used.saturating_add(tokens) > limits[i] {
-                return Err(Refusal::Full {
-                    window: w,
-                    limit: limits[i],
-                    used,
-                    needed: tokens,
-                    retry_after: w.resets_in(now),
-                });
-            }
-        }
-        for counter in c.0.iter_mut() {
-            counter.used += tokens;
-        }
-        let ticket = TokenTicket {
-            window_ids: [c.0[0].id, c.0[1].id, c.0[2].id],
-            reserved: tokens,
-        };
-        Ok((ticket, headroom(&c, limits, now)))
+        self.consumers
+            .with(consumer, |c| reserve(c, limits, tokens, now))
     }
 
     /// Replaces the reservation with what was actually used.
     pub fn settle(&self, consumer: &str, ticket: &TokenTicket, actual: u64, now: u64) {
-        let counters = self.counters(consumer);
-        let mut c = counters.lock().unwrap_or_else(|p| p.into_inner());
-        c.roll(now);
-        for (counter, id) in c.0.iter_mut().zip(ticket.window_ids) {
-            if counter.id == id {
-                counter.used = counter
-                    .used
-                    .saturating_sub(ticket.reserved)
-                    .saturating_add(actual);
+        self.consumers.with(consumer, |c| {
+            c.roll(now);
+            for (counter, id) in c.0.iter_mut().zip(ticket.window_ids) {
+                if counter.id == id {
+                    counter.used = counter
+                        .used
+                        .saturating_sub(ticket.reserved)
+                        .saturating_add(actual);
+                }
             }
-        }
+        })
     }
 
     /// The current headroom without reserving anything.
     pub fn headroom(&self, consumer: &str, limits: [u64; 3], now: u64) -> Headroom {
-        let counters = self.counters(consumer);
-        let mut c = counters.lock().unwrap_or_else(|p| p.into_inner());
-        c.roll(now);
-        headroom(&c, limits, now)
+        self.consumers.with(consumer, |c| {
+            c.roll(now);
+            headroom(c, limits, now)
+        })
     }
+}
+
+fn reserve(
+    c: &mut Counters,
+    limits: [u64; 3],
+    tokens: u64,
+    now: u64,
+) -> Result<(TokenTicket, Headroom), Refusal> {
+    c.roll(now);
+    for (i, w) in WINDOWS.into_iter().enumerate() {
+        if tokens > limits[i] {
+            return Err(Refusal::TooLarge {
+                window: w,
+                limit: limits[i],
+                needed: tokens,
+            });
+        }
+        let used = c.0[i].used;
+        if used.saturating_add(tokens) > limits[i] {
+            return Err(Refusal::Full {
+                window: w,
+                limit: limits[i],
+                used,
+                needed: tokens,
+                retry_after: w.resets_in(now),
+            });
+        }
+    }
+    for counter in c.0.iter_mut() {
+        counter.used += tokens;
+    }
+    let ticket = TokenTicket {
+        window_ids: [c.0[0].id, c.0[1].id, c.0[2].id],
+        reserved: tokens,
+    };
+    Ok((ticket, headroom(c, limits, now)))
 }
 
 fn headroom(c: &Counters, limits: [u64; 3], now: u64) -> Headroom {
@@ -218,6 +205,7 @@ fn headroom(c: &Counters, limits: [u64; 3], now: u64) -> Headroom {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     const LIMITS: [u64; 3] = [10_000, 100_000, 500_000];
     const T0: u64 = 1_700_000_020; // 40 s into a minute

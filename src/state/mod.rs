@@ -7,7 +7,52 @@ pub mod limits;
 pub mod persist;
 pub mod spend;
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// One lock per consumer, created on first use: different consumers never contend.
+#[derive(Debug)]
+pub struct PerConsumer<T>(RwLock<HashMap<String, Arc<Mutex<T>>>>);
+
+impl<T> Default for PerConsumer<T> {
+    fn default() -> Self {
+        PerConsumer(RwLock::new(HashMap::new()))
+    }
+}
+
+impl<T: Default> PerConsumer<T> {
+    /// The consumer's entry (a poisoned lock still hands it out: the data are plain counters).
+    pub fn get(&self, consumer: &str) -> Arc<Mutex<T>> {
+        if let Some(e) = self.0.read().ok().and_then(|m| m.get(consumer).cloned()) {
+            return e;
+        }
+        let mut m = self.0.write().unwrap_or_else(|p| p.into_inner());
+        m.entry(consumer.to_string()).or_default().clone()
+    }
+
+    /// Runs `f` on the consumer's entry under its lock.
+    pub fn with<R>(&self, consumer: &str, f: impl FnOnce(&mut T) -> R) -> R {
+        let entry = self.get(consumer);
+        let mut guard = entry.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard)
+    }
+
+    /// Replaces (or adds) a consumer's entry.
+    pub fn insert(&self, consumer: String, value: T) {
+        let mut m = self.0.write().unwrap_or_else(|p| p.into_inner());
+        m.insert(consumer, Arc::new(Mutex::new(value)));
+    }
+
+    /// Every entry, for snapshots.
+    pub fn for_each(&self, mut f: impl FnMut(&str, &T)) {
+        let m = self.0.read().unwrap_or_else(|p| p.into_inner());
+        for (id, e) in m.iter() {
+            let guard = e.lock().unwrap_or_else(|p| p.into_inner());
+            f(id, &guard);
+        }
+    }
+}
 
 /// Everything the request path shares.
 #[derive(Debug, Default)]

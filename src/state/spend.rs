@@ -6,10 +6,10 @@
 //! cost. Spend (today's and all-time) is exported as a snapshot for the state file so a restart
 //! keeps it; the last requests per consumer are kept for `/costs`.
 
+use super::PerConsumer;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
 
 /// Nano-dollars per dollar.
 pub const NANOS_PER_USD: u64 = 1_000_000_000;
@@ -96,24 +96,11 @@ pub struct SavedAccount {
 /// Spend of every consumer, keyed by consumer id (it outlives configuration reloads).
 #[derive(Debug, Default)]
 pub struct Ledger {
-    accounts: RwLock<HashMap<String, Arc<Mutex<Account>>>>,
+    accounts: PerConsumer<Account>,
     dirty: AtomicBool,
 }
 
 impl Ledger {
-    fn account(&self, consumer: &str) -> Arc<Mutex<Account>> {
-        if let Some(a) = self
-            .accounts
-            .read()
-            .ok()
-            .and_then(|m| m.get(consumer).cloned())
-        {
-            return a;
-        }
-        let mut m = self.accounts.write().unwrap_or_else(|p| p.into_inner());
-        m.entry(consumer.to_string()).or_default().clone()
-    }
-
     /// Reserves `cost` against `budget` for `day` (days since the Unix epoch, UTC).
     pub fn reserve(
         &self,
@@ -122,64 +109,64 @@ impl Ledger {
         cost: u64,
         day: u64,
     ) -> Result<(SpendTicket, Standing), OverBudget> {
-        let account = self.account(consumer);
-        let mut a = account.lock().unwrap_or_else(|p| p.into_inner());
-        a.roll(day);
-        let committed = a.spent.saturating_add(a.reserved);
-        if committed.saturating_add(cost) > budget {
-            return Err(OverBudget {
-                standing: Standing {
+        self.accounts.with(consumer, |a| {
+            a.roll(day);
+            let committed = a.spent.saturating_add(a.reserved);
+            if committed.saturating_add(cost) > budget {
+                return Err(OverBudget {
+                    standing: Standing {
+                        spent: a.spent,
+                        reserved: a.reserved,
+                        budget,
+                    },
+                    needed: cost,
+                });
+            }
+            a.reserved += cost;
+            Ok((
+                SpendTicket { reserved: cost },
+                Standing {
                     spent: a.spent,
                     reserved: a.reserved,
                     budget,
                 },
-                needed: cost,
-            });
-        }
-        a.reserved += cost;
-        Ok((
-            SpendTicket { reserved: cost },
-            Standing {
-                spent: a.spent,
-                reserved: a.reserved,
-                budget,
-            },
-        ))
+            ))
+        })
     }
 
     /// Moves the reservation to the real cost and remembers the request.
     pub fn settle(&self, consumer: &str, ticket: &SpendTicket, record: Recent, day: u64) {
-        let account = self.account(consumer);
-        let mut a = account.lock().unwrap_or_else(|p| p.into_inner());
-        a.roll(day);
-        a.reserved = a.reserved.saturating_sub(ticket.reserved);
-        a.spent = a.spent.saturating_add(record.cost_nanos);
-        a.total = a.total.saturating_add(record.cost_nanos);
-        if a.recent.len() == RECENT {
-            a.recent.pop_front();
-        }
-        a.recent.push_back(record);
+        self.accounts.with(consumer, |a| {
+            a.roll(day);
+            a.reserved = a.reserved.saturating_sub(ticket.reserved);
+            a.spent = a.spent.saturating_add(record.cost_nanos);
+            a.total = a.total.saturating_add(record.cost_nanos);
+            if a.recent.len() == RECENT {
+                a.recent.pop_front();
+            }
+            a.recent.push_back(record);
+        });
         self.dirty.store(true, Ordering::Release);
     }
 
     /// Where a consumer stands today, without reserving.
     pub fn standing(&self, consumer: &str, budget: u64, day: u64) -> Standing {
-        let account = self.account(consumer);
-        let mut a = account.lock().unwrap_or_else(|p| p.into_inner());
-        a.roll(day);
-        Standing {
-            spent: a.spent,
-            reserved: a.reserved,
-            budget,
-        }
+        self.accounts.with(consumer, |a| {
+            a.roll(day);
+            Standing {
+                spent: a.spent,
+                reserved: a.reserved,
+                budget,
+            }
+        })
     }
 
     /// Today's spend, all-time spend and recent requests of a consumer.
     pub fn report(&self, consumer: &str, day: u64) -> (u64, u64, Vec<Recent>) {
-        let account = self.account(consumer);
-        let mut a = account.lock().unwrap_or_else(|p| p.into_inner());
-        a.roll(day);
-        (a.spent, a.total, a.recent.iter().cloned().collect())
+        self.accounts.with(consumer, |a| {
+            a.roll(day);
+            (a.spent, a.total, a.recent.iter().cloned().collect())
+        })
     }
 
     /// Marks the spend as changed (a failed write is retried).
@@ -196,35 +183,32 @@ impl Ledger {
     }
 
     pub fn snapshot(&self) -> BTreeMap<String, SavedAccount> {
-        let m = self.accounts.read().unwrap_or_else(|p| p.into_inner());
-        m.iter()
-            .map(|(id, a)| {
-                let a = a.lock().unwrap_or_else(|p| p.into_inner());
-                (
-                    id.clone(),
-                    SavedAccount {
-                        day: a.day,
-                        spent_nanos: a.spent,
-                        total_nanos: a.total,
-                    },
-                )
-            })
-            .collect()
+        let mut out = BTreeMap::new();
+        self.accounts.for_each(|id, a| {
+            out.insert(
+                id.to_string(),
+                SavedAccount {
+                    day: a.day,
+                    spent_nanos: a.spent,
+                    total_nanos: a.total,
+                },
+            );
+        });
+        out
     }
 
     /// Restores persisted spend (at start-up, before any request).
     pub fn restore(&self, saved: BTreeMap<String, SavedAccount>) {
-        let mut m = self.accounts.write().unwrap_or_else(|p| p.into_inner());
         for (id, s) in saved {
-            m.insert(
+            self.accounts.insert(
                 id,
-                Arc::new(Mutex::new(Account {
+                Account {
                     day: s.day,
                     spent: s.spent_nanos,
                     reserved: 0,
                     total: s.total_nanos,
                     recent: VecDeque::new(),
-                })),
+                },
             );
         }
     }
@@ -250,6 +234,7 @@ pub fn usd(nanos: u64, decimals: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     const DAY: u64 = 19_000;
     const BUDGET: u64 = NANOS_PER_USD / 10; // $0.10
