@@ -226,6 +226,7 @@ impl Gateway {
         )?;
         let peer = upstream::peer(&backend, &server.timeouts).await?;
         let sent = Instant::now();
+        // From here the backend may be working on the request, unless it was never reached.
         ctx.upstream_called = true;
         let upstream = self
             .forwarder
@@ -236,8 +237,13 @@ impl Gateway {
                 server.timeouts.upstream_idle,
                 session,
             )
-            .await?;
+            .await
+            .inspect_err(|e| ctx.upstream_called = *e != GatewayError::UpstreamUnreachable)?;
         let status = upstream.status();
+        if !(200..300).contains(&status) {
+            // Providers do not bill failed or refused requests.
+            ctx.usage = Some(Usage::default());
+        }
 
         if view.streaming() {
             if status >= 500 {
@@ -278,7 +284,9 @@ impl Gateway {
         // Settle with the reported usage (or an estimate, marked so).
         let (usage, answer_text) = match &view {
             RequestView::Chat(_) => (
-                accounting::openai_usage(&body).unwrap_or_else(|| estimated(ctx)),
+                ctx.usage
+                    .or_else(|| accounting::openai_usage(&body))
+                    .unwrap_or_else(|| estimated(ctx)),
                 None,
             ),
             RequestView::Lab(_) => {
@@ -400,6 +408,21 @@ impl Gateway {
             "passed"
         };
         Ok(())
+    }
+
+    /// Settles a reservation still open when the request ends early or streams: released if no
+    /// backend saw the request; otherwise the known usage, else the worst case (estimated).
+    fn settle_open(&self, ctx: &mut RequestCtx) {
+        if let Some(r) = ctx.reservation.take() {
+            let now = unix_now();
+            if ctx.upstream_called {
+                let usage = ctx.usage.unwrap_or_else(|| r.worst_case());
+                ctx.cost_nanos = Some(accounting::settle(&self.state, &r, usage, now));
+                ctx.usage = Some(usage);
+            } else {
+                accounting::release(&self.state, &r, now);
+            }
+        }
     }
 
     fn settle_now(&self, ctx: &mut RequestCtx, usage: Usage) -> u64 {
@@ -583,6 +606,8 @@ impl ProxyHttp for Gateway {
             Err(Failure::Respond(e)) => {
                 ctx.status = e.status();
                 ctx.error = Some(e.label());
+                // Settle before answering, so what the client sees and `/costs` agree.
+                self.settle_open(ctx);
                 if e == GatewayError::ClientGone {
                     return Error::e_explain(ErrorType::ConnectionClosed, "client went away");
                 }
@@ -644,17 +669,7 @@ impl ProxyHttp for Gateway {
 
     /// Runs last on every path: settles what is still reserved, then logs one line.
     async fn logging(&self, _session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
-        if let Some(r) = ctx.reservation.take() {
-            let now = unix_now();
-            if ctx.upstream_called {
-                // The backend may have worked: charge the worst case, marked estimated.
-                let usage = ctx.usage.unwrap_or_else(|| r.worst_case());
-                ctx.cost_nanos = Some(accounting::settle(&self.state, &r, usage, now));
-                ctx.usage = Some(usage);
-            } else {
-                accounting::release(&self.state, &r, now);
-            }
-        }
+        self.settle_open(ctx);
         // Consumer id only: never the key, never prompt or response text.
         log::info!(
             target: "tollgate::request",

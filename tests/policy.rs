@@ -414,4 +414,49 @@ fn a_refused_or_failed_request_costs_nothing_and_a_success_costs_its_usage() {
     );
     assert_eq!(m["recent_requests"][0]["input_tokens"], 2);
     assert_eq!(m["recent_requests"][0]["estimated"], false);
+    let failed = &m["recent_requests"][1];
+    assert_eq!(
+        (failed["input_tokens"].as_u64(), failed["cost_usd"].as_str()),
+        (Some(0), Some("0.000000"))
+    );
+}
+
+#[test]
+fn backend_errors_cost_nothing_but_a_client_leaving_mid_answer_does() {
+    let mock = MockServer::start(&[]);
+    let gw = GatewayServer::start(&backends_for(mock.port), "");
+    let body = r#"{"model":"gpt-4","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}"#;
+    for status in ["500", "429", "400"] {
+        let r = request(
+            gw.port,
+            "POST",
+            "/v1/chat/completions",
+            &[("X-API-Key", KEY_METERED), ("x-mock-status", status)],
+            body.as_bytes(),
+        );
+        assert_ne!(r.status, 200);
+    }
+    assert_eq!(
+        gw.admin("/costs")["consumers"]["metered"]["spent_today_nanos"],
+        0
+    );
+    // A client that leaves while the backend works is charged (conservatively), never zero.
+    {
+        let _client = send_post(
+            gw.port,
+            "/v1/chat/completions",
+            &[("X-API-Key", KEY_METERED), ("x-mock-latency-ms", "20000")],
+            body,
+        );
+        wait_until("the request reaches the mock", 10, || {
+            mock.ledger()["requests"] == 4
+        });
+    }
+    wait_until("the reservation is settled", 10, || {
+        gw.admin("/costs")["consumers"]["metered"]["reserved_usd"] == "0.000000"
+    });
+    let m = &gw.admin("/costs")["consumers"]["metered"];
+    // Worst case: 5 prompt tokens × $30/M + 100 × $60/M.
+    assert_eq!(m["spent_today_nanos"], 6_150_000);
+    assert_eq!(m["recent_requests"][0]["estimated"], true);
 }

@@ -435,9 +435,16 @@ pub fn sha256_hex(data: &[u8]) -> String {
     tollgate::digest::sha256_hex(data)
 }
 
-/// The bytes of one keep-alive `POST` with `X-API-Key: KEY_STANDARD` and extra headers.
+/// The bytes of one keep-alive `POST` with extra headers, authenticated as `KEY_STANDARD` unless
+/// the headers carry their own `X-API-Key`.
 pub fn post_bytes(path: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
-    let mut head = format!("POST {path} HTTP/1.1\r\nHost: t\r\nX-API-Key: {KEY_STANDARD}\r\n");
+    let mut head = format!("POST {path} HTTP/1.1\r\nHost: t\r\n");
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("x-api-key"))
+    {
+        head.push_str(&format!("X-API-Key: {KEY_STANDARD}\r\n"));
+    }
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
