@@ -5,7 +5,7 @@ use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criteri
 use std::sync::Arc;
 use std::time::Duration;
 use tollgate::auth::KeyIndex;
-use tollgate::config::{Backend, BackendUrl, Consumer, CostTier, Protocol, Role};
+use tollgate::config::{Backend, Consumer, Protocol, Role};
 use tollgate::digest::KeyDigest;
 use tollgate::request::{self, Route};
 use tollgate::routing;
@@ -92,30 +92,30 @@ fn select(c: &mut Criterion) {
     for n in [3usize, 100] {
         let backends: Vec<Arc<Backend>> = (0..n)
             .map(|i| {
-                Arc::new(Backend {
-                    id: format!("b{i}"),
-                    url: BackendUrl {
-                        tls: false,
-                        host: "127.0.0.1".into(),
-                        port: 9100,
-                        path_prefix: String::new(),
-                    },
-                    protocol: Protocol::OpenAi,
-                    models: vec![format!("m{}", i % 10), "gpt-4".into()],
-                    priority: (i % 3) as u32 + 1,
-                    weight: (i % 4) as u32 + 1,
-                    max_context_tokens: 128_000,
-                    cost_tier: CostTier::Medium,
-                    credential: None,
-                })
+                let m = format!("m{}", i % 10);
+                Arc::new(Backend::basic(
+                    &format!("b{i}"),
+                    Protocol::OpenAi,
+                    &[m.as_str(), "gpt-4"],
+                    (i % 3) as u32 + 1,
+                    (i % 4) as u32 + 1,
+                ))
             })
             .collect();
+        let consumer = consumers(1).remove(0);
         let mut tick = 0u64;
-        g.bench_function(BenchmarkId::new("weighted_priority", n), |b| {
+        // Candidates (model, protocol, rules), then the usable-group weighted pick, per request.
+        g.bench_function(BenchmarkId::new("candidates_and_pick", n), |b| {
             b.iter(|| {
                 tick += 1;
-                routing::select(&backends, black_box("gpt-4"), Route::ChatCompletions, tick)
-                    .is_some()
+                let ask = routing::Ask {
+                    model: black_box("gpt-4"),
+                    route: Route::ChatCompletions,
+                    consumer: &consumer,
+                    estimated_tokens: 100,
+                };
+                let cands = routing::candidates(&backends, &[], &ask);
+                routing::pick(&cands, |_| true, tick).is_some()
             })
         });
     }

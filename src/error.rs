@@ -66,6 +66,10 @@ pub enum GatewayError {
     /// The client went away before the request could be answered.
     ClientGone,
     // --- the upstream's fault ---
+    /// No backend serving the model is usable now (unhealthy or circuit open).
+    NoBackendAvailable {
+        retry_after: u64,
+    },
     UpstreamUnreachable,
     UpstreamTimeout,
     UpstreamFailed(String),
@@ -88,7 +92,10 @@ impl GatewayError {
             | RateLimited { .. }
             | BudgetExceeded { .. }
             | ClientGone => Fault::Client,
-            UpstreamUnreachable | UpstreamTimeout | UpstreamFailed(_) => Fault::Upstream,
+            NoBackendAvailable { .. }
+            | UpstreamUnreachable
+            | UpstreamTimeout
+            | UpstreamFailed(_) => Fault::Upstream,
             Internal => Fault::Internal,
         }
     }
@@ -107,7 +114,7 @@ impl GatewayError {
             RateLimited { .. } | BudgetExceeded { .. } => 429,
             // nginx's convention for "client closed request"; never sent, only logged.
             ClientGone => 499,
-            UpstreamUnreachable => 503,
+            UpstreamUnreachable | NoBackendAvailable { .. } => 503,
             UpstreamTimeout => 504,
             UpstreamFailed(_) => 502,
             Internal => 500,
@@ -129,6 +136,7 @@ impl GatewayError {
             RateLimited { .. } => "rate_limit_exceeded",
             BudgetExceeded { .. } => "budget_exceeded",
             ClientGone => "client_gone",
+            NoBackendAvailable { .. } => "no_backend_available",
             UpstreamUnreachable => "upstream_unreachable",
             UpstreamTimeout => "upstream_timeout",
             UpstreamFailed(_) => "upstream_failed",
@@ -184,6 +192,9 @@ impl GatewayError {
                 crate::state::spend::usd(*needed, 4),
             ),
             ClientGone => "Client closed the request.".into(),
+            NoBackendAvailable { retry_after } => format!(
+                "No backend for this model is available (all unhealthy or cooling down). Retry after {retry_after}s."
+            ),
             UpstreamUnreachable => "Backend is unreachable. Try again later.".into(),
             UpstreamTimeout => "Backend did not answer in time.".into(),
             UpstreamFailed(what) => format!("Backend error: {what}"),
@@ -195,7 +206,9 @@ impl GatewayError {
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             GatewayError::RateLimited { retry_after, .. }
-            | GatewayError::BudgetExceeded { retry_after, .. } => Some(*retry_after),
+            | GatewayError::BudgetExceeded { retry_after, .. }
+            | GatewayError::NoBackendAvailable { retry_after } => Some(*retry_after),
+            GatewayError::UpstreamUnreachable => Some(1),
             _ => None,
         }
     }

@@ -39,7 +39,6 @@ pub struct Upstream<'a> {
     forwarder: &'a Forwarder,
     session: HttpSession,
     peer: HttpPeer,
-    idle: Duration,
 }
 
 /// How a streamed response ended.
@@ -56,8 +55,9 @@ pub enum PipeEnd {
 pub struct MidStream(pub GatewayError);
 
 impl Forwarder {
-    /// Sends the request and waits for the response header, while watching `client`: if it
-    /// leaves first (a slow first token), the backend connection is dropped at once.
+    /// Sends the request and waits for the response header (within the peer's first-byte
+    /// timeout), while watching `client`: if it leaves first (a slow first token), the backend
+    /// connection is dropped at once. Reads of the body then wait at most `idle` each.
     pub async fn send(
         &self,
         peer: HttpPeer,
@@ -82,12 +82,12 @@ impl Forwarder {
                 .ok_or(GatewayError::ClientGone)?;
             match sent {
                 Ok(()) => {
+                    session.set_read_timeout(Some(idle));
                     return Ok(Upstream {
                         forwarder: self,
                         session,
                         peer,
-                        idle,
-                    })
+                    });
                 }
                 // A pooled connection the backend closed while idle fails on first use; that
                 // says nothing about the backend, so try once more on a fresh connection.
@@ -96,6 +96,59 @@ impl Forwarder {
                 Err(e) => return Err(map_error(&e)),
             }
         }
+    }
+}
+
+impl Forwarder {
+    /// An HTTP health check: `GET path` on a fresh or pooled connection; the status, or why it
+    /// failed. The body is drained so the connection can be reused.
+    pub async fn probe(
+        &self,
+        peer: &HttpPeer,
+        host: &str,
+        path: &str,
+    ) -> Result<u16, GatewayError> {
+        let (mut session, _) = self
+            .connector
+            .get_http_session(peer)
+            .await
+            .map_err(|e| map_error(&e))?;
+        session.set_read_timeout(peer.options.read_timeout);
+        session.set_write_timeout(peer.options.write_timeout);
+        let mut req = RequestHeader::build("GET", path.as_bytes(), Some(2))
+            .map_err(|_| GatewayError::Internal)?;
+        req.insert_header("host", host)
+            .map_err(|_| GatewayError::Internal)?;
+        req.insert_header("user-agent", "tollgate-health-check")
+            .map_err(|_| GatewayError::Internal)?;
+        session
+            .write_request_header(Box::new(req))
+            .await
+            .map_err(|e| map_error(&e))?;
+        session
+            .finish_request_body()
+            .await
+            .map_err(|e| map_error(&e))?;
+        session
+            .read_response_header()
+            .await
+            .map_err(|e| map_error(&e))?;
+        let status = session
+            .response_header()
+            .map(|h| h.status.as_u16())
+            .unwrap_or(0);
+        let mut drained = 0usize;
+        while let Ok(Some(chunk)) = session.read_response_body().await {
+            drained += chunk.len();
+            if drained > 64 * 1024 {
+                session.shutdown().await;
+                return Ok(status);
+            }
+        }
+        self.connector
+            .release_http_session(session, peer, peer.options.idle_timeout)
+            .await;
+        Ok(status)
     }
 }
 
@@ -121,6 +174,20 @@ fn stale_connection(e: &Error) -> bool {
 }
 
 impl Upstream<'_> {
+    /// The backend's `Retry-After`, in seconds, when it sent one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        let h = self.session.response_header()?;
+        let secs: u64 = h
+            .headers
+            .get("retry-after")?
+            .to_str()
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        Some(Duration::from_secs(secs.clamp(1, 3_600)))
+    }
+
     pub fn status(&self) -> u16 {
         self.session
             .response_header()
@@ -238,11 +305,11 @@ impl Upstream<'_> {
             forwarder,
             session,
             peer,
-            idle,
         } = self;
+        let idle = peer.options.idle_timeout;
         forwarder
             .connector
-            .release_http_session(session, &peer, Some(idle))
+            .release_http_session(session, &peer, idle)
             .await;
     }
 }

@@ -13,6 +13,7 @@ pub mod digest;
 pub mod error;
 pub mod filter;
 pub mod forward;
+pub mod health_check;
 pub mod logging;
 pub mod mock;
 pub mod proxy;

@@ -9,7 +9,7 @@
 
 use crate::accounting::{self, Reservation, Usage};
 use crate::body;
-use crate::config::{CacheScope, Consumer, Protocol};
+use crate::config::{Backend, CacheScope, Consumer, Protocol};
 use crate::error::GatewayError;
 use crate::forward::{Forwarder, MidStream, PipeEnd};
 use crate::request::{self, RequestView, Route};
@@ -17,9 +17,11 @@ use crate::response::{self, Extra};
 use crate::routing;
 use crate::runtime::{LiveState, Runtime};
 use crate::state::cache::{self, CacheKey, Entry};
+use crate::state::health::{Availability, Outcome, Permit};
 use crate::state::limits::Headroom;
 use crate::state::spend::usd;
 use crate::state::{unix_now, State};
+use crate::upstream::Resolver;
 use crate::{auth, upstream};
 use async_trait::async_trait;
 use pingora::prelude::*;
@@ -37,6 +39,7 @@ pub struct Gateway {
     live: LiveState,
     state: Arc<State>,
     forwarder: Forwarder,
+    resolver: Arc<Resolver>,
     round_robin: AtomicU64,
 }
 
@@ -60,6 +63,8 @@ pub struct RequestCtx {
     headroom: Option<Headroom>,
     usage: Option<Usage>,
     cost_nanos: Option<u64>,
+    /// Backends tried, in order (the last one answered, if any did).
+    tried: Vec<String>,
 }
 
 /// How a request that could not complete normally ends.
@@ -82,6 +87,42 @@ impl From<MidStream> for Failure {
     }
 }
 
+/// The attempt that got an answer header.
+struct Attempt<'a> {
+    upstream: crate::forward::Upstream<'a>,
+    backend: Arc<Backend>,
+    permit: Permit,
+    sent: Instant,
+    /// End of the backend's `total` timeout, when it has one.
+    deadline: Option<Instant>,
+}
+
+/// What an answer's status means for the backend's circuit.
+fn outcome_of_status(status: u16, upstream: &crate::forward::Upstream<'_>) -> Outcome {
+    match status {
+        429 => match upstream.retry_after() {
+            Some(d) => Outcome::BackOff(d),
+            None => Outcome::Failure,
+        },
+        500..=599 => Outcome::Failure,
+        200..=299 => Outcome::Success,
+        _ => Outcome::Neutral,
+    }
+}
+
+/// Runs `work` before `deadline` (if any), else `UpstreamTimeout`.
+async fn within<T>(
+    deadline: Option<Instant>,
+    work: impl std::future::Future<Output = Result<T, GatewayError>>,
+) -> Result<T, GatewayError> {
+    match deadline {
+        None => work.await,
+        Some(d) => tokio::time::timeout_at(d.into(), work)
+            .await
+            .unwrap_or(Err(GatewayError::UpstreamTimeout)),
+    }
+}
+
 /// Whether and how a request uses the cache.
 enum CachePlan {
     Off,
@@ -101,11 +142,12 @@ impl CachePlan {
 }
 
 impl Gateway {
-    pub fn new(live: LiveState, state: Arc<State>) -> Self {
+    pub fn new(live: LiveState, state: Arc<State>, resolver: Arc<Resolver>) -> Self {
         Gateway {
             live,
             state,
             forwarder: Forwarder::default(),
+            resolver,
             round_robin: AtomicU64::new(0),
         }
     }
@@ -208,42 +250,36 @@ impl Gateway {
         };
         extra.cache(ctx.cache);
 
-        // Route and forward.
-        let tick = self.round_robin.fetch_add(1, Ordering::Relaxed);
-        let backend = routing::select(&cfg.backends, &model, route, tick)
-            .cloned()
-            .ok_or(GatewayError::ModelNotServed {
+        // Route and forward, failing over before any byte reached the client.
+        let ask = routing::Ask {
+            model: &model,
+            route,
+            consumer: &consumer,
+            estimated_tokens: view.prompt_estimate(),
+        };
+        let candidates = routing::candidates(&cfg.backends, &cfg.routing.rules, &ask);
+        if candidates.is_empty() {
+            return Err(GatewayError::ModelNotServed {
                 model: model.clone(),
-            })?;
-        ctx.backend = Some(backend.id.clone());
-        let out = request::outbound(&view, raw, backend.protocol, inject);
-        let header = upstream::request_header(
-            &backend,
-            out.path,
-            &session.req_header().headers,
-            out.body.len(),
-            out.rewritten,
-        )?;
-        let peer = upstream::peer(&backend, &server.timeouts).await?;
-        let sent = Instant::now();
-        // From here the backend may be working on the request, unless it was never reached.
-        ctx.upstream_called = true;
-        let upstream = self
-            .forwarder
-            .send(
-                peer,
-                header,
-                out.body,
-                server.timeouts.upstream_idle,
-                session,
-            )
-            .await
-            .inspect_err(|e| ctx.upstream_called = *e != GatewayError::UpstreamUnreachable)?;
+            }
+            .into());
+        }
+        let Attempt {
+            upstream,
+            backend,
+            permit,
+            sent,
+            deadline,
+        } = self
+            .attempt_until_answered(session, ctx, rt, &candidates, &view, &raw, inject)
+            .await?;
         let status = upstream.status();
         if !(200..300).contains(&status) {
             // Providers do not bill failed or refused requests.
             ctx.usage = Some(Usage::default());
         }
+        let circuit = &cfg.routing.circuit;
+        permit.record(outcome_of_status(status, &upstream), circuit);
 
         if view.streaming() {
             if status >= 500 {
@@ -275,9 +311,11 @@ impl Gateway {
             .into());
         }
         let mut header = upstream.client_header(&backend.id)?;
-        let body = upstream
-            .read_all(server.max_response_bytes, session)
-            .await?;
+        let body = within(
+            deadline,
+            upstream.read_all(server.max_response_bytes, session),
+        )
+        .await?;
         let backend_ms = ms_since(sent);
         ctx.backend_ms = Some(backend_ms);
 
@@ -359,6 +397,137 @@ impl Gateway {
                     .map_err(|_| Failure::Respond(GatewayError::ClientGone))
             }
         }
+    }
+
+    /// Picks a backend, sends, and fails over to another usable one on a connect failure, a
+    /// timeout or a retryable status (5xx, 429) — all before any byte reached the client, with
+    /// the same body whatever its size — up to `routing.max_attempts`.
+    #[allow(clippy::too_many_arguments)]
+    async fn attempt_until_answered<'s>(
+        &'s self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        rt: &Runtime,
+        candidates: &[&Arc<Backend>],
+        view: &RequestView,
+        raw: &bytes::Bytes,
+        inject: Option<u64>,
+    ) -> Result<Attempt<'s>, Failure> {
+        let routing_cfg = &rt.config.routing;
+        let health = &self.state.health;
+        let mut last_error: Option<GatewayError> = None;
+        let max = routing_cfg.max_attempts as usize;
+        while ctx.tried.len() < max {
+            let now = Instant::now();
+            let tick = self.round_robin.fetch_add(1, Ordering::Relaxed);
+            let usable = |b: &Backend| {
+                !ctx.tried.contains(&b.id)
+                    && health.availability(&b.id, now) == Availability::Usable
+            };
+            let chosen = routing::pick(candidates, usable, tick).and_then(|b| {
+                health
+                    .acquire(&b.id, now, false)
+                    .map(|p| (Arc::clone(b), p))
+            });
+            let (backend, permit) = match chosen {
+                Some(c) => c,
+                None if routing_cfg.fallback_to_unusable => {
+                    let forced = candidates
+                        .iter()
+                        .filter(|b| !ctx.tried.contains(&b.id))
+                        .min_by_key(|b| b.priority)
+                        .and_then(|b| health.acquire(&b.id, now, true).map(|p| (Arc::clone(b), p)));
+                    match forced {
+                        Some(c) => c,
+                        None => break,
+                    }
+                }
+                None => break,
+            };
+            ctx.tried.push(backend.id.clone());
+            ctx.backend = Some(backend.id.clone());
+            let rename = backend.renamed(view.model());
+            let out = request::outbound(view, raw.clone(), backend.protocol, inject, rename);
+            let header = upstream::request_header(
+                &backend,
+                out.path,
+                &session.req_header().headers,
+                out.body.len(),
+                out.rewritten,
+            )?;
+            let peer = upstream::peer(&backend, &self.resolver).await?;
+            let sent = Instant::now();
+            let deadline = backend.timeouts.total.map(|t| sent + t);
+            // From here the backend may be working on the request, unless it was never reached.
+            ctx.upstream_called = true;
+            let result = within(
+                deadline,
+                self.forwarder
+                    .send(peer, header, out.body, backend.timeouts.idle, session),
+            )
+            .await;
+            let attempts_left = ctx.tried.len() < max;
+            match result {
+                Ok(up) => {
+                    let status = up.status();
+                    let retryable = status >= 500 || status == 429;
+                    if retryable && attempts_left && self.another_usable(candidates, ctx, now) {
+                        log::warn!("backend {} answered {status}; trying another", backend.id);
+                        permit.record(outcome_of_status(status, &up), &routing_cfg.circuit);
+                        up.discard().await;
+                        ctx.upstream_called = false;
+                        last_error = Some(GatewayError::UpstreamFailed(format!("status {status}")));
+                        continue;
+                    }
+                    return Ok(Attempt {
+                        upstream: up,
+                        backend,
+                        permit,
+                        sent,
+                        deadline,
+                    });
+                }
+                Err(GatewayError::ClientGone) => {
+                    permit.record(Outcome::Neutral, &routing_cfg.circuit);
+                    return Err(GatewayError::ClientGone.into());
+                }
+                Err(e) => {
+                    log::warn!("backend {} failed: {}", backend.id, e.label());
+                    permit.record(Outcome::Failure, &routing_cfg.circuit);
+                    // A backend that was never reached consumed nothing.
+                    ctx.upstream_called = e != GatewayError::UpstreamUnreachable;
+                    last_error = Some(e);
+                }
+            }
+        }
+        Err(match last_error {
+            Some(e) => e,
+            None => GatewayError::NoBackendAvailable {
+                retry_after: self.retry_in(candidates),
+            },
+        }
+        .into())
+    }
+
+    fn another_usable(&self, candidates: &[&Arc<Backend>], ctx: &RequestCtx, now: Instant) -> bool {
+        candidates.iter().any(|b| {
+            !ctx.tried.contains(&b.id)
+                && self.state.health.availability(&b.id, now) == Availability::Usable
+        })
+    }
+
+    /// Seconds until some candidate may be usable again (at least 1).
+    fn retry_in(&self, candidates: &[&Arc<Backend>]) -> u64 {
+        let now = Instant::now();
+        candidates
+            .iter()
+            .filter_map(|b| match self.state.health.availability(&b.id, now) {
+                Availability::Unusable { retry_in } => Some(retry_in.as_secs_f64().ceil() as u64),
+                Availability::Usable => None,
+            })
+            .min()
+            .unwrap_or(1)
+            .max(1)
     }
 
     /// Stage 3: blocks, or records warnings and audited bypasses.
@@ -591,6 +760,7 @@ impl ProxyHttp for Gateway {
             headroom: None,
             usage: None,
             cost_nanos: None,
+            tried: Vec::new(),
         }
     }
 
@@ -674,7 +844,8 @@ impl ProxyHttp for Gateway {
         log::info!(
             target: "tollgate::request",
             "route={} consumer={} model={} backend={} status={} error={} filter={} rule={} cache={} \
-             tokens_in={} tokens_out={} estimated={} cost_usd={} latency_ms={:.1} backend_ms={}",
+             tokens_in={} tokens_out={} estimated={} cost_usd={} attempts={} tried={} latency_ms={:.1} \
+             backend_ms={}",
             ctx.route.map(Route::as_str).unwrap_or("-"),
             ctx.consumer.as_deref().unwrap_or("-"),
             ctx.model.as_deref().map(log_safe).unwrap_or_else(|| "-".into()),
@@ -688,6 +859,8 @@ impl ProxyHttp for Gateway {
             ctx.usage.map(|u| u.output).unwrap_or(0),
             ctx.usage.is_some_and(|u| u.estimated),
             usd(ctx.cost_nanos.unwrap_or(0), 6),
+            ctx.tried.len(),
+            if ctx.tried.is_empty() { "-".to_string() } else { ctx.tried.join(",") },
             ms_since(ctx.started),
             ctx.backend_ms
                 .map(|m| format!("{m:.1}"))

@@ -275,35 +275,55 @@ pub struct Outbound {
 }
 
 /// The request as a backend speaking `protocol` receives it: OpenAI bodies byte for byte unless
-/// the gateway must add its output cap (`inject_cap`, when the client set none), `/chat`
-/// translated.
+/// the gateway must add its output cap (`inject_cap`, when the client set none) or name the
+/// backend's own model (`rename`, an alias); `/chat` translated.
 pub fn outbound(
     view: &RequestView,
     raw: Bytes,
     protocol: Protocol,
     inject_cap: Option<u64>,
+    rename: Option<&str>,
 ) -> Outbound {
     match view {
-        RequestView::Chat(_) => match inject_cap {
-            None => Outbound {
+        RequestView::Chat(_) => {
+            let body = match rename {
+                Some(model) => renamed(&raw, model, inject_cap),
+                None => match inject_cap {
+                    Some(cap) => with_max_tokens(&raw, cap),
+                    None => raw,
+                },
+            };
+            Outbound {
                 path: "/v1/chat/completions",
-                body: raw,
+                body,
                 rewritten: false,
-            },
-            Some(cap) => Outbound {
-                path: "/v1/chat/completions",
-                body: with_max_tokens(&raw, cap),
-                rewritten: false,
-            },
-        },
+            }
+        }
         RequestView::Lab(lab) => Outbound {
             path: match protocol {
                 Protocol::LabAgent => "/chat",
                 Protocol::OpenAi => "/v1/chat/completions",
             },
-            body: lab_upstream_body(lab, protocol, inject_cap),
+            body: lab_upstream_body(lab, protocol, inject_cap, rename),
             rewritten: true,
         },
+    }
+}
+
+/// The body with `model` replaced (and the cap added): a re-serialisation, done only for aliases.
+fn renamed(raw: &Bytes, model: &str, cap: Option<u64>) -> Bytes {
+    match serde_json::from_slice::<serde_json::Value>(raw) {
+        Ok(mut v) => {
+            if let Some(obj) = v.as_object_mut() {
+                obj.insert("model".into(), json!(model));
+                if let Some(cap) = cap {
+                    obj.insert("max_tokens".into(), json!(cap));
+                }
+            }
+            Bytes::from(v.to_string())
+        }
+        // Unreachable: the body was parsed before; forward it as it came.
+        Err(_) => raw.clone(),
     }
 }
 
@@ -320,12 +340,17 @@ pub fn with_max_tokens(raw: &Bytes, cap: u64) -> Bytes {
 }
 
 /// The body a `/chat` request becomes for a backend of `protocol`.
-fn lab_upstream_body(view: &LabView, protocol: Protocol, cap: Option<u64>) -> Bytes {
+fn lab_upstream_body(
+    view: &LabView,
+    protocol: Protocol,
+    cap: Option<u64>,
+    rename: Option<&str>,
+) -> Bytes {
     let value = match protocol {
         Protocol::LabAgent => json!({"message": view.message, "session_id": view.session_id}),
         Protocol::OpenAi => {
             let mut v = json!({
-                "model": view.model,
+                "model": rename.unwrap_or(&view.model),
                 "messages": [{"role": "user", "content": view.message}],
             });
             if let (Some(cap), Some(obj)) = (cap, v.as_object_mut()) {
@@ -445,12 +470,18 @@ mod tests {
             model: "gpt-4".into(),
         };
         let agent: serde_json::Value =
-            serde_json::from_slice(&lab_upstream_body(&view, Protocol::LabAgent, Some(9))).unwrap();
+            serde_json::from_slice(&lab_upstream_body(&view, Protocol::LabAgent, Some(9), None))
+                .unwrap();
         assert_eq!(agent, json!({"message": "hi", "session_id": "s1"}));
-        let openai: serde_json::Value =
-            serde_json::from_slice(&lab_upstream_body(&view, Protocol::OpenAi, Some(9))).unwrap();
+        let openai: serde_json::Value = serde_json::from_slice(&lab_upstream_body(
+            &view,
+            Protocol::OpenAi,
+            Some(9),
+            Some("dep"),
+        ))
+        .unwrap();
         assert_eq!(openai["messages"][0]["content"], "hi");
-        assert_eq!(openai["model"], "gpt-4");
+        assert_eq!(openai["model"], "dep", "an alias names the backend's model");
         assert_eq!(openai["max_tokens"], 9);
     }
 

@@ -1,33 +1,87 @@
 //! Backend selection: which backend serves this request.
 //!
-//! Input: the configured backends, the requested model, the route and a tick from a shared
-//! counter. Decision: among backends that serve the model and speak a protocol the route can use,
-//! the lowest priority number with any non-zero weight wins; inside that group the pick is
-//! weighted round-robin by `weight` (the seed's 3:1 primary/secondary). No candidate → `None`.
-//! Health, circuit state and routing rules join this function in later stages.
+//! Input: the configured backends and routing rules, the consumer, the requested model and route,
+//! the request's estimated prompt tokens, a predicate saying which backends are usable now
+//! (healthy, circuit closed, not already tried) and a tick from a shared counter.
+//! Decision: the candidates are the backends that serve the model (directly, by alias, or as
+//! `default`) over a protocol the route can use, with a non-zero weight, narrowed by every
+//! matching routing rule (every `require` drops backends without the attribute; then every
+//! `prefer` keeps only the ones with it when there are any). Among the usable candidates the
+//! lowest priority number wins; inside that group the pick is weighted round-robin by `weight`.
+//! Lower-priority groups get traffic only while every higher one is unusable. No usable
+//! candidate → `None`.
 
-use crate::config::Backend;
+use crate::config::{Backend, Consumer, RouteRule, Want};
 use crate::request::Route;
 use std::sync::Arc;
 
-/// Picks a backend for `model` on `route`; `tick` advances the round-robin.
-pub fn select<'a>(
+/// What selection needs to know about a request.
+#[derive(Debug, Clone, Copy)]
+pub struct Ask<'a> {
+    pub model: &'a str,
+    pub route: Route,
+    pub consumer: &'a Consumer,
+    /// Estimated prompt tokens.
+    pub estimated_tokens: u64,
+}
+
+fn satisfies(b: &Backend, want: &Want, estimate: u64) -> bool {
+    want.cost_tier.is_none_or(|t| b.cost_tier == t)
+        && want
+            .context_factor
+            .is_none_or(|k| b.max_context_tokens >= estimate.saturating_mul(k))
+}
+
+fn applies(rule: &RouteRule, ask: &Ask) -> bool {
+    let w = &rule.when;
+    w.team.as_deref().is_none_or(|t| t == ask.consumer.team)
+        && w.role.is_none_or(|r| r == ask.consumer.role)
+        && w.consumer.as_deref().is_none_or(|c| c == ask.consumer.id)
+        && w.model.as_deref().is_none_or(|m| m == ask.model)
+        && w.estimated_tokens_over
+            .is_none_or(|n| ask.estimated_tokens > n)
+}
+
+/// The backends that may serve `ask`, before health is considered, in configuration order.
+pub fn candidates<'a>(
     backends: &'a [Arc<Backend>],
-    model: &str,
-    route: Route,
+    rules: &[RouteRule],
+    ask: &Ask,
+) -> Vec<&'a Arc<Backend>> {
+    let mut c: Vec<&Arc<Backend>> = backends
+        .iter()
+        .filter(|b| b.weight > 0 && b.serves(ask.model) && ask.route.accepts(b.protocol))
+        .collect();
+    // Requirements first, so a preference never drops the only backends that qualify.
+    let matching: Vec<&RouteRule> = rules.iter().filter(|r| applies(r, ask)).collect();
+    for rule in &matching {
+        c.retain(|b| satisfies(b, &rule.require, ask.estimated_tokens));
+    }
+    for rule in &matching {
+        if c.iter()
+            .any(|b| satisfies(b, &rule.prefer, ask.estimated_tokens))
+        {
+            c.retain(|b| satisfies(b, &rule.prefer, ask.estimated_tokens));
+        }
+    }
+    c
+}
+
+/// Picks among `candidates` those `usable` allows: lowest priority group, weighted round-robin.
+pub fn pick<'a>(
+    candidates: &[&'a Arc<Backend>],
+    usable: impl Fn(&Backend) -> bool,
     tick: u64,
 ) -> Option<&'a Arc<Backend>> {
-    let usable = |b: &&Arc<Backend>| b.weight > 0 && b.serves(model) && route.accepts(b.protocol);
-    let priority = backends.iter().filter(usable).map(|b| b.priority).min()?;
-    let group = || {
-        backends
-            .iter()
-            .filter(usable)
-            .filter(move |b| b.priority == priority)
-    };
-    let total: u64 = group().map(|b| u64::from(b.weight)).sum();
-    let mut slot = tick % total;
-    for b in group() {
+    let live: Vec<&Arc<Backend>> = candidates.iter().copied().filter(|b| usable(b)).collect();
+    let priority = live.iter().map(|b| b.priority).min()?;
+    let group: Vec<&Arc<Backend>> = live
+        .into_iter()
+        .filter(|b| b.priority == priority)
+        .collect();
+    let total: u64 = group.iter().map(|b| u64::from(b.weight)).sum();
+    let mut slot = tick.checked_rem(total)?;
+    for b in group {
         let w = u64::from(b.weight);
         if slot < w {
             return Some(b);
@@ -40,7 +94,7 @@ pub fn select<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{BackendUrl, CostTier, Protocol};
+    use crate::config::{CostTier, Protocol, Role, RouteMatch};
 
     fn backend(
         id: &str,
@@ -49,23 +103,36 @@ mod tests {
         priority: u32,
         weight: u32,
     ) -> Arc<Backend> {
-        Arc::new(Backend {
-            id: id.into(),
-            url: BackendUrl::parse("http://127.0.0.1:1").unwrap(),
-            protocol,
-            models: models.iter().map(|m| m.to_string()).collect(),
-            priority,
-            weight,
-            max_context_tokens: 1000,
-            cost_tier: CostTier::Medium,
-            credential: None,
-        })
+        Arc::new(Backend::basic(id, protocol, models, priority, weight))
     }
 
-    fn picks(backends: &[Arc<Backend>], model: &str, route: Route, n: u64) -> Vec<String> {
+    fn consumer(team: &str) -> Consumer {
+        Consumer {
+            id: "c".into(),
+            team: team.into(),
+            role: Role::Standard,
+            key: crate::digest::KeyDigest::of(b"k"),
+            daily_budget_micros: 1,
+            allowed_models: vec![],
+            tokens_per_minute: 1,
+            tokens_per_hour: 1,
+            tokens_per_day: 1,
+            description: String::new(),
+        }
+    }
+
+    fn picks(bs: &[Arc<Backend>], model: &str, route: Route, n: u64) -> Vec<String> {
+        let c = consumer("t");
+        let ask = Ask {
+            model,
+            route,
+            consumer: &c,
+            estimated_tokens: 10,
+        };
+        let cands = candidates(bs, &[], &ask);
         (0..n)
             .map(|t| {
-                select(backends, model, route, t)
+                pick(&cands, |_| true, t)
                     .map(|b| b.id.clone())
                     .unwrap_or_default()
             })
@@ -84,7 +151,7 @@ mod tests {
     }
 
     #[test]
-    fn lower_priority_groups_get_nothing_while_a_higher_one_exists() {
+    fn lower_priority_groups_get_nothing_while_a_higher_one_is_usable() {
         let bs = [
             backend("secondary", Protocol::LabAgent, &["default"], 2, 1),
             backend("primary", Protocol::LabAgent, &["default"], 1, 3),
@@ -92,6 +159,17 @@ mod tests {
         assert!(picks(&bs, "default", Route::LabChat, 50)
             .iter()
             .all(|id| id == "primary"));
+        let c = consumer("t");
+        let ask = Ask {
+            model: "default",
+            route: Route::LabChat,
+            consumer: &c,
+            estimated_tokens: 1,
+        };
+        let cands = candidates(&bs, &[], &ask);
+        let got = pick(&cands, |b| b.id != "primary", 0).unwrap();
+        assert_eq!(got.id, "secondary", "an unusable primary group hands over");
+        assert!(pick(&cands, |_| false, 0).is_none());
     }
 
     #[test]
@@ -111,8 +189,75 @@ mod tests {
             backend("agent", Protocol::LabAgent, &["default"], 1, 1),
             backend("oai", Protocol::OpenAi, &["gpt-4"], 1, 1),
         ];
-        assert!(select(&bs, "default", Route::ChatCompletions, 0).is_none());
-        assert_eq!(select(&bs, "gpt-4", Route::LabChat, 0).unwrap().id, "oai");
-        assert!(select(&bs, "nope", Route::LabChat, 0).is_none());
+        assert!(picks(&bs, "default", Route::ChatCompletions, 1)[0].is_empty());
+        assert_eq!(picks(&bs, "gpt-4", Route::LabChat, 1)[0], "oai");
+        assert!(picks(&bs, "nope", Route::LabChat, 1)[0].is_empty());
+    }
+
+    #[test]
+    fn aliases_and_the_default_flag_make_a_backend_serve_a_model() {
+        let mut b = Backend::basic("azure", Protocol::OpenAi, &["gpt4o-deployment"], 1, 1);
+        b.aliases.insert("gpt-4o".into(), "gpt4o-deployment".into());
+        b.default = true;
+        assert!(b.serves("gpt-4o") && b.serves("default") && b.serves("gpt4o-deployment"));
+        assert_eq!(b.renamed("gpt-4o"), Some("gpt4o-deployment"));
+        assert!(!b.serves("gpt-3"));
+    }
+
+    #[test]
+    fn rules_prefer_a_cost_tier_and_require_a_context_size() {
+        let mut cheap = Backend::basic("cheap", Protocol::LabAgent, &["default"], 3, 1);
+        cheap.cost_tier = CostTier::Low;
+        cheap.max_context_tokens = 8_000;
+        let mut big = Backend::basic("big", Protocol::LabAgent, &["default"], 1, 1);
+        big.max_context_tokens = 200_000;
+        let bs = [Arc::new(cheap), Arc::new(big)];
+        let rules = [
+            RouteRule {
+                name: "interns".into(),
+                when: RouteMatch {
+                    team: Some("Intern Program".into()),
+                    ..RouteMatch::default()
+                },
+                prefer: Want {
+                    cost_tier: Some(CostTier::Low),
+                    context_factor: None,
+                },
+                require: Want::default(),
+            },
+            RouteRule {
+                name: "long".into(),
+                when: RouteMatch {
+                    estimated_tokens_over: Some(5_000),
+                    ..RouteMatch::default()
+                },
+                prefer: Want::default(),
+                require: Want {
+                    cost_tier: None,
+                    context_factor: Some(2),
+                },
+            },
+        ];
+        let intern = consumer("Intern Program");
+        let other = consumer("Support");
+        let ids = |c: &Consumer, est: u64| -> Vec<String> {
+            let ask = Ask {
+                model: "default",
+                route: Route::LabChat,
+                consumer: c,
+                estimated_tokens: est,
+            };
+            candidates(&bs, &rules, &ask)
+                .iter()
+                .map(|b| b.id.clone())
+                .collect()
+        };
+        assert_eq!(ids(&intern, 100), ["cheap"]);
+        assert_eq!(ids(&other, 100), ["cheap", "big"]);
+        assert_eq!(
+            ids(&intern, 6_000),
+            ["big"],
+            "required context wins over the preference"
+        );
     }
 }

@@ -3,11 +3,13 @@
 
 use crate::admin::Admin;
 use crate::config::Config;
+use crate::health_check::{HealthChecker, HealthService};
 use crate::mock::{Mock, MockOptions};
 use crate::proxy::Gateway;
 use crate::runtime::{LiveState, Runtime};
 use crate::state::persist::{self, Persister};
 use crate::state::State;
+use crate::upstream::Resolver;
 use pingora::apps::http_app::HttpServer;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
@@ -37,6 +39,7 @@ pub fn build(config: Config, mock: Option<MockService>) -> Result<Server, String
     let server_cfg = config.server.clone();
     let state_cfg = config.state.clone();
     let state = Arc::new(State::default());
+    let resolver = Arc::new(Resolver::default());
     state.spend.restore(persist::load(&state_cfg.spend_file)?);
     let mut server = Server::new_with_opt_and_conf(
         Opt::default(),
@@ -47,7 +50,7 @@ pub fn build(config: Config, mock: Option<MockService>) -> Result<Server, String
 
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
-        Gateway::new(live.clone(), Arc::clone(&state)),
+        Gateway::new(live.clone(), Arc::clone(&state), Arc::clone(&resolver)),
         "tollgate consumer plane",
     );
     proxy.add_tcp(&server_cfg.listen.to_string());
@@ -56,12 +59,20 @@ pub fn build(config: Config, mock: Option<MockService>) -> Result<Server, String
 
     let mut admin = Service::new(
         "tollgate admin plane".to_string(),
-        HttpServer::new_app(Admin::new(live, Arc::clone(&state))),
+        HttpServer::new_app(Admin::new(live.clone(), Arc::clone(&state))),
     );
     admin.add_tcp(&server_cfg.admin.listen.to_string());
     admin.threads = Some(1);
     server.add_service(admin);
 
+    server.add_service(background_service(
+        "health checks",
+        HealthService(HealthChecker::new(
+            live.clone(),
+            Arc::clone(&state),
+            resolver,
+        )),
+    ));
     server.add_service(background_service(
         "spend persister",
         Persister {

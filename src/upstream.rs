@@ -6,12 +6,15 @@
 //! backend's own credential is added when configured, `Host` is set to the backend's authority
 //! and `Content-Length` to the body actually sent.
 
-use crate::config::{Backend, Timeouts};
+use crate::config::{Backend, Provider};
 use crate::error::GatewayError;
 use http::{HeaderMap, HeaderName};
 use pingora::http::RequestHeader;
 use pingora::upstreams::peer::HttpPeer;
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Request headers that never cross the gateway.
 const STRIP_UPSTREAM: &[&str] = &[
@@ -29,6 +32,7 @@ const STRIP_UPSTREAM: &[&str] = &[
     "expect",
     "accept-encoding",
     "x-api-key",
+    "api-key",
     "authorization",
 ];
 
@@ -44,37 +48,79 @@ pub const STRIP_DOWNSTREAM: &[&str] = &[
     "server",
 ];
 
-/// Resolves the backend's address (asynchronously: Pingora's own resolution blocks the worker
-/// and panics on failure) and builds a peer with every timeout set.
-pub async fn peer(backend: &Backend, timeouts: &Timeouts) -> Result<HttpPeer, GatewayError> {
-    let addr = resolve(&backend.url.host, backend.url.port).await?;
+/// Resolved backend addresses, cached: Pingora's own resolution blocks the worker and panics on
+/// failure, so hostnames are resolved here, asynchronously, and reused for [`DNS_TTL`]. When a
+/// refresh fails, the last good address is kept (and the failure logged).
+#[derive(Debug, Default)]
+pub struct Resolver {
+    cache: Mutex<HashMap<(String, u16), (SocketAddr, Instant)>>,
+}
+
+/// How long a resolved address is reused.
+pub const DNS_TTL: Duration = Duration::from_secs(30);
+
+impl Resolver {
+    pub async fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr, GatewayError> {
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok(SocketAddr::new(ip, port));
+        }
+        let key = (host.to_string(), port);
+        let cached = self.cache.lock().ok().and_then(|c| c.get(&key).copied());
+        if let Some((addr, at)) = cached {
+            if at.elapsed() < DNS_TTL {
+                return Ok(addr);
+            }
+        }
+        let fresh = tokio::net::lookup_host((host, port))
+            .await
+            .ok()
+            .and_then(|mut a| a.next());
+        match (fresh, cached) {
+            (Some(addr), _) => {
+                if let Ok(mut c) = self.cache.lock() {
+                    c.insert(key, (addr, Instant::now()));
+                }
+                Ok(addr)
+            }
+            (None, Some((addr, _))) => {
+                log::warn!("cannot resolve {host}; keeping {addr}");
+                Ok(addr)
+            }
+            (None, None) => Err(GatewayError::UpstreamUnreachable),
+        }
+    }
+}
+
+/// The peer for `backend`, with every timeout set, TLS with SNI and certificate verification
+/// (system roots, or the backend's own CA).
+pub async fn peer(backend: &Backend, resolver: &Resolver) -> Result<HttpPeer, GatewayError> {
+    let addr = resolver
+        .resolve(&backend.url.host, backend.url.port)
+        .await?;
     let sni = if backend.url.tls {
         backend.url.host.clone()
     } else {
         String::new()
     };
     let mut peer = HttpPeer::new(addr, backend.url.tls, sni);
+    let t = &backend.timeouts;
     let o = &mut peer.options;
-    o.connection_timeout = Some(timeouts.connect);
-    o.total_connection_timeout = Some(timeouts.connect.saturating_mul(2));
-    o.read_timeout = Some(timeouts.read);
-    o.write_timeout = Some(timeouts.write);
-    o.idle_timeout = Some(timeouts.upstream_idle);
+    o.connection_timeout = Some(t.connect);
+    o.total_connection_timeout = Some(t.connect.saturating_mul(2));
+    o.read_timeout = Some(t.first_byte);
+    o.write_timeout = Some(t.first_byte);
+    o.idle_timeout = Some(Duration::from_secs(60));
+    o.verify_cert = true;
+    o.verify_hostname = true;
+    if let Some(ca) = &backend.ca {
+        o.ca = Some(Arc::clone(ca));
+    }
     Ok(peer)
 }
 
-async fn resolve(host: &str, port: u16) -> Result<SocketAddr, GatewayError> {
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(SocketAddr::new(ip, port));
-    }
-    let mut addrs = tokio::net::lookup_host((host, port))
-        .await
-        .map_err(|_| GatewayError::UpstreamUnreachable)?;
-    addrs.next().ok_or(GatewayError::UpstreamUnreachable)
-}
-
-/// The request header for the backend: `path` below the backend's prefix, the client's headers
-/// minus everything in [`STRIP_UPSTREAM`] (and whatever `Connection` names), plus ours.
+/// The request header for the backend: `path` below the backend's prefix (or the provider's own
+/// path), the client's headers minus everything in [`STRIP_UPSTREAM`] (and whatever `Connection`
+/// names), plus ours.
 pub fn request_header(
     backend: &Backend,
     path: &str,
@@ -82,7 +128,19 @@ pub fn request_header(
     body_len: usize,
     json_body: bool,
 ) -> Result<RequestHeader, GatewayError> {
-    let full_path = format!("{}{}", backend.url.path_prefix, path);
+    let full_path = match (&backend.provider, path) {
+        (
+            Provider::Azure {
+                deployment,
+                api_version,
+            },
+            "/v1/chat/completions",
+        ) => format!(
+            "{}/openai/deployments/{deployment}/chat/completions?api-version={api_version}",
+            backend.url.path_prefix
+        ),
+        _ => format!("{}{}", backend.url.path_prefix, path),
+    };
     let mut req = RequestHeader::build("POST", full_path.as_bytes(), Some(client.len() + 4))
         .map_err(|_| GatewayError::Internal)?;
     let named_by_connection: Vec<HeaderName> = client
@@ -113,11 +171,14 @@ pub fn request_header(
         set(&mut req, "content-type", "application/json".into())?;
     }
     if let Some(cred) = &backend.credential {
-        set(
-            &mut req,
-            "authorization",
-            format!("Bearer {}", cred.expose()),
-        )?;
+        match backend.provider {
+            Provider::Azure { .. } => set(&mut req, "api-key", cred.expose().to_string())?,
+            _ => set(
+                &mut req,
+                "authorization",
+                format!("Bearer {}", cred.expose()),
+            )?,
+        }
     }
     Ok(req)
 }
@@ -125,22 +186,15 @@ pub fn request_header(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{BackendUrl, CostTier, Protocol};
+    use crate::config::{BackendUrl, Protocol};
     use crate::digest::Secret;
     use http::HeaderValue;
 
     fn backend(url: &str, credential: Option<&str>) -> Backend {
-        Backend {
-            id: "b".into(),
-            url: BackendUrl::parse(url).unwrap(),
-            protocol: Protocol::OpenAi,
-            models: vec!["m".into()],
-            priority: 1,
-            weight: 1,
-            max_context_tokens: 1,
-            cost_tier: CostTier::Medium,
-            credential: credential.map(|c| Secret::new(c.into())),
-        }
+        let mut b = Backend::basic("b", Protocol::OpenAi, &["m"], 1, 1);
+        b.url = BackendUrl::parse(url).unwrap();
+        b.credential = credential.map(|c| Secret::new(c.into()));
+        b
     }
 
     fn client_headers() -> HeaderMap {
@@ -189,6 +243,32 @@ mod tests {
         }
         assert_eq!(h.get("x-request-id").unwrap(), "r1");
         assert_eq!(h.get("content-type").unwrap(), "application/json");
+    }
+
+    #[test]
+    fn azure_gets_its_deployment_path_and_api_key_header() {
+        let mut b = backend("https://res.openai.azure.com", Some("azure-secret"));
+        b.provider = Provider::Azure {
+            deployment: "gpt4o-prod".into(),
+            api_version: "2024-10-21".into(),
+        };
+        let req = request_header(&b, "/v1/chat/completions", &client_headers(), 1, false).unwrap();
+        assert_eq!(
+            req.uri.to_string(),
+            "/openai/deployments/gpt4o-prod/chat/completions?api-version=2024-10-21"
+        );
+        assert_eq!(req.headers.get("api-key").unwrap(), "azure-secret");
+        assert!(req.headers.get("authorization").is_none());
+    }
+
+    #[tokio::test]
+    async fn ip_literals_resolve_without_a_lookup_and_unknown_hosts_fail_cleanly() {
+        let r = Resolver::default();
+        assert_eq!(r.resolve("127.0.0.1", 80).await.unwrap().port(), 80);
+        assert_eq!(
+            r.resolve("no-such-host.invalid", 80).await,
+            Err(GatewayError::UpstreamUnreachable)
+        );
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! Building the runtime form ([`super::types`]) from the parsed file, with every problem reported
 //! at its YAML path.
 
+use super::backend;
 use super::file::{BackendSection, CacheSection, ConsumerSection, ServerSection};
 use super::money::parse_usd;
 use super::schema::Parsed;
 use super::types::*;
 use super::Problem;
-use crate::digest::{KeyDigest, Secret};
+use crate::digest::KeyDigest;
 use crate::filter::Filter;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -21,6 +22,7 @@ pub fn build(
     problems: &mut Vec<Problem>,
 ) -> Option<Config> {
     let server = build_server(&file.server, env, problems);
+    let server_timeouts = server.as_ref().map(|s| s.timeouts);
     let consumers: Vec<Arc<Consumer>> = file
         .consumers
         .iter()
@@ -30,7 +32,15 @@ pub fn build(
     let backends: Vec<Arc<Backend>> = file
         .backends
         .iter()
-        .filter_map(|(i, b)| build_backend(b, &format!("backends[{i}]"), env, problems))
+        .filter_map(|(i, b)| {
+            backend::build_backend(
+                b,
+                &format!("backends[{i}]"),
+                server_timeouts.as_ref(),
+                env,
+                problems,
+            )
+        })
         .map(Arc::new)
         .collect();
 
@@ -132,6 +142,7 @@ pub fn build(
             spend_file: PathBuf::from(&file.state.spend_file),
             persist_interval: Duration::from_millis(file.state.persist_interval_ms),
         },
+        routing: backend::routing(&file.routing, problems),
     })
 }
 
@@ -359,99 +370,6 @@ fn build_consumer(
     })
 }
 
-fn build_backend(
-    b: &BackendSection,
-    path: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-    problems: &mut Vec<Problem>,
-) -> Option<Backend> {
-    let before = problems.len();
-    check_id(&b.id, &format!("{path}.id"), problems);
-    let url = if b.url.trim().is_empty() {
-        problems.push(Problem::new(format!("{path}.url"), "must not be empty"));
-        None
-    } else {
-        BackendUrl::parse(b.url.trim())
-            .map_err(|e| {
-                problems.push(Problem::new(
-                    format!("{path}.url"),
-                    format!("`{}` {e}", b.url),
-                ))
-            })
-            .ok()
-    };
-    let protocol = match b.protocol.as_str() {
-        "openai" => Some(Protocol::OpenAi),
-        "lab-agent" => Some(Protocol::LabAgent),
-        other => {
-            problems.push(Problem::new(
-                format!("{path}.protocol"),
-                format!("`{other}` is not one of openai, lab-agent"),
-            ));
-            None
-        }
-    };
-    if b.models.is_empty() {
-        problems.push(Problem::new(
-            format!("{path}.models"),
-            "must name at least one model",
-        ));
-    }
-    for (i, m) in b.models.iter().enumerate() {
-        if m.trim().is_empty() {
-            problems.push(Problem::new(
-                format!("{path}.models[{i}]"),
-                "must not be empty",
-            ));
-        }
-    }
-    if b.max_context_tokens == 0 {
-        problems.push(Problem::new(
-            format!("{path}.max_context_tokens"),
-            "must be greater than 0",
-        ));
-    }
-    let cost_tier = match b.cost_tier.as_str() {
-        "low" => Some(CostTier::Low),
-        "medium" => Some(CostTier::Medium),
-        "high" => Some(CostTier::High),
-        other => {
-            problems.push(Problem::new(
-                format!("{path}.cost_tier"),
-                format!("`{other}` is not one of low, medium, high"),
-            ));
-            None
-        }
-    };
-    let credential = match &b.credential_env {
-        None => None,
-        Some(var) => match env(var) {
-            Some(v) if !v.is_empty() => Some(Secret::new(v)),
-            _ => {
-                problems.push(Problem::new(
-                    format!("{path}.credential_env"),
-                    format!("environment variable {var} is not set"),
-                ));
-                None
-            }
-        },
-    };
-    if problems.len() != before {
-        return None;
-    }
-    Some(Backend {
-        id: b.id.clone(),
-        url: url?,
-        protocol: protocol?,
-        models: b.models.clone(),
-        priority: b.priority,
-        weight: b.weight,
-        max_context_tokens: b.max_context_tokens,
-        cost_tier: cost_tier?,
-        credential,
-    })
-}
-
 /// Every model must have some backend with a non-zero weight, or it could never be served.
 fn check_weights(backends: &[(usize, BackendSection)], problems: &mut Vec<Problem>) {
     let mut models: BTreeMap<&str, bool> = BTreeMap::new();
@@ -470,7 +388,7 @@ fn check_weights(backends: &[(usize, BackendSection)], problems: &mut Vec<Proble
     }
 }
 
-fn check_id(id: &str, path: &str, problems: &mut Vec<Problem>) {
+pub(super) fn check_id(id: &str, path: &str, problems: &mut Vec<Problem>) {
     let ok = !id.is_empty()
         && id.len() <= 64
         && id

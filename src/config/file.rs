@@ -34,6 +34,9 @@ pub struct FileConfig {
     /// Where state that must survive a restart is kept.
     #[serde(default)]
     pub state: StateSection,
+    /// Failover, circuit breaker and routing rules.
+    #[serde(default)]
+    pub routing: RoutingSection,
 }
 
 /// `content_filter:`
@@ -331,9 +334,183 @@ pub struct BackendSection {
     /// `low`, `medium` or `high`.
     #[serde(default = "default_cost_tier")]
     pub cost_tier: String,
-    /// Environment variable holding the provider credential, sent as `Authorization: Bearer`.
+    /// Environment variable holding the provider credential (sent as `Authorization: Bearer`,
+    /// or `api-key` for Azure).
     #[serde(default)]
     pub credential_env: Option<String>,
+    /// Takes requests for the model `default`.
+    #[serde(default)]
+    pub default: bool,
+    /// Public model name → the backend's own name; requests for the public name come here and
+    /// the forwarded body names the backend's model.
+    #[serde(default)]
+    pub aliases: BTreeMap<String, String>,
+    /// `openai` (default), `azure` or `compatible` (Ollama, vLLM, …): sets auth header and path.
+    #[serde(default = "default_provider")]
+    pub provider: String,
+    /// Azure OpenAI deployment name (provider `azure`).
+    #[serde(default)]
+    pub azure_deployment: Option<String>,
+    /// Azure OpenAI `api-version` (provider `azure`).
+    #[serde(default)]
+    pub azure_api_version: Option<String>,
+    /// PEM file of the CA that signs this backend's certificate (private endpoints); system roots
+    /// otherwise.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// Per-backend timeouts overriding `server.timeouts`.
+    #[serde(default)]
+    pub timeouts: Option<BackendTimeoutsSection>,
+    /// Active health check; without one the backend counts as healthy (the circuit breaker still
+    /// watches it).
+    #[serde(default)]
+    pub health_check: Option<HealthCheckSection>,
+}
+
+/// `backends[].timeouts:` (milliseconds; unset ones come from `server.timeouts`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendTimeoutsSection {
+    /// TCP (and TLS) connect.
+    #[serde(default)]
+    pub connect_ms: Option<u64>,
+    /// From sending the request to the first byte of the answer.
+    #[serde(default)]
+    pub first_byte_ms: Option<u64>,
+    /// Between two reads once the answer flows.
+    #[serde(default)]
+    pub idle_ms: Option<u64>,
+    /// The whole exchange, connect to last byte.
+    #[serde(default)]
+    pub total_ms: Option<u64>,
+}
+
+/// `backends[].health_check:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckSection {
+    /// `http` (GET `path`, expect `expected_status`) or `tcp` (connect).
+    #[serde(default = "default_check_kind")]
+    pub kind: String,
+    /// Path for `http` checks.
+    #[serde(default = "default_check_path")]
+    pub path: String,
+    /// Status an `http` check expects.
+    #[serde(default = "default_check_status")]
+    pub expected_status: u16,
+    /// Time between checks, ms.
+    #[serde(default = "default_check_interval")]
+    pub interval_ms: u64,
+    /// A check slower than this fails, ms.
+    #[serde(default = "default_check_timeout")]
+    pub timeout_ms: u64,
+    /// Consecutive failures that mark a healthy backend unhealthy.
+    #[serde(default = "default_unhealthy_threshold")]
+    pub unhealthy_threshold: u32,
+    /// Consecutive successes that mark an unhealthy backend healthy again.
+    #[serde(default = "default_healthy_threshold")]
+    pub healthy_threshold: u32,
+}
+
+/// `routing:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingSection {
+    /// Backends tried per request (the first plus failovers).
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// When no backend is usable, try an unhealthy or open-circuit one anyway (the seed's
+    /// behaviour) instead of answering 503.
+    #[serde(default)]
+    pub fallback_to_unusable: bool,
+    /// The passive circuit breaker.
+    #[serde(default)]
+    pub circuit_breaker: CircuitSection,
+    /// Rules matched in order; every matching rule applies.
+    #[serde(default)]
+    pub rules: Vec<RouteRuleSection>,
+}
+
+impl Default for RoutingSection {
+    fn default() -> Self {
+        RoutingSection {
+            max_attempts: default_max_attempts(),
+            fallback_to_unusable: false,
+            circuit_breaker: CircuitSection::default(),
+            rules: Vec::new(),
+        }
+    }
+}
+
+/// `routing.circuit_breaker:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CircuitSection {
+    /// Failures within the window that open the circuit.
+    #[serde(default = "default_cb_failures")]
+    pub failure_threshold: u32,
+    /// The window, seconds.
+    #[serde(default = "default_cb_window")]
+    pub window_seconds: u64,
+    /// How long an open circuit stays open before one probe, seconds.
+    #[serde(default = "default_cb_open")]
+    pub open_seconds: u64,
+}
+
+impl Default for CircuitSection {
+    fn default() -> Self {
+        CircuitSection {
+            failure_threshold: default_cb_failures(),
+            window_seconds: default_cb_window(),
+            open_seconds: default_cb_open(),
+        }
+    }
+}
+
+/// One entry of `routing.rules:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteRuleSection {
+    /// A name for logs.
+    pub name: String,
+    /// Conditions (all must hold); none means every request.
+    #[serde(default)]
+    pub when: RouteMatchSection,
+    /// Backend attributes preferred: used when some candidate has them.
+    #[serde(default)]
+    pub prefer: RouteWantSection,
+    /// Backend attributes required: candidates without them are dropped.
+    #[serde(default)]
+    pub require: RouteWantSection,
+}
+
+/// `routing.rules[].when:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteMatchSection {
+    #[serde(default)]
+    pub team: Option<String>,
+    #[serde(default)]
+    pub role: Option<String>,
+    #[serde(default)]
+    pub consumer: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
+    /// The request's estimated tokens (prompt + output cap) exceed this.
+    #[serde(default)]
+    pub estimated_tokens_over: Option<u64>,
+}
+
+/// `routing.rules[].prefer:` / `require:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteWantSection {
+    /// `low`, `medium` or `high`.
+    #[serde(default)]
+    pub cost_tier: Option<String>,
+    /// `max_context_tokens` must be at least this many times the request's estimated tokens.
+    #[serde(default)]
+    pub context_factor: Option<u64>,
 }
 
 /// One entry of `pricing:`.
@@ -346,6 +523,42 @@ pub struct PriceSection {
     pub output_per_million_usd: serde_yaml::Value,
 }
 
+fn default_provider() -> String {
+    "openai".into()
+}
+fn default_check_kind() -> String {
+    "http".into()
+}
+fn default_check_path() -> String {
+    "/health".into()
+}
+fn default_check_status() -> u16 {
+    200
+}
+fn default_check_interval() -> u64 {
+    5_000
+}
+fn default_check_timeout() -> u64 {
+    2_000
+}
+fn default_unhealthy_threshold() -> u32 {
+    3
+}
+fn default_healthy_threshold() -> u32 {
+    2
+}
+fn default_max_attempts() -> u32 {
+    3
+}
+fn default_cb_failures() -> u32 {
+    5
+}
+fn default_cb_window() -> u64 {
+    60
+}
+fn default_cb_open() -> u64 {
+    30
+}
 fn default_listen() -> String {
     "0.0.0.0:9000".into()
 }

@@ -4,6 +4,7 @@
 //! Loading never panics: every problem found is returned with its YAML path, so `tollgate check`
 //! and a reload can show them all at once.
 
+pub mod backend;
 pub mod build;
 pub mod file;
 pub mod money;
@@ -11,8 +12,9 @@ pub mod schema;
 pub mod types;
 
 pub use types::{
-    AdminConfig, Backend, BackendUrl, CacheConfig, CacheScope, Config, Consumer, CostTier,
-    OutputCaps, Price, Protocol, Role, ServerConfig, StateConfig, Timeouts,
+    AdminConfig, Backend, BackendTimeouts, BackendUrl, CacheConfig, CacheScope, CheckKind,
+    CircuitConfig, Config, Consumer, CostTier, HealthCheck, OutputCaps, Price, Protocol, Provider,
+    Role, RouteMatch, RouteRule, RoutingConfig, ServerConfig, StateConfig, Timeouts, Want,
 };
 
 use std::fmt;

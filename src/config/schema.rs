@@ -3,8 +3,8 @@
 //! item does not hide the problems of the next.
 
 use super::file::{
-    BackendSection, CacheSection, ConsumerSection, FilterSection, PriceSection, RuleSection,
-    ServerSection, StateSection,
+    BackendSection, CacheSection, ConsumerSection, FilterSection, PriceSection, RoutingSection,
+    RuleSection, ServerSection, StateSection,
 };
 use super::Problem;
 use serde::de::DeserializeOwned;
@@ -20,6 +20,29 @@ pub(crate) const TOP_KEYS: &[&str] = &[
     "content_filter",
     "cache",
     "state",
+    "routing",
+];
+pub(crate) const ROUTING_KEYS: &[&str] = &[
+    "max_attempts",
+    "fallback_to_unusable",
+    "circuit_breaker",
+    "rules",
+];
+pub(crate) const CIRCUIT_KEYS: &[&str] = &["failure_threshold", "window_seconds", "open_seconds"];
+pub(crate) const ROUTE_RULE_KEYS: &[&str] = &["name", "when", "prefer", "require"];
+pub(crate) const ROUTE_MATCH_KEYS: &[&str] =
+    &["team", "role", "consumer", "model", "estimated_tokens_over"];
+pub(crate) const ROUTE_WANT_KEYS: &[&str] = &["cost_tier", "context_factor"];
+pub(crate) const BACKEND_TIMEOUT_KEYS: &[&str] =
+    &["connect_ms", "first_byte_ms", "idle_ms", "total_ms"];
+pub(crate) const HEALTH_KEYS: &[&str] = &[
+    "kind",
+    "path",
+    "expected_status",
+    "interval_ms",
+    "timeout_ms",
+    "unhealthy_threshold",
+    "healthy_threshold",
 ];
 pub(crate) const FILTER_KEYS: &[&str] =
     &["rules", "policy", "always_block_severity", "base64_min_len"];
@@ -74,6 +97,14 @@ pub(crate) const BACKEND_KEYS: &[&str] = &[
     "max_context_tokens",
     "cost_tier",
     "credential_env",
+    "default",
+    "aliases",
+    "provider",
+    "azure_deployment",
+    "azure_api_version",
+    "ca_file",
+    "timeouts",
+    "health_check",
 ];
 pub(crate) const PRICE_KEYS: &[&str] = &["input_per_million_usd", "output_per_million_usd"];
 
@@ -91,6 +122,7 @@ pub struct Parsed {
     pub rules: Vec<(usize, RuleSection)>,
     pub cache: CacheSection,
     pub state: StateSection,
+    pub routing: RoutingSection,
 }
 
 /// Parses the text, collecting every problem it can find. `None` only when the file or its
@@ -132,8 +164,16 @@ pub fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<Parsed> {
         CONSUMER_KEYS,
         problems,
     );
-    let backends =
-        list::<BackendSection>(top.remove("backends"), "backends", BACKEND_KEYS, problems);
+    let backends = list_nested::<BackendSection>(
+        top.remove("backends"),
+        "backends",
+        BACKEND_KEYS,
+        &[
+            ("timeouts", BACKEND_TIMEOUT_KEYS),
+            ("health_check", HEALTH_KEYS),
+        ],
+        problems,
+    );
 
     let mut pricing = BTreeMap::new();
     match top.remove("pricing") {
@@ -187,6 +227,35 @@ pub fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<Parsed> {
     };
     let cache = section::<CacheSection>(top.remove("cache"), "cache", CACHE_KEYS, problems);
     let state = section::<StateSection>(top.remove("state"), "state", STATE_KEYS, problems);
+    let routing = match top.remove("routing") {
+        None | Some(Value::Null) => Some(RoutingSection::default()),
+        Some(mut v) => {
+            if let Value::Mapping(m) = &mut v {
+                prune_unknown(m, "routing", ROUTING_KEYS, problems);
+                if let Some(Value::Mapping(cb)) = m.get_mut("circuit_breaker") {
+                    prune_unknown(cb, "routing.circuit_breaker", CIRCUIT_KEYS, problems);
+                }
+                if let Some(Value::Sequence(rules)) = m.get_mut("rules") {
+                    for (i, r) in rules.iter_mut().enumerate() {
+                        let p = format!("routing.rules[{i}]");
+                        if let Value::Mapping(rm) = r {
+                            prune_unknown(rm, &p, ROUTE_RULE_KEYS, problems);
+                            for (key, keys) in [
+                                ("when", ROUTE_MATCH_KEYS),
+                                ("prefer", ROUTE_WANT_KEYS),
+                                ("require", ROUTE_WANT_KEYS),
+                            ] {
+                                if let Some(Value::Mapping(sub)) = rm.get_mut(key) {
+                                    prune_unknown(sub, &format!("{p}.{key}"), keys, problems);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            item::<RoutingSection>(&v, "routing", problems)
+        }
+    };
 
     Some(Parsed {
         server: server?,
@@ -198,6 +267,7 @@ pub fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<Parsed> {
         rules,
         cache: cache?,
         state: state?,
+        routing: routing?,
     })
 }
 
@@ -217,6 +287,31 @@ fn section<T: DeserializeOwned + Default>(
             item::<T>(&v, path, problems)
         }
     }
+}
+
+/// A list whose items have nested mapping sections with their own key lists.
+fn list_nested<T: DeserializeOwned>(
+    value: Option<Value>,
+    path: &str,
+    keys: &[&str],
+    nested: &[(&str, &[&str])],
+    problems: &mut Vec<Problem>,
+) -> Vec<(usize, T)> {
+    let value = value.map(|mut v| {
+        if let Value::Sequence(items) = &mut v {
+            for (i, item) in items.iter_mut().enumerate() {
+                if let Value::Mapping(m) = item {
+                    for (key, sub_keys) in nested {
+                        if let Some(Value::Mapping(sub)) = m.get_mut(*key) {
+                            prune_unknown(sub, &format!("{path}[{i}].{key}"), sub_keys, problems);
+                        }
+                    }
+                }
+            }
+        }
+        v
+    });
+    list(value, path, keys, problems)
 }
 
 fn list<T: DeserializeOwned>(
@@ -335,8 +430,12 @@ fn levenshtein(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::super::file::{AdminSection, FileConfig, TimeoutsSection};
+    use super::super::file::{
+        BackendTimeoutsSection, CircuitSection, HealthCheckSection, RouteMatchSection,
+        RouteRuleSection, RouteWantSection,
+    };
     use super::*;
-    use super::{CacheSection, FilterSection, RuleSection, StateSection};
+    use super::{CacheSection, FilterSection, RoutingSection, RuleSection, StateSection};
 
     /// The key lists above must name exactly the struct fields; serde's own "expected" list is
     /// the truth.
@@ -375,6 +474,19 @@ mod tests {
         assert_eq!(serde_fields::<RuleSection>(), sorted(RULE_KEYS));
         assert_eq!(serde_fields::<CacheSection>(), sorted(CACHE_KEYS));
         assert_eq!(serde_fields::<StateSection>(), sorted(STATE_KEYS));
+        assert_eq!(serde_fields::<RoutingSection>(), sorted(ROUTING_KEYS));
+        assert_eq!(serde_fields::<CircuitSection>(), sorted(CIRCUIT_KEYS));
+        assert_eq!(serde_fields::<RouteRuleSection>(), sorted(ROUTE_RULE_KEYS));
+        assert_eq!(
+            serde_fields::<RouteMatchSection>(),
+            sorted(ROUTE_MATCH_KEYS)
+        );
+        assert_eq!(serde_fields::<RouteWantSection>(), sorted(ROUTE_WANT_KEYS));
+        assert_eq!(
+            serde_fields::<BackendTimeoutsSection>(),
+            sorted(BACKEND_TIMEOUT_KEYS)
+        );
+        assert_eq!(serde_fields::<HealthCheckSection>(), sorted(HEALTH_KEYS));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use crate::digest::{KeyDigest, Secret};
 use crate::filter::Filter;
+use pingora::utils::tls::WrappedX509;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,6 +21,7 @@ pub struct Config {
     pub filter: Filter,
     pub cache: CacheConfig,
     pub state: StateConfig,
+    pub routing: RoutingConfig,
 }
 
 impl Config {
@@ -246,6 +248,90 @@ impl BackendUrl {
     }
 }
 
+/// How an OpenAI-speaking backend wants to be addressed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Provider {
+    /// `Authorization: Bearer`, `/v1/chat/completions`.
+    OpenAi,
+    /// Azure OpenAI: `api-key` header,
+    /// `/openai/deployments/{deployment}/chat/completions?api-version=…`.
+    Azure {
+        deployment: String,
+        api_version: String,
+    },
+    /// Any OpenAI-compatible server (Ollama, vLLM, …): as OpenAI.
+    Compatible,
+}
+
+/// One backend's effective timeouts.
+#[derive(Debug, Clone, Copy)]
+pub struct BackendTimeouts {
+    pub connect: Duration,
+    /// From the request sent to the answer's first byte.
+    pub first_byte: Duration,
+    /// Between reads once the answer flows.
+    pub idle: Duration,
+    /// The whole exchange, when set.
+    pub total: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckKind {
+    Http { path: String, expected_status: u16 },
+    Tcp,
+}
+
+/// An active health check.
+#[derive(Debug, Clone)]
+pub struct HealthCheck {
+    pub kind: CheckKind,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub unhealthy_threshold: u32,
+    pub healthy_threshold: u32,
+}
+
+/// Failover, the circuit breaker and routing rules.
+#[derive(Debug, Clone)]
+pub struct RoutingConfig {
+    pub max_attempts: u32,
+    pub fallback_to_unusable: bool,
+    pub circuit: CircuitConfig,
+    pub rules: Vec<RouteRule>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct CircuitConfig {
+    pub failure_threshold: u32,
+    pub window: Duration,
+    pub open_for: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteRule {
+    pub name: String,
+    pub when: RouteMatch,
+    pub prefer: Want,
+    pub require: Want,
+}
+
+/// Conditions on the consumer and the request; unset ones always hold.
+#[derive(Debug, Clone, Default)]
+pub struct RouteMatch {
+    pub team: Option<String>,
+    pub role: Option<Role>,
+    pub consumer: Option<String>,
+    pub model: Option<String>,
+    pub estimated_tokens_over: Option<u64>,
+}
+
+/// Backend attributes a rule asks for.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Want {
+    pub cost_tier: Option<CostTier>,
+    pub context_factor: Option<u64>,
+}
+
 /// A backend the gateway may route to.
 #[derive(Debug)]
 pub struct Backend {
@@ -257,13 +343,67 @@ pub struct Backend {
     pub weight: u32,
     pub max_context_tokens: u64,
     pub cost_tier: CostTier,
-    /// Provider credential from `credential_env`, sent as `Authorization: Bearer`.
+    /// Provider credential from `credential_env`.
     pub credential: Option<Secret>,
+    /// Takes requests for the model `default`.
+    pub default: bool,
+    /// Public model name → this backend's model name.
+    pub aliases: BTreeMap<String, String>,
+    pub provider: Provider,
+    /// A private CA for this backend's certificate (system roots otherwise).
+    pub ca: Option<Arc<[WrappedX509]>>,
+    pub timeouts: BackendTimeouts,
+    pub health_check: Option<HealthCheck>,
 }
 
 impl Backend {
+    /// A plain backend with default settings (plain HTTP to 127.0.0.1:9100, no credential,
+    /// no health check): a starting point for tests and benchmarks.
+    pub fn basic(
+        id: &str,
+        protocol: Protocol,
+        models: &[&str],
+        priority: u32,
+        weight: u32,
+    ) -> Backend {
+        Backend {
+            id: id.into(),
+            url: BackendUrl {
+                tls: false,
+                host: "127.0.0.1".into(),
+                port: 9100,
+                path_prefix: String::new(),
+            },
+            protocol,
+            models: models.iter().map(|m| m.to_string()).collect(),
+            priority,
+            weight,
+            max_context_tokens: 128_000,
+            cost_tier: CostTier::Medium,
+            credential: None,
+            default: false,
+            aliases: BTreeMap::new(),
+            provider: Provider::OpenAi,
+            ca: None,
+            timeouts: BackendTimeouts {
+                connect: Duration::from_secs(2),
+                first_byte: Duration::from_secs(120),
+                idle: Duration::from_secs(120),
+                total: None,
+            },
+            health_check: None,
+        }
+    }
+
     pub fn serves(&self, model: &str) -> bool {
         self.models.iter().any(|m| m == model)
+            || self.aliases.contains_key(model)
+            || (self.default && model == "default")
+    }
+
+    /// The model name this backend knows `model` by, when it differs.
+    pub fn renamed(&self, model: &str) -> Option<&str> {
+        self.aliases.get(model).map(String::as_str)
     }
 }
 

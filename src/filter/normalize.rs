@@ -123,7 +123,8 @@ pub fn base64_payloads(text: &str, min_len: usize) -> Vec<String> {
     out
 }
 
-fn decode_base64(run: &[u8]) -> Option<Vec<u8>> {
+/// Decodes base64 (standard or URL-safe alphabet, no padding).
+pub fn decode_base64(run: &[u8]) -> Option<Vec<u8>> {
     let val = |b: u8| -> Option<u32> {
         Some(match b {
             b'A'..=b'Z' => b - b'A',

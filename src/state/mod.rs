@@ -3,6 +3,7 @@
 //! persisted to a local state file by [`persist`].
 
 pub mod cache;
+pub mod health;
 pub mod limits;
 pub mod persist;
 pub mod spend;
@@ -11,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// One lock per consumer, created on first use: different consumers never contend.
+/// One lock per id (consumer or backend), created on first use: different ids never contend.
 #[derive(Debug)]
 pub struct PerConsumer<T>(RwLock<HashMap<String, Arc<Mutex<T>>>>);
 
@@ -57,6 +58,7 @@ impl<T: Default> PerConsumer<T> {
 /// Everything the request path shares.
 #[derive(Debug, Default)]
 pub struct State {
+    pub health: Arc<health::Health>,
     pub limiter: limits::Limiter,
     pub spend: spend::Ledger,
     pub cache: cache::Cache,

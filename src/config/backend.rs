@@ -1,0 +1,369 @@
+//! Building backends and the routing section: URLs, providers, private CAs, per-backend
+//! timeouts, health checks, the circuit breaker and routing rules.
+
+use super::build::check_id;
+use super::file::{BackendSection, HealthCheckSection, RouteWantSection, RoutingSection};
+use super::types::*;
+use super::Problem;
+use crate::digest::Secret;
+use crate::filter::normalize::decode_base64;
+use pingora::utils::tls::{parse_x509, WrappedX509};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub(super) fn build_backend(
+    b: &BackendSection,
+    path: &str,
+    server: Option<&Timeouts>,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<Problem>,
+) -> Option<Backend> {
+    let before = problems.len();
+    check_id(&b.id, &format!("{path}.id"), problems);
+    let url = if b.url.trim().is_empty() {
+        problems.push(Problem::new(format!("{path}.url"), "must not be empty"));
+        None
+    } else {
+        BackendUrl::parse(b.url.trim())
+            .map_err(|e| {
+                problems.push(Problem::new(
+                    format!("{path}.url"),
+                    format!("`{}` {e}", b.url),
+                ))
+            })
+            .ok()
+    };
+    let protocol = match b.protocol.as_str() {
+        "openai" => Some(Protocol::OpenAi),
+        "lab-agent" => Some(Protocol::LabAgent),
+        other => {
+            problems.push(Problem::new(
+                format!("{path}.protocol"),
+                format!("`{other}` is not one of openai, lab-agent"),
+            ));
+            None
+        }
+    };
+    if b.models.is_empty() {
+        problems.push(Problem::new(
+            format!("{path}.models"),
+            "must name at least one model",
+        ));
+    }
+    for (i, m) in b.models.iter().enumerate() {
+        if m.trim().is_empty() {
+            problems.push(Problem::new(
+                format!("{path}.models[{i}]"),
+                "must not be empty",
+            ));
+        }
+    }
+    if b.max_context_tokens == 0 {
+        problems.push(Problem::new(
+            format!("{path}.max_context_tokens"),
+            "must be greater than 0",
+        ));
+    }
+    let cost_tier = cost_tier(&b.cost_tier, &format!("{path}.cost_tier"), problems);
+    let provider = provider(b, path, problems);
+    let ca = match &b.ca_file {
+        None => None,
+        Some(file) => match read_pem_certs(file) {
+            Ok(certs) => Some(certs),
+            Err(e) => {
+                problems.push(Problem::new(format!("{path}.ca_file"), e));
+                None
+            }
+        },
+    };
+    for (public, own) in &b.aliases {
+        if public.trim().is_empty() || own.trim().is_empty() {
+            problems.push(Problem::new(
+                format!("{path}.aliases"),
+                "alias names must not be empty",
+            ));
+        }
+    }
+    let timeouts = backend_timeouts(b, path, server, problems);
+    let health_check = b
+        .health_check
+        .as_ref()
+        .and_then(|h| health_check(h, &format!("{path}.health_check"), problems));
+    let credential = match &b.credential_env {
+        None => None,
+        Some(var) => match env(var) {
+            Some(v) if !v.is_empty() => Some(Secret::new(v)),
+            _ => {
+                problems.push(Problem::new(
+                    format!("{path}.credential_env"),
+                    format!("environment variable {var} is not set"),
+                ));
+                None
+            }
+        },
+    };
+    if problems.len() != before {
+        return None;
+    }
+    Some(Backend {
+        id: b.id.clone(),
+        url: url?,
+        protocol: protocol?,
+        models: b.models.clone(),
+        priority: b.priority,
+        weight: b.weight,
+        max_context_tokens: b.max_context_tokens,
+        cost_tier: cost_tier?,
+        credential,
+        default: b.default,
+        aliases: b.aliases.clone(),
+        provider: provider?,
+        ca,
+        timeouts,
+        health_check,
+    })
+}
+
+pub(super) fn cost_tier(s: &str, path: &str, problems: &mut Vec<Problem>) -> Option<CostTier> {
+    match s {
+        "low" => Some(CostTier::Low),
+        "medium" => Some(CostTier::Medium),
+        "high" => Some(CostTier::High),
+        other => {
+            problems.push(Problem::new(
+                path,
+                format!("`{other}` is not one of low, medium, high"),
+            ));
+            None
+        }
+    }
+}
+
+fn provider(b: &BackendSection, path: &str, problems: &mut Vec<Problem>) -> Option<Provider> {
+    match b.provider.as_str() {
+        "openai" => Some(Provider::OpenAi),
+        "compatible" => Some(Provider::Compatible),
+        "azure" => match (&b.azure_deployment, &b.azure_api_version) {
+            (Some(d), Some(v)) if !d.is_empty() && !v.is_empty() => Some(Provider::Azure {
+                deployment: d.clone(),
+                api_version: v.clone(),
+            }),
+            _ => {
+                problems.push(Problem::new(
+                    path,
+                    "provider azure needs azure_deployment and azure_api_version",
+                ));
+                None
+            }
+        },
+        other => {
+            problems.push(Problem::new(
+                format!("{path}.provider"),
+                format!("`{other}` is not one of openai, azure, compatible"),
+            ));
+            None
+        }
+    }
+}
+
+fn backend_timeouts(
+    b: &BackendSection,
+    path: &str,
+    server: Option<&Timeouts>,
+    problems: &mut Vec<Problem>,
+) -> BackendTimeouts {
+    let base = server.copied().unwrap_or(Timeouts {
+        connect: Duration::from_secs(2),
+        read: Duration::from_secs(120),
+        write: Duration::from_secs(30),
+        client_body: Duration::from_secs(30),
+        upstream_idle: Duration::from_secs(60),
+    });
+    let mut t = BackendTimeouts {
+        connect: base.connect,
+        first_byte: base.read,
+        idle: base.read,
+        total: None,
+    };
+    if let Some(o) = &b.timeouts {
+        for (name, v) in [
+            ("connect_ms", o.connect_ms),
+            ("first_byte_ms", o.first_byte_ms),
+            ("idle_ms", o.idle_ms),
+            ("total_ms", o.total_ms),
+        ] {
+            if v == Some(0) {
+                problems.push(Problem::new(
+                    format!("{path}.timeouts.{name}"),
+                    "must be greater than 0",
+                ));
+            }
+        }
+        let ms = Duration::from_millis;
+        t.connect = o.connect_ms.map(ms).unwrap_or(t.connect);
+        t.first_byte = o.first_byte_ms.map(ms).unwrap_or(t.first_byte);
+        t.idle = o.idle_ms.map(ms).unwrap_or(t.idle);
+        t.total = o.total_ms.map(ms);
+    }
+    t
+}
+
+fn health_check(
+    h: &HealthCheckSection,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<HealthCheck> {
+    let before = problems.len();
+    let kind = match h.kind.as_str() {
+        "http" => {
+            if !h.path.starts_with('/') {
+                problems.push(Problem::new(format!("{path}.path"), "must start with /"));
+            }
+            Some(CheckKind::Http {
+                path: h.path.clone(),
+                expected_status: h.expected_status,
+            })
+        }
+        "tcp" => Some(CheckKind::Tcp),
+        other => {
+            problems.push(Problem::new(
+                format!("{path}.kind"),
+                format!("`{other}` is not one of http, tcp"),
+            ));
+            None
+        }
+    };
+    for (name, v) in [
+        ("interval_ms", h.interval_ms),
+        ("timeout_ms", h.timeout_ms),
+        ("unhealthy_threshold", u64::from(h.unhealthy_threshold)),
+        ("healthy_threshold", u64::from(h.healthy_threshold)),
+    ] {
+        if v == 0 {
+            problems.push(Problem::new(
+                format!("{path}.{name}"),
+                "must be greater than 0",
+            ));
+        }
+    }
+    if problems.len() != before {
+        return None;
+    }
+    Some(HealthCheck {
+        kind: kind?,
+        interval: Duration::from_millis(h.interval_ms),
+        timeout: Duration::from_millis(h.timeout_ms),
+        unhealthy_threshold: h.unhealthy_threshold,
+        healthy_threshold: h.healthy_threshold,
+    })
+}
+
+/// The routing section.
+pub(super) fn routing(r: &RoutingSection, problems: &mut Vec<Problem>) -> RoutingConfig {
+    if r.max_attempts == 0 || r.max_attempts > 10 {
+        problems.push(Problem::new(
+            "routing.max_attempts",
+            "must be between 1 and 10",
+        ));
+    }
+    let cb = &r.circuit_breaker;
+    for (name, v) in [
+        ("failure_threshold", u64::from(cb.failure_threshold)),
+        ("window_seconds", cb.window_seconds),
+        ("open_seconds", cb.open_seconds),
+    ] {
+        if v == 0 {
+            problems.push(Problem::new(
+                format!("routing.circuit_breaker.{name}"),
+                "must be greater than 0",
+            ));
+        }
+    }
+    let rules = r
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(i, rule)| {
+            let path = format!("routing.rules[{i}]");
+            let role = rule.when.role.as_deref().and_then(|role| match role {
+                "standard" => Some(Role::Standard),
+                "elevated" => Some(Role::Elevated),
+                "admin" => Some(Role::Admin),
+                other => {
+                    problems.push(Problem::new(
+                        format!("{path}.when.role"),
+                        format!("`{other}` is not one of standard, elevated, admin"),
+                    ));
+                    None
+                }
+            });
+            RouteRule {
+                name: rule.name.clone(),
+                when: RouteMatch {
+                    team: rule.when.team.clone(),
+                    role,
+                    consumer: rule.when.consumer.clone(),
+                    model: rule.when.model.clone(),
+                    estimated_tokens_over: rule.when.estimated_tokens_over,
+                },
+                prefer: want(&rule.prefer, &format!("{path}.prefer"), problems),
+                require: want(&rule.require, &format!("{path}.require"), problems),
+            }
+        })
+        .collect();
+    RoutingConfig {
+        max_attempts: r.max_attempts,
+        fallback_to_unusable: r.fallback_to_unusable,
+        circuit: CircuitConfig {
+            failure_threshold: cb.failure_threshold,
+            window: Duration::from_secs(cb.window_seconds),
+            open_for: Duration::from_secs(cb.open_seconds),
+        },
+        rules,
+    }
+}
+
+fn want(w: &RouteWantSection, path: &str, problems: &mut Vec<Problem>) -> Want {
+    if w.context_factor == Some(0) {
+        problems.push(Problem::new(
+            format!("{path}.context_factor"),
+            "must be greater than 0",
+        ));
+    }
+    Want {
+        cost_tier: w
+            .cost_tier
+            .as_deref()
+            .and_then(|t| cost_tier(t, &format!("{path}.cost_tier"), problems)),
+        context_factor: w.context_factor,
+    }
+}
+
+/// The certificates in a PEM file, each checked to be a valid X.509 certificate.
+fn read_pem_certs(file: &str) -> Result<Arc<[WrappedX509]>, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {file}: {e}"))?;
+    let mut certs = Vec::new();
+    let mut body: Option<String> = None;
+    for line in text.lines() {
+        let line = line.trim();
+        if line == "-----BEGIN CERTIFICATE-----" {
+            body = Some(String::new());
+        } else if line == "-----END CERTIFICATE-----" {
+            if let Some(b64) = body.take() {
+                let der = decode_base64(b64.trim_end_matches('=').as_bytes())
+                    .ok_or_else(|| format!("{file}: a certificate is not valid base64"))?;
+                if x509_parser::parse_x509_certificate(&der).is_err() {
+                    return Err(format!("{file}: a certificate is not valid X.509"));
+                }
+                // Parsing again cannot fail: it was just checked.
+                certs.push(WrappedX509::new(der, parse_x509));
+            }
+        } else if let Some(b) = body.as_mut() {
+            b.push_str(line);
+        }
+    }
+    if certs.is_empty() {
+        return Err(format!("{file} holds no PEM certificate"));
+    }
+    Ok(Arc::from(certs))
+}
