@@ -72,6 +72,15 @@ struct MockArgs {
     /// Close the connection after this many streamed events (fault injection).
     #[arg(long)]
     reset_after: Option<u64>,
+    /// Send `Retry-After: N` with injected faults.
+    #[arg(long)]
+    retry_after: Option<u64>,
+    /// Serve HTTPS with this certificate (PEM); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<String>,
+    /// The certificate's private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<String>,
     /// Worker threads.
     #[arg(long, default_value_t = 1)]
     threads: usize,
@@ -110,12 +119,21 @@ pub fn main() -> ExitCode {
                 return ExitCode::from(2);
             };
             log::info!("tollgate mock on {}", args.listen);
-            server::build_mock(MockService {
-                listen: args.listen,
-                threads: args.threads,
-                options,
-            })
-            .run_forever()
+            let tls = args.tls_cert.clone().zip(args.tls_key.clone());
+            match server::build_mock(
+                MockService {
+                    listen: args.listen,
+                    threads: args.threads,
+                    options,
+                },
+                tls,
+            ) {
+                Ok(s) => s.run_forever(),
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(2)
+                }
+            }
         }
         Command::Demo {
             config,
@@ -160,6 +178,7 @@ fn mock_options(args: &MockArgs) -> Option<MockOptions> {
         chunks: args.chunks,
         fault_status: args.fault_status,
         reset_after: args.reset_after,
+        retry_after: args.retry_after,
         ..MockOptions::default()
     })
 }

@@ -119,6 +119,11 @@ impl BackgroundService for HealthService {
                 let checker = Arc::clone(&self.0);
                 tokio::spawn(async move {
                     let ok = checker.check(&b).await;
+                    log::debug!(
+                        "health check of {}: {}",
+                        b.id,
+                        if ok { "ok" } else { "failed" }
+                    );
                     if let Some(hc) = &b.health_check {
                         checker.state.health.check_result(
                             &b.id,

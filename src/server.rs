@@ -95,11 +95,23 @@ fn mock_service(m: MockService) -> Service<Mock> {
     service
 }
 
-/// Builds a server that runs only the mock.
-pub fn build_mock(m: MockService) -> Server {
+/// Builds a server that runs only the mock; with `tls` (certificate and key PEM files) it
+/// serves HTTPS.
+pub fn build_mock(m: MockService, tls: Option<(String, String)>) -> Result<Server, String> {
     let mut server =
         Server::new_with_opt_and_conf(Opt::default(), server_conf(m.threads.max(1), 1));
     server.bootstrap();
-    server.add_service(mock_service(m));
-    server
+    let service = match tls {
+        None => mock_service(m),
+        Some((cert, key)) => {
+            let mut service = Service::new("tollgate mock (TLS)".to_string(), Mock::new(m.options));
+            service
+                .add_tls(&m.listen, &cert, &key)
+                .map_err(|e| format!("cannot serve TLS with {cert} and {key}: {e}"))?;
+            service.threads = Some(m.threads.max(1));
+            service
+        }
+    };
+    server.add_service(service);
+    Ok(server)
 }

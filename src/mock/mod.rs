@@ -7,7 +7,8 @@
 //! request with headers:
 //! `x-mock-status` (answer with this status), `x-mock-latency-ms` (wait before the header),
 //! `x-mock-chunks` (completion tokens), `x-mock-chunk-delay-ms` (gap between SSE events) and
-//! `x-mock-reset-after` (close the connection after that many SSE events).
+//! `x-mock-reset-after` (close the connection after that many SSE events) and
+//! `x-mock-retry-after` (a `Retry-After` sent with an injected fault).
 //! Completion tokens of a stream count in the ledger as their events are delivered.
 //! Tokens are counted as ceil(characters / 4) of every text the model would read.
 
@@ -42,6 +43,8 @@ pub struct MockOptions {
     pub fault_status: Option<u16>,
     /// Close the connection after this many SSE events (fault injection).
     pub reset_after: Option<u64>,
+    /// `Retry-After` seconds sent with injected faults.
+    pub retry_after: Option<u64>,
     /// Models listed by `/v1/models`.
     pub models: Vec<String>,
 }
@@ -54,6 +57,7 @@ impl Default for MockOptions {
             chunks: 16,
             fault_status: None,
             reset_after: None,
+            retry_after: None,
             models: vec![
                 "gpt-4".into(),
                 "gpt-4o".into(),
@@ -99,11 +103,15 @@ async fn write_whole(
     status: u16,
     content_type: &str,
     body: Bytes,
+    retry_after: Option<u64>,
 ) -> Option<()> {
-    let mut h = ResponseHeader::build(status, Some(2)).ok()?;
+    let mut h = ResponseHeader::build(status, Some(3)).ok()?;
     h.insert_header("content-type", content_type).ok()?;
     h.insert_header("content-length", body.len().to_string())
         .ok()?;
+    if let Some(secs) = retry_after {
+        h.insert_header("retry-after", secs.to_string()).ok()?;
+    }
     session.write_response_header(Box::new(h)).await.ok()?;
     session.write_response_body(body, true).await.ok()?;
     Some(())
@@ -132,7 +140,10 @@ impl HttpServerApp for Mock {
         if plan.latency_ms > 0 {
             tokio::time::sleep(Duration::from_millis(plan.latency_ms)).await;
         }
-        let reply = if let Some(status) = plan.fault_status {
+        // Faults hit the model routes; `/health`, `/ledger` and `/v1/models` keep answering, as a
+        // live process with a failing model does.
+        let model_route = method == "POST" && (path == "/v1/chat/completions" || path == "/chat");
+        let reply = if let Some(status) = plan.fault_status.filter(|_| model_route) {
             Reply::fault(status)
         } else {
             reply::route(&method, &path, &body, &plan, &self.options, &self.ledger)
@@ -143,7 +154,11 @@ impl HttpServerApp for Mock {
                 content_type,
                 body,
             } => {
-                write_whole(&mut session, status, content_type, body).await?;
+                let retry_after = plan
+                    .fault_status
+                    .filter(|_| model_route)
+                    .and(plan.retry_after);
+                write_whole(&mut session, status, content_type, body, retry_after).await?;
             }
             Reply::Stream { events } => {
                 let mut h = ResponseHeader::build(200, Some(3)).ok()?;

@@ -12,6 +12,7 @@ pub struct Plan {
     pub chunks: u64,
     pub fault_status: Option<u16>,
     pub reset_after: Option<u64>,
+    pub retry_after: Option<u64>,
 }
 
 impl Plan {
@@ -27,6 +28,7 @@ impl Plan {
                 .filter(|s| (200..600).contains(s))
                 .or(o.fault_status),
             reset_after: num("x-mock-reset-after").or(o.reset_after),
+            retry_after: num("x-mock-retry-after").or(o.retry_after),
         }
     }
 }

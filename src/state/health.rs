@@ -6,7 +6,8 @@
 //! enough it turns half-open: exactly one request (the probe) may go; its success closes the
 //! circuit, its failure re-opens it. The probe slot is held by a [`Permit`] and released when the
 //! permit is dropped, whatever happened to the probe. Failures that count: connect errors,
-//! timeouts, 5xx, 429; a client disconnect or a 4xx caused by the request does not.
+//! timeouts, 5xx, 429; a client disconnect or a 4xx caused by the request does not. A backend
+//! that the active checks see recover (unhealthy → healthy) starts with a closed circuit.
 
 use super::PerConsumer;
 use crate::config::CircuitConfig;
@@ -199,7 +200,10 @@ impl Health {
                 e.consecutive_ok += 1;
                 e.consecutive_fail = 0;
                 if !e.healthy && e.consecutive_ok >= healthy_after {
+                    // Recovery proven by the checks also ends what the outage opened.
                     e.healthy = true;
+                    e.circuit = Circuit::Closed;
+                    e.failures.clear();
                     log::info!("backend {backend} is healthy again");
                 }
             } else {

@@ -108,13 +108,26 @@ pub struct MockServer {
 
 impl MockServer {
     pub fn start(extra: &[&str]) -> MockServer {
-        let port = free_port();
+        Self::start_on(free_port(), extra)
+    }
+
+    /// A mock on a given port (to bring a stopped backend back where it was).
+    pub fn start_on(port: u16, extra: &[&str]) -> MockServer {
         let listen = format!("127.0.0.1:{port}");
         let mut args = vec!["mock", "--listen", &listen];
         args.extend_from_slice(extra);
         let proc = spawn(&args, &[]);
-        wait_ready(port, "/health", None);
+        if !extra.contains(&"--tls-cert") {
+            wait_ready(port, "/health", None);
+        } else {
+            wait_ready_tcp(port);
+        }
         MockServer { port, proc }
+    }
+
+    /// Requests the mock has seen.
+    pub fn requests(&self) -> u64 {
+        self.ledger()["requests"].as_u64().unwrap_or(0)
     }
 
     pub fn ledger(&self) -> serde_json::Value {
@@ -129,6 +142,13 @@ pub struct GatewayServer {
     pub proc: Proc,
     config: PathBuf,
     envs: Vec<(String, String)>,
+}
+
+/// One OpenAI backend serving `gpt-4o` (YAML list item), with extra lines (indented by four).
+pub fn openai_backend(id: &str, port: u16, priority: u32, weight: u32, extra: &str) -> String {
+    format!(
+        "  - id: {id}\n    url: \"http://127.0.0.1:{port}\"\n    protocol: openai\n    models: [gpt-4o]\n    priority: {priority}\n    weight: {weight}\n{extra}"
+    )
 }
 
 /// Backends section for a mock on `mock_port`: an OpenAI backend (with a credential) serving

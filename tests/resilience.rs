@@ -1,0 +1,351 @@
+//! Routing and resilience against real processes: weighted shares, priority failover and
+//! recovery, the circuit breaker, failover with large bodies, never retrying after the first
+//! streamed byte, all backends down, and HTTPS backends with a private CA.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use std::io::{BufReader, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+const ASK: &str =
+    r#"{"model":"gpt-4o","max_tokens":4,"messages":[{"role":"user","content":"hi"}]}"#;
+
+/// A keep-alive client sending `ASK` repeatedly; returns the statuses.
+fn hammer(port: u16, n: usize) -> Vec<u16> {
+    let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let mut r = BufReader::new(s);
+    let bytes = post_bytes(
+        "/v1/chat/completions",
+        &[("Cache-Control", "no-store")],
+        ASK,
+    );
+    (0..n)
+        .map(|_| {
+            w.write_all(&bytes).unwrap();
+            read_response(&mut r).map(|x| x.status).unwrap_or(0)
+        })
+        .collect()
+}
+
+fn backends(items: &[String]) -> String {
+    format!("backends:\n{}", items.concat())
+}
+
+#[test]
+fn weighted_backends_share_traffic_three_to_one() {
+    let (a, b) = (MockServer::start(&[]), MockServer::start(&[]));
+    let gw = GatewayServer::start(
+        &backends(&[
+            openai_backend("a", a.port, 1, 3, ""),
+            openai_backend("b", b.port, 1, 1, ""),
+        ]),
+        "",
+    );
+    let statuses = hammer(gw.port, 4_000);
+    assert!(statuses.iter().all(|s| *s == 200));
+    let (na, nb) = (a.requests() as f64, b.requests() as f64);
+    let share = na / (na + nb);
+    assert!((0.72..=0.78).contains(&share), "a got {na}, b got {nb}");
+}
+
+#[test]
+fn priority_two_takes_over_without_client_errors_and_priority_one_takes_back() {
+    let a = MockServer::start(&[]);
+    let a_port = a.port;
+    let b = MockServer::start(&[]);
+    let check = "    health_check: {kind: http, path: /health, interval_ms: 100, timeout_ms: 500, unhealthy_threshold: 2, healthy_threshold: 2}\n";
+    let gw = GatewayServer::start(
+        &backends(&[
+            openai_backend("primary", a.port, 1, 1, check),
+            openai_backend("secondary", b.port, 2, 1, check),
+        ]),
+        "",
+    );
+    assert!(hammer(gw.port, 20).iter().all(|s| *s == 200));
+    assert_eq!(
+        (a.requests(), b.requests()),
+        (20, 0),
+        "priority 2 idles while 1 is healthy"
+    );
+    drop(a); // the primary dies mid-run
+    let statuses = hammer(gw.port, 50);
+    assert!(
+        statuses.iter().all(|s| *s == 200),
+        "no client-visible errors: {statuses:?}"
+    );
+    wait_until("the checks mark the primary unhealthy", 10, || {
+        gw.proc
+            .log_text()
+            .contains("backend primary failed 2 health checks")
+    });
+    assert!(hammer(gw.port, 20).iter().all(|s| *s == 200));
+    assert_eq!(b.requests(), 70, "the secondary took everything");
+    let a = MockServer::start_on(a_port, &[]);
+    // Traffic returns once the primary passed its success threshold (2 checks, 100 ms apart).
+    wait_until("the checks see the primary recover", 10, || {
+        gw.proc
+            .log_text()
+            .contains("backend primary is healthy again")
+    });
+    assert!(hammer(gw.port, 20).iter().all(|s| *s == 200));
+    assert_eq!(
+        (a.requests(), b.requests()),
+        (20, 70),
+        "the primary has the traffic back"
+    );
+}
+
+#[test]
+fn a_failing_backend_opens_its_circuit_then_gets_one_probe_after_the_cooldown() {
+    let bad = MockServer::start(&["--fault-status", "500"]);
+    let good = MockServer::start(&[]);
+    let gw = GatewayServer::start_with(
+        &backends(&[
+            openai_backend("bad", bad.port, 1, 1, ""),
+            openai_backend("good", good.port, 2, 1, ""),
+        ]),
+        "",
+        "routing:\n  circuit_breaker: {failure_threshold: 5, window_seconds: 60, open_seconds: 2}\n",
+        &[],
+    );
+    // Each request fails on `bad` and is retried on `good`: the client never sees the 500s.
+    assert!(hammer(gw.port, 5).iter().all(|s| *s == 200));
+    assert_eq!(bad.requests(), 5);
+    // Open: no traffic at all to `bad`.
+    assert!(hammer(gw.port, 30).iter().all(|s| *s == 200));
+    assert_eq!(bad.requests(), 5, "an open circuit gets no traffic");
+    std::thread::sleep(Duration::from_millis(2_100)); // the cooldown itself is what is tested
+    assert!(hammer(gw.port, 10).iter().all(|s| *s == 200));
+    assert_eq!(
+        bad.requests(),
+        6,
+        "exactly one half-open probe, which failed and re-opened"
+    );
+    assert_eq!(good.requests(), 5 + 30 + 10);
+}
+
+#[test]
+fn a_backend_429_with_retry_after_keeps_it_out_for_that_long() {
+    let busy = MockServer::start(&["--fault-status", "429", "--retry-after", "7"]);
+    let good = MockServer::start(&[]);
+    let gw = GatewayServer::start(
+        &backends(&[
+            openai_backend("busy", busy.port, 1, 1, ""),
+            openai_backend("good", good.port, 2, 1, ""),
+        ]),
+        "",
+    );
+    let t0 = Instant::now();
+    assert!(
+        hammer(gw.port, 1).iter().all(|s| *s == 200),
+        "the 429 was retried elsewhere"
+    );
+    assert_eq!(busy.requests(), 1);
+    while t0.elapsed() < Duration::from_secs(6) {
+        assert_eq!(hammer(gw.port, 1)[0], 200);
+        assert_eq!(
+            busy.requests(),
+            1,
+            "kept out for Retry-After ({:?} in)",
+            t0.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    std::thread::sleep(Duration::from_millis(1_500));
+    assert_eq!(hammer(gw.port, 1)[0], 200);
+    assert_eq!(busy.requests(), 2, "tried again after ~7 s");
+}
+
+#[test]
+fn failover_resends_a_one_mebibyte_body_byte_exact() {
+    let second = MockServer::start(&[]);
+    let failing = MockServer::start(&["--fault-status", "500"]);
+    let dead = free_port();
+    for first in [
+        openai_backend("refusing", dead, 1, 1, ""),
+        openai_backend("failing", failing.port, 1, 1, ""),
+    ] {
+        let gw = GatewayServer::start(
+            &backends(&[first, openai_backend("second", second.port, 2, 1, "")]),
+            "",
+        );
+        let body = chat_body_of_size("gpt-4o", false, 1024 * 1024);
+        let r = request(
+            gw.port,
+            "POST",
+            "/v1/chat/completions",
+            &[("X-API-Key", KEY_STANDARD)],
+            &body,
+        );
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.header("x-tollgate-backend"), Some("second"));
+        let last = &second.ledger()["last_request"];
+        assert_eq!(last["body_bytes"], body.len());
+        assert_eq!(last["body_sha256"], sha256_hex(&body));
+        wait_until("the attempts are logged", 5, || {
+            gw.proc.log_text().contains("attempts=2")
+        });
+    }
+    assert_eq!(failing.requests(), 1);
+}
+
+#[test]
+fn a_failure_after_the_first_streamed_byte_is_not_retried() {
+    let cut = MockServer::start(&["--reset-after", "3"]);
+    let second = MockServer::start(&[]);
+    let gw = GatewayServer::start(
+        &backends(&[
+            openai_backend("cut", cut.port, 1, 1, ""),
+            openai_backend("second", second.port, 2, 1, ""),
+        ]),
+        "",
+    );
+    let body = r#"{"model":"gpt-4o","stream":true,"max_tokens":8,"messages":[{"role":"user","content":"hi"}]}"#;
+    let mut r = send_post(gw.port, "/v1/chat/completions", &[], body);
+    assert!(
+        read_response(&mut r).is_none(),
+        "the client sees the stream cut, not a retry"
+    );
+    assert_eq!(second.requests(), 0);
+}
+
+#[test]
+fn with_every_backend_down_the_answer_is_a_fast_503_with_retry_after() {
+    let (d1, d2) = (free_port(), free_port());
+    let gw = GatewayServer::start(
+        &backends(&[
+            openai_backend("d1", d1, 1, 1, ""),
+            openai_backend("d2", d2, 2, 1, ""),
+        ]),
+        "  timeouts:\n    connect_ms: 2000\n",
+    );
+    let t0 = Instant::now();
+    let r = post_json(gw.port, "/v1/chat/completions", Some(KEY_STANDARD), ASK);
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "answered within the connect timeout"
+    );
+    assert_eq!(r.status, 503);
+    assert!(r.header("retry-after").is_some());
+    assert!(r.json()["error"]["code"]
+        .as_str()
+        .unwrap()
+        .starts_with("upstream_unreachable"));
+}
+
+#[test]
+fn an_https_backend_signed_by_a_private_ca_works_end_to_end() {
+    let dir = std::env::temp_dir().join(format!("tollgate-tls-{}", free_port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .expect("openssl is installed by `make test`");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Tollgate Test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "server.pem",
+    ]);
+    let cert = dir.join("server.pem").display().to_string();
+    let key = dir.join("server.key").display().to_string();
+    let tls_mock = MockServer::start(&["--tls-cert", &cert, "--tls-key", &key]);
+    let ca = dir.join("ca.pem").display().to_string();
+    let item = format!(
+        "  - id: secure\n    url: \"https://127.0.0.1:{}\"\n    protocol: openai\n    models: [gpt-4o]\n    ca_file: \"{ca}\"\n",
+        tls_mock.port
+    );
+    let gw = GatewayServer::start(&format!("backends:\n{item}"), "");
+    let r = post_json(gw.port, "/v1/chat/completions", Some(KEY_STANDARD), ASK);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["object"], "chat.completion");
+    // Without the private CA the certificate is refused: verification is on.
+    let plain = item.replace(&format!("    ca_file: \"{ca}\"\n"), "");
+    let gw2 = GatewayServer::start(&format!("backends:\n{plain}"), "");
+    let r = post_json(gw2.port, "/v1/chat/completions", Some(KEY_STANDARD), ASK);
+    assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+}
+
+#[test]
+fn the_demo_rules_route_interns_to_the_low_cost_agent_and_aliases_rename_the_model() {
+    let demo = DemoServer::start();
+    let intern = demo.chat("key-team-intern", "hello", "s1");
+    assert_eq!(
+        intern.json()["gateway_metadata"]["routed_to"],
+        "agent-low-cost"
+    );
+    let support = demo.chat("key-team-support", "hello", "s1");
+    assert_eq!(
+        support.json()["gateway_metadata"]["routed_to"],
+        "agent-primary"
+    );
+    let r = post_json(
+        demo.port,
+        "/v1/chat/completions",
+        Some("key-team-engineering"),
+        r#"{"model":"gpt-4o-mini","max_tokens":4,"messages":[{"role":"user","content":"hi"}]}"#,
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-tollgate-backend"), Some("mock-openai"));
+    assert_eq!(
+        r.json()["model"],
+        "gpt-4o",
+        "the backend was asked for its own model name"
+    );
+}
