@@ -349,3 +349,30 @@ fn the_demo_rules_route_interns_to_the_low_cost_agent_and_aliases_rename_the_mod
         "the backend was asked for its own model name"
     );
 }
+
+#[test]
+fn with_the_only_backend_cooling_down_the_answer_is_503_unless_fallback_is_configured() {
+    let bad = MockServer::start(&["--fault-status", "500"]);
+    for (fallback, sixth) in [(false, 503), (true, 502)] {
+        let gw = GatewayServer::start_with(
+            &backends(&[openai_backend("bad", bad.port, 1, 1, "")]),
+            "",
+            &format!(
+                "routing:\n  fallback_to_unusable: {fallback}\n  circuit_breaker: {{failure_threshold: 5, window_seconds: 60, open_seconds: 30}}\n"
+            ),
+            &[],
+        );
+        let statuses = hammer(gw.port, 6);
+        assert_eq!(
+            statuses,
+            [502, 502, 502, 502, 502, sixth],
+            "fallback {fallback}"
+        );
+        if !fallback {
+            let r = post_json(gw.port, "/v1/chat/completions", Some(KEY_STANDARD), ASK);
+            assert_eq!(r.json()["error"]["code"], "no_backend_available");
+            let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+            assert!((1..=30).contains(&retry), "{retry}");
+        }
+    }
+}
