@@ -35,6 +35,7 @@ impl Admin {
             let (spent, total, recent) = self.state.spend.report(&c.id, day);
             let budget = c.daily_budget_micros.saturating_mul(1000);
             let standing = self.state.spend.standing(&c.id, budget, day);
+            let used = self.state.limiter.used(&c.id, now);
             let recent: Vec<Value> = recent
                 .iter()
                 .rev()
@@ -59,6 +60,11 @@ impl Admin {
                     "reserved_usd": usd(standing.reserved, 6),
                     "percent_used": standing.percent_used(),
                     "total_all_time_usd": usd(total, 6),
+                    "tokens_used": {
+                        "minute": used[0],
+                        "hour": used[1],
+                        "day": used[2],
+                    },
                     "recent_requests": recent,
                 }),
             );

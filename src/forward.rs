@@ -11,6 +11,7 @@
 //! client connection so a truncated response can never look complete.
 
 use crate::error::GatewayError;
+use crate::sse::SseTap;
 use crate::upstream::STRIP_DOWNSTREAM;
 use bytes::{Bytes, BytesMut};
 use pingora::connectors::http::Connector;
@@ -244,12 +245,16 @@ impl Upstream<'_> {
         self.session.shutdown().await;
     }
 
-    /// Streams the response to the client chunk by chunk, with no buffering beyond one read,
-    /// while watching the client socket: a disconnect stops the upstream read at once.
+    /// Streams the response to the client chunk by chunk, while watching the client socket: a
+    /// disconnect stops the upstream read at once. Every chunk passes through `tap` (usage,
+    /// delivered text, and the removal of an event the gateway itself asked for). If the backend
+    /// fails mid-stream, the client gets a terminal SSE error event and the connection is then
+    /// aborted, so the stream cannot look complete.
     pub async fn pipe(
         mut self,
         header: ResponseHeader,
         client: &mut Session,
+        tap: &mut SseTap,
     ) -> Result<PipeEnd, MidStream> {
         if client
             .write_response_header(Box::new(header), false)
@@ -269,10 +274,9 @@ impl Upstream<'_> {
             };
             match event {
                 Event::Upstream(Ok(Some(chunk))) => {
-                    if client
-                        .write_response_body(Some(chunk), false)
-                        .await
-                        .is_err()
+                    let out = tap.feed(&chunk);
+                    if !out.is_empty()
+                        && client.write_response_body(Some(out), false).await.is_err()
                     {
                         self.session.shutdown().await;
                         return Ok(PipeEnd::ClientGone);
@@ -280,17 +284,31 @@ impl Upstream<'_> {
                 }
                 Event::Upstream(Ok(None)) => {
                     self.release().await;
-                    return match client.write_response_body(None, true).await {
+                    let rest = tap.finish();
+                    let last = if rest.is_empty() { None } else { Some(rest) };
+                    return match client.write_response_body(last, true).await {
                         Ok(()) => Ok(PipeEnd::Complete),
                         Err(_) => Ok(PipeEnd::ClientGone),
                     };
                 }
                 Event::Upstream(Err(e)) => {
                     self.session.shutdown().await;
-                    return Err(MidStream(map_error(&e)));
+                    let err = map_error(&e);
+                    let event = format!(
+                        "data: {}\n\n",
+                        serde_json::json!({"error": {
+                            "message": "The backend failed in the middle of the stream.",
+                            "type": "upstream_error",
+                            "code": err.label(),
+                        }})
+                    );
+                    let _ = client
+                        .write_response_body(Some(Bytes::from(event)), false)
+                        .await;
+                    return Err(MidStream(err));
                 }
                 // Data or FIN from a client that already sent its whole request: a FIN means
-                // it is gone; stray bytes are ignored (pipelining is off).
+                // it is gone; stray bytes are kept for its next request.
                 Event::Client(true) => {
                     self.session.shutdown().await;
                     return Ok(PipeEnd::ClientGone);

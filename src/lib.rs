@@ -22,5 +22,6 @@ pub mod response;
 pub mod routing;
 pub mod runtime;
 pub mod server;
+pub mod sse;
 pub mod state;
 pub mod upstream;

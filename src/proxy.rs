@@ -16,6 +16,7 @@ use crate::request::{self, RequestView, Route};
 use crate::response::{self, Extra};
 use crate::routing;
 use crate::runtime::{LiveState, Runtime};
+use crate::sse::SseTap;
 use crate::state::cache::{self, CacheKey, Entry};
 use crate::state::health::{Availability, Outcome, Permit};
 use crate::state::limits::Headroom;
@@ -289,10 +290,31 @@ impl Gateway {
             let mut header = upstream.client_header(&backend.id)?;
             extra.apply(&mut header)?;
             ctx.status = status;
-            // Settled in `logging` (streamed usage arrives with the streaming stage).
-            let end = upstream.pipe(header, session).await?;
+            // The gateway asked for usage when the client did not: that event is removed.
+            let strip = matches!(&view, RequestView::Chat(c) if !c.wants_usage());
+            let mut tap = SseTap::new(strip);
+            let piped = upstream.pipe(header, session, &mut tap).await;
             ctx.backend_ms = Some(ms_since(sent));
-            if end == PipeEnd::ClientGone {
+            // What was consumed, settled in `logging`: the stream's own usage, else the prompt
+            // plus the text delivered so far, marked estimated. Never zero.
+            if ctx.usage.is_none() {
+                ctx.usage = Some(tap.usage.unwrap_or_else(|| {
+                    if matches!(piped, Ok(PipeEnd::Complete)) {
+                        log::warn!(
+                            target: "tollgate::usage",
+                            "backend {} ended a stream without usage; settling on an estimate",
+                            backend.id
+                        );
+                    }
+                    Usage {
+                        input: view.prompt_estimate(),
+                        output: tap.delivered_chars.div_ceil(4),
+                        estimated: true,
+                        ..Usage::default()
+                    }
+                }));
+            }
+            if piped? == PipeEnd::ClientGone {
                 ctx.error = Some(GatewayError::ClientGone.label());
             }
             return Ok(());
@@ -844,7 +866,8 @@ impl ProxyHttp for Gateway {
         log::info!(
             target: "tollgate::request",
             "route={} consumer={} model={} backend={} status={} error={} filter={} rule={} cache={} \
-             tokens_in={} tokens_out={} estimated={} cost_usd={} attempts={} tried={} latency_ms={:.1} \
+             tokens_in={} tokens_out={} estimated={} cost_usd={} cost_nanos={} attempts={} tried={} \
+             latency_ms={:.1} \
              backend_ms={}",
             ctx.route.map(Route::as_str).unwrap_or("-"),
             ctx.consumer.as_deref().unwrap_or("-"),
@@ -859,6 +882,7 @@ impl ProxyHttp for Gateway {
             ctx.usage.map(|u| u.output).unwrap_or(0),
             ctx.usage.is_some_and(|u| u.estimated),
             usd(ctx.cost_nanos.unwrap_or(0), 6),
+            ctx.cost_nanos.unwrap_or(0),
             ctx.tried.len(),
             if ctx.tried.is_empty() { "-".to_string() } else { ctx.tried.join(",") },
             ms_since(ctx.started),

@@ -138,11 +138,28 @@ pub struct ChatView {
     pub max_completion_tokens: Option<u64>,
     #[serde(default)]
     pub n: Option<u64>,
+    #[serde(default)]
+    pub stream_options: Option<StreamOptions>,
+}
+
+/// `stream_options` of a chat request.
+#[derive(Debug, Deserialize)]
+pub struct StreamOptions {
+    #[serde(default)]
+    pub include_usage: Option<bool>,
 }
 
 impl ChatView {
     pub fn streaming(&self) -> bool {
         self.stream.unwrap_or(false)
+    }
+
+    /// The client asked for the final usage chunk itself.
+    pub fn wants_usage(&self) -> bool {
+        self.stream_options
+            .as_ref()
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false)
     }
 }
 
@@ -285,13 +302,21 @@ pub fn outbound(
     rename: Option<&str>,
 ) -> Outbound {
     match view {
-        RequestView::Chat(_) => {
-            let body = match rename {
-                Some(model) => renamed(&raw, model, inject_cap),
-                None => match inject_cap {
-                    Some(cap) => with_max_tokens(&raw, cap),
-                    None => raw,
-                },
+        RequestView::Chat(chat) => {
+            // A stream the client did not ask usage for gets it anyway (the gateway settles on
+            // it and removes that event from what the client sees).
+            let add_usage = chat.streaming() && !chat.wants_usage();
+            let body = if rename.is_some() || (add_usage && chat.stream_options.is_some()) {
+                rewritten(&raw, rename, inject_cap, add_usage)
+            } else {
+                let mut members = Vec::new();
+                if let Some(cap) = inject_cap {
+                    members.push(format!("\"max_tokens\":{cap}"));
+                }
+                if add_usage {
+                    members.push("\"stream_options\":{\"include_usage\":true}".to_string());
+                }
+                with_members(&raw, &members)
             };
             Outbound {
                 path: "/v1/chat/completions",
@@ -310,14 +335,23 @@ pub fn outbound(
     }
 }
 
-/// The body with `model` replaced (and the cap added): a re-serialisation, done only for aliases.
-fn renamed(raw: &Bytes, model: &str, cap: Option<u64>) -> Bytes {
+/// The body re-serialised with `model` replaced, the cap added and usage asked for: done only
+/// when a textual insertion cannot do it (an alias, or `stream_options` to amend).
+fn rewritten(raw: &Bytes, model: Option<&str>, cap: Option<u64>, add_usage: bool) -> Bytes {
     match serde_json::from_slice::<serde_json::Value>(raw) {
         Ok(mut v) => {
             if let Some(obj) = v.as_object_mut() {
-                obj.insert("model".into(), json!(model));
+                if let Some(model) = model {
+                    obj.insert("model".into(), json!(model));
+                }
                 if let Some(cap) = cap {
                     obj.insert("max_tokens".into(), json!(cap));
+                }
+                if add_usage {
+                    let opts = obj.entry("stream_options").or_insert_with(|| json!({}));
+                    if let Some(o) = opts.as_object_mut() {
+                        o.insert("include_usage".into(), json!(true));
+                    }
                 }
             }
             Bytes::from(v.to_string())
@@ -327,16 +361,25 @@ fn renamed(raw: &Bytes, model: &str, cap: Option<u64>) -> Bytes {
     }
 }
 
+/// Adds JSON members (`"name":value` texts) at the start of the object in `raw`, leaving every
+/// other byte as it was.
+fn with_members(raw: &Bytes, members: &[String]) -> Bytes {
+    if members.is_empty() {
+        return raw.clone();
+    }
+    let open = raw.iter().position(|b| *b == b'{').unwrap_or(0);
+    let insert = format!("{},", members.join(","));
+    let mut out = Vec::with_capacity(raw.len() + insert.len());
+    out.extend_from_slice(&raw[..=open]);
+    out.extend_from_slice(insert.as_bytes());
+    out.extend_from_slice(&raw[open + 1..]);
+    Bytes::from(out)
+}
+
 /// Adds `"max_tokens": cap` as the first member of the JSON object in `raw` (which the parser
 /// already accepted and which has no output cap), leaving every other byte as it was.
 pub fn with_max_tokens(raw: &Bytes, cap: u64) -> Bytes {
-    let open = raw.iter().position(|b| *b == b'{').unwrap_or(0);
-    let member = format!("\"max_tokens\":{cap},");
-    let mut out = Vec::with_capacity(raw.len() + member.len());
-    out.extend_from_slice(&raw[..=open]);
-    out.extend_from_slice(member.as_bytes());
-    out.extend_from_slice(&raw[open + 1..]);
-    Bytes::from(out)
+    with_members(raw, &[format!("\"max_tokens\":{cap}")])
 }
 
 /// The body a `/chat` request becomes for a backend of `protocol`.
@@ -499,6 +542,25 @@ mod tests {
             panic!("chat view expected")
         };
         assert_eq!(c.max_tokens, Some(256));
+    }
+
+    #[test]
+    fn a_stream_gets_include_usage_only_when_the_client_did_not_ask() {
+        let send = |body: &'static [u8]| -> serde_json::Value {
+            let raw = Bytes::from_static(body);
+            let view = parse(Route::ChatCompletions, &raw).unwrap();
+            let out = outbound(&view, raw, Protocol::OpenAi, None, None);
+            serde_json::from_slice(&out.body).unwrap()
+        };
+        let v = send(br#"{"model":"m","stream":true,"max_tokens":1,"messages":[{"role":"user","content":"x"}]}"#);
+        assert_eq!(v["stream_options"]["include_usage"], true);
+        let v = send(br#"{"model":"m","stream":true,"max_tokens":1,"stream_options":{"x":1},"messages":[{"role":"user","content":"x"}]}"#);
+        assert_eq!(v["stream_options"], json!({"x": 1, "include_usage": true}));
+        let v = send(br#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":"x"}]}"#);
+        assert!(
+            v.get("stream_options").is_none(),
+            "not for non-streamed requests"
+        );
     }
 
     #[test]

@@ -136,6 +136,14 @@ impl Limiter {
         })
     }
 
+    /// Tokens used (settled plus reserved) in the current minute, hour and day.
+    pub fn used(&self, consumer: &str, now: u64) -> [u64; 3] {
+        self.consumers.with(consumer, |c| {
+            c.roll(now);
+            [c.0[0].used, c.0[1].used, c.0[2].used]
+        })
+    }
+
     /// The current headroom without reserving anything.
     pub fn headroom(&self, consumer: &str, limits: [u64; 3], now: u64) -> Headroom {
         self.consumers.with(consumer, |c| {

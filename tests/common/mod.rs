@@ -435,11 +435,18 @@ pub fn post_json(port: u16, path: &str, key: Option<&str>, body: &str) -> Respon
     request(port, "POST", path, &headers, body.as_bytes())
 }
 
-/// A chat-completions body of exactly `total` bytes (the prompt pads it). It sets `max_tokens`,
-/// so the gateway has no reason to add its own cap and forwards it byte for byte.
+/// A chat-completions body of exactly `total` bytes (the prompt pads it). It sets `max_tokens`
+/// (and, streaming, `include_usage`), so the gateway has no reason to amend it and forwards it
+/// byte for byte.
 pub fn chat_body_of_size(model: &str, stream: bool, total: usize) -> Vec<u8> {
+    // A stream that asks for usage itself is not amended either.
+    let usage = if stream {
+        r#""stream_options":{"include_usage":true},"#
+    } else {
+        ""
+    };
     let prefix = format!(
-        r#"{{"model":"{model}","stream":{stream},"max_tokens":16,"messages":[{{"role":"user","content":""#
+        r#"{{"model":"{model}","stream":{stream},{usage}"max_tokens":16,"messages":[{{"role":"user","content":""#
     );
     let suffix = r#""}]}"#;
     let pad = total - prefix.len() - suffix.len();

@@ -14,12 +14,22 @@ client = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeou
 completion = client.chat.completions.create(
     model=model, messages=[{"role": "user", "content": "Say hello"}]
 )
-streamed = []
-for chunk in client.chat.completions.create(
-    model=model, messages=[{"role": "user", "content": "Say hello"}], stream=True
-):
-    if chunk.choices and chunk.choices[0].delta.content:
-        streamed.append(chunk.choices[0].delta.content)
+def stream(**extra):
+    text, chunks, usage_chunks, usage = [], 0, 0, None
+    for chunk in client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "Say hello"}], stream=True, **extra
+    ):
+        chunks += 1
+        if chunk.usage is not None:
+            usage_chunks += 1
+            usage = chunk.usage.completion_tokens
+        if chunk.choices and chunk.choices[0].delta.content:
+            text.append(chunk.choices[0].delta.content)
+    return "".join(text), chunks, usage_chunks, usage
+
+
+streamed, chunks_plain, usage_chunks_plain, _ = stream()
+_, chunks_usage, usage_chunks_asked, usage_asked = stream(stream_options={"include_usage": True})
 
 denied = None
 try:
@@ -33,7 +43,12 @@ print(json.dumps({
     "content": completion.choices[0].message.content,
     "prompt_tokens": completion.usage.prompt_tokens,
     "completion_tokens": completion.usage.completion_tokens,
-    "streamed": "".join(streamed),
+    "streamed": streamed,
+    "chunks_plain": chunks_plain,
+    "usage_chunks_plain": usage_chunks_plain,
+    "chunks_with_usage": chunks_usage,
+    "usage_chunks_asked": usage_chunks_asked,
+    "usage_asked": usage_asked,
     "denied_status": denied,
     "sdk_version": openai.__version__,
 }))

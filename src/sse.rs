@@ -1,0 +1,249 @@
+//! Reading an OpenAI chat-completions event stream as it passes through: usage, delivered text,
+//! and (when the gateway itself asked for usage) removing the usage-only event so the client sees
+//! exactly the stream it would have seen without the gateway.
+//!
+//! The parser is incremental: bytes may be split anywhere (inside a `data:` line, inside a
+//! multi-byte character); events are recognised when their blank-line terminator arrives. When
+//! nothing has to be removed, every chunk is forwarded the moment it arrives (no added buffering);
+//! when the usage event must be removed, bytes are forwarded event by event.
+
+use crate::accounting::Usage;
+use bytes::{Bytes, BytesMut};
+use serde::Deserialize;
+
+/// The part of a chunk the gateway reads.
+#[derive(Deserialize)]
+struct ChunkWire {
+    #[serde(default)]
+    choices: Vec<ChoiceWire>,
+    #[serde(default)]
+    usage: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceWire {
+    #[serde(default)]
+    delta: Option<DeltaWire>,
+}
+
+#[derive(Deserialize)]
+struct DeltaWire {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    reasoning_content: Option<String>,
+}
+
+/// Watches (and optionally edits) one stream.
+#[derive(Debug, Default)]
+pub struct SseTap {
+    /// Bytes of an event not yet terminated.
+    pending: BytesMut,
+    /// Remove usage-only events (the gateway added `include_usage`, the client did not ask).
+    strip_usage: bool,
+    /// The usage the stream reported, if any.
+    pub usage: Option<Usage>,
+    /// Characters of completion text forwarded to the client so far.
+    pub delivered_chars: u64,
+    /// `data: [DONE]` was seen.
+    pub done: bool,
+}
+
+impl SseTap {
+    pub fn new(strip_usage: bool) -> Self {
+        SseTap {
+            strip_usage,
+            ..SseTap::default()
+        }
+    }
+
+    /// Takes the next chunk from the backend; returns what to forward to the client now.
+    pub fn feed(&mut self, chunk: &[u8]) -> Bytes {
+        self.pending.extend_from_slice(chunk);
+        let mut out = BytesMut::new();
+        while let Some(end) = event_end(&self.pending) {
+            let event = self.pending.split_to(end);
+            let keep = self.observe(&event);
+            if self.strip_usage && keep {
+                out.extend_from_slice(&event);
+            }
+        }
+        if self.strip_usage {
+            out.freeze()
+        } else {
+            Bytes::copy_from_slice(chunk)
+        }
+    }
+
+    /// Whatever is left when the stream ends (an unterminated last event), to forward as is.
+    pub fn finish(&mut self) -> Bytes {
+        let rest = self.pending.split();
+        if !rest.is_empty() {
+            self.observe(&rest);
+        }
+        if self.strip_usage {
+            rest.freeze()
+        } else {
+            Bytes::new()
+        }
+    }
+
+    /// Reads one complete event; returns whether the client should see it.
+    fn observe(&mut self, event: &[u8]) -> bool {
+        let Ok(text) = std::str::from_utf8(event) else {
+            return true;
+        };
+        let mut data = String::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("data:") {
+                if !data.is_empty() {
+                    data.push('\n');
+                }
+                data.push_str(rest.strip_prefix(' ').unwrap_or(rest));
+            }
+        }
+        if data.is_empty() {
+            return true;
+        }
+        if data.trim() == "[DONE]" {
+            self.done = true;
+            return true;
+        }
+        let Ok(chunk) = serde_json::from_str::<ChunkWire>(&data) else {
+            return true;
+        };
+        let usage_only =
+            chunk.choices.is_empty() && chunk.usage.as_ref().is_some_and(|u| !u.is_null());
+        if let Some(u) = chunk.usage.filter(|u| !u.is_null()) {
+            let wrapped = serde_json::json!({ "usage": u }).to_string();
+            if let Some(parsed) = crate::accounting::openai_usage(wrapped.as_bytes()) {
+                self.usage = Some(parsed);
+            }
+        }
+        let forwarded = !(self.strip_usage && usage_only);
+        if forwarded {
+            for c in &chunk.choices {
+                if let Some(d) = &c.delta {
+                    for t in [&d.content, &d.reasoning_content].into_iter().flatten() {
+                        self.delivered_chars += t.chars().count() as u64;
+                    }
+                }
+            }
+        }
+        forwarded
+    }
+}
+
+/// The length of the first complete event in `buf` (including its blank-line terminator).
+fn event_end(buf: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while i + 1 < buf.len() {
+        if buf[i] == b'\n' && buf[i + 1] == b'\n' {
+            return Some(i + 2);
+        }
+        if buf[i] == b'\n' && buf[i + 1] == b'\r' && buf.get(i + 2) == Some(&b'\n') {
+            return Some(i + 3);
+        }
+        i += 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(with_usage: bool) -> Vec<u8> {
+        let mut s = String::new();
+        s.push_str("data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n");
+        for w in ["Héllo", " wörld", " 😀"] {
+            s.push_str(&format!(
+                "data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{w}\"}}}}]}}\n\n"
+            ));
+        }
+        s.push_str(
+            "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
+        );
+        if with_usage {
+            s.push_str("data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3,\"total_tokens\":10,\"completion_tokens_details\":{\"reasoning_tokens\":1}}}\n\n");
+        }
+        s.push_str("data: [DONE]\n\n");
+        s.into_bytes()
+    }
+
+    /// xorshift: deterministic "random" chunkings without a dependency.
+    fn splits(seed: u64, len: usize) -> Vec<usize> {
+        let mut x = seed | 1;
+        let mut cuts = Vec::new();
+        let mut at = 0;
+        while at < len {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            at += 1 + (x % 23) as usize;
+            cuts.push(at.min(len));
+        }
+        cuts
+    }
+
+    fn run(bytes: &[u8], strip: bool, seed: u64) -> (Vec<u8>, SseTap) {
+        let mut tap = SseTap::new(strip);
+        let mut out = Vec::new();
+        let mut from = 0;
+        for to in splits(seed, bytes.len()) {
+            out.extend_from_slice(&tap.feed(&bytes[from..to]));
+            from = to;
+        }
+        out.extend_from_slice(&tap.finish());
+        (out, tap)
+    }
+
+    #[test]
+    fn usage_and_text_are_read_whatever_the_chunking() {
+        let s = stream(true);
+        for seed in 1..500 {
+            let (out, tap) = run(&s, false, seed);
+            assert_eq!(out, s, "pass-through is byte-exact (seed {seed})");
+            let u = tap.usage.unwrap();
+            assert_eq!((u.input, u.output, u.reasoning), (7, 3, 1), "seed {seed}");
+            assert_eq!(tap.delivered_chars, 5 + 6 + 2, "seed {seed}");
+            assert!(tap.done);
+        }
+    }
+
+    #[test]
+    fn the_added_usage_event_is_removed_and_nothing_else() {
+        let with = stream(true);
+        let without = stream(false);
+        for seed in 1..500 {
+            let (out, tap) = run(&with, true, seed);
+            assert_eq!(out, without, "seed {seed}");
+            assert_eq!(tap.usage.map(|u| u.total()), Some(10));
+        }
+    }
+
+    #[test]
+    fn one_byte_at_a_time_works_too() {
+        let s = stream(true);
+        let mut tap = SseTap::new(true);
+        let mut out = Vec::new();
+        for b in &s {
+            out.extend_from_slice(&tap.feed(std::slice::from_ref(b)));
+        }
+        assert_eq!(out, stream(false));
+    }
+
+    #[test]
+    fn crlf_framing_and_comments_are_understood() {
+        let s = b": keep-alive\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2}}\r\n\r\ndata: [DONE]\n\n";
+        let (out, tap) = run(s, true, 7);
+        assert_eq!(out, b": keep-alive\n\ndata: [DONE]\n\n");
+        assert_eq!(tap.usage.map(|u| u.output), Some(2));
+    }
+
+    #[test]
+    fn a_stream_without_usage_reports_none() {
+        let (_, tap) = run(&stream(false), false, 3);
+        assert!(tap.usage.is_none());
+    }
+}
