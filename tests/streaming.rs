@@ -134,13 +134,13 @@ fn sum_field(log: &str, filter: &str, key: &str) -> u64 {
 fn a_thousand_mixed_requests_settle_exactly_what_the_backend_reports() {
     let good = MockServer::start(&[]);
     let flaky = MockServer::start(&["--chunk-delay-ms", "3"]);
+    let flaky_item = format!(
+        "  - id: flaky\n    url: \"http://127.0.0.1:{}\"\n    protocol: openai\n    models: [gpt-x]\n",
+        flaky.port
+    );
     let backends = format!(
-        "backends:\n{}{}",
-        openai_backend("good", good.port, 1, 1, ""),
-        format!(
-            "  - id: flaky\n    url: \"http://127.0.0.1:{}\"\n    protocol: openai\n    models: [gpt-x]\n",
-            flaky.port
-        ),
+        "backends:\n{}{flaky_item}",
+        openai_backend("good", good.port, 1, 1, "")
     );
     let gw = GatewayServer::start(&backends, "");
     let (mut completed, mut cut) = (0u64, 0u64);
