@@ -52,6 +52,8 @@ pub fn cost_nanos(price: Price, input: u64, output: u64) -> u64 {
 #[derive(Deserialize)]
 struct UsageWire {
     prompt_tokens: u64,
+    /// Absent for embeddings.
+    #[serde(default)]
     completion_tokens: u64,
     #[serde(default)]
     prompt_tokens_details: Option<PromptDetails>,

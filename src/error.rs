@@ -12,6 +12,8 @@ pub enum Dialect {
     OpenAi,
     /// `{"detail":"…"}`, the lab agent's (FastAPI) shape.
     Detail,
+    /// `{"type":"error","error":{"type","message"}}`, what Anthropic SDKs parse.
+    Anthropic,
 }
 
 /// Who caused an error.
@@ -227,6 +229,20 @@ impl GatewayError {
         }
     }
 
+    /// Anthropic's `error.type` for this error.
+    fn anthropic_type(&self) -> &'static str {
+        match self.status() {
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            413 => "request_too_large",
+            429 => "rate_limit_error",
+            500 => "api_error",
+            502..=504 => "overloaded_error",
+            _ => "invalid_request_error",
+        }
+    }
+
     /// OpenAI's `error.code` for this error.
     fn openai_code(&self) -> &'static str {
         match self {
@@ -246,6 +262,10 @@ impl GatewayError {
                 "code": self.openai_code(),
             }}),
             Dialect::Detail => json!({"detail": self.message()}),
+            Dialect::Anthropic => json!({"type": "error", "error": {
+                "type": self.anthropic_type(),
+                "message": self.message(),
+            }}),
         };
         Bytes::from(value.to_string())
     }

@@ -9,7 +9,7 @@
 
 use crate::accounting::{self, Reservation, Usage};
 use crate::body;
-use crate::config::{Backend, CacheScope, Consumer, Protocol};
+use crate::config::{Backend, CacheScope, Consumer};
 use crate::error::GatewayError;
 use crate::forward::{Forwarder, MidStream, PipeEnd};
 use crate::request::{self, RequestView, Route};
@@ -180,6 +180,13 @@ impl Gateway {
             .cloned()
             .ok_or(GatewayError::Unauthorized)?;
         ctx.consumer = Some(consumer.id.clone());
+        if route == Route::Models {
+            ctx.status = 200;
+            let list = models_for(cfg, &consumer);
+            return response::write_json(session, 200, list.to_string().into(), &Extra::default())
+                .await
+                .map_err(|_| Failure::Respond(GatewayError::ClientGone));
+        }
 
         let raw = body::read_bounded(
             session,
@@ -291,8 +298,11 @@ impl Gateway {
             extra.apply(&mut header)?;
             ctx.status = status;
             // The gateway asked for usage when the client did not: that event is removed.
-            let strip = matches!(&view, RequestView::Chat(c) if !c.wants_usage());
-            let mut tap = SseTap::new(strip);
+            let mut tap = match &view {
+                RequestView::Messages(_) => SseTap::anthropic(),
+                RequestView::Chat(c) => SseTap::new(!c.wants_usage()),
+                _ => SseTap::new(false),
+            };
             let piped = upstream.pipe(header, session, &mut tap).await;
             ctx.backend_ms = Some(ms_since(sent));
             // What was consumed, settled in `logging`: the stream's own usage, else the prompt
@@ -320,15 +330,20 @@ impl Gateway {
             return Ok(());
         }
 
-        let ok = match &view {
-            RequestView::Chat(_) => status < 500,
-            RequestView::Lab(_) => (200..300).contains(&status),
+        // `/chat` is rewritten, so only a 2xx can become its answer; the other routes pass the
+        // backend's own 4xx through.
+        let lab = matches!(&view, RequestView::Lab(_));
+        let ok = if lab {
+            (200..300).contains(&status)
+        } else {
+            status < 500
         };
         if !ok {
             upstream.discard().await;
-            return Err(GatewayError::UpstreamFailed(match &view {
-                RequestView::Chat(_) => format!("status {status}"),
-                RequestView::Lab(_) => status.to_string(),
+            return Err(GatewayError::UpstreamFailed(if lab {
+                status.to_string()
+            } else {
+                format!("status {status}")
             })
             .into());
         }
@@ -342,20 +357,13 @@ impl Gateway {
         ctx.backend_ms = Some(backend_ms);
 
         // Settle with the reported usage (or an estimate, marked so).
+        let reported = ctx
+            .usage
+            .or_else(|| request::reported_usage(&view, backend.protocol, &body));
         let (usage, answer_text) = match &view {
-            RequestView::Chat(_) => (
-                ctx.usage
-                    .or_else(|| accounting::openai_usage(&body))
-                    .unwrap_or_else(|| estimated(ctx)),
-                None,
-            ),
             RequestView::Lab(_) => {
                 let text = request::lab_response_text(&body, backend.protocol)?;
-                let usage = match backend.protocol {
-                    Protocol::OpenAi => accounting::openai_usage(&body),
-                    Protocol::LabAgent => None,
-                }
-                .unwrap_or_else(|| Usage {
+                let usage = reported.unwrap_or_else(|| Usage {
                     input: view.prompt_estimate(),
                     output: accounting::estimate_tokens(&text),
                     estimated: true,
@@ -363,6 +371,7 @@ impl Gateway {
                 });
                 (usage, Some(text))
             }
+            _ => (reported.unwrap_or_else(|| estimated(ctx)), None),
         };
         let cost = self.settle_now(ctx, usage);
         extra.cost(cost);
@@ -673,9 +682,11 @@ impl Gateway {
     ) -> Result<(), Failure> {
         let gone = |_| Failure::Respond(GatewayError::ClientGone);
         match view {
-            RequestView::Chat(_) => response::write_json(session, 200, hit.body, &extra)
-                .await
-                .map_err(gone),
+            RequestView::Chat(_) | RequestView::Messages(_) | RequestView::Embeddings(_) => {
+                response::write_json(session, 200, hit.body, &extra)
+                    .await
+                    .map_err(gone)
+            }
             RequestView::Lab(_) => {
                 let text = String::from_utf8_lossy(&hit.body).into_owned();
                 let meta = self.metadata(ctx, consumer, None, 0.0, &extra);
@@ -686,6 +697,25 @@ impl Gateway {
             }
         }
     }
+}
+
+/// `GET /v1/models`: what this consumer may ask for (served models, aliases and `default`,
+/// narrowed by its allowlist), in OpenAI's list shape.
+fn models_for(cfg: &crate::config::Config, consumer: &Consumer) -> serde_json::Value {
+    let mut names = std::collections::BTreeSet::new();
+    for b in &cfg.backends {
+        names.extend(b.models.iter().cloned());
+        names.extend(b.aliases.keys().cloned());
+        if b.default {
+            names.insert("default".to_string());
+        }
+    }
+    let data: Vec<serde_json::Value> = names
+        .into_iter()
+        .filter(|m| consumer.may_use(m))
+        .map(|m| json!({"id": m, "object": "model", "owned_by": "tollgate"}))
+        .collect();
+    json!({"object": "list", "data": data})
 }
 
 /// The usage to settle on when a non-streamed OpenAI answer reports none.
@@ -723,7 +753,7 @@ fn cache_plan(
         return CachePlan::Off;
     }
     let canonical = match view {
-        RequestView::Chat(_) => {
+        RequestView::Chat(_) | RequestView::Messages(_) | RequestView::Embeddings(_) => {
             let sent = match inject {
                 Some(cap) => request::with_max_tokens(raw, cap),
                 None => raw.clone(),

@@ -37,6 +37,8 @@ struct DeltaWire {
 /// Watches (and optionally edits) one stream.
 #[derive(Debug, Default)]
 pub struct SseTap {
+    /// Set for Anthropic Messages streams (usage in `message_start` / `message_delta`).
+    anthropic: Option<crate::request::messages::StreamState>,
     /// Bytes of an event not yet terminated.
     pending: BytesMut,
     /// Remove usage-only events (the gateway added `include_usage`, the client did not ask).
@@ -53,6 +55,14 @@ impl SseTap {
     pub fn new(strip_usage: bool) -> Self {
         SseTap {
             strip_usage,
+            ..SseTap::default()
+        }
+    }
+
+    /// A tap for an Anthropic Messages stream (always passed through unchanged).
+    pub fn anthropic() -> Self {
+        SseTap {
+            anthropic: Some(Default::default()),
             ..SseTap::default()
         }
     }
@@ -103,6 +113,13 @@ impl SseTap {
             }
         }
         if data.is_empty() {
+            return true;
+        }
+        if let Some(state) = self.anthropic.as_mut() {
+            state.observe(&data);
+            self.usage = state.usage();
+            self.delivered_chars = state.delivered_chars;
+            self.done = state.stopped;
             return true;
         }
         if data.trim() == "[DONE]" {
@@ -239,6 +256,32 @@ mod tests {
         let (out, tap) = run(s, true, 7);
         assert_eq!(out, b": keep-alive\n\ndata: [DONE]\n\n");
         assert_eq!(tap.usage.map(|u| u.output), Some(2));
+    }
+
+    #[test]
+    fn anthropic_streams_report_usage_from_their_events() {
+        let s = concat!(
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":9,\"output_tokens\":1}}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"hé\"}}\n\n",
+            "event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":4}}\n\n",
+            "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+        );
+        for seed in 1..200 {
+            let mut tap = SseTap::anthropic();
+            let mut out = Vec::new();
+            let mut from = 0;
+            for to in splits(seed, s.len()) {
+                out.extend_from_slice(&tap.feed(&s.as_bytes()[from..to]));
+                from = to;
+            }
+            assert_eq!(out, s.as_bytes(), "passed through unchanged");
+            let u = tap.usage.unwrap();
+            assert_eq!(
+                (u.input, u.output, tap.delivered_chars),
+                (9, 4, 2),
+                "seed {seed}"
+            );
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! backend's own credential is added when configured, `Host` is set to the backend's authority
 //! and `Content-Length` to the body actually sent.
 
-use crate::config::{Backend, Provider};
+use crate::config::{Backend, Protocol, Provider};
 use crate::error::GatewayError;
 use http::{HeaderMap, HeaderName};
 use pingora::http::RequestHeader;
@@ -34,6 +34,7 @@ const STRIP_UPSTREAM: &[&str] = &[
     "x-api-key",
     "api-key",
     "authorization",
+    "anthropic-version",
 ];
 
 /// Response headers that never reach the client.
@@ -170,9 +171,17 @@ pub fn request_header(
     if json_body {
         set(&mut req, "content-type", "application/json".into())?;
     }
+    if backend.protocol == Protocol::Anthropic {
+        set(
+            &mut req,
+            "anthropic-version",
+            backend.anthropic_version.clone(),
+        )?;
+    }
     if let Some(cred) = &backend.credential {
-        match backend.provider {
-            Provider::Azure { .. } => set(&mut req, "api-key", cred.expose().to_string())?,
+        match (&backend.provider, backend.protocol) {
+            (_, Protocol::Anthropic) => set(&mut req, "x-api-key", cred.expose().to_string())?,
+            (Provider::Azure { .. }, _) => set(&mut req, "api-key", cred.expose().to_string())?,
             _ => set(
                 &mut req,
                 "authorization",

@@ -35,11 +35,12 @@ pub(super) fn build_backend(
     };
     let protocol = match b.protocol.as_str() {
         "openai" => Some(Protocol::OpenAi),
+        "anthropic" => Some(Protocol::Anthropic),
         "lab-agent" => Some(Protocol::LabAgent),
         other => {
             problems.push(Problem::new(
                 format!("{path}.protocol"),
-                format!("`{other}` is not one of openai, lab-agent"),
+                format!("`{other}` is not one of openai, anthropic, lab-agent"),
             ));
             None
         }
@@ -121,6 +122,7 @@ pub(super) fn build_backend(
         ca,
         timeouts,
         health_check,
+        anthropic_version: b.anthropic_version.clone(),
     })
 }
 

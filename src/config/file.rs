@@ -318,7 +318,7 @@ pub struct BackendSection {
     pub id: String,
     /// Base URL, `http://host:port[/prefix]` or `https://…`; route paths are appended.
     pub url: String,
-    /// `openai` or `lab-agent`.
+    /// `openai`, `anthropic` or `lab-agent`.
     pub protocol: String,
     /// Model names this backend serves (`default` included where it should take it).
     pub models: Vec<String>,
@@ -365,6 +365,9 @@ pub struct BackendSection {
     /// watches it).
     #[serde(default)]
     pub health_check: Option<HealthCheckSection>,
+    /// `anthropic-version` header for `anthropic` backends.
+    #[serde(default = "default_anthropic_version")]
+    pub anthropic_version: String,
 }
 
 /// `backends[].timeouts:` (milliseconds; unset ones come from `server.timeouts`).
@@ -523,6 +526,9 @@ pub struct PriceSection {
     pub output_per_million_usd: serde_yaml::Value,
 }
 
+fn default_anthropic_version() -> String {
+    "2023-06-01".into()
+}
 fn default_provider() -> String {
     "openai".into()
 }

@@ -105,6 +105,7 @@ pub(crate) const BACKEND_KEYS: &[&str] = &[
     "ca_file",
     "timeouts",
     "health_check",
+    "anthropic_version",
 ];
 pub(crate) const PRICE_KEYS: &[&str] = &["input_per_million_usd", "output_per_million_usd"];
 

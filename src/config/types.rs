@@ -152,6 +152,8 @@ pub enum Protocol {
     OpenAi,
     /// The lab agent's `/chat` (`{"message","session_id"}` → `{"response"}`).
     LabAgent,
+    /// The Anthropic Messages API (`/v1/messages`).
+    Anthropic,
 }
 
 impl Protocol {
@@ -159,6 +161,7 @@ impl Protocol {
         match self {
             Protocol::OpenAi => "openai",
             Protocol::LabAgent => "lab-agent",
+            Protocol::Anthropic => "anthropic",
         }
     }
 }
@@ -354,6 +357,8 @@ pub struct Backend {
     pub ca: Option<Arc<[WrappedX509]>>,
     pub timeouts: BackendTimeouts,
     pub health_check: Option<HealthCheck>,
+    /// `anthropic-version` sent to `anthropic` backends.
+    pub anthropic_version: String,
 }
 
 impl Backend {
@@ -392,6 +397,7 @@ impl Backend {
                 total: None,
             },
             health_check: None,
+            anthropic_version: "2023-06-01".into(),
         }
     }
 

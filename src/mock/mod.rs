@@ -1,7 +1,8 @@
 //! `tollgate mock`: a fast built-in LLM backend for the demo, the tests and load tests.
 //!
 //! Serves OpenAI `POST /v1/chat/completions` (JSON with `usage`, or SSE with one chunk per token,
-//! a final usage chunk when `stream_options.include_usage` is set, then `[DONE]`), the lab agent's
+//! a final usage chunk when `stream_options.include_usage` is set, then `[DONE]`), Anthropic
+//! `POST /v1/messages` (JSON or its event stream), OpenAI `POST /v1/embeddings`, the lab agent's
 //! `POST /chat`, `GET /v1/models`, `GET /health`, and `GET /ledger` (`POST /ledger/reset`) with the
 //! token totals it received and produced. Behaviour is set per process ([`MockOptions`]) and per
 //! request with headers:
@@ -142,7 +143,11 @@ impl HttpServerApp for Mock {
         }
         // Faults hit the model routes; `/health`, `/ledger` and `/v1/models` keep answering, as a
         // live process with a failing model does.
-        let model_route = method == "POST" && (path == "/v1/chat/completions" || path == "/chat");
+        let model_route = method == "POST"
+            && matches!(
+                path.as_str(),
+                "/v1/chat/completions" | "/chat" | "/v1/messages" | "/v1/embeddings"
+            );
         let reply = if let Some(status) = plan.fault_status.filter(|_| model_route) {
             Reply::fault(status)
         } else {

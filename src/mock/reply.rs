@@ -85,6 +85,8 @@ pub fn route(
         ),
         ("POST", "/v1/chat/completions") => chat_completions(body, plan, ledger),
         ("POST", "/chat") => lab_chat(body, plan, ledger),
+        ("POST", "/v1/messages") => messages(body, plan, ledger),
+        ("POST", "/v1/embeddings") => embeddings(body, ledger),
         _ => Reply::json(
             404,
             json!({"error": {"message": "not found", "type": "not_found"}}),
@@ -170,6 +172,147 @@ fn chat_completions(body: &[u8], plan: &Plan, ledger: &Ledger) -> Reply {
     }
     events.push((sse("[DONE]"), 0));
     Reply::Stream { events }
+}
+
+/// The Anthropic Messages API: JSON with `usage`, or its event stream (usage in
+/// `message_start` and the final `message_delta`).
+fn messages(body: &[u8], plan: &Plan, ledger: &Ledger) -> Reply {
+    let Ok(req) = serde_json::from_slice::<Value>(body) else {
+        return anthropic_error("body is not JSON");
+    };
+    let Some(msgs) = req.get("messages").and_then(Value::as_array) else {
+        return anthropic_error("messages: field required");
+    };
+    let Some(cap) = req.get("max_tokens").and_then(Value::as_u64) else {
+        return anthropic_error("max_tokens: field required");
+    };
+    let model = req
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("mock")
+        .to_string();
+    let system = match req.get("system") {
+        Some(Value::String(s)) => count_tokens(s),
+        Some(Value::Array(parts)) => parts.iter().map(part_tokens).sum(),
+        _ => 0,
+    };
+    let input: u64 = system
+        + msgs
+            .iter()
+            .map(|m| match m.get("content") {
+                Some(Value::String(s)) => count_tokens(s),
+                Some(Value::Array(parts)) => parts.iter().map(part_tokens).sum(),
+                _ => 0,
+            })
+            .sum::<u64>();
+    let output = plan.chunks.min(cap);
+    let streaming = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    ledger.add_tokens(input, if streaming { 0 } else { output });
+    if !streaming {
+        return Reply::json(
+            200,
+            json!({
+                "id": "msg_mock", "type": "message", "role": "assistant", "model": model,
+                "content": [{"type": "text", "text": words(output).concat()}],
+                "stop_reason": "end_turn", "stop_sequence": null,
+                "usage": {"input_tokens": input, "output_tokens": output},
+            }),
+        );
+    }
+    let event = |name: &str, v: Value| Bytes::from(format!("event: {name}\ndata: {v}\n\n"));
+    let mut events = vec![
+        (
+            event(
+                "message_start",
+                json!({"type": "message_start", "message": {"id": "msg_mock", "type": "message", "role": "assistant",
+                    "model": model, "content": [], "usage": {"input_tokens": input, "output_tokens": 1}}}),
+            ),
+            0,
+        ),
+        (
+            event(
+                "content_block_start",
+                json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+            ),
+            0,
+        ),
+    ];
+    for w in words(output) {
+        events.push((
+            event(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": w}}),
+            ),
+            1,
+        ));
+    }
+    events.push((
+        event(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 0}),
+        ),
+        0,
+    ));
+    events.push((
+        event(
+            "message_delta",
+            json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": output}}),
+        ),
+        0,
+    ));
+    events.push((event("message_stop", json!({"type": "message_stop"})), 0));
+    Reply::Stream { events }
+}
+
+fn part_tokens(p: &Value) -> u64 {
+    p.get("text")
+        .and_then(Value::as_str)
+        .map(count_tokens)
+        .unwrap_or(0)
+}
+
+fn anthropic_error(msg: &str) -> Reply {
+    Reply::json(
+        400,
+        json!({"type": "error", "error": {"type": "invalid_request_error", "message": msg}}),
+    )
+}
+
+/// OpenAI embeddings: one 8-dimensional vector per input, `usage.prompt_tokens`.
+fn embeddings(body: &[u8], ledger: &Ledger) -> Reply {
+    let Ok(req) = serde_json::from_slice::<Value>(body) else {
+        return bad_request("body is not JSON");
+    };
+    let inputs: Vec<u64> = match req.get("input") {
+        Some(Value::String(s)) => vec![count_tokens(s)],
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| match i {
+                Value::String(s) => count_tokens(s),
+                Value::Array(ids) => ids.len() as u64,
+                _ => 1,
+            })
+            .collect(),
+        _ => return bad_request("input is required"),
+    };
+    let model = req.get("model").and_then(Value::as_str).unwrap_or("mock");
+    let tokens: u64 = inputs.iter().sum();
+    ledger.add_tokens(tokens, 0);
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let v: Vec<f64> = (0..8)
+                .map(|d| ((i as u64 + d + n) % 7) as f64 / 7.0)
+                .collect();
+            json!({"object": "embedding", "index": i, "embedding": v})
+        })
+        .collect();
+    Reply::json(
+        200,
+        json!({"object": "list", "data": data, "model": model,
+               "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}),
+    )
 }
 
 fn sse(data: &str) -> Bytes {

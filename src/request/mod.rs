@@ -5,6 +5,12 @@
 //! text the model will read; or a 400 with the reason. The OpenAI body is forwarded byte for byte;
 //! `/chat` bodies are rewritten for the backend's protocol.
 
+pub mod embeddings;
+pub mod messages;
+
+use embeddings::EmbeddingsView;
+use messages::MessagesView;
+
 use crate::config::Protocol;
 use crate::error::{Dialect, GatewayError};
 use bytes::Bytes;
@@ -18,6 +24,12 @@ pub enum Route {
     ChatCompletions,
     /// `POST /chat`, the lab agent's contract.
     LabChat,
+    /// `POST /v1/messages`, the Anthropic Messages API.
+    Messages,
+    /// `POST /v1/embeddings`, OpenAI-compatible.
+    Embeddings,
+    /// `GET /v1/models`: the models this consumer may use, answered by the gateway.
+    Models,
 }
 
 impl Route {
@@ -26,9 +38,16 @@ impl Route {
         let route = match path.trim_end_matches('/') {
             "/v1/chat/completions" => Route::ChatCompletions,
             "/chat" => Route::LabChat,
+            "/v1/messages" => Route::Messages,
+            "/v1/embeddings" => Route::Embeddings,
+            "/v1/models" => Route::Models,
             _ => return Err(GatewayError::NotFound),
         };
-        if method != http::Method::POST {
+        let expected = match route {
+            Route::Models => http::Method::GET,
+            _ => http::Method::POST,
+        };
+        if method != expected {
             return Err(GatewayError::MethodNotAllowed);
         }
         Ok(route)
@@ -36,10 +55,10 @@ impl Route {
 
     /// The error dialect for a path, also for requests that matched no route.
     pub fn dialect_for_path(path: &str) -> Dialect {
-        if path.trim_end_matches('/') == "/chat" {
-            Dialect::Detail
-        } else {
-            Dialect::OpenAi
+        match path.trim_end_matches('/') {
+            "/chat" => Dialect::Detail,
+            "/v1/messages" => Dialect::Anthropic,
+            _ => Dialect::OpenAi,
         }
     }
 
@@ -47,15 +66,20 @@ impl Route {
         match self {
             Route::ChatCompletions => "chat_completions",
             Route::LabChat => "chat",
+            Route::Messages => "messages",
+            Route::Embeddings => "embeddings",
+            Route::Models => "models",
         }
     }
 
     /// Whether a backend speaking `protocol` can serve this route.
     pub fn accepts(self, protocol: Protocol) -> bool {
         match self {
-            Route::ChatCompletions => protocol == Protocol::OpenAi,
+            Route::ChatCompletions | Route::Embeddings => protocol == Protocol::OpenAi,
             // `/chat` is translated for OpenAI backends.
             Route::LabChat => matches!(protocol, Protocol::LabAgent | Protocol::OpenAi),
+            Route::Messages => protocol == Protocol::Anthropic,
+            Route::Models => false,
         }
     }
 }
@@ -65,6 +89,8 @@ impl Route {
 pub enum RequestView {
     Chat(ChatView),
     Lab(LabView),
+    Messages(MessagesView),
+    Embeddings(EmbeddingsView),
 }
 
 impl RequestView {
@@ -72,6 +98,8 @@ impl RequestView {
         match self {
             RequestView::Chat(c) => &c.model,
             RequestView::Lab(l) => &l.model,
+            RequestView::Messages(m) => &m.model,
+            RequestView::Embeddings(e) => &e.model,
         }
     }
 
@@ -79,6 +107,8 @@ impl RequestView {
     pub fn texts(&self) -> Vec<&str> {
         match self {
             RequestView::Lab(l) => vec![l.message.as_str()],
+            RequestView::Messages(m) => m.texts(),
+            RequestView::Embeddings(e) => e.texts(),
             RequestView::Chat(c) => {
                 let mut out = Vec::with_capacity(c.messages.len());
                 for m in &c.messages {
@@ -97,14 +127,17 @@ impl RequestView {
 
     /// Estimated prompt tokens: ceil(characters / 4) of every text, plus per-message framing.
     pub fn prompt_estimate(&self) -> u64 {
-        let messages = match self {
-            RequestView::Chat(c) => c.messages.len() as u64,
-            RequestView::Lab(_) => 1,
+        let (messages, token_ids) = match self {
+            RequestView::Chat(c) => (c.messages.len() as u64, 0),
+            RequestView::Lab(_) => (1, 0),
+            RequestView::Messages(m) => (m.messages.len() as u64 + 1, 0),
+            RequestView::Embeddings(e) => (0, e.token_ids()),
         };
         self.texts()
             .iter()
             .map(|t| crate::accounting::estimate_tokens(t))
             .sum::<u64>()
+            .saturating_add(token_ids)
             .saturating_add(messages.saturating_mul(crate::accounting::PER_MESSAGE_TOKENS))
     }
 
@@ -116,12 +149,19 @@ impl RequestView {
                 .max_completion_tokens
                 .or(c.max_tokens)
                 .map(|cap| cap.saturating_mul(c.n.unwrap_or(1))),
+            RequestView::Messages(m) => m.max_tokens,
             RequestView::Lab(_) => None,
+            // Embeddings produce no output tokens.
+            RequestView::Embeddings(_) => Some(0),
         }
     }
 
     pub fn streaming(&self) -> bool {
-        matches!(self, RequestView::Chat(c) if c.streaming())
+        match self {
+            RequestView::Chat(c) => c.streaming(),
+            RequestView::Messages(m) => m.stream.unwrap_or(false),
+            _ => false,
+        }
     }
 }
 
@@ -222,10 +262,13 @@ pub fn parse(route: Route, body: &[u8]) -> Result<RequestView, GatewayError> {
     match route {
         Route::ChatCompletions => parse_chat(body).map(RequestView::Chat),
         Route::LabChat => parse_lab(body).map(RequestView::Lab),
+        Route::Messages => messages::parse(body, json_error).map(RequestView::Messages),
+        Route::Embeddings => embeddings::parse(body, json_error).map(RequestView::Embeddings),
+        Route::Models => Err(GatewayError::MethodNotAllowed),
     }
 }
 
-fn json_error(e: serde_json::Error) -> GatewayError {
+pub(crate) fn json_error(e: serde_json::Error) -> GatewayError {
     // serde's message names the field and the expected type; strip the position noise.
     let msg = e.to_string();
     let msg = match msg.find(" at line ") {
@@ -327,10 +370,29 @@ pub fn outbound(
         RequestView::Lab(lab) => Outbound {
             path: match protocol {
                 Protocol::LabAgent => "/chat",
-                Protocol::OpenAi => "/v1/chat/completions",
+                _ => "/v1/chat/completions",
             },
             body: lab_upstream_body(lab, protocol, inject_cap, rename),
             rewritten: true,
+        },
+        RequestView::Messages(_) => Outbound {
+            path: "/v1/messages",
+            body: match rename {
+                Some(_) => rewritten(&raw, rename, inject_cap, false),
+                None => match inject_cap {
+                    Some(cap) => with_max_tokens(&raw, cap),
+                    None => raw,
+                },
+            },
+            rewritten: false,
+        },
+        RequestView::Embeddings(_) => Outbound {
+            path: "/v1/embeddings",
+            body: match rename {
+                Some(_) => rewritten(&raw, rename, None, false),
+                None => raw,
+            },
+            rewritten: false,
         },
     }
 }
@@ -391,7 +453,7 @@ fn lab_upstream_body(
 ) -> Bytes {
     let value = match protocol {
         Protocol::LabAgent => json!({"message": view.message, "session_id": view.session_id}),
-        Protocol::OpenAi => {
+        Protocol::OpenAi | Protocol::Anthropic => {
             let mut v = json!({
                 "model": rename.unwrap_or(&view.model),
                 "messages": [{"role": "user", "content": view.message}],
@@ -405,6 +467,19 @@ fn lab_upstream_body(
     Bytes::from(value.to_string())
 }
 
+/// The usage a backend reported in a whole (non-streamed) answer, by the protocol it speaks.
+pub fn reported_usage(
+    view: &RequestView,
+    protocol: Protocol,
+    body: &[u8],
+) -> Option<crate::accounting::Usage> {
+    match (view, protocol) {
+        (RequestView::Messages(_), _) | (_, Protocol::Anthropic) => messages::usage(body),
+        (_, Protocol::OpenAi) => crate::accounting::openai_usage(body),
+        (_, Protocol::LabAgent) => None,
+    }
+}
+
 /// Extracts the answer text from a backend's `/chat` (or translated OpenAI) response body.
 pub fn lab_response_text(body: &[u8], protocol: Protocol) -> Result<String, GatewayError> {
     let invalid = || GatewayError::UpstreamFailed("invalid response body".into());
@@ -412,6 +487,7 @@ pub fn lab_response_text(body: &[u8], protocol: Protocol) -> Result<String, Gate
     let text = match protocol {
         Protocol::LabAgent => v.get("response"),
         Protocol::OpenAi => v.pointer("/choices/0/message/content"),
+        Protocol::Anthropic => v.pointer("/content/0/text"),
     };
     match text {
         Some(serde_json::Value::String(s)) => Ok(s.clone()),
