@@ -6,6 +6,7 @@
 //! and all time, with recent requests) and `/cache/stats`.
 
 use crate::digest::KeyDigest;
+use crate::metrics;
 use crate::runtime::LiveState;
 use crate::state::spend::usd;
 use crate::state::{unix_now, utc_day, State};
@@ -145,9 +146,76 @@ fn bearer(session: &ServerSession) -> Option<&[u8]> {
         .then(|| rest.trim_ascii())
 }
 
+impl Admin {
+    /// The Prometheus text, with the gauges that mirror state brought up to date first.
+    fn metrics_text(&self) -> String {
+        let rt = self.live.current();
+        if let Some(m) = metrics::get() {
+            let now = unix_now();
+            let day = utc_day(now);
+            for c in &rt.config.consumers {
+                let budget = c.daily_budget_micros.saturating_mul(1000);
+                let s = self.state.spend.standing(&c.id, budget, day);
+                let spent = i64::try_from(s.spent).unwrap_or(i64::MAX);
+                let left = i64::try_from(budget.saturating_sub(s.spent)).unwrap_or(i64::MAX);
+                m.budget_spent
+                    .with_label_values(&[c.id.as_str()])
+                    .set(spent);
+                m.budget_remaining
+                    .with_label_values(&[c.id.as_str()])
+                    .set(left);
+            }
+            let instant = Instant::now();
+            for b in &rt.config.backends {
+                let (circuit, healthy) = self.state.health.describe(&b.id, instant);
+                let state = match circuit {
+                    "closed" => 0,
+                    "half_open" => 1,
+                    _ => 2,
+                };
+                m.backend_healthy
+                    .with_label_values(&[b.id.as_str()])
+                    .set(i64::from(healthy));
+                m.backend_circuit
+                    .with_label_values(&[b.id.as_str()])
+                    .set(state);
+            }
+        }
+        metrics::render()
+    }
+}
+
 #[async_trait]
 impl ServeHttp for Admin {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let req = session.req_header();
+        if req.uri.path() == "/metrics" {
+            let rt = self.live.current();
+            let ok = bearer(session)
+                .is_some_and(|t| KeyDigest::of(t).ct_eq(&rt.config.server.admin.token));
+            let (status, ctype, body) = if ok {
+                (
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4",
+                    self.metrics_text().into_bytes(),
+                )
+            } else {
+                (
+                    StatusCode::UNAUTHORIZED,
+                    "application/json",
+                    json!({"error": "admin token required: Authorization: Bearer <token>"})
+                        .to_string()
+                        .into_bytes(),
+                )
+            };
+            let len = body.len();
+            return Response::builder()
+                .status(status)
+                .header("content-type", ctype)
+                .header("content-length", len)
+                .body(body)
+                .unwrap_or_else(|_| Response::new(Vec::new()));
+        }
         let req = session.req_header();
         let (status, body) = self.answer(&req.method, req.uri.path(), bearer(session));
         let body = body.to_string().into_bytes();

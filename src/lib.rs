@@ -15,6 +15,7 @@ pub mod filter;
 pub mod forward;
 pub mod health_check;
 pub mod logging;
+pub mod metrics;
 pub mod mock;
 pub mod proxy;
 pub mod request;

@@ -14,7 +14,6 @@ use crate::error::GatewayError;
 use crate::forward::{Forwarder, MidStream, PipeEnd};
 use crate::request::{self, RequestView, Route};
 use crate::response::{self, Extra};
-use crate::routing;
 use crate::runtime::{LiveState, Runtime};
 use crate::sse::SseTap;
 use crate::state::cache::{self, CacheKey, Entry};
@@ -24,6 +23,7 @@ use crate::state::spend::usd;
 use crate::state::{unix_now, State};
 use crate::upstream::Resolver;
 use crate::{auth, upstream};
+use crate::{metrics, routing};
 use async_trait::async_trait;
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
@@ -66,6 +66,8 @@ pub struct RequestCtx {
     cost_nanos: Option<u64>,
     /// Backends tried, in order (the last one answered, if any did).
     tried: Vec<String>,
+    /// Counted in the in-flight gauge.
+    in_flight: bool,
 }
 
 /// How a request that could not complete normally ends.
@@ -237,7 +239,12 @@ impl Gateway {
         // 5. cache
         let plan = cache_plan(rt, &consumer, route, &view, session, &raw, inject);
         if let CachePlan::Use(key) = &plan {
-            if let Some(hit) = self.state.cache.get(key, Instant::now()) {
+            let found = self.state.cache.get(key, Instant::now());
+            if let Some(m) = metrics::get() {
+                let event = if found.is_some() { "hit" } else { "miss" };
+                m.cache.with_label_values(&[event]).inc();
+            }
+            if let Some(hit) = found {
                 ctx.cache = "HIT";
                 if let Some(r) = ctx.reservation.take() {
                     accounting::release(&self.state, &r, unix_now());
@@ -305,11 +312,21 @@ impl Gateway {
             };
             let piped = upstream.pipe(header, session, &mut tap).await;
             ctx.backend_ms = Some(ms_since(sent));
+            if let (Some(m), Some(first)) = (metrics::get(), tap.first_chunk) {
+                m.ttft
+                    .with_label_values(&[backend.id.as_str()])
+                    .observe(first.duration_since(sent).as_secs_f64());
+            }
             // What was consumed, settled in `logging`: the stream's own usage, else the prompt
             // plus the text delivered so far, marked estimated. Never zero.
             if ctx.usage.is_none() {
                 ctx.usage = Some(tap.usage.unwrap_or_else(|| {
                     if matches!(piped, Ok(PipeEnd::Complete)) {
+                        if let Some(m) = metrics::get() {
+                            m.streams_without_usage
+                                .with_label_values(&[backend.id.as_str()])
+                                .inc();
+                        }
                         log::warn!(
                             target: "tollgate::usage",
                             "backend {} ended a stream without usage; settling on an estimate",
@@ -506,6 +523,9 @@ impl Gateway {
                         log::warn!("backend {} answered {status}; trying another", backend.id);
                         permit.record(outcome_of_status(status, &up), &routing_cfg.circuit);
                         up.discard().await;
+                        if let Some(m) = metrics::get() {
+                            m.retries.with_label_values(&[backend.id.as_str()]).inc();
+                        }
                         ctx.upstream_called = false;
                         last_error = Some(GatewayError::UpstreamFailed(format!("status {status}")));
                         continue;
@@ -525,6 +545,9 @@ impl Gateway {
                 Err(e) => {
                     log::warn!("backend {} failed: {}", backend.id, e.label());
                     permit.record(Outcome::Failure, &routing_cfg.circuit);
+                    if let Some(m) = metrics::get() {
+                        m.retries.with_label_values(&[backend.id.as_str()]).inc();
+                    }
                     // A backend that was never reached consumed nothing.
                     ctx.upstream_called = e != GatewayError::UpstreamUnreachable;
                     last_error = Some(e);
@@ -571,6 +594,17 @@ impl Gateway {
         extra: &mut Extra,
     ) -> Result<(), GatewayError> {
         let verdict = rt.config.filter.check(view.texts(), consumer.role);
+        if let Some(m) = metrics::get() {
+            for (rules, action) in [
+                (verdict.blocked.iter().copied().collect::<Vec<_>>(), "block"),
+                (verdict.warned.clone(), "warn"),
+                (verdict.audited.clone(), "audit"),
+            ] {
+                for r in rules {
+                    m.filter.with_label_values(&[r.id.as_str(), action]).inc();
+                }
+            }
+        }
         if let Some(rule) = verdict.blocked {
             ctx.filter = "blocked";
             ctx.filter_rule = Some(rule.id.clone());
@@ -608,6 +642,47 @@ impl Gateway {
             "passed"
         };
         Ok(())
+    }
+
+    /// Counts one finished request. Labels come from configured sets only.
+    fn record_metrics(&self, ctx: &RequestCtx) {
+        let Some(m) = metrics::get() else {
+            return;
+        };
+        if ctx.in_flight {
+            m.in_flight.dec();
+        }
+        let rt = self.live.current();
+        let consumer = ctx.consumer.as_deref().unwrap_or("-");
+        let model = ctx
+            .model
+            .as_deref()
+            .map(|name| model_label(&rt.config, name))
+            .unwrap_or("-");
+        let route = ctx.route.map(Route::as_str).unwrap_or("other");
+        m.requests
+            .with_label_values(&[consumer, model, route, metrics::status_class(ctx.status)])
+            .inc();
+        if let Some(u) = ctx.usage {
+            m.tokens
+                .with_label_values(&[consumer, model, "input"])
+                .inc_by(u.input);
+            m.tokens
+                .with_label_values(&[consumer, model, "output"])
+                .inc_by(u.output);
+            if u.estimated {
+                m.estimated.inc();
+            }
+        }
+        if let Some(c) = ctx.cost_nanos {
+            m.cost_nanos.with_label_values(&[consumer, model]).inc_by(c);
+        }
+        let total = ctx.started.elapsed().as_secs_f64();
+        m.duration.with_label_values(&[route]).observe(total);
+        let backend = ctx.backend_ms.unwrap_or(0.0) / 1000.0;
+        m.overhead
+            .with_label_values(&[route])
+            .observe((total - backend).max(0.0));
     }
 
     /// Settles a reservation still open when the request ends early or streams: released if no
@@ -696,6 +771,16 @@ impl Gateway {
                     .map_err(gone)
             }
         }
+    }
+}
+
+/// The model as a metric label: a name the configuration knows, else `other`.
+fn model_label<'a>(cfg: &crate::config::Config, model: &'a str) -> &'a str {
+    let known = cfg.backends.iter().any(|b| b.serves(model)) || cfg.pricing.contains_key(model);
+    if known {
+        model
+    } else {
+        "other"
     }
 }
 
@@ -813,6 +898,7 @@ impl ProxyHttp for Gateway {
             usage: None,
             cost_nanos: None,
             tried: Vec::new(),
+            in_flight: false,
         }
     }
 
@@ -820,6 +906,10 @@ impl ProxyHttp for Gateway {
     /// started must be aborted, in which case the error makes Pingora drop the connection.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let rt = self.live.current();
+        if let Some(m) = metrics::get() {
+            m.in_flight.inc();
+            ctx.in_flight = true;
+        }
         // The client socket is watched while the backend works (see `forward`). Bytes of a next
         // request seen by that watch are kept for the next request instead of being lost.
         session.set_pipelining_enabled(true);
@@ -830,6 +920,17 @@ impl ProxyHttp for Gateway {
                 ctx.error = Some(e.label());
                 // Settle before answering, so what the client sees and `/costs` agree.
                 self.settle_open(ctx);
+                if let (Some(m), Some(c)) = (metrics::get(), ctx.consumer.as_deref()) {
+                    match &e {
+                        GatewayError::RateLimited { window, .. } => {
+                            m.rejections.with_label_values(&[c, window]).inc()
+                        }
+                        GatewayError::BudgetExceeded { .. } => {
+                            m.rejections.with_label_values(&[c, "budget"]).inc()
+                        }
+                        _ => {}
+                    }
+                }
                 if e == GatewayError::ClientGone {
                     return Error::e_explain(ErrorType::ConnectionClosed, "client went away");
                 }
@@ -892,6 +993,7 @@ impl ProxyHttp for Gateway {
     /// Runs last on every path: settles what is still reserved, then logs one line.
     async fn logging(&self, _session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         self.settle_open(ctx);
+        self.record_metrics(ctx);
         // Consumer id only: never the key, never prompt or response text.
         log::info!(
             target: "tollgate::request",

@@ -49,6 +49,8 @@ pub struct SseTap {
     pub delivered_chars: u64,
     /// `data: [DONE]` was seen.
     pub done: bool,
+    /// When the first bytes of the stream arrived (time to first token).
+    pub first_chunk: Option<std::time::Instant>,
 }
 
 impl SseTap {
@@ -69,6 +71,9 @@ impl SseTap {
 
     /// Takes the next chunk from the backend; returns what to forward to the client now.
     pub fn feed(&mut self, chunk: &[u8]) -> Bytes {
+        if self.first_chunk.is_none() && !chunk.is_empty() {
+            self.first_chunk = Some(std::time::Instant::now());
+        }
         self.pending.extend_from_slice(chunk);
         let mut out = BytesMut::new();
         while let Some(end) = event_end(&self.pending) {

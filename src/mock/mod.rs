@@ -9,7 +9,8 @@
 //! `x-mock-status` (answer with this status), `x-mock-latency-ms` (wait before the header),
 //! `x-mock-chunks` (completion tokens), `x-mock-chunk-delay-ms` (gap between SSE events) and
 //! `x-mock-reset-after` (close the connection after that many SSE events) and
-//! `x-mock-retry-after` (a `Retry-After` sent with an injected fault).
+//! `x-mock-retry-after` (a `Retry-After` sent with an injected fault) and `x-mock-no-usage` (a
+//! stream that never reports usage, even when asked).
 //! Completion tokens of a stream count in the ledger as their events are delivered.
 //! Tokens are counted as ceil(characters / 4) of every text the model would read.
 

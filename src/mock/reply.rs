@@ -13,6 +13,8 @@ pub struct Plan {
     pub fault_status: Option<u16>,
     pub reset_after: Option<u64>,
     pub retry_after: Option<u64>,
+    /// Never report usage in a stream, even when asked (a backend that ignores the option).
+    pub no_usage: bool,
 }
 
 impl Plan {
@@ -29,6 +31,7 @@ impl Plan {
                 .or(o.fault_status),
             reset_after: num("x-mock-reset-after").or(o.reset_after),
             retry_after: num("x-mock-retry-after").or(o.retry_after),
+            no_usage: headers.contains_key("x-mock-no-usage"),
         }
     }
 }
@@ -163,7 +166,7 @@ fn chat_completions(body: &[u8], plan: &Plan, ledger: &Ledger) -> Reply {
         events.push((chunk(json!({"content": w}), Value::Null), 1));
     }
     events.push((chunk(json!({}), json!("stop")), 0));
-    if include_usage {
+    if include_usage && !plan.no_usage {
         let v = json!({
             "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
             "choices": [], "usage": usage,

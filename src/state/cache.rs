@@ -161,6 +161,9 @@ impl Cache {
                 Some((_, old)) => {
                     inner.bytes -= old.size();
                     self.evictions.fetch_add(1, Ordering::Relaxed);
+                    if let Some(m) = crate::metrics::get() {
+                        m.cache.with_label_values(&["eviction"]).inc();
+                    }
                 }
                 None => break,
             }

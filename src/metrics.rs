@@ -1,0 +1,215 @@
+//! Prometheus metrics, through `pingora-prometheus`'s re-exported `prometheus` (one registry for
+//! Pingora's and ours). Served as text on the admin plane at `GET /metrics`.
+//!
+//! Label values come only from configured sets — consumer ids, configured model names, backend
+//! ids, rule ids, fixed words — so an attacker-chosen string can never create a new series: a
+//! model name no backend serves is reported as `other`, an unauthenticated caller as `-`.
+
+use pingora_prometheus::prometheus::{
+    self, Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, TextEncoder,
+};
+use std::sync::OnceLock;
+
+pub struct Metrics {
+    pub requests: IntCounterVec,
+    pub tokens: IntCounterVec,
+    pub cost_nanos: IntCounterVec,
+    pub duration: HistogramVec,
+    pub overhead: HistogramVec,
+    pub ttft: HistogramVec,
+    pub cache: IntCounterVec,
+    pub filter: IntCounterVec,
+    pub rejections: IntCounterVec,
+    pub retries: IntCounterVec,
+    pub reloads: IntCounterVec,
+    pub in_flight: IntGauge,
+    pub streams_without_usage: IntCounterVec,
+    pub budget_spent: IntGaugeVec,
+    pub budget_remaining: IntGaugeVec,
+    pub backend_healthy: IntGaugeVec,
+    pub backend_circuit: IntGaugeVec,
+    pub estimated: IntCounter,
+}
+
+fn counter(name: &str, help: &str, labels: &[&str]) -> Option<IntCounterVec> {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).ok()?;
+    register(Box::new(c.clone()));
+    Some(c)
+}
+
+fn gauge(name: &str, help: &str, labels: &[&str]) -> Option<IntGaugeVec> {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).ok()?;
+    register(Box::new(g.clone()));
+    Some(g)
+}
+
+fn histogram(name: &str, help: &str, labels: &[&str], buckets: Vec<f64>) -> Option<HistogramVec> {
+    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels).ok()?;
+    register(Box::new(h.clone()));
+    Some(h)
+}
+
+fn register(c: Box<dyn prometheus::core::Collector>) {
+    if let Err(e) = prometheus::register(c) {
+        log::error!("metric registration failed: {e}");
+    }
+}
+
+fn build() -> Option<Metrics> {
+    let latency = vec![
+        0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+        0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+    ];
+    let in_flight =
+        IntGauge::new("tollgate_in_flight_requests", "Requests being handled now.").ok()?;
+    register(Box::new(in_flight.clone()));
+    let estimated = IntCounter::new(
+        "tollgate_estimated_settlements_total",
+        "Requests settled on an estimate because the backend reported no usage.",
+    )
+    .ok()?;
+    register(Box::new(estimated.clone()));
+    Some(Metrics {
+        requests: counter(
+            "tollgate_requests_total",
+            "Requests by consumer, model, route and status class.",
+            &["consumer", "model", "route", "status"],
+        )?,
+        tokens: counter(
+            "tollgate_tokens_total",
+            "Tokens settled, by consumer, model and direction (input/output).",
+            &["consumer", "model", "direction"],
+        )?,
+        cost_nanos: counter(
+            "tollgate_cost_nanodollars_total",
+            "Cost settled, in nano-dollars, by consumer and model.",
+            &["consumer", "model"],
+        )?,
+        duration: histogram(
+            "tollgate_request_duration_seconds",
+            "Whole request time, by route.",
+            &["route"],
+            latency.clone(),
+        )?,
+        overhead: histogram(
+            "tollgate_gateway_overhead_seconds",
+            "Request time minus backend time, by route.",
+            &["route"],
+            latency.clone(),
+        )?,
+        ttft: histogram(
+            "tollgate_time_to_first_token_seconds",
+            "From sending a streamed request to its first event, by backend.",
+            &["backend"],
+            latency,
+        )?,
+        cache: counter(
+            "tollgate_cache_events_total",
+            "Cache lookups and evictions (event: hit, miss, eviction).",
+            &["event"],
+        )?,
+        filter: counter(
+            "tollgate_filter_decisions_total",
+            "Content-filter matches by rule and action (block, warn, audit).",
+            &["rule", "action"],
+        )?,
+        rejections: counter(
+            "tollgate_limit_rejections_total",
+            "Requests refused by a token window (minute, hour, day) or the budget, by consumer.",
+            &["consumer", "limit"],
+        )?,
+        retries: counter(
+            "tollgate_retries_total",
+            "Failovers away from a backend, by backend.",
+            &["backend"],
+        )?,
+        reloads: counter(
+            "tollgate_config_reloads_total",
+            "Configuration reloads by result (ok, error).",
+            &["result"],
+        )?,
+        in_flight,
+        streams_without_usage: counter(
+            "tollgate_streams_without_usage_total",
+            "Streams that ended normally without reporting usage (settled on an estimate).",
+            &["backend"],
+        )?,
+        budget_spent: gauge(
+            "tollgate_budget_spent_nanodollars",
+            "Spent today, by consumer.",
+            &["consumer"],
+        )?,
+        budget_remaining: gauge(
+            "tollgate_budget_remaining_nanodollars",
+            "Budget left today, by consumer.",
+            &["consumer"],
+        )?,
+        backend_healthy: gauge(
+            "tollgate_backend_healthy",
+            "1 when the active health checks consider the backend healthy.",
+            &["backend"],
+        )?,
+        backend_circuit: gauge(
+            "tollgate_backend_circuit_state",
+            "Circuit breaker: 0 closed, 1 half-open, 2 open.",
+            &["backend"],
+        )?,
+        estimated,
+    })
+}
+
+static METRICS: OnceLock<Option<Metrics>> = OnceLock::new();
+
+/// The process's metrics (`None` only if their definitions were rejected, which tests rule out).
+pub fn get() -> Option<&'static Metrics> {
+    METRICS.get_or_init(build).as_ref()
+}
+
+/// The status class label: `2xx` … `5xx`, or `499` for a client that left.
+pub fn status_class(status: u16) -> &'static str {
+    match status {
+        499 => "499",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "other",
+    }
+}
+
+/// Every metric in the Prometheus text format.
+pub fn render() -> String {
+    let mut out = Vec::new();
+    let families = prometheus::gather();
+    if TextEncoder::new().encode(&families, &mut out).is_err() {
+        return String::new();
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_is_defined_and_exported() {
+        let m = get().expect("metric definitions are valid");
+        m.requests
+            .with_label_values(&["c", "m", "chat", "2xx"])
+            .inc();
+        m.in_flight.set(0);
+        let text = render();
+        for name in ["tollgate_requests_total", "tollgate_in_flight_requests"] {
+            assert!(text.contains(name), "{name} missing");
+        }
+    }
+
+    #[test]
+    fn status_classes_are_a_fixed_set() {
+        assert_eq!(status_class(204), "2xx");
+        assert_eq!(status_class(499), "499");
+        assert_eq!(status_class(503), "5xx");
+        assert_eq!(status_class(42), "other");
+    }
+}
