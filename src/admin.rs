@@ -3,10 +3,13 @@
 //! `GET /health` answers without authentication (liveness). Everything else needs
 //! `Authorization: Bearer <admin token>`, checked against the configured digest in constant time;
 //! consumer keys never open it. Answers are JSON: `/ready`, `/costs` (spend per consumer today
-//! and all time, with recent requests) and `/cache/stats`.
+//! and all time, with recent requests), `/cache/stats`, `GET /admin/config` (active version,
+//! load time; no secrets), `POST /admin/reload` (the problems as JSON when rejected); and
+//! `/metrics` in the Prometheus text format.
 
 use crate::digest::KeyDigest;
 use crate::metrics;
+use crate::reload::Reloader;
 use crate::runtime::LiveState;
 use crate::state::spend::usd;
 use crate::state::{unix_now, utc_day, State};
@@ -21,11 +24,16 @@ use std::time::Instant;
 pub struct Admin {
     live: LiveState,
     state: Arc<State>,
+    reloader: Arc<Reloader>,
 }
 
 impl Admin {
-    pub fn new(live: LiveState, state: Arc<State>) -> Self {
-        Admin { live, state }
+    pub fn new(live: LiveState, state: Arc<State>, reloader: Arc<Reloader>) -> Self {
+        Admin {
+            live,
+            state,
+            reloader,
+        }
     }
 
     fn costs(&self, rt: &crate::runtime::Runtime) -> Value {
@@ -105,11 +113,35 @@ impl Admin {
                 }),
             ),
             ("GET", "/costs") => (StatusCode::OK, self.costs(&rt)),
+            ("GET", "/admin/config") => (
+                StatusCode::OK,
+                json!({
+                    "path": self.reloader.path().display().to_string(),
+                    "version": rt.version,
+                    "loaded_at": rt.loaded_at,
+                    "consumers": rt.config.consumers.len(),
+                    "backends": rt.config.backends.len(),
+                    "rules": rt.config.filter.rule_count(),
+                }),
+            ),
+            ("POST", "/admin/reload") => match self.reloader.reload() {
+                Ok(version) => (StatusCode::OK, json!({"result": "ok", "version": version})),
+                Err(problems) => (
+                    StatusCode::BAD_REQUEST,
+                    json!({
+                        "result": "error",
+                        "problems": problems
+                            .iter()
+                            .map(|p| json!({"path": p.path, "message": p.message}))
+                            .collect::<Vec<_>>(),
+                    }),
+                ),
+            },
             ("GET", "/cache/stats") => (
                 StatusCode::OK,
                 self.state.cache.stats(&rt.config.cache, Instant::now()),
             ),
-            (_, "/ready" | "/costs" | "/cache/stats") => {
+            (_, "/ready" | "/costs" | "/cache/stats" | "/admin/config" | "/admin/reload") => {
                 (StatusCode::METHOD_NOT_ALLOWED, json!({"error": "use GET"}))
             }
             _ => (

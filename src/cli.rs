@@ -93,7 +93,7 @@ pub fn main() -> ExitCode {
         Command::HashKey { key } => hash_key(key),
         Command::Run { config } => {
             crate::logging::init();
-            let cfg = match load(&config) {
+            let (cfg, version) = match load(&config) {
                 Some(c) => c,
                 None => return ExitCode::from(2),
             };
@@ -105,7 +105,7 @@ pub fn main() -> ExitCode {
                 cfg.consumers.len(),
                 cfg.backends.len()
             );
-            match server::build(cfg, None) {
+            match server::build(cfg, version, &config, None) {
                 Ok(s) => s.run_forever(),
                 Err(e) => {
                     eprintln!("{e}");
@@ -140,7 +140,7 @@ pub fn main() -> ExitCode {
             mock_listen,
         } => {
             crate::logging::init();
-            let cfg = match load(&config) {
+            let (cfg, version) = match load(&config) {
                 Some(c) => c,
                 None => return ExitCode::from(2),
             };
@@ -151,7 +151,7 @@ pub fn main() -> ExitCode {
                 threads: 1,
                 options: MockOptions::default(),
             };
-            match server::build(cfg, Some(mock)) {
+            match server::build(cfg, version, &config, Some(mock)) {
                 Ok(s) => {
                     print_demo(listen, admin, &mock_listen);
                     s.run_forever()
@@ -190,8 +190,8 @@ fn print_problems(path: &Path, problems: &[Problem]) {
     }
 }
 
-fn load(path: &Path) -> Option<config::Config> {
-    match config::load_file(path) {
+fn load(path: &Path) -> Option<(config::Config, String)> {
+    match config::load_file_versioned(path) {
         Ok(c) => Some(c),
         Err(problems) => {
             print_problems(path, &problems);

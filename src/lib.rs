@@ -18,6 +18,7 @@ pub mod logging;
 pub mod metrics;
 pub mod mock;
 pub mod proxy;
+pub mod reload;
 pub mod request;
 pub mod response;
 pub mod routing;

@@ -11,12 +11,21 @@ use std::sync::Arc;
 pub struct Runtime {
     pub config: Config,
     pub keys: KeyIndex,
+    /// The configuration file's version (a prefix of its SHA-256).
+    pub version: String,
+    /// When it was loaded, Unix seconds.
+    pub loaded_at: u64,
 }
 
 impl Runtime {
-    pub fn new(config: Config) -> Self {
+    pub fn new(config: Config, version: String) -> Self {
         let keys = KeyIndex::new(&config.consumers);
-        Runtime { config, keys }
+        Runtime {
+            config,
+            keys,
+            version,
+            loaded_at: crate::state::unix_now(),
+        }
     }
 }
 
@@ -32,5 +41,10 @@ impl LiveState {
     /// The current snapshot.
     pub fn current(&self) -> Arc<Runtime> {
         self.0.load_full()
+    }
+
+    /// Makes `runtime` the current snapshot; requests already running keep the one they loaded.
+    pub fn swap(&self, runtime: Runtime) {
+        self.0.store(Arc::new(runtime));
     }
 }

@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::health_check::{HealthChecker, HealthService};
 use crate::mock::{Mock, MockOptions};
 use crate::proxy::Gateway;
+use crate::reload::{Reloader, SighupService};
 use crate::runtime::{LiveState, Runtime};
 use crate::state::persist::{self, Persister};
 use crate::state::State;
@@ -15,6 +16,7 @@ use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
+use std::path::Path;
 use std::sync::Arc;
 
 /// A mock backend to run inside the same process.
@@ -35,7 +37,12 @@ fn server_conf(threads: usize, grace_period_seconds: u64) -> ServerConf {
 
 /// Builds the Pingora server for `config` (plus an optional in-process mock). Fails only when
 /// the persisted spend cannot be read.
-pub fn build(config: Config, mock: Option<MockService>) -> Result<Server, String> {
+pub fn build(
+    config: Config,
+    version: String,
+    path: &Path,
+    mock: Option<MockService>,
+) -> Result<Server, String> {
     let server_cfg = config.server.clone();
     let state_cfg = config.state.clone();
     let state = Arc::new(State::default());
@@ -46,7 +53,8 @@ pub fn build(config: Config, mock: Option<MockService>) -> Result<Server, String
         server_conf(server_cfg.threads, server_cfg.grace_period_seconds),
     );
     server.bootstrap();
-    let live = LiveState::new(Runtime::new(config));
+    let live = LiveState::new(Runtime::new(config, version));
+    let reloader = Arc::new(Reloader::new(path.to_path_buf(), live.clone()));
 
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
@@ -59,12 +67,17 @@ pub fn build(config: Config, mock: Option<MockService>) -> Result<Server, String
 
     let mut admin = Service::new(
         "tollgate admin plane".to_string(),
-        HttpServer::new_app(Admin::new(live.clone(), Arc::clone(&state))),
+        HttpServer::new_app(Admin::new(
+            live.clone(),
+            Arc::clone(&state),
+            Arc::clone(&reloader),
+        )),
     );
     admin.add_tcp(&server_cfg.admin.listen.to_string());
     admin.threads = Some(1);
     server.add_service(admin);
 
+    server.add_service(background_service("sighup reload", SighupService(reloader)));
     server.add_service(background_service(
         "health checks",
         HealthService(HealthChecker::new(

@@ -51,6 +51,11 @@ const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Reads, parses and validates a configuration file.
 pub fn load_file(path: &Path) -> Result<Config, Vec<Problem>> {
+    load_file_versioned(path).map(|(c, _)| c)
+}
+
+/// As [`load_file`], also returning the file's version: the first 12 hex digits of its SHA-256.
+pub fn load_file_versioned(path: &Path) -> Result<(Config, String), Vec<Problem>> {
     let meta = std::fs::metadata(path).map_err(|e| {
         vec![Problem::new(
             "",
@@ -69,7 +74,8 @@ pub fn load_file(path: &Path) -> Result<Config, Vec<Problem>> {
             format!("cannot read {}: {e}", path.display()),
         )]
     })?;
-    load_str(&text, &|name| std::env::var(name).ok())
+    let version = crate::digest::sha256_hex(text.as_bytes())[..12].to_string();
+    load_str(&text, &|name| std::env::var(name).ok()).map(|c| (c, version))
 }
 
 /// Parses and validates configuration text; `env` looks up environment variables.

@@ -43,6 +43,19 @@ impl Drop for Proc {
 }
 
 impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal (e.g. `HUP`, `TERM`) to this child.
+    pub fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .args([format!("-{name}"), self.pid().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{name} failed");
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -301,6 +314,19 @@ state:
             String::from_utf8_lossy(&r.body)
         );
         r.json()
+    }
+
+    /// The configuration file this gateway runs on.
+    pub fn config_path(&self) -> &std::path::Path {
+        &self.config
+    }
+
+    /// The active configuration's version (`GET /admin/config`).
+    pub fn version(&self) -> String {
+        self.admin("/admin/config")["version"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     /// The spend file this gateway persists to.
