@@ -3,6 +3,7 @@
 //! The request pipeline (see `docs/architecture.md`) is a sequence of plain decision functions,
 //! one module per stage, sequenced by [`proxy::Gateway`], the `ProxyHttp` implementation.
 
+pub mod access_log;
 pub mod accounting;
 pub mod admin;
 pub mod auth;

@@ -30,6 +30,7 @@ pub struct Metrics {
     pub backend_healthy: IntGaugeVec,
     pub backend_circuit: IntGaugeVec,
     pub estimated: IntCounter,
+    pub access_log_dropped: IntCounter,
 }
 
 fn counter(name: &str, help: &str, labels: &[&str]) -> Option<IntCounterVec> {
@@ -70,6 +71,12 @@ fn build() -> Option<Metrics> {
     )
     .ok()?;
     register(Box::new(estimated.clone()));
+    let access_log_dropped = IntCounter::new(
+        "tollgate_access_log_dropped_total",
+        "Access-log lines dropped because the writer's queue was full.",
+    )
+    .ok()?;
+    register(Box::new(access_log_dropped.clone()));
     Some(Metrics {
         requests: counter(
             "tollgate_requests_total",
@@ -156,6 +163,7 @@ fn build() -> Option<Metrics> {
             &["backend"],
         )?,
         estimated,
+        access_log_dropped,
     })
 }
 

@@ -7,6 +7,7 @@
 //! every exit path: it settles whatever reservation is still open (a stream, a disconnect, an
 //! upstream failure) and writes the one diagnostic line per request.
 
+use crate::access_log::AccessLog;
 use crate::accounting::{self, Reservation, Usage};
 use crate::body;
 use crate::config::{Backend, CacheScope, Consumer};
@@ -42,6 +43,11 @@ pub struct Gateway {
     forwarder: Forwarder,
     resolver: Arc<Resolver>,
     round_robin: AtomicU64,
+    access_log: Arc<AccessLog>,
+    /// Random per process, so request ids from different instances differ.
+    id_seed: u64,
+    /// Request-id sequence (separate from the round-robin tick, which must only count picks).
+    ids: AtomicU64,
 }
 
 /// Per-request state, read by `logging`.
@@ -68,6 +74,8 @@ pub struct RequestCtx {
     tried: Vec<String>,
     /// Counted in the in-flight gauge.
     in_flight: bool,
+    request_id: String,
+    ttft_ms: Option<f64>,
 }
 
 /// How a request that could not complete normally ends.
@@ -145,14 +153,39 @@ impl CachePlan {
 }
 
 impl Gateway {
-    pub fn new(live: LiveState, state: Arc<State>, resolver: Arc<Resolver>) -> Self {
+    pub fn new(
+        live: LiveState,
+        state: Arc<State>,
+        resolver: Arc<Resolver>,
+        access_log: Arc<AccessLog>,
+    ) -> Self {
+        let mut seed = [0u8; 8];
+        let _ = getrandom::getrandom(&mut seed);
         Gateway {
             live,
             state,
             forwarder: Forwarder::default(),
             resolver,
             round_robin: AtomicU64::new(0),
+            access_log,
+            id_seed: u64::from_le_bytes(seed),
+            ids: AtomicU64::new(0),
         }
+    }
+
+    /// The client's `x-request-id` when it is short and printable, else a fresh one.
+    fn request_id(&self, session: &Session) -> String {
+        if let Some(v) = session.req_header().headers.get("x-request-id") {
+            let b = v.as_bytes();
+            if !b.is_empty() && b.len() <= 64 && b.iter().all(|c| c.is_ascii_graphic()) {
+                return String::from_utf8_lossy(b).into_owned();
+            }
+        }
+        let n = self.ids.fetch_add(1, Ordering::Relaxed);
+        format!(
+            "tg-{:016x}",
+            self.id_seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        )
     }
 
     /// The pipeline, in order. Returns once the response has been written.
@@ -312,10 +345,14 @@ impl Gateway {
             };
             let piped = upstream.pipe(header, session, &mut tap).await;
             ctx.backend_ms = Some(ms_since(sent));
-            if let (Some(m), Some(first)) = (metrics::get(), tap.first_chunk) {
-                m.ttft
-                    .with_label_values(&[backend.id.as_str()])
-                    .observe(first.duration_since(sent).as_secs_f64());
+            if let Some(first) = tap.first_chunk {
+                let ttft = first.duration_since(sent).as_secs_f64();
+                ctx.ttft_ms = Some(ttft * 1000.0);
+                if let Some(m) = metrics::get() {
+                    m.ttft
+                        .with_label_values(&[backend.id.as_str()])
+                        .observe(ttft);
+                }
             }
             // What was consumed, settled in `logging`: the stream's own usage, else the prompt
             // plus the text delivered so far, marked estimated. Never zero.
@@ -644,6 +681,36 @@ impl Gateway {
         Ok(())
     }
 
+    /// Queues the request's access-log line (ids, counts and decisions; never text or keys).
+    fn write_access_log(&self, ctx: &RequestCtx) {
+        let latency = ms_since(ctx.started);
+        let usage = ctx.usage.unwrap_or_default();
+        let model = ctx.model.as_deref().map(log_safe);
+        self.access_log.record(&crate::access_log::Entry {
+            timestamp: crate::access_log::timestamp(),
+            request_id: &ctx.request_id,
+            route: ctx.route.map(Route::as_str).unwrap_or("-"),
+            consumer_id: ctx.consumer.as_deref().unwrap_or("-"),
+            model: model.as_deref().unwrap_or("-"),
+            backend: ctx.backend.as_deref().unwrap_or("-"),
+            attempts: ctx.tried.len(),
+            status: ctx.status,
+            error: ctx.error.unwrap_or("-"),
+            input_tokens: usage.input,
+            output_tokens: usage.output,
+            estimated: usage.estimated,
+            cost_usd: usd(ctx.cost_nanos.unwrap_or(0), 6),
+            cost_nanos: ctx.cost_nanos.unwrap_or(0),
+            latency_ms: round1(latency),
+            overhead_ms: round1((latency - ctx.backend_ms.unwrap_or(0.0)).max(0.0)),
+            ttft_ms: ctx.ttft_ms.map(round1),
+            cache_hit: ctx.cache == "HIT",
+            content_filter_result: ctx.filter,
+            content_filter_reason: ctx.filter_rule.as_deref(),
+            rate_limit_remaining: ctx.headroom.map(|h| h.remaining),
+        });
+    }
+
     /// Counts one finished request. Labels come from configured sets only.
     fn record_metrics(&self, ctx: &RequestCtx) {
         let Some(m) = metrics::get() else {
@@ -899,6 +966,8 @@ impl ProxyHttp for Gateway {
             cost_nanos: None,
             tried: Vec::new(),
             in_flight: false,
+            request_id: String::new(),
+            ttft_ms: None,
         }
     }
 
@@ -906,6 +975,7 @@ impl ProxyHttp for Gateway {
     /// started must be aborted, in which case the error makes Pingora drop the connection.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let rt = self.live.current();
+        ctx.request_id = self.request_id(session);
         if let Some(m) = metrics::get() {
             m.in_flight.inc();
             ctx.in_flight = true;
@@ -994,6 +1064,7 @@ impl ProxyHttp for Gateway {
     async fn logging(&self, _session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         self.settle_open(ctx);
         self.record_metrics(ctx);
+        self.write_access_log(ctx);
         // Consumer id only: never the key, never prompt or response text.
         log::info!(
             target: "tollgate::request",

@@ -3,8 +3,9 @@
 //! on the snapshot they started with. State keyed by stable ids (token windows, spend, cache,
 //! backend health and circuits) lives outside the snapshot, so it is kept for ids that still
 //! exist. An invalid or unreadable file (a half-written one included) is rejected with every
-//! problem, and the old configuration keeps serving.
+//! problem, and the old configuration keeps serving. SIGHUP also reopens the access-log file.
 
+use crate::access_log::AccessLog;
 use crate::config::{self, Problem};
 use crate::metrics;
 use crate::runtime::{LiveState, Runtime};
@@ -12,21 +13,23 @@ use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Reloads one configuration file into the live state.
 pub struct Reloader {
     path: PathBuf,
     live: LiveState,
+    access_log: Arc<AccessLog>,
     /// One reload at a time.
     busy: Mutex<()>,
 }
 
 impl Reloader {
-    pub fn new(path: PathBuf, live: LiveState) -> Self {
+    pub fn new(path: PathBuf, live: LiveState, access_log: Arc<AccessLog>) -> Self {
         Reloader {
             path,
             live,
+            access_log,
             busy: Mutex::new(()),
         }
     }
@@ -78,7 +81,7 @@ impl Reloader {
 }
 
 /// Reloads on SIGHUP (Pingora installs no SIGHUP handler; without this one it kills the process).
-pub struct SighupService(pub std::sync::Arc<Reloader>);
+pub struct SighupService(pub Arc<Reloader>);
 
 #[async_trait]
 impl BackgroundService for SighupService {
@@ -97,6 +100,8 @@ impl BackgroundService for SighupService {
                     if got.is_none() {
                         return;
                     }
+                    // The access log file may have been rotated away.
+                    self.0.access_log.reopen();
                     let reloader = std::sync::Arc::clone(&self.0);
                     // Reading and validating is blocking work: off the async workers.
                     let _ = tokio::task::spawn_blocking(move || reloader.reload()).await;

@@ -1,6 +1,7 @@
 //! Assembling the daemon: a Pingora server with the consumer plane, the admin plane and,
 //! for `tollgate demo`, the built-in mock backend, all in one process.
 
+use crate::access_log::AccessLog;
 use crate::admin::Admin;
 use crate::config::Config;
 use crate::health_check::{HealthChecker, HealthService};
@@ -53,12 +54,25 @@ pub fn build(
         server_conf(server_cfg.threads, server_cfg.grace_period_seconds),
     );
     server.bootstrap();
+    let access_log = Arc::new(AccessLog::start(
+        config.access_log.clone(),
+        config.access_log_queue,
+    ));
     let live = LiveState::new(Runtime::new(config, version));
-    let reloader = Arc::new(Reloader::new(path.to_path_buf(), live.clone()));
+    let reloader = Arc::new(Reloader::new(
+        path.to_path_buf(),
+        live.clone(),
+        Arc::clone(&access_log),
+    ));
 
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
-        Gateway::new(live.clone(), Arc::clone(&state), Arc::clone(&resolver)),
+        Gateway::new(
+            live.clone(),
+            Arc::clone(&state),
+            Arc::clone(&resolver),
+            access_log,
+        ),
         "tollgate consumer plane",
     );
     proxy.add_tcp(&server_cfg.listen.to_string());

@@ -143,6 +143,19 @@ pub fn build(
             persist_interval: Duration::from_millis(file.state.persist_interval_ms),
         },
         routing: backend::routing(&file.routing, problems),
+        access_log: match file.access_log.to.trim() {
+            "stdout" => crate::access_log::Destination::Stdout,
+            "off" => crate::access_log::Destination::Off,
+            "" => {
+                problems.push(Problem::new(
+                    "access_log.to",
+                    "must be stdout, off or a file path",
+                ));
+                crate::access_log::Destination::Off
+            }
+            path => crate::access_log::Destination::File(PathBuf::from(path)),
+        },
+        access_log_queue: file.access_log.queue.max(1),
     })
 }
 

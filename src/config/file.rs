@@ -37,6 +37,37 @@ pub struct FileConfig {
     /// Failover, circuit breaker and routing rules.
     #[serde(default)]
     pub routing: RoutingSection,
+    /// The JSON access log.
+    #[serde(default)]
+    pub access_log: AccessLogSection,
+}
+
+/// `access_log:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessLogSection {
+    /// `stdout`, `off`, or a file path (reopened on SIGHUP).
+    #[serde(default = "default_access_log_to")]
+    pub to: String,
+    /// Lines queued for the writer before new ones are dropped (and counted).
+    #[serde(default = "default_access_log_queue")]
+    pub queue: usize,
+}
+
+impl Default for AccessLogSection {
+    fn default() -> Self {
+        AccessLogSection {
+            to: default_access_log_to(),
+            queue: default_access_log_queue(),
+        }
+    }
+}
+
+fn default_access_log_to() -> String {
+    "stdout".into()
+}
+fn default_access_log_queue() -> usize {
+    16_384
 }
 
 /// `content_filter:`

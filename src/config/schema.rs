@@ -3,8 +3,8 @@
 //! item does not hide the problems of the next.
 
 use super::file::{
-    BackendSection, CacheSection, ConsumerSection, FilterSection, PriceSection, RoutingSection,
-    RuleSection, ServerSection, StateSection,
+    AccessLogSection, BackendSection, CacheSection, ConsumerSection, FilterSection, PriceSection,
+    RoutingSection, RuleSection, ServerSection, StateSection,
 };
 use super::Problem;
 use serde::de::DeserializeOwned;
@@ -21,7 +21,9 @@ pub(crate) const TOP_KEYS: &[&str] = &[
     "cache",
     "state",
     "routing",
+    "access_log",
 ];
+pub(crate) const ACCESS_LOG_KEYS: &[&str] = &["to", "queue"];
 pub(crate) const ROUTING_KEYS: &[&str] = &[
     "max_attempts",
     "fallback_to_unusable",
@@ -124,6 +126,7 @@ pub struct Parsed {
     pub cache: CacheSection,
     pub state: StateSection,
     pub routing: RoutingSection,
+    pub access_log: AccessLogSection,
 }
 
 /// Parses the text, collecting every problem it can find. `None` only when the file or its
@@ -228,6 +231,12 @@ pub fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<Parsed> {
     };
     let cache = section::<CacheSection>(top.remove("cache"), "cache", CACHE_KEYS, problems);
     let state = section::<StateSection>(top.remove("state"), "state", STATE_KEYS, problems);
+    let access_log = section::<AccessLogSection>(
+        top.remove("access_log"),
+        "access_log",
+        ACCESS_LOG_KEYS,
+        problems,
+    );
     let routing = match top.remove("routing") {
         None | Some(Value::Null) => Some(RoutingSection::default()),
         Some(mut v) => {
@@ -269,6 +278,7 @@ pub fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<Parsed> {
         cache: cache?,
         state: state?,
         routing: routing?,
+        access_log: access_log?,
     })
 }
 
@@ -475,6 +485,7 @@ mod tests {
         assert_eq!(serde_fields::<RuleSection>(), sorted(RULE_KEYS));
         assert_eq!(serde_fields::<CacheSection>(), sorted(CACHE_KEYS));
         assert_eq!(serde_fields::<StateSection>(), sorted(STATE_KEYS));
+        assert_eq!(serde_fields::<AccessLogSection>(), sorted(ACCESS_LOG_KEYS));
         assert_eq!(serde_fields::<RoutingSection>(), sorted(ROUTING_KEYS));
         assert_eq!(serde_fields::<CircuitSection>(), sorted(CIRCUIT_KEYS));
         assert_eq!(serde_fields::<RouteRuleSection>(), sorted(ROUTE_RULE_KEYS));

@@ -22,6 +22,8 @@ pub struct Config {
     pub cache: CacheConfig,
     pub state: StateConfig,
     pub routing: RoutingConfig,
+    pub access_log: crate::access_log::Destination,
+    pub access_log_queue: usize,
 }
 
 impl Config {
