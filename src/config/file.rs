@@ -612,7 +612,7 @@ fn default_max_response_bytes() -> u64 {
     16 * 1024 * 1024
 }
 fn default_grace_period_seconds() -> u64 {
-    10
+    30
 }
 fn default_connect_ms() -> u64 {
     2_000

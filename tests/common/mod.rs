@@ -213,8 +213,7 @@ impl GatewayServer {
             r#"server:
   listen: "127.0.0.1:{port}"
   threads: 2
-  grace_period_seconds: 0
-{server_extra}
+{grace}{server_extra}
   admin:
     listen: "127.0.0.1:{admin_port}"
     token_sha256: "{admin}"
@@ -251,6 +250,11 @@ state:
             k2 = KeyDigest::of(KEY_LIMITED.as_bytes()).to_hex(),
             k3 = KeyDigest::of(KEY_METERED.as_bytes()).to_hex(),
             spend = dir.join("spend.json").display(),
+            grace = if server_extra.contains("grace_period_seconds") {
+                ""
+            } else {
+                "  grace_period_seconds: 0\n"
+            },
         );
         let path = dir.join("tollgate.yaml");
         std::fs::write(&path, yaml).unwrap();
