@@ -27,6 +27,19 @@ enum Command {
         /// Configuration file.
         #[arg(short, long, default_value = "conf/tollgate.yaml")]
         config: PathBuf,
+        /// Detach into the background (the SIGHUP handler is installed after the fork).
+        #[arg(short, long)]
+        daemon: bool,
+        /// Where the daemon writes its process id.
+        #[arg(long, default_value = "/tmp/tollgate.pid")]
+        pid_file: PathBuf,
+        /// Take over the listening sockets of a running instance (graceful upgrade: start the
+        /// new binary with this flag, then send SIGQUIT to the old one).
+        #[arg(short, long)]
+        upgrade: bool,
+        /// The socket the old and new instances hand listeners over on.
+        #[arg(long, default_value = "/tmp/tollgate_upgrade.sock")]
+        upgrade_sock: PathBuf,
     },
     /// Validate a configuration file; print every problem with its YAML path.
     Check {
@@ -91,7 +104,13 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Check { config } => check(&config),
         Command::HashKey { key } => hash_key(key),
-        Command::Run { config } => {
+        Command::Run {
+            config,
+            daemon,
+            pid_file,
+            upgrade,
+            upgrade_sock,
+        } => {
             crate::logging::init();
             let (cfg, version) = match load(&config) {
                 Some(c) => c,
@@ -105,7 +124,15 @@ pub fn main() -> ExitCode {
                 cfg.consumers.len(),
                 cfg.backends.len()
             );
-            match server::build(cfg, version, &config, None) {
+            let process = server::Process {
+                daemon,
+                pid_file: pid_file.to_string_lossy().into_owned(),
+                upgrade,
+                upgrade_sock: upgrade_sock.to_string_lossy().into_owned(),
+            };
+            // A relative path would break after the daemon's chdir and on reload.
+            let config = std::fs::canonicalize(&config).unwrap_or(config);
+            match server::build_process(cfg, version, &config, None, process) {
                 Ok(s) => s.run_forever(),
                 Err(e) => {
                     eprintln!("{e}");

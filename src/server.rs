@@ -27,11 +27,34 @@ pub struct MockService {
     pub options: MockOptions,
 }
 
-fn server_conf(threads: usize, grace_period_seconds: u64) -> ServerConf {
+/// How the process runs: in the foreground or as a daemon, fresh or taking over listeners.
+#[derive(Debug, Clone)]
+pub struct Process {
+    pub daemon: bool,
+    pub pid_file: String,
+    pub upgrade: bool,
+    pub upgrade_sock: String,
+}
+
+impl Default for Process {
+    fn default() -> Self {
+        Process {
+            daemon: false,
+            pid_file: "/tmp/tollgate.pid".into(),
+            upgrade: false,
+            upgrade_sock: "/tmp/tollgate_upgrade.sock".into(),
+        }
+    }
+}
+
+fn server_conf(threads: usize, grace_period_seconds: u64, process: &Process) -> ServerConf {
     ServerConf {
         threads,
         grace_period_seconds: Some(grace_period_seconds),
         graceful_shutdown_timeout_seconds: Some(grace_period_seconds.saturating_add(5)),
+        daemon: process.daemon,
+        pid_file: process.pid_file.clone(),
+        upgrade_sock: process.upgrade_sock.clone(),
         ..ServerConf::default()
     }
 }
@@ -44,14 +67,34 @@ pub fn build(
     path: &Path,
     mock: Option<MockService>,
 ) -> Result<Server, String> {
+    build_process(config, version, path, mock, Process::default())
+}
+
+/// As [`build`], with daemon and upgrade settings.
+pub fn build_process(
+    config: Config,
+    version: String,
+    path: &Path,
+    mock: Option<MockService>,
+    process: Process,
+) -> Result<Server, String> {
     let server_cfg = config.server.clone();
     let state_cfg = config.state.clone();
     let state = Arc::new(State::default());
     let resolver = Arc::new(Resolver::default());
     state.spend.restore(persist::load(&state_cfg.spend_file)?);
+    let opt = Opt {
+        upgrade: process.upgrade,
+        daemon: process.daemon,
+        ..Opt::default()
+    };
     let mut server = Server::new_with_opt_and_conf(
-        Opt::default(),
-        server_conf(server_cfg.threads, server_cfg.grace_period_seconds),
+        opt,
+        server_conf(
+            server_cfg.threads,
+            server_cfg.grace_period_seconds,
+            &process,
+        ),
     );
     server.bootstrap();
     let access_log = Arc::new(AccessLog::start(
@@ -125,8 +168,10 @@ fn mock_service(m: MockService) -> Service<Mock> {
 /// Builds a server that runs only the mock; with `tls` (certificate and key PEM files) it
 /// serves HTTPS.
 pub fn build_mock(m: MockService, tls: Option<(String, String)>) -> Result<Server, String> {
-    let mut server =
-        Server::new_with_opt_and_conf(Opt::default(), server_conf(m.threads.max(1), 1));
+    let mut server = Server::new_with_opt_and_conf(
+        Opt::default(),
+        server_conf(m.threads.max(1), 1, &Process::default()),
+    );
     server.bootstrap();
     let service = match tls {
         None => mock_service(m),

@@ -61,7 +61,7 @@ impl Proc {
     }
 }
 
-fn temp_dir() -> PathBuf {
+pub fn temp_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "tollgate-test-{}-{}",
         std::process::id(),
@@ -71,7 +71,7 @@ fn temp_dir() -> PathBuf {
     dir
 }
 
-fn spawn(args: &[&str], envs: &[(&str, &str)]) -> Proc {
+pub fn spawn(args: &[&str], envs: &[(&str, &str)]) -> Proc {
     let log = temp_dir().join("stderr.log");
     let err = std::fs::File::create(&log).unwrap();
     let mut cmd = Command::new(bin());
