@@ -3,7 +3,7 @@
 //! `GET /health` answers without authentication (liveness). Everything else needs
 //! `Authorization: Bearer <admin token>`, checked against the configured digest in constant time;
 //! consumer keys never open it. Answers are JSON: `/ready`, `/costs` (spend per consumer today
-//! and all time, with recent requests), `/cache/stats`, `GET /admin/config` (active version,
+//! and all time, with recent requests), `/stats` (the seed's aggregate), `/cache/stats`, `GET /admin/config` (active version,
 //! load time; no secrets), `POST /admin/reload` (the problems as JSON when rejected); and
 //! `/metrics` in the Prometheus text format.
 
@@ -113,6 +113,7 @@ impl Admin {
                 }),
             ),
             ("GET", "/costs") => (StatusCode::OK, self.costs(&rt)),
+            ("GET", "/stats") => (StatusCode::OK, self.state.stats.report()),
             ("GET", "/admin/config") => (
                 StatusCode::OK,
                 json!({
@@ -141,9 +142,10 @@ impl Admin {
                 StatusCode::OK,
                 self.state.cache.stats(&rt.config.cache, Instant::now()),
             ),
-            (_, "/ready" | "/costs" | "/cache/stats" | "/admin/config" | "/admin/reload") => {
-                (StatusCode::METHOD_NOT_ALLOWED, json!({"error": "use GET"}))
-            }
+            (
+                _,
+                "/ready" | "/costs" | "/stats" | "/cache/stats" | "/admin/config" | "/admin/reload",
+            ) => (StatusCode::METHOD_NOT_ALLOWED, json!({"error": "use GET"})),
             _ => (
                 StatusCode::NOT_FOUND,
                 json!({"error": "no such admin endpoint"}),

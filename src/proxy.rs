@@ -686,7 +686,7 @@ impl Gateway {
         let latency = ms_since(ctx.started);
         let usage = ctx.usage.unwrap_or_default();
         let model = ctx.model.as_deref().map(log_safe);
-        self.access_log.record(&crate::access_log::Entry {
+        let entry = crate::access_log::Entry {
             timestamp: crate::access_log::timestamp(),
             request_id: &ctx.request_id,
             route: ctx.route.map(Route::as_str).unwrap_or("-"),
@@ -708,6 +708,34 @@ impl Gateway {
             content_filter_result: ctx.filter,
             content_filter_reason: ctx.filter_rule.as_deref(),
             rate_limit_remaining: ctx.headroom.map(|h| h.remaining),
+        };
+        self.access_log.record(&entry);
+        // The seed's aggregate statistics, keyed by configured names only.
+        let rt = self.live.current();
+        let blocked = matches!(ctx.status, 400 | 403 | 429)
+            && ctx.error.is_some_and(|e| {
+                matches!(
+                    e,
+                    "content_policy_violation"
+                        | "rate_limit_exceeded"
+                        | "budget_exceeded"
+                        | "model_not_allowed"
+                )
+            });
+        self.state.stats.record(crate::state::stats::Sample {
+            consumer: ctx.consumer.clone().unwrap_or_else(|| "-".into()),
+            model: ctx
+                .model
+                .as_deref()
+                .map(|m| model_label(&rt.config, m).to_string())
+                .unwrap_or_else(|| "-".into()),
+            blocked,
+            cache_hit: ctx.cache == "HIT",
+            input_tokens: usage.input,
+            output_tokens: usage.output,
+            cost_nanos: ctx.cost_nanos.unwrap_or(0),
+            latency_us: (latency * 1000.0) as u64,
+            entry: serde_json::to_value(&entry).unwrap_or_default(),
         });
     }
 

@@ -192,3 +192,42 @@ fn a_thousand_random_model_names_do_not_grow_the_series_count() {
     );
     assert_eq!(parse(&text).len(), before, "no new series");
 }
+
+#[test]
+fn stats_give_the_seeds_aggregate_view() {
+    let mock = MockServer::start(&[]);
+    let gw = GatewayServer::start(&backends_for(mock.port), "");
+    let body =
+        r#"{"model":"gpt-4","max_tokens":5,"messages":[{"role":"user","content":"12345678"}]}"#;
+    assert_eq!(
+        post_json(gw.port, "/v1/chat/completions", Some(KEY_STANDARD), body).status,
+        200
+    );
+    assert_eq!(
+        post_json(gw.port, "/v1/chat/completions", Some(KEY_STANDARD), body).status,
+        200
+    );
+    assert_eq!(
+        post_json(gw.port, "/v1/chat/completions", Some(KEY_LIMITED), body).status,
+        403
+    );
+    wait_until("all three are counted", 5, || {
+        gw.admin("/stats")["aggregate"]["total_requests"] == 3
+    });
+    let s = gw.admin("/stats");
+    let a = &s["aggregate"];
+    assert_eq!(a["total_blocked"], 1);
+    assert_eq!(a["block_rate_percent"], 33.3);
+    assert_eq!(
+        a["total_cache_hits"], 1,
+        "the second identical request was a hit"
+    );
+    assert_eq!(a["total_input_tokens"], 2);
+    assert_eq!(s["per_consumer"]["tester"]["requests"], 2);
+    assert_eq!(s["per_consumer"]["limited"]["blocked"], 1);
+    assert_eq!(s["per_model"]["gpt-4"]["requests"], 3);
+    let recent = s["recent_entries"].as_array().unwrap();
+    assert_eq!(recent.len(), 3);
+    assert_eq!(recent[2]["status"], 403);
+    assert!(!s.to_string().contains(KEY_STANDARD) && !s.to_string().contains("12345678"));
+}

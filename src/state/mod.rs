@@ -7,6 +7,7 @@ pub mod health;
 pub mod limits;
 pub mod persist;
 pub mod spend;
+pub mod stats;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -62,6 +63,7 @@ pub struct State {
     pub limiter: limits::Limiter,
     pub spend: spend::Ledger,
     pub cache: cache::Cache,
+    pub stats: stats::Stats,
 }
 
 /// Seconds since the Unix epoch.
