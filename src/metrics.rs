@@ -174,6 +174,35 @@ pub fn get() -> Option<&'static Metrics> {
     METRICS.get_or_init(build).as_ref()
 }
 
+/// Creates the series the configuration implies, at zero, so dashboards and alerts see them
+/// before the first event (and a counter's first increment is visible as a rate). Called at
+/// start-up and after each reload; label values come from the configuration only.
+pub fn prime(cfg: &crate::config::Config) {
+    let Some(m) = get() else {
+        return;
+    };
+    for event in ["hit", "miss", "eviction"] {
+        m.cache.with_label_values(&[event]);
+    }
+    for result in ["ok", "error"] {
+        m.reloads.with_label_values(&[result]);
+    }
+    for b in &cfg.backends {
+        m.retries.with_label_values(&[b.id.as_str()]);
+        m.streams_without_usage.with_label_values(&[b.id.as_str()]);
+    }
+    for c in &cfg.consumers {
+        for limit in ["minute", "hour", "day", "budget"] {
+            m.rejections.with_label_values(&[c.id.as_str(), limit]);
+        }
+    }
+    for id in cfg.filter.rule_ids() {
+        for action in ["block", "warn", "audit"] {
+            m.filter.with_label_values(&[id, action]);
+        }
+    }
+}
+
 /// The status class label: `2xx` … `5xx`, or `499` for a client that left.
 pub fn status_class(status: u16) -> &'static str {
     match status {

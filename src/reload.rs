@@ -53,6 +53,7 @@ impl Reloader {
                         "listeners and threads change only with a restart; the rest is applied"
                     );
                 }
+                metrics::prime(&cfg);
                 self.live.swap(Runtime::new(cfg, version.clone()));
                 log::info!(
                     "configuration {} reloaded (version {version})",

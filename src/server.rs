@@ -101,6 +101,7 @@ pub fn build_process(
         config.access_log.clone(),
         config.access_log_queue,
     ));
+    crate::metrics::prime(&config);
     let live = LiveState::new(Runtime::new(config, version));
     let reloader = Arc::new(Reloader::new(
         path.to_path_buf(),

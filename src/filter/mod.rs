@@ -306,6 +306,11 @@ impl Filter {
         self.rules.len()
     }
 
+    /// The rule ids, in configuration order.
+    pub fn rule_ids(&self) -> impl Iterator<Item = &str> {
+        self.rules.iter().map(|r| r.id.as_str())
+    }
+
     /// Rule indexes matching any of `texts` (after normalisation), in rule order.
     pub fn matches<'t>(&self, texts: impl IntoIterator<Item = &'t str>) -> Vec<usize> {
         let mut hit = vec![false; self.rules.len()];
