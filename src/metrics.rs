@@ -17,6 +17,7 @@ pub struct Metrics {
     pub cost_nanos: IntCounterVec,
     pub duration: HistogramVec,
     pub overhead: HistogramVec,
+    pub phases: HistogramVec,
     pub ttft: HistogramVec,
     pub cache: IntCounterVec,
     pub filter: IntCounterVec,
@@ -103,6 +104,12 @@ fn build() -> Option<Metrics> {
             "tollgate_gateway_overhead_seconds",
             "Request time minus backend time, by route.",
             &["route"],
+            latency.clone(),
+        )?,
+        phases: histogram(
+            "tollgate_phase_seconds",
+            "Gateway time per pipeline phase (auth, filter, limits, cache, routing).",
+            &["phase"],
             latency.clone(),
         )?,
         ttft: histogram(

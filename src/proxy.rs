@@ -76,6 +76,18 @@ pub struct RequestCtx {
     in_flight: bool,
     request_id: String,
     ttft_ms: Option<f64>,
+    /// Gateway time per pipeline phase (auth, filter, limits, cache, routing), seconds.
+    phases: Vec<(&'static str, f64)>,
+}
+
+impl RequestCtx {
+    /// Records the time since `mark` for `phase` and moves the mark to now.
+    fn phase(&mut self, phase: &'static str, mark: &mut Instant) {
+        let now = Instant::now();
+        self.phases
+            .push((phase, now.duration_since(*mark).as_secs_f64()));
+        *mark = now;
+    }
 }
 
 /// How a request that could not complete normally ends.
@@ -210,11 +222,13 @@ impl Gateway {
         )?;
 
         // 1. authenticate
+        let mut mark = Instant::now();
         let consumer = auth::presented_key(&req.headers)
             .and_then(|key| rt.keys.authenticate(key))
             .cloned()
             .ok_or(GatewayError::Unauthorized)?;
         ctx.consumer = Some(consumer.id.clone());
+        ctx.phase("auth", &mut mark);
         if route == Route::Models {
             ctx.status = 200;
             let list = models_for(cfg, &consumer);
@@ -243,9 +257,11 @@ impl Gateway {
             .into());
         }
 
-        // 3. content filter
+        // 3. content filter (the body upload before it is the client's time, not ours)
+        let mut mark = Instant::now();
         let mut extra = Extra::default();
         self.content_filter(rt, &consumer, &view, ctx, &mut extra)?;
+        ctx.phase("filter", &mut mark);
 
         // 4. reserve the worst case: tokens in every window, dollars against today's budget
         let client_cap = view.client_output_cap();
@@ -268,6 +284,8 @@ impl Gateway {
 
         // The body the backend will get: the gateway adds its cap when the client set none.
         let inject = client_cap.is_none().then_some(cap);
+
+        ctx.phase("limits", &mut mark);
 
         // 5. cache
         let plan = cache_plan(rt, &consumer, route, &view, session, &raw, inject);
@@ -297,6 +315,7 @@ impl Gateway {
             "MISS"
         };
         extra.cache(ctx.cache);
+        ctx.phase("cache", &mut mark);
 
         // Route and forward, failing over before any byte reached the client.
         let ask = routing::Ask {
@@ -502,6 +521,7 @@ impl Gateway {
         let health = &self.state.health;
         let mut last_error: Option<GatewayError> = None;
         let max = routing_cfg.max_attempts as usize;
+        let mut routing_mark = Instant::now();
         while ctx.tried.len() < max {
             let now = Instant::now();
             let tick = self.round_robin.fetch_add(1, Ordering::Relaxed);
@@ -541,6 +561,9 @@ impl Gateway {
                 out.rewritten,
             )?;
             let peer = upstream::peer(&backend, &self.resolver).await?;
+            if ctx.tried.len() == 1 {
+                ctx.phase("routing", &mut routing_mark);
+            }
             let sent = Instant::now();
             let deadline = backend.timeouts.total.map(|t| sent + t);
             // From here the backend may be working on the request, unless it was never reached.
@@ -778,6 +801,9 @@ impl Gateway {
         m.overhead
             .with_label_values(&[route])
             .observe((total - backend).max(0.0));
+        for (phase, secs) in &ctx.phases {
+            m.phases.with_label_values(&[phase]).observe(*secs);
+        }
     }
 
     /// Settles a reservation still open when the request ends early or streams: released if no
@@ -996,6 +1022,7 @@ impl ProxyHttp for Gateway {
             in_flight: false,
             request_id: String::new(),
             ttft_ms: None,
+            phases: Vec::new(),
         }
     }
 

@@ -147,6 +147,14 @@ fn the_exposition_is_valid_and_counts_requests_tokens_cost_and_streams_without_u
     assert!(s
         .iter()
         .any(|(n, _)| n.starts_with("tollgate_time_to_first_token_seconds_bucket")));
+    for phase in ["auth", "filter", "limits", "cache", "routing"] {
+        assert!(
+            s.iter()
+                .any(|(n, _)| n.starts_with("tollgate_phase_seconds_count")
+                    && n.contains(&format!("phase=\"{phase}\""))),
+            "{phase} overhead missing"
+        );
+    }
     // Consumer keys never open the admin plane, metrics included.
     let r = request(
         gw.admin_port,
