@@ -30,6 +30,8 @@ fn sighup_applies_a_changed_allowlist_and_keeps_spend_and_windows() {
         200
     );
     let before = gw.admin("/costs")["consumers"]["limited"].clone();
+    let requests_before = requests_total(&gw);
+    assert!(requests_before >= 2.0);
     let v1 = gw.version();
     rewrite(
         &gw,
