@@ -30,8 +30,10 @@ fn sighup_applies_a_changed_allowlist_and_keeps_spend_and_windows() {
         200
     );
     let before = gw.admin("/costs")["consumers"]["limited"].clone();
+    wait_until("both requests are counted", 5, || {
+        requests_total(&gw) >= 2.0
+    });
     let requests_before = requests_total(&gw);
-    assert!(requests_before >= 2.0);
     let v1 = gw.version();
     rewrite(
         &gw,
@@ -53,6 +55,9 @@ fn sighup_applies_a_changed_allowlist_and_keeps_spend_and_windows() {
         post_json(gw.port, "/v1/chat/completions", Some(KEY_LIMITED), GPT4).status,
         200
     );
+    wait_until("the counter moved on from where it was", 5, || {
+        requests_total(&gw) >= requests_before + 1.0
+    });
 }
 
 #[test]
@@ -182,4 +187,24 @@ fn twenty_reloads_under_load_drop_nothing() {
         total += n;
     }
     assert!(total > 40, "the load ran ({total} requests)");
+}
+
+/// Sum of `tollgate_requests_total` over all series: counters must survive reloads.
+fn requests_total(gw: &GatewayServer) -> f64 {
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let text = String::from_utf8(
+        request(
+            gw.admin_port,
+            "GET",
+            "/metrics",
+            &[("Authorization", &auth)],
+            b"",
+        )
+        .body,
+    )
+    .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("tollgate_requests_total{"))
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+        .sum()
 }
