@@ -51,7 +51,15 @@ pub struct SseTap {
     pub done: bool,
     /// When the first bytes of the stream arrived (time to first token).
     pub first_chunk: Option<std::time::Instant>,
+    /// How far `pending` has been searched for an event end (resume there, not from 0).
+    scanned: usize,
+    /// The stream is not SSE-shaped (an event grew past [`MAX_EVENT`]): stop parsing, pass bytes.
+    gave_up: bool,
 }
+
+/// Longest event the tap buffers; a backend sending more without a blank line is not speaking
+/// SSE, and its bytes are passed through unparsed.
+pub const MAX_EVENT: usize = 1024 * 1024;
 
 impl SseTap {
     pub fn new(strip_usage: bool) -> Self {
@@ -74,13 +82,27 @@ impl SseTap {
         if self.first_chunk.is_none() && !chunk.is_empty() {
             self.first_chunk = Some(std::time::Instant::now());
         }
+        if self.gave_up {
+            return Bytes::copy_from_slice(chunk);
+        }
         self.pending.extend_from_slice(chunk);
         let mut out = BytesMut::new();
-        while let Some(end) = event_end(&self.pending) {
+        while let Some(end) = event_end(&self.pending, self.scanned) {
             let event = self.pending.split_to(end);
+            self.scanned = 0;
             let keep = self.observe(&event);
             if self.strip_usage && keep {
                 out.extend_from_slice(&event);
+            }
+        }
+        // Resume the next search near the end (a terminator may straddle two chunks).
+        self.scanned = self.pending.len().saturating_sub(2);
+        if self.pending.len() > MAX_EVENT {
+            self.gave_up = true;
+            self.scanned = 0;
+            let rest = self.pending.split();
+            if self.strip_usage {
+                out.extend_from_slice(&rest);
             }
         }
         if self.strip_usage {
@@ -156,9 +178,10 @@ impl SseTap {
     }
 }
 
-/// The length of the first complete event in `buf` (including its blank-line terminator).
-fn event_end(buf: &[u8]) -> Option<usize> {
-    let mut i = 0;
+/// The length of the first complete event in `buf` (including its blank-line terminator),
+/// searching from `from`.
+fn event_end(buf: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
     while i + 1 < buf.len() {
         if buf[i] == b'\n' && buf[i + 1] == b'\n' {
             return Some(i + 2);
@@ -287,6 +310,19 @@ mod tests {
                 "seed {seed}"
             );
         }
+    }
+
+    #[test]
+    fn a_body_that_is_not_sse_is_passed_through_without_growing_buffers() {
+        let mut tap = SseTap::new(true);
+        let blob = vec![b'x'; 64 * 1024];
+        let mut out = 0usize;
+        for _ in 0..40 {
+            out += tap.feed(&blob).len();
+        }
+        out += tap.finish().len();
+        assert_eq!(out, 40 * 64 * 1024, "every byte reaches the client");
+        assert!(tap.pending.is_empty());
     }
 
     #[test]
