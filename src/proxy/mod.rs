@@ -33,6 +33,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod attempt;
+mod cache_plan;
+mod report;
+
+use self::cache_plan::{cache_plan, CachePlan};
+use attempt::{outcome_of_status, within, Attempt};
+use report::models_for;
+
 /// How long an early answer waits, discarding, for a client still sending its body.
 const LINGER: Duration = Duration::from_secs(1);
 
@@ -107,60 +115,6 @@ impl From<GatewayError> for Failure {
 impl From<MidStream> for Failure {
     fn from(e: MidStream) -> Self {
         Failure::Abort(e.0)
-    }
-}
-
-/// The attempt that got an answer header.
-struct Attempt<'a> {
-    upstream: crate::forward::Upstream<'a>,
-    backend: Arc<Backend>,
-    permit: Permit,
-    sent: Instant,
-    /// End of the backend's `total` timeout, when it has one.
-    deadline: Option<Instant>,
-}
-
-/// What an answer's status means for the backend's circuit.
-fn outcome_of_status(status: u16, upstream: &crate::forward::Upstream<'_>) -> Outcome {
-    match status {
-        429 => match upstream.retry_after() {
-            Some(d) => Outcome::BackOff(d),
-            None => Outcome::Failure,
-        },
-        500..=599 => Outcome::Failure,
-        200..=299 => Outcome::Success,
-        _ => Outcome::Neutral,
-    }
-}
-
-/// Runs `work` before `deadline` (if any), else `UpstreamTimeout`.
-async fn within<T>(
-    deadline: Option<Instant>,
-    work: impl std::future::Future<Output = Result<T, GatewayError>>,
-) -> Result<T, GatewayError> {
-    match deadline {
-        None => work.await,
-        Some(d) => tokio::time::timeout_at(d.into(), work)
-            .await
-            .unwrap_or(Err(GatewayError::UpstreamTimeout)),
-    }
-}
-
-/// Whether and how a request uses the cache.
-enum CachePlan {
-    Off,
-    /// Look up and store under this key.
-    Use(CacheKey),
-    /// `Cache-Control: no-cache`: do not answer from the cache, but store the fresh answer.
-    StoreOnly(CacheKey),
-}
-
-impl CachePlan {
-    fn store_key(&self) -> Option<CacheKey> {
-        match self {
-            CachePlan::Off => None,
-            CachePlan::Use(k) | CachePlan::StoreOnly(k) => Some(*k),
-        }
     }
 }
 
@@ -503,147 +457,6 @@ impl Gateway {
         }
     }
 
-    /// Picks a backend, sends, and fails over to another usable one on a connect failure, a
-    /// timeout or a retryable status (5xx, 429) — all before any byte reached the client, with
-    /// the same body whatever its size — up to `routing.max_attempts`.
-    #[allow(clippy::too_many_arguments)]
-    async fn attempt_until_answered<'s>(
-        &'s self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-        rt: &Runtime,
-        candidates: &[&Arc<Backend>],
-        view: &RequestView,
-        raw: &bytes::Bytes,
-        inject: Option<u64>,
-    ) -> Result<Attempt<'s>, Failure> {
-        let routing_cfg = &rt.config.routing;
-        let health = &self.state.health;
-        let mut last_error: Option<GatewayError> = None;
-        let max = routing_cfg.max_attempts as usize;
-        let mut routing_mark = Instant::now();
-        while ctx.tried.len() < max {
-            let now = Instant::now();
-            let tick = self.round_robin.fetch_add(1, Ordering::Relaxed);
-            let usable = |b: &Backend| {
-                !ctx.tried.contains(&b.id)
-                    && health.availability(&b.id, now) == Availability::Usable
-            };
-            let chosen = routing::pick(candidates, usable, tick).and_then(|b| {
-                health
-                    .acquire(&b.id, now, false)
-                    .map(|p| (Arc::clone(b), p))
-            });
-            let (backend, permit) = match chosen {
-                Some(c) => c,
-                None if routing_cfg.fallback_to_unusable => {
-                    let forced = candidates
-                        .iter()
-                        .filter(|b| !ctx.tried.contains(&b.id))
-                        .min_by_key(|b| b.priority)
-                        .and_then(|b| health.acquire(&b.id, now, true).map(|p| (Arc::clone(b), p)));
-                    match forced {
-                        Some(c) => c,
-                        None => break,
-                    }
-                }
-                None => break,
-            };
-            ctx.tried.push(backend.id.clone());
-            ctx.backend = Some(backend.id.clone());
-            let rename = backend.renamed(view.model());
-            let out = request::outbound(view, raw.clone(), backend.protocol, inject, rename);
-            let header = upstream::request_header(
-                &backend,
-                out.path,
-                &session.req_header().headers,
-                out.body.len(),
-                out.rewritten,
-            )?;
-            let peer = upstream::peer(&backend, &self.resolver).await?;
-            if ctx.tried.len() == 1 {
-                ctx.phase("routing", &mut routing_mark);
-            }
-            let sent = Instant::now();
-            let deadline = backend.timeouts.total.map(|t| sent + t);
-            // From here the backend may be working on the request, unless it was never reached.
-            ctx.upstream_called = true;
-            let result = within(
-                deadline,
-                self.forwarder
-                    .send(peer, header, out.body, backend.timeouts.idle, session),
-            )
-            .await;
-            let attempts_left = ctx.tried.len() < max;
-            match result {
-                Ok(up) => {
-                    let status = up.status();
-                    let retryable = status >= 500 || status == 429;
-                    if retryable && attempts_left && self.another_usable(candidates, ctx, now) {
-                        log::warn!("backend {} answered {status}; trying another", backend.id);
-                        permit.record(outcome_of_status(status, &up), &routing_cfg.circuit);
-                        up.discard().await;
-                        if let Some(m) = metrics::get() {
-                            m.retries.with_label_values(&[backend.id.as_str()]).inc();
-                        }
-                        ctx.upstream_called = false;
-                        last_error = Some(GatewayError::UpstreamFailed(format!("status {status}")));
-                        continue;
-                    }
-                    return Ok(Attempt {
-                        upstream: up,
-                        backend,
-                        permit,
-                        sent,
-                        deadline,
-                    });
-                }
-                Err(GatewayError::ClientGone) => {
-                    permit.record(Outcome::Neutral, &routing_cfg.circuit);
-                    return Err(GatewayError::ClientGone.into());
-                }
-                Err(e) => {
-                    log::warn!("backend {} failed: {}", backend.id, e.label());
-                    permit.record(Outcome::Failure, &routing_cfg.circuit);
-                    if let Some(m) = metrics::get() {
-                        m.retries.with_label_values(&[backend.id.as_str()]).inc();
-                    }
-                    // A backend that was never reached consumed nothing.
-                    ctx.upstream_called = e != GatewayError::UpstreamUnreachable;
-                    last_error = Some(e);
-                }
-            }
-        }
-        Err(match last_error {
-            Some(e) => e,
-            None => GatewayError::NoBackendAvailable {
-                retry_after: self.retry_in(candidates),
-            },
-        }
-        .into())
-    }
-
-    fn another_usable(&self, candidates: &[&Arc<Backend>], ctx: &RequestCtx, now: Instant) -> bool {
-        candidates.iter().any(|b| {
-            !ctx.tried.contains(&b.id)
-                && self.state.health.availability(&b.id, now) == Availability::Usable
-        })
-    }
-
-    /// Seconds until some candidate may be usable again (at least 1).
-    fn retry_in(&self, candidates: &[&Arc<Backend>]) -> u64 {
-        let now = Instant::now();
-        candidates
-            .iter()
-            .filter_map(|b| match self.state.health.availability(&b.id, now) {
-                Availability::Unusable { retry_in } => Some(retry_in.as_secs_f64().ceil() as u64),
-                Availability::Usable => None,
-            })
-            .min()
-            .unwrap_or(1)
-            .max(1)
-    }
-
     /// Stage 3: blocks, or records warnings and audited bypasses.
     fn content_filter(
         &self,
@@ -704,108 +517,6 @@ impl Gateway {
         Ok(())
     }
 
-    /// Queues the request's access-log line (ids, counts and decisions; never text or keys).
-    fn write_access_log(&self, ctx: &RequestCtx) {
-        let latency = ms_since(ctx.started);
-        let usage = ctx.usage.unwrap_or_default();
-        let model = ctx.model.as_deref().map(log_safe);
-        let entry = crate::access_log::Entry {
-            timestamp: crate::access_log::timestamp(),
-            request_id: &ctx.request_id,
-            route: ctx.route.map(Route::as_str).unwrap_or("-"),
-            consumer_id: ctx.consumer.as_deref().unwrap_or("-"),
-            model: model.as_deref().unwrap_or("-"),
-            backend: ctx.backend.as_deref().unwrap_or("-"),
-            attempts: ctx.tried.len(),
-            status: ctx.status,
-            error: ctx.error.unwrap_or("-"),
-            input_tokens: usage.input,
-            output_tokens: usage.output,
-            estimated: usage.estimated,
-            cost_usd: usd(ctx.cost_nanos.unwrap_or(0), 6),
-            cost_nanos: ctx.cost_nanos.unwrap_or(0),
-            latency_ms: round1(latency),
-            overhead_ms: round1((latency - ctx.backend_ms.unwrap_or(0.0)).max(0.0)),
-            ttft_ms: ctx.ttft_ms.map(round1),
-            cache_hit: ctx.cache == "HIT",
-            content_filter_result: ctx.filter,
-            content_filter_reason: ctx.filter_rule.as_deref(),
-            rate_limit_remaining: ctx.headroom.map(|h| h.remaining),
-        };
-        self.access_log.record(&entry);
-        // The seed's aggregate statistics, keyed by configured names only.
-        let rt = self.live.current();
-        let blocked = matches!(ctx.status, 400 | 403 | 429)
-            && ctx.error.is_some_and(|e| {
-                matches!(
-                    e,
-                    "content_policy_violation"
-                        | "rate_limit_exceeded"
-                        | "budget_exceeded"
-                        | "model_not_allowed"
-                )
-            });
-        self.state.stats.record(crate::state::stats::Sample {
-            consumer: ctx.consumer.clone().unwrap_or_else(|| "-".into()),
-            model: ctx
-                .model
-                .as_deref()
-                .map(|m| model_label(&rt.config, m).to_string())
-                .unwrap_or_else(|| "-".into()),
-            blocked,
-            cache_hit: ctx.cache == "HIT",
-            input_tokens: usage.input,
-            output_tokens: usage.output,
-            cost_nanos: ctx.cost_nanos.unwrap_or(0),
-            latency_us: (latency * 1000.0) as u64,
-            entry: serde_json::to_value(&entry).unwrap_or_default(),
-        });
-    }
-
-    /// Counts one finished request. Labels come from configured sets only.
-    fn record_metrics(&self, ctx: &RequestCtx) {
-        let Some(m) = metrics::get() else {
-            return;
-        };
-        if ctx.in_flight {
-            m.in_flight.dec();
-        }
-        let rt = self.live.current();
-        let consumer = ctx.consumer.as_deref().unwrap_or("-");
-        let model = ctx
-            .model
-            .as_deref()
-            .map(|name| model_label(&rt.config, name))
-            .unwrap_or("-");
-        let route = ctx.route.map(Route::as_str).unwrap_or("other");
-        m.requests
-            .with_label_values(&[consumer, model, route, metrics::status_class(ctx.status)])
-            .inc();
-        if let Some(u) = ctx.usage {
-            m.tokens
-                .with_label_values(&[consumer, model, "input"])
-                .inc_by(u.input);
-            m.tokens
-                .with_label_values(&[consumer, model, "output"])
-                .inc_by(u.output);
-            if u.estimated {
-                m.estimated.inc();
-            }
-        }
-        if let Some(c) = ctx.cost_nanos {
-            m.cost_nanos.with_label_values(&[consumer, model]).inc_by(c);
-        }
-        let total = ctx.started.elapsed().as_secs_f64();
-        m.duration.with_label_values(&[route]).observe(total);
-        let backend = ctx.backend_ms.unwrap_or(0.0) / 1000.0;
-        m.overhead
-            .with_label_values(&[route])
-            .observe((total - backend).max(0.0));
-        for (phase, secs) in &ctx.phases {
-            m.phases.with_label_values(&[phase]).observe(*secs);
-        }
-    }
-
     /// Settles a reservation still open when the request ends early or streams: released if no
     /// backend saw the request; otherwise the known usage, else the worst case (estimated).
     fn settle_open(&self, ctx: &mut RequestCtx) {
@@ -830,98 +541,6 @@ impl Gateway {
         ctx.cost_nanos = Some(cost);
         cost
     }
-
-    /// `gateway_metadata` for `/chat` answers.
-    fn metadata(
-        &self,
-        ctx: &RequestCtx,
-        consumer: &Consumer,
-        routed_to: Option<&str>,
-        backend_ms: f64,
-        extra: &Extra,
-    ) -> serde_json::Value {
-        let mut meta = json!({
-            "consumer_id": consumer.id,
-            "consumer_team": consumer.team,
-            "model": ctx.model,
-            "content_filter": ctx.filter,
-            "rate_limit_remaining": ctx.headroom.map(|h| h.remaining),
-            "cache_hit": ctx.cache == "HIT",
-            "estimated_cost": format!("${}", usd(ctx.cost_nanos.unwrap_or(0), 6)),
-            "latency_ms": round1(ms_since(ctx.started)),
-        });
-        if let (Some(obj), Some(b)) = (meta.as_object_mut(), routed_to) {
-            obj.insert("routed_to".into(), json!(b));
-            obj.insert("backend_latency_ms".into(), json!(round1(backend_ms)));
-        }
-        if let (Some(obj), Some(u)) = (meta.as_object_mut(), ctx.usage) {
-            obj.insert(
-                "usage".into(),
-                json!({"input_tokens": u.input, "output_tokens": u.output, "estimated": u.estimated}),
-            );
-        }
-        if let (Some(obj), Some(w)) = (meta.as_object_mut(), extra.get("x-tollgate-budget-warning"))
-        {
-            obj.insert("budget_warning".into(), json!(w));
-        }
-        meta
-    }
-
-    async fn answer_from_cache(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-        consumer: &Consumer,
-        view: &RequestView,
-        hit: Entry,
-        extra: Extra,
-    ) -> Result<(), Failure> {
-        let gone = |_| Failure::Respond(GatewayError::ClientGone);
-        match view {
-            RequestView::Chat(_) | RequestView::Messages(_) | RequestView::Embeddings(_) => {
-                response::write_json(session, 200, hit.body, &extra)
-                    .await
-                    .map_err(gone)
-            }
-            RequestView::Lab(_) => {
-                let text = String::from_utf8_lossy(&hit.body).into_owned();
-                let meta = self.metadata(ctx, consumer, None, 0.0, &extra);
-                let answer = json!({"response": text, "gateway_metadata": meta});
-                response::write_json(session, 200, answer.to_string().into(), &extra)
-                    .await
-                    .map_err(gone)
-            }
-        }
-    }
-}
-
-/// The model as a metric label: a name the configuration knows, else `other`.
-fn model_label<'a>(cfg: &crate::config::Config, model: &'a str) -> &'a str {
-    let known = cfg.backends.iter().any(|b| b.serves(model)) || cfg.pricing.contains_key(model);
-    if known {
-        model
-    } else {
-        "other"
-    }
-}
-
-/// `GET /v1/models`: what this consumer may ask for (served models, aliases and `default`,
-/// narrowed by its allowlist), in OpenAI's list shape.
-fn models_for(cfg: &crate::config::Config, consumer: &Consumer) -> serde_json::Value {
-    let mut names = std::collections::BTreeSet::new();
-    for b in &cfg.backends {
-        names.extend(b.models.iter().cloned());
-        names.extend(b.aliases.keys().cloned());
-        if b.default {
-            names.insert("default".to_string());
-        }
-    }
-    let data: Vec<serde_json::Value> = names
-        .into_iter()
-        .filter(|m| consumer.may_use(m))
-        .map(|m| json!({"id": m, "object": "model", "owned_by": "tollgate"}))
-        .collect();
-    json!({"object": "list", "data": data})
 }
 
 /// The usage to settle on when a non-streamed OpenAI answer reports none.
@@ -930,62 +549,6 @@ fn estimated(ctx: &RequestCtx) -> Usage {
         .as_ref()
         .map(Reservation::worst_case)
         .unwrap_or_default()
-}
-
-/// Decides how a request uses the cache and computes its key.
-fn cache_plan(
-    rt: &Runtime,
-    consumer: &Consumer,
-    route: Route,
-    view: &RequestView,
-    session: &Session,
-    raw: &bytes::Bytes,
-    inject: Option<u64>,
-) -> CachePlan {
-    let c = &rt.config.cache;
-    if !c.enabled || view.streaming() {
-        return CachePlan::Off;
-    }
-    let directives: Vec<String> = session
-        .req_header()
-        .headers
-        .get_all(http::header::CACHE_CONTROL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|d| d.trim().to_ascii_lowercase())
-        .collect();
-    if directives.iter().any(|d| d == "no-store") {
-        return CachePlan::Off;
-    }
-    let canonical = match view {
-        RequestView::Chat(_) | RequestView::Messages(_) | RequestView::Embeddings(_) => {
-            let sent = match inject {
-                Some(cap) => request::with_max_tokens(raw, cap),
-                None => raw.clone(),
-            };
-            cache::canonical_json(&sent)
-        }
-        RequestView::Lab(l) => Some(
-            json!({"message": l.message, "session_id": l.session_id})
-                .to_string()
-                .into_bytes(),
-        ),
-    };
-    let Some(canonical) = canonical else {
-        return CachePlan::Off;
-    };
-    let (kind, scope) = match c.scope {
-        CacheScope::Consumer => ("consumer", consumer.id.as_str()),
-        CacheScope::Team => ("team", consumer.team.as_str()),
-        CacheScope::Global => ("global", ""),
-    };
-    let key = cache::key(kind, scope, route.as_str(), view.model(), &canonical);
-    if directives.iter().any(|d| d == "no-cache") {
-        CachePlan::StoreOnly(key)
-    } else {
-        CachePlan::Use(key)
-    }
 }
 
 fn ms_since(t: Instant) -> f64 {
