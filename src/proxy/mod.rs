@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 mod attempt;
 mod cache_plan;
 mod report;
+mod stages;
 
 use self::cache_plan::{cache_plan, CachePlan};
 use attempt::{outcome_of_status, within, Attempt};
@@ -455,91 +456,6 @@ impl Gateway {
                     .map_err(|_| Failure::Respond(GatewayError::ClientGone))
             }
         }
-    }
-
-    /// Stage 3: blocks, or records warnings and audited bypasses.
-    fn content_filter(
-        &self,
-        rt: &Runtime,
-        consumer: &Consumer,
-        view: &RequestView,
-        ctx: &mut RequestCtx,
-        extra: &mut Extra,
-    ) -> Result<(), GatewayError> {
-        let verdict = rt.config.filter.check(view.texts(), consumer.role);
-        if let Some(m) = metrics::get() {
-            for (rules, action) in [
-                (verdict.blocked.iter().copied().collect::<Vec<_>>(), "block"),
-                (verdict.warned.clone(), "warn"),
-                (verdict.audited.clone(), "audit"),
-            ] {
-                for r in rules {
-                    m.filter.with_label_values(&[r.id.as_str(), action]).inc();
-                }
-            }
-        }
-        if let Some(rule) = verdict.blocked {
-            ctx.filter = "blocked";
-            ctx.filter_rule = Some(rule.id.clone());
-            return Err(GatewayError::ContentBlocked {
-                rule: rule.id.clone(),
-                severity: rule.severity.as_str(),
-                reason: rule.reason.clone(),
-            });
-        }
-        for rule in &verdict.audited {
-            log::warn!(
-                target: "tollgate::audit",
-                "audited content-filter bypass: consumer={} role={} rule={}",
-                consumer.id,
-                consumer.role.as_str(),
-                rule.id
-            );
-        }
-        ctx.filter = if !verdict.warned.is_empty() {
-            let ids: Vec<&str> = verdict.warned.iter().map(|r| r.id.as_str()).collect();
-            extra.push("x-tollgate-filter-warning", ids.join(","));
-            ctx.filter_rule = Some(ids.join(","));
-            "warned"
-        } else if !verdict.audited.is_empty() {
-            ctx.filter_rule = Some(
-                verdict
-                    .audited
-                    .iter()
-                    .map(|r| r.id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(","),
-            );
-            "audited"
-        } else {
-            "passed"
-        };
-        Ok(())
-    }
-
-    /// Settles a reservation still open when the request ends early or streams: released if no
-    /// backend saw the request; otherwise the known usage, else the worst case (estimated).
-    fn settle_open(&self, ctx: &mut RequestCtx) {
-        if let Some(r) = ctx.reservation.take() {
-            let now = unix_now();
-            if ctx.upstream_called {
-                let usage = ctx.usage.unwrap_or_else(|| r.worst_case());
-                ctx.cost_nanos = Some(accounting::settle(&self.state, &r, usage, now));
-                ctx.usage = Some(usage);
-            } else {
-                accounting::release(&self.state, &r, now);
-            }
-        }
-    }
-
-    fn settle_now(&self, ctx: &mut RequestCtx, usage: Usage) -> u64 {
-        let cost = match ctx.reservation.take() {
-            Some(r) => accounting::settle(&self.state, &r, usage, unix_now()),
-            None => 0,
-        };
-        ctx.usage = Some(usage);
-        ctx.cost_nanos = Some(cost);
-        cost
     }
 }
 
