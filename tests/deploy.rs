@@ -86,21 +86,29 @@ fn every_metric_the_dashboard_queries_exists() {
         .status,
         200
     );
-    let text = String::from_utf8(
-        request(
-            demo.admin_port,
-            "GET",
-            "/metrics",
-            &[("Authorization", "Bearer demo-admin-token")],
-            b"",
+    let scrape = || {
+        String::from_utf8(
+            request(
+                demo.admin_port,
+                "GET",
+                "/metrics",
+                &[("Authorization", "Bearer demo-admin-token")],
+                b"",
+            )
+            .body,
         )
-        .body,
-    )
-    .unwrap();
-    for name in names {
-        assert!(
-            text.contains(&format!("# TYPE {name} ")),
-            "{name} is not exported"
-        );
-    }
+        .unwrap()
+    };
+    let missing = |text: &str| -> Vec<String> {
+        names
+            .iter()
+            .filter(|n| !text.contains(&format!("# TYPE {n} ")))
+            .cloned()
+            .collect()
+    };
+    // The request's own samples are recorded when it is logged, just after it is answered.
+    wait_until("every dashboard metric is exported", 5, || {
+        missing(&scrape()).is_empty()
+    });
+    assert_eq!(missing(&scrape()), Vec::<String>::new());
 }
