@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Runs the load scenarios against a local gateway and mock, all on loopback, every run bounded in
+# time. Uses k6 (the scripts beside this file) when it is installed, otherwise oha (a Rust load
+# generator: `cargo install oha --locked`), and prints one table.
+#
+#   loadtest/run.sh                 # all scenarios, ~1 minute
+#   DURATION=30s RATE=500 loadtest/run.sh steady
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10s}
+RATE=${RATE:-200}
+PEAK=${PEAK:-200}
+SCENARIOS=${*:-smoke steady spike streaming ratelimit cache}
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+BIN=$TARGET_DIR/release/tollgate
+WORK=$(mktemp -d)
+GW=127.0.0.1:19500; ADMIN=127.0.0.1:19501; MOCK=127.0.0.1:19502
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+cargo build --release --quiet
+KEY=key-load-test; INTERN=key-load-intern; ADMIN_TOKEN=load-test-admin-token
+cat > "$WORK/tollgate.yaml" <<YAML
+server:
+  listen: "$GW"
+  threads: 2
+  grace_period_seconds: 1
+  admin: {listen: "$ADMIN", token_sha256: "$($BIN hash-key $ADMIN_TOKEN)"}
+consumers:
+  - {id: load, team: Load, key_sha256: "$($BIN hash-key $KEY)", daily_budget_usd: 1000000,
+     tokens_per_minute: 1000000000, tokens_per_hour: 1000000000, tokens_per_day: 1000000000}
+  - {id: intern, team: Intern Program, key_sha256: "$($BIN hash-key $INTERN)", daily_budget_usd: 10,
+     tokens_per_minute: 2000, tokens_per_hour: 20000, tokens_per_day: 50000}
+backends:
+  - {id: mock, url: "http://$MOCK", protocol: openai, models: [gpt-4]}
+pricing: {default: {input_per_million_usd: 1, output_per_million_usd: 2}}
+state: {spend_file: "$WORK/spend.json"}
+access_log: {to: "$WORK/access.log"}
+YAML
+$BIN mock --listen "$MOCK" --threads 1 >"$WORK/mock.log" 2>&1 & PIDS+=($!)
+$BIN run -c "$WORK/tollgate.yaml" >"$WORK/gw.log" 2>&1 & PIDS+=($!)
+for _ in $(seq 1 100); do
+  curl -sf -H "Authorization: Bearer $ADMIN_TOKEN" "http://$ADMIN/ready" >/dev/null && break
+  sleep 0.1
+done
+
+body() { printf '{"model":"gpt-4","stream":%s,"max_tokens":%s,"messages":[{"role":"user","content":"%s"}]}' "$1" "$2" "$3"; }
+
+if command -v k6 >/dev/null 2>&1; then
+  for s in $SCENARIOS; do
+    key=$KEY; [ "$s" = ratelimit ] && key=$INTERN
+    GATEWAY_URL="http://$GW" API_KEY=$key MODEL=gpt-4 DURATION=$DURATION RATE=$RATE PEAK=$PEAK \
+      k6 run --quiet "loadtest/$s.js"
+  done
+  exit 0
+fi
+
+command -v oha >/dev/null 2>&1 || { echo "neither k6 nor oha found: cargo install oha --locked" >&2; exit 1; }
+printf '%-10s %10s %9s %9s %9s %s\n' scenario "req/s" "p50 ms" "p99 ms" "success" "statuses"
+run_oha() { # name, extra oha args...
+  local name=$1; shift
+  oha --no-tui --output-format json -z "$DURATION" -m POST -H "Content-Type: application/json" "$@" \
+    "http://$GW/v1/chat/completions" > "$WORK/$name.json"
+  python3 - "$name" "$WORK/$name.json" <<'PY'
+import json, sys
+name, path = sys.argv[1], sys.argv[2]
+r = json.load(open(path))
+s, p = r["summary"], r["latencyPercentiles"]
+codes = " ".join(f"{k}:{v}" for k, v in sorted(r.get("statusCodeDistribution", {}).items()))
+print(f"{name:<10} {s['requestsPerSec']:>10.0f} {p['p50']*1000:>9.2f} {p['p99']*1000:>9.2f} {s['successRate']*100:>8.1f}% {codes}")
+PY
+}
+for s in $SCENARIOS; do
+  case $s in
+    smoke)     run_oha smoke -c 2 -H "Authorization: Bearer $KEY" -H "Cache-Control: no-store" -d "$(body false 16 smoke)" ;;
+    steady)    run_oha steady -c 32 -q "$RATE" -H "Authorization: Bearer $KEY" -H "Cache-Control: no-store" -d "$(body false 16 steady)" ;;
+    spike)     run_oha spike -c "$PEAK" -H "Authorization: Bearer $KEY" -H "Cache-Control: no-store" -d "$(body false 16 spike)" ;;
+    streaming) run_oha streaming -c 32 -H "Authorization: Bearer $KEY" -H "Cache-Control: no-store" -d "$(body true 32 stream)" ;;
+    ratelimit) run_oha ratelimit -c 4 -H "Authorization: Bearer $INTERN" -H "Cache-Control: no-store" -d "$(body false 200 limit)" ;;
+    cache)     run_oha cache -c 8 -H "Authorization: Bearer $KEY" -d "$(body false 16 cached)"
+               curl -s -H "Authorization: Bearer $ADMIN_TOKEN" "http://$ADMIN/cache/stats" |
+                 python3 -c 'import json,sys; s=json.load(sys.stdin); print(f"{"":10} cache hit rate {s["hit_rate"]}")' ;;
+    *) echo "unknown scenario $s" >&2; exit 1 ;;
+  esac
+done

@@ -1,0 +1,30 @@
+// Constant arrival rate against /v1/chat/completions (cache bypassed): throughput and latency.
+//   RATE=200 DURATION=30s k6 run loadtest/steady.js
+import http from 'k6/http';
+import { check } from 'k6';
+import { GATEWAY_URL, headers, chatBody } from './lib.js';
+
+export const options = {
+  scenarios: {
+    steady: {
+      executor: 'constant-arrival-rate',
+      rate: Number(__ENV.RATE || 100),
+      timeUnit: '1s',
+      duration: __ENV.DURATION || '30s',
+      preAllocatedVUs: Number(__ENV.VUS || 32),
+      maxVUs: Number(__ENV.MAX_VUS || 256),
+    },
+  },
+  thresholds: {
+    http_req_failed: ['rate<0.001'],
+    http_req_duration: ['p(50)<20', 'p(99)<100'],
+    dropped_iterations: ['count==0'],
+  },
+};
+
+export default function () {
+  const res = http.post(`${GATEWAY_URL}/v1/chat/completions`, chatBody(`steady ${__VU}-${__ITER}`), {
+    headers: headers({ 'Cache-Control': 'no-store' }),
+  });
+  check(res, { 'status is 200': (r) => r.status === 200 });
+}
