@@ -81,7 +81,7 @@ for s in $SCENARIOS; do
     ratelimit) run_oha ratelimit -c 4 -H "Authorization: Bearer $INTERN" -H "Cache-Control: no-store" -d "$(body false 200 limit)" ;;
     cache)     run_oha cache -c 8 -H "Authorization: Bearer $KEY" -d "$(body false 16 cached)"
                curl -s -H "Authorization: Bearer $ADMIN_TOKEN" "http://$ADMIN/cache/stats" |
-                 python3 -c 'import json,sys; s=json.load(sys.stdin); print(f"{"":10} cache hit rate {s["hit_rate"]}")' ;;
+                 python3 -c 'import json,sys; s=json.load(sys.stdin); print("%-10s cache hit rate %s" % ("", s["hit_rate"]))' ;;
     *) echo "unknown scenario $s" >&2; exit 1 ;;
   esac
 done
