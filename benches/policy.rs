@@ -1,6 +1,7 @@
 //! Policy-stage benchmarks: the content filter on 1 KiB and 64 KiB prompts with the demo's rule
 //! set (beside the seed's approach, one regex search per rule), the token limiter's
-//! reserve + settle alone and under contention, and the cache key + lookup.
+//! reserve + settle alone and under contention, the budget's reserve + settle, the SSE usage
+//! parser over a 256-token stream, and the cache key + lookup.
 //! Figures and machine: `benches/README.md`.
 // A bench that cannot load its fixture has nothing to measure: failing loudly is right here.
 #![allow(clippy::panic)]
@@ -104,6 +105,66 @@ fn limiter(c: &mut Criterion) {
     g.finish();
 }
 
+fn budget(c: &mut Criterion) {
+    let mut g = c.benchmark_group("budget");
+    let ledger = tollgate::state::spend::Ledger::default();
+    g.bench_function("reserve_settle", |b| {
+        b.iter(|| {
+            if let Ok((t, _)) =
+                ledger.reserve(black_box("team-support"), u64::MAX / 4, 30_000, 19_000)
+            {
+                ledger.settle(
+                    "team-support",
+                    &t,
+                    tollgate::state::spend::Recent {
+                        timestamp: 0,
+                        model: "gpt-4".into(),
+                        input_tokens: 10,
+                        output_tokens: 10,
+                        cost_nanos: 900,
+                        estimated: false,
+                    },
+                    19_000,
+                );
+            }
+        })
+    });
+    g.finish();
+}
+
+/// An OpenAI stream of `tokens` content events plus the usage event the gateway strips.
+fn sse_stream(tokens: usize) -> Vec<u8> {
+    let mut s = String::new();
+    for i in 0..tokens {
+        s.push_str(&format!(
+            "data: {{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"tok{i} \"}},\"finish_reason\":null}}]}}\n\n"
+        ));
+    }
+    s.push_str("data: {\"id\":\"chatcmpl-1\",\"choices\":[],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":256,\"total_tokens\":266}}\n\n");
+    s.push_str("data: [DONE]\n\n");
+    s.into_bytes()
+}
+
+fn sse(c: &mut Criterion) {
+    let stream = sse_stream(256);
+    let mut g = c.benchmark_group("sse_usage_parse");
+    g.throughput(Throughput::Bytes(stream.len() as u64));
+    for (name, strip) in [("pass_through", false), ("strip_added_usage", true)] {
+        g.bench_function(BenchmarkId::new(name, stream.len()), |b| {
+            b.iter(|| {
+                let mut tap = tollgate::sse::SseTap::new(strip);
+                // Backend reads of ~1.5 KiB, as a socket delivers them.
+                for chunk in black_box(&stream).chunks(1_500) {
+                    black_box(tap.feed(chunk));
+                }
+                tap.finish();
+                tap.usage.map(|u| u.output)
+            })
+        });
+    }
+    g.finish();
+}
+
 fn cache_key(c: &mut Criterion) {
     let cfg = demo();
     let body = format!(
@@ -154,5 +215,5 @@ fn config() -> Criterion {
         .sample_size(30)
 }
 
-criterion_group! { name = benches; config = config(); targets = filter, limiter, cache_key }
+criterion_group! { name = benches; config = config(); targets = filter, limiter, budget, sse, cache_key }
 criterion_main!(benches);
