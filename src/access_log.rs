@@ -73,14 +73,12 @@ impl AccessLog {
         }
     }
 
-    /// Queues one line; never blocks.
-    pub fn record(&self, entry: &Entry) {
+    /// Queues one line (an [`Entry`] as JSON); never blocks.
+    pub fn record(&self, entry: &serde_json::Value) {
         let Some(tx) = &self.tx else {
             return;
         };
-        let Ok(line) = serde_json::to_string(entry) else {
-            return;
-        };
+        let line = entry.to_string();
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
             tx.try_send(Message::Line(line))
         {

@@ -40,7 +40,7 @@ mod stages;
 
 use self::cache_plan::{cache_plan, CachePlan};
 use attempt::{outcome_of_status, within, Attempt};
-use report::models_for;
+use report::{model_label, models_for};
 
 /// How long an early answer waits, discarding, for a client still sending its body.
 const LINGER: Duration = Duration::from_secs(1);
@@ -221,12 +221,14 @@ impl Gateway {
         // 4. reserve the worst case: tokens in every window, dollars against today's budget
         let client_cap = view.client_output_cap();
         let cap = client_cap.unwrap_or_else(|| cfg.output_caps.cap_for(&model));
+        // Counted once: it walks every text of the prompt.
+        let prompt_estimate = view.prompt_estimate();
         let admitted = accounting::admit(
             &self.state,
             &consumer,
             &model,
             cfg.price_for(&model),
-            view.prompt_estimate(),
+            prompt_estimate,
             cap,
             unix_now(),
         )?;
@@ -277,7 +279,7 @@ impl Gateway {
             model: &model,
             route,
             consumer: &consumer,
-            estimated_tokens: view.prompt_estimate(),
+            estimated_tokens: prompt_estimate,
         };
         let candidates = routing::candidates(&cfg.backends, &cfg.routing.rules, &ask);
         if candidates.is_empty() {
@@ -345,7 +347,7 @@ impl Gateway {
                         );
                     }
                     Usage {
-                        input: view.prompt_estimate(),
+                        input: prompt_estimate,
                         output: tap.delivered_chars.div_ceil(4),
                         estimated: true,
                         ..Usage::default()
@@ -392,7 +394,7 @@ impl Gateway {
             RequestView::Lab(_) => {
                 let text = request::lab_response_text(&body, backend.protocol)?;
                 let usage = reported.unwrap_or_else(|| Usage {
-                    input: view.prompt_estimate(),
+                    input: prompt_estimate,
                     output: accounting::estimate_tokens(&text),
                     estimated: true,
                     ..Usage::default()
@@ -597,8 +599,15 @@ impl ProxyHttp for Gateway {
     /// Runs last on every path: settles what is still reserved, then logs one line.
     async fn logging(&self, _session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         self.settle_open(ctx);
-        self.record_metrics(ctx);
-        self.write_access_log(ctx);
+        // The model as a label from the configuration (`other` for names it does not know).
+        let rt = self.live.current();
+        let model = ctx
+            .model
+            .as_deref()
+            .map(|m| model_label(&rt.config, m))
+            .unwrap_or("-");
+        self.record_metrics(ctx, model);
+        self.write_access_log(ctx, model);
         // Consumer id only: never the key, never prompt or response text.
         log::info!(
             target: "tollgate::request",

@@ -6,7 +6,7 @@ use super::*;
 
 impl Gateway {
     /// Queues the request's access-log line (ids, counts and decisions; never text or keys).
-    pub(super) fn write_access_log(&self, ctx: &RequestCtx) {
+    pub(super) fn write_access_log(&self, ctx: &RequestCtx, model_label: &str) {
         let latency = ms_since(ctx.started);
         let usage = ctx.usage.unwrap_or_default();
         let model = ctx.model.as_deref().map(log_safe);
@@ -33,9 +33,10 @@ impl Gateway {
             content_filter_reason: ctx.filter_rule.as_deref(),
             rate_limit_remaining: ctx.headroom.map(|h| h.remaining),
         };
+        // Serialised once, for the log line and for `recent_entries`.
+        let entry = serde_json::to_value(&entry).unwrap_or_default();
         self.access_log.record(&entry);
         // The seed's aggregate statistics, keyed by configured names only.
-        let rt = self.live.current();
         let blocked = matches!(ctx.status, 400 | 403 | 429)
             && ctx.error.is_some_and(|e| {
                 matches!(
@@ -48,36 +49,26 @@ impl Gateway {
             });
         self.state.stats.record(crate::state::stats::Sample {
             consumer: ctx.consumer.clone().unwrap_or_else(|| "-".into()),
-            model: ctx
-                .model
-                .as_deref()
-                .map(|m| model_label(&rt.config, m).to_string())
-                .unwrap_or_else(|| "-".into()),
+            model: model_label.to_string(),
             blocked,
             cache_hit: ctx.cache == "HIT",
             input_tokens: usage.input,
             output_tokens: usage.output,
             cost_nanos: ctx.cost_nanos.unwrap_or(0),
             latency_us: (latency * 1000.0) as u64,
-            entry: serde_json::to_value(&entry).unwrap_or_default(),
+            entry,
         });
     }
 
     /// Counts one finished request. Labels come from configured sets only.
-    pub(super) fn record_metrics(&self, ctx: &RequestCtx) {
+    pub(super) fn record_metrics(&self, ctx: &RequestCtx, model: &str) {
         let Some(m) = metrics::get() else {
             return;
         };
         if ctx.in_flight {
             m.in_flight.dec();
         }
-        let rt = self.live.current();
         let consumer = ctx.consumer.as_deref().unwrap_or("-");
-        let model = ctx
-            .model
-            .as_deref()
-            .map(|name| model_label(&rt.config, name))
-            .unwrap_or("-");
         let route = ctx.route.map(Route::as_str).unwrap_or("other");
         m.requests
             .with_label_values(&[consumer, model, route, metrics::status_class(ctx.status)])
