@@ -149,7 +149,7 @@ pub fn timestamp() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     let secs = now.as_secs();
-    let day = crate::admin::utc_date(secs / 86_400);
+    let day = crate::state::utc_date(secs / 86_400);
     let s = secs % 86_400;
     format!(
         "{day}T{:02}:{:02}:{:02}.{:03}Z",

@@ -12,7 +12,7 @@ use crate::metrics;
 use crate::reload::Reloader;
 use crate::runtime::LiveState;
 use crate::state::spend::usd;
-use crate::state::{unix_now, utc_day, State};
+use crate::state::{unix_now, utc_date, utc_day, State};
 use async_trait::async_trait;
 use http::{Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
@@ -81,23 +81,22 @@ impl Admin {
         json!({"date": utc_date(day), "consumers": consumers})
     }
 
-    /// Routes one admin request; `token` is the presented bearer token, if any.
+    /// Routes one admin request to its JSON answer; `token` is the presented bearer token, if
+    /// any. (`GET /metrics`, the one text answer, is served by `response`.)
     pub fn answer(
         &self,
         method: &http::Method,
         path: &str,
         token: Option<&[u8]>,
     ) -> (StatusCode, Value) {
-        let rt = self.live.current();
         if path == "/health" {
             return (
                 StatusCode::OK,
                 json!({"status": "ok", "service": "tollgate"}),
             );
         }
-        let authorized =
-            token.is_some_and(|t| KeyDigest::of(t).ct_eq(&rt.config.server.admin.token));
-        if !authorized {
+        let rt = self.live.current();
+        if !is_admin(&rt, token) {
             return (
                 StatusCode::UNAUTHORIZED,
                 json!({"error": "admin token required: Authorization: Bearer <token>"}),
@@ -144,7 +143,8 @@ impl Admin {
             ),
             (
                 _,
-                "/ready" | "/costs" | "/stats" | "/cache/stats" | "/admin/config" | "/admin/reload",
+                "/ready" | "/metrics" | "/costs" | "/stats" | "/cache/stats" | "/admin/config"
+                | "/admin/reload",
             ) => (StatusCode::METHOD_NOT_ALLOWED, json!({"error": "use GET"})),
             _ => (
                 StatusCode::NOT_FOUND,
@@ -154,30 +154,18 @@ impl Admin {
     }
 }
 
-/// `YYYY-MM-DD` of a day number since the Unix epoch (civil calendar, proleptic Gregorian).
-pub fn utc_date(day: u64) -> String {
-    let z = day as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
+/// The admin plane's bearer token, parsed as the consumer plane parses `Authorization`.
 fn bearer(session: &ServerSession) -> Option<&[u8]> {
     let v = session
         .req_header()
         .headers
         .get(http::header::AUTHORIZATION)?;
-    let v = v.as_bytes();
-    let (scheme, rest) = v.split_at(v.iter().position(|b| *b == b' ')?);
-    scheme
-        .eq_ignore_ascii_case(b"bearer")
-        .then(|| rest.trim_ascii())
+    crate::auth::bearer_token(v.as_bytes())
+}
+
+/// Whether `token` is the admin token (constant-time comparison of digests).
+fn is_admin(rt: &crate::runtime::Runtime, token: Option<&[u8]>) -> bool {
+    token.is_some_and(|t| KeyDigest::of(t).ct_eq(&rt.config.server.admin.token))
 }
 
 impl Admin {
@@ -223,54 +211,25 @@ impl Admin {
 impl ServeHttp for Admin {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let req = session.req_header();
-        if req.uri.path() == "/metrics" {
-            let rt = self.live.current();
-            let ok = bearer(session)
-                .is_some_and(|t| KeyDigest::of(t).ct_eq(&rt.config.server.admin.token));
-            let (status, ctype, body) = if ok {
-                (
-                    StatusCode::OK,
-                    "text/plain; version=0.0.4",
-                    self.metrics_text().into_bytes(),
-                )
-            } else {
-                (
-                    StatusCode::UNAUTHORIZED,
-                    "application/json",
-                    json!({"error": "admin token required: Authorization: Bearer <token>"})
-                        .to_string()
-                        .into_bytes(),
-                )
-            };
-            let len = body.len();
-            return Response::builder()
-                .status(status)
-                .header("content-type", ctype)
-                .header("content-length", len)
-                .body(body)
-                .unwrap_or_else(|_| Response::new(Vec::new()));
-        }
-        let req = session.req_header();
-        let (status, body) = self.answer(&req.method, req.uri.path(), bearer(session));
-        let body = body.to_string().into_bytes();
+        let (method, path) = (req.method.clone(), req.uri.path().to_string());
+        let token = bearer(session);
+        let (status, content_type, body) = match (method.as_str(), path.as_str()) {
+            ("GET", "/metrics") if is_admin(&self.live.current(), token) => (
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                self.metrics_text().into_bytes(),
+            ),
+            _ => {
+                let (status, v) = self.answer(&method, &path, token);
+                (status, "application/json", v.to_string().into_bytes())
+            }
+        };
         let len = body.len();
         Response::builder()
             .status(status)
-            .header("content-type", "application/json")
+            .header("content-type", content_type)
             .header("content-length", len)
             .body(body)
             .unwrap_or_else(|_| Response::new(Vec::new()))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn utc_dates_come_from_day_numbers() {
-        assert_eq!(utc_date(0), "1970-01-01");
-        assert_eq!(utc_date(20_418), "2025-11-26");
-        assert_eq!(utc_date(11_016), "2000-02-29");
     }
 }

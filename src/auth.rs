@@ -64,7 +64,8 @@ fn single<'a>(headers: &'a HeaderMap, name: &str) -> Option<Option<&'a [u8]>> {
     Some(first.map(|v| v.as_bytes().trim_ascii()))
 }
 
-fn bearer_token(value: &[u8]) -> Option<&[u8]> {
+/// The token of an `Authorization: Bearer <token>` value (scheme case-insensitive).
+pub(crate) fn bearer_token(value: &[u8]) -> Option<&[u8]> {
     let (scheme, rest) = value.split_at(value.iter().position(|b| *b == b' ')?);
     scheme
         .eq_ignore_ascii_case(b"bearer")

@@ -78,3 +78,29 @@ pub fn unix_now() -> u64 {
 pub fn utc_day(unix: u64) -> u64 {
     unix / 86_400
 }
+
+/// `YYYY-MM-DD` of a day number since the Unix epoch (civil calendar, proleptic Gregorian).
+pub fn utc_date(day: u64) -> String {
+    let z = day as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates_come_from_day_numbers() {
+        assert_eq!(utc_date(0), "1970-01-01");
+        assert_eq!(utc_date(20_418), "2025-11-26");
+        assert_eq!(utc_date(11_016), "2000-02-29");
+    }
+}
