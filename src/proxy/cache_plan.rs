@@ -49,11 +49,8 @@ pub(super) fn cache_plan(
     }
     let canonical = match view {
         RequestView::Chat(_) | RequestView::Messages(_) | RequestView::Embeddings(_) => {
-            let sent = match inject {
-                Some(cap) => request::with_max_tokens(raw, cap),
-                None => raw.clone(),
-            };
-            cache::canonical_json(&sent)
+            let cap = inject.map(|cap| ("max_tokens", json!(cap)));
+            cache::canonical_json_with(raw, cap)
         }
         RequestView::Lab(l) => Some(
             json!({"message": l.message, "session_id": l.session_id})

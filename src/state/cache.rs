@@ -83,7 +83,16 @@ pub fn key(scope_kind: &str, scope: &str, route: &str, model: &str, canonical: &
 /// The canonical bytes of a JSON body: object keys sorted, no insignificant whitespace, so the
 /// same request written differently hits the same entry.
 pub fn canonical_json(body: &[u8]) -> Option<Vec<u8>> {
-    let v: Value = serde_json::from_slice(body).ok()?;
+    canonical_json_with(body, None)
+}
+
+/// As [`canonical_json`], with one member set on the top-level object first (the output cap the
+/// gateway adds), so the key matches the body actually sent without copying it to build that.
+pub fn canonical_json_with(body: &[u8], member: Option<(&str, Value)>) -> Option<Vec<u8>> {
+    let mut v: Value = serde_json::from_slice(body).ok()?;
+    if let (Some((name, value)), Some(obj)) = (member, v.as_object_mut()) {
+        obj.insert(name.to_string(), value);
+    }
     let mut out = Vec::with_capacity(body.len());
     write_canonical(&v, &mut out);
     Some(out)
