@@ -21,12 +21,21 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_tollgate")
 }
 
+/// A loopback port nobody listens on. Ports come from 20000–32767, below Linux's ephemeral range,
+/// so a client connection can never be sitting on one, and a process-wide counter hands each out
+/// once, so parallel tests in one binary never pick the same port.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Start at a per-process offset, so binaries run one after another use fresh ports too.
+    let offset = (std::process::id() % 64) * 190;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (20_000 + (offset + n) % 12_768) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// A child process killed on drop.
@@ -453,6 +462,19 @@ pub fn request(
     s.write_all(head.as_bytes()).unwrap();
     s.write_all(body).unwrap();
     read_response(&mut BufReader::new(s)).expect("a complete response")
+}
+
+/// A `POST` on a fresh connection with extra headers, authenticated as `KEY_STANDARD` unless the
+/// headers carry their own `X-API-Key`.
+pub fn post_as(port: u16, path: &str, headers: &[(&str, &str)], body: &str) -> Response {
+    let mut all: Vec<(&str, &str)> = headers.to_vec();
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("x-api-key"))
+    {
+        all.push(("X-API-Key", KEY_STANDARD));
+    }
+    request(port, "POST", path, &all, body.as_bytes())
 }
 
 pub fn post_json(port: u16, path: &str, key: Option<&str>, body: &str) -> Response {
