@@ -22,12 +22,11 @@ fn one_json_line_per_request_without_keys_or_text_and_reopened_on_sighup() {
     let body = format!(
         r#"{{"model":"gpt-4","max_tokens":4,"messages":[{{"role":"user","content":"{secret_prompt}"}}]}}"#
     );
-    let r = request(
+    let r = post_as(
         gw.port,
-        "POST",
         "/v1/chat/completions",
-        &[("X-API-Key", KEY_STANDARD), ("x-request-id", "req-abc-123")],
-        body.as_bytes(),
+        &[("x-request-id", "req-abc-123")],
+        &body,
     );
     assert_eq!(r.status, 200);
     assert_eq!(

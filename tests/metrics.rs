@@ -74,12 +74,11 @@ fn the_exposition_is_valid_and_counts_requests_tokens_cost_and_streams_without_u
         401
     );
     let stream = body.replace(r#""max_tokens""#, r#""stream":true,"max_tokens""#);
-    let r = request(
+    let r = post_as(
         gw.port,
-        "POST",
         "/v1/chat/completions",
-        &[("X-API-Key", KEY_STANDARD), ("x-mock-no-usage", "1")],
-        stream.as_bytes(),
+        &[("x-mock-no-usage", "1")],
+        &stream,
     );
     assert_eq!(r.status, 200);
     wait_until("all three are counted", 5, || {

@@ -243,12 +243,11 @@ fn spend_survives_a_restart_and_the_budget_still_binds() {
     let mock = MockServer::start(&[]);
     let gw = GatewayServer::start(&backends_for(mock.port), "");
     let body = r#"{"model":"gpt-4","max_tokens":1000,"messages":[{"role":"user","content":"hi"}]}"#;
-    let r = request(
+    let r = post_as(
         gw.port,
-        "POST",
         "/v1/chat/completions",
         &[("X-API-Key", KEY_METERED), ("x-mock-chunks", "1000")],
-        body.as_bytes(),
+        body,
     );
     assert_eq!(r.status, 200);
     assert_eq!(r.header("x-tollgate-cost-usd"), Some("0.060030"));
@@ -264,12 +263,11 @@ fn spend_survives_a_restart_and_the_budget_still_binds() {
         before
     );
     // $0.06003 spent; this request's worst case ($0.06015) no longer fits in $0.10.
-    let r = request(
+    let r = post_as(
         gw.port,
-        "POST",
         "/v1/chat/completions",
         &[("X-API-Key", KEY_METERED)],
-        body.as_bytes(),
+        body,
     );
     assert_eq!(r.status, 429);
     assert_eq!(r.json()["error"]["code"], "budget_exceeded");
@@ -281,12 +279,11 @@ fn past_eighty_percent_of_the_budget_answers_carry_a_warning() {
     let gw = GatewayServer::start(&backends_for(mock.port), "");
     let spend =
         r#"{"model":"gpt-4","max_tokens":1400,"messages":[{"role":"user","content":"hi"}]}"#;
-    let r = request(
+    let r = post_as(
         gw.port,
-        "POST",
         "/v1/chat/completions",
         &[("X-API-Key", KEY_METERED), ("x-mock-chunks", "1350")],
-        spend.as_bytes(),
+        spend,
     );
     assert_eq!(r.status, 200);
     assert!(
@@ -361,12 +358,11 @@ fn failed_or_streamed_answers_are_never_cached() {
     let mock = MockServer::start(&[]);
     let gw = GatewayServer::start(&backends_for(mock.port), "");
     let body = r#"{"model":"gpt-4o","max_tokens":8,"messages":[{"role":"user","content":"x"}]}"#;
-    let fail = request(
+    let fail = post_as(
         gw.port,
-        "POST",
         "/v1/chat/completions",
-        &[("X-API-Key", KEY_STANDARD), ("x-mock-status", "500")],
-        body.as_bytes(),
+        &[("x-mock-status", "500")],
+        body,
     );
     assert_eq!(fail.status, 502);
     let again = post_json(gw.port, "/v1/chat/completions", Some(KEY_STANDARD), body);
@@ -427,12 +423,11 @@ fn backend_errors_cost_nothing_but_a_client_leaving_mid_answer_does() {
     let gw = GatewayServer::start(&backends_for(mock.port), "");
     let body = r#"{"model":"gpt-4","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}"#;
     for status in ["500", "429", "400"] {
-        let r = request(
+        let r = post_as(
             gw.port,
-            "POST",
             "/v1/chat/completions",
             &[("X-API-Key", KEY_METERED), ("x-mock-status", status)],
-            body.as_bytes(),
+            body,
         );
         assert_ne!(r.status, 200);
     }

@@ -149,12 +149,11 @@ fn twenty_reloads_under_load_drop_nothing() {
                     } else {
                         GPT4.to_string()
                     };
-                    let r = request(
+                    let r = post_as(
                         port,
-                        "POST",
                         "/v1/chat/completions",
-                        &[("X-API-Key", KEY_STANDARD), ("Cache-Control", "no-store")],
-                        body.as_bytes(),
+                        &[("Cache-Control", "no-store")],
+                        &body,
                     );
                     let complete = r.status == 200
                         && (!body.contains("stream")

@@ -82,12 +82,11 @@ fn an_unreachable_backend_is_503_json() {
 fn a_backend_5xx_is_502_json_without_upstream_details() {
     let mock = MockServer::start(&[]);
     let gw = GatewayServer::start(&backends_for(mock.port), "");
-    let r = request(
+    let r = post_as(
         gw.port,
-        "POST",
         "/v1/chat/completions",
-        &[("X-API-Key", KEY_STANDARD), ("x-mock-status", "500")],
-        CHAT.as_bytes(),
+        &[("x-mock-status", "500")],
+        CHAT,
     );
     assert_eq!(r.status, 502);
     assert_eq!(r.json()["error"]["code"], "upstream_failed");
@@ -110,12 +109,11 @@ fn a_backend_5xx_is_502_json_without_upstream_details() {
 fn a_backend_4xx_passes_through_so_the_client_sees_the_real_reason() {
     let mock = MockServer::start(&[]);
     let gw = GatewayServer::start(&backends_for(mock.port), "");
-    let r = request(
+    let r = post_as(
         gw.port,
-        "POST",
         "/v1/chat/completions",
-        &[("X-API-Key", KEY_STANDARD), ("x-mock-status", "429")],
-        CHAT.as_bytes(),
+        &[("x-mock-status", "429")],
+        CHAT,
     );
     assert_eq!(r.status, 429);
     assert!(r.header("server").is_none());
@@ -125,12 +123,11 @@ fn a_backend_4xx_passes_through_so_the_client_sees_the_real_reason() {
 fn a_backend_slower_than_the_read_timeout_is_504_json() {
     let mock = MockServer::start(&[]);
     let gw = GatewayServer::start(&backends_for(mock.port), "  timeouts:\n    read_ms: 300\n");
-    let r = request(
+    let r = post_as(
         gw.port,
-        "POST",
         "/v1/chat/completions",
-        &[("X-API-Key", KEY_STANDARD), ("x-mock-latency-ms", "3000")],
-        CHAT.as_bytes(),
+        &[("x-mock-latency-ms", "3000")],
+        CHAT,
     );
     assert_eq!(r.status, 504);
     assert_eq!(r.json()["error"]["code"], "upstream_timeout");
