@@ -204,6 +204,18 @@ impl GatewayError {
         }
     }
 
+    /// A refusal by policy: the content filter, the model allowlist, a token window or the
+    /// budget (what the seed's statistics count as "blocked").
+    pub fn is_policy_refusal(&self) -> bool {
+        matches!(
+            self,
+            GatewayError::ContentBlocked { .. }
+                | GatewayError::ModelNotAllowed { .. }
+                | GatewayError::RateLimited { .. }
+                | GatewayError::BudgetExceeded { .. }
+        )
+    }
+
     /// Seconds after which a retry may succeed (`Retry-After`).
     pub fn retry_after(&self) -> Option<u64> {
         match self {

@@ -87,6 +87,8 @@ pub struct RequestCtx {
     ttft_ms: Option<f64>,
     /// Gateway time per pipeline phase (auth, filter, limits, cache, routing), seconds.
     phases: Vec<(&'static str, f64)>,
+    /// Refused by a policy (filter, allowlist, limits, budget), for `/stats`.
+    blocked: bool,
 }
 
 impl RequestCtx {
@@ -504,6 +506,7 @@ impl ProxyHttp for Gateway {
             request_id: String::new(),
             ttft_ms: None,
             phases: Vec::new(),
+            blocked: false,
         }
     }
 
@@ -524,6 +527,7 @@ impl ProxyHttp for Gateway {
             Err(Failure::Respond(e)) => {
                 ctx.status = e.status();
                 ctx.error = Some(e.label());
+                ctx.blocked = e.is_policy_refusal();
                 // Settle before answering, so what the client sees and `/costs` agree.
                 self.settle_open(ctx);
                 if let (Some(m), Some(c)) = (metrics::get(), ctx.consumer.as_deref()) {

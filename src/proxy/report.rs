@@ -37,20 +37,10 @@ impl Gateway {
         let entry = serde_json::to_value(&entry).unwrap_or_default();
         self.access_log.record(&entry);
         // The seed's aggregate statistics, keyed by configured names only.
-        let blocked = matches!(ctx.status, 400 | 403 | 429)
-            && ctx.error.is_some_and(|e| {
-                matches!(
-                    e,
-                    "content_policy_violation"
-                        | "rate_limit_exceeded"
-                        | "budget_exceeded"
-                        | "model_not_allowed"
-                )
-            });
         self.state.stats.record(crate::state::stats::Sample {
             consumer: ctx.consumer.clone().unwrap_or_else(|| "-".into()),
             model: model_label.to_string(),
-            blocked,
+            blocked: ctx.blocked,
             cache_hit: ctx.cache == "HIT",
             input_tokens: usage.input,
             output_tokens: usage.output,
