@@ -3,7 +3,8 @@
 //!
 //! Input: the texts (all message contents and string parts, or the `/chat` message) and a role.
 //! Each text is normalised (see [`normalize`]) and matched in one pass against all regex rules
-//! (`RegexSet`) and all keyword rules (`aho-corasick`). Decision: the role's action for each
+//! (one alternation; the `RegexSet` naming the rules runs only when it matched) and all keyword
+//! rules (`aho-corasick`). Decision: the role's action for each
 //! matching rule's category (`block`, `warn`, `audit`, `allow`), except that a match at or above
 //! `always_block_severity` blocks regardless. PII must block for every role (checked at load).
 //! A block is answered 400 with the rule's reason, id and severity; logs carry the rule id only,
@@ -14,7 +15,7 @@ pub mod normalize;
 use crate::config::file::{FilterSection, RuleSection};
 use crate::config::{Problem, Role};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-use regex::bytes::{RegexSet, RegexSetBuilder};
+use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -99,6 +100,10 @@ pub struct Verdict<'a> {
 #[derive(Debug)]
 pub struct Filter {
     rules: Vec<Rule>,
+    /// All regex rules as one alternation: one forward scan that stops at the first match, so
+    /// the common case (nothing matches) costs a single DFA pass with no match bookkeeping.
+    any_regex: Option<Regex>,
+    /// All regex rules as a set, run only on texts `any_regex` matched, to name the rules.
     regexes: Option<RegexSet>,
     /// Rule index of each pattern in `regexes`.
     regex_rule: Vec<usize>,
@@ -140,6 +145,7 @@ impl Filter {
     pub fn empty() -> Filter {
         Filter {
             rules: Vec::new(),
+            any_regex: None,
             regexes: None,
             regex_rule: Vec::new(),
             keywords: None,
@@ -272,6 +278,30 @@ impl Filter {
                 }
             }
         };
+        // The same patterns, same flags, as one alternation (each in its own group so an
+        // alternation inside a rule stays inside it).
+        let any_regex = if patterns.is_empty() || regexes.is_none() {
+            None
+        } else {
+            let joined = patterns
+                .iter()
+                .map(|p| format!("(?:{p})"))
+                .collect::<Vec<_>>()
+                .join("|");
+            match RegexBuilder::new(&joined)
+                .case_insensitive(true)
+                .unicode(false)
+                .size_limit(64 << 20)
+                .dfa_size_limit(16 << 20)
+                .build()
+            {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    problems.push(Problem::new("content_filter.rules", format!("{e}")));
+                    None
+                }
+            }
+        };
         let keyword_matcher = if keywords.is_empty() {
             None
         } else {
@@ -292,6 +322,7 @@ impl Filter {
         }
         Some(Filter {
             rules: compiled,
+            any_regex,
             regexes,
             regex_rule,
             keywords: keyword_matcher,
@@ -319,14 +350,18 @@ impl Filter {
         }
         for text in texts {
             for scan in normalize::scan_texts(text, self.base64_min_len) {
-                if let Some(set) = &self.regexes {
-                    for m in set.matches(scan.as_bytes()).iter() {
-                        hit[self.regex_rule[m]] = true;
+                if let (Some(any), Some(set)) = (&self.any_regex, &self.regexes) {
+                    if any.is_match(scan.as_bytes()) {
+                        for m in set.matches(scan.as_bytes()).iter() {
+                            hit[self.regex_rule[m]] = true;
+                        }
                     }
                 }
                 if let Some(ac) = &self.keywords {
-                    for m in ac.find_overlapping_iter(&scan) {
-                        hit[self.keyword_rule[m.pattern().as_usize()]] = true;
+                    if ac.is_match(&scan) {
+                        for m in ac.find_overlapping_iter(&scan) {
+                            hit[self.keyword_rule[m.pattern().as_usize()]] = true;
+                        }
                     }
                 }
             }

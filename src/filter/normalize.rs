@@ -76,7 +76,7 @@ pub fn scan_texts(text: &str, base64_min_len: usize) -> Vec<String> {
         push_normalized(&decoded, None, &mut main);
     }
     let mut out = vec![main];
-    if text.chars().any(is_invisible) {
+    if !text.is_ascii() && text.chars().any(is_invisible) {
         let mut spaced = String::with_capacity(text.len());
         push_normalized(text, Some(' '), &mut spaced);
         out.push(spaced);
