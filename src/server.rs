@@ -14,11 +14,12 @@ use crate::state::State;
 use crate::upstream::Resolver;
 use pingora::apps::http_app::HttpServer;
 use pingora::server::configuration::{Opt, ServerConf};
-use pingora::server::Server;
+use pingora::server::{RunArgs, Server};
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A mock backend to run inside the same process.
 pub struct MockService {
@@ -59,6 +60,22 @@ fn server_conf(threads: usize, grace_period_seconds: u64, process: &Process) -> 
     }
 }
 
+/// The assembled daemon: the Pingora server plus what must be finished after it stops.
+pub struct Daemon {
+    server: Server,
+    access_log: Arc<AccessLog>,
+}
+
+impl Daemon {
+    /// Runs until a signal stops the server (after its graceful shutdown), writes out the access
+    /// log's last lines, and exits.
+    pub fn run_forever(self) -> ! {
+        self.server.run(RunArgs::default());
+        self.access_log.flush(Duration::from_secs(2));
+        std::process::exit(0)
+    }
+}
+
 /// Builds the Pingora server for `config` (plus an optional in-process mock). Fails only when
 /// the persisted spend cannot be read.
 pub fn build(
@@ -66,7 +83,7 @@ pub fn build(
     version: String,
     path: &Path,
     mock: Option<MockService>,
-) -> Result<Server, String> {
+) -> Result<Daemon, String> {
     build_process(config, version, path, mock, Process::default())
 }
 
@@ -77,7 +94,7 @@ pub fn build_process(
     path: &Path,
     mock: Option<MockService>,
     process: Process,
-) -> Result<Server, String> {
+) -> Result<Daemon, String> {
     let server_cfg = config.server.clone();
     let state_cfg = config.state.clone();
     let state = Arc::new(State::default());
@@ -115,7 +132,7 @@ pub fn build_process(
             live.clone(),
             Arc::clone(&state),
             Arc::clone(&resolver),
-            access_log,
+            Arc::clone(&access_log),
         ),
         "tollgate consumer plane",
     );
@@ -156,7 +173,7 @@ pub fn build_process(
     if let Some(m) = mock {
         server.add_service(mock_service(m));
     }
-    Ok(server)
+    Ok(Daemon { server, access_log })
 }
 
 fn mock_service(m: MockService) -> Service<Mock> {

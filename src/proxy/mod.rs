@@ -613,7 +613,8 @@ impl ProxyHttp for Gateway {
         self.record_metrics(ctx, model);
         self.write_access_log(ctx, model);
         // Consumer id only: never the key, never prompt or response text.
-        log::info!(
+        // At debug: the access log is the per-request record; this line is for diagnosis.
+        log::debug!(
             target: "tollgate::request",
             "route={} consumer={} model={} backend={} status={} error={} filter={} rule={} cache={} \
              tokens_in={} tokens_out={} estimated={} cost_usd={} cost_nanos={} attempts={} tried={} \

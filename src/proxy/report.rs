@@ -34,19 +34,19 @@ impl Gateway {
             rate_limit_remaining: ctx.headroom.map(|h| h.remaining),
         };
         // Serialised once, for the log line and for `recent_entries`.
-        let entry = serde_json::to_value(&entry).unwrap_or_default();
-        self.access_log.record(&entry);
+        let line = serde_json::to_string(&entry).unwrap_or_default();
+        self.access_log.record(&line);
         // The seed's aggregate statistics, keyed by configured names only.
         self.state.stats.record(crate::state::stats::Sample {
-            consumer: ctx.consumer.clone().unwrap_or_else(|| "-".into()),
-            model: model_label.to_string(),
+            consumer: ctx.consumer.as_deref().unwrap_or("-"),
+            model: model_label,
             blocked: ctx.blocked,
             cache_hit: ctx.cache == "HIT",
             input_tokens: usage.input,
             output_tokens: usage.output,
             cost_nanos: ctx.cost_nanos.unwrap_or(0),
             latency_us: (latency * 1000.0) as u64,
-            entry,
+            entry: line,
         });
     }
 

@@ -22,17 +22,17 @@ struct Totals {
 
 /// One finished request, as the statistics see it.
 #[derive(Debug, Clone)]
-pub struct Sample {
-    pub consumer: String,
-    pub model: String,
+pub struct Sample<'a> {
+    pub consumer: &'a str,
+    pub model: &'a str,
     pub blocked: bool,
     pub cache_hit: bool,
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub cost_nanos: u64,
     pub latency_us: u64,
-    /// The access-log line of the request, for `recent_entries`.
-    pub entry: Value,
+    /// The access-log line of the request (JSON), for `recent_entries`.
+    pub entry: String,
 }
 
 #[derive(Debug, Default)]
@@ -40,7 +40,7 @@ struct Inner {
     all: Totals,
     per_consumer: BTreeMap<String, Totals>,
     per_model: BTreeMap<String, Totals>,
-    recent: VecDeque<Value>,
+    recent: VecDeque<String>,
 }
 
 #[derive(Debug, Default)]
@@ -61,12 +61,24 @@ fn percent(part: u64, whole: u64) -> f64 {
     ((part * 1000).checked_div(whole).unwrap_or(0)) as f64 / 10.0
 }
 
+/// Adds `s` to the totals under `key`, allocating the key only the first time it is seen.
+fn add_under(map: &mut BTreeMap<String, Totals>, key: &str, s: &Sample) {
+    match map.get_mut(key) {
+        Some(t) => add(t, s),
+        None => {
+            let mut t = Totals::default();
+            add(&mut t, s);
+            map.insert(key.to_owned(), t);
+        }
+    }
+}
+
 impl Stats {
     pub fn record(&self, s: Sample) {
         let mut i = self.0.lock().unwrap_or_else(|p| p.into_inner());
         add(&mut i.all, &s);
-        add(i.per_consumer.entry(s.consumer.clone()).or_default(), &s);
-        add(i.per_model.entry(s.model.clone()).or_default(), &s);
+        add_under(&mut i.per_consumer, s.consumer, &s);
+        add_under(&mut i.per_model, s.model, &s);
         if i.recent.len() == RECENT {
             i.recent.pop_front();
         }
@@ -104,7 +116,9 @@ impl Stats {
                 "total_cost": usd(t.cost_nanos),
                 "total_tokens": t.input_tokens + t.output_tokens,
             }))).collect::<serde_json::Map<_, _>>(),
-            "recent_entries": i.recent.iter().cloned().collect::<Vec<_>>(),
+            "recent_entries": i.recent.iter()
+                .map(|line| serde_json::from_str(line).unwrap_or(Value::Null))
+                .collect::<Vec<Value>>(),
         })
     }
 }
@@ -113,17 +127,17 @@ impl Stats {
 mod tests {
     use super::*;
 
-    fn sample(consumer: &str, blocked: bool, hit: bool) -> Sample {
+    fn sample(consumer: &str, blocked: bool, hit: bool) -> Sample<'_> {
         Sample {
-            consumer: consumer.into(),
-            model: "gpt-4".into(),
+            consumer,
+            model: "gpt-4",
             blocked,
             cache_hit: hit,
             input_tokens: 10,
             output_tokens: 5,
             cost_nanos: 1_000,
             latency_us: 2_500,
-            entry: json!({"consumer_id": consumer}),
+            entry: json!({"consumer_id": consumer}).to_string(),
         }
     }
 

@@ -585,7 +585,8 @@ impl DemoServer {
                 "--mock-listen",
                 &mock_listen,
             ],
-            &[],
+            // The per-request diagnostic line is at debug.
+            &[("RUST_LOG", "info,tollgate::request=debug")],
         );
         wait_ready(admin_port, "/ready", Some("demo-admin-token"));
         wait_ready(mock_port, "/health", None);
