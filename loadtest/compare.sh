@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# Side-by-side, in one run on one machine, all on loopback:
+#   direct      oha → tollgate mock
+#   nginx       oha → nginx (plain reverse proxy, keepalive upstream) → mock
+#   tollgate    oha → tollgate, full pipeline (auth, filter with the demo rules, token limits,
+#               budget, cache key + store, metrics, access log) → mock
+#   cache-hit   oha → tollgate answering from its cache
+# each non-streaming and streaming (SSE, 16 events), at 1 connection (added latency) and at 16.
+# For every run: requests/s, p50/p99, CPU seconds used by the proxy's processes, requests per proxy
+# CPU-second, and the proxy's peak RSS during that run. Then the ratios Tollgate/nginx.
+#
+#   loadtest/compare.sh                  # 10 s per run, ~3 minutes
+#   DURATION=5s loadtest/compare.sh
+#
+# Needs oha (`cargo install oha --locked`) and nginx (installed through apt when missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-1 16}
+THREADS=${THREADS:-2}
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+BIN=$TARGET_DIR/release/tollgate
+WORK=$(mktemp -d)
+chmod 755 "$WORK"
+MOCK=127.0.0.1:19602; NGX=127.0.0.1:19603; GW=127.0.0.1:19604; ADMIN=127.0.0.1:19605
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+command -v oha >/dev/null 2>&1 || { echo "oha not found: cargo install oha --locked" >&2; exit 1; }
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  echo "installing nginx-light"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nginx-light >/dev/null
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+cargo build --release --quiet
+
+# --- the three servers -------------------------------------------------------------------------
+$BIN mock --listen "$MOCK" --threads "$THREADS" >"$WORK/mock.log" 2>&1 & PIDS+=($!)
+
+mkdir -p "$WORK/nginx"
+cat > "$WORK/nginx.conf" <<NGINX
+worker_processes $THREADS;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log $WORK/nginx/access.log;
+  client_body_temp_path $WORK/nginx/body;
+  proxy_temp_path $WORK/nginx/proxy;
+  fastcgi_temp_path $WORK/nginx/fastcgi;
+  uwsgi_temp_path $WORK/nginx/uwsgi;
+  scgi_temp_path $WORK/nginx/scgi;
+  client_max_body_size 8m;
+  upstream mock { server $MOCK; keepalive 64; }
+  server {
+    listen $NGX;
+    location / {
+      proxy_pass http://mock;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;   # SSE: pass each event on as it comes, as an AI gateway must
+    }
+  }
+}
+NGINX
+"$NGINX" -c "$WORK/nginx.conf" -e "$WORK/nginx/error.log" >"$WORK/nginx.out" 2>&1 & NGX_PID=$!; PIDS+=($NGX_PID)
+
+KEY=key-compare; ADMIN_TOKEN=compare-admin-token
+{
+  cat <<YAML
+server:
+  listen: "$GW"
+  threads: $THREADS
+  grace_period_seconds: 1
+  admin: {listen: "$ADMIN", token_sha256: "$($BIN hash-key $ADMIN_TOKEN)"}
+consumers:
+  - {id: bench, team: Bench, role: standard, key_sha256: "$($BIN hash-key $KEY)", daily_budget_usd: 1000000,
+     tokens_per_minute: 1000000000, tokens_per_hour: 1000000000, tokens_per_day: 1000000000}
+backends:
+  - {id: mock, url: "http://$MOCK", protocol: openai, models: [gpt-4]}
+pricing: {default: {input_per_million_usd: 30, output_per_million_usd: 60}}
+state: {spend_file: "$WORK/spend.json"}
+access_log: {to: "$WORK/access.log"}
+max_output_tokens: {default: 1024}
+cache: {enabled: true, scope: consumer, ttl_seconds: 300, max_entries: 1000, max_bytes: 67108864}
+YAML
+  # The organisation's content filter exactly as the demo ships it.
+  awk '/^content_filter:/ {on=1; print; next} on && /^[a-z_]+:/ {on=0} on' conf/demo.yaml
+} > "$WORK/tollgate.yaml"
+$BIN check -c "$WORK/tollgate.yaml" >/dev/null
+$BIN run -c "$WORK/tollgate.yaml" >"$WORK/gw.log" 2>&1 & GW_PID=$!; PIDS+=($GW_PID)
+
+for _ in $(seq 1 100); do
+  curl -sf "http://$MOCK/health" >/dev/null 2>&1 &&
+    curl -sf -H "Authorization: Bearer $ADMIN_TOKEN" "http://$ADMIN/ready" >/dev/null 2>&1 &&
+    curl -s -o /dev/null "http://$NGX/health" 2>/dev/null && break
+  sleep 0.1
+done
+NGX_PIDS() { echo "$NGX_PID" $(pgrep -P "$NGX_PID" || true); }
+
+# --- measurement -------------------------------------------------------------------------------
+TCK=$(getconf CLK_TCK)
+cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
+reset_peak() { local p; for p in "$@"; do echo 5 > "/proc/$p/clear_refs" 2>/dev/null || true; done; }
+peak_kib() { local t=0 p; for p in "$@"; do t=$((t + $(awk '/^VmHWM/ {print $2}' "/proc/$p/status"))); done; echo $t; }
+
+PROMPT="Summarise the quarterly support tickets about login problems and suggest three improvements to the help-centre articles."
+body() { printf '{"model":"gpt-4","stream":%s,"max_tokens":64,"messages":[{"role":"user","content":"%s"}]}' "$1" "$PROMPT"; }
+
+RESULTS=$WORK/results.tsv
+run() { # target url stream conns pids... ; extra headers in $HDRS
+  local target=$1 url=$2 stream=$3 conns=$4; shift 4
+  local pids=("$@") before after
+  # warm the connection pools, then measure
+  oha --no-tui -z 1s -c "$conns" -m POST -H "Content-Type: application/json" "${HDRS[@]}" \
+    -d "$(body "$stream")" "$url" >/dev/null
+  reset_peak "${pids[@]}"
+  before=$(cpu_ticks "${pids[@]}")
+  oha --no-tui --output-format json -z "$DURATION" -c "$conns" -m POST -H "Content-Type: application/json" \
+    "${HDRS[@]}" -d "$(body "$stream")" "$url" > "$WORK/oha.json"
+  after=$(cpu_ticks "${pids[@]}")
+  python3 - "$target" "$stream" "$conns" "$((after - before))" "$TCK" "$(peak_kib "${pids[@]}")" "$WORK/oha.json" >>"$RESULTS" <<'PY'
+import json, sys
+target, stream, conns, ticks, tck, peak, path = sys.argv[1:]
+r = json.load(open(path))
+s, p = r["summary"], r["latencyPercentiles"]
+codes = r.get("statusCodeDistribution", {})
+total = sum(codes.values())
+ok = codes.get("200", 0)
+cpu = int(ticks) / int(tck)
+print("\t".join(map(str, [target, "stream" if stream == "true" else "json", conns, f"{s['requestsPerSec']:.0f}",
+    f"{p['p50']*1e6:.0f}", f"{p['p99']*1e6:.0f}", f"{cpu:.2f}", f"{ok/cpu:.0f}" if cpu else "-",
+    f"{int(peak)/1024:.1f}", f"{ok}/{total}"])))
+PY
+}
+
+: > "$RESULTS"
+for stream in false true; do
+  for conns in $CONNS; do
+    HDRS=(); run direct "http://$MOCK/v1/chat/completions" $stream "$conns" "$(pgrep -n -f "mock --listen $MOCK")"
+    HDRS=(); run nginx "http://$NGX/v1/chat/completions" $stream "$conns" $(NGX_PIDS)
+    HDRS=(-H "Authorization: Bearer $KEY" -H "Cache-Control: no-cache")
+    run tollgate "http://$GW/v1/chat/completions" $stream "$conns" "$GW_PID"
+    if [ $stream = false ]; then
+      HDRS=(-H "Authorization: Bearer $KEY")
+      run cache-hit "http://$GW/v1/chat/completions" $stream "$conns" "$GW_PID"
+    fi
+  done
+done
+
+# --- report ------------------------------------------------------------------------------------
+python3 - "$RESULTS" <<'PY'
+import sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+head = ["target", "mode", "conns", "req/s", "p50 µs", "p99 µs", "proxy CPU s", "req/CPU-s", "peak RSS MiB", "200s"]
+w = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
+line = lambda cells: "| " + " | ".join(c.rjust(w[i]) if i > 1 else c.ljust(w[i]) for i, c in enumerate(cells)) + " |"
+print(line(head)); print("|" + "|".join("-" * (x + 2) for x in w) + "|")
+for r in rows:
+    if r[0] == "direct": r = r[:6] + ["(mock)", "-", r[8], r[9]]
+    print(line(r))
+get = {(r[0], r[1], r[2]): r for r in rows}
+print()
+print("| mode | conns | tollgate/nginx req per CPU-s | cache-hit/nginx | added p50 µs (nginx, tollgate) | added p99 µs (nginx, tollgate) |")
+print("|---|---|---|---|---|---|")
+for (t, mode, conns), r in get.items():
+    if t != "tollgate": continue
+    n, d, c = get.get(("nginx", mode, conns)), get.get(("direct", mode, conns)), get.get(("cache-hit", mode, conns))
+    ratio = lambda a: f"{float(a[7]) / float(n[7]):.2f}" if a and a[7] != "-" and n[7] != "-" else "-"
+    add = lambda a, i: f"{int(a[i]) - int(d[i])}"
+    print(f"| {mode} | {conns} | {ratio(r)} | {ratio(c)} | {add(n,4)}, {add(r,4)} | {add(n,5)}, {add(r,5)} |")
+PY
+if grep -q . "$WORK/nginx/error.log" 2>/dev/null; then echo; echo "nginx error log:"; tail -5 "$WORK/nginx/error.log"; fi
