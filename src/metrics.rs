@@ -184,6 +184,9 @@ pub fn get() -> Option<&'static Metrics> {
 /// Creates the series the configuration implies, at zero, so dashboards and alerts see them
 /// before the first event (and a counter's first increment is visible as a rate). Called at
 /// start-up and after each reload; label values come from the configuration only.
+/// Above this many consumers, per-consumer series are not created ahead of use.
+const PRIME_CONSUMERS_UP_TO: usize = 1_000;
+
 pub fn prime(cfg: &crate::config::Config) {
     let Some(m) = get() else {
         return;
@@ -198,9 +201,14 @@ pub fn prime(cfg: &crate::config::Config) {
         m.retries.with_label_values(&[b.id.as_str()]);
         m.streams_without_usage.with_label_values(&[b.id.as_str()]);
     }
-    for c in &cfg.consumers {
-        for limit in ["minute", "hour", "day", "budget"] {
-            m.rejections.with_label_values(&[c.id.as_str(), limit]);
+    // Zero series per consumer make dashboards show 0 instead of "no data"; with very many
+    // consumers they would cost memory for series that may never count (4 per consumer), so
+    // those are created on first use instead.
+    if cfg.consumers.len() <= PRIME_CONSUMERS_UP_TO {
+        for c in &cfg.consumers {
+            for limit in ["minute", "hour", "day", "budget"] {
+                m.rejections.with_label_values(&[c.id.as_str(), limit]);
+            }
         }
     }
     for id in cfg.filter.rule_ids() {

@@ -2,15 +2,17 @@
 //! rules, graded by the consumer's role.
 //!
 //! Input: the texts (all message contents and string parts, or the `/chat` message) and a role.
-//! Each text is normalised (see [`normalize`]) and matched in one pass against all regex rules
-//! (one alternation; the `RegexSet` naming the rules runs only when it matched) and all keyword
-//! rules (`aho-corasick`). Decision: the role's action for each
+//! Each text is normalised (see [`normalize`]) and matched against all regex rules (rewritten
+//! for lower-case text, see [`pattern`]; one alternation for word rules, one for number rules
+//! run only when the text has a digit; the `RegexSet` naming the rules runs only on a match) and
+//! all keyword rules (`aho-corasick`). Decision: the role's action for each
 //! matching rule's category (`block`, `warn`, `audit`, `allow`), except that a match at or above
 //! `always_block_severity` blocks regardless. PII must block for every role (checked at load).
 //! A block is answered 400 with the rule's reason, id and severity; logs carry the rule id only,
 //! never the text.
 
 pub mod normalize;
+pub mod pattern;
 
 use crate::config::file::{FilterSection, RuleSection};
 use crate::config::{Problem, Role};
@@ -100,10 +102,12 @@ pub struct Verdict<'a> {
 #[derive(Debug)]
 pub struct Filter {
     rules: Vec<Rule>,
-    /// All regex rules as one alternation: one forward scan that stops at the first match, so
-    /// the common case (nothing matches) costs a single DFA pass with no match bookkeeping.
-    any_regex: Option<Regex>,
-    /// All regex rules as a set, run only on texts `any_regex` matched, to name the rules.
+    /// The regex rules as one alternation each for word rules and for number rules (those that
+    /// can only match a digit; run only on texts with one): one forward scan that stops at the
+    /// first match, so the common case (nothing matches) costs one search with no bookkeeping.
+    any_words: Option<Regex>,
+    any_numbers: Option<Regex>,
+    /// All regex rules as a set, run only on texts an alternation matched, to name the rules.
     regexes: Option<RegexSet>,
     /// Rule index of each pattern in `regexes`.
     regex_rule: Vec<usize>,
@@ -145,7 +149,8 @@ impl Filter {
     pub fn empty() -> Filter {
         Filter {
             rules: Vec::new(),
-            any_regex: None,
+            any_words: None,
+            any_numbers: None,
             regexes: None,
             regex_rule: Vec::new(),
             keywords: None,
@@ -208,10 +213,16 @@ impl Filter {
                         .unicode(false)
                         .build()
                     {
-                        Ok(_) => {
-                            patterns.push(p.clone());
-                            regex_rule.push(compiled.len());
-                        }
+                        Ok(_) => match pattern::fold(p) {
+                            Ok(folded) => {
+                                patterns.push(folded);
+                                regex_rule.push(compiled.len());
+                            }
+                            Err(e) => problems.push(Problem::new(
+                                format!("{path}.pattern"),
+                                format!("invalid regular expression: {e}"),
+                            )),
+                        },
                         Err(e) => problems.push(Problem::new(
                             format!("{path}.pattern"),
                             format!("invalid regular expression: {e}"),
@@ -259,43 +270,49 @@ impl Filter {
                 None
             }),
         };
-        let regexes = if patterns.is_empty() {
-            None
-        } else {
-            // Byte-oriented, ASCII classes and word boundaries: the text is already normalised
-            // and folded, and this keeps every pattern on the fast DFA engines.
-            match RegexSetBuilder::new(&patterns)
-                .case_insensitive(true)
-                .unicode(false)
-                .size_limit(64 << 20)
-                .dfa_size_limit(16 << 20)
-                .build()
-            {
-                Ok(set) => Some(set),
-                Err(e) => {
-                    problems.push(Problem::new("content_filter.rules", format!("{e}")));
-                    None
-                }
+        // Folded patterns (see `pattern`) on folded text: case-sensitive, ASCII classes, which
+        // keeps every pattern on the fast DFA engines with literal prefilters.
+        let compile = |patterns: &[&str], problems: &mut Vec<Problem>| -> Option<Regex> {
+            if patterns.is_empty() {
+                return None;
             }
-        };
-        // The same patterns, same flags, as one alternation (each in its own group so an
-        // alternation inside a rule stays inside it).
-        let any_regex = if patterns.is_empty() || regexes.is_none() {
-            None
-        } else {
             let joined = patterns
                 .iter()
                 .map(|p| format!("(?:{p})"))
                 .collect::<Vec<_>>()
                 .join("|");
             match RegexBuilder::new(&joined)
-                .case_insensitive(true)
                 .unicode(false)
                 .size_limit(64 << 20)
                 .dfa_size_limit(16 << 20)
                 .build()
             {
                 Ok(r) => Some(r),
+                Err(e) => {
+                    problems.push(Problem::new("content_filter.rules", format!("{e}")));
+                    None
+                }
+            }
+        };
+        let pick = |digits: bool| -> Vec<&str> {
+            patterns
+                .iter()
+                .filter(|f| f.needs_digit == digits)
+                .map(|f| f.pattern.as_str())
+                .collect()
+        };
+        let any_words = compile(&pick(false), problems);
+        let any_numbers = compile(&pick(true), problems);
+        let regexes = if patterns.is_empty() {
+            None
+        } else {
+            match RegexSetBuilder::new(patterns.iter().map(|f| f.pattern.as_str()))
+                .unicode(false)
+                .size_limit(64 << 20)
+                .dfa_size_limit(16 << 20)
+                .build()
+            {
+                Ok(set) => Some(set),
                 Err(e) => {
                     problems.push(Problem::new("content_filter.rules", format!("{e}")));
                     None
@@ -322,7 +339,8 @@ impl Filter {
         }
         Some(Filter {
             rules: compiled,
-            any_regex,
+            any_words,
+            any_numbers,
             regexes,
             regex_rule,
             keywords: keyword_matcher,
@@ -350,9 +368,15 @@ impl Filter {
         }
         for text in texts {
             for scan in normalize::scan_texts(text, self.base64_min_len) {
-                if let (Some(any), Some(set)) = (&self.any_regex, &self.regexes) {
-                    if any.is_match(scan.as_bytes()) {
-                        for m in set.matches(scan.as_bytes()).iter() {
+                if let Some(set) = &self.regexes {
+                    let text = scan.as_bytes();
+                    let words = self.any_words.as_ref().is_some_and(|r| r.is_match(text));
+                    // A branch-free pass the compiler vectorises, unlike a short-circuiting `any`.
+                    let numbers = self.any_numbers.as_ref().is_some_and(|r| {
+                        text.iter().fold(false, |d, b| d | b.is_ascii_digit()) && r.is_match(text)
+                    });
+                    if words || numbers {
+                        for m in set.matches(text).iter() {
                             hit[self.regex_rule[m]] = true;
                         }
                     }

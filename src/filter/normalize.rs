@@ -44,19 +44,8 @@ fn push_normalized(text: &str, invisible: Option<char>, out: &mut String) {
     if text.is_ascii() {
         // NFKC is the identity on ASCII and nothing is invisible: fold and collapse bytes.
         let mut buf = std::mem::take(out).into_bytes();
-        buf.reserve(text.len());
-        let mut space = buf.is_empty() || buf.last() == Some(&b' ');
-        for &b in text.as_bytes() {
-            if b.is_ascii_whitespace() || b == 0x0b {
-                if !space {
-                    buf.push(b' ');
-                    space = true;
-                }
-            } else if !b.is_ascii_control() {
-                buf.push(b.to_ascii_lowercase());
-                space = false;
-            }
-        }
+        let space = buf.is_empty() || buf.last() == Some(&b' ');
+        push_ascii(text.as_bytes(), space, &mut buf);
         // Only ASCII bytes were pushed onto valid UTF-8.
         *out = String::from_utf8(buf).unwrap_or_default();
     } else {
@@ -64,6 +53,40 @@ fn push_normalized(text: &str, invisible: Option<char>, out: &mut String) {
             handle(c, out);
         }
     }
+}
+
+/// Lower-cases `text` onto `buf`, turning each run of whitespace into one space (none at the
+/// start when `space`, i.e. `buf` is empty or ends in a space) and dropping control bytes.
+fn push_ascii(text: &[u8], mut space: bool, buf: &mut Vec<u8>) {
+    // The common case, prose with single spaces and no control bytes, is one vectorised copy.
+    let plain = !text
+        .iter()
+        .fold(false, |odd, &b| odd | (b < 0x20) | (b == 0x7f))
+        && memchr::memmem::find(text, b"  ").is_none()
+        && !(space && text.first() == Some(&b' '));
+    if plain {
+        let start = buf.len();
+        buf.extend_from_slice(text);
+        buf[start..].make_ascii_lowercase();
+        return;
+    }
+    let start = buf.len();
+    buf.resize(start + text.len(), 0);
+    let mut j = start;
+    for &b in text {
+        if b.is_ascii_whitespace() || b == 0x0b {
+            if !space {
+                buf[j] = b' ';
+                j += 1;
+                space = true;
+            }
+        } else if !b.is_ascii_control() {
+            buf[j] = b.to_ascii_lowercase();
+            j += 1;
+            space = false;
+        }
+    }
+    buf.truncate(j);
 }
 
 /// The strings to scan for `text`: its normalised form (with decoded base64 payloads appended),
@@ -84,26 +107,48 @@ pub fn scan_texts(text: &str, base64_min_len: usize) -> Vec<String> {
     out
 }
 
+/// Base64 characters (standard and URL-safe alphabets), as a table: the scan looks at every byte.
+const B64: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'-' | b'_');
+        b += 1;
+    }
+    t
+};
+
 fn is_b64(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_')
+    B64[usize::from(b)]
 }
 
 /// Decodes every run of at least `min_len` base64 characters (standard or URL-safe alphabet,
 /// padding optional) whose content is mostly printable text.
 pub fn base64_payloads(text: &str, min_len: usize) -> Vec<String> {
     let bytes = text.as_bytes();
+    let n = bytes.len();
+    let min = min_len.max(8);
     let mut out = Vec::new();
     let mut i = 0;
-    while i < bytes.len() {
-        if !is_b64(bytes[i]) {
-            i += 1;
+    // A run of `min` or more that starts at or after `i` and at or before `p = i + min - 1`
+    // covers `p`: when `p` is not a base64 byte, no such run exists and the scan jumps past it,
+    // so ordinary prose is looked at one byte in `min`, not byte by byte.
+    while i + min <= n {
+        let p = i + min - 1;
+        if !is_b64(bytes[p]) {
+            i = p + 1;
             continue;
         }
-        let start = i;
-        while i < bytes.len() && is_b64(bytes[i]) {
+        let mut start = p;
+        while start > i && is_b64(bytes[start - 1]) {
+            start -= 1;
+        }
+        i = p + 1;
+        while i < n && is_b64(bytes[i]) {
             i += 1;
         }
-        if i - start >= min_len.max(8) {
+        if i - start >= min {
             if let Some(decoded) = decode_base64(&bytes[start..i]) {
                 if let Ok(s) = String::from_utf8(decoded) {
                     let printable = s
