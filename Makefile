@@ -8,7 +8,7 @@ CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 SDK_DIR := $(TARGET_DIR)/python-sdk
 
-.PHONY: demo test deps sdk build release check-demo
+.PHONY: demo test deps sdk build release check-demo smoke oha
 
 ## demo: build (release) and run the gateway + mock on conf/demo.yaml
 demo: deps
@@ -24,6 +24,18 @@ test: deps sdk
 		for f in loadtest/*.js; do node --input-type=module --check < "$$f" || { echo "$$f: syntax error"; exit 1; }; done; \
 		echo "loadtest scripts: syntax ok"; \
 	fi
+	@$(MAKE) --no-print-directory smoke
+
+## smoke: a short load smoke run (gateway + mock on loopback, oha when k6 is absent)
+smoke: oha
+	PROFILE=debug DURATION=3s loadtest/run.sh smoke
+
+## oha: the load generator loadtest/run.sh uses when k6 is absent
+oha:
+	@if ! command -v k6 >/dev/null 2>&1 && ! command -v oha >/dev/null 2>&1 && [ ! -x "$$HOME/.cargo/bin/oha" ]; then \
+		echo "installing oha (cargo install oha --locked)"; \
+		$(CARGO) install --quiet oha --locked; \
+	fi
 
 build: deps
 	$(CARGO) build
@@ -38,6 +50,7 @@ deps:
 	command -v cc >/dev/null 2>&1 || missing="$$missing gcc"; \
 	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	command -v python3 >/dev/null 2>&1 || missing="$$missing python3 python3-pip"; \
+	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo"; \

@@ -5,6 +5,9 @@
 #
 #   loadtest/run.sh                 # all scenarios, ~1 minute
 #   DURATION=30s RATE=500 loadtest/run.sh steady
+#   PROFILE=debug DURATION=3s loadtest/run.sh smoke   # what `make test` runs
+#
+# Each scenario has the k6 script's threshold; the script exits non-zero when one fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,15 +15,16 @@ DURATION=${DURATION:-10s}
 RATE=${RATE:-200}
 PEAK=${PEAK:-200}
 SCENARIOS=${*:-smoke steady spike streaming ratelimit cache}
+PROFILE=${PROFILE:-release}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
-BIN=$TARGET_DIR/release/tollgate
+BIN=$TARGET_DIR/$PROFILE/tollgate
 WORK=$(mktemp -d)
 GW=127.0.0.1:19500; ADMIN=127.0.0.1:19501; MOCK=127.0.0.1:19502
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-cargo build --release --quiet
+if [ "$PROFILE" = release ]; then cargo build --release --quiet; else cargo build --quiet; fi
 KEY=key-load-test; INTERN=key-load-intern; ADMIN_TOKEN=load-test-admin-token
 cat > "$WORK/tollgate.yaml" <<YAML
 server:
@@ -57,19 +61,27 @@ if command -v k6 >/dev/null 2>&1; then
   exit 0
 fi
 
-command -v oha >/dev/null 2>&1 || { echo "neither k6 nor oha found: cargo install oha --locked" >&2; exit 1; }
+OHA=$(command -v oha || echo "$HOME/.cargo/bin/oha")
+[ -x "$OHA" ] || { echo "neither k6 nor oha found: cargo install oha --locked" >&2; exit 1; }
+FAILED=0
 printf '%-10s %10s %9s %9s %9s %s\n' scenario "req/s" "p50 ms" "p99 ms" "success" "statuses"
 run_oha() { # name, extra oha args...
   local name=$1; shift
-  oha --no-tui --output-format json -z "$DURATION" -m POST -H "Content-Type: application/json" "$@" \
+  "$OHA" --no-tui --output-format json -z "$DURATION" -m POST -H "Content-Type: application/json" "$@" \
     "http://$GW/v1/chat/completions" > "$WORK/$name.json"
-  python3 - "$name" "$WORK/$name.json" <<'PY'
+  python3 - "$name" "$WORK/$name.json" <<'PY' || FAILED=1
 import json, sys
 name, path = sys.argv[1], sys.argv[2]
 r = json.load(open(path))
 s, p = r["summary"], r["latencyPercentiles"]
-codes = " ".join(f"{k}:{v}" for k, v in sorted(r.get("statusCodeDistribution", {}).items()))
+dist = r.get("statusCodeDistribution", {})
+codes = " ".join(f"{k}:{v}" for k, v in sorted(dist.items()))
 print(f"{name:<10} {s['requestsPerSec']:>10.0f} {p['p50']*1000:>9.2f} {p['p99']*1000:>9.2f} {s['successRate']*100:>8.1f}% {codes}")
+# The k6 scripts' thresholds: nothing but 200 (a limited consumer: 200s then 429s, nothing else).
+ok = set(dist) <= {"200", "429"} and "200" in dist and "429" in dist if name == "ratelimit" else set(dist) == {"200"}
+if not ok or s["successRate"] < 1:
+    print(f"{name}: threshold failed", file=sys.stderr)
+    sys.exit(1)
 PY
 }
 for s in $SCENARIOS; do
@@ -81,7 +93,8 @@ for s in $SCENARIOS; do
     ratelimit) run_oha ratelimit -c 4 -H "Authorization: Bearer $INTERN" -H "Cache-Control: no-store" -d "$(body false 200 limit)" ;;
     cache)     run_oha cache -c 8 -H "Authorization: Bearer $KEY" -d "$(body false 16 cached)"
                curl -s -H "Authorization: Bearer $ADMIN_TOKEN" "http://$ADMIN/cache/stats" |
-                 python3 -c 'import json,sys; s=json.load(sys.stdin); print("%-10s cache hit rate %s" % ("", s["hit_rate"]))' ;;
+                 python3 -c 'import json,sys; s=json.load(sys.stdin); print("%-10s cache hit rate %s" % ("", s["hit_rate"])); sys.exit(s["hit_rate"] < 0.9)' || FAILED=1 ;;
     *) echo "unknown scenario $s" >&2; exit 1 ;;
   esac
 done
+exit $FAILED
