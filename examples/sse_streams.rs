@@ -29,7 +29,9 @@ async fn one(
     key: Option<String>,
     open: Arc<Open>,
 ) -> Result<Seen, Error> {
-    let body = r#"{"model":"gpt-4","stream":true,"max_tokens":64,"messages":[{"role":"user","content":"stream me a story"}]}"#;
+    // With the usage chunk asked for, the gateway passes every event on and the client sees the
+    // same sequence direct and through it (without, the gateway strips the usage chunk it adds).
+    let body = r#"{"model":"gpt-4","stream":true,"stream_options":{"include_usage":true},"max_tokens":64,"messages":[{"role":"user","content":"stream me a story"}]}"#;
     let auth = key
         .map(|k| format!("Authorization: Bearer {k}\r\n"))
         .unwrap_or_default();

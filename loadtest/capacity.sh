@@ -66,26 +66,31 @@ echo "idle RSS: $(rss_mib $GW_PID) MiB"
 summary() { python3 -c '
 import json, sys
 r = json.loads(sys.stdin.read())
-print(f"{sys.argv[1]:<9} streams {r[\"streams\"]}, completed {r[\"completed\"]}, failed {r[\"failed\"]} {r[\"errors\"] or \"\"}, peak open {r[\"peak_open\"]}, "
-      f"events {r[\"events\"]}; first event p50 {r[\"ttft_us\"][\"p50\"]/1000:.1f} ms p99 {r[\"ttft_us\"][\"p99\"]/1000:.1f} ms; "
-      f"gap p50 {r[\"gap_us\"][\"p50\"]/1000:.2f} ms p99 {r[\"gap_us\"][\"p99\"]/1000:.2f} ms max {r[\"gap_us\"][\"max\"]/1000:.2f} ms")
+t, g = r["ttft_us"], r["gap_us"]
+print("%-9s streams %d, completed %d, failed %d %s, peak open %d, events %d; first event p50 %.1f ms p99 %.1f ms; gap p50 %.2f ms p99 %.2f ms max %.2f ms"
+      % (sys.argv[1], r["streams"], r["completed"], r["failed"], r["errors"] or "", r["peak_open"], r["events"],
+         t["p50"]/1000, t["p99"]/1000, g["p50"]/1000, g["p99"]/1000, g["max"]/1000))
 ' "$1"; }
+echo 5 > "/proc/$GW_PID/clear_refs"
+"$TOOL" "http://$GW/v1/chat/completions" 1000 500 "$KEY" > "$WORK/thousand.json"
+summary 1000 < "$WORK/thousand.json"
+echo "peak RSS with 1000 streams (fresh gateway): $(hwm_mib $GW_PID) MiB"
 "$TOOL" "http://$MOCK/v1/chat/completions" "$STREAMS" 1000 > "$WORK/direct.json"
 summary direct < "$WORK/direct.json"
 echo 5 > "/proc/$GW_PID/clear_refs"
+before=$(awk '{print $14 + $15}' "/proc/$GW_PID/stat")
 "$TOOL" "http://$GW/v1/chat/completions" "$STREAMS" 1000 "$KEY" > "$WORK/gateway.json"
+after=$(awk '{print $14 + $15}' "/proc/$GW_PID/stat")
 summary gateway < "$WORK/gateway.json"
 echo "peak RSS with $STREAMS streams: $(hwm_mib $GW_PID) MiB"
+python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); t=int(sys.argv[2])/int(sys.argv[3]); print("gateway CPU for the %d-stream run: %.2f s, %.1f us per event" % (r["streams"], t, t*1e6/max(r["events"],1)))' \
+  "$WORK/gateway.json" "$((after - before))" "$(getconf CLK_TCK)"
 python3 - "$WORK/direct.json" "$WORK/gateway.json" <<'PY'
 import json, sys
 d, g = (json.load(open(p)) for p in sys.argv[1:])
 print(f"added inter-event gap: p50 {(g['gap_us']['p50'] - d['gap_us']['p50'])/1000:.2f} ms, "
       f"p99 {(g['gap_us']['p99'] - d['gap_us']['p99'])/1000:.2f} ms")
 PY
-echo 5 > "/proc/$GW_PID/clear_refs"
-"$TOOL" "http://$GW/v1/chat/completions" 1000 500 "$KEY" > "$WORK/thousand.json"
-summary 1000 < "$WORK/thousand.json"
-echo "peak RSS with 1000 streams: $(hwm_mib $GW_PID) MiB"
 
 # A 1 MiB prompt (ordinary prose, so the filter passes it), at 1 connection.
 python3 - "$WORK/big.json" <<'PY'

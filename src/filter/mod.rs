@@ -322,8 +322,9 @@ impl Filter {
         let keyword_matcher = if keywords.is_empty() {
             None
         } else {
+            // Keywords are normalised like the text (lower-case), so matching is exact: no case
+            // variants for the prefilter to carry.
             match AhoCorasickBuilder::new()
-                .ascii_case_insensitive(true)
                 .match_kind(MatchKind::Standard)
                 .build(&keywords)
             {
