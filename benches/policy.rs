@@ -29,6 +29,14 @@ fn prompt(n: usize) -> String {
     base.repeat(n / base.len() + 1)[..n].to_string()
 }
 
+/// Benign text with numbers and line breaks, as tickets and reports have: the number rules run
+/// and normalisation takes its byte-by-byte path.
+fn prompt_with_numbers(n: usize) -> String {
+    let base = "Ticket 4821 (opened 2026-11-03):\n  the customer could not log in after\
+                 the 2.4 update; 17 similar reports this week.\nPlease draft a reply.\n";
+    base.repeat(n / base.len() + 1)[..n].to_string()
+}
+
 fn filter(c: &mut Criterion) {
     let cfg = demo();
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/conf/demo.yaml"))
@@ -61,6 +69,19 @@ fn filter(c: &mut Criterion) {
             BenchmarkId::new("regex_per_rule_baseline", size),
             &p,
             |b, p| b.iter(|| naive.iter().any(|r| r.is_match(black_box(p)))),
+        );
+        let p = prompt_with_numbers(size);
+        g.bench_with_input(
+            BenchmarkId::new("with_numbers_and_newlines", size),
+            &p,
+            |b, p| {
+                b.iter(|| {
+                    cfg.filter
+                        .check([black_box(p.as_str())], Role::Standard)
+                        .blocked
+                        .is_some()
+                })
+            },
         );
     }
     g.finish();
