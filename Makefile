@@ -8,17 +8,17 @@ CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 SDK_DIR := $(TARGET_DIR)/python-sdk
 
-.PHONY: demo test deps sdk build release check-demo smoke oha
+.PHONY: demo test deps redis sdk build release check-demo smoke oha
 
 ## demo: build (release) and run the gateway + mock on conf/demo.yaml
 demo: deps
 	$(CARGO) run --release -- demo -c conf/demo.yaml
 
 ## test: fmt, clippy, unit + integration tests (incl. the official openai SDK)
-test: deps sdk
+test: deps redis sdk
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
-	set -o pipefail; PYTHONPATH=$(abspath $(SDK_DIR)) TOLLGATE_REQUIRE_SDK=1 $(CARGO) test 2>&1 | tee $(TARGET_DIR)/test.log
+	set -o pipefail; PYTHONPATH=$(abspath $(SDK_DIR)) TOLLGATE_REQUIRE_SDK=1 TOLLGATE_REQUIRE_REDIS=1 $(CARGO) test 2>&1 | tee $(TARGET_DIR)/test.log
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' $(TARGET_DIR)/test.log
 	@if command -v node >/dev/null 2>&1; then \
 		for f in loadtest/*.js; do node --input-type=module --check < "$$f" || { echo "$$f: syntax error"; exit 1; }; done; \
@@ -59,6 +59,14 @@ deps:
 	@if command -v rustup >/dev/null 2>&1; then \
 		rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt; \
 		rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy; \
+	fi
+
+## redis: redis-server for the shared-state tests (each starts a private one on a free port)
+redis:
+	@if ! command -v redis-server >/dev/null 2>&1; then \
+		echo "installing: redis-server"; \
+		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo"; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server; \
 	fi
 
 ## sdk: the official openai Python SDK, for the SDK compatibility test

@@ -107,6 +107,9 @@ pub struct Reservation {
     pub output_cap: u64,
     tokens: TokenTicket,
     spend: SpendTicket,
+    /// Where each reservation was made: Redis (shared) or this instance's own counters.
+    tokens_shared: bool,
+    spend_shared: bool,
 }
 
 impl Reservation {
@@ -129,8 +132,11 @@ pub struct Admitted {
     pub standing: Standing,
 }
 
+/// Seconds a client is told to wait when the shared state could not decide.
+const STATE_RETRY_AFTER: u64 = 1;
+
 /// Reserves the worst case of a request, or refuses it.
-pub fn admit(
+pub async fn admit(
     state: &State,
     consumer: &Consumer,
     model: &str,
@@ -145,72 +151,155 @@ pub fn admit(
         consumer.tokens_per_day,
     ];
     let worst_tokens = prompt_estimate.saturating_add(output_cap);
-    let (tokens, headroom) = state
-        .limiter
-        .reserve(&consumer.id, limits, worst_tokens, now)
-        .map_err(|r| match r {
-            Refusal::Full {
-                window,
-                limit,
-                used,
-                needed,
-                retry_after,
-            } => GatewayError::RateLimited {
-                window: window.as_str(),
-                limit,
-                used,
-                needed,
-                retry_after,
-                remaining: limit.saturating_sub(used),
-            },
-            Refusal::TooLarge {
-                window,
-                limit,
-                needed,
-            } => GatewayError::BadRequest(format!(
-                "this request may use up to {needed} tokens (prompt estimate + output cap), more than the \
-                 per-{} limit of {limit}; lower max_tokens or shorten the prompt",
-                window.as_str()
-            )),
-        })?;
+    let unavailable = GatewayError::StateUnavailable {
+        retry_after: STATE_RETRY_AFTER,
+    };
+    let (tokens_decision, tokens_shared) = match &state.shared {
+        Some(sh) => match sh
+            .store
+            .reserve_tokens(&consumer.id, limits, worst_tokens, now)
+            .await
+        {
+            Ok(decision) => (decision, true),
+            Err(_) if sh.limits_fail_open => (
+                state
+                    .limiter
+                    .reserve(&consumer.id, limits, worst_tokens, now),
+                false,
+            ),
+            Err(_) => return Err(unavailable),
+        },
+        None => (
+            state
+                .limiter
+                .reserve(&consumer.id, limits, worst_tokens, now),
+            false,
+        ),
+    };
+    let (tokens, headroom) = tokens_decision.map_err(|r| match r {
+        Refusal::Full {
+            window,
+            limit,
+            used,
+            needed,
+            retry_after,
+        } => GatewayError::RateLimited {
+            window: window.as_str(),
+            limit,
+            used,
+            needed,
+            retry_after,
+            remaining: limit.saturating_sub(used),
+        },
+        Refusal::TooLarge {
+            window,
+            limit,
+            needed,
+        } => GatewayError::BadRequest(format!(
+            "this request may use up to {needed} tokens (prompt estimate + output cap), more than the \
+             per-{} limit of {limit}; lower max_tokens or shorten the prompt",
+            window.as_str()
+        )),
+    })?;
     let budget = consumer.daily_budget_micros.saturating_mul(1000);
     let worst_cost = cost_nanos(price, prompt_estimate, output_cap);
     let day = utc_day(now);
-    match state.spend.reserve(&consumer.id, budget, worst_cost, day) {
-        Ok((spend, standing)) => Ok(Admitted {
-            reservation: Reservation {
-                consumer: consumer.id.clone(),
-                model: model.to_string(),
-                price,
-                prompt_estimate,
-                output_cap,
-                tokens,
-                spend,
-            },
-            headroom,
-            standing,
-        }),
-        Err(over) => {
-            state.limiter.settle(&consumer.id, &tokens, 0, now);
-            Err(GatewayError::BudgetExceeded {
-                spent: over.standing.spent,
-                budget: over.standing.budget,
-                needed: over.needed,
-                retry_after: 86_400 - now % 86_400,
+    let (spend_decision, spend_shared) = match &state.shared {
+        Some(sh) => match sh
+            .store
+            .reserve_spend(&consumer.id, budget, worst_cost, day)
+            .await
+        {
+            Ok(decision) => (Ok(decision), true),
+            Err(_) if sh.budget_fail_open => (
+                Ok(state.spend.reserve(&consumer.id, budget, worst_cost, day)),
+                false,
+            ),
+            Err(_) => (Err(()), true),
+        },
+        None => (
+            Ok(state.spend.reserve(&consumer.id, budget, worst_cost, day)),
+            false,
+        ),
+    };
+    let refusal = match spend_decision {
+        Ok(Ok((spend, standing))) => {
+            return Ok(Admitted {
+                reservation: Reservation {
+                    consumer: consumer.id.clone(),
+                    model: model.to_string(),
+                    price,
+                    prompt_estimate,
+                    output_cap,
+                    tokens,
+                    spend,
+                    tokens_shared,
+                    spend_shared,
+                },
+                headroom,
+                standing,
             })
         }
+        Ok(Err(over)) => GatewayError::BudgetExceeded {
+            spent: over.standing.spent,
+            budget: over.standing.budget,
+            needed: over.needed,
+            retry_after: 86_400 - now % 86_400,
+        },
+        Err(()) => unavailable,
+    };
+    // Refused on the budget: give the tokens back.
+    settle_tokens(state, &consumer.id, &tokens, tokens_shared, 0, now).await;
+    Err(refusal)
+}
+
+async fn settle_tokens(
+    state: &State,
+    consumer: &str,
+    ticket: &TokenTicket,
+    shared: bool,
+    actual: u64,
+    now: u64,
+) {
+    match (&state.shared, shared) {
+        // A failed settlement leaves the reservation counted: conservative, never an overrun.
+        (Some(sh), true) => {
+            let _ = sh.store.settle_tokens(consumer, ticket, actual).await;
+        }
+        _ => state.limiter.settle(consumer, ticket, actual, now),
     }
 }
 
 /// Settles a reservation with `usage`; returns the cost charged (nano-dollars).
-pub fn settle(state: &State, r: &Reservation, usage: Usage, now: u64) -> u64 {
+pub async fn settle(state: &State, r: &Reservation, usage: Usage, now: u64) -> u64 {
     let cost = cost_nanos(r.price, usage.input, usage.output);
-    state
-        .limiter
-        .settle(&r.consumer, &r.tokens, usage.total(), now);
+    settle_tokens(
+        state,
+        &r.consumer,
+        &r.tokens,
+        r.tokens_shared,
+        usage.total(),
+        now,
+    )
+    .await;
+    let day = utc_day(now);
+    if let (Some(sh), true) = (&state.shared, r.spend_shared) {
+        // A failed settlement leaves the worst case committed for today: conservative.
+        let _ = sh
+            .store
+            .settle_spend(&r.consumer, &r.spend, cost, day)
+            .await;
+    }
+    // This instance's record (recent requests and its own share of the spend for `/costs`; with
+    // Redis, `/costs` reads today's total from Redis).
+    let local_ticket = if r.spend_shared {
+        SpendTicket { reserved: 0 }
+    } else {
+        r.spend.clone()
+    };
     state.spend.settle(
         &r.consumer,
-        &r.spend,
+        &local_ticket,
         Recent {
             timestamp: now,
             model: r.model.clone(),
@@ -219,15 +308,15 @@ pub fn settle(state: &State, r: &Reservation, usage: Usage, now: u64) -> u64 {
             cost_nanos: cost,
             estimated: usage.estimated,
         },
-        utc_day(now),
+        day,
     );
     cost
 }
 
 /// Releases a reservation that consumed nothing (a cache hit, a request that never reached a
 /// backend): settled at zero, so it costs nothing and still shows in `/costs`.
-pub fn release(state: &State, r: &Reservation, now: u64) {
-    settle(state, r, Usage::default(), now);
+pub async fn release(state: &State, r: &Reservation, now: u64) {
+    settle(state, r, Usage::default(), now).await;
 }
 
 #[cfg(test)]

@@ -36,6 +36,49 @@ impl Admin {
         }
     }
 
+    /// With shared state, today's spend in `/costs` is every instance's (read from Redis); the
+    /// recent requests and all-time totals stay this instance's own.
+    async fn shared_costs(&self, costs: &mut Value) {
+        let Some(shared) = &self.state.shared else {
+            return;
+        };
+        let day = utc_day(unix_now());
+        let Some(map) = costs.get_mut("consumers").and_then(Value::as_object_mut) else {
+            return;
+        };
+        let ids: Vec<String> = map.keys().cloned().collect();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        match shared.store.spend_today(&refs, day).await {
+            Ok(values) => {
+                for (id, (spent, committed)) in ids.iter().zip(values) {
+                    let Some(c) = map.get_mut(id).and_then(Value::as_object_mut) else {
+                        continue;
+                    };
+                    let budget = self
+                        .live
+                        .current()
+                        .config
+                        .consumers
+                        .iter()
+                        .find(|k| &k.id == id)
+                        .map(|k| k.daily_budget_micros.saturating_mul(1000))
+                        .unwrap_or(0);
+                    let standing = crate::state::spend::Standing {
+                        spent,
+                        reserved: committed.saturating_sub(spent),
+                        budget,
+                    };
+                    c.insert("spent_today_usd".into(), json!(usd(spent, 6)));
+                    c.insert("spent_today_nanos".into(), json!(spent));
+                    c.insert("reserved_usd".into(), json!(usd(standing.reserved, 6)));
+                    c.insert("percent_used".into(), json!(standing.percent_used()));
+                }
+                costs["spend_source"] = json!("redis");
+            }
+            Err(_) => costs["spend_source"] = json!("local (shared state unavailable)"),
+        }
+    }
+
     fn costs(&self, rt: &crate::runtime::Runtime) -> Value {
         let now = unix_now();
         let day = utc_day(now);
@@ -220,7 +263,11 @@ impl ServeHttp for Admin {
                 self.metrics_text().into_bytes(),
             ),
             _ => {
-                let (status, v) = self.answer(&method, &path, token);
+                let (status, mut v) = self.answer(&method, &path, token);
+                if (method.as_str(), path.as_str()) == ("GET", "/costs") && status == StatusCode::OK
+                {
+                    self.shared_costs(&mut v).await;
+                }
                 (status, "application/json", v.to_string().into_bytes())
             }
         };

@@ -76,6 +76,10 @@ pub enum GatewayError {
     UpstreamTimeout,
     UpstreamFailed(String),
     // --- ours ---
+    /// The shared state (Redis) could not decide a limit or budget in time; fails closed.
+    StateUnavailable {
+        retry_after: u64,
+    },
     Internal,
 }
 
@@ -98,7 +102,7 @@ impl GatewayError {
             | UpstreamUnreachable
             | UpstreamTimeout
             | UpstreamFailed(_) => Fault::Upstream,
-            Internal => Fault::Internal,
+            StateUnavailable { .. } | Internal => Fault::Internal,
         }
     }
 
@@ -119,6 +123,7 @@ impl GatewayError {
             UpstreamUnreachable | NoBackendAvailable { .. } => 503,
             UpstreamTimeout => 504,
             UpstreamFailed(_) => 502,
+            StateUnavailable { .. } => 503,
             Internal => 500,
         }
     }
@@ -142,6 +147,7 @@ impl GatewayError {
             UpstreamUnreachable => "upstream_unreachable",
             UpstreamTimeout => "upstream_timeout",
             UpstreamFailed(_) => "upstream_failed",
+            StateUnavailable { .. } => "state_unavailable",
             Internal => "internal",
         }
     }
@@ -200,6 +206,9 @@ impl GatewayError {
             UpstreamUnreachable => "Backend is unreachable. Try again later.".into(),
             UpstreamTimeout => "Backend did not answer in time.".into(),
             UpstreamFailed(what) => format!("Backend error: {what}"),
+            StateUnavailable { retry_after } => format!(
+                "Rate-limit and budget state is unavailable, so the request was not sent. Retry after {retry_after}s."
+            ),
             Internal => "Internal gateway error.".into(),
         }
     }
@@ -221,7 +230,8 @@ impl GatewayError {
         match self {
             GatewayError::RateLimited { retry_after, .. }
             | GatewayError::BudgetExceeded { retry_after, .. }
-            | GatewayError::NoBackendAvailable { retry_after } => Some(*retry_after),
+            | GatewayError::NoBackendAvailable { retry_after }
+            | GatewayError::StateUnavailable { retry_after } => Some(*retry_after),
             GatewayError::UpstreamUnreachable => Some(1),
             _ => None,
         }

@@ -32,6 +32,8 @@ pub struct Metrics {
     pub backend_circuit: IntGaugeVec,
     pub estimated: IntCounter,
     pub access_log_dropped: IntCounter,
+    pub redis_seconds: HistogramVec,
+    pub redis_errors: IntCounterVec,
 }
 
 fn counter(name: &str, help: &str, labels: &[&str]) -> Option<IntCounterVec> {
@@ -116,7 +118,18 @@ fn build() -> Option<Metrics> {
             "tollgate_time_to_first_token_seconds",
             "From sending a streamed request to its first event, by backend.",
             &["backend"],
+            latency.clone(),
+        )?,
+        redis_seconds: histogram(
+            "tollgate_redis_seconds",
+            "Shared-state calls to Redis, by operation (state.backend: redis).",
+            &["op"],
             latency,
+        )?,
+        redis_errors: counter(
+            "tollgate_redis_errors_total",
+            "Shared-state calls that failed or timed out, by operation.",
+            &["op"],
         )?,
         cache: counter(
             "tollgate_cache_events_total",

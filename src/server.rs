@@ -97,7 +97,14 @@ pub fn build_process(
 ) -> Result<Daemon, String> {
     let server_cfg = config.server.clone();
     let state_cfg = config.state.clone();
-    let state = Arc::new(State::default());
+    let shared = match &state_cfg.shared {
+        Some(cfg) => Some(crate::state::Shared::new(cfg)?),
+        None => None,
+    };
+    let state = Arc::new(State {
+        shared,
+        ..State::default()
+    });
     let resolver = Arc::new(Resolver::default());
     state.spend.restore(persist::load(&state_cfg.spend_file)?);
     let opt = Opt {

@@ -141,6 +141,7 @@ pub fn build(
         state: StateConfig {
             spend_file: PathBuf::from(&file.state.spend_file),
             persist_interval: Duration::from_millis(file.state.persist_interval_ms),
+            shared: shared_state(&file.state, env, problems),
         },
         routing: backend::routing(&file.routing, problems),
         access_log: match file.access_log.to.trim() {
@@ -444,3 +445,86 @@ fn parse_addr(s: &str, path: &str, problems: &mut Vec<Problem>) -> Option<Socket
 
 #[cfg(test)]
 mod tests;
+
+/// `state.backend` and its Redis settings.
+fn shared_state(
+    s: &crate::config::file::StateSection,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<Problem>,
+) -> Option<crate::config::types::SharedStateConfig> {
+    match s.backend.as_str() {
+        "memory" => return None,
+        "redis" => {}
+        other => {
+            problems.push(Problem::new(
+                "state.backend",
+                format!("`{other}` is not one of memory, redis"),
+            ));
+            return None;
+        }
+    }
+    let mode = |path: &str, v: &str, problems: &mut Vec<Problem>| match v {
+        "closed" => false,
+        "open" => true,
+        other => {
+            problems.push(Problem::new(
+                path,
+                format!("`{other}` is not one of closed, open"),
+            ));
+            false
+        }
+    };
+    // Checked first, so every problem of the section is reported at once.
+    let limits_fail_open = mode("state.limits_on_error", &s.limits_on_error, problems);
+    let budget_fail_open = mode("state.budget_on_error", &s.budget_on_error, problems);
+    if s.redis_timeout_ms == 0 {
+        problems.push(Problem::new(
+            "state.redis_timeout_ms",
+            "must be greater than 0",
+        ));
+    }
+    let url = match (&s.redis_url, &s.redis_url_env) {
+        (Some(u), None) => Some(u.clone()),
+        (None, Some(var)) => env(var).or_else(|| {
+            problems.push(Problem::new(
+                "state.redis_url_env",
+                format!("environment variable {var} is not set"),
+            ));
+            None
+        }),
+        (Some(_), Some(_)) => {
+            problems.push(Problem::new(
+                "state",
+                "set redis_url or redis_url_env, not both",
+            ));
+            None
+        }
+        (None, None) => {
+            problems.push(Problem::new(
+                "state",
+                "backend: redis needs redis_url or redis_url_env",
+            ));
+            None
+        }
+    }?;
+    if redis::Client::open(url.as_str()).is_err() {
+        // The URL is not repeated: it may carry a password.
+        problems.push(Problem::new(
+            if s.redis_url.is_some() {
+                "state.redis_url"
+            } else {
+                "state.redis_url_env"
+            },
+            "not a Redis URL (redis://host:port/db or rediss://…)",
+        ));
+        return None;
+    }
+    Some(crate::config::types::SharedStateConfig {
+        url,
+        key_prefix: s.key_prefix.clone(),
+        timeout: Duration::from_millis(s.redis_timeout_ms.max(1)),
+        cache: s.shared_cache,
+        limits_fail_open,
+        budget_fail_open,
+    })
+}

@@ -167,6 +167,29 @@ pub struct StateSection {
     /// How often changed spend is written, ms.
     #[serde(default = "default_persist_interval_ms")]
     pub persist_interval_ms: u64,
+    /// `memory` (this instance only) or `redis` (shared by every instance using the same Redis).
+    #[serde(default = "default_state_backend")]
+    pub backend: String,
+    /// `redis://[:password@]host:port[/db]` (or `rediss://`); or name a variable in `redis_url_env`.
+    #[serde(default)]
+    pub redis_url: Option<String>,
+    #[serde(default)]
+    pub redis_url_env: Option<String>,
+    /// Prefix of every key Tollgate writes.
+    #[serde(default = "default_key_prefix")]
+    pub key_prefix: String,
+    /// Longest wait for one Redis call before the control's failure mode applies, ms.
+    #[serde(default = "default_redis_timeout_ms")]
+    pub redis_timeout_ms: u64,
+    /// Share the response cache through Redis too (fails open: a miss).
+    #[serde(default)]
+    pub shared_cache: bool,
+    /// When Redis cannot answer: `closed` (503, the default) or `open` (this instance's own
+    /// counters decide).
+    #[serde(default = "default_closed")]
+    pub limits_on_error: String,
+    #[serde(default = "default_closed")]
+    pub budget_on_error: String,
 }
 
 impl Default for StateSection {
@@ -174,8 +197,29 @@ impl Default for StateSection {
         StateSection {
             spend_file: default_spend_file(),
             persist_interval_ms: default_persist_interval_ms(),
+            backend: default_state_backend(),
+            redis_url: None,
+            redis_url_env: None,
+            key_prefix: default_key_prefix(),
+            redis_timeout_ms: default_redis_timeout_ms(),
+            shared_cache: false,
+            limits_on_error: default_closed(),
+            budget_on_error: default_closed(),
         }
     }
+}
+
+fn default_state_backend() -> String {
+    "memory".into()
+}
+fn default_key_prefix() -> String {
+    "tollgate:".into()
+}
+fn default_redis_timeout_ms() -> u64 {
+    250
+}
+fn default_closed() -> String {
+    "closed".into()
 }
 
 fn default_true() -> bool {

@@ -59,7 +59,18 @@ pub(crate) const CACHE_KEYS: &[&str] = &[
     "max_bytes",
     "max_entry_bytes",
 ];
-pub(crate) const STATE_KEYS: &[&str] = &["spend_file", "persist_interval_ms"];
+pub(crate) const STATE_KEYS: &[&str] = &[
+    "spend_file",
+    "persist_interval_ms",
+    "backend",
+    "redis_url",
+    "redis_url_env",
+    "key_prefix",
+    "redis_timeout_ms",
+    "shared_cache",
+    "limits_on_error",
+    "budget_on_error",
+];
 pub(crate) const SERVER_KEYS: &[&str] = &[
     "listen",
     "threads",

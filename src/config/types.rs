@@ -78,6 +78,33 @@ pub struct CacheConfig {
 pub struct StateConfig {
     pub spend_file: PathBuf,
     pub persist_interval: Duration,
+    /// Set for `backend: redis`.
+    pub shared: Option<SharedStateConfig>,
+}
+
+/// `state.backend: redis`.
+#[derive(Clone)]
+pub struct SharedStateConfig {
+    /// May carry a password: never printed (see the `Debug` impl).
+    pub url: String,
+    pub key_prefix: String,
+    pub timeout: Duration,
+    pub cache: bool,
+    pub limits_fail_open: bool,
+    pub budget_fail_open: bool,
+}
+
+impl std::fmt::Debug for SharedStateConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedStateConfig")
+            .field("url", &"<redacted>")
+            .field("key_prefix", &self.key_prefix)
+            .field("timeout", &self.timeout)
+            .field("cache", &self.cache)
+            .field("limits_fail_open", &self.limits_fail_open)
+            .field("budget_fail_open", &self.budget_fail_open)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone)]

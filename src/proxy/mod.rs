@@ -233,7 +233,8 @@ impl Gateway {
             prompt_estimate,
             cap,
             unix_now(),
-        )?;
+        )
+        .await?;
         ctx.headroom = Some(admitted.headroom);
         extra.rate_limit(&admitted.headroom);
         if admitted.standing.warn() {
@@ -249,7 +250,10 @@ impl Gateway {
         // 5. cache
         let plan = cache_plan(rt, &consumer, route, &view, session, &raw, inject);
         if let CachePlan::Use(key) = &plan {
-            let found = self.state.cache.get(key, Instant::now());
+            let mut found = self.state.cache.get(key, Instant::now());
+            if found.is_none() {
+                found = self.shared_cache_get(key, &cfg.cache).await;
+            }
             if let Some(m) = metrics::get() {
                 let event = if found.is_some() { "hit" } else { "miss" };
                 m.cache.with_label_values(&[event]).inc();
@@ -257,7 +261,7 @@ impl Gateway {
             if let Some(hit) = found {
                 ctx.cache = "HIT";
                 if let Some(r) = ctx.reservation.take() {
-                    accounting::release(&self.state, &r, unix_now());
+                    accounting::release(&self.state, &r, unix_now()).await;
                 }
                 ctx.cost_nanos = Some(0);
                 ctx.status = 200;
@@ -405,7 +409,7 @@ impl Gateway {
             }
             _ => (reported.unwrap_or_else(|| estimated(ctx)), None),
         };
-        let cost = self.settle_now(ctx, usage);
+        let cost = self.settle_now(ctx, usage).await;
         extra.cost(cost);
         if let Some(h) = ctx.headroom {
             // Report the window after settlement, when the real usage replaced the reservation.
@@ -426,16 +430,14 @@ impl Gateway {
             .unwrap_or(body.clone());
         if status == 200 {
             if let Some(key) = plan.store_key() {
-                self.state.cache.put(
-                    key,
-                    Entry {
-                        body: stored_body,
-                        expires: Instant::now() + cfg.cache.ttl,
-                        input_tokens: usage.input,
-                        output_tokens: usage.output,
-                    },
-                    &cfg.cache,
-                );
+                let entry = Entry {
+                    body: stored_body,
+                    expires: Instant::now() + cfg.cache.ttl,
+                    input_tokens: usage.input,
+                    output_tokens: usage.output,
+                };
+                self.shared_cache_put(&key, &entry, &cfg.cache).await;
+                self.state.cache.put(key, entry, &cfg.cache);
             }
         }
 
@@ -529,7 +531,7 @@ impl ProxyHttp for Gateway {
                 ctx.error = Some(e.label());
                 ctx.blocked = e.is_policy_refusal();
                 // Settle before answering, so what the client sees and `/costs` agree.
-                self.settle_open(ctx);
+                self.settle_open(ctx).await;
                 if let (Some(m), Some(c)) = (metrics::get(), ctx.consumer.as_deref()) {
                     match &e {
                         GatewayError::RateLimited { window, .. } => {
@@ -602,7 +604,7 @@ impl ProxyHttp for Gateway {
 
     /// Runs last on every path: settles what is still reserved, then logs one line.
     async fn logging(&self, _session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
-        self.settle_open(ctx);
+        self.settle_open(ctx).await;
         // The model as a label from the configuration (`other` for names it does not know).
         let rt = self.live.current();
         let model = ctx

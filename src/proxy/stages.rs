@@ -66,26 +66,60 @@ impl Gateway {
 
     /// Settles a reservation still open when the request ends early or streams: released if no
     /// backend saw the request; otherwise the known usage, else the worst case (estimated).
-    pub(super) fn settle_open(&self, ctx: &mut RequestCtx) {
+    pub(super) async fn settle_open(&self, ctx: &mut RequestCtx) {
         if let Some(r) = ctx.reservation.take() {
             let now = unix_now();
             if ctx.upstream_called {
                 let usage = ctx.usage.unwrap_or_else(|| r.worst_case());
-                ctx.cost_nanos = Some(accounting::settle(&self.state, &r, usage, now));
+                ctx.cost_nanos = Some(accounting::settle(&self.state, &r, usage, now).await);
                 ctx.usage = Some(usage);
             } else {
-                accounting::release(&self.state, &r, now);
+                accounting::release(&self.state, &r, now).await;
             }
         }
     }
 
-    pub(super) fn settle_now(&self, ctx: &mut RequestCtx, usage: Usage) -> u64 {
+    pub(super) async fn settle_now(&self, ctx: &mut RequestCtx, usage: Usage) -> u64 {
         let cost = match ctx.reservation.take() {
-            Some(r) => accounting::settle(&self.state, &r, usage, unix_now()),
+            Some(r) => accounting::settle(&self.state, &r, usage, unix_now()).await,
             None => 0,
         };
         ctx.usage = Some(usage);
         ctx.cost_nanos = Some(cost);
         cost
+    }
+
+    /// A cached answer another instance stored in Redis (`state.shared_cache`), copied into the
+    /// local cache; `None` on a miss or when Redis is unavailable (the cache fails open).
+    pub(super) async fn shared_cache_get(
+        &self,
+        key: &crate::state::cache::CacheKey,
+        cfg: &crate::config::CacheConfig,
+    ) -> Option<Entry> {
+        let shared = self.state.shared.as_ref().filter(|s| s.cache)?;
+        let raw = shared.store.cache_get(&crate::digest::to_hex(key)).await?;
+        let entry = crate::state::cache::decode_shared(&raw, Instant::now())?;
+        self.state.cache.put(*key, entry.clone(), cfg);
+        Some(entry)
+    }
+
+    /// Stores an answer in Redis for the other instances (best effort).
+    pub(super) async fn shared_cache_put(
+        &self,
+        key: &crate::state::cache::CacheKey,
+        entry: &Entry,
+        cfg: &crate::config::CacheConfig,
+    ) {
+        let Some(shared) = self.state.shared.as_ref().filter(|s| s.cache) else {
+            return;
+        };
+        if entry.body.len() > cfg.max_entry_bytes {
+            return;
+        }
+        let raw = crate::state::cache::encode_shared(entry, cfg.ttl);
+        shared
+            .store
+            .cache_put(&crate::digest::to_hex(key), &raw, cfg.ttl)
+            .await;
     }
 }

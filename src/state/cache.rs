@@ -32,6 +32,44 @@ impl Entry {
     }
 }
 
+/// An entry as stored in Redis for the other instances: expiry (Unix ms), input and output
+/// tokens (each 8 bytes, big-endian), then the body.
+pub fn encode_shared(entry: &Entry, ttl: std::time::Duration) -> Vec<u8> {
+    let expires_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .saturating_add(ttl)
+        .as_millis();
+    let mut out = Vec::with_capacity(24 + entry.body.len());
+    out.extend_from_slice(&u64::try_from(expires_ms).unwrap_or(u64::MAX).to_be_bytes());
+    out.extend_from_slice(&entry.input_tokens.to_be_bytes());
+    out.extend_from_slice(&entry.output_tokens.to_be_bytes());
+    out.extend_from_slice(&entry.body);
+    out
+}
+
+/// The entry `raw` holds, expiring when it does for the instance that stored it; `None` when it
+/// is malformed or already expired.
+pub fn decode_shared(raw: &[u8], now: Instant) -> Option<Entry> {
+    let word =
+        |i: usize| -> Option<u64> { Some(u64::from_be_bytes(raw.get(i..i + 8)?.try_into().ok()?)) };
+    let expires_ms = word(0)?;
+    let now_ms = u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_millis(),
+    )
+    .ok()?;
+    let left = expires_ms.checked_sub(now_ms).filter(|l| *l > 0)?;
+    Some(Entry {
+        body: Bytes::copy_from_slice(raw.get(24..)?),
+        expires: now + std::time::Duration::from_millis(left),
+        input_tokens: word(8)?,
+        output_tokens: word(16)?,
+    })
+}
+
 struct Inner {
     lru: LruCache<CacheKey, Entry>,
     bytes: usize,

@@ -36,11 +36,13 @@ impl Window {
         }
     }
 
-    fn id(self, now: u64) -> u64 {
+    /// The window's number since the epoch (its key).
+    pub fn id(self, now: u64) -> u64 {
         now / self.seconds()
     }
 
-    fn resets_in(self, now: u64) -> u64 {
+    /// Seconds until the window rolls over.
+    pub fn resets_in(self, now: u64) -> u64 {
         self.seconds() - now % self.seconds()
     }
 }
@@ -71,6 +73,20 @@ impl Counters {
 pub struct TokenTicket {
     window_ids: [u64; 3],
     pub reserved: u64,
+}
+
+impl TokenTicket {
+    /// `reserved` tokens held in the windows numbered `window_ids` (minute, hour, day).
+    pub fn new(window_ids: [u64; 3], reserved: u64) -> TokenTicket {
+        TokenTicket {
+            window_ids,
+            reserved,
+        }
+    }
+
+    pub fn window_ids(&self) -> [u64; 3] {
+        self.window_ids
+    }
 }
 
 /// The tightest window after an admission: what the `x-ratelimit-*` headers report.

@@ -1,11 +1,13 @@
 //! State that outlives a configuration reload: token windows, spend and the response cache,
 //! keyed by stable ids (consumer id). This is the embedded (`memory`) implementation; spend is
-//! persisted to a local state file by [`persist`].
+//! persisted to a local state file by [`persist`]. With `state.backend: redis`, limits and budgets
+//! (and optionally the cache) are decided by [`redis`] for every instance at once.
 
 pub mod cache;
 pub mod health;
 pub mod limits;
 pub mod persist;
+pub mod redis;
 pub mod spend;
 pub mod stats;
 
@@ -64,6 +66,28 @@ pub struct State {
     pub spend: spend::Ledger,
     pub cache: cache::Cache,
     pub stats: stats::Stats,
+    /// Limits, budgets (and optionally the cache) shared through Redis (`state.backend: redis`).
+    pub shared: Option<Shared>,
+}
+
+/// The Redis store and how each control behaves when it cannot answer.
+#[derive(Debug)]
+pub struct Shared {
+    pub store: redis::RedisStore,
+    pub cache: bool,
+    pub limits_fail_open: bool,
+    pub budget_fail_open: bool,
+}
+
+impl Shared {
+    pub fn new(cfg: &crate::config::types::SharedStateConfig) -> Result<Shared, String> {
+        Ok(Shared {
+            store: redis::RedisStore::new(&cfg.url, &cfg.key_prefix, cfg.timeout)?,
+            cache: cfg.cache,
+            limits_fail_open: cfg.limits_fail_open,
+            budget_fail_open: cfg.budget_fail_open,
+        })
+    }
 }
 
 /// Seconds since the Unix epoch.

@@ -215,6 +215,18 @@ impl GatewayServer {
         extra_yaml: &str,
         env: &[(&str, &str)],
     ) -> GatewayServer {
+        Self::start_full(backends, server_extra, "", extra_yaml, env)
+    }
+
+    /// As [`GatewayServer::start_with`], with `state_extra` lines (indented by two) added to the
+    /// `state:` section.
+    pub fn start_full(
+        backends: &str,
+        server_extra: &str,
+        state_extra: &str,
+        extra_yaml: &str,
+        env: &[(&str, &str)],
+    ) -> GatewayServer {
         let port = free_port();
         let admin_port = free_port();
         let dir = temp_dir();
@@ -252,6 +264,7 @@ pricing:
 state:
   spend_file: "{spend}"
   persist_interval_ms: 50
+{state_extra}
 {backends}
 {extra_yaml}"#,
             admin = KeyDigest::of(ADMIN_TOKEN.as_bytes()).to_hex(),
@@ -311,6 +324,20 @@ state:
     }
 
     /// `GET` on the admin plane with the admin token.
+    /// `GET path` on the admin plane as text (e.g. `/metrics`).
+    pub fn admin_text(&self, path: &str) -> String {
+        let auth = format!("Bearer {ADMIN_TOKEN}");
+        let r = request(
+            self.admin_port,
+            "GET",
+            path,
+            &[("Authorization", &auth)],
+            b"",
+        );
+        assert_eq!(r.status, 200, "{path}");
+        r.body_text()
+    }
+
     pub fn admin(&self, path: &str) -> serde_json::Value {
         let auth = format!("Bearer {ADMIN_TOKEN}");
         let r = request(
@@ -374,6 +401,10 @@ impl Response {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn body_text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
     }
 }
 

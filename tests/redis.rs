@@ -1,0 +1,366 @@
+//! Shared state on Redis: several gateway instances, one set of limits, budgets and cache.
+//!
+//! Each test starts its own `redis-server` on a free loopback port (nothing assumes 6379).
+//! Without `redis-server` on the machine the tests are skipped, unless `TOLLGATE_REQUIRE_REDIS`
+//! is set (as `make test` does, after installing it).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+/// A private Redis on a free port; killed when dropped.
+struct Redis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Redis {
+    /// `None` when redis-server is not installed and not required.
+    fn start() -> Option<Redis> {
+        let found = Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok();
+        if !found {
+            assert!(
+                std::env::var_os("TOLLGATE_REQUIRE_REDIS").is_none(),
+                "redis-server is required (make test installs it)"
+            );
+            eprintln!("redis-server not found: skipped");
+            return None;
+        }
+        let mut r = Redis {
+            port: free_port(),
+            child: None,
+        };
+        r.run();
+        Some(r)
+    }
+
+    fn run(&mut self) {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server never listened");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `n` gateways on one Redis (and one mock).
+fn instances(redis: &Redis, mock: &MockServer, n: usize, extra_state: &str) -> Vec<GatewayServer> {
+    let state = format!(
+        "  backend: redis\n  redis_url: \"{}\"\n  key_prefix: \"test:\"\n  redis_timeout_ms: 300\n{extra_state}",
+        redis.url()
+    );
+    (0..n)
+        .map(|_| GatewayServer::start_full(&backends_for(mock.port), "", &state, "", &[]))
+        .collect()
+}
+
+/// Fires one request per port in `ports` at once; returns the responses.
+fn burst(ports: &[u16], headers: &[(&str, &str)], body: &str) -> Vec<Response> {
+    let barrier = Arc::new(Barrier::new(ports.len()));
+    let handles: Vec<_> = ports
+        .iter()
+        .map(|&port| {
+            let barrier = barrier.clone();
+            let h: Vec<(String, String)> = headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let body = body.to_string();
+            std::thread::spawn(move || {
+                let hs: Vec<(&str, &str)> =
+                    h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                barrier.wait();
+                request(port, "POST", "/v1/chat/completions", &hs, body.as_bytes())
+            })
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
+/// Waits, if needed, so that a burst starting now does not straddle a minute boundary.
+fn away_from_a_minute_boundary() {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    if secs % 60 >= 50 {
+        std::thread::sleep(Duration::from_secs(61 - secs % 60));
+    }
+}
+
+#[test]
+fn six_hundred_requests_across_three_instances_admit_exactly_ten() {
+    let Some(redis) = Redis::start() else { return };
+    let mock = MockServer::start(&[]);
+    let gws = instances(&redis, &mock, 3, "");
+    // "hi" estimates to 1 token + 4 of framing; with max_tokens 995 each request reserves
+    // exactly 1,000 tokens of `metered`'s 10,000 a minute. The backend holds admitted requests
+    // for 2 s, so no settlement frees capacity while the others are decided.
+    let body = r#"{"model":"gpt-4o","max_tokens":995,"messages":[{"role":"user","content":"hi"}]}"#;
+    let ports: Vec<u16> = (0..600).map(|i| gws[i % 3].port).collect();
+    away_from_a_minute_boundary();
+    let rs = burst(
+        &ports,
+        &[("X-API-Key", KEY_METERED), ("x-mock-latency-ms", "2000")],
+        body,
+    );
+    let ok = rs.iter().filter(|r| r.status == 200).count();
+    let limited = rs.iter().filter(|r| r.status == 429).count();
+    assert_eq!(
+        (ok, limited),
+        (10, 590),
+        "other statuses: {:?}",
+        rs.iter()
+            .filter(|r| r.status != 200 && r.status != 429)
+            .map(|r| (r.status, r.body_text()))
+            .take(3)
+            .collect::<Vec<_>>()
+    );
+    for r in rs.iter().filter(|r| r.status == 429) {
+        assert_eq!(r.json()["error"]["code"], "rate_limit_exceeded");
+        assert!(r.header("retry-after").is_some());
+    }
+    // Every instance reads the same shared spend.
+    let spent: Vec<u64> = gws
+        .iter()
+        .map(|g| {
+            g.admin("/costs")["consumers"]["metered"]["spent_today_nanos"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert!(spent.iter().all(|s| *s == spent[0]), "{spent:?}");
+    assert_eq!(gws[0].admin("/costs")["spend_source"], "redis");
+}
+
+#[test]
+fn a_budget_race_across_three_instances_never_overspends() {
+    let Some(redis) = Redis::start() else { return };
+    let mock = MockServer::start(&[]);
+    let gws = instances(&redis, &mock, 3, "");
+    // gpt-4 at $30/$60 per million: 5 prompt tokens + 500 output = $0.03015 worst case against
+    // `metered`'s $0.10: at most 3 fit, whichever instances they reach. (18 × 505 tokens stay
+    // inside its 10,000 a minute, so only the budget decides.)
+    let body = r#"{"model":"gpt-4","max_tokens":500,"messages":[{"role":"user","content":"hi"}]}"#;
+    let ports: Vec<u16> = (0..18).map(|i| gws[i % 3].port).collect();
+    let rs = burst(
+        &ports,
+        &[
+            ("X-API-Key", KEY_METERED),
+            ("x-mock-latency-ms", "1000"),
+            ("x-mock-chunks", "500"),
+        ],
+        body,
+    );
+    let ok = rs.iter().filter(|r| r.status == 200).count();
+    assert_eq!(
+        ok,
+        3,
+        "{:?}",
+        rs.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    for r in rs.iter().filter(|r| r.status != 200) {
+        assert_eq!(r.status, 429);
+        assert_eq!(r.json()["error"]["code"], "budget_exceeded");
+    }
+    let costs = gws[2].admin("/costs");
+    let spent = costs["consumers"]["metered"]["spent_today_nanos"]
+        .as_u64()
+        .unwrap();
+    assert!(spent <= 100_000_000, "spent {spent} of a $0.10 budget");
+    assert_eq!(spent, 3 * 30_030_000);
+    assert_eq!(costs["consumers"]["metered"]["reserved_usd"], "0.000000");
+}
+
+#[test]
+fn an_answer_cached_through_one_instance_is_a_hit_through_another() {
+    let Some(redis) = Redis::start() else { return };
+    let mock = MockServer::start(&[]);
+    let cache = "cache: {enabled: true, scope: consumer, ttl_seconds: 60}\n";
+    let state = format!(
+        "  backend: redis\n  redis_url: \"{}\"\n  key_prefix: \"test:\"\n  shared_cache: true\n",
+        redis.url()
+    );
+    let a = GatewayServer::start_full(&backends_for(mock.port), "", &state, cache, &[]);
+    let b = GatewayServer::start_full(&backends_for(mock.port), "", &state, cache, &[]);
+    let body = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"shared cache please"}]}"#;
+    let first = post_as(
+        a.port,
+        "/v1/chat/completions",
+        &[("X-API-Key", KEY_STANDARD)],
+        body,
+    );
+    assert_eq!(first.status, 200);
+    assert_eq!(first.header("x-tollgate-cache"), Some("MISS"));
+    let second = post_as(
+        b.port,
+        "/v1/chat/completions",
+        &[("X-API-Key", KEY_STANDARD)],
+        body,
+    );
+    assert_eq!(second.status, 200);
+    assert_eq!(second.header("x-tollgate-cache"), Some("HIT"));
+    assert_eq!(
+        first.json()["choices"],
+        second.json()["choices"],
+        "the same answer"
+    );
+    // Another consumer never sees it.
+    let other = post_as(
+        b.port,
+        "/v1/chat/completions",
+        &[("X-API-Key", KEY_METERED)],
+        body,
+    );
+    assert_eq!(other.header("x-tollgate-cache"), Some("MISS"));
+}
+
+#[test]
+fn redis_down_fails_limited_routes_closed_fast_and_service_resumes_when_it_returns() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    let mock = MockServer::start(&[]);
+    let cache = "cache: {enabled: true, scope: consumer, ttl_seconds: 60}\n";
+    let state = format!(
+        "  backend: redis\n  redis_url: \"{}\"\n  redis_timeout_ms: 200\n  shared_cache: true\n",
+        redis.url()
+    );
+    let gw = GatewayServer::start_full(&backends_for(mock.port), "", &state, cache, &[]);
+    let body = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"while redis is up"}]}"#;
+    let r = post_as(
+        gw.port,
+        "/v1/chat/completions",
+        &[("X-API-Key", KEY_STANDARD)],
+        body,
+    );
+    assert_eq!(r.status, 200);
+
+    redis.stop();
+    let started = Instant::now();
+    let down = post_as(
+        gw.port,
+        "/v1/chat/completions",
+        &[("X-API-Key", KEY_STANDARD)],
+        body,
+    );
+    let took = started.elapsed();
+    assert_eq!(down.status, 503, "{}", down.body_text());
+    assert_eq!(down.json()["error"]["code"], "state_unavailable");
+    assert!(down.header("retry-after").is_some());
+    assert!(took < Duration::from_secs(2), "answered in {took:?}");
+    // Nothing reached the backend on the refused request, and the gateway is still healthy.
+    let health = request(gw.admin_port, "GET", "/health", &[], b"");
+    assert_eq!(health.status, 200);
+
+    redis.run();
+    wait_until("requests are admitted again", 15, || {
+        post_as(
+            gw.port,
+            "/v1/chat/completions",
+            &[("X-API-Key", KEY_STANDARD)],
+            body,
+        )
+        .status
+            == 200
+    });
+    let metrics = gw.admin_text("/metrics");
+    assert!(
+        metrics.contains("tollgate_redis_errors_total"),
+        "redis errors counted"
+    );
+}
+
+#[test]
+fn the_cache_fails_open_and_limits_may_be_configured_to() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    let mock = MockServer::start(&[]);
+    let state = format!(
+        "  backend: redis\n  redis_url: \"{}\"\n  redis_timeout_ms: 200\n  shared_cache: true\n  limits_on_error: open\n  budget_on_error: open\n",
+        redis.url()
+    );
+    let cache = "cache: {enabled: true, scope: consumer, ttl_seconds: 60}\n";
+    let gw = GatewayServer::start_full(&backends_for(mock.port), "", &state, cache, &[]);
+    redis.stop();
+    let body = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"redis is down"}]}"#;
+    let r = post_as(
+        gw.port,
+        "/v1/chat/completions",
+        &[("X-API-Key", KEY_STANDARD)],
+        body,
+    );
+    assert_eq!(r.status, 200, "{}", r.body_text());
+    // The local cache still answers the repeat.
+    let again = post_as(
+        gw.port,
+        "/v1/chat/completions",
+        &[("X-API-Key", KEY_STANDARD)],
+        body,
+    );
+    assert_eq!(again.header("x-tollgate-cache"), Some("HIT"));
+}
+
+#[test]
+fn tollgate_check_rejects_a_redis_backend_without_a_url() {
+    let dir = temp_dir();
+    let path = dir.join("bad.yaml");
+    let yaml = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/conf/demo.yaml"))
+        .unwrap()
+        .replace(
+            "state:\n",
+            "state:\n  backend: redis\n  limits_on_error: sometimes\n",
+        );
+    std::fs::write(&path, yaml).unwrap();
+    let out = Command::new(bin())
+        .args(["check", "-c", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("redis_url"), "{text}");
+    assert!(text.contains("state.limits_on_error"), "{text}");
+}
