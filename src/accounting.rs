@@ -10,7 +10,8 @@
 use crate::config::{Consumer, Price};
 use crate::error::GatewayError;
 use crate::state::limits::{Headroom, Refusal, TokenTicket};
-use crate::state::spend::{Recent, SpendTicket, Standing};
+use crate::state::redis::Refused;
+use crate::state::spend::{OverBudget, Recent, SpendTicket, Standing};
 use crate::state::{utc_day, State};
 use serde::Deserialize;
 
@@ -107,9 +108,8 @@ pub struct Reservation {
     pub output_cap: u64,
     tokens: TokenTicket,
     spend: SpendTicket,
-    /// Where each reservation was made: Redis (shared) or this instance's own counters.
-    tokens_shared: bool,
-    spend_shared: bool,
+    /// Made in Redis (shared by every instance) rather than this instance's own counters.
+    shared: bool,
 }
 
 impl Reservation {
@@ -151,32 +151,66 @@ pub async fn admit(
         consumer.tokens_per_day,
     ];
     let worst_tokens = prompt_estimate.saturating_add(output_cap);
-    let unavailable = GatewayError::StateUnavailable {
-        retry_after: STATE_RETRY_AFTER,
+    let budget = consumer.daily_budget_micros.saturating_mul(1000);
+    let worst_cost = cost_nanos(price, prompt_estimate, output_cap);
+    let reservation = |tokens, spend, shared| Reservation {
+        consumer: consumer.id.clone(),
+        model: model.to_string(),
+        price,
+        prompt_estimate,
+        output_cap,
+        tokens,
+        spend,
+        shared,
     };
-    let (tokens_decision, tokens_shared) = match &state.shared {
-        Some(sh) => match sh
+    if let Some(sh) = &state.shared {
+        match sh
             .store
-            .reserve_tokens(&consumer.id, limits, worst_tokens, now)
+            .admit(&consumer.id, limits, worst_tokens, budget, worst_cost, now)
             .await
         {
-            Ok(decision) => (decision, true),
-            Err(_) if sh.limits_fail_open => (
-                state
-                    .limiter
-                    .reserve(&consumer.id, limits, worst_tokens, now),
-                false,
-            ),
-            Err(_) => return Err(unavailable),
-        },
-        None => (
-            state
-                .limiter
-                .reserve(&consumer.id, limits, worst_tokens, now),
-            false,
-        ),
-    };
-    let (tokens, headroom) = tokens_decision.map_err(|r| match r {
+            Ok(Ok(a)) => {
+                return Ok(Admitted {
+                    reservation: reservation(a.tokens, a.spend, true),
+                    headroom: a.headroom,
+                    standing: a.standing,
+                })
+            }
+            Ok(Err(Refused::Tokens(r))) => return Err(token_refusal(r)),
+            Ok(Err(Refused::Budget(over))) => return Err(budget_refusal(&over, now)),
+            // A request needs both controls: it goes ahead on this instance's own counters only
+            // when both are configured to fail open.
+            Err(_) if sh.limits_fail_open && sh.budget_fail_open => {}
+            Err(_) => {
+                return Err(GatewayError::StateUnavailable {
+                    retry_after: STATE_RETRY_AFTER,
+                })
+            }
+        }
+    }
+    let (tokens, headroom) = state
+        .limiter
+        .reserve(&consumer.id, limits, worst_tokens, now)
+        .map_err(token_refusal)?;
+    match state
+        .spend
+        .reserve(&consumer.id, budget, worst_cost, utc_day(now))
+    {
+        Ok((spend, standing)) => Ok(Admitted {
+            reservation: reservation(tokens, spend, false),
+            headroom,
+            standing,
+        }),
+        Err(over) => {
+            // Refused on the budget: give the tokens back.
+            state.limiter.settle(&consumer.id, &tokens, 0, now);
+            Err(budget_refusal(&over, now))
+        }
+    }
+}
+
+fn token_refusal(r: Refusal) -> GatewayError {
+    match r {
         Refusal::Full {
             window,
             limit,
@@ -200,99 +234,38 @@ pub async fn admit(
              per-{} limit of {limit}; lower max_tokens or shorten the prompt",
             window.as_str()
         )),
-    })?;
-    let budget = consumer.daily_budget_micros.saturating_mul(1000);
-    let worst_cost = cost_nanos(price, prompt_estimate, output_cap);
-    let day = utc_day(now);
-    let (spend_decision, spend_shared) = match &state.shared {
-        Some(sh) => match sh
-            .store
-            .reserve_spend(&consumer.id, budget, worst_cost, day)
-            .await
-        {
-            Ok(decision) => (Ok(decision), true),
-            Err(_) if sh.budget_fail_open => (
-                Ok(state.spend.reserve(&consumer.id, budget, worst_cost, day)),
-                false,
-            ),
-            Err(_) => (Err(()), true),
-        },
-        None => (
-            Ok(state.spend.reserve(&consumer.id, budget, worst_cost, day)),
-            false,
-        ),
-    };
-    let refusal = match spend_decision {
-        Ok(Ok((spend, standing))) => {
-            return Ok(Admitted {
-                reservation: Reservation {
-                    consumer: consumer.id.clone(),
-                    model: model.to_string(),
-                    price,
-                    prompt_estimate,
-                    output_cap,
-                    tokens,
-                    spend,
-                    tokens_shared,
-                    spend_shared,
-                },
-                headroom,
-                standing,
-            })
-        }
-        Ok(Err(over)) => GatewayError::BudgetExceeded {
-            spent: over.standing.spent,
-            budget: over.standing.budget,
-            needed: over.needed,
-            retry_after: 86_400 - now % 86_400,
-        },
-        Err(()) => unavailable,
-    };
-    // Refused on the budget: give the tokens back.
-    settle_tokens(state, &consumer.id, &tokens, tokens_shared, 0, now).await;
-    Err(refusal)
+    }
 }
 
-async fn settle_tokens(
-    state: &State,
-    consumer: &str,
-    ticket: &TokenTicket,
-    shared: bool,
-    actual: u64,
-    now: u64,
-) {
-    match (&state.shared, shared) {
-        // A failed settlement leaves the reservation counted: conservative, never an overrun.
-        (Some(sh), true) => {
-            let _ = sh.store.settle_tokens(consumer, ticket, actual).await;
-        }
-        _ => state.limiter.settle(consumer, ticket, actual, now),
+fn budget_refusal(over: &OverBudget, now: u64) -> GatewayError {
+    GatewayError::BudgetExceeded {
+        spent: over.standing.spent,
+        budget: over.standing.budget,
+        needed: over.needed,
+        retry_after: 86_400 - now % 86_400,
     }
 }
 
 /// Settles a reservation with `usage`; returns the cost charged (nano-dollars).
 pub async fn settle(state: &State, r: &Reservation, usage: Usage, now: u64) -> u64 {
     let cost = cost_nanos(r.price, usage.input, usage.output);
-    settle_tokens(
-        state,
-        &r.consumer,
-        &r.tokens,
-        r.tokens_shared,
-        usage.total(),
-        now,
-    )
-    .await;
     let day = utc_day(now);
-    if let (Some(sh), true) = (&state.shared, r.spend_shared) {
-        // A failed settlement leaves the worst case committed for today: conservative.
-        let _ = sh
-            .store
-            .settle_spend(&r.consumer, &r.spend, cost, day)
-            .await;
+    match (&state.shared, r.shared) {
+        (Some(sh), true) => {
+            // A failed settlement leaves the worst case counted until the window or the day
+            // ends: conservative, never an overrun.
+            let _ = sh
+                .store
+                .settle(&r.consumer, &r.tokens, usage.total(), &r.spend, cost, day)
+                .await;
+        }
+        _ => state
+            .limiter
+            .settle(&r.consumer, &r.tokens, usage.total(), now),
     }
-    // This instance's record (recent requests and its own share of the spend for `/costs`; with
-    // Redis, `/costs` reads today's total from Redis).
-    let local_ticket = if r.spend_shared {
+    // This instance's record: recent requests, and the spend itself when it was reserved here
+    // (with Redis, `/costs` reads today's total from Redis).
+    let local_ticket = if r.shared {
         SpendTicket { reserved: 0 }
     } else {
         r.spend.clone()

@@ -1,9 +1,10 @@
 //! Shared state on Redis, for several gateway instances behind one load balancer: token windows,
 //! budget spend and, optionally, the response cache.
 //!
-//! Every reservation and settlement is one Lua script, run atomically by Redis: the check and the
-//! increment can never be separated by another instance, so N instances admit exactly what one
-//! would. Keys carry the consumer id as a hash tag (`{id}`), so one consumer's keys share a
+//! An admission (tokens in three windows and the worst-case cost, all or nothing) and a settlement
+//! are one Lua script each, run atomically by Redis: the check and the increment can never be
+//! separated by another instance, so N instances admit exactly what one would; two round trips
+//! per request. Keys carry the consumer id as a hash tag (`{id}`), so one consumer's keys share a
 //! cluster slot, and expire with their window or day.
 //!
 //! Keys, under the configured prefix `P`:
@@ -22,60 +23,69 @@ use redis::Script;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
-/// Reserve tokens in three windows: all or nothing.
-/// KEYS: the three window keys. ARGV: the three limits, the tokens, the three TTLs (s).
-/// Returns {1, used_m, used_h, used_d} or {0, window index (1-based), used}.
-const RESERVE_TOKENS: &str = r"
+/// Admit a request: reserve its worst-case tokens in three windows and its worst-case cost
+/// against today's budget, all or nothing, in one round trip.
+/// KEYS: the minute, hour and day window keys; committed (spent + reserved) today; spent today.
+/// ARGV: the three limits, the tokens, the three window TTLs (s), the budget, the cost, the day
+/// TTL (s).
+/// Returns {1, used_m, used_h, used_d, spent, committed} when admitted, {0, window (1-based),
+/// used} when a window is full, {2, spent, committed} when the budget is.
+const ADMIT: &str = r"
 local need = tonumber(ARGV[4])
 local used = {}
 for i = 1, 3 do
   used[i] = tonumber(redis.call('GET', KEYS[i]) or '0')
   if used[i] + need > tonumber(ARGV[i]) then return {0, i, used[i]} end
 end
+local committed = tonumber(redis.call('GET', KEYS[4]) or '0')
+local spent = tonumber(redis.call('GET', KEYS[5]) or '0')
+if committed + tonumber(ARGV[9]) > tonumber(ARGV[8]) then return {2, spent, committed} end
 for i = 1, 3 do
   used[i] = redis.call('INCRBY', KEYS[i], need)
   redis.call('EXPIRE', KEYS[i], ARGV[4 + i])
 end
-return {1, used[1], used[2], used[3]}
+committed = redis.call('INCRBY', KEYS[4], ARGV[9])
+redis.call('EXPIRE', KEYS[4], ARGV[10])
+return {1, used[1], used[2], used[3], spent, committed}
 ";
 
-/// Replace a token reservation with the real usage, in windows that still exist.
-/// KEYS: the three window keys. ARGV: reserved, actual.
-const SETTLE_TOKENS: &str = r"
+/// Settle a request: replace both reservations with the real usage and cost.
+/// KEYS: as for ADMIT. ARGV: reserved tokens, actual tokens, reserved cost, actual cost, day
+/// TTL (s). Windows that already expired are left alone.
+const SETTLE: &str = r"
 local delta = tonumber(ARGV[2]) - tonumber(ARGV[1])
 for i = 1, 3 do
   if redis.call('EXISTS', KEYS[i]) == 1 then
     if redis.call('INCRBY', KEYS[i], delta) < 0 then redis.call('SET', KEYS[i], 0, 'KEEPTTL') end
   end
 end
-return 1
-";
-
-/// Reserve a worst-case cost against today's budget.
-/// KEYS: committed (spent + reserved), spent. ARGV: budget, cost, TTL (s).
-/// Returns {1, spent, committed} or {0, spent, committed}.
-const RESERVE_SPEND: &str = r"
-local committed = tonumber(redis.call('GET', KEYS[1]) or '0')
-local spent = tonumber(redis.call('GET', KEYS[2]) or '0')
-if committed + tonumber(ARGV[2]) > tonumber(ARGV[1]) then return {0, spent, committed} end
-committed = redis.call('INCRBY', KEYS[1], ARGV[2])
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-return {1, spent, committed}
-";
-
-/// Move a cost reservation to the real cost.
-/// KEYS: committed, spent. ARGV: reserved, cost, TTL (s).
-const SETTLE_SPEND: &str = r"
-local c = redis.call('INCRBY', KEYS[1], tonumber(ARGV[2]) - tonumber(ARGV[1]))
-if c < 0 then redis.call('SET', KEYS[1], 0) end
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-redis.call('INCRBY', KEYS[2], ARGV[2])
-redis.call('EXPIRE', KEYS[2], ARGV[3])
+if redis.call('INCRBY', KEYS[4], tonumber(ARGV[4]) - tonumber(ARGV[3])) < 0 then
+  redis.call('SET', KEYS[4], 0)
+end
+redis.call('EXPIRE', KEYS[4], ARGV[5])
+redis.call('INCRBY', KEYS[5], ARGV[4])
+redis.call('EXPIRE', KEYS[5], ARGV[5])
 return 1
 ";
 
 /// Day keys outlive their day by this much, so a settlement just after midnight still finds them.
 const DAY_TTL: u64 = 2 * 86_400;
+
+/// What an admission holds and reports.
+#[derive(Debug)]
+pub struct Admission {
+    pub tokens: TokenTicket,
+    pub headroom: Headroom,
+    pub spend: SpendTicket,
+    pub standing: Standing,
+}
+
+/// Why an admission was refused.
+#[derive(Debug)]
+pub enum Refused {
+    Tokens(Refusal),
+    Budget(OverBudget),
+}
 
 /// Redis could not be asked (unreachable, too slow, or an error reply).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,10 +98,8 @@ pub struct RedisStore {
     conn: Mutex<Option<ConnectionManager>>,
     prefix: String,
     timeout: Duration,
-    reserve_tokens: Script,
-    settle_tokens: Script,
-    reserve_spend: Script,
-    settle_spend: Script,
+    admit: Script,
+    settle: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -113,10 +121,8 @@ impl RedisStore {
             conn: Mutex::new(None),
             prefix: prefix.to_string(),
             timeout,
-            reserve_tokens: Script::new(RESERVE_TOKENS),
-            settle_tokens: Script::new(SETTLE_TOKENS),
-            reserve_spend: Script::new(RESERVE_SPEND),
-            settle_spend: Script::new(SETTLE_SPEND),
+            admit: Script::new(ADMIT),
+            settle: Script::new(SETTLE),
         })
     }
 
@@ -170,12 +176,15 @@ impl RedisStore {
         result
     }
 
-    fn token_keys(&self, consumer: &str, ids: [u64; 3]) -> [String; 3] {
+    /// The three window keys, then committed and spent today.
+    fn keys(&self, consumer: &str, window_ids: [u64; 3], day: u64) -> [String; 5] {
         let p = &self.prefix;
         [
-            format!("{p}{{{consumer}}}:t:m:{}", ids[0]),
-            format!("{p}{{{consumer}}}:t:h:{}", ids[1]),
-            format!("{p}{{{consumer}}}:t:d:{}", ids[2]),
+            format!("{p}{{{consumer}}}:t:m:{}", window_ids[0]),
+            format!("{p}{{{consumer}}}:t:h:{}", window_ids[1]),
+            format!("{p}{{{consumer}}}:t:d:{}", window_ids[2]),
+            format!("{p}{{{consumer}}}:b:{day}"),
+            format!("{p}{{{consumer}}}:s:{day}"),
         ]
     }
 
@@ -187,31 +196,35 @@ impl RedisStore {
         ]
     }
 
-    /// As [`super::limits::Limiter::reserve`], across every instance sharing this Redis.
-    /// `Ok(Err(_))` is a refusal; `Err(_)` means Redis could not decide.
-    pub async fn reserve_tokens(
+    /// As the in-memory limiter and ledger together, across every instance sharing this Redis,
+    /// in one atomic script: `tokens` in every window of `limits` ([minute, hour, day]) and
+    /// `cost` (nano-dollars) against `budget` for today. `Ok(Err(_))` is a refusal; `Err(_)`
+    /// means Redis could not decide.
+    pub async fn admit(
         &self,
         consumer: &str,
         limits: [u64; 3],
         tokens: u64,
+        budget: u64,
+        cost: u64,
         now: u64,
-    ) -> Result<Result<(TokenTicket, Headroom), Refusal>, Unavailable> {
+    ) -> Result<Result<Admission, Refused>, Unavailable> {
         for (i, w) in WINDOWS.into_iter().enumerate() {
             if tokens > limits[i] {
-                return Ok(Err(Refusal::TooLarge {
+                return Ok(Err(Refused::Tokens(Refusal::TooLarge {
                     window: w,
                     limit: limits[i],
                     needed: tokens,
-                }));
+                })));
             }
         }
         let ids = WINDOWS.map(|w| w.id(now));
-        let keys = self.token_keys(consumer, ids);
+        let keys = self.keys(consumer, ids, super::utc_day(now));
         // A window's key lives until its window ends, plus a minute for late settlements.
         let ttls = WINDOWS.map(|w| w.resets_in(now) + 60);
         let reply: Vec<u64> = self
-            .call("reserve_tokens", |mut conn| {
-                let mut inv = self.reserve_tokens.prepare_invoke();
+            .call("admit", |mut conn| {
+                let mut inv = self.admit.prepare_invoke();
                 for k in &keys {
                     inv.key(k);
                 }
@@ -221,109 +234,65 @@ impl RedisStore {
                     .arg(tokens)
                     .arg(ttls[0])
                     .arg(ttls[1])
-                    .arg(ttls[2]);
-                async move { inv.invoke_async(&mut conn).await }
-            })
-            .await?;
-        match reply.as_slice() {
-            [1, m, h, d] => {
-                let used = [*m, *h, *d];
-                Ok(Ok((
-                    TokenTicket::new(ids, tokens),
-                    tightest(limits, used, now),
-                )))
-            }
-            [0, i, used] => {
-                let i = (*i as usize).clamp(1, 3) - 1;
-                let w = WINDOWS[i];
-                Ok(Err(Refusal::Full {
-                    window: w,
-                    limit: limits[i],
-                    used: *used,
-                    needed: tokens,
-                    retry_after: w.resets_in(now),
-                }))
-            }
-            _ => Err(Unavailable("unexpected reply from the token script".into())),
-        }
-    }
-
-    /// Replaces a token reservation with the real usage.
-    pub async fn settle_tokens(
-        &self,
-        consumer: &str,
-        ticket: &TokenTicket,
-        actual: u64,
-    ) -> Result<(), Unavailable> {
-        let keys = self.token_keys(consumer, ticket.window_ids());
-        self.call("settle_tokens", |mut conn| {
-            let mut inv = self.settle_tokens.prepare_invoke();
-            for k in &keys {
-                inv.key(k);
-            }
-            inv.arg(ticket.reserved).arg(actual);
-            async move { inv.invoke_async::<i64>(&mut conn).await }
-        })
-        .await
-        .map(|_| ())
-    }
-
-    /// As [`super::spend::Ledger::reserve`], across every instance.
-    pub async fn reserve_spend(
-        &self,
-        consumer: &str,
-        budget: u64,
-        cost: u64,
-        day: u64,
-    ) -> Result<Result<(SpendTicket, Standing), OverBudget>, Unavailable> {
-        let keys = self.spend_keys(consumer, day);
-        let reply: Vec<u64> = self
-            .call("reserve_spend", |mut conn| {
-                let mut inv = self.reserve_spend.prepare_invoke();
-                inv.key(&keys[0])
-                    .key(&keys[1])
+                    .arg(ttls[2])
                     .arg(budget)
                     .arg(cost)
                     .arg(DAY_TTL);
                 async move { inv.invoke_async(&mut conn).await }
             })
             .await?;
+        let standing = |spent: u64, committed: u64| Standing {
+            spent,
+            reserved: committed.saturating_sub(spent),
+            budget,
+        };
         match reply.as_slice() {
-            [ok, spent, committed] => {
-                let standing = Standing {
-                    spent: *spent,
-                    reserved: committed.saturating_sub(*spent),
-                    budget,
-                };
-                if *ok == 1 {
-                    Ok(Ok((SpendTicket { reserved: cost }, standing)))
-                } else {
-                    Ok(Err(OverBudget {
-                        standing,
-                        needed: cost,
-                    }))
-                }
+            [1, m, h, d, spent, committed] => Ok(Ok(Admission {
+                tokens: TokenTicket::new(ids, tokens),
+                headroom: tightest(limits, [*m, *h, *d], now),
+                spend: SpendTicket { reserved: cost },
+                standing: standing(*spent, *committed),
+            })),
+            [0, i, used] => {
+                let i = (*i as usize).clamp(1, 3) - 1;
+                let w = WINDOWS[i];
+                Ok(Err(Refused::Tokens(Refusal::Full {
+                    window: w,
+                    limit: limits[i],
+                    used: *used,
+                    needed: tokens,
+                    retry_after: w.resets_in(now),
+                })))
             }
+            [2, spent, committed] => Ok(Err(Refused::Budget(OverBudget {
+                standing: standing(*spent, *committed),
+                needed: cost,
+            }))),
             _ => Err(Unavailable(
-                "unexpected reply from the budget script".into(),
+                "unexpected reply from the admission script".into(),
             )),
         }
     }
 
-    /// Moves a cost reservation to the real cost.
-    pub async fn settle_spend(
+    /// Replaces both reservations of an admission with the real usage and cost, in one script.
+    pub async fn settle(
         &self,
         consumer: &str,
-        ticket: &SpendTicket,
+        tokens: &TokenTicket,
+        actual_tokens: u64,
+        spend: &SpendTicket,
         cost: u64,
         day: u64,
     ) -> Result<(), Unavailable> {
-        let keys = self.spend_keys(consumer, day);
-        self.call("settle_spend", |mut conn| {
-            let mut inv = self.settle_spend.prepare_invoke();
-            inv.key(&keys[0])
-                .key(&keys[1])
-                .arg(ticket.reserved)
+        let keys = self.keys(consumer, tokens.window_ids(), day);
+        self.call("settle", |mut conn| {
+            let mut inv = self.settle.prepare_invoke();
+            for k in &keys {
+                inv.key(k);
+            }
+            inv.arg(tokens.reserved)
+                .arg(actual_tokens)
+                .arg(spend.reserved)
                 .arg(cost)
                 .arg(DAY_TTL);
             async move { inv.invoke_async::<i64>(&mut conn).await }
