@@ -364,3 +364,22 @@ fn tollgate_check_rejects_a_redis_backend_without_a_url() {
     assert!(text.contains("redis_url"), "{text}");
     assert!(text.contains("state.limits_on_error"), "{text}");
 }
+
+#[test]
+fn the_redis_url_and_its_password_never_show_in_debug_output() {
+    let yaml = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/conf/demo.yaml"))
+        .unwrap()
+        .replace(
+            "state:\n",
+            "state:\n  backend: redis\n  redis_url: \"redis://:s3cret-pass@127.0.0.1:6390/0\"\n",
+        );
+    let cfg = tollgate::config::load_str(&yaml, &|_| None).unwrap();
+    let shown = format!("{cfg:?}");
+    assert!(
+        shown.contains("SharedStateConfig"),
+        "the shared state is configured"
+    );
+    assert!(!shown.contains("s3cret-pass"), "{shown}");
+    let state = tollgate::state::Shared::new(cfg.state.shared.as_ref().unwrap()).unwrap();
+    assert!(!format!("{state:?}").contains("s3cret-pass"));
+}
