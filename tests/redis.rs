@@ -76,6 +76,17 @@ impl Redis {
     fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
+
+    /// How many keys match `pattern` (an inline `KEYS` command).
+    fn count_keys(&self, pattern: &str) -> usize {
+        use std::io::{BufRead, BufReader, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.write_all(format!("KEYS {pattern}\r\n").as_bytes())
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(s).read_line(&mut line).unwrap();
+        line.trim_start_matches('*').trim().parse().unwrap()
+    }
 }
 
 impl Drop for Redis {
@@ -233,6 +244,10 @@ fn an_answer_cached_through_one_instance_is_a_hit_through_another() {
     );
     assert_eq!(first.status, 200);
     assert_eq!(first.header("x-tollgate-cache"), Some("MISS"));
+    // A stores it in Redis in the background, after answering.
+    wait_until("the answer is in Redis", 5, || {
+        redis.count_keys("test:cache:*") == 1
+    });
     let second = post_as(
         b.port,
         "/v1/chat/completions",
@@ -279,20 +294,31 @@ fn redis_down_fails_limited_routes_closed_fast_and_service_resumes_when_it_retur
 
     redis.stop();
     let started = Instant::now();
+    let fresh =
+        r#"{"model":"gpt-4o","messages":[{"role":"user","content":"while redis is down"}]}"#;
     let down = post_as(
         gw.port,
         "/v1/chat/completions",
         &[("X-API-Key", KEY_STANDARD)],
-        body,
+        fresh,
     );
     let took = started.elapsed();
     assert_eq!(down.status, 503, "{}", down.body_text());
     assert_eq!(down.json()["error"]["code"], "state_unavailable");
     assert!(down.header("retry-after").is_some());
     assert!(took < Duration::from_secs(2), "answered in {took:?}");
-    // Nothing reached the backend on the refused request, and the gateway is still healthy.
+    // The gateway is still healthy, and an answer it already holds is served: it costs nothing,
+    // so the cache fails open even though limits fail closed.
     let health = request(gw.admin_port, "GET", "/health", &[], b"");
     assert_eq!(health.status, 200);
+    let cached = post_as(
+        gw.port,
+        "/v1/chat/completions",
+        &[("X-API-Key", KEY_STANDARD)],
+        body,
+    );
+    assert_eq!(cached.status, 200, "{}", cached.body_text());
+    assert_eq!(cached.header("x-tollgate-cache"), Some("HIT"));
 
     redis.run();
     wait_until("requests are admitted again", 15, || {
@@ -300,7 +326,7 @@ fn redis_down_fails_limited_routes_closed_fast_and_service_resumes_when_it_retur
             gw.port,
             "/v1/chat/completions",
             &[("X-API-Key", KEY_STANDARD)],
-            body,
+            fresh,
         )
         .status
             == 200

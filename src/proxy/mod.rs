@@ -225,7 +225,7 @@ impl Gateway {
         let cap = client_cap.unwrap_or_else(|| cfg.output_caps.cap_for(&model));
         // Counted once: it walks every text of the prompt.
         let prompt_estimate = view.prompt_estimate();
-        let admitted = accounting::admit(
+        let admitted = match accounting::admit(
             &self.state,
             &consumer,
             &model,
@@ -234,7 +234,25 @@ impl Gateway {
             cap,
             unix_now(),
         )
-        .await?;
+        .await
+        {
+            Ok(a) => a,
+            Err(GatewayError::StateUnavailable { retry_after }) => {
+                // Limits and budgets cannot be decided, but an answer this instance already holds
+                // costs nothing and reserves nothing: the cache fails open.
+                let inject = client_cap.is_none().then_some(cap);
+                let plan = cache_plan(rt, &consumer, route, &view, session, &raw, inject);
+                if let CachePlan::Use(key) = &plan {
+                    if let Some(hit) = self.state.cache.get(key, Instant::now()) {
+                        return self
+                            .serve_hit(session, ctx, &consumer, &view, hit, extra)
+                            .await;
+                    }
+                }
+                return Err(GatewayError::StateUnavailable { retry_after }.into());
+            }
+            Err(e) => return Err(e.into()),
+        };
         ctx.headroom = Some(admitted.headroom);
         extra.rate_limit(&admitted.headroom);
         if admitted.standing.warn() {
@@ -254,21 +272,17 @@ impl Gateway {
             if found.is_none() {
                 found = self.shared_cache_get(key, &cfg.cache).await;
             }
-            if let Some(m) = metrics::get() {
-                let event = if found.is_some() { "hit" } else { "miss" };
-                m.cache.with_label_values(&[event]).inc();
+            if found.is_none() {
+                if let Some(m) = metrics::get() {
+                    m.cache.with_label_values(&["miss"]).inc();
+                }
             }
             if let Some(hit) = found {
-                ctx.cache = "HIT";
                 if let Some(r) = ctx.reservation.take() {
                     accounting::release(&self.state, &r, unix_now()).await;
                 }
-                ctx.cost_nanos = Some(0);
-                ctx.status = 200;
-                extra.cache("HIT");
-                extra.cost(0);
                 return self
-                    .answer_from_cache(session, ctx, &consumer, &view, hit, extra)
+                    .serve_hit(session, ctx, &consumer, &view, hit, extra)
                     .await;
             }
         }
@@ -436,7 +450,7 @@ impl Gateway {
                     input_tokens: usage.input,
                     output_tokens: usage.output,
                 };
-                self.shared_cache_put(&key, &entry, &cfg.cache).await;
+                self.shared_cache_put(&key, &entry, &cfg.cache);
                 self.state.cache.put(key, entry, &cfg.cache);
             }
         }

@@ -103,23 +103,27 @@ impl Gateway {
         Some(entry)
     }
 
-    /// Stores an answer in Redis for the other instances (best effort).
-    pub(super) async fn shared_cache_put(
+    /// Stores an answer in Redis for the other instances, in the background: best effort, and
+    /// the client's answer never waits for it.
+    pub(super) fn shared_cache_put(
         &self,
         key: &crate::state::cache::CacheKey,
         entry: &Entry,
         cfg: &crate::config::CacheConfig,
     ) {
-        let Some(shared) = self.state.shared.as_ref().filter(|s| s.cache) else {
-            return;
-        };
-        if entry.body.len() > cfg.max_entry_bytes {
+        if !self.state.shared.as_ref().is_some_and(|s| s.cache)
+            || entry.body.len() > cfg.max_entry_bytes
+        {
             return;
         }
         let raw = crate::state::cache::encode_shared(entry, cfg.ttl);
-        shared
-            .store
-            .cache_put(&crate::digest::to_hex(key), &raw, cfg.ttl)
-            .await;
+        let key = crate::digest::to_hex(key);
+        let ttl = cfg.ttl;
+        let state = Arc::clone(&self.state);
+        tokio::spawn(async move {
+            if let Some(shared) = &state.shared {
+                shared.store.cache_put(&key, &raw, ttl).await;
+            }
+        });
     }
 }
