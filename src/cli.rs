@@ -47,6 +47,18 @@ enum Command {
         #[arg(short, long, default_value = "conf/tollgate.yaml")]
         config: PathBuf,
     },
+    /// Run a labelled corpus (JSON lines: {"text", "label"}) through the configuration's content
+    /// filter and report detection per attack label and false positives on `benign`.
+    EvalFilter {
+        /// The corpus.
+        file: PathBuf,
+        /// Configuration whose `content_filter` rules are measured.
+        #[arg(short, long, default_value = "conf/demo.yaml")]
+        config: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the SHA-256 digest of an API key for `key_sha256`; with no key, generate one.
     HashKey {
         /// The key to hash; `-` reads it from standard input (keeps it out of shell history).
@@ -103,6 +115,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => check(&config),
+        Command::EvalFilter { file, config, json } => eval_filter(&file, &config, json),
         Command::HashKey { key } => hash_key(key),
         Command::Run {
             config,
@@ -241,6 +254,37 @@ fn check(path: &Path) -> ExitCode {
         }
         Err(problems) => {
             print_problems(path, &problems);
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn eval_filter(file: &Path, config_path: &Path, json: bool) -> ExitCode {
+    let cfg = match config::load_file(config_path) {
+        Ok(c) => c,
+        Err(problems) => {
+            print_problems(config_path, &problems);
+            return ExitCode::from(1);
+        }
+    };
+    let corpus = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{}: {e}", file.display());
+            return ExitCode::from(1);
+        }
+    };
+    match crate::filter::eval::evaluate(&cfg.filter, &corpus) {
+        Ok(report) if json => {
+            println!("{}", crate::filter::eval::json(&report));
+            ExitCode::SUCCESS
+        }
+        Ok(report) => {
+            print!("{}", crate::filter::eval::table(&report));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", file.display());
             ExitCode::from(1)
         }
     }

@@ -11,6 +11,7 @@
 //! A block is answered 400 with the rule's reason, id and severity; logs carry the rule id only,
 //! never the text.
 
+pub mod eval;
 pub mod normalize;
 pub mod pattern;
 
