@@ -38,7 +38,7 @@ server:
   grace_period_seconds: 1
   admin: {listen: "$2", token_sha256: "$($BIN hash-key $ADMIN_TOKEN)"}
 backends:
-  - {id: mock, url: "http://$MOCK", protocol: openai, models: [gpt-4]}
+  - {id: mock, url: "http://$MOCK", protocol: openai, models: [gpt-4], max_context_tokens: 4000000}
 pricing: {default: {input_per_million_usd: 30, output_per_million_usd: 60}}
 state: {spend_file: "$WORK/spend-$1.json"}
 access_log: {to: "$WORK/access-$1.log"}

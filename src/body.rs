@@ -21,6 +21,64 @@ pub enum Declared {
     Unknown,
 }
 
+/// Largest request header block accepted (names, values and separators); larger gets 431.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// Refuses request framing an edge proxy must not guess at, before anything else: both
+/// `Content-Length` and `Transfer-Encoding` (the classic request-smuggling shape), more than one
+/// `Content-Length`, a transfer coding other than `chunked`, or a header block over
+/// [`MAX_HEADER_BYTES`]. The caller closes the connection after answering.
+pub fn check_framing(headers: &http::HeaderMap, raw: Option<&[u8]>) -> Result<(), GatewayError> {
+    use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+    // Pingora drops `Content-Length` when `Transfer-Encoding` is present too (and closes the
+    // connection afterwards); the header block as received still shows both.
+    if let Some(raw) = raw {
+        let named = |name: &[u8]| {
+            raw.split(|&b| b == b'\n').any(|line| {
+                line.split(|&b| b == b':')
+                    .next()
+                    .is_some_and(|n| n.trim_ascii().eq_ignore_ascii_case(name))
+            })
+        };
+        if named(b"content-length") && named(b"transfer-encoding") {
+            return Err(GatewayError::BadRequest(
+                "both Content-Length and Transfer-Encoding are set; send one".into(),
+            ));
+        }
+    }
+    let size: usize = headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    if size > MAX_HEADER_BYTES {
+        return Err(GatewayError::HeadersTooLarge {
+            limit: MAX_HEADER_BYTES,
+        });
+    }
+    let lengths = headers.get_all(CONTENT_LENGTH).iter().count();
+    let codings: Vec<&http::HeaderValue> = headers.get_all(TRANSFER_ENCODING).iter().collect();
+    if lengths > 0 && !codings.is_empty() {
+        return Err(GatewayError::BadRequest(
+            "both Content-Length and Transfer-Encoding are set; send one".into(),
+        ));
+    }
+    if lengths > 1 {
+        return Err(GatewayError::BadRequest(
+            "more than one Content-Length header".into(),
+        ));
+    }
+    let chunked_only = codings.len() <= 1
+        && codings
+            .iter()
+            .all(|v| v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked"));
+    if !chunked_only {
+        return Err(GatewayError::BadRequest(
+            "the only Transfer-Encoding accepted is `chunked`".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks the declared length against the limit; called before authentication so an oversized
 /// upload never costs us a read.
 pub fn check_declared(

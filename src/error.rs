@@ -43,6 +43,10 @@ pub enum GatewayError {
     PayloadTooLarge {
         limit: usize,
     },
+    /// The request's header block is larger than the gateway accepts.
+    HeadersTooLarge {
+        limit: usize,
+    },
     /// The content filter blocked the request.
     ContentBlocked {
         rule: String,
@@ -94,6 +98,7 @@ impl GatewayError {
             | ModelNotServed { .. }
             | BadRequest(_)
             | PayloadTooLarge { .. }
+            | HeadersTooLarge { .. }
             | ContentBlocked { .. }
             | RateLimited { .. }
             | BudgetExceeded { .. }
@@ -116,6 +121,7 @@ impl GatewayError {
             ModelNotServed { .. } => 404,
             BadRequest(_) => 400,
             PayloadTooLarge { .. } => 413,
+            HeadersTooLarge { .. } => 431,
             ContentBlocked { .. } => 400,
             RateLimited { .. } | BudgetExceeded { .. } => 429,
             // nginx's convention for "client closed request"; never sent, only logged.
@@ -139,6 +145,7 @@ impl GatewayError {
             ModelNotServed { .. } => "model_not_served",
             BadRequest(_) => "bad_request",
             PayloadTooLarge { .. } => "payload_too_large",
+            HeadersTooLarge { .. } => "request_header_fields_too_large",
             ContentBlocked { .. } => "content_policy_violation",
             RateLimited { .. } => "rate_limit_exceeded",
             BudgetExceeded { .. } => "budget_exceeded",
@@ -169,6 +176,9 @@ impl GatewayError {
             BadRequest(reason) => format!("Invalid request: {reason}"),
             PayloadTooLarge { limit } => {
                 format!("Request body is larger than the gateway's limit of {limit} bytes.")
+            }
+            HeadersTooLarge { limit } => {
+                format!("Request headers are larger than the gateway's limit of {limit} bytes.")
             }
             ContentBlocked {
                 rule,

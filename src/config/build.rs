@@ -236,6 +236,12 @@ fn build_server(
             ));
         }
     }
+    if s.max_choices == 0 || s.max_choices > 128 {
+        problems.push(Problem::new(
+            "server.max_choices",
+            "must be between 1 and 128",
+        ));
+    }
     let t = &s.timeouts;
     for (name, v) in [
         ("connect_ms", t.connect_ms),
@@ -296,6 +302,7 @@ fn build_server(
         listen: listen?,
         threads: s.threads,
         max_body_bytes: usize::try_from(s.max_body_bytes).ok()?,
+        max_choices: s.max_choices,
         max_response_bytes: usize::try_from(s.max_response_bytes).ok()?,
         grace_period_seconds: s.grace_period_seconds,
         timeouts: Timeouts {

@@ -269,6 +269,9 @@ pub struct ServerSection {
     /// Largest upstream response the gateway buffers when it must rewrite it (`/chat`).
     #[serde(default = "default_max_response_bytes")]
     pub max_response_bytes: u64,
+    /// Most choices (`n`) one chat request may ask for; each multiplies the output reserved.
+    #[serde(default = "default_max_choices")]
+    pub max_choices: u64,
     /// Seconds in-flight requests get to finish on SIGTERM.
     #[serde(default = "default_grace_period_seconds")]
     pub grace_period_seconds: u64,
@@ -287,6 +290,7 @@ impl Default for ServerSection {
             threads: default_threads(),
             max_body_bytes: default_max_body_bytes(),
             max_response_bytes: default_max_response_bytes(),
+            max_choices: default_max_choices(),
             grace_period_seconds: default_grace_period_seconds(),
             timeouts: TimeoutsSection::default(),
             admin: AdminSection::default(),
@@ -648,6 +652,9 @@ fn default_admin_listen() -> String {
 }
 fn default_threads() -> usize {
     2
+}
+fn default_max_choices() -> u64 {
+    16
 }
 fn default_max_body_bytes() -> u64 {
     8 * 1024 * 1024

@@ -76,6 +76,7 @@ pub(crate) const SERVER_KEYS: &[&str] = &[
     "threads",
     "max_body_bytes",
     "max_response_bytes",
+    "max_choices",
     "grace_period_seconds",
     "timeouts",
     "admin",

@@ -112,6 +112,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     pub threads: usize,
     pub max_body_bytes: usize,
+    /// Most `n` choices per chat request.
+    pub max_choices: u64,
     pub max_response_bytes: usize,
     pub grace_period_seconds: u64,
     pub timeouts: Timeouts,

@@ -170,7 +170,17 @@ impl Gateway {
         let route = Route::resolve(&req.method, req.uri.path())?;
         ctx.route = Some(route);
 
-        // Size first: an oversized upload is refused before anything is read or continued.
+        // Framing first: smuggling shapes and oversized header blocks are refused, and the
+        // connection is not reused after the answer.
+        let raw_head = session
+            .as_downstream()
+            .as_http1()
+            .map(|h| h.get_headers_raw_bytes());
+        if let Err(e) = body::check_framing(&req.headers, raw_head.as_deref()) {
+            session.set_keepalive(None);
+            return Err(e.into());
+        }
+        // Size next: an oversized upload is refused before anything is read or continued.
         let declared = body::check_declared(
             req.headers
                 .get(http::header::CONTENT_LENGTH)
@@ -222,9 +232,33 @@ impl Gateway {
 
         // 4. reserve the worst case: tokens in every window, dollars against today's budget
         let client_cap = view.client_output_cap();
-        let cap = client_cap.unwrap_or_else(|| cfg.output_caps.cap_for(&model));
+        let choices = view.choices();
+        if choices > server.max_choices {
+            return Err(GatewayError::BadRequest(format!(
+                "`n` is {choices}; this gateway allows at most {} choices per request",
+                server.max_choices
+            ))
+            .into());
+        }
+        // The gateway's cap applies per choice; the worst case is every choice using it all.
+        let per_choice = cfg.output_caps.cap_for(&model);
+        let cap = client_cap.unwrap_or_else(|| per_choice.saturating_mul(choices));
         // Counted once: it walks every text of the prompt.
         let prompt_estimate = view.prompt_estimate();
+        // A prompt no backend for this model can hold is refused before anything is reserved.
+        let largest_context = cfg
+            .backends
+            .iter()
+            .filter(|b| b.serves(&model) && route.accepts(b.protocol))
+            .map(|b| b.max_context_tokens)
+            .max();
+        if let Some(largest) = largest_context.filter(|l| prompt_estimate > *l) {
+            return Err(GatewayError::BadRequest(format!(
+                "the prompt is about {prompt_estimate} tokens, more than the context of any \
+                 backend serving '{model}' ({largest} tokens)"
+            ))
+            .into());
+        }
         let admitted = match accounting::admit(
             &self.state,
             &consumer,
@@ -240,7 +274,7 @@ impl Gateway {
             Err(GatewayError::StateUnavailable { retry_after }) => {
                 // Limits and budgets cannot be decided, but an answer this instance already holds
                 // costs nothing and reserves nothing: the cache fails open.
-                let inject = client_cap.is_none().then_some(cap);
+                let inject = client_cap.is_none().then_some(per_choice);
                 let plan = cache_plan(rt, &consumer, route, &view, session, &raw, inject);
                 if let CachePlan::Use(key) = &plan {
                     if let Some(hit) = self.state.cache.get(key, Instant::now()) {
@@ -261,7 +295,7 @@ impl Gateway {
         ctx.reservation = Some(admitted.reservation);
 
         // The body the backend will get: the gateway adds its cap when the client set none.
-        let inject = client_cap.is_none().then_some(cap);
+        let inject = client_cap.is_none().then_some(per_choice);
 
         ctx.phase("limits", &mut mark);
 

@@ -141,6 +141,14 @@ impl RequestView {
             .saturating_add(messages.saturating_mul(crate::accounting::PER_MESSAGE_TOKENS))
     }
 
+    /// How many choices (`n`) the request asks for (1 where the API has no such field).
+    pub fn choices(&self) -> u64 {
+        match self {
+            RequestView::Chat(c) => c.n.unwrap_or(1),
+            _ => 1,
+        }
+    }
+
     /// The output cap the client set, if any (`max_completion_tokens` wins over `max_tokens`),
     /// multiplied by `n` choices.
     pub fn client_output_cap(&self) -> Option<u64> {
@@ -259,6 +267,11 @@ pub fn parse(route: Route, body: &[u8]) -> Result<RequestView, GatewayError> {
             "the body must be a JSON object".into(),
         ));
     }
+    if nested_deeper_than(body, MAX_JSON_DEPTH) {
+        return Err(GatewayError::BadRequest(format!(
+            "the JSON is nested deeper than {MAX_JSON_DEPTH} levels"
+        )));
+    }
     match route {
         Route::ChatCompletions => parse_chat(body).map(RequestView::Chat),
         Route::LabChat => parse_lab(body).map(RequestView::Lab),
@@ -266,6 +279,39 @@ pub fn parse(route: Route, body: &[u8]) -> Result<RequestView, GatewayError> {
         Route::Embeddings => embeddings::parse(body, json_error).map(RequestView::Embeddings),
         Route::Models => Err(GatewayError::MethodNotAllowed),
     }
+}
+
+/// Deepest JSON nesting accepted. Parts of a body the gateway does not read are still forwarded,
+/// so a depth bomb must be refused here, not left to a backend's parser.
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// Whether `[`/`{` nest deeper than `limit` anywhere outside strings (one pass, no allocation).
+fn nested_deeper_than(body: &[u8], limit: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in body {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 pub(crate) fn json_error(e: serde_json::Error) -> GatewayError {
@@ -500,6 +546,16 @@ pub fn lab_response_text(body: &[u8], protocol: Protocol) -> Result<String, Gate
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nesting_is_measured_outside_strings_only() {
+        let deep = format!("{}{}", "[".repeat(65), "]".repeat(65));
+        assert!(nested_deeper_than(deep.as_bytes(), 64));
+        let ok = format!("{}{}", "[".repeat(64), "]".repeat(64));
+        assert!(!nested_deeper_than(ok.as_bytes(), 64));
+        let quoted = format!(r#"{{"a":"{}\"{}"}}"#, "[".repeat(100), "{".repeat(100));
+        assert!(!nested_deeper_than(quoted.as_bytes(), 64));
+    }
 
     #[test]
     fn routes_resolve_by_method_and_path() {

@@ -169,12 +169,16 @@ pub struct GatewayServer {
 /// One OpenAI backend serving `gpt-4o` (YAML list item), with extra lines (indented by four).
 pub fn openai_backend(id: &str, port: u16, priority: u32, weight: u32, extra: &str) -> String {
     format!(
-        "  - id: {id}\n    url: \"http://127.0.0.1:{port}\"\n    protocol: openai\n    models: [gpt-4o]\n    priority: {priority}\n    weight: {weight}\n{extra}"
+        "  - id: {id}\n    url: \"http://127.0.0.1:{port}\"\n    protocol: openai\n    models: [gpt-4o]\n    priority: {priority}\n    weight: {weight}\n    max_context_tokens: {LARGE_CONTEXT}\n{extra}"
     )
 }
 
 /// Backends section for a mock on `mock_port`: an OpenAI backend (with a credential) serving
 /// `gpt-4`/`gpt-4o`, and a lab agent serving `default`.
+/// The test backends' context: large enough for the multi-MiB bodies the body tests send (the
+/// default, 128,000 tokens, would refuse them before forwarding).
+pub const LARGE_CONTEXT: u64 = 4_000_000;
+
 pub fn backends_for(mock_port: u16) -> String {
     format!(
         r#"backends:
@@ -183,10 +187,12 @@ pub fn backends_for(mock_port: u16) -> String {
     protocol: openai
     models: [gpt-4, gpt-4o]
     credential_env: TG_TEST_BACKEND_KEY
+    max_context_tokens: {LARGE_CONTEXT}
   - id: agent
     url: "http://127.0.0.1:{mock_port}"
     protocol: lab-agent
     models: [default]
+    max_context_tokens: {LARGE_CONTEXT}
 "#
     )
 }
