@@ -80,6 +80,10 @@ pub enum GatewayError {
     UpstreamTimeout,
     UpstreamFailed(String),
     // --- ours ---
+    /// More requests are in flight than `server.max_in_flight`.
+    Overloaded {
+        retry_after: u64,
+    },
     /// The shared state (Redis) could not decide a limit or budget in time; fails closed.
     StateUnavailable {
         retry_after: u64,
@@ -107,7 +111,7 @@ impl GatewayError {
             | UpstreamUnreachable
             | UpstreamTimeout
             | UpstreamFailed(_) => Fault::Upstream,
-            StateUnavailable { .. } | Internal => Fault::Internal,
+            Overloaded { .. } | StateUnavailable { .. } | Internal => Fault::Internal,
         }
     }
 
@@ -129,7 +133,7 @@ impl GatewayError {
             UpstreamUnreachable | NoBackendAvailable { .. } => 503,
             UpstreamTimeout => 504,
             UpstreamFailed(_) => 502,
-            StateUnavailable { .. } => 503,
+            StateUnavailable { .. } | Overloaded { .. } => 503,
             Internal => 500,
         }
     }
@@ -155,6 +159,7 @@ impl GatewayError {
             UpstreamTimeout => "upstream_timeout",
             UpstreamFailed(_) => "upstream_failed",
             StateUnavailable { .. } => "state_unavailable",
+            Overloaded { .. } => "overloaded",
             Internal => "internal",
         }
     }
@@ -216,6 +221,9 @@ impl GatewayError {
             UpstreamUnreachable => "Backend is unreachable. Try again later.".into(),
             UpstreamTimeout => "Backend did not answer in time.".into(),
             UpstreamFailed(what) => format!("Backend error: {what}"),
+            Overloaded { retry_after } => format!(
+                "The gateway is handling as many requests as it is allowed to. Retry after {retry_after}s."
+            ),
             StateUnavailable { retry_after } => format!(
                 "Rate-limit and budget state is unavailable, so the request was not sent. Retry after {retry_after}s."
             ),
@@ -241,7 +249,8 @@ impl GatewayError {
             GatewayError::RateLimited { retry_after, .. }
             | GatewayError::BudgetExceeded { retry_after, .. }
             | GatewayError::NoBackendAvailable { retry_after }
-            | GatewayError::StateUnavailable { retry_after } => Some(*retry_after),
+            | GatewayError::StateUnavailable { retry_after }
+            | GatewayError::Overloaded { retry_after } => Some(*retry_after),
             GatewayError::UpstreamUnreachable => Some(1),
             _ => None,
         }

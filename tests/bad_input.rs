@@ -342,3 +342,38 @@ fn n_choices_multiply_the_reserved_output() {
         .unwrap()
         .contains("more than the per-minute limit"));
 }
+
+#[test]
+fn more_requests_than_the_in_flight_cap_get_a_fast_503_and_service_recovers() {
+    let mock = MockServer::start(&[]);
+    let gw = GatewayServer::start(&backends_for(mock.port), "  max_in_flight: 4");
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(20));
+    let handles: Vec<_> = (0..20)
+        .map(|_| {
+            let barrier = barrier.clone();
+            let port = gw.port;
+            std::thread::spawn(move || {
+                barrier.wait();
+                let started = std::time::Instant::now();
+                let r = post_as(
+                    port,
+                    "/v1/chat/completions",
+                    &[("X-API-Key", KEY_STANDARD), ("x-mock-latency-ms", "1500")],
+                    CHAT,
+                );
+                (r, started.elapsed())
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let ok = results.iter().filter(|(r, _)| r.status == 200).count();
+    let refused: Vec<_> = results.iter().filter(|(r, _)| r.status == 503).collect();
+    assert_eq!((ok, refused.len()), (4, 16));
+    for (r, took) in refused {
+        assert_eq!(r.json()["error"]["code"], "overloaded");
+        assert_eq!(r.header("retry-after"), Some("1"));
+        assert!(*took < Duration::from_millis(1000), "refused in {took:?}");
+    }
+    assert_eq!(mock.ledger()["requests"], 4);
+    still_serving(&gw);
+}

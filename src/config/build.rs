@@ -236,6 +236,12 @@ fn build_server(
             ));
         }
     }
+    if s.max_in_flight == 0 || s.max_in_flight > 1_000_000 {
+        problems.push(Problem::new(
+            "server.max_in_flight",
+            "must be between 1 and 1000000",
+        ));
+    }
     if s.max_choices == 0 || s.max_choices > 128 {
         problems.push(Problem::new(
             "server.max_choices",
@@ -303,6 +309,7 @@ fn build_server(
         threads: s.threads,
         max_body_bytes: usize::try_from(s.max_body_bytes).ok()?,
         max_choices: s.max_choices,
+        max_in_flight: usize::try_from(s.max_in_flight).unwrap_or(usize::MAX),
         max_response_bytes: usize::try_from(s.max_response_bytes).ok()?,
         grace_period_seconds: s.grace_period_seconds,
         timeouts: Timeouts {

@@ -272,6 +272,9 @@ pub struct ServerSection {
     /// Most choices (`n`) one chat request may ask for; each multiplies the output reserved.
     #[serde(default = "default_max_choices")]
     pub max_choices: u64,
+    /// Requests handled at once; beyond it new ones get 503 with `Retry-After` at once.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: u64,
     /// Seconds in-flight requests get to finish on SIGTERM.
     #[serde(default = "default_grace_period_seconds")]
     pub grace_period_seconds: u64,
@@ -291,6 +294,7 @@ impl Default for ServerSection {
             max_body_bytes: default_max_body_bytes(),
             max_response_bytes: default_max_response_bytes(),
             max_choices: default_max_choices(),
+            max_in_flight: default_max_in_flight(),
             grace_period_seconds: default_grace_period_seconds(),
             timeouts: TimeoutsSection::default(),
             admin: AdminSection::default(),
@@ -652,6 +656,9 @@ fn default_admin_listen() -> String {
 }
 fn default_threads() -> usize {
     2
+}
+fn default_max_in_flight() -> u64 {
+    4_096
 }
 fn default_max_choices() -> u64 {
     16

@@ -77,6 +77,7 @@ pub(crate) const SERVER_KEYS: &[&str] = &[
     "max_body_bytes",
     "max_response_bytes",
     "max_choices",
+    "max_in_flight",
     "grace_period_seconds",
     "timeouts",
     "admin",

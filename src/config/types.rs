@@ -114,6 +114,8 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Most `n` choices per chat request.
     pub max_choices: u64,
+    /// Requests handled at once before new ones are refused with 503.
+    pub max_in_flight: usize,
     pub max_response_bytes: usize,
     pub grace_period_seconds: u64,
     pub timeouts: Timeouts,

@@ -29,7 +29,7 @@ use async_trait::async_trait;
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use serde_json::json;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -57,6 +57,8 @@ pub struct Gateway {
     id_seed: u64,
     /// Request-id sequence (separate from the round-robin tick, which must only count picks).
     ids: AtomicU64,
+    /// Requests inside `request_filter` now (compared with `server.max_in_flight`).
+    active: AtomicUsize,
 }
 
 /// Per-request state, read by `logging`.
@@ -121,6 +123,26 @@ impl From<MidStream> for Failure {
     }
 }
 
+/// One request counted in [`Gateway::active`] for as long as it is handled.
+struct Active<'a> {
+    counter: &'a AtomicUsize,
+    /// Requests in flight including this one.
+    count: usize,
+}
+
+impl<'a> Active<'a> {
+    fn enter(counter: &'a AtomicUsize) -> Active<'a> {
+        let count = counter.fetch_add(1, Ordering::AcqRel) + 1;
+        Active { counter, count }
+    }
+}
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 impl Gateway {
     pub fn new(
         live: LiveState,
@@ -139,6 +161,7 @@ impl Gateway {
             access_log,
             id_seed: u64::from_le_bytes(seed),
             ids: AtomicU64::new(0),
+            active: AtomicUsize::new(0),
         }
     }
 
@@ -572,7 +595,17 @@ impl ProxyHttp for Gateway {
         // The client socket is watched while the backend works (see `forward`). Bytes of a next
         // request seen by that watch are kept for the next request instead of being lost.
         session.set_pipelining_enabled(true);
-        match self.handle(session, ctx, &rt).await {
+        // Requests beyond the cap are refused at once, before their body is read: memory stays
+        // bounded and clients learn when to come back.
+        let _active = Active::enter(&self.active);
+        let outcome = if _active.count > rt.config.server.max_in_flight {
+            Err(Failure::Respond(GatewayError::Overloaded {
+                retry_after: 1,
+            }))
+        } else {
+            self.handle(session, ctx, &rt).await
+        };
+        match outcome {
             Ok(()) => Ok(true),
             Err(Failure::Respond(e)) => {
                 ctx.status = e.status();
