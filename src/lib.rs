@@ -14,6 +14,8 @@ pub mod digest;
 pub mod error;
 pub mod filter;
 pub mod forward;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod health_check;
 pub mod logging;
 pub mod metrics;
