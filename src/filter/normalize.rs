@@ -24,21 +24,8 @@ fn push_normalized(text: &str, invisible: Option<char>, out: &mut String) {
                 last_space = true;
             }
         } else {
-            for l in c.to_lowercase() {
-                out.push(l);
-            }
+            out.push(c);
             last_space = false;
-        }
-    };
-    let mut handle = |c: char, out: &mut String| {
-        if is_invisible(c) {
-            if let Some(r) = invisible {
-                push(r, out);
-            }
-        } else if c.is_control() && !c.is_whitespace() {
-            // dropped
-        } else {
-            push(c, out);
         }
     };
     if text.is_ascii() {
@@ -49,8 +36,25 @@ fn push_normalized(text: &str, invisible: Option<char>, out: &mut String) {
         // Only ASCII bytes were pushed onto valid UTF-8.
         *out = String::from_utf8(buf).unwrap_or_default();
     } else {
-        for c in text.nfkc() {
-            handle(c, out);
+        // Invisible and control characters go first, so composition sees the letters they sat
+        // between (`e`, NUL, U+0300 must become `è`, as `e` + U+0300 does); then NFKC, lower
+        // case, and NFKC again, since lower-casing can leave a sequence that composes. The
+        // result is a fixed point: normalising it again changes nothing (fuzzed).
+        let cleaned: String = text
+            .chars()
+            .filter_map(|c| {
+                if is_invisible(c) {
+                    invisible
+                } else if c.is_control() && !c.is_whitespace() {
+                    None
+                } else {
+                    Some(c)
+                }
+            })
+            .collect();
+        let lowered: String = cleaned.nfkc().flat_map(char::to_lowercase).collect();
+        for c in lowered.nfkc() {
+            push(c, out);
         }
     }
 }
