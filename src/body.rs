@@ -107,8 +107,22 @@ pub fn expects_continue(session: &Session) -> bool {
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
 }
 
-/// Reads the whole body, at most `limit` bytes, each read bounded by `idle_timeout`.
+/// Reads the whole body, at most `limit` bytes, each read bounded by `idle_timeout` and the
+/// whole body by `total` (a body trickling in a byte at a time is cut too).
 pub async fn read_bounded(
+    session: &mut Session,
+    declared: Declared,
+    limit: usize,
+    idle_timeout: Duration,
+    total: Duration,
+) -> Result<Bytes, GatewayError> {
+    match tokio::time::timeout(total, read_within(session, declared, limit, idle_timeout)).await {
+        Ok(result) => result,
+        Err(_) => Err(GatewayError::RequestTimeout),
+    }
+}
+
+async fn read_within(
     session: &mut Session,
     declared: Declared,
     limit: usize,
@@ -138,9 +152,7 @@ pub async fn read_bounded(
             Ok(None) => break,
             Err(e) => {
                 return Err(match e.etype() {
-                    pingora::ErrorType::ReadTimedout => {
-                        GatewayError::BadRequest("timed out reading the request body".into())
-                    }
+                    pingora::ErrorType::ReadTimedout => GatewayError::RequestTimeout,
                     pingora::ErrorType::ConnectionClosed | pingora::ErrorType::ReadError => {
                         GatewayError::ClientGone
                     }

@@ -43,6 +43,8 @@ pub enum GatewayError {
     PayloadTooLarge {
         limit: usize,
     },
+    /// The request body did not arrive in time (too slow between reads, or in total).
+    RequestTimeout,
     /// The request's header block is larger than the gateway accepts.
     HeadersTooLarge {
         limit: usize,
@@ -103,6 +105,7 @@ impl GatewayError {
             | BadRequest(_)
             | PayloadTooLarge { .. }
             | HeadersTooLarge { .. }
+            | RequestTimeout
             | ContentBlocked { .. }
             | RateLimited { .. }
             | BudgetExceeded { .. }
@@ -126,6 +129,7 @@ impl GatewayError {
             BadRequest(_) => 400,
             PayloadTooLarge { .. } => 413,
             HeadersTooLarge { .. } => 431,
+            RequestTimeout => 408,
             ContentBlocked { .. } => 400,
             RateLimited { .. } | BudgetExceeded { .. } => 429,
             // nginx's convention for "client closed request"; never sent, only logged.
@@ -150,6 +154,7 @@ impl GatewayError {
             BadRequest(_) => "bad_request",
             PayloadTooLarge { .. } => "payload_too_large",
             HeadersTooLarge { .. } => "request_header_fields_too_large",
+            RequestTimeout => "request_timeout",
             ContentBlocked { .. } => "content_policy_violation",
             RateLimited { .. } => "rate_limit_exceeded",
             BudgetExceeded { .. } => "budget_exceeded",
@@ -182,6 +187,7 @@ impl GatewayError {
             PayloadTooLarge { limit } => {
                 format!("Request body is larger than the gateway's limit of {limit} bytes.")
             }
+            RequestTimeout => "The request body did not arrive in time.".into(),
             HeadersTooLarge { limit } => {
                 format!("Request headers are larger than the gateway's limit of {limit} bytes.")
             }

@@ -377,3 +377,52 @@ fn more_requests_than_the_in_flight_cap_get_a_fast_503_and_service_recovers() {
     assert_eq!(mock.ledger()["requests"], 4);
     still_serving(&gw);
 }
+
+/// Sends a request head declaring `len` body bytes, then `sent` of them, one every `gap`; returns
+/// the status and how long the gateway took to answer after the last byte went out.
+fn trickle(port: u16, len: usize, sent: usize, gap: Duration) -> (u16, String, Duration) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: a\r\nX-API-Key: {KEY_STANDARD}\r\nContent-Length: {len}\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    for _ in 0..sent {
+        if s.write_all(b" ").is_err() {
+            break;
+        }
+        std::thread::sleep(gap);
+    }
+    let after = std::time::Instant::now();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    (status, text, after.elapsed())
+}
+
+#[test]
+fn a_stalled_body_and_a_trickling_body_are_cut_with_408() {
+    let mock = MockServer::start(&[]);
+    let gw = GatewayServer::start(
+        &backends_for(mock.port),
+        "  timeouts:\n    client_body_ms: 400\n    client_body_total_ms: 1500",
+    );
+    // Stalled: 10 of 100 bytes, then nothing; cut one idle timeout later.
+    let (status, text, took) = trickle(gw.port, 100, 10, Duration::ZERO);
+    assert_eq!(status, 408, "{text}");
+    assert!(text.contains("request_timeout"), "{text}");
+    assert!(took < Duration::from_secs(3), "cut after {took:?}");
+    // Trickling: a byte every 200 ms never trips the idle timeout, but the whole body must
+    // arrive within 1.5 s, so it is cut while still sending.
+    let started = std::time::Instant::now();
+    let (status, text, _) = trickle(gw.port, 100, 30, Duration::from_millis(200));
+    assert_eq!(status, 408, "{text}");
+    assert!(started.elapsed() < Duration::from_secs(8));
+    assert_eq!(mock.ledger()["requests"], 0, "nothing was forwarded");
+    still_serving(&gw);
+}

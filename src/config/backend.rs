@@ -179,6 +179,7 @@ fn backend_timeouts(
         read: Duration::from_secs(120),
         write: Duration::from_secs(30),
         client_body: Duration::from_secs(30),
+        client_body_total: Duration::from_secs(120),
         upstream_idle: Duration::from_secs(60),
     });
     let mut t = BackendTimeouts {

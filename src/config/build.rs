@@ -254,6 +254,7 @@ fn build_server(
         ("read_ms", t.read_ms),
         ("write_ms", t.write_ms),
         ("client_body_ms", t.client_body_ms),
+        ("client_body_total_ms", t.client_body_total_ms),
         ("upstream_idle_ms", t.upstream_idle_ms),
     ] {
         if v == 0 {
@@ -317,6 +318,7 @@ fn build_server(
             read: ms(t.read_ms),
             write: ms(t.write_ms),
             client_body: ms(t.client_body_ms),
+            client_body_total: ms(t.client_body_total_ms),
             upstream_idle: ms(t.upstream_idle_ms),
         },
         admin: AdminConfig {

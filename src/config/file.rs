@@ -318,6 +318,9 @@ pub struct TimeoutsSection {
     /// Between two reads of the client's request body.
     #[serde(default = "default_client_body_ms")]
     pub client_body_ms: u64,
+    /// For the whole request body, however it trickles in.
+    #[serde(default = "default_client_body_total_ms")]
+    pub client_body_total_ms: u64,
     /// How long an idle upstream connection stays in the pool.
     #[serde(default = "default_upstream_idle_ms")]
     pub upstream_idle_ms: u64,
@@ -330,6 +333,7 @@ impl Default for TimeoutsSection {
             read_ms: default_read_ms(),
             write_ms: default_write_ms(),
             client_body_ms: default_client_body_ms(),
+            client_body_total_ms: default_client_body_total_ms(),
             upstream_idle_ms: default_upstream_idle_ms(),
         }
     }
@@ -680,6 +684,9 @@ fn default_read_ms() -> u64 {
 }
 fn default_write_ms() -> u64 {
     30_000
+}
+fn default_client_body_total_ms() -> u64 {
+    120_000
 }
 fn default_client_body_ms() -> u64 {
     30_000

@@ -87,6 +87,7 @@ pub(crate) const TIMEOUT_KEYS: &[&str] = &[
     "read_ms",
     "write_ms",
     "client_body_ms",
+    "client_body_total_ms",
     "upstream_idle_ms",
 ];
 pub(crate) const ADMIN_KEYS: &[&str] = &["listen", "token_sha256", "token_env"];

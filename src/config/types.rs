@@ -128,6 +128,7 @@ pub struct Timeouts {
     pub read: Duration,
     pub write: Duration,
     pub client_body: Duration,
+    pub client_body_total: Duration,
     pub upstream_idle: Duration,
 }
 

@@ -232,6 +232,7 @@ impl Gateway {
             declared,
             server.max_body_bytes,
             server.timeouts.client_body,
+            server.timeouts.client_body_total,
         )
         .await?;
         let view = request::parse(route, &raw)?;
