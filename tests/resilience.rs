@@ -376,3 +376,40 @@ fn with_the_only_backend_cooling_down_the_answer_is_503_unless_fallback_is_confi
         }
     }
 }
+
+#[test]
+fn a_truncated_json_answer_is_502_settled_on_the_worst_case_and_never_cached() {
+    let mock = MockServer::start(&[]);
+    let gw = GatewayServer::start_with(
+        &backends_for(mock.port),
+        "",
+        "cache: {enabled: true, scope: consumer, ttl_seconds: 60}\n",
+        &[],
+    );
+    let body =
+        r#"{"model":"gpt-4o","max_tokens":50,"messages":[{"role":"user","content":"cut me off"}]}"#;
+    let r = post_as(
+        gw.port,
+        "/v1/chat/completions",
+        &[("X-API-Key", KEY_METERED), ("x-mock-truncate", "1")],
+        body,
+    );
+    assert_eq!(r.status, 502, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["error"]["type"], "upstream_error");
+    // The backend may have generated the answer: charged as the worst case, marked estimated.
+    let costs = gw.admin("/costs");
+    let last = &costs["consumers"]["metered"]["recent_requests"][0];
+    assert_eq!(last["estimated"], true, "{costs}");
+    assert_eq!(last["output_tokens"], 50);
+    assert_eq!(costs["consumers"]["metered"]["reserved_usd"], "0.000000");
+    // Nothing was cached: the same request, without the fault, goes to the backend.
+    let again = post_as(
+        gw.port,
+        "/v1/chat/completions",
+        &[("X-API-Key", KEY_METERED)],
+        body,
+    );
+    assert_eq!(again.status, 200);
+    assert_eq!(again.header("x-tollgate-cache"), Some("MISS"));
+    assert_eq!(mock.ledger()["requests"], 2);
+}

@@ -8,7 +8,8 @@
 //! request with headers:
 //! `x-mock-status` (answer with this status), `x-mock-latency-ms` (wait before the header),
 //! `x-mock-chunks` (completion tokens), `x-mock-chunk-delay-ms` (gap between SSE events) and
-//! `x-mock-reset-after` (close the connection after that many SSE events) and
+//! `x-mock-reset-after` (close the connection after that many SSE events) and `x-mock-truncate`
+//! (declare a JSON answer's full length, send half, close) and
 //! `x-mock-retry-after` (a `Retry-After` sent with an injected fault) and `x-mock-no-usage` (a
 //! stream that never reports usage, even when asked).
 //! Completion tokens of a stream count in the ledger as their events are delivered.
@@ -106,6 +107,7 @@ async fn write_whole(
     content_type: &str,
     body: Bytes,
     retry_after: Option<u64>,
+    truncate: bool,
 ) -> Option<()> {
     let mut h = ResponseHeader::build(status, Some(3)).ok()?;
     h.insert_header("content-type", content_type).ok()?;
@@ -115,6 +117,12 @@ async fn write_whole(
         h.insert_header("retry-after", secs.to_string()).ok()?;
     }
     session.write_response_header(Box::new(h)).await.ok()?;
+    if truncate {
+        // Half of what was declared, then the connection goes away.
+        let half = body.slice(..body.len() / 2);
+        session.write_response_body(half, false).await.ok()?;
+        return None;
+    }
     session.write_response_body(body, true).await.ok()?;
     Some(())
 }
@@ -164,7 +172,16 @@ impl HttpServerApp for Mock {
                     .fault_status
                     .filter(|_| model_route)
                     .and(plan.retry_after);
-                write_whole(&mut session, status, content_type, body, retry_after).await?;
+                let truncate = plan.truncate && model_route;
+                write_whole(
+                    &mut session,
+                    status,
+                    content_type,
+                    body,
+                    retry_after,
+                    truncate,
+                )
+                .await?;
             }
             Reply::Stream { events } => {
                 let mut h = ResponseHeader::build(200, Some(3)).ok()?;

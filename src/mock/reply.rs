@@ -12,6 +12,8 @@ pub struct Plan {
     pub chunks: u64,
     pub fault_status: Option<u16>,
     pub reset_after: Option<u64>,
+    /// Declare the whole JSON answer's length, send half of it, and close (fault injection).
+    pub truncate: bool,
     pub retry_after: Option<u64>,
     /// Never report usage in a stream, even when asked (a backend that ignores the option).
     pub no_usage: bool,
@@ -32,6 +34,7 @@ impl Plan {
             reset_after: num("x-mock-reset-after").or(o.reset_after),
             retry_after: num("x-mock-retry-after").or(o.retry_after),
             no_usage: headers.contains_key("x-mock-no-usage"),
+            truncate: headers.contains_key("x-mock-truncate"),
         }
     }
 }
