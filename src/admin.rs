@@ -46,27 +46,19 @@ impl Admin {
         let Some(map) = costs.get_mut("consumers").and_then(Value::as_object_mut) else {
             return;
         };
-        let ids: Vec<String> = map.keys().cloned().collect();
-        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-        match shared.store.spend_today(&refs, day).await {
+        let rt = self.live.current();
+        let consumers = &rt.config.consumers;
+        let ids: Vec<&str> = consumers.iter().map(|c| c.id.as_str()).collect();
+        match shared.store.spend_today(&ids, day).await {
             Ok(values) => {
-                for (id, (spent, committed)) in ids.iter().zip(values) {
-                    let Some(c) = map.get_mut(id).and_then(Value::as_object_mut) else {
+                for (consumer, (spent, committed)) in consumers.iter().zip(values) {
+                    let Some(c) = map.get_mut(&consumer.id).and_then(Value::as_object_mut) else {
                         continue;
                     };
-                    let budget = self
-                        .live
-                        .current()
-                        .config
-                        .consumers
-                        .iter()
-                        .find(|k| &k.id == id)
-                        .map(|k| k.daily_budget_micros.saturating_mul(1000))
-                        .unwrap_or(0);
                     let standing = crate::state::spend::Standing {
                         spent,
                         reserved: committed.saturating_sub(spent),
-                        budget,
+                        budget: consumer.daily_budget_micros.saturating_mul(1000),
                     };
                     c.insert("spent_today_usd".into(), json!(usd(spent, 6)));
                     c.insert("spent_today_nanos".into(), json!(spent));

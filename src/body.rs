@@ -28,11 +28,20 @@ pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 /// `Content-Length` and `Transfer-Encoding` (the classic request-smuggling shape), more than one
 /// `Content-Length`, a transfer coding other than `chunked`, or a header block over
 /// [`MAX_HEADER_BYTES`]. The caller closes the connection after answering.
-pub fn check_framing(headers: &http::HeaderMap, raw: Option<&[u8]>) -> Result<(), GatewayError> {
+pub fn check_framing(
+    headers: &http::HeaderMap,
+    raw: impl FnOnce() -> Option<bytes::Bytes>,
+) -> Result<(), GatewayError> {
     use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
     // Pingora drops `Content-Length` when `Transfer-Encoding` is present too (and closes the
-    // connection afterwards); the header block as received still shows both.
-    if let Some(raw) = raw {
+    // connection afterwards); the header block as received still shows both. It is fetched and
+    // scanned only for requests that carry `Transfer-Encoding`.
+    let raw = if headers.contains_key(TRANSFER_ENCODING) {
+        raw()
+    } else {
+        None
+    };
+    if let Some(raw) = raw.as_deref() {
         let named = |name: &[u8]| {
             raw.split(|&b| b == b'\n').any(|line| {
                 line.split(|&b| b == b':')

@@ -195,11 +195,13 @@ impl Gateway {
 
         // Framing first: smuggling shapes and oversized header blocks are refused, and the
         // connection is not reused after the answer.
-        let raw_head = session
-            .as_downstream()
-            .as_http1()
-            .map(|h| h.get_headers_raw_bytes());
-        if let Err(e) = body::check_framing(&req.headers, raw_head.as_deref()) {
+        let raw_head = || {
+            session
+                .as_downstream()
+                .as_http1()
+                .map(|h| h.get_headers_raw_bytes())
+        };
+        if let Err(e) = body::check_framing(&req.headers, raw_head) {
             session.set_keepalive(None);
             return Err(e.into());
         }

@@ -179,12 +179,13 @@ impl RedisStore {
     /// The three window keys, then committed and spent today.
     fn keys(&self, consumer: &str, window_ids: [u64; 3], day: u64) -> [String; 5] {
         let p = &self.prefix;
+        let [committed, spent] = self.spend_keys(consumer, day);
         [
             format!("{p}{{{consumer}}}:t:m:{}", window_ids[0]),
             format!("{p}{{{consumer}}}:t:h:{}", window_ids[1]),
             format!("{p}{{{consumer}}}:t:d:{}", window_ids[2]),
-            format!("{p}{{{consumer}}}:b:{day}"),
-            format!("{p}{{{consumer}}}:s:{day}"),
+            committed,
+            spent,
         ]
     }
 
