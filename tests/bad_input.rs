@@ -9,6 +9,15 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+/// The status code of a raw HTTP answer (0 when there is none).
+fn status_of(answer: &str) -> u16 {
+    answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Sends raw bytes; returns the status and the whole answer (the connection is read to its end
 /// or for at most 5 s).
 fn raw(port: u16, bytes: &[u8]) -> (u16, String) {
@@ -18,12 +27,7 @@ fn raw(port: u16, bytes: &[u8]) -> (u16, String) {
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     let text = String::from_utf8_lossy(&out).to_string();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, text)
+    (status_of(&text), text)
 }
 
 /// A way of presenting (or not) a key: name, headers, path.
@@ -397,12 +401,7 @@ fn trickle(port: u16, len: usize, sent: usize, gap: Duration) -> (u16, String, D
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     let text = String::from_utf8_lossy(&out).to_string();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    (status, text, after.elapsed())
+    (status_of(&text), text, after.elapsed())
 }
 
 #[test]

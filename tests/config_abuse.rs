@@ -95,7 +95,6 @@ fn a_reload_refuses_each_and_the_gateway_keeps_serving() {
     let gw = GatewayServer::start(&backends_for(mock.port), "");
     let good = std::fs::read_to_string(gw.config_path()).unwrap();
     let version = gw.version();
-    let auth = format!("Bearer {ADMIN_TOKEN}");
     let bad: Vec<(&str, String)> = vec![
         (
             "unknown key",
@@ -120,13 +119,7 @@ fn a_reload_refuses_each_and_the_gateway_keeps_serving() {
     ];
     for (name, text) in bad {
         std::fs::write(gw.config_path(), text).unwrap();
-        let r = request(
-            gw.admin_port,
-            "POST",
-            "/admin/reload",
-            &[("Authorization", &auth)],
-            b"",
-        );
+        let r = gw.reload();
         assert_eq!(r.status, 400, "{name}: {}", r.body_text());
         assert_eq!(r.json()["result"], "error", "{name}");
         assert!(

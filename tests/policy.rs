@@ -6,7 +6,6 @@
 mod common;
 
 use common::*;
-use std::time::Duration;
 
 fn detail(r: &Response) -> String {
     r.json()["detail"].as_str().unwrap_or_default().to_string()
@@ -129,38 +128,11 @@ fn encoded_and_zero_width_injections_are_blocked() {
     assert_eq!(r.json()["error"]["code"], "content_policy_violation");
 }
 
-/// Waits, if needed, so that a burst starting now does not straddle a minute boundary.
-fn away_from_a_minute_boundary() {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    if secs % 60 >= 55 {
-        std::thread::sleep(Duration::from_secs(61 - secs % 60));
-    }
-}
-
-/// Fires `n` copies of a request at once; returns the responses.
+/// Fires `n` copies of a request as `key` at once; returns the responses.
 fn burst(port: u16, n: usize, headers: &[(&str, &str)], key: &str, body: &str) -> Vec<Response> {
-    let barrier = std::sync::Arc::new(std::sync::Barrier::new(n));
-    let handles: Vec<_> = (0..n)
-        .map(|_| {
-            let barrier = barrier.clone();
-            let mut h: Vec<(String, String)> = headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            h.push(("X-API-Key".into(), key.into()));
-            let body = body.to_string();
-            std::thread::spawn(move || {
-                let hs: Vec<(&str, &str)> =
-                    h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-                barrier.wait();
-                request(port, "POST", "/v1/chat/completions", &hs, body.as_bytes())
-            })
-        })
-        .collect();
-    handles.into_iter().map(|h| h.join().unwrap()).collect()
+    let mut all = headers.to_vec();
+    all.push(("X-API-Key", key));
+    common::burst(&vec![port; n], &all, body)
 }
 
 #[test]

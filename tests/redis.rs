@@ -9,7 +9,6 @@ mod common;
 
 use common::*;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 /// A private Redis on a free port; killed when dropped.
@@ -104,40 +103,6 @@ fn instances(redis: &Redis, mock: &MockServer, n: usize, extra_state: &str) -> V
     (0..n)
         .map(|_| GatewayServer::start_full(&backends_for(mock.port), "", &state, "", &[]))
         .collect()
-}
-
-/// Fires one request per port in `ports` at once; returns the responses.
-fn burst(ports: &[u16], headers: &[(&str, &str)], body: &str) -> Vec<Response> {
-    let barrier = Arc::new(Barrier::new(ports.len()));
-    let handles: Vec<_> = ports
-        .iter()
-        .map(|&port| {
-            let barrier = barrier.clone();
-            let h: Vec<(String, String)> = headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            let body = body.to_string();
-            std::thread::spawn(move || {
-                let hs: Vec<(&str, &str)> =
-                    h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-                barrier.wait();
-                request(port, "POST", "/v1/chat/completions", &hs, body.as_bytes())
-            })
-        })
-        .collect();
-    handles.into_iter().map(|h| h.join().unwrap()).collect()
-}
-
-/// Waits, if needed, so that a burst starting now does not straddle a minute boundary.
-fn away_from_a_minute_boundary() {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    if secs % 60 >= 50 {
-        std::thread::sleep(Duration::from_secs(61 - secs % 60));
-    }
 }
 
 #[test]

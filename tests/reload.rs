@@ -78,13 +78,7 @@ fn an_invalid_file_is_rejected_by_sighup_and_by_the_admin_call_and_the_old_one_s
         200
     );
     let auth = format!("Bearer {ADMIN_TOKEN}");
-    let r = request(
-        gw.admin_port,
-        "POST",
-        "/admin/reload",
-        &[("Authorization", &auth)],
-        b"",
-    );
+    let r = gw.reload();
     assert_eq!(r.status, 400);
     let v = r.json();
     assert_eq!(v["result"], "error");
@@ -96,13 +90,7 @@ fn an_invalid_file_is_rejected_by_sighup_and_by_the_admin_call_and_the_old_one_s
     // A half-written file is just another invalid file.
     let text = std::fs::read_to_string(gw.config_path()).unwrap();
     std::fs::write(gw.config_path(), &text[..text.len() / 2]).unwrap();
-    let r = request(
-        gw.admin_port,
-        "POST",
-        "/admin/reload",
-        &[("Authorization", &auth)],
-        b"",
-    );
+    let r = gw.reload();
     assert_eq!(r.status, 400);
     assert_eq!(gw.version(), v1);
     let metrics = request(
