@@ -127,7 +127,7 @@ pub async fn read_bounded(
 ) -> Result<Bytes, GatewayError> {
     match tokio::time::timeout(total, read_within(session, declared, limit, idle_timeout)).await {
         Ok(result) => result,
-        Err(_) => Err(GatewayError::RequestTimeout),
+        Err(_) => Err(GatewayError::RequestTimeout { part: "body" }),
     }
 }
 
@@ -161,7 +161,9 @@ async fn read_within(
             Ok(None) => break,
             Err(e) => {
                 return Err(match e.etype() {
-                    pingora::ErrorType::ReadTimedout => GatewayError::RequestTimeout,
+                    pingora::ErrorType::ReadTimedout => {
+                        GatewayError::RequestTimeout { part: "body" }
+                    }
                     pingora::ErrorType::ConnectionClosed | pingora::ErrorType::ReadError => {
                         GatewayError::ClientGone
                     }

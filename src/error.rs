@@ -43,8 +43,11 @@ pub enum GatewayError {
     PayloadTooLarge {
         limit: usize,
     },
-    /// The request body did not arrive in time (too slow between reads, or in total).
-    RequestTimeout,
+    /// The request's header or body did not arrive in time (too slow between reads, or in
+    /// total).
+    RequestTimeout {
+        part: &'static str,
+    },
     /// The request's header block is larger than the gateway accepts.
     HeadersTooLarge {
         limit: usize,
@@ -105,7 +108,7 @@ impl GatewayError {
             | BadRequest(_)
             | PayloadTooLarge { .. }
             | HeadersTooLarge { .. }
-            | RequestTimeout
+            | RequestTimeout { .. }
             | ContentBlocked { .. }
             | RateLimited { .. }
             | BudgetExceeded { .. }
@@ -129,7 +132,7 @@ impl GatewayError {
             BadRequest(_) => 400,
             PayloadTooLarge { .. } => 413,
             HeadersTooLarge { .. } => 431,
-            RequestTimeout => 408,
+            RequestTimeout { .. } => 408,
             ContentBlocked { .. } => 400,
             RateLimited { .. } | BudgetExceeded { .. } => 429,
             // nginx's convention for "client closed request"; never sent, only logged.
@@ -154,7 +157,7 @@ impl GatewayError {
             BadRequest(_) => "bad_request",
             PayloadTooLarge { .. } => "payload_too_large",
             HeadersTooLarge { .. } => "request_header_fields_too_large",
-            RequestTimeout => "request_timeout",
+            RequestTimeout { .. } => "request_timeout",
             ContentBlocked { .. } => "content_policy_violation",
             RateLimited { .. } => "rate_limit_exceeded",
             BudgetExceeded { .. } => "budget_exceeded",
@@ -187,7 +190,7 @@ impl GatewayError {
             PayloadTooLarge { limit } => {
                 format!("Request body is larger than the gateway's limit of {limit} bytes.")
             }
-            RequestTimeout => "The request body did not arrive in time.".into(),
+            RequestTimeout { part } => format!("The request {part} did not arrive in time."),
             HeadersTooLarge { limit } => {
                 format!("Request headers are larger than the gateway's limit of {limit} bytes.")
             }

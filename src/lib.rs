@@ -10,6 +10,7 @@ pub mod auth;
 pub mod body;
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod digest;
 pub mod error;
 pub mod filter;

@@ -25,6 +25,8 @@ pub struct Metrics {
     pub retries: IntCounterVec,
     pub reloads: IntCounterVec,
     pub in_flight: IntGauge,
+    pub idle_connections: IntGauge,
+    pub connections_closed: IntCounterVec,
     pub streams_without_usage: IntCounterVec,
     pub budget_spent: IntGaugeVec,
     pub budget_remaining: IntGaugeVec,
@@ -68,6 +70,12 @@ fn build() -> Option<Metrics> {
     let in_flight =
         IntGauge::new("tollgate_in_flight_requests", "Requests being handled now.").ok()?;
     register(Box::new(in_flight.clone()));
+    let idle_connections = IntGauge::new(
+        "tollgate_idle_connections",
+        "Client connections idle now (no request yet, or a header still arriving).",
+    )
+    .ok()?;
+    register(Box::new(idle_connections.clone()));
     let estimated = IntCounter::new(
         "tollgate_estimated_settlements_total",
         "Requests settled on an estimate because the backend reported no usage.",
@@ -157,6 +165,13 @@ fn build() -> Option<Metrics> {
             &["result"],
         )?,
         in_flight,
+        idle_connections,
+        connections_closed: counter(
+            "tollgate_connections_closed_total",
+            "Client connections closed by the gateway below HTTP (reason: header_timeout, \
+             idle_cap, unparsable_request).",
+            &["reason"],
+        )?,
         streams_without_usage: counter(
             "tollgate_streams_without_usage_total",
             "Streams that ended normally without reporting usage (settled on an estimate).",

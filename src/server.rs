@@ -4,6 +4,7 @@
 use crate::access_log::AccessLog;
 use crate::admin::Admin;
 use crate::config::Config;
+use crate::connections::Connections;
 use crate::health_check::{HealthChecker, HealthService};
 use crate::mock::{Mock, MockOptions};
 use crate::proxy::Gateway;
@@ -133,15 +134,22 @@ pub fn build_process(
         Arc::clone(&access_log),
     ));
 
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        Gateway::new(
+    // The consumer plane runs Pingora's HTTP/1 loop itself, over guarded client streams (header
+    // deadline, idle-connection cap; see `connections`).
+    let mut proxy = Service::new(
+        "tollgate consumer plane".to_string(),
+        Connections::new(
+            pingora::proxy::http_proxy(
+                &server.configuration,
+                Gateway::new(
+                    live.clone(),
+                    Arc::clone(&state),
+                    Arc::clone(&resolver),
+                    Arc::clone(&access_log),
+                ),
+            ),
             live.clone(),
-            Arc::clone(&state),
-            Arc::clone(&resolver),
-            Arc::clone(&access_log),
         ),
-        "tollgate consumer plane",
     );
     proxy.add_tcp(&server_cfg.listen.to_string());
     proxy.threads = Some(server_cfg.threads);

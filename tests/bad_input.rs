@@ -224,10 +224,17 @@ fn request_smuggling_shapes_and_oversized_headers_are_refused_and_never_forwarde
     for (name, bytes, status) in &cases {
         let (got, text) = raw(gw.port, bytes);
         assert_eq!(got, *status, "{name}: {text}");
+        let lower = text.to_ascii_lowercase();
         assert!(
-            text.to_ascii_lowercase().contains("connection: close"),
+            lower.contains("connection: close"),
             "{name}: the connection must not be reused: {text}"
         );
+        // Also where Pingora refuses the header itself: a JSON error, not its empty 400.
+        assert!(
+            lower.contains("content-type: application/json") && text.contains(r#"{"error":"#),
+            "{name}: a JSON error: {text}"
+        );
+        assert!(!lower.contains("server: pingora"), "{name}: {text}");
     }
     assert_eq!(mock.ledger()["requests"], 0, "nothing was forwarded");
     // The ones the gateway answers itself carry a JSON reason.

@@ -178,6 +178,7 @@ fn backend_timeouts(
         connect: Duration::from_secs(2),
         read: Duration::from_secs(120),
         write: Duration::from_secs(30),
+        client_header: Duration::from_secs(10),
         client_body: Duration::from_secs(30),
         client_body_total: Duration::from_secs(120),
         upstream_idle: Duration::from_secs(60),

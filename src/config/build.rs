@@ -242,6 +242,12 @@ fn build_server(
             "must be between 1 and 1000000",
         ));
     }
+    if s.max_idle_connections == 0 || s.max_idle_connections > 1_000_000 {
+        problems.push(Problem::new(
+            "server.max_idle_connections",
+            "must be between 1 and 1000000",
+        ));
+    }
     if s.max_choices == 0 || s.max_choices > 128 {
         problems.push(Problem::new(
             "server.max_choices",
@@ -253,6 +259,7 @@ fn build_server(
         ("connect_ms", t.connect_ms),
         ("read_ms", t.read_ms),
         ("write_ms", t.write_ms),
+        ("client_header_ms", t.client_header_ms),
         ("client_body_ms", t.client_body_ms),
         ("client_body_total_ms", t.client_body_total_ms),
         ("upstream_idle_ms", t.upstream_idle_ms),
@@ -311,12 +318,14 @@ fn build_server(
         max_body_bytes: usize::try_from(s.max_body_bytes).ok()?,
         max_choices: s.max_choices,
         max_in_flight: usize::try_from(s.max_in_flight).unwrap_or(usize::MAX),
+        max_idle_connections: usize::try_from(s.max_idle_connections).unwrap_or(usize::MAX),
         max_response_bytes: usize::try_from(s.max_response_bytes).ok()?,
         grace_period_seconds: s.grace_period_seconds,
         timeouts: Timeouts {
             connect: ms(t.connect_ms),
             read: ms(t.read_ms),
             write: ms(t.write_ms),
+            client_header: ms(t.client_header_ms),
             client_body: ms(t.client_body_ms),
             client_body_total: ms(t.client_body_total_ms),
             upstream_idle: ms(t.upstream_idle_ms),

@@ -275,6 +275,10 @@ pub struct ServerSection {
     /// Requests handled at once; beyond it new ones get 503 with `Retry-After` at once.
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: u64,
+    /// Client connections kept while idle (no request, or a header still arriving); beyond it the
+    /// one idle longest is closed.
+    #[serde(default = "default_max_idle_connections")]
+    pub max_idle_connections: u64,
     /// Seconds in-flight requests get to finish on SIGTERM.
     #[serde(default = "default_grace_period_seconds")]
     pub grace_period_seconds: u64,
@@ -295,6 +299,7 @@ impl Default for ServerSection {
             max_response_bytes: default_max_response_bytes(),
             max_choices: default_max_choices(),
             max_in_flight: default_max_in_flight(),
+            max_idle_connections: default_max_idle_connections(),
             grace_period_seconds: default_grace_period_seconds(),
             timeouts: TimeoutsSection::default(),
             admin: AdminSection::default(),
@@ -315,6 +320,10 @@ pub struct TimeoutsSection {
     /// Writing one chunk of the request to the backend.
     #[serde(default = "default_write_ms")]
     pub write_ms: u64,
+    /// For a request's whole header block: from the accept for a connection's first request,
+    /// from the first byte for later ones.
+    #[serde(default = "default_client_header_ms")]
+    pub client_header_ms: u64,
     /// Between two reads of the client's request body.
     #[serde(default = "default_client_body_ms")]
     pub client_body_ms: u64,
@@ -332,6 +341,7 @@ impl Default for TimeoutsSection {
             connect_ms: default_connect_ms(),
             read_ms: default_read_ms(),
             write_ms: default_write_ms(),
+            client_header_ms: default_client_header_ms(),
             client_body_ms: default_client_body_ms(),
             client_body_total_ms: default_client_body_total_ms(),
             upstream_idle_ms: default_upstream_idle_ms(),
@@ -684,6 +694,12 @@ fn default_read_ms() -> u64 {
 }
 fn default_write_ms() -> u64 {
     30_000
+}
+fn default_client_header_ms() -> u64 {
+    10_000
+}
+fn default_max_idle_connections() -> u64 {
+    4096
 }
 fn default_client_body_total_ms() -> u64 {
     120_000

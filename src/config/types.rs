@@ -116,6 +116,8 @@ pub struct ServerConfig {
     pub max_choices: u64,
     /// Requests handled at once before new ones are refused with 503.
     pub max_in_flight: usize,
+    /// Idle client connections kept; beyond it the one idle longest is closed.
+    pub max_idle_connections: usize,
     pub max_response_bytes: usize,
     pub grace_period_seconds: u64,
     pub timeouts: Timeouts,
@@ -127,6 +129,8 @@ pub struct Timeouts {
     pub connect: Duration,
     pub read: Duration,
     pub write: Duration,
+    /// For a request's whole header block.
+    pub client_header: Duration,
     pub client_body: Duration,
     pub client_body_total: Duration,
     pub upstream_idle: Duration,

@@ -586,6 +586,16 @@ impl ProxyHttp for Gateway {
         }
     }
 
+    /// The first hook after Pingora parsed the header: the connection is in a request now.
+    async fn early_request_filter(
+        &self,
+        session: &mut Session,
+        _ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        crate::connections::request_started(session);
+        Ok(())
+    }
+
     /// Runs the whole pipeline and answers; always `Ok(true)` unless a response that already
     /// started must be aborted, in which case the error makes Pingora drop the connection.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {

@@ -1,0 +1,645 @@
+//! The consumer plane's client connections, below HTTP.
+//!
+//! Pingora 0.9.1 reads a request's header with a timeout per read and no deadline for the whole
+//! header, before any gateway code runs. It keeps idle connections without limit, and it answers a
+//! header it cannot parse with an empty 400 of its own. [`Connections`] is the consumer plane's
+//! `ServerApp`. It runs Pingora's HTTP/1 keep-alive loop itself, with each client stream wrapped in
+//! a [`Guarded`] stream. That adds three things:
+//!
+//! - **A header deadline.** A request's whole header block must arrive within
+//!   `server.timeouts.client_header_ms`, counted from the accept for a connection's first request
+//!   and from the first byte for later ones. A client that is too slow gets a 408 JSON answer and
+//!   the connection is closed. This is the slowloris defence; slow bodies are cut in `body`.
+//! - **An idle-connection cap.** A connection is idle from its accept, or from the end of its last
+//!   request, until the header of its next request is complete. When more than
+//!   `server.max_idle_connections` are idle, the one idle longest is closed. A request in progress
+//!   is never closed this way, so open connections stay within the cap plus
+//!   `server.max_in_flight` plus the few being refused.
+//! - **JSON answers where Pingora answers itself.** A response written before the gateway has seen
+//!   the request can only be Pingora's own error (a header it cannot parse). It is replaced with a
+//!   JSON error in the gateway's format, without Pingora's `Server` header.
+//!
+//! Streams are marked as in a request by [`request_started`], called from the gateway's first hook.
+
+use crate::error::{Dialect, GatewayError};
+use crate::metrics;
+use crate::runtime::LiveState;
+use async_trait::async_trait;
+use pingora::apps::{HttpServerApp, ReusedHttpStream, ServerApp};
+use pingora::protocols::http::ServerSession;
+use pingora::protocols::{
+    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream,
+    TimingDigest, UniqueID, UniqueIDType, ALPN,
+};
+use pingora::proxy::Session;
+use pingora::server::ShutdownWatch;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Sleep;
+
+/// How long a kept-alive connection may wait for the first byte of its next request (Pingora's
+/// own default, kept).
+const KEEPALIVE_SECONDS: u64 = 60;
+
+/// Waiting for a request: no byte of its header yet.
+const IDLE: u8 = 0;
+/// Some of a request's header has arrived; the header deadline runs.
+const HEADER: u8 = 1;
+/// The gateway has the request's header; no deadline and not idle.
+const ACTIVE: u8 = 2;
+/// Closed by the gateway (evicted or too slow): reads end, writes fail.
+const CLOSED: u8 = 3;
+
+/// What one connection shares between its stream, its keep-alive loop and the idle set.
+#[derive(Debug)]
+struct Conn {
+    phase: AtomicU8,
+    /// When the header must be complete, in nanoseconds after `born`; 0 = not running.
+    deadline_nanos: AtomicU64,
+    born: Instant,
+    /// Position in the idle set while idle (0 = not in it).
+    idle_seq: AtomicU64,
+    /// The task waiting to read, woken when the connection is evicted.
+    waker: Mutex<Option<Waker>>,
+}
+
+impl Conn {
+    fn new() -> Self {
+        Conn {
+            phase: AtomicU8::new(IDLE),
+            deadline_nanos: AtomicU64::new(0),
+            born: Instant::now(),
+            idle_seq: AtomicU64::new(0),
+            waker: Mutex::new(None),
+        }
+    }
+
+    fn phase(&self) -> u8 {
+        self.phase.load(Ordering::Acquire)
+    }
+
+    /// Moves from `IDLE` or `HEADER` to `to`; false when the connection was in neither.
+    fn leave_waiting(&self, to: u8) -> bool {
+        let mut now = self.phase();
+        while now == IDLE || now == HEADER {
+            match self
+                .phase
+                .compare_exchange(now, to, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return true,
+                Err(seen) => now = seen,
+            }
+        }
+        false
+    }
+
+    fn set_deadline(&self, at: Option<Instant>) {
+        let nanos = at.map_or(0, |at| {
+            let n = at.saturating_duration_since(self.born).as_nanos();
+            u64::try_from(n).unwrap_or(u64::MAX).max(1)
+        });
+        self.deadline_nanos.store(nanos, Ordering::Release);
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        match self.deadline_nanos.load(Ordering::Acquire) {
+            0 => None,
+            n => Some(self.born + Duration::from_nanos(n)),
+        }
+    }
+
+    fn waker(&self) -> MutexGuard<'_, Option<Waker>> {
+        self.waker.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Closes an idle connection from outside: its pending read ends.
+    fn evict(&self) -> bool {
+        if !self.leave_waiting(CLOSED) {
+            return false;
+        }
+        if let Some(w) = self.waker().take() {
+            w.wake();
+        }
+        true
+    }
+}
+
+/// The idle connections, oldest first.
+#[derive(Debug, Default)]
+pub struct IdleSet {
+    conns: Mutex<BTreeMap<u64, Arc<Conn>>>,
+    next: AtomicU64,
+}
+
+impl IdleSet {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<u64, Arc<Conn>>> {
+        self.conns.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds a connection; evicts the longest idle ones while more than `cap` are idle.
+    fn enter(&self, conn: &Arc<Conn>, cap: usize) {
+        let seq = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        conn.idle_seq.store(seq, Ordering::Release);
+        let mut evicted = 0u64;
+        let len = {
+            let mut idle = self.lock();
+            idle.insert(seq, Arc::clone(conn));
+            while idle.len() > cap {
+                let Some((_, oldest)) = idle.pop_first() else {
+                    break;
+                };
+                oldest.idle_seq.store(0, Ordering::Release);
+                if oldest.evict() {
+                    evicted += 1;
+                }
+            }
+            idle.len()
+        };
+        if let Some(m) = metrics::get() {
+            m.idle_connections
+                .set(i64::try_from(len).unwrap_or(i64::MAX));
+            if evicted > 0 {
+                m.connections_closed
+                    .with_label_values(&["idle_cap"])
+                    .inc_by(evicted);
+            }
+        }
+    }
+
+    fn leave(&self, conn: &Conn) {
+        let seq = conn.idle_seq.swap(0, Ordering::AcqRel);
+        if seq == 0 {
+            return;
+        }
+        let len = {
+            let mut idle = self.lock();
+            idle.remove(&seq);
+            idle.len()
+        };
+        if let Some(m) = metrics::get() {
+            m.idle_connections
+                .set(i64::try_from(len).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Connections idle now.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The consumer plane's `ServerApp`: Pingora's HTTP/1 loop over guarded streams.
+pub struct Connections<A> {
+    app: Arc<A>,
+    live: LiveState,
+    idle: Arc<IdleSet>,
+}
+
+impl<A> Connections<A> {
+    pub fn new(app: A, live: LiveState) -> Self {
+        Connections {
+            app: Arc::new(app),
+            live,
+            idle: Arc::new(IdleSet::default()),
+        }
+    }
+}
+
+/// Takes a connection out of the idle set however its task ends.
+struct Registration {
+    idle: Arc<IdleSet>,
+    conn: Arc<Conn>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.idle.leave(&self.conn);
+    }
+}
+
+#[async_trait]
+impl<A> ServerApp for Connections<A>
+where
+    A: HttpServerApp + Send + Sync + 'static,
+{
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let (header_limit, cap) = {
+            let rt = self.live.current();
+            let s = &rt.config.server;
+            (s.timeouts.client_header, s.max_idle_connections)
+        };
+        let conn = Arc::new(Conn::new());
+        let _registration = Registration {
+            idle: Arc::clone(&self.idle),
+            conn: Arc::clone(&conn),
+        };
+        // The first request's header is due a fixed time after the accept, bytes or not.
+        conn.set_deadline(Some(Instant::now() + header_limit));
+        self.idle.enter(&conn, cap);
+        let guarded = Guarded {
+            inner: stream,
+            conn: Arc::clone(&conn),
+            idle: Arc::clone(&self.idle),
+            header_limit,
+            timer: None,
+            replacing: None,
+        };
+        let mut session = ServerSession::new_http1(Box::new(guarded));
+        session.set_keepalive(if *shutdown.borrow() {
+            None
+        } else {
+            Some(KEEPALIVE_SECONDS)
+        });
+        session.set_keepalive_reuses_remaining(
+            self.app
+                .server_options()
+                .and_then(|o| o.keepalive_request_limit),
+        );
+        let mut result = self.app.process_new_http(session, shutdown).await;
+        while let Some((stream, settings)) = result.map(ReusedHttpStream::consume) {
+            // Later headers are due a fixed time after their first byte.
+            conn.set_deadline(None);
+            conn.phase.store(IDLE, Ordering::Release);
+            self.idle.enter(&conn, cap);
+            let mut session = ServerSession::new_http1(stream);
+            if let Some(settings) = settings {
+                settings.apply_to_session(&mut session);
+            }
+            result = self.app.process_new_http(session, shutdown).await;
+        }
+        None
+    }
+
+    async fn cleanup(&self) {
+        self.app.http_cleanup().await;
+    }
+}
+
+/// Marks the session's connection as in a request: no header deadline, not idle. Called from the
+/// gateway's first hook, once Pingora has parsed the header.
+pub fn request_started(session: &Session) {
+    let Some(stream) = session.as_downstream().stream() else {
+        return;
+    };
+    if let Some(g) = stream.as_any().downcast_ref::<Guarded>() {
+        if g.conn.leave_waiting(ACTIVE) {
+            g.idle.leave(&g.conn);
+        }
+    }
+}
+
+/// A JSON answer written straight to the socket, with `Connection: close`.
+fn raw_answer(e: &GatewayError) -> Vec<u8> {
+    let body = e.body(Dialect::OpenAi);
+    let mut out = format!(
+        "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        e.status(),
+        reason(e.status()),
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(&body);
+    out
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        408 => "Request Timeout",
+        413 => "Payload Too Large",
+        431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
+        _ => "Error",
+    }
+}
+
+/// Our answer in place of Pingora's: it answers before the gateway sees a request only when
+/// the request's header cannot be parsed (an empty 400).
+fn unparsable() -> GatewayError {
+    GatewayError::BadRequest("the request's HTTP header could not be parsed".into())
+}
+
+/// Bytes being written in place of what Pingora asked to write.
+#[derive(Debug)]
+struct Replacement {
+    bytes: Vec<u8>,
+    written: usize,
+}
+
+/// A client stream with a header deadline, an eviction signal and replaced Pingora answers.
+pub struct Guarded {
+    inner: Stream,
+    conn: Arc<Conn>,
+    idle: Arc<IdleSet>,
+    header_limit: Duration,
+    timer: Option<Pin<Box<Sleep>>>,
+    replacing: Option<Replacement>,
+}
+
+impl std::fmt::Debug for Guarded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guarded")
+            .field("inner", &self.inner)
+            .field("phase", &self.conn.phase())
+            .finish()
+    }
+}
+
+impl Guarded {
+    /// The header deadline passed: answer 408 (best effort) and end the connection.
+    fn time_out(&mut self, cx: &mut Context<'_>) {
+        if !self.conn.leave_waiting(CLOSED) {
+            return;
+        }
+        self.idle.leave(&self.conn);
+        let answer = raw_answer(&GatewayError::RequestTimeout { part: "header" });
+        // The socket's send buffer is empty at this point, so one write normally takes it all;
+        // if not, the connection is closed anyway.
+        let _ = Pin::new(&mut self.inner).poll_write(cx, &answer);
+        if let Some(m) = metrics::get() {
+            m.connections_closed
+                .with_label_values(&["header_timeout"])
+                .inc();
+        }
+    }
+
+    /// Polls the header timer; true when the deadline has passed.
+    fn deadline_passed(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(at) = self.conn.deadline() else {
+            return false;
+        };
+        if Instant::now() >= at {
+            return true;
+        }
+        let at = tokio::time::Instant::from_std(at);
+        let timer = match &mut self.timer {
+            Some(t) => {
+                if t.deadline() != at {
+                    t.as_mut().reset(at);
+                }
+                t
+            }
+            None => self.timer.insert(Box::pin(tokio::time::sleep_until(at))),
+        };
+        timer.as_mut().poll(cx).is_ready()
+    }
+
+    fn write_replacement(&mut self, cx: &mut Context<'_>, len: usize) -> Poll<io::Result<usize>> {
+        let Some(r) = self.replacing.as_mut() else {
+            return Poll::Ready(Ok(len));
+        };
+        while r.written < r.bytes.len() {
+            match Pin::new(&mut self.inner).poll_write(cx, &r.bytes[r.written..]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => r.written += n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        // What Pingora wrote is dropped: it has been answered for.
+        Poll::Ready(Ok(len))
+    }
+}
+
+impl AsyncRead for Guarded {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let phase = this.conn.phase();
+        if phase == ACTIVE {
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        }
+        if phase == CLOSED {
+            // End of stream: Pingora closes the connection.
+            return Poll::Ready(Ok(()));
+        }
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before
+                    && phase == IDLE
+                    && this
+                        .conn
+                        .phase
+                        .compare_exchange(IDLE, HEADER, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+                    && this.conn.deadline().is_none()
+                {
+                    this.conn
+                        .set_deadline(Some(Instant::now() + this.header_limit));
+                }
+                if this.conn.deadline().is_some_and(|at| Instant::now() >= at) {
+                    this.time_out(cx);
+                    buf.set_filled(before);
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => {
+                {
+                    let mut w = this.conn.waker();
+                    match w.as_ref() {
+                        Some(old) if old.will_wake(cx.waker()) => {}
+                        _ => *w = Some(cx.waker().clone()),
+                    }
+                }
+                // Evicted between the phase check and the waker being stored.
+                if this.conn.phase() == CLOSED {
+                    return Poll::Ready(Ok(()));
+                }
+                if this.deadline_passed(cx) {
+                    this.time_out(cx);
+                    return Poll::Ready(Ok(()));
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Guarded {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.replacing.is_none() {
+            if this.conn.phase() == ACTIVE {
+                return Pin::new(&mut this.inner).poll_write(cx, buf);
+            }
+            // Written before the gateway saw a request: Pingora's own error answer.
+            this.replacing = Some(Replacement {
+                bytes: raw_answer(&unparsable()),
+                written: 0,
+            });
+            if let Some(m) = metrics::get() {
+                m.connections_closed
+                    .with_label_values(&["unparsable_request"])
+                    .inc();
+            }
+        }
+        this.write_replacement(cx, buf.len())
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.replacing.is_none() && this.conn.phase() == ACTIVE {
+            return Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        }
+        let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| b);
+        Pin::new(this).poll_write(cx, first)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.replacing.is_some() {
+            std::task::ready!(this.write_replacement(cx, 0))?;
+        }
+        Pin::new(&mut this.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[async_trait]
+impl Shutdown for Guarded {
+    async fn shutdown(&mut self) {
+        self.inner.shutdown().await
+    }
+}
+
+impl UniqueID for Guarded {
+    fn id(&self) -> UniqueIDType {
+        self.inner.id()
+    }
+}
+
+impl Ssl for Guarded {
+    fn get_ssl(&self) -> Option<&pingora::protocols::tls::TlsRef> {
+        self.inner.get_ssl()
+    }
+
+    fn get_ssl_digest(&self) -> Option<Arc<pingora::protocols::tls::SslDigest>> {
+        self.inner.get_ssl_digest()
+    }
+
+    fn selected_alpn_proto(&self) -> Option<ALPN> {
+        self.inner.selected_alpn_proto()
+    }
+}
+
+impl GetTimingDigest for Guarded {
+    fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
+        self.inner.get_timing_digest()
+    }
+
+    fn get_read_pending_time(&self) -> Duration {
+        self.inner.get_read_pending_time()
+    }
+
+    fn get_write_pending_time(&self) -> Duration {
+        self.inner.get_write_pending_time()
+    }
+}
+
+impl GetProxyDigest for Guarded {
+    fn get_proxy_digest(&self) -> Option<Arc<pingora::protocols::raw_connect::ProxyDigest>> {
+        self.inner.get_proxy_digest()
+    }
+
+    fn set_proxy_digest(&mut self, digest: pingora::protocols::raw_connect::ProxyDigest) {
+        self.inner.set_proxy_digest(digest)
+    }
+}
+
+impl GetSocketDigest for Guarded {
+    fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
+        self.inner.get_socket_digest()
+    }
+
+    fn set_socket_digest(&mut self, digest: SocketDigest) {
+        self.inner.set_socket_digest(digest)
+    }
+}
+
+#[async_trait]
+impl Peek for Guarded {
+    async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
+        self.inner.try_peek(buf).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_idle_set_evicts_the_longest_idle_first_and_never_a_busy_connection() {
+        let set = IdleSet::default();
+        let conns: Vec<_> = (0..5).map(|_| Arc::new(Conn::new())).collect();
+        for c in &conns[..3] {
+            set.enter(c, 3);
+        }
+        // The second one is in a request: it leaves the set and cannot be evicted.
+        assert!(conns[1].leave_waiting(ACTIVE));
+        set.leave(&conns[1]);
+        set.enter(&conns[3], 3);
+        assert_eq!(set.len(), 3);
+        set.enter(&conns[4], 3);
+        assert_eq!(set.len(), 3);
+        let phases: Vec<u8> = conns.iter().map(|c| c.phase()).collect();
+        assert_eq!(phases, [CLOSED, ACTIVE, IDLE, IDLE, IDLE]);
+        assert!(
+            !conns[1].evict(),
+            "a connection in a request is never evicted"
+        );
+    }
+
+    #[test]
+    fn an_evicted_connection_wakes_its_reader() {
+        let conn = Conn::new();
+        let waker = Arc::new(Flag::default());
+        *conn.waker() = Some(Waker::from(Arc::clone(&waker)));
+        assert!(conn.evict());
+        assert!(waker.0.load(Ordering::Acquire) == 1);
+        assert!(!conn.evict(), "evicted once");
+    }
+
+    #[derive(Default)]
+    struct Flag(AtomicU8);
+
+    impl std::task::Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(1, Ordering::Release);
+        }
+    }
+}
