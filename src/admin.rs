@@ -245,6 +245,7 @@ impl Admin {
 #[async_trait]
 impl ServeHttp for Admin {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        crate::connections::request_started(session);
         let req = session.req_header();
         let (method, path) = (req.method.clone(), req.uri.path().to_string());
         let token = bearer(session);

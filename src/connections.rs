@@ -19,7 +19,8 @@
 //!   the request can only be Pingora's own error (a header it cannot parse). It is replaced with a
 //!   JSON error in the gateway's format, without Pingora's `Server` header.
 //!
-//! Streams are marked as in a request by [`request_started`], called from the gateway's first hook.
+//! Both planes run on it. Streams are marked as in a request by [`request_started`], called from
+//! each plane's first hook.
 
 use crate::error::{Dialect, GatewayError};
 use crate::metrics;
@@ -31,7 +32,6 @@ use pingora::protocols::{
     GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream,
     TimingDigest, UniqueID, UniqueIDType, ALPN,
 };
-use pingora::proxy::Session;
 use pingora::server::ShutdownWatch;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -147,24 +147,25 @@ impl IdleSet {
     fn enter(&self, conn: &Arc<Conn>, cap: usize) {
         let seq = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         conn.idle_seq.store(seq, Ordering::Release);
+        let mut removed = 0i64;
         let mut evicted = 0u64;
-        let len = {
+        {
             let mut idle = self.lock();
             idle.insert(seq, Arc::clone(conn));
             while idle.len() > cap {
                 let Some((_, oldest)) = idle.pop_first() else {
                     break;
                 };
+                removed += 1;
                 oldest.idle_seq.store(0, Ordering::Release);
                 if oldest.evict() {
                     evicted += 1;
                 }
             }
-            idle.len()
-        };
+        }
+        // Both planes add to one gauge.
         if let Some(m) = metrics::get() {
-            m.idle_connections
-                .set(i64::try_from(len).unwrap_or(i64::MAX));
+            m.idle_connections.add(1 - removed);
             if evicted > 0 {
                 m.connections_closed
                     .with_label_values(&["idle_cap"])
@@ -178,14 +179,9 @@ impl IdleSet {
         if seq == 0 {
             return;
         }
-        let len = {
-            let mut idle = self.lock();
-            idle.remove(&seq);
-            idle.len()
-        };
-        if let Some(m) = metrics::get() {
-            m.idle_connections
-                .set(i64::try_from(len).unwrap_or(i64::MAX));
+        let removed = self.lock().remove(&seq).is_some();
+        if let (true, Some(m)) = (removed, metrics::get()) {
+            m.idle_connections.dec();
         }
     }
 
@@ -291,9 +287,9 @@ where
 }
 
 /// Marks the session's connection as in a request: no header deadline, not idle. Called from the
-/// gateway's first hook, once Pingora has parsed the header.
-pub fn request_started(session: &Session) {
-    let Some(stream) = session.as_downstream().stream() else {
+/// first hook of each plane, once Pingora has parsed the header.
+pub fn request_started(session: &ServerSession) {
+    let Some(stream) = session.stream() else {
         return;
     };
     if let Some(g) = stream.as_any().downcast_ref::<Guarded>() {

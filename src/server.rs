@@ -157,11 +157,14 @@ pub fn build_process(
 
     let mut admin = Service::new(
         "tollgate admin plane".to_string(),
-        HttpServer::new_app(Admin::new(
+        Connections::new(
+            HttpServer::new_app(Admin::new(
+                live.clone(),
+                Arc::clone(&state),
+                Arc::clone(&reloader),
+            )),
             live.clone(),
-            Arc::clone(&state),
-            Arc::clone(&reloader),
-        )),
+        ),
     );
     admin.add_tcp(&server_cfg.admin.listen.to_string());
     admin.threads = Some(1);

@@ -157,13 +157,20 @@ fn a_header_that_does_not_arrive_in_time_gets_408_and_the_connection_is_closed()
         started.elapsed()
     );
 
+    // The admin plane has the same deadline.
+    let started = Instant::now();
+    let mut s = connect(gw.admin_port);
+    s.write_all(b"GET /metrics HTTP/1.1\r\n").unwrap();
+    assert_header_timeout(&read_all(&mut s), "admin plane");
+    assert!(started.elapsed() < Duration::from_millis(2000));
+
     assert_eq!(mock.ledger()["requests"], 3, "only the complete requests");
     assert_eq!(
         metric(
             &gw,
             "tollgate_connections_closed_total{reason=\"header_timeout\"}"
         ),
-        3.0
+        4.0
     );
     let r = post_as(gw.port, "/v1/chat/completions", &[], CHAT);
     assert_eq!(r.status, 200);
@@ -200,6 +207,7 @@ fn idle_connections_beyond_the_cap_are_closed_longest_idle_first_and_requests_go
                 ("X-API-Key", KEY_STANDARD),
                 ("X-Mock-Chunks", "12"),
                 ("X-Mock-Chunk-Delay-Ms", "100"),
+                ("Connection", "close"),
             ],
             stream_body,
         );

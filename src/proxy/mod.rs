@@ -592,7 +592,7 @@ impl ProxyHttp for Gateway {
         session: &mut Session,
         _ctx: &mut RequestCtx,
     ) -> Result<()> {
-        crate::connections::request_started(session);
+        crate::connections::request_started(session.as_downstream());
         Ok(())
     }
 

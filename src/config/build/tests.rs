@@ -185,3 +185,19 @@ fn backend_urls_are_split_for_the_connector() {
     assert!(BackendUrl::parse("http://host:99999").is_err());
     assert!(BackendUrl::parse("http://:80").is_err());
 }
+
+#[test]
+fn connection_limits_must_be_positive() {
+    let text = format!(
+        "server:\n  max_idle_connections: 0\n  timeouts:\n    client_header_ms: 0\n  admin:\n    token_sha256: \"{ADMIN}\"\npricing:\n  default: {{input_per_million_usd: 1, output_per_million_usd: 2}}\n"
+    );
+    let p = paths(&text);
+    assert!(
+        p.contains(&"server.max_idle_connections".to_string()),
+        "{p:?}"
+    );
+    assert!(
+        p.contains(&"server.timeouts.client_header_ms".to_string()),
+        "{p:?}"
+    );
+}
