@@ -116,7 +116,37 @@ fn a_backend_4xx_passes_through_so_the_client_sees_the_real_reason() {
         CHAT,
     );
     assert_eq!(r.status, 429);
+    // The mock names itself and an internal host in `Server`; that never reaches the client,
+    // whether the answer is passed on, streamed, or the gateway's own error.
+    let direct = request(
+        mock.port,
+        "POST",
+        "/v1/chat/completions",
+        &[],
+        CHAT.as_bytes(),
+    );
+    assert!(direct
+        .header("server")
+        .is_some_and(|s| s.contains("internal")));
     assert!(r.header("server").is_none());
+    let ok = post_as(gw.port, "/v1/chat/completions", &[], CHAT);
+    let stream = post_as(
+        gw.port,
+        "/v1/chat/completions",
+        &[],
+        r#"{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}"#,
+    );
+    let failed = post_as(
+        gw.port,
+        "/v1/chat/completions",
+        &[("x-mock-status", "500")],
+        CHAT,
+    );
+    for (what, r) in [("200", &ok), ("stream", &stream), ("502", &failed)] {
+        assert!(r.header("server").is_none(), "{what}: {:?}", r.headers);
+        let text = format!("{:?}{}", r.headers, r.body_text());
+        assert!(!text.contains("internal"), "{what}: {text}");
+    }
 }
 
 #[test]

@@ -30,6 +30,9 @@ use reply::{Plan, Reply};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Sent on every answer, as real backends send theirs (with an internal host name); the gateway must
+/// never pass it on.
+pub const MOCK_SERVER: &str = "tollgate-mock (llm-7.internal.example)";
 /// Largest request body the mock reads.
 const MAX_BODY: usize = 64 * 1024 * 1024;
 
@@ -109,7 +112,8 @@ async fn write_whole(
     retry_after: Option<u64>,
     truncate: bool,
 ) -> Option<()> {
-    let mut h = ResponseHeader::build(status, Some(3)).ok()?;
+    let mut h = ResponseHeader::build(status, Some(4)).ok()?;
+    h.insert_header("server", MOCK_SERVER).ok()?;
     h.insert_header("content-type", content_type).ok()?;
     h.insert_header("content-length", body.len().to_string())
         .ok()?;
@@ -184,7 +188,8 @@ impl HttpServerApp for Mock {
                 .await?;
             }
             Reply::Stream { events } => {
-                let mut h = ResponseHeader::build(200, Some(3)).ok()?;
+                let mut h = ResponseHeader::build(200, Some(4)).ok()?;
+                h.insert_header("server", MOCK_SERVER).ok()?;
                 h.insert_header("content-type", "text/event-stream").ok()?;
                 h.insert_header("cache-control", "no-cache").ok()?;
                 h.insert_header("transfer-encoding", "chunked").ok()?;
