@@ -175,6 +175,35 @@ async fn read_within(
     Ok(buf.freeze())
 }
 
+/// Reads off the body of a request refused before its body was read, so the connection can be
+/// kept rather than the client told to back off also having to reconnect (nginx does the same).
+/// Only for the plainest framing: no `Transfer-Encoding`, one valid `Content-Length` of at most
+/// `max` bytes, no `Expect`; and only within `time`. Nothing is kept. True when the body was read
+/// to its end; otherwise the caller must close the connection.
+pub async fn discard_small(session: &mut Session, max: u64, time: Duration) -> bool {
+    use http::header::{CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING};
+    let headers = &session.req_header().headers;
+    if headers.contains_key(TRANSFER_ENCODING) || headers.contains_key(EXPECT) {
+        return false;
+    }
+    let mut lengths = headers.get_all(CONTENT_LENGTH).iter();
+    let declared = match (lengths.next(), lengths.next()) {
+        (Some(v), None) => v.as_bytes(),
+        _ => return false,
+    };
+    if !matches!(
+        check_declared(Some(declared), usize::try_from(max).unwrap_or(usize::MAX)),
+        Ok(Declared::Length(_))
+    ) {
+        return false;
+    }
+    let drained = matches!(
+        tokio::time::timeout(time, session.drain_request_body()).await,
+        Ok(Ok(()))
+    );
+    drained && session.is_body_done()
+}
+
 /// After an early answer (401, 413) to a request whose body was not read: read and discard what
 /// the client is still sending, for a bounded time and amount, so it gets to read our answer
 /// instead of a connection reset (the "lingering close" of nginx).

@@ -44,6 +44,8 @@ use report::{model_label, models_for};
 
 /// How long an early answer waits, discarding, for a client still sending its body.
 const LINGER: Duration = Duration::from_secs(1);
+/// Largest body read off a request refused as overloaded so its connection can be kept.
+const OVERLOAD_DISCARD_BYTES: u64 = 64 * 1024;
 
 /// The gateway's proxy service.
 pub struct Gateway {
@@ -612,6 +614,8 @@ impl ProxyHttp for Gateway {
         // bounded and clients learn when to come back.
         let _active = Active::enter(&self.active);
         let outcome = if _active.count > rt.config.server.max_in_flight {
+            // A small body already sent is read off so the connection survives the refusal.
+            body::discard_small(session, OVERLOAD_DISCARD_BYTES, LINGER).await;
             Err(Failure::Respond(GatewayError::Overloaded {
                 retry_after: 1,
             }))
