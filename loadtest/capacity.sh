@@ -13,41 +13,22 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 STREAMS=${STREAMS:-2000}
-TARGET_DIR=${CARGO_TARGET_DIR:-target}
-BIN=$TARGET_DIR/release/tollgate
-TOOL=$TARGET_DIR/release/examples/sse_streams
-WORK=$(mktemp -d)
 MOCK=127.0.0.1:19702; GW=127.0.0.1:19704; ADMIN=127.0.0.1:19705; GW2=127.0.0.1:19706; ADMIN2=127.0.0.1:19707
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+KEY=key-capacity; ADMIN_TOKEN=capacity-admin-token
+. loadtest/lib.sh
+tg_setup
+TOOL=$TARGET_DIR/release/examples/sse_streams
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-command -v oha >/dev/null 2>&1 || { echo "oha not found: cargo install oha --locked" >&2; exit 1; }
+tg_oha
 cargo build --release --quiet --bin tollgate --example sse_streams
 
-KEY=key-capacity; ADMIN_TOKEN=capacity-admin-token
 config() { # listen admin consumers-file
-  cat <<YAML
-server:
-  listen: "$1"
-  threads: 2
-  grace_period_seconds: 1
-  admin: {listen: "$2", token_sha256: "$($BIN hash-key $ADMIN_TOKEN)"}
-backends:
-  - {id: mock, url: "http://$MOCK", protocol: openai, models: [gpt-4], max_context_tokens: 4000000}
-pricing: {default: {input_per_million_usd: 30, output_per_million_usd: 60}}
-state: {spend_file: "$WORK/spend-$1.json"}
-access_log: {to: "$WORK/access-$1.log"}
-cache: {enabled: true, scope: consumer, ttl_seconds: 300, max_entries: 1000, max_bytes: 67108864}
-YAML
-  awk '/^content_filter:/ {on=1; print; next} on && /^[a-z_]+:/ {on=0} on' conf/demo.yaml
+  tg_server "$1" "$2"
+  tg_backends "$MOCK" "$1" "max_context_tokens: 4000000"
+  echo "cache: {enabled: true, scope: consumer, ttl_seconds: 300, max_entries: 1000, max_bytes: 67108864}"
+  tg_demo_filter
   cat "$3"
 }
-wait_ready() { for _ in $(seq 1 300); do curl -sf -H "Authorization: Bearer $ADMIN_TOKEN" "http://$1/ready" >/dev/null 2>&1 && return; sleep 0.1; done; echo "gateway on $1 never became ready" >&2; exit 1; }
 rss_mib() { awk '/^VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 hwm_mib() { awk '/^VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 
@@ -59,7 +40,7 @@ YAML
 $BIN mock --listen "$MOCK" --threads 2 --chunks 30 --chunk-delay-ms 100 >"$WORK/mock.log" 2>&1 & PIDS+=($!)
 config "$GW" "$ADMIN" "$WORK/one.yaml" > "$WORK/gw.yaml"
 $BIN run -c "$WORK/gw.yaml" >"$WORK/gw.log" 2>&1 & GW_PID=$!; PIDS+=($GW_PID)
-wait_ready "$ADMIN"
+tg_wait_ready "$ADMIN"
 sleep 1
 echo "idle RSS: $(rss_mib $GW_PID) MiB"
 
@@ -101,7 +82,7 @@ json.dump({"model": "gpt-4", "max_tokens": 16, "messages": [{"role": "user", "co
 PY
 big() { # name url extra-headers...
   local name=$1 url=$2; shift 2
-  oha --no-tui --output-format json -z 5s -c 1 -m POST -H "Content-Type: application/json" "$@" \
+  "$OHA" --no-tui --output-format json -z 5s -c 1 -m POST -H "Content-Type: application/json" "$@" \
     -D "$WORK/big.json" "$url" | python3 -c '
 import json, sys
 r = json.load(sys.stdin); p = r["latencyPercentiles"]
@@ -129,7 +110,7 @@ with open(sys.argv[1], "w") as f:
 PY
 config "$GW2" "$ADMIN2" "$WORK/many.yaml" > "$WORK/many-gw.yaml"
 $BIN run -c "$WORK/many-gw.yaml" >"$WORK/gw2.log" 2>&1 & GW2_PID=$!; PIDS+=($GW2_PID)
-wait_ready "$ADMIN2"
+tg_wait_ready "$ADMIN2"
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer key-consumer-99999" -H "Content-Type: application/json" \
   -d '{"model":"gpt-4","max_tokens":16,"messages":[{"role":"user","content":"hello"}]}' "http://$GW2/v1/chat/completions")
 sleep 1

@@ -19,20 +19,12 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-1 16}
 THREADS=${THREADS:-2}
-TARGET_DIR=${CARGO_TARGET_DIR:-target}
-BIN=$TARGET_DIR/release/tollgate
-WORK=$(mktemp -d)
-chmod 755 "$WORK"
 MOCK=127.0.0.1:19602; NGX=127.0.0.1:19603; GW=127.0.0.1:19604; ADMIN=127.0.0.1:19605
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-command -v oha >/dev/null 2>&1 || { echo "oha not found: cargo install oha --locked" >&2; exit 1; }
+KEY=key-compare; ADMIN_TOKEN=compare-admin-token
+. loadtest/lib.sh
+tg_setup
+chmod 755 "$WORK"
+tg_oha
 if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
   echo "installing nginx-light"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
@@ -73,27 +65,15 @@ http {
 NGINX
 "$NGINX" -c "$WORK/nginx.conf" -e "$WORK/nginx/error.log" >"$WORK/nginx.out" 2>&1 & NGX_PID=$!; PIDS+=($NGX_PID)
 
-KEY=key-compare; ADMIN_TOKEN=compare-admin-token
 {
-  cat <<YAML
-server:
-  listen: "$GW"
-  threads: $THREADS
-  grace_period_seconds: 1
-  admin: {listen: "$ADMIN", token_sha256: "$($BIN hash-key $ADMIN_TOKEN)"}
-consumers:
-  - {id: bench, team: Bench, role: standard, key_sha256: "$($BIN hash-key $KEY)", daily_budget_usd: 1000000,
-     tokens_per_minute: 1000000000, tokens_per_hour: 1000000000, tokens_per_day: 1000000000}
-backends:
-  - {id: mock, url: "http://$MOCK", protocol: openai, models: [gpt-4]}
-pricing: {default: {input_per_million_usd: 30, output_per_million_usd: 60}}
-state: {spend_file: "$WORK/spend.json"}
-access_log: {to: "$WORK/access.log"}
-max_output_tokens: {default: 1024}
-cache: {enabled: true, scope: consumer, ttl_seconds: 300, max_entries: 1000, max_bytes: 67108864}
-YAML
+  tg_server "$GW" "$ADMIN"
+  echo "consumers:"
+  tg_consumer bench "$KEY" "role: standard"
+  tg_backends "$MOCK" gw
+  echo "max_output_tokens: {default: 1024}"
+  echo "cache: {enabled: true, scope: consumer, ttl_seconds: 300, max_entries: 1000, max_bytes: 67108864}"
   # The organisation's content filter exactly as the demo ships it.
-  awk '/^content_filter:/ {on=1; print; next} on && /^[a-z_]+:/ {on=0} on' conf/demo.yaml
+  tg_demo_filter
 } > "$WORK/tollgate.yaml"
 $BIN check -c "$WORK/tollgate.yaml" >/dev/null
 $BIN run -c "$WORK/tollgate.yaml" >"$WORK/gw.log" 2>&1 & GW_PID=$!; PIDS+=($GW_PID)
@@ -120,11 +100,11 @@ run() { # target url stream conns pids... ; extra headers in $HDRS
   local target=$1 url=$2 stream=$3 conns=$4; shift 4
   local pids=("$@") before after
   # warm the connection pools, then measure
-  oha --no-tui -z 1s -c "$conns" -m POST -H "Content-Type: application/json" "${HDRS[@]}" \
+  "$OHA" --no-tui -z 1s -c "$conns" -m POST -H "Content-Type: application/json" "${HDRS[@]}" \
     -d "$(body "$stream")" "$url" >/dev/null
   reset_peak "${pids[@]}"
   before=$(cpu_ticks "${pids[@]}")
-  oha --no-tui --output-format json -z "$DURATION" -c "$conns" -m POST -H "Content-Type: application/json" \
+  "$OHA" --no-tui --output-format json -z "$DURATION" -c "$conns" -m POST -H "Content-Type: application/json" \
     "${HDRS[@]}" -d "$(body "$stream")" "$url" > "$WORK/oha.json"
   after=$(cpu_ticks "${pids[@]}")
   python3 - "$target" "$stream" "$conns" "$((after - before))" "$TCK" "$(peak_kib "${pids[@]}")" "$WORK/oha.json" >>"$RESULTS" <<'PY'

@@ -18,50 +18,28 @@ CONNS_LOW=${CONNS_LOW:-8}
 CONNS_HIGH=${CONNS_HIGH:-1000}
 LATENCY_MS=${LATENCY_MS:-200}
 MAX_IN_FLIGHT=${MAX_IN_FLIGHT:-64}
-TARGET_DIR=${CARGO_TARGET_DIR:-target}
-BIN=$TARGET_DIR/release/tollgate
-WORK=$(mktemp -d)
 MOCK=127.0.0.1:19902; GW=127.0.0.1:19904; ADMIN=127.0.0.1:19905
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-OHA=$(command -v oha || echo "$HOME/.cargo/bin/oha")
-[ -x "$OHA" ] || { echo "oha not found: cargo install oha --locked" >&2; exit 1; }
+KEY=key-overload; ADMIN_TOKEN=overload-admin-token
+. loadtest/lib.sh
+tg_setup
+tg_oha
 ulimit -n 65536 2>/dev/null || true
 cargo build --release --quiet --bin tollgate
 
-KEY=key-overload; ADMIN_TOKEN=overload-admin-token
-cat > "$WORK/gw.yaml" <<YAML
-server:
-  listen: "$GW"
-  threads: 2
-  max_in_flight: $MAX_IN_FLIGHT
-  grace_period_seconds: 1
-  admin: {listen: "$ADMIN", token_sha256: "$($BIN hash-key $ADMIN_TOKEN)"}
-consumers:
-  - {id: load, team: Load, key_sha256: "$($BIN hash-key $KEY)", daily_budget_usd: 1000000,
-     tokens_per_minute: 1000000000, tokens_per_hour: 1000000000, tokens_per_day: 1000000000}
-backends:
-  - {id: mock, url: "http://$MOCK", protocol: openai, models: [gpt-4]}
-pricing: {default: {input_per_million_usd: 30, output_per_million_usd: 60}}
-state: {spend_file: "$WORK/spend.json"}
-access_log: {to: "$WORK/access.log"}
-YAML
+{
+  tg_server "$GW" "$ADMIN" "max_in_flight: $MAX_IN_FLIGHT"
+  echo "consumers:"
+  tg_consumer load "$KEY"
+  tg_backends "$MOCK" gw
+} > "$WORK/gw.yaml"
 $BIN mock --listen "$MOCK" --threads 2 >"$WORK/mock.log" 2>&1 & PIDS+=($!)
 $BIN run -c "$WORK/gw.yaml" >"$WORK/gw.log" 2>&1 & GW_PID=$!; PIDS+=($GW_PID)
-for _ in $(seq 1 100); do
-  curl -sf -H "Authorization: Bearer $ADMIN_TOKEN" "http://$ADMIN/ready" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+tg_wait_ready "$ADMIN"
 
 BODY='{"model":"gpt-4","max_tokens":32,"messages":[{"role":"user","content":"overload test"}]}'
 HEADERS=(-H "Content-Type: application/json" -H "Authorization: Bearer $KEY"
          -H "Cache-Control: no-store" -H "x-mock-latency-ms: $LATENCY_MS")
-rss() { awk '/^VmRSS/ {print $2}' "/proc/$GW_PID/status"; }
+rss() { tg_rss_kib "$GW_PID"; }
 phase() { # name conns
   "$OHA" --no-tui --output-format json -z "$PHASE" -c "$2" -m POST "${HEADERS[@]}" -d "$BODY" \
     "http://$GW/v1/chat/completions" > "$WORK/$1.json" 2>"$WORK/$1.err" &

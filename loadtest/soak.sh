@@ -13,46 +13,25 @@ cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-600s}
 SAMPLE=${SAMPLE:-10}
-TARGET_DIR=${CARGO_TARGET_DIR:-target}
-BIN=$TARGET_DIR/release/tollgate
-WORK=$(mktemp -d)
-OUT=${OUT:-$WORK/rss.csv}
 MOCK=127.0.0.1:19802; GW=127.0.0.1:19804; ADMIN=127.0.0.1:19805
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-OHA=$(command -v oha || echo "$HOME/.cargo/bin/oha")
-[ -x "$OHA" ] || { echo "oha not found: cargo install oha --locked" >&2; exit 1; }
+KEY=key-soak; ADMIN_TOKEN=soak-admin-token
+. loadtest/lib.sh
+tg_setup
+tg_oha
+OUT=${OUT:-$WORK/rss.csv}
 cargo build --release --quiet --bin tollgate
 
-KEY=key-soak; ADMIN_TOKEN=soak-admin-token
-cat > "$WORK/gw.yaml" <<YAML
-server:
-  listen: "$GW"
-  threads: 2
-  grace_period_seconds: 1
-  admin: {listen: "$ADMIN", token_sha256: "$($BIN hash-key $ADMIN_TOKEN)"}
-consumers:
-  - {id: soak, team: Soak, key_sha256: "$($BIN hash-key $KEY)", daily_budget_usd: 1000000,
-     tokens_per_minute: 1000000000, tokens_per_hour: 1000000000, tokens_per_day: 1000000000}
-backends:
-  - {id: mock, url: "http://$MOCK", protocol: openai, models: [gpt-4]}
-pricing: {default: {input_per_million_usd: 30, output_per_million_usd: 60}}
-state: {spend_file: "$WORK/spend.json"}
-access_log: {to: "$WORK/access.log"}
-cache: {enabled: true, scope: consumer, ttl_seconds: 300, max_entries: 1000, max_bytes: 67108864}
-YAML
-awk '/^content_filter:/ {on=1; print; next} on && /^[a-z_]+:/ {on=0} on' conf/demo.yaml >> "$WORK/gw.yaml"
+{
+  tg_server "$GW" "$ADMIN"
+  echo "consumers:"
+  tg_consumer soak "$KEY"
+  tg_backends "$MOCK" gw
+  echo "cache: {enabled: true, scope: consumer, ttl_seconds: 300, max_entries: 1000, max_bytes: 67108864}"
+  tg_demo_filter
+} > "$WORK/gw.yaml"
 $BIN mock --listen "$MOCK" --threads 2 --chunk-delay-ms 5 >"$WORK/mock.log" 2>&1 & PIDS+=($!)
 $BIN run -c "$WORK/gw.yaml" >"$WORK/gw.log" 2>&1 & GW_PID=$!; PIDS+=($GW_PID)
-for _ in $(seq 1 100); do
-  curl -sf -H "Authorization: Bearer $ADMIN_TOKEN" "http://$ADMIN/ready" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+tg_wait_ready "$ADMIN"
 
 body() { printf '{"model":"gpt-4","stream":%s,"max_tokens":32,"messages":[{"role":"user","content":"%s"}]}' "$1" "$2"; }
 load() { # name conns headers... (body last)
@@ -70,7 +49,7 @@ load cached 16 -d "$(body false "a question answered from the cache")"
 echo "seconds,rss_kib" > "$OUT"
 start=$(date +%s)
 while kill -0 "${LOADS[0]}" 2>/dev/null || kill -0 "${LOADS[1]}" 2>/dev/null || kill -0 "${LOADS[2]}" 2>/dev/null; do
-  echo "$(( $(date +%s) - start )),$(awk '/^VmRSS/ {print $2}' "/proc/$GW_PID/status")" >> "$OUT"
+  echo "$(( $(date +%s) - start )),$(tg_rss_kib "$GW_PID")" >> "$OUT"
   sleep "$SAMPLE"
 done
 for p in "${LOADS[@]}"; do wait "$p" || true; done

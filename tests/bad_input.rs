@@ -393,17 +393,22 @@ fn more_requests_than_the_in_flight_cap_get_a_fast_503_and_service_recovers() {
 fn a_request_refused_as_overloaded_keeps_its_connection_when_its_body_is_plain() {
     let mock = MockServer::start(&[]);
     let gw = GatewayServer::start(&backends_for(mock.port), "  max_in_flight: 1");
-    let port = gw.port;
-    let slow = std::thread::spawn(move || {
-        post_as(
-            port,
-            "/v1/chat/completions",
-            &[("x-mock-latency-ms", "1000")],
-            CHAT,
-        )
-        .status
-    });
-    std::thread::sleep(Duration::from_millis(300));
+    // Takes the one place for a second (each with its own prompt, so none is a cache hit).
+    let occupy = |prompt: &str| {
+        let (port, body) = (gw.port, CHAT.replace("hi", prompt));
+        let slow = std::thread::spawn(move || {
+            post_as(
+                port,
+                "/v1/chat/completions",
+                &[("x-mock-latency-ms", "1000")],
+                &body,
+            )
+            .status
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        slow
+    };
+    let slow = occupy("first");
     let mut s = TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut reader = std::io::BufReader::new(s.try_clone().unwrap());
@@ -424,24 +429,17 @@ fn a_request_refused_as_overloaded_keeps_its_connection_when_its_body_is_plain()
     assert_eq!(read_response(&mut reader).unwrap().status, 200);
 
     // A chunked body is not read off: that connection is closed after the 503.
-    let port = gw.port;
-    let slow = std::thread::spawn(move || {
-        post_as(
-            port,
-            "/v1/chat/completions",
-            &[("x-mock-latency-ms", "1000")],
-            &CHAT.replace("hi", "hi once more"),
-        )
-        .status
-    });
-    std::thread::sleep(Duration::from_millis(300));
+    let slow = occupy("second");
     let chunked = format!(
         "POST /v1/chat/completions HTTP/1.1\r\nHost: a\r\nX-API-Key: {KEY_STANDARD}\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{CHAT}\r\n0\r\n\r\n",
         CHAT.len()
     );
     let (status, text) = raw(gw.port, chunked.as_bytes());
     assert_eq!(status, 503, "{text}");
-    assert!(text.to_ascii_lowercase().contains("connection: close"), "{text}");
+    assert!(
+        text.to_ascii_lowercase().contains("connection: close"),
+        "{text}"
+    );
     assert_eq!(slow.join().unwrap(), 200);
     assert_eq!(mock.ledger()["requests"], 3);
 }

@@ -1,0 +1,79 @@
+# Shared by the load scripts; sourced from the repository root, after `set -euo pipefail`.
+#
+#   tg_setup [PROFILE]             BIN (the tollgate binary of PROFILE, release by default), WORK (a
+#                                  temporary directory) and PIDS (killed and reaped at exit, when
+#                                  WORK is removed too)
+#   tg_oha                         OHA: the oha binary, or exit saying how to install it
+#   tg_server LISTEN ADMIN [LINE]  the `server:` block: THREADS (2) threads, 1 s grace, the admin plane with
+#                                  ADMIN_TOKEN; each LINE is added inside the block
+#   tg_consumer ID KEY [LINE]      one consumer whose windows and budget are out of the way
+#   tg_backends MOCK NAME [EXTRA]  the mock as the one gpt-4 backend (EXTRA inside its mapping),
+#                                  pricing, and the spend file and access log in WORK, named NAME
+#   tg_demo_filter                 the demo's content filter (conf/demo.yaml), as shipped
+#   tg_wait_ready ADMIN            until the admin plane reports ready (or exit after 30 s)
+#   tg_rss_kib PID                 resident memory now
+
+tg_setup() {
+  TARGET_DIR=${CARGO_TARGET_DIR:-target}
+  BIN=$TARGET_DIR/${1:-release}/tollgate
+  WORK=$(mktemp -d)
+  PIDS=()
+  trap tg_cleanup EXIT
+}
+
+tg_cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+
+tg_oha() {
+  OHA=$(command -v oha || echo "$HOME/.cargo/bin/oha")
+  [ -x "$OHA" ] || { echo "oha not found: cargo install oha --locked" >&2; exit 1; }
+}
+
+tg_server() {
+  local listen=$1 admin=$2; shift 2
+  cat <<YAML
+server:
+  listen: "$listen"
+  threads: ${THREADS:-2}
+  grace_period_seconds: 1
+  admin: {listen: "$admin", token_sha256: "$($BIN hash-key "$ADMIN_TOKEN")"}
+YAML
+  for line in "$@"; do echo "  $line"; done
+}
+
+tg_consumer() {
+  local id=$1 key=$2 extra=${3:-}
+  echo "  - {id: $id, team: $id, key_sha256: \"$($BIN hash-key "$key")\", daily_budget_usd: 1000000,"
+  echo "     tokens_per_minute: 1000000000, tokens_per_hour: 1000000000, tokens_per_day: 1000000000${extra:+, $extra}}"
+}
+
+tg_backends() {
+  local mock=$1 name=$2 extra=${3:-}
+  cat <<YAML
+backends:
+  - {id: mock, url: "http://$mock", protocol: openai, models: [gpt-4]${extra:+, $extra}}
+pricing: {default: {input_per_million_usd: 30, output_per_million_usd: 60}}
+state: {spend_file: "$WORK/spend-$name.json"}
+access_log: {to: "$WORK/access-$name.log"}
+YAML
+}
+
+tg_demo_filter() {
+  awk '/^content_filter:/ {on=1; print; next} on && /^[a-z_]+:/ {on=0} on' conf/demo.yaml
+}
+
+tg_wait_ready() {
+  for _ in $(seq 1 300); do
+    curl -sf -H "Authorization: Bearer $ADMIN_TOKEN" "http://$1/ready" >/dev/null 2>&1 && return
+    sleep 0.1
+  done
+  echo "the gateway with admin plane $1 never became ready" >&2
+  exit 1
+}
+
+tg_rss_kib() {
+  awk '/^VmRSS/ {print $2}' "/proc/$1/status"
+}
