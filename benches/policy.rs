@@ -37,8 +37,69 @@ fn prompt_with_numbers(n: usize) -> String {
     base.repeat(n / base.len() + 1)[..n].to_string()
 }
 
+/// Hostile text: words that start many partial matches of the injection rules' word-gap
+/// patterns and complete none, in a fixed pseudo-random order.
+fn hostile(n: usize) -> String {
+    let words = [
+        "your",
+        "ur",
+        "the",
+        "a",
+        "of",
+        "all",
+        "any",
+        "every",
+        "previous",
+        "prior",
+        "earlier",
+        "original",
+        "initial",
+        "system",
+        "developer",
+        "hidden",
+        "safety",
+        "my",
+        "me",
+        "us",
+        "reveal",
+        "show",
+        "print",
+        "tell",
+        "give",
+        "what",
+        "is",
+        "was",
+        "were",
+        "you",
+        "i",
+        "am",
+        "this",
+        "as",
+        "from",
+    ];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut s = String::with_capacity(n + 16);
+    while s.len() < n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.push_str(words[(x % words.len() as u64) as usize]);
+        s.push(' ');
+    }
+    s.truncate(n);
+    s
+}
+
 fn filter(c: &mut Criterion) {
     let cfg = demo();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let with_pack = match tollgate::config::load_file_with_rule_pack(
+        &root.join("conf/demo.yaml"),
+        &root.join("conf/filter-intent-rules.yaml"),
+    ) {
+        Ok(c) => c,
+        Err(p) => panic!("intent rule pack: {p:?}"),
+    };
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/conf/demo.yaml"))
         .unwrap_or_default();
     // The seed's approach: one case-insensitive regex per rule, searched one after another.
@@ -70,6 +131,30 @@ fn filter(c: &mut Criterion) {
             &p,
             |b, p| b.iter(|| naive.iter().any(|r| r.is_match(black_box(p)))),
         );
+        let p = hostile(size);
+        g.bench_with_input(BenchmarkId::new("hostile_words", size), &p, |b, p| {
+            b.iter(|| {
+                cfg.filter
+                    .check([black_box(p.as_str())], Role::Standard)
+                    .blocked
+                    .is_some()
+            })
+        });
+        // The optional intent-rule pack (conf/filter-intent-rules.yaml) on prose and hostile text.
+        for (name, p) in [
+            ("intent_pack_prose", prompt(size)),
+            ("intent_pack_hostile", hostile(size)),
+        ] {
+            g.bench_with_input(BenchmarkId::new(name, size), &p, |b, p| {
+                b.iter(|| {
+                    with_pack
+                        .filter
+                        .check([black_box(p.as_str())], Role::Standard)
+                        .blocked
+                        .is_some()
+                })
+            });
+        }
         let p = prompt_with_numbers(size);
         g.bench_with_input(
             BenchmarkId::new("with_numbers_and_newlines", size),

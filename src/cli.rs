@@ -58,6 +58,13 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Also list the texts the filter got wrong (missed attacks, caught benign texts).
+        #[arg(long)]
+        wrong: bool,
+        /// A rule pack (`replaces: [ids]`, `rules: [...]`) applied to the configuration's rules
+        /// first, e.g. `conf/filter-intent-rules.yaml`.
+        #[arg(long)]
+        rules: Option<PathBuf>,
     },
     /// Print the SHA-256 digest of an API key for `key_sha256`; with no key, generate one.
     HashKey {
@@ -115,7 +122,13 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => check(&config),
-        Command::EvalFilter { file, config, json } => eval_filter(&file, &config, json),
+        Command::EvalFilter {
+            file,
+            config,
+            json,
+            wrong,
+            rules,
+        } => eval_filter(&file, &config, rules.as_deref(), json, wrong),
         Command::HashKey { key } => hash_key(key),
         Command::Run {
             config,
@@ -259,8 +272,18 @@ fn check(path: &Path) -> ExitCode {
     }
 }
 
-fn eval_filter(file: &Path, config_path: &Path, json: bool) -> ExitCode {
-    let cfg = match config::load_file(config_path) {
+fn eval_filter(
+    file: &Path,
+    config_path: &Path,
+    pack: Option<&Path>,
+    json: bool,
+    wrong: bool,
+) -> ExitCode {
+    let loaded = match pack {
+        None => config::load_file(config_path),
+        Some(pack) => config::load_file_with_rule_pack(config_path, pack),
+    };
+    let cfg = match loaded {
         Ok(c) => c,
         Err(problems) => {
             print_problems(config_path, &problems);
@@ -281,6 +304,9 @@ fn eval_filter(file: &Path, config_path: &Path, json: bool) -> ExitCode {
         }
         Ok(report) => {
             print!("{}", crate::filter::eval::table(&report));
+            if wrong {
+                print!("\n{}", crate::filter::eval::wrong(&report));
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -15,11 +15,16 @@ fn gateway(mock: &MockServer) -> GatewayServer {
     GatewayServer::start(&backends, "")
 }
 
+/// The one settled record, once both the reservation is released and the record is written
+/// (two steps of settlement that `/costs` can show one at a time).
 fn settled(gw: &GatewayServer) -> serde_json::Value {
+    let mut record = serde_json::Value::Null;
     wait_until("the request is settled", 5, || {
-        gw.admin("/costs")["consumers"]["tester"]["reserved_usd"] == "0.000000"
+        let c = gw.admin("/costs")["consumers"]["tester"].clone();
+        record = c["recent_requests"][0].clone();
+        c["reserved_usd"] == "0.000000" && !record.is_null()
     });
-    gw.admin("/costs")["consumers"]["tester"]["recent_requests"][0].clone()
+    record
 }
 
 const MESSAGES: &str = r#"{"model":"claude-sonnet","max_tokens":8,"system":"be brief","messages":[{"role":"user","content":"12345678"}]}"#;

@@ -111,6 +111,10 @@ pub struct RuleSection {
     /// A regular expression (matched case-insensitively on normalised text).
     #[serde(default)]
     pub pattern: Option<String>,
+    /// Several regular expressions, any one of which matches: each is searched on its own, so
+    /// long rules stay fast on hostile text (see `filter`).
+    #[serde(default)]
+    pub patterns: Vec<String>,
     /// Literal keywords (any one matches, case-insensitively).
     #[serde(default)]
     pub keywords: Vec<String>,

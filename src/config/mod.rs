@@ -79,6 +79,55 @@ pub fn load_file_versioned(path: &Path) -> Result<(Config, String), Vec<Problem>
 }
 
 /// Parses and validates configuration text; `env` looks up environment variables.
+/// Loads `path` with a content-filter rule pack applied: a YAML file with `replaces` (rule ids
+/// to drop) and `rules` (rule items to add, in the `content_filter.rules` schema). For measuring
+/// a pack with `tollgate eval-filter --rules`; the gateway itself reads one file.
+pub fn load_file_with_rule_pack(path: &Path, pack: &Path) -> Result<Config, Vec<Problem>> {
+    let read = |p: &Path| {
+        std::fs::read_to_string(p).map_err(|e| {
+            vec![Problem::new(
+                "",
+                format!("cannot read {}: {e}", p.display()),
+            )]
+        })
+    };
+    let yaml = |text: &str, p: &Path| {
+        serde_yaml::from_str::<serde_yaml::Value>(text)
+            .map_err(|e| vec![Problem::new("", format!("{}: {e}", p.display()))])
+    };
+    let mut config = yaml(&read(path)?, path)?;
+    let pack_value = yaml(&read(pack)?, pack)?;
+    let replaces: Vec<&str> = pack_value
+        .get("replaces")
+        .and_then(|v| v.as_sequence())
+        .map(|s| s.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    let added = pack_value
+        .get("rules")
+        .and_then(|v| v.as_sequence())
+        .cloned()
+        .ok_or_else(|| {
+            vec![Problem::new(
+                "rules",
+                format!("{}: no `rules` list", pack.display()),
+            )]
+        })?;
+    let rules = config
+        .get_mut("content_filter")
+        .and_then(|f| f.get_mut("rules"))
+        .and_then(|r| r.as_sequence_mut())
+        .ok_or_else(|| vec![Problem::new("content_filter.rules", "missing")])?;
+    rules.retain(|r| {
+        !r.get("id")
+            .and_then(|v| v.as_str())
+            .is_some_and(|id| replaces.contains(&id))
+    });
+    rules.extend(added);
+    let text = serde_yaml::to_string(&config)
+        .map_err(|e| vec![Problem::new("", format!("cannot merge the rule pack: {e}"))])?;
+    load_str(&text, &|name| std::env::var(name).ok())
+}
+
 pub fn load_str(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<Problem>> {
     let mut problems = Vec::new();
     let parsed = schema::parse(text, &mut problems);

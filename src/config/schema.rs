@@ -49,7 +49,7 @@ pub(crate) const HEALTH_KEYS: &[&str] = &[
 pub(crate) const FILTER_KEYS: &[&str] =
     &["rules", "policy", "always_block_severity", "base64_min_len"];
 pub(crate) const RULE_KEYS: &[&str] = &[
-    "id", "category", "pattern", "keywords", "severity", "reason",
+    "id", "category", "pattern", "patterns", "keywords", "severity", "reason",
 ];
 pub(crate) const CACHE_KEYS: &[&str] = &[
     "enabled",

@@ -26,6 +26,18 @@ pub struct Tally {
     pub caught: u64,
     /// How often each rule matched a text of this label.
     pub rules: BTreeMap<String, u64>,
+    /// The texts the filter got wrong: attacks it missed, benign texts it caught.
+    pub wrong: Vec<Wrong>,
+}
+
+/// One text the filter got wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wrong {
+    /// Line number in the corpus, from 1.
+    pub line: usize,
+    /// The rules that matched (none for a missed attack).
+    pub rules: Vec<String>,
+    pub text: String,
 }
 
 impl Tally {
@@ -47,16 +59,26 @@ pub fn evaluate(filter: &Filter, corpus: &str) -> Result<BTreeMap<String, Tally>
         }
         let line: Line = serde_json::from_str(raw)
             .map_err(|e| format!("line {}: expected {{\"text\", \"label\"}}: {e}", i + 1))?;
+        let benign = line.label == BENIGN;
         let tally = out.entry(line.label).or_default();
         tally.total += 1;
         let hits = filter.matches([line.text.as_str()]);
         if !hits.is_empty() {
             tally.caught += 1;
         }
-        for rule in hits {
-            if let Some(id) = filter.rule_ids().nth(rule) {
-                *tally.rules.entry(id.to_string()).or_default() += 1;
-            }
+        let ids: Vec<String> = hits
+            .into_iter()
+            .filter_map(|rule| filter.rule_ids().nth(rule).map(str::to_string))
+            .collect();
+        for id in &ids {
+            *tally.rules.entry(id.clone()).or_default() += 1;
+        }
+        if benign != ids.is_empty() {
+            tally.wrong.push(Wrong {
+                line: i + 1,
+                rules: ids,
+                text: line.text,
+            });
         }
     }
     Ok(out)
@@ -84,6 +106,23 @@ pub fn table(report: &BTreeMap<String, Tally>) -> String {
             if rules.is_empty() { "" } else { ": " },
             rules.join(", ")
         ));
+    }
+    s
+}
+
+/// The texts the filter got wrong, one per line: line number, label, matching rules, text.
+pub fn wrong(report: &BTreeMap<String, Tally>) -> String {
+    let mut s = String::new();
+    for (label, t) in report {
+        for w in &t.wrong {
+            let rules = if w.rules.is_empty() {
+                "missed".to_string()
+            } else {
+                w.rules.join(",")
+            };
+            let text: String = w.text.split_whitespace().collect::<Vec<_>>().join(" ");
+            s.push_str(&format!("{:>6}  {label}  {rules}  {text}\n", w.line));
+        }
     }
     s
 }
@@ -127,6 +166,11 @@ mod tests {
         assert_eq!(r["instruction_override"].percent(), 50.0);
         assert_eq!(r[BENIGN].caught, 0);
         assert!(table(&r).contains("false positives"));
+        // The one attack missed is listed with its line; nothing else is.
+        assert_eq!(
+            wrong(&r),
+            "     2  instruction_override  missed  what a lovely day\n"
+        );
     }
 
     #[test]

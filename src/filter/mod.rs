@@ -4,8 +4,9 @@
 //! Input: the texts (all message contents and string parts, or the `/chat` message) and a role.
 //! Each text is normalised (see [`normalize`]) and matched against all regex rules (rewritten
 //! for lower-case text, see [`pattern`]; one alternation for word rules, one for number rules
-//! run only when the text has a digit; the `RegexSet` naming the rules runs only on a match) and
-//! all keyword rules (`aho-corasick`). Decision: the role's action for each
+//! run only when the text has a digit; each rule's own regex, to name the rules, runs only on a
+//! match; the alternatives of a rule's `patterns` list are searched one by one on every text)
+//! and all keyword rules (`aho-corasick`). Decision: the role's action for each
 //! matching rule's category (`block`, `warn`, `audit`, `allow`), except that a match at or above
 //! `always_block_severity` blocks regardless. PII must block for every role (checked at load).
 //! A block is answered 400 with the rule's reason, id and severity; logs carry the rule id only,
@@ -18,7 +19,7 @@ pub mod pattern;
 use crate::config::file::{FilterSection, RuleSection};
 use crate::config::{Problem, Role};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use regex::bytes::{Regex, RegexBuilder};
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -108,10 +109,20 @@ pub struct Filter {
     /// first match, so the common case (nothing matches) costs one search with no bookkeeping.
     any_words: Option<Regex>,
     any_numbers: Option<Regex>,
-    /// All regex rules as a set, run only on texts an alternation matched, to name the rules.
-    regexes: Option<RegexSet>,
+    /// Each regex rule alone, run only on texts an alternation matched, to name the rules. One
+    /// search per rule that stops at its first match: a `RegexSet` must scan the whole text with
+    /// every rule's states alive at once, which long rules with word gaps can make thousands of
+    /// times slower on hostile text (words that start many partial matches).
+    regexes: Vec<Regex>,
     /// Rule index of each pattern in `regexes`.
     regex_rule: Vec<usize>,
+    /// Alternatives of a `patterns` list: searched on their own on every text, never joined.
+    /// Joined, long patterns with word gaps multiply each other's states, and hostile text
+    /// (words that start many partial matches) then makes the search thousands of times slower;
+    /// searched alone, each costs about what it costs alone.
+    long: Vec<bool>,
+    /// Patterns that can only match a digit.
+    needs_digit: Vec<bool>,
     keywords: Option<AhoCorasick>,
     /// Rule index of each keyword in `keywords`.
     keyword_rule: Vec<usize>,
@@ -152,8 +163,10 @@ impl Filter {
             rules: Vec::new(),
             any_words: None,
             any_numbers: None,
-            regexes: None,
+            regexes: Vec::new(),
             regex_rule: Vec::new(),
+            long: Vec::new(),
+            needs_digit: Vec::new(),
             keywords: None,
             keyword_rule: Vec::new(),
             policy: DEFAULT_POLICY,
@@ -172,6 +185,7 @@ impl Filter {
         let mut compiled = Vec::new();
         let mut patterns = Vec::new();
         let mut regex_rule = Vec::new();
+        let mut separate: Vec<bool> = Vec::new();
         let mut keywords = Vec::new();
         let mut keyword_rule = Vec::new();
         let mut ids = BTreeMap::new();
@@ -202,35 +216,51 @@ impl Filter {
                 ));
                 None
             });
-            match (&r.pattern, r.keywords.is_empty()) {
-                (Some(_), false) | (None, true) => problems.push(Problem::new(
+            // The alternatives of `patterns` are searched one by one, never joined.
+            let alone = !r.patterns.is_empty();
+            let regex_sources: Vec<(String, &String)> = match &r.pattern {
+                Some(p) => vec![(format!("{path}.pattern"), p)],
+                None => r
+                    .patterns
+                    .iter()
+                    .enumerate()
+                    .map(|(j, p)| (format!("{path}.patterns[{j}]"), p))
+                    .collect(),
+            };
+            let kinds = [
+                r.pattern.is_some(),
+                !r.patterns.is_empty(),
+                !r.keywords.is_empty(),
+            ];
+            match (
+                kinds.iter().filter(|k| **k).count(),
+                regex_sources.is_empty(),
+            ) {
+                (n, _) if n != 1 => problems.push(Problem::new(
                     path.clone(),
-                    "set exactly one of `pattern` and `keywords`",
+                    "set exactly one of `pattern`, `patterns` and `keywords`",
                 )),
-                (Some(p), true) => {
-                    // Compile alone first so a bad pattern is reported at its own path.
-                    match regex::bytes::RegexBuilder::new(p)
-                        .case_insensitive(true)
-                        .unicode(false)
-                        .build()
-                    {
-                        Ok(_) => match pattern::fold(p) {
+                (_, false) => {
+                    for (at, p) in regex_sources {
+                        // Compile alone first so a bad pattern is reported at its own path.
+                        let checked = regex::bytes::RegexBuilder::new(p)
+                            .case_insensitive(true)
+                            .unicode(false)
+                            .build()
+                            .map_err(|e| e.to_string())
+                            .and_then(|_| pattern::fold(p));
+                        match checked {
                             Ok(folded) => {
+                                separate.push(alone);
                                 patterns.push(folded);
                                 regex_rule.push(compiled.len());
                             }
-                            Err(e) => problems.push(Problem::new(
-                                format!("{path}.pattern"),
-                                format!("invalid regular expression: {e}"),
-                            )),
-                        },
-                        Err(e) => problems.push(Problem::new(
-                            format!("{path}.pattern"),
-                            format!("invalid regular expression: {e}"),
-                        )),
+                            Err(e) => problems
+                                .push(Problem::new(at, format!("invalid regular expression: {e}"))),
+                        }
                     }
                 }
-                (None, false) => {
+                (_, true) => {
                     for k in &r.keywords {
                         let k = normalize::scan_texts(k, usize::MAX).remove(0);
                         if k.trim().is_empty() {
@@ -298,28 +328,19 @@ impl Filter {
         let pick = |digits: bool| -> Vec<&str> {
             patterns
                 .iter()
-                .filter(|f| f.needs_digit == digits)
-                .map(|f| f.pattern.as_str())
+                .zip(&separate)
+                .filter(|(f, alone)| f.needs_digit == digits && !**alone)
+                .map(|(f, _)| f.pattern.as_str())
                 .collect()
         };
+        let needs_digit: Vec<bool> = patterns.iter().map(|f| f.needs_digit).collect();
         let any_words = compile(&pick(false), problems);
         let any_numbers = compile(&pick(true), problems);
-        let regexes = if patterns.is_empty() {
-            None
-        } else {
-            match RegexSetBuilder::new(patterns.iter().map(|f| f.pattern.as_str()))
-                .unicode(false)
-                .size_limit(64 << 20)
-                .dfa_size_limit(16 << 20)
-                .build()
-            {
-                Ok(set) => Some(set),
-                Err(e) => {
-                    problems.push(Problem::new("content_filter.rules", format!("{e}")));
-                    None
-                }
-            }
-        };
+        let long = separate;
+        let regexes: Vec<Regex> = patterns
+            .iter()
+            .filter_map(|f| compile(&[f.pattern.as_str()], problems))
+            .collect();
         let keyword_matcher = if keywords.is_empty() {
             None
         } else {
@@ -345,6 +366,8 @@ impl Filter {
             any_numbers,
             regexes,
             regex_rule,
+            long,
+            needs_digit,
             keywords: keyword_matcher,
             keyword_rule,
             policy,
@@ -370,16 +393,25 @@ impl Filter {
         }
         for text in texts {
             for scan in normalize::scan_texts(text, self.base64_min_len) {
-                if let Some(set) = &self.regexes {
+                if !self.regexes.is_empty() {
                     let text = scan.as_bytes();
-                    let words = self.any_words.as_ref().is_some_and(|r| r.is_match(text));
                     // A branch-free pass the compiler vectorises, unlike a short-circuiting `any`.
-                    let numbers = self.any_numbers.as_ref().is_some_and(|r| {
-                        text.iter().fold(false, |d, b| d | b.is_ascii_digit()) && r.is_match(text)
-                    });
-                    if words || numbers {
-                        for m in set.matches(text).iter() {
-                            hit[self.regex_rule[m]] = true;
+                    let digits = text.iter().fold(false, |d, b| d | b.is_ascii_digit());
+                    let words = self.any_words.as_ref().is_some_and(|r| r.is_match(text));
+                    let numbers =
+                        digits && self.any_numbers.as_ref().is_some_and(|r| r.is_match(text));
+                    for (i, (r, rule)) in self.regexes.iter().zip(&self.regex_rule).enumerate() {
+                        // Joined patterns are named only when their alternation matched; long
+                        // ones are always searched, each alone.
+                        let run = if self.long[i] {
+                            digits || !self.needs_digit[i]
+                        } else if self.needs_digit[i] {
+                            numbers
+                        } else {
+                            words
+                        };
+                        if run && !hit[*rule] && r.is_match(text) {
+                            hit[*rule] = true;
                         }
                     }
                 }

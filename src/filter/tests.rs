@@ -143,3 +143,47 @@ content_filter:
         assert!(paths.contains(&want), "{want} missing from {paths:?}");
     }
 }
+
+fn filter_with_rules(rules: &str) -> Result<Filter, Vec<crate::config::Problem>> {
+    let text = format!(
+        "server:\n  admin:\n    token_sha256: \"91c16f0d6cc1bec3c3603972182a07c66ff4fa71618a975e963d6dbe42b6dd37\"\npricing:\n  default: {{input_per_million_usd: 1, output_per_million_usd: 2}}\ncontent_filter:\n  rules:\n{rules}"
+    );
+    load_str(&text, &|_| None).map(|c| c.filter)
+}
+
+#[test]
+fn a_rule_with_several_patterns_matches_on_any_one_of_them() {
+    let f = filter_with_rules(
+        "    - {id: two, category: injection, severity: high, reason: r, patterns: ['alpha\\s+beta', 'gamma']}\n    - {id: one, category: topic, severity: high, reason: r, pattern: 'delta'}\n",
+    )
+    .unwrap();
+    assert_eq!(
+        blocked_by(&f, "ALPHA   beta", Role::Standard).as_deref(),
+        Some("two")
+    );
+    assert_eq!(
+        blocked_by(&f, "x gamma y", Role::Standard).as_deref(),
+        Some("two")
+    );
+    assert_eq!(
+        blocked_by(&f, "delta", Role::Standard).as_deref(),
+        Some("one")
+    );
+    assert!(f.matches(["alpha delta gamma"]).len() == 2);
+    assert!(blocked_by(&f, "alphabet", Role::Standard).is_none());
+}
+
+#[test]
+fn bad_patterns_are_reported_at_their_own_path() {
+    let problems = filter_with_rules(
+        "    - {id: a, category: injection, severity: high, reason: r, patterns: ['ok', '(unclosed']}\n    - {id: b, category: injection, severity: high, reason: r, pattern: x, patterns: [y]}\n    - {id: c, category: injection, severity: high, reason: r, patterns: []}\n",
+    )
+    .unwrap_err();
+    let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+    assert!(
+        paths.contains(&"content_filter.rules[0].patterns[1]"),
+        "{paths:?}"
+    );
+    assert!(paths.contains(&"content_filter.rules[1]"), "{paths:?}");
+    assert!(paths.contains(&"content_filter.rules[2]"), "{paths:?}");
+}

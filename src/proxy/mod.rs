@@ -252,6 +252,24 @@ impl Gateway {
             .into());
         }
 
+        // Counted once: it walks every text of the prompt.
+        let prompt_estimate = view.prompt_estimate();
+        // A prompt no backend for this model can hold is refused before anything else looks at
+        // it: the filter's cost grows with the text, so this bounds it too.
+        let largest_context = cfg
+            .backends
+            .iter()
+            .filter(|b| b.serves(&model) && route.accepts(b.protocol))
+            .map(|b| b.max_context_tokens)
+            .max();
+        if let Some(largest) = largest_context.filter(|l| prompt_estimate > *l) {
+            return Err(GatewayError::BadRequest(format!(
+                "the prompt is about {prompt_estimate} tokens, more than the context of any \
+                 backend serving '{model}' ({largest} tokens)"
+            ))
+            .into());
+        }
+
         // 3. content filter (the body upload before it is the client's time, not ours)
         let mut mark = Instant::now();
         let mut extra = Extra::default();
@@ -271,22 +289,6 @@ impl Gateway {
         // The gateway's cap applies per choice; the worst case is every choice using it all.
         let per_choice = cfg.output_caps.cap_for(&model);
         let cap = client_cap.unwrap_or_else(|| per_choice.saturating_mul(choices));
-        // Counted once: it walks every text of the prompt.
-        let prompt_estimate = view.prompt_estimate();
-        // A prompt no backend for this model can hold is refused before anything is reserved.
-        let largest_context = cfg
-            .backends
-            .iter()
-            .filter(|b| b.serves(&model) && route.accepts(b.protocol))
-            .map(|b| b.max_context_tokens)
-            .max();
-        if let Some(largest) = largest_context.filter(|l| prompt_estimate > *l) {
-            return Err(GatewayError::BadRequest(format!(
-                "the prompt is about {prompt_estimate} tokens, more than the context of any \
-                 backend serving '{model}' ({largest} tokens)"
-            ))
-            .into());
-        }
         let admitted = match accounting::admit(
             &self.state,
             &consumer,

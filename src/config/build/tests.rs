@@ -201,3 +201,24 @@ fn connection_limits_must_be_positive() {
         "{p:?}"
     );
 }
+
+#[test]
+fn a_rule_pack_replaces_and_adds_rules() {
+    let dir = std::env::temp_dir().join(format!("tollgate-pack-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let demo = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/conf/demo.yaml"));
+    let pack = dir.join("pack.yaml");
+    std::fs::write(
+        &pack,
+        "replaces: [injection_prompt_leak]\nrules:\n  - {id: extra, category: injection, severity: high, reason: r, patterns: [zebra]}\n",
+    )
+    .unwrap();
+    let c = crate::config::load_file_with_rule_pack(demo, &pack).unwrap();
+    let ids: Vec<&str> = c.filter.rule_ids().collect();
+    assert!(ids.contains(&"extra"));
+    assert!(!ids.contains(&"injection_prompt_leak"));
+    assert!(ids.contains(&"injection_instruction_override"));
+    std::fs::write(&pack, "rules: 5\n").unwrap();
+    assert!(crate::config::load_file_with_rule_pack(demo, &pack).is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}
