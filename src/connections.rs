@@ -12,8 +12,10 @@
 //!   the connection is closed. This is the slowloris defence; slow bodies are cut in `body`.
 //! - **An idle-connection cap.** A connection is idle from its accept, or from the end of its last
 //!   request, until the header of its next request is complete. When more than
-//!   `server.max_idle_connections` are idle, the one idle longest is closed. A request in progress
-//!   is never closed this way, so open connections stay within the cap plus
+//!   `server.max_idle_connections` are idle, the one idle longest is closed if no byte of its next
+//!   request has arrived (one whose header is arriving is left to its deadline, so a request is
+//!   never cut between its header and the gateway's first hook). A request in progress is never
+//!   closed this way, so open connections stay within the cap plus
 //!   `server.max_in_flight` plus the few being refused.
 //! - **JSON answers where Pingora answers itself.** A response written before the gateway has seen
 //!   the request can only be Pingora's own error (a header it cannot parse). It is replaced with a
@@ -119,9 +121,15 @@ impl Conn {
         self.waker.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Closes an idle connection from outside: its pending read ends.
+    /// Closes an idle connection from outside: its pending read ends. Only a connection with no
+    /// byte of a next request: one whose header is arriving is bounded by its deadline instead,
+    /// and is never cut between its header and the gateway's first hook.
     fn evict(&self) -> bool {
-        if !self.leave_waiting(CLOSED) {
+        if self
+            .phase
+            .compare_exchange(IDLE, CLOSED, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
             return false;
         }
         if let Some(w) = self.waker().take() {
@@ -270,6 +278,10 @@ where
         while let Some((stream, settings)) = result.map(ReusedHttpStream::consume) {
             // Later headers are due a fixed time after their first byte.
             conn.set_deadline(None);
+            if conn.phase() == CLOSED {
+                // Evicted or timed out while Pingora still held the connection: it ends here.
+                break;
+            }
             conn.phase.store(IDLE, Ordering::Release);
             self.idle.enter(&conn, cap);
             let mut session = ServerSession::new_http1(stream);
@@ -287,16 +299,20 @@ where
 }
 
 /// Marks the session's connection as in a request: no header deadline, not idle. Called from the
-/// first hook of each plane, once Pingora has parsed the header.
-pub fn request_started(session: &ServerSession) {
+/// first hook of each plane, once Pingora has parsed the header. False when the gateway already
+/// closed the connection (the idle cap took it while a pipelined request sat in Pingora's
+/// buffer): the request must then be dropped, as its answer could not be written.
+pub fn request_started(session: &ServerSession) -> bool {
     let Some(stream) = session.stream() else {
-        return;
+        return true;
     };
-    if let Some(g) = stream.as_any().downcast_ref::<Guarded>() {
-        if g.conn.leave_waiting(ACTIVE) {
-            g.idle.leave(&g.conn);
-        }
+    let Some(g) = stream.as_any().downcast_ref::<Guarded>() else {
+        return true;
+    };
+    if g.conn.leave_waiting(ACTIVE) {
+        g.idle.leave(&g.conn);
     }
+    g.conn.phase() == ACTIVE
 }
 
 /// A JSON answer written straight to the socket, with `Connection: close`.
@@ -316,6 +332,7 @@ fn raw_answer(e: &GatewayError) -> Vec<u8> {
 fn reason(status: u16) -> &'static str {
     match status {
         400 => "Bad Request",
+        405 => "Method Not Allowed",
         408 => "Request Timeout",
         413 => "Payload Too Large",
         431 => "Request Header Fields Too Large",
@@ -324,10 +341,22 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-/// Our answer in place of Pingora's: it answers before the gateway sees a request only when
-/// the request's header cannot be parsed (an empty 400).
-fn unparsable() -> GatewayError {
-    GatewayError::BadRequest("the request's HTTP header could not be parsed".into())
+/// The status of a response head Pingora is writing (`HTTP/1.1 400 ...`).
+fn status_in(buf: &[u8]) -> Option<u16> {
+    let code = buf.strip_prefix(b"HTTP/1.")?.get(2..5)?;
+    std::str::from_utf8(code).ok()?.parse().ok()
+}
+
+/// Our answer in place of one Pingora writes before the gateway has seen the request: its empty
+/// 400 for a header it cannot parse, its 405 for `CONNECT`. Other answers pass unchanged.
+fn replacement_for(status: Option<u16>) -> Option<GatewayError> {
+    match status {
+        Some(400) => Some(GatewayError::BadRequest(
+            "the request's HTTP header could not be parsed".into(),
+        )),
+        Some(405) => Some(GatewayError::MethodNotAllowed),
+        _ => None,
+    }
 }
 
 /// Bytes being written in place of what Pingora asked to write.
@@ -479,15 +508,22 @@ impl AsyncWrite for Guarded {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         if this.replacing.is_none() {
-            if this.conn.phase() == ACTIVE {
-                return Pin::new(&mut this.inner).poll_write(cx, buf);
+            match this.conn.phase() {
+                ACTIVE => return Pin::new(&mut this.inner).poll_write(cx, buf),
+                // Closed by the gateway: nothing more goes out.
+                CLOSED => return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
+                _ => {}
             }
-            // Written before the gateway saw a request: Pingora's own error answer.
+            // Written before the gateway saw a request: Pingora's own answer.
+            let status = status_in(buf);
+            let Some(e) = replacement_for(status) else {
+                return Pin::new(&mut this.inner).poll_write(cx, buf);
+            };
             this.replacing = Some(Replacement {
-                bytes: raw_answer(&unparsable()),
+                bytes: raw_answer(&e),
                 written: 0,
             });
-            if let Some(m) = metrics::get() {
+            if let (Some(400), Some(m)) = (status, metrics::get()) {
                 m.connections_closed
                     .with_label_values(&["unparsable_request"])
                     .inc();
@@ -597,6 +633,30 @@ impl Peek for Guarded {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pingoras_own_400_and_405_are_replaced_and_nothing_else() {
+        assert_eq!(status_in(b"HTTP/1.1 400 Bad Request\r\n"), Some(400));
+        assert_eq!(status_in(b"HTTP/1.1 4"), None);
+        assert!(replacement_for(status_in(b"HTTP/1.1 400 Bad Request\r\n")).is_some());
+        assert_eq!(
+            replacement_for(Some(405)),
+            Some(GatewayError::MethodNotAllowed)
+        );
+        assert_eq!(replacement_for(Some(500)), None);
+        assert_eq!(replacement_for(None), None);
+    }
+
+    #[test]
+    fn a_connection_whose_header_is_arriving_is_not_evicted() {
+        let set = IdleSet::default();
+        let (a, b) = (Arc::new(Conn::new()), Arc::new(Conn::new()));
+        set.enter(&a, 1);
+        a.phase.store(HEADER, Ordering::Release);
+        set.enter(&b, 1);
+        assert_eq!(a.phase(), HEADER, "bounded by its deadline, not the cap");
+        assert_eq!(set.len(), 1);
+    }
 
     #[test]
     fn the_idle_set_evicts_the_longest_idle_first_and_never_a_busy_connection() {

@@ -249,6 +249,24 @@ fn request_smuggling_shapes_and_oversized_headers_are_refused_and_never_forwarde
 }
 
 #[test]
+fn connect_is_refused_with_the_gateways_405_not_pingoras() {
+    let mock = MockServer::start(&[]);
+    let gw = GatewayServer::start(&backends_for(mock.port), "");
+    let (status, text) = raw(
+        gw.port,
+        b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+    );
+    assert_eq!(status, 405, "{text}");
+    assert!(text.contains("method_not_allowed"), "{text}");
+    assert!(
+        !text.to_ascii_lowercase().contains("server: pingora"),
+        "{text}"
+    );
+    assert_eq!(mock.ledger()["requests"], 0);
+    still_serving(&gw);
+}
+
+#[test]
 fn bodies_out_of_bounds_are_400_before_any_backend_is_called() {
     let mock = MockServer::start(&[]);
     // Backends with the default context (128,000 tokens).

@@ -97,11 +97,18 @@ pub fn load_file_with_rule_pack(path: &Path, pack: &Path) -> Result<Config, Vec<
     };
     let mut config = yaml(&read(path)?, path)?;
     let pack_value = yaml(&read(pack)?, pack)?;
-    let replaces: Vec<&str> = pack_value
-        .get("replaces")
-        .and_then(|v| v.as_sequence())
-        .map(|s| s.iter().filter_map(|v| v.as_str()).collect())
-        .unwrap_or_default();
+    let replaces: Vec<&str> = match pack_value.get("replaces") {
+        None => Vec::new(),
+        Some(v) => v
+            .as_sequence()
+            .and_then(|s| s.iter().map(|v| v.as_str()).collect::<Option<Vec<_>>>())
+            .ok_or_else(|| {
+                vec![Problem::new(
+                    "replaces",
+                    format!("{}: `replaces` must be a list of rule ids", pack.display()),
+                )]
+            })?,
+    };
     let added = pack_value
         .get("rules")
         .and_then(|v| v.as_sequence())
@@ -117,11 +124,22 @@ pub fn load_file_with_rule_pack(path: &Path, pack: &Path) -> Result<Config, Vec<
         .and_then(|f| f.get_mut("rules"))
         .and_then(|r| r.as_sequence_mut())
         .ok_or_else(|| vec![Problem::new("content_filter.rules", "missing")])?;
-    rules.retain(|r| {
-        !r.get("id")
-            .and_then(|v| v.as_str())
-            .is_some_and(|id| replaces.contains(&id))
-    });
+    let id_of = |r: &serde_yaml::Value| r.get("id").and_then(|v| v.as_str()).map(str::to_string);
+    let present: Vec<String> = rules.iter().filter_map(id_of).collect();
+    let missing: Vec<Problem> = replaces
+        .iter()
+        .filter(|id| !present.iter().any(|p| p == *id))
+        .map(|id| {
+            Problem::new(
+                "replaces",
+                format!("{}: no rule `{id}` to replace", pack.display()),
+            )
+        })
+        .collect();
+    if !missing.is_empty() {
+        return Err(missing);
+    }
+    rules.retain(|r| !id_of(r).is_some_and(|id| replaces.contains(&id.as_str())));
     rules.extend(added);
     let text = serde_yaml::to_string(&config)
         .map_err(|e| vec![Problem::new("", format!("cannot merge the rule pack: {e}"))])?;

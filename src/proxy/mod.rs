@@ -596,7 +596,12 @@ impl ProxyHttp for Gateway {
         session: &mut Session,
         _ctx: &mut RequestCtx,
     ) -> Result<()> {
-        crate::connections::request_started(session.as_downstream());
+        if !crate::connections::request_started(session.as_downstream()) {
+            return Error::e_explain(
+                ErrorType::ConnectionClosed,
+                "the connection was closed by the idle-connection cap",
+            );
+        }
         Ok(())
     }
 

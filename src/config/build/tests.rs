@@ -220,5 +220,8 @@ fn a_rule_pack_replaces_and_adds_rules() {
     assert!(ids.contains(&"injection_instruction_override"));
     std::fs::write(&pack, "rules: 5\n").unwrap();
     assert!(crate::config::load_file_with_rule_pack(demo, &pack).is_err());
+    std::fs::write(&pack, "replaces: [no_such_rule]\nrules: []\n").unwrap();
+    let problems = crate::config::load_file_with_rule_pack(demo, &pack).unwrap_err();
+    assert!(problems[0].message.contains("no_such_rule"), "{problems:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
