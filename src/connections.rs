@@ -193,13 +193,9 @@ impl IdleSet {
         }
     }
 
-    /// Connections idle now.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -321,24 +317,15 @@ fn raw_answer(e: &GatewayError) -> Vec<u8> {
     let mut out = format!(
         "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         e.status(),
-        reason(e.status()),
+        http::StatusCode::from_u16(e.status())
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("Error"),
         body.len()
     )
     .into_bytes();
     out.extend_from_slice(&body);
     out
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        400 => "Bad Request",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        413 => "Payload Too Large",
-        431 => "Request Header Fields Too Large",
-        503 => "Service Unavailable",
-        _ => "Error",
-    }
 }
 
 /// The status of a response head Pingora is writing (`HTTP/1.1 400 ...`).

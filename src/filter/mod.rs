@@ -100,6 +100,23 @@ pub struct Verdict<'a> {
     pub audited: Vec<&'a Rule>,
 }
 
+/// One expression of a regex rule, compiled on its own. Joined expressions are searched alone
+/// only when their alternation matched, to name the rules: one search per rule that stops at its
+/// first match (a `RegexSet` must scan the whole text with every rule's states alive at once,
+/// which long rules with word gaps can make thousands of times slower on hostile text, words that
+/// start many partial matches). The alternatives of a `patterns` list are never joined, for the
+/// same reason, and are searched on every text.
+#[derive(Debug)]
+struct Search {
+    regex: Regex,
+    /// Index of its rule.
+    rule: usize,
+    /// Can only match a text with an ASCII digit.
+    needs_digit: bool,
+    /// From a `patterns` list: never joined.
+    alone: bool,
+}
+
 /// The compiled filter.
 #[derive(Debug)]
 pub struct Filter {
@@ -109,20 +126,8 @@ pub struct Filter {
     /// first match, so the common case (nothing matches) costs one search with no bookkeeping.
     any_words: Option<Regex>,
     any_numbers: Option<Regex>,
-    /// Each regex rule alone, run only on texts an alternation matched, to name the rules. One
-    /// search per rule that stops at its first match: a `RegexSet` must scan the whole text with
-    /// every rule's states alive at once, which long rules with word gaps can make thousands of
-    /// times slower on hostile text (words that start many partial matches).
-    regexes: Vec<Regex>,
-    /// Rule index of each pattern in `regexes`.
-    regex_rule: Vec<usize>,
-    /// Alternatives of a `patterns` list: searched on their own on every text, never joined.
-    /// Joined, long patterns with word gaps multiply each other's states, and hostile text
-    /// (words that start many partial matches) then makes the search thousands of times slower;
-    /// searched alone, each costs about what it costs alone.
-    long: Vec<bool>,
-    /// Patterns that can only match a digit.
-    needs_digit: Vec<bool>,
+    /// Every regex rule's expressions, each on its own.
+    searches: Vec<Search>,
     keywords: Option<AhoCorasick>,
     /// Rule index of each keyword in `keywords`.
     keyword_rule: Vec<usize>,
@@ -163,10 +168,7 @@ impl Filter {
             rules: Vec::new(),
             any_words: None,
             any_numbers: None,
-            regexes: Vec::new(),
-            regex_rule: Vec::new(),
-            long: Vec::new(),
-            needs_digit: Vec::new(),
+            searches: Vec::new(),
             keywords: None,
             keyword_rule: Vec::new(),
             policy: DEFAULT_POLICY,
@@ -183,9 +185,8 @@ impl Filter {
     ) -> Option<Filter> {
         let before = problems.len();
         let mut compiled = Vec::new();
+        // (folded pattern, its rule, from a `patterns` list)
         let mut patterns = Vec::new();
-        let mut regex_rule = Vec::new();
-        let mut separate: Vec<bool> = Vec::new();
         let mut keywords = Vec::new();
         let mut keyword_rule = Vec::new();
         let mut ids = BTreeMap::new();
@@ -250,11 +251,7 @@ impl Filter {
                             .map_err(|e| e.to_string())
                             .and_then(|_| pattern::fold(p));
                         match checked {
-                            Ok(folded) => {
-                                separate.push(alone);
-                                patterns.push(folded);
-                                regex_rule.push(compiled.len());
-                            }
+                            Ok(folded) => patterns.push((folded, compiled.len(), alone)),
                             Err(e) => problems
                                 .push(Problem::new(at, format!("invalid regular expression: {e}"))),
                         }
@@ -328,18 +325,22 @@ impl Filter {
         let pick = |digits: bool| -> Vec<&str> {
             patterns
                 .iter()
-                .zip(&separate)
-                .filter(|(f, alone)| f.needs_digit == digits && !**alone)
-                .map(|(f, _)| f.pattern.as_str())
+                .filter(|(f, _, alone)| f.needs_digit == digits && !*alone)
+                .map(|(f, _, _)| f.pattern.as_str())
                 .collect()
         };
-        let needs_digit: Vec<bool> = patterns.iter().map(|f| f.needs_digit).collect();
         let any_words = compile(&pick(false), problems);
         let any_numbers = compile(&pick(true), problems);
-        let long = separate;
-        let regexes: Vec<Regex> = patterns
+        let searches: Vec<Search> = patterns
             .iter()
-            .filter_map(|f| compile(&[f.pattern.as_str()], problems))
+            .filter_map(|(f, rule, alone)| {
+                compile(&[f.pattern.as_str()], problems).map(|regex| Search {
+                    regex,
+                    rule: *rule,
+                    needs_digit: f.needs_digit,
+                    alone: *alone,
+                })
+            })
             .collect();
         let keyword_matcher = if keywords.is_empty() {
             None
@@ -364,10 +365,7 @@ impl Filter {
             rules: compiled,
             any_words,
             any_numbers,
-            regexes,
-            regex_rule,
-            long,
-            needs_digit,
+            searches,
             keywords: keyword_matcher,
             keyword_rule,
             policy,
@@ -393,25 +391,23 @@ impl Filter {
         }
         for text in texts {
             for scan in normalize::scan_texts(text, self.base64_min_len) {
-                if !self.regexes.is_empty() {
+                if !self.searches.is_empty() {
                     let text = scan.as_bytes();
                     // A branch-free pass the compiler vectorises, unlike a short-circuiting `any`.
                     let digits = text.iter().fold(false, |d, b| d | b.is_ascii_digit());
                     let words = self.any_words.as_ref().is_some_and(|r| r.is_match(text));
                     let numbers =
                         digits && self.any_numbers.as_ref().is_some_and(|r| r.is_match(text));
-                    for (i, (r, rule)) in self.regexes.iter().zip(&self.regex_rule).enumerate() {
-                        // Joined patterns are named only when their alternation matched; long
-                        // ones are always searched, each alone.
-                        let run = if self.long[i] {
-                            digits || !self.needs_digit[i]
-                        } else if self.needs_digit[i] {
+                    for s in &self.searches {
+                        let run = if s.alone {
+                            digits || !s.needs_digit
+                        } else if s.needs_digit {
                             numbers
                         } else {
                             words
                         };
-                        if run && !hit[*rule] && r.is_match(text) {
-                            hit[*rule] = true;
+                        if run && !hit[s.rule] && s.regex.is_match(text) {
+                            hit[s.rule] = true;
                         }
                     }
                 }

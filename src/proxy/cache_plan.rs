@@ -85,27 +85,11 @@ impl Gateway {
         hit: Entry,
         mut extra: Extra,
     ) -> Result<(), Failure> {
-        if let Some(m) = metrics::get() {
-            m.cache.with_label_values(&["hit"]).inc();
-        }
         ctx.cache = "HIT";
         ctx.cost_nanos = Some(0);
         ctx.status = 200;
         extra.cache("HIT");
         extra.cost(0);
-        self.answer_from_cache(session, ctx, consumer, view, hit, extra)
-            .await
-    }
-
-    pub(super) async fn answer_from_cache(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-        consumer: &Consumer,
-        view: &RequestView,
-        hit: Entry,
-        extra: Extra,
-    ) -> Result<(), Failure> {
         let gone = |_| Failure::Respond(GatewayError::ClientGone);
         match view {
             RequestView::Chat(_) | RequestView::Messages(_) | RequestView::Embeddings(_) => {

@@ -289,6 +289,8 @@ impl Gateway {
         // The gateway's cap applies per choice; the worst case is every choice using it all.
         let per_choice = cfg.output_caps.cap_for(&model);
         let cap = client_cap.unwrap_or_else(|| per_choice.saturating_mul(choices));
+        // The body the backend will get: the gateway adds its cap when the client set none.
+        let inject = client_cap.is_none().then_some(per_choice);
         let admitted = match accounting::admit(
             &self.state,
             &consumer,
@@ -304,7 +306,6 @@ impl Gateway {
             Err(GatewayError::StateUnavailable { retry_after }) => {
                 // Limits and budgets cannot be decided, but an answer this instance already holds
                 // costs nothing and reserves nothing: the cache fails open.
-                let inject = client_cap.is_none().then_some(per_choice);
                 let plan = cache_plan(rt, &consumer, route, &view, session, &raw, inject);
                 if let CachePlan::Use(key) = &plan {
                     if let Some(hit) = self.state.cache.get(key, Instant::now()) {
@@ -324,23 +325,16 @@ impl Gateway {
         }
         ctx.reservation = Some(admitted.reservation);
 
-        // The body the backend will get: the gateway adds its cap when the client set none.
-        let inject = client_cap.is_none().then_some(per_choice);
-
         ctx.phase("limits", &mut mark);
 
         // 5. cache
         let plan = cache_plan(rt, &consumer, route, &view, session, &raw, inject);
         if let CachePlan::Use(key) = &plan {
-            let mut found = self.state.cache.get(key, Instant::now());
+            let mut found = self.state.cache.lookup(key, Instant::now());
             if found.is_none() {
                 found = self.shared_cache_get(key, &cfg.cache).await;
             }
-            if found.is_none() {
-                if let Some(m) = metrics::get() {
-                    m.cache.with_label_values(&["miss"]).inc();
-                }
-            }
+            self.state.cache.record(found.is_some());
             if let Some(hit) = found {
                 if let Some(r) = ctx.reservation.take() {
                     accounting::release(&self.state, &r, unix_now()).await;

@@ -32,16 +32,20 @@ impl Entry {
     }
 }
 
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// An entry as stored in Redis for the other instances: expiry (Unix ms), input and output
 /// tokens (each 8 bytes, big-endian), then the body.
 pub fn encode_shared(entry: &Entry, ttl: std::time::Duration) -> Vec<u8> {
-    let expires_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .saturating_add(ttl)
-        .as_millis();
+    let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+    let expires_ms = unix_millis().saturating_add(ttl_ms);
     let mut out = Vec::with_capacity(24 + entry.body.len());
-    out.extend_from_slice(&u64::try_from(expires_ms).unwrap_or(u64::MAX).to_be_bytes());
+    out.extend_from_slice(&expires_ms.to_be_bytes());
     out.extend_from_slice(&entry.input_tokens.to_be_bytes());
     out.extend_from_slice(&entry.output_tokens.to_be_bytes());
     out.extend_from_slice(&entry.body);
@@ -54,14 +58,7 @@ pub fn decode_shared(raw: &[u8], now: Instant) -> Option<Entry> {
     let word =
         |i: usize| -> Option<u64> { Some(u64::from_be_bytes(raw.get(i..i + 8)?.try_into().ok()?)) };
     let expires_ms = word(0)?;
-    let now_ms = u64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .ok()?
-            .as_millis(),
-    )
-    .ok()?;
-    let left = expires_ms.checked_sub(now_ms).filter(|l| *l > 0)?;
+    let left = expires_ms.checked_sub(unix_millis()).filter(|l| *l > 0)?;
     Some(Entry {
         body: Bytes::copy_from_slice(raw.get(24..)?),
         expires: now + std::time::Duration::from_millis(left),
@@ -171,6 +168,27 @@ fn write_canonical(v: &Value, out: &mut Vec<u8>) {
 impl Cache {
     /// A live entry for `key`; counts a hit or a miss.
     pub fn get(&self, key: &CacheKey, now: Instant) -> Option<Entry> {
+        let found = self.lookup(key, now);
+        self.record(found.is_some());
+        found
+    }
+
+    /// Counts a lookup's outcome, here (`/cache/stats`) and in Prometheus: the one place, so a
+    /// lookup that missed here and hit in the shared tier counts once, as a hit.
+    pub fn record(&self, hit: bool) {
+        let (counter, event) = if hit {
+            (&self.hits, "hit")
+        } else {
+            (&self.misses, "miss")
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if let Some(m) = crate::metrics::get() {
+            m.cache.with_label_values(&[event]).inc();
+        }
+    }
+
+    /// A live entry for `key`, without counting (see [`Cache::record`]).
+    pub fn lookup(&self, key: &CacheKey, now: Instant) -> Option<Entry> {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let found = match inner.lru.get(key) {
             Some(e) if e.expires > now => Some(e.clone()),
@@ -183,12 +201,6 @@ impl Cache {
             None => None,
         };
         drop(inner);
-        let counter = if found.is_some() {
-            &self.hits
-        } else {
-            &self.misses
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
         found
     }
 

@@ -206,24 +206,25 @@ fn reserve(
 }
 
 fn headroom(c: &Counters, limits: [u64; 3], now: u64) -> Headroom {
-    let mut best: Option<Headroom> = None;
-    for (i, w) in WINDOWS.into_iter().enumerate() {
-        let h = Headroom {
-            window: w,
-            limit: limits[i],
-            remaining: limits[i].saturating_sub(c.0[i].used),
-            resets_in: w.resets_in(now),
-        };
-        if best.is_none_or(|b| h.remaining < b.remaining) {
-            best = Some(h);
+    tightest(limits, [c.0[0].used, c.0[1].used, c.0[2].used], now)
+}
+
+/// The tightest window (least remaining; the shorter one on a tie) given each window's use.
+pub fn tightest(limits: [u64; 3], used: [u64; 3], now: u64) -> Headroom {
+    let window = |i: usize, w: Window| Headroom {
+        window: w,
+        limit: limits[i],
+        remaining: limits[i].saturating_sub(used[i]),
+        resets_in: w.resets_in(now),
+    };
+    let mut best = window(0, Window::Minute);
+    for (i, w) in WINDOWS.into_iter().enumerate().skip(1) {
+        let h = window(i, w);
+        if h.remaining < best.remaining {
+            best = h;
         }
     }
-    best.unwrap_or(Headroom {
-        window: Window::Minute,
-        limit: 0,
-        remaining: 0,
-        resets_in: 60,
-    })
+    best
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@
 //! (the caller answers 503 with `Retry-After`), the cache fails open (a miss). The connection
 //! manager reconnects by itself once Redis is back.
 
-use super::limits::{Headroom, Refusal, TokenTicket, Window, WINDOWS};
+use super::limits::{tightest, Headroom, Refusal, TokenTicket, WINDOWS};
 use super::spend::{OverBudget, SpendTicket, Standing};
 use redis::aio::ConnectionManager;
 use redis::Script;
@@ -359,28 +359,6 @@ impl RedisStore {
             })
             .await;
     }
-}
-
-/// The tightest window after an admission, from the counts Redis returned.
-fn tightest(limits: [u64; 3], used: [u64; 3], now: u64) -> Headroom {
-    let mut best = Headroom {
-        window: Window::Minute,
-        limit: limits[0],
-        remaining: limits[0].saturating_sub(used[0]),
-        resets_in: Window::Minute.resets_in(now),
-    };
-    for (i, w) in WINDOWS.into_iter().enumerate().skip(1) {
-        let remaining = limits[i].saturating_sub(used[i]);
-        if remaining < best.remaining {
-            best = Headroom {
-                window: w,
-                limit: limits[i],
-                remaining,
-                resets_in: w.resets_in(now),
-            };
-        }
-    }
-    best
 }
 
 /// The class of a Redis error, for logs and errors: never the URL (it may carry a password).

@@ -329,42 +329,32 @@ state:
         Self::spawn_at(&config, port, admin_port, envs)
     }
 
-    /// `GET` on the admin plane with the admin token.
-    /// `POST /admin/reload`, authenticated.
-    pub fn reload(&self) -> Response {
+    /// `method path` on the admin plane with the admin token.
+    fn admin_request(&self, method: &str, path: &str) -> Response {
         let auth = format!("Bearer {ADMIN_TOKEN}");
         request(
             self.admin_port,
-            "POST",
-            "/admin/reload",
+            method,
+            path,
             &[("Authorization", &auth)],
             b"",
         )
     }
 
+    /// `POST /admin/reload`, authenticated.
+    pub fn reload(&self) -> Response {
+        self.admin_request("POST", "/admin/reload")
+    }
+
     /// `GET path` on the admin plane as text (e.g. `/metrics`).
     pub fn admin_text(&self, path: &str) -> String {
-        let auth = format!("Bearer {ADMIN_TOKEN}");
-        let r = request(
-            self.admin_port,
-            "GET",
-            path,
-            &[("Authorization", &auth)],
-            b"",
-        );
+        let r = self.admin_request("GET", path);
         assert_eq!(r.status, 200, "{path}");
         r.body_text()
     }
 
     pub fn admin(&self, path: &str) -> serde_json::Value {
-        let auth = format!("Bearer {ADMIN_TOKEN}");
-        let r = request(
-            self.admin_port,
-            "GET",
-            path,
-            &[("Authorization", &auth)],
-            b"",
-        );
+        let r = self.admin_request("GET", path);
         assert_eq!(
             r.status,
             200,
