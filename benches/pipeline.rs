@@ -4,27 +4,20 @@
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::sync::Arc;
 use std::time::Duration;
-use tollgate::auth::KeyIndex;
-use tollgate::config::{Backend, Consumer, Protocol, Role};
+use tollgate::config::{Backend, Consumer, Protocol};
 use tollgate::digest::KeyDigest;
-use tollgate::request::{self, Route};
-use tollgate::routing;
+use tollgate::protocol::{self as request, Route};
+use tollgate::stages::auth::KeyIndex;
+use tollgate::stages::routing;
 
 fn consumers(n: usize) -> Vec<Arc<Consumer>> {
     (0..n)
         .map(|i| {
-            Arc::new(Consumer {
-                id: format!("c{i}"),
-                team: "t".into(),
-                role: Role::Standard,
-                key: KeyDigest::of(format!("tg-key-{i:08}").as_bytes()),
-                daily_budget_micros: 1,
-                allowed_models: vec![],
-                tokens_per_minute: 1,
-                tokens_per_hour: 1,
-                tokens_per_day: 1,
-                description: String::new(),
-            })
+            Arc::new(Consumer::basic(
+                &format!("c{i}"),
+                "t",
+                format!("tg-key-{i:08}").as_bytes(),
+            ))
         })
         .collect()
 }

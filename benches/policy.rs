@@ -9,11 +9,14 @@
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tollgate::config::{load_str, Config, Role};
-use tollgate::state::cache::{self, Entry};
+use tollgate::config::Role;
+use tollgate::protocol::json::canonical;
+use tollgate::runtime::{load_str, Runtime};
+use tollgate::stages::cache;
+use tollgate::state::cache::{Cache, Entry, Tiers};
 use tollgate::state::limits::Limiter;
 
-fn demo() -> Config {
+fn demo() -> Runtime {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/conf/demo.yaml"))
         .unwrap_or_default();
     match load_str(&text, &|_| None) {
@@ -93,7 +96,7 @@ fn hostile(n: usize) -> String {
 fn filter(c: &mut Criterion) {
     let cfg = demo();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let with_pack = match tollgate::config::load_file_with_rule_pack(
+    let with_pack = match tollgate::runtime::load_file_with_rule_pack(
         &root.join("conf/demo.yaml"),
         &root.join("conf/filter-intent-rules.yaml"),
     ) {
@@ -234,13 +237,13 @@ fn sse(c: &mut Criterion) {
     for (name, strip) in [("pass_through", false), ("strip_added_usage", true)] {
         g.bench_function(BenchmarkId::new(name, stream.len()), |b| {
             b.iter(|| {
-                let mut tap = tollgate::sse::SseTap::new(strip);
+                let mut tap = tollgate::protocol::sse::SseTap::new(strip);
                 // Backend reads of ~1.5 KiB, as a socket delivers them.
                 for chunk in black_box(&stream).chunks(1_500) {
                     black_box(tap.feed(chunk));
                 }
                 tap.finish();
-                tap.usage.map(|u| u.output)
+                tap.usage().map(|u| u.output)
             })
         });
     }
@@ -253,11 +256,11 @@ fn cache_key(c: &mut Criterion) {
         r#"{{"model":"gpt-4","temperature":0.2,"max_tokens":256,"messages":[{{"role":"system","content":"You are helpful."}},{{"role":"user","content":"{}"}}]}}"#,
         prompt(1024)
     );
-    let cache = cache::Cache::default();
+    let cache = Cache::default();
     let mut g = c.benchmark_group("cache");
     g.bench_function("key_1KiB_body", |b| {
         b.iter(|| {
-            let canonical = cache::canonical_json(black_box(body.as_bytes())).unwrap_or_default();
+            let canonical = canonical(black_box(body.as_bytes()), None).unwrap_or_default();
             cache::key(
                 "consumer",
                 "team-support",
@@ -282,12 +285,29 @@ fn cache_key(c: &mut Criterion) {
             input_tokens: 1,
             output_tokens: 1,
         },
-        &cfg.cache,
+        &cfg.config.cache,
     );
     g.bench_function("lookup_hit", |b| {
-        b.iter(|| cache.get(black_box(&key), Instant::now()).is_some())
+        // A hit in this instance's tier completes without waiting: polled once.
+        b.iter(|| {
+            poll_once(cache.lookup(black_box(&key), &cfg.config.cache, Tiers::Local)).is_some()
+        })
     });
     g.finish();
+}
+
+/// Polls a future that completes without waiting (a local cache lookup) to its value.
+fn poll_once<T>(f: impl std::future::Future<Output = Option<T>>) -> Option<T> {
+    struct Noop;
+    impl std::task::Wake for Noop {
+        fn wake(self: Arc<Self>) {}
+    }
+    let waker = std::task::Waker::from(Arc::new(Noop));
+    let mut cx = std::task::Context::from_waker(&waker);
+    match std::pin::pin!(f).poll(&mut cx) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => panic!("a local lookup never waits"),
+    }
 }
 
 fn config() -> Criterion {

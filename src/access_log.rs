@@ -9,7 +9,6 @@
 
 use serde::Serialize;
 use std::io::Write;
-use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once};
 use std::time::{Duration, Instant};
 
@@ -39,13 +38,7 @@ pub struct Entry<'a> {
     pub rate_limit_remaining: Option<u64>,
 }
 
-/// Where lines go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Destination {
-    Stdout,
-    File(PathBuf),
-    Off,
-}
+pub use crate::config::LogDestination as Destination;
 
 /// How long the writer lets lines gather after the first one arrives before it writes them: a
 /// busy gateway pays for one wake-up and one `write` per interval, not per request.

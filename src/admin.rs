@@ -156,7 +156,7 @@ impl Admin {
                     "loaded_at": rt.loaded_at,
                     "consumers": rt.config.consumers.len(),
                     "backends": rt.config.backends.len(),
-                    "rules": rt.config.filter.rule_count(),
+                    "rules": rt.filter.rule_count(),
                 }),
             ),
             ("POST", "/admin/reload") => match self.reloader.reload() {
@@ -195,7 +195,7 @@ fn bearer(session: &ServerSession) -> Option<&[u8]> {
         .req_header()
         .headers
         .get(http::header::AUTHORIZATION)?;
-    crate::auth::bearer_token(v.as_bytes())
+    crate::stages::auth::bearer_token(v.as_bytes())
 }
 
 /// Whether `token` is the admin token (constant-time comparison of digests).
@@ -225,17 +225,12 @@ impl Admin {
             let instant = Instant::now();
             for b in &rt.config.backends {
                 let (circuit, healthy) = self.state.health.describe(&b.id, instant);
-                let state = match circuit {
-                    "closed" => 0,
-                    "half_open" => 1,
-                    _ => 2,
-                };
                 m.backend_healthy
                     .with_label_values(&[b.id.as_str()])
                     .set(i64::from(healthy));
                 m.backend_circuit
                     .with_label_values(&[b.id.as_str()])
-                    .set(state);
+                    .set(circuit.gauge());
             }
         }
         metrics::render()
@@ -246,7 +241,7 @@ impl Admin {
 impl ServeHttp for Admin {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         // A connection the idle cap closed meanwhile cannot carry the answer; it is dropped.
-        let _ = crate::connections::request_started(session);
+        let _ = crate::downstream::connections::request_started(session);
         let req = session.req_header();
         let (method, path) = (req.method.clone(), req.uri.path().to_string());
         let token = bearer(session);
@@ -272,5 +267,74 @@ impl ServeHttp for Admin {
             .header("content-length", len)
             .body(body)
             .unwrap_or_else(|_| Response::new(Vec::new()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::access_log::{AccessLog, Destination};
+    use crate::runtime::Runtime;
+    use http::Method;
+
+    const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/conf/demo.yaml");
+    const TOKEN: &[u8] = b"demo-admin-token";
+
+    fn admin() -> Admin {
+        let rt: Runtime = crate::runtime::load_file(std::path::Path::new(DEMO)).unwrap();
+        let live = LiveState::new(rt);
+        let log = Arc::new(AccessLog::start(Destination::Off, 1));
+        let reloader = Arc::new(Reloader::new(DEMO.into(), live.clone(), log));
+        Admin::new(live, Arc::new(State::default()), reloader)
+    }
+
+    #[test]
+    fn health_is_open_and_everything_else_needs_the_admin_token() {
+        let a = admin();
+        assert_eq!(a.answer(&Method::GET, "/health", None).0, StatusCode::OK);
+        for path in [
+            "/ready",
+            "/costs",
+            "/stats",
+            "/cache/stats",
+            "/admin/config",
+        ] {
+            assert_eq!(
+                a.answer(&Method::GET, path, None).0,
+                StatusCode::UNAUTHORIZED,
+                "{path}"
+            );
+            assert_eq!(
+                a.answer(&Method::GET, path, Some(b"key-team-support")).0,
+                StatusCode::UNAUTHORIZED,
+                "a consumer key never opens {path}"
+            );
+            assert_eq!(
+                a.answer(&Method::GET, path, Some(TOKEN)).0,
+                StatusCode::OK,
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn wrong_methods_and_unknown_paths_are_told_apart() {
+        let a = admin();
+        let (status, body) = a.answer(&Method::POST, "/costs", Some(TOKEN));
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+        let (status, body) = a.answer(&Method::GET, "/nothing", Some(TOKEN));
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    }
+
+    #[test]
+    fn costs_and_config_report_every_consumer_and_no_secret() {
+        let a = admin();
+        let (_, costs) = a.answer(&Method::GET, "/costs", Some(TOKEN));
+        let consumers = costs["consumers"].as_object().unwrap();
+        assert!(consumers.contains_key("team-support"), "{costs}");
+        assert_eq!(consumers["team-support"]["spent_today_usd"], "0.000000");
+        let (_, config) = a.answer(&Method::GET, "/admin/config", Some(TOKEN));
+        assert!(config["rules"].as_u64().unwrap() > 0, "{config}");
+        assert!(!config.to_string().contains("demo-admin-token"));
     }
 }

@@ -1,9 +1,11 @@
 //! The command line: `run`, `check`, `hash-key`, `mock`, `demo`.
 
-use crate::config::{self, Problem};
+use crate::config::Problem;
 use crate::digest::{generate_key, KeyDigest};
 use crate::mock::MockOptions;
+use crate::runtime::{self, Runtime};
 use crate::server::{self, MockService};
+use crate::stages::filter::eval;
 use clap::{Args, Parser, Subcommand};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -138,10 +140,10 @@ pub fn main() -> ExitCode {
             upgrade_sock,
         } => {
             crate::logging::init();
-            let (cfg, version) = match load(&config) {
-                Some(c) => c,
-                None => return ExitCode::from(2),
+            let Some(rt) = load(&config) else {
+                return ExitCode::from(2);
             };
+            let cfg = &rt.config;
             log::info!(
                 "tollgate {} on {} (admin {}), {} consumers, {} backends",
                 env!("CARGO_PKG_VERSION"),
@@ -158,7 +160,7 @@ pub fn main() -> ExitCode {
             };
             // A relative path would break after the daemon's chdir and on reload.
             let config = std::fs::canonicalize(&config).unwrap_or(config);
-            match server::build_process(cfg, version, &config, None, process) {
+            match server::build_process(rt, &config, None, process) {
                 Ok(s) => s.run_forever(),
                 Err(e) => {
                     eprintln!("{e}");
@@ -193,18 +195,17 @@ pub fn main() -> ExitCode {
             mock_listen,
         } => {
             crate::logging::init();
-            let (cfg, version) = match load(&config) {
-                Some(c) => c,
-                None => return ExitCode::from(2),
+            let Some(rt) = load(&config) else {
+                return ExitCode::from(2);
             };
-            let listen = cfg.server.listen;
-            let admin = cfg.server.admin.listen;
+            let listen = rt.config.server.listen;
+            let admin = rt.config.server.admin.listen;
             let mock = MockService {
                 listen: mock_listen.clone(),
                 threads: 1,
                 options: MockOptions::default(),
             };
-            match server::build(cfg, version, &config, Some(mock)) {
+            match server::build(rt, &config, Some(mock)) {
                 Ok(s) => {
                     print_demo(listen, admin, &mock_listen);
                     s.run_forever()
@@ -243,9 +244,9 @@ fn print_problems(path: &Path, problems: &[Problem]) {
     }
 }
 
-fn load(path: &Path) -> Option<(config::Config, String)> {
-    match config::load_file_versioned(path) {
-        Ok(c) => Some(c),
+fn load(path: &Path) -> Option<Runtime> {
+    match runtime::load_file(path) {
+        Ok(rt) => Some(rt),
         Err(problems) => {
             print_problems(path, &problems);
             None
@@ -254,8 +255,8 @@ fn load(path: &Path) -> Option<(config::Config, String)> {
 }
 
 fn check(path: &Path) -> ExitCode {
-    match config::load_file(path) {
-        Ok(c) => {
+    match runtime::load_file(path) {
+        Ok(Runtime { config: c, .. }) => {
             println!(
                 "{}: ok ({} consumers, {} backends, {} priced models)",
                 path.display(),
@@ -280,10 +281,10 @@ fn eval_filter(
     wrong: bool,
 ) -> ExitCode {
     let loaded = match pack {
-        None => config::load_file(config_path),
-        Some(pack) => config::load_file_with_rule_pack(config_path, pack),
+        None => runtime::load_file(config_path),
+        Some(pack) => runtime::load_file_with_rule_pack(config_path, pack),
     };
-    let cfg = match loaded {
+    let rt = match loaded {
         Ok(c) => c,
         Err(problems) => {
             print_problems(config_path, &problems);
@@ -297,15 +298,15 @@ fn eval_filter(
             return ExitCode::from(1);
         }
     };
-    match crate::filter::eval::evaluate(&cfg.filter, &corpus) {
+    match eval::evaluate(&rt.filter, &corpus) {
         Ok(report) if json => {
-            println!("{}", crate::filter::eval::json(&report));
+            println!("{}", eval::json(&report));
             ExitCode::SUCCESS
         }
         Ok(report) => {
-            print!("{}", crate::filter::eval::table(&report));
+            print!("{}", eval::table(&report));
             if wrong {
-                print!("\n{}", crate::filter::eval::wrong(&report));
+                print!("\n{}", eval::wrong(&report));
             }
             ExitCode::SUCCESS
         }

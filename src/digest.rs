@@ -2,7 +2,8 @@
 //!
 //! Keys are never stored: the configuration holds their SHA-256 digest, and a presented key is
 //! hashed and compared in constant time. [`Secret`] holds the few secrets that must be kept in
-//! memory (provider credentials); its `Debug` and `Display` print `*****`.
+//! memory (provider credentials); its `Debug` and `Display` print `*****`. Also the byte encodings
+//! the gateway reads (hex, base64), so every layer can use them.
 
 use sha2::{Digest as _, Sha256};
 use std::fmt;
@@ -111,6 +112,33 @@ pub fn generate_key() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 32];
     getrandom::getrandom(&mut bytes)?;
     Ok(format!("tg-{}", to_hex(&bytes)))
+}
+
+/// Decodes base64 (standard or URL-safe alphabet, no padding).
+pub fn decode_base64(run: &[u8]) -> Option<Vec<u8>> {
+    let val = |b: u8| -> Option<u32> {
+        Some(match b {
+            b'A'..=b'Z' => b - b'A',
+            b'a'..=b'z' => b - b'a' + 26,
+            b'0'..=b'9' => b - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let mut out = Vec::with_capacity(run.len() * 3 / 4);
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for &b in run {
+        acc = (acc << 6) | val(b)?;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
 }
 
 #[cfg(test)]

@@ -1,20 +1,7 @@
 //! The gateway's one error type, grouped by who is at fault, and the single place that maps an
-//! error to what the client sees: HTTP status, JSON body in the route's dialect, and a short
-//! label for logs and metrics. Clients never see internal text, hostnames or upstream headers.
-
-use bytes::Bytes;
-use serde_json::json;
-
-/// The JSON error dialect a route speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    /// `{"error":{"message","type","code"}}`, what OpenAI SDKs parse.
-    OpenAi,
-    /// `{"detail":"…"}`, the lab agent's (FastAPI) shape.
-    Detail,
-    /// `{"type":"error","error":{"type","message"}}`, what Anthropic SDKs parse.
-    Anthropic,
-}
+//! error to what the client is told: HTTP status, message, `Retry-After`, and a short label for
+//! logs and metrics. The JSON body wrapping the message is the route's dialect's
+//! (`protocol::error_body`). Clients never see internal text, hostnames or upstream headers.
 
 /// Who caused an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,9 +206,9 @@ impl GatewayError {
                 ..
             } => format!(
                 "Daily budget exceeded. Spent ${} of ${} limit; this request may cost up to ${}.",
-                crate::state::spend::usd(*spent, 4),
-                crate::state::spend::usd(*budget, 2),
-                crate::state::spend::usd(*needed, 4),
+                crate::config::money::usd(*spent, 4),
+                crate::config::money::usd(*budget, 2),
+                crate::config::money::usd(*needed, 4),
             ),
             ClientGone => "Client closed the request.".into(),
             NoBackendAvailable { retry_after } => format!(
@@ -264,61 +251,6 @@ impl GatewayError {
             _ => None,
         }
     }
-
-    /// OpenAI's `error.type` for this error.
-    fn openai_type(&self) -> &'static str {
-        match (self, self.fault()) {
-            (GatewayError::Unauthorized, _) => "authentication_error",
-            (GatewayError::ModelNotAllowed { .. }, _) => "permission_error",
-            (GatewayError::RateLimited { .. } | GatewayError::BudgetExceeded { .. }, _) => {
-                "rate_limit_error"
-            }
-            (_, Fault::Client) => "invalid_request_error",
-            (_, Fault::Upstream) => "upstream_error",
-            (_, Fault::Internal) => "internal_error",
-        }
-    }
-
-    /// Anthropic's `error.type` for this error.
-    fn anthropic_type(&self) -> &'static str {
-        match self.status() {
-            401 => "authentication_error",
-            403 => "permission_error",
-            404 => "not_found_error",
-            413 => "request_too_large",
-            429 => "rate_limit_error",
-            500 => "api_error",
-            502..=504 => "overloaded_error",
-            _ => "invalid_request_error",
-        }
-    }
-
-    /// OpenAI's `error.code` for this error.
-    fn openai_code(&self) -> &'static str {
-        match self {
-            GatewayError::Unauthorized => "invalid_api_key",
-            GatewayError::ModelNotAllowed { .. } => "model_not_allowed",
-            GatewayError::ModelNotServed { .. } => "model_not_found",
-            other => other.label(),
-        }
-    }
-
-    /// The JSON body in the route's dialect.
-    pub fn body(&self, dialect: Dialect) -> Bytes {
-        let value = match dialect {
-            Dialect::OpenAi => json!({"error": {
-                "message": self.message(),
-                "type": self.openai_type(),
-                "code": self.openai_code(),
-            }}),
-            Dialect::Detail => json!({"detail": self.message()}),
-            Dialect::Anthropic => json!({"type": "error", "error": {
-                "type": self.anthropic_type(),
-                "message": self.message(),
-            }}),
-        };
-        Bytes::from(value.to_string())
-    }
 }
 
 #[cfg(test)]
@@ -341,27 +273,5 @@ mod tests {
         assert_eq!(GatewayError::UpstreamUnreachable.status(), 503);
         assert_eq!(GatewayError::UpstreamFailed("500".into()).status(), 502);
         assert_eq!(GatewayError::UpstreamTimeout.status(), 504);
-    }
-
-    #[test]
-    fn openai_dialect_has_message_type_and_code() {
-        let body = GatewayError::Unauthorized.body(Dialect::OpenAi);
-        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(v["error"]["type"], "authentication_error");
-        assert_eq!(v["error"]["code"], "invalid_api_key");
-        assert!(v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("Invalid or missing API key"));
-    }
-
-    #[test]
-    fn detail_dialect_is_the_seed_shape() {
-        let body = GatewayError::UpstreamUnreachable.body(Dialect::Detail);
-        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(
-            v,
-            json!({"detail": "Backend is unreachable. Try again later."})
-        );
     }
 }

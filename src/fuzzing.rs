@@ -2,14 +2,14 @@
 //! committed corpora on every `cargo test`. Each takes arbitrary bytes and must return without
 //! panicking, whatever they hold; the invariants checked here hold for every input.
 
-use crate::request::Route;
+use crate::protocol::Route;
 
 /// The configuration loader: any text gives a configuration or a list of problems.
 pub fn config(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if let Err(problems) = crate::config::load_str(text, &|_| None) {
+    if let Err(problems) = crate::runtime::load_str(text, &|_| None) {
         assert!(
             !problems.is_empty(),
             "a refused configuration names a problem"
@@ -25,7 +25,7 @@ pub fn request_view(data: &[u8]) {
         Route::Messages,
         Route::Embeddings,
     ] {
-        match crate::request::parse(route, data) {
+        match crate::protocol::parse(route, data) {
             Ok(view) => {
                 let _ = view.prompt_estimate();
                 let _ = view.client_output_cap();
@@ -43,14 +43,14 @@ pub fn sse(data: &[u8]) {
         return;
     };
     let step = usize::from(step % 64) + 1;
-    let mut tap = crate::sse::SseTap::new(false);
+    let mut tap = crate::protocol::sse::SseTap::new(false);
     let mut out = Vec::with_capacity(stream.len());
     for chunk in stream.chunks(step) {
         out.extend_from_slice(&tap.feed(chunk));
     }
     out.extend_from_slice(&tap.finish());
     assert_eq!(out, stream, "pass-through must be byte-exact");
-    let mut strip = crate::sse::SseTap::new(true);
+    let mut strip = crate::protocol::sse::SseTap::new(true);
     for chunk in stream.chunks(step) {
         let _ = strip.feed(chunk);
     }
@@ -63,11 +63,11 @@ pub fn normalize(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let scans = crate::filter::normalize::scan_texts(text, 24);
+    let scans = crate::stages::filter::normalize::scan_texts(text, 24);
     let first = scans.first().cloned().unwrap_or_default();
     // Without base64 decoding (which appends decoded text), normalising again changes nothing.
-    let plain = crate::filter::normalize::scan_texts(text, usize::MAX);
-    let again = crate::filter::normalize::scan_texts(&plain[0], usize::MAX);
+    let plain = crate::stages::filter::normalize::scan_texts(text, usize::MAX);
+    let again = crate::stages::filter::normalize::scan_texts(&plain[0], usize::MAX);
     assert_eq!(again[0], plain[0], "normalisation is idempotent");
     let _ = first;
 }

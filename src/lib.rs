@@ -1,33 +1,36 @@
 //! Tollgate: an AI gateway on Pingora.
 //!
 //! The request pipeline (see `docs/architecture.md`) is a sequence of plain decision functions,
-//! one module per stage, sequenced by [`proxy::Gateway`], the `ProxyHttp` implementation.
+//! one module per stage, sequenced by [`gateway::Gateway`], the `ProxyHttp` implementation.
+//!
+//! Layers, bottom up (a module imports only from its own layer or below):
+//! 1. [`digest`], [`config`];
+//! 2. [`usage`], [`error`], [`metrics`];
+//! 3. [`state`];
+//! 4. [`protocol`] (the wire formats), then [`stages`] (the policy decisions);
+//! 5. [`runtime`] (a configuration and what is compiled from it);
+//! 6. [`upstream`], [`downstream`], [`access_log`];
+//! 7. [`gateway`], [`admin`], [`reload`];
+//! 8. [`server`], [`cli`]. [`mock`] stands alone.
 
 pub mod access_log;
-pub mod accounting;
 pub mod admin;
-pub mod auth;
-pub mod body;
 pub mod cli;
 pub mod config;
-pub mod connections;
 pub mod digest;
+pub mod downstream;
 pub mod error;
-pub mod filter;
-pub mod forward;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod health_check;
+pub mod gateway;
 pub mod logging;
 pub mod metrics;
 pub mod mock;
-pub mod proxy;
+pub mod protocol;
 pub mod reload;
-pub mod request;
-pub mod response;
-pub mod routing;
 pub mod runtime;
 pub mod server;
-pub mod sse;
+pub mod stages;
 pub mod state;
 pub mod upstream;
+pub mod usage;

@@ -239,9 +239,9 @@ pub fn prime(cfg: &crate::config::Config) {
             }
         }
     }
-    for id in cfg.filter.rule_ids() {
+    for rule in &cfg.filter.rules {
         for action in ["block", "warn", "audit"] {
-            m.filter.with_label_values(&[id, action]);
+            m.filter.with_label_values(&[rule.id.as_str(), action]);
         }
     }
 }

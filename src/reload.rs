@@ -6,9 +6,9 @@
 //! problem, and the old configuration keeps serving. SIGHUP also reopens the access-log file.
 
 use crate::access_log::AccessLog;
-use crate::config::{self, Problem};
+use crate::config::Problem;
 use crate::metrics;
-use crate::runtime::{LiveState, Runtime};
+use crate::runtime::{self, LiveState};
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
@@ -41,9 +41,10 @@ impl Reloader {
     /// Read → validate → build → swap. Returns the new version, or every problem.
     pub fn reload(&self) -> Result<String, Vec<Problem>> {
         let _one = self.busy.lock().unwrap_or_else(|p| p.into_inner());
-        let result = config::load_file_versioned(&self.path);
+        let result = runtime::load_file(&self.path);
         let outcome = match result {
-            Ok((cfg, version)) => {
+            Ok(new) => {
+                let (cfg, version) = (&new.config, new.version.clone());
                 let old = self.live.current();
                 if cfg.server.listen != old.config.server.listen
                     || cfg.server.admin.listen != old.config.server.admin.listen
@@ -53,8 +54,8 @@ impl Reloader {
                         "listeners and threads change only with a restart; the rest is applied"
                     );
                 }
-                metrics::prime(&cfg);
-                self.live.swap(Runtime::new(cfg, version.clone()));
+                metrics::prime(cfg);
+                self.live.swap(new);
                 log::info!(
                     "configuration {} reloaded (version {version})",
                     self.path.display()

@@ -1,15 +1,24 @@
-//! The live state: one validated configuration and everything derived from it, behind an atomic
-//! pointer. A request loads it once and runs to the end on that snapshot.
+//! The live state: one validated configuration and everything compiled from it (the content
+//! filter's matcher, the key index), behind an atomic pointer. A request loads it once and runs to
+//! the end on that snapshot.
+//!
+//! Loading is here because it spans layers: `config` validates the file (and knows nothing
+//! above it), the stages compile their parts from the validated form. Every problem either finds
+//! is returned with its YAML path, so `tollgate check` and a reload report them all.
 
-use crate::auth::KeyIndex;
-use crate::config::Config;
+use crate::config::{self, Config, Problem};
+use crate::stages::auth::KeyIndex;
+use crate::stages::filter::Filter;
 use arc_swap::ArcSwap;
+use std::path::Path;
 use std::sync::Arc;
 
-/// A configuration plus the indexes built from it.
+/// A configuration plus what is compiled from it.
 #[derive(Debug)]
 pub struct Runtime {
     pub config: Config,
+    /// The content filter's matcher, compiled from `config.filter`.
+    pub filter: Filter,
     pub keys: KeyIndex,
     /// The configuration file's version (a prefix of its SHA-256).
     pub version: String,
@@ -18,15 +27,37 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    pub fn new(config: Config, version: String) -> Self {
+    /// Compiles what the request path needs from a validated configuration.
+    pub fn build(config: Config, version: String) -> Result<Runtime, Vec<Problem>> {
+        let filter = Filter::compile(&config.filter)?;
         let keys = KeyIndex::new(&config.consumers);
-        Runtime {
+        Ok(Runtime {
             config,
+            filter,
             keys,
             version,
             loaded_at: crate::state::unix_now(),
-        }
+        })
     }
+}
+
+/// Reads, validates and compiles a configuration file; the version is its digest's prefix.
+pub fn load_file(path: &Path) -> Result<Runtime, Vec<Problem>> {
+    let (config, version) = config::load_file_versioned(path)?;
+    Runtime::build(config, version)
+}
+
+/// Validates and compiles configuration text; `env` looks up environment variables.
+pub fn load_str(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runtime, Vec<Problem>> {
+    let config = config::load_str(text, env)?;
+    Runtime::build(config, config::version_of(text))
+}
+
+/// As [`load_file`], with a content-filter rule pack applied (see
+/// [`config::load_file_with_rule_pack`]).
+pub fn load_file_with_rule_pack(path: &Path, pack: &Path) -> Result<Runtime, Vec<Problem>> {
+    let config = config::load_file_with_rule_pack(path, pack)?;
+    Runtime::build(config, String::new())
 }
 
 /// The swappable handle every service shares.

@@ -3,16 +3,15 @@
 
 use crate::access_log::AccessLog;
 use crate::admin::Admin;
-use crate::config::Config;
-use crate::connections::Connections;
-use crate::health_check::{HealthChecker, HealthService};
+use crate::downstream::connections::Connections;
+use crate::gateway::Gateway;
 use crate::mock::{Mock, MockOptions};
-use crate::proxy::Gateway;
 use crate::reload::{Reloader, SighupService};
 use crate::runtime::{LiveState, Runtime};
 use crate::state::persist::{self, Persister};
 use crate::state::State;
-use crate::upstream::Resolver;
+use crate::upstream::health::{HealthChecker, HealthService};
+use crate::upstream::peer::Resolver;
 use pingora::apps::http_app::HttpServer;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server};
@@ -77,35 +76,27 @@ impl Daemon {
     }
 }
 
-/// Builds the Pingora server for `config` (plus an optional in-process mock). Fails only when
-/// the persisted spend cannot be read.
-pub fn build(
-    config: Config,
-    version: String,
-    path: &Path,
-    mock: Option<MockService>,
-) -> Result<Daemon, String> {
-    build_process(config, version, path, mock, Process::default())
+/// Builds the Pingora server for `runtime` (loaded from `path`, plus an optional in-process
+/// mock). Fails only when the persisted spend cannot be read.
+pub fn build(runtime: Runtime, path: &Path, mock: Option<MockService>) -> Result<Daemon, String> {
+    build_process(runtime, path, mock, Process::default())
 }
 
 /// As [`build`], with daemon and upgrade settings.
 pub fn build_process(
-    config: Config,
-    version: String,
+    runtime: Runtime,
     path: &Path,
     mock: Option<MockService>,
     process: Process,
 ) -> Result<Daemon, String> {
+    let config = &runtime.config;
     let server_cfg = config.server.clone();
     let state_cfg = config.state.clone();
     let shared = match &state_cfg.shared {
         Some(cfg) => Some(crate::state::Shared::new(cfg)?),
         None => None,
     };
-    let state = Arc::new(State {
-        shared,
-        ..State::default()
-    });
+    let state = Arc::new(State::new(shared));
     let resolver = Arc::new(Resolver::default());
     state.spend.restore(persist::load(&state_cfg.spend_file)?);
     let opt = Opt {
@@ -126,8 +117,8 @@ pub fn build_process(
         config.access_log.clone(),
         config.access_log_queue,
     ));
-    crate::metrics::prime(&config);
-    let live = LiveState::new(Runtime::new(config, version));
+    crate::metrics::prime(config);
+    let live = LiveState::new(runtime);
     let reloader = Arc::new(Reloader::new(
         path.to_path_buf(),
         live.clone(),

@@ -8,7 +8,6 @@ use super::schema::Parsed;
 use super::types::*;
 use super::Problem;
 use crate::digest::KeyDigest;
-use crate::filter::Filter;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -115,7 +114,7 @@ pub fn build(
         }
     }
 
-    let filter = Filter::build(&file.content_filter, &file.rules, problems);
+    let filter = super::filter::build(&file.content_filter, &file.rules, problems);
     let cache = build_cache(&file.cache, problems);
     if file.state.spend_file.trim().is_empty() {
         problems.push(Problem::new("state.spend_file", "must not be empty"));
@@ -145,16 +144,16 @@ pub fn build(
         },
         routing: backend::routing(&file.routing, problems),
         access_log: match file.access_log.to.trim() {
-            "stdout" => crate::access_log::Destination::Stdout,
-            "off" => crate::access_log::Destination::Off,
+            "stdout" => LogDestination::Stdout,
+            "off" => LogDestination::Off,
             "" => {
                 problems.push(Problem::new(
                     "access_log.to",
                     "must be stdout, off or a file path",
                 ));
-                crate::access_log::Destination::Off
+                LogDestination::Off
             }
-            path => crate::access_log::Destination::File(PathBuf::from(path)),
+            path => LogDestination::File(PathBuf::from(path)),
         },
         access_log_queue: file.access_log.queue.max(1),
     })

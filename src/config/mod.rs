@@ -1,5 +1,7 @@
 //! Configuration: the YAML file ([`file`]), its key check ([`schema`]) and the validated runtime
-//! form ([`build`]) that the gateway runs on.
+//! form ([`build`]) that the gateway runs on. The bottom layer: it imports nothing of the
+//! gateway's but [`crate::digest`]; what is compiled from it (the content filter's matcher, the
+//! key index) is built above it, in `runtime`.
 //!
 //! Loading never panics: every problem found is returned with its YAML path, so `tollgate check`
 //! and a reload can show them all at once.
@@ -7,14 +9,16 @@
 pub mod backend;
 pub mod build;
 pub mod file;
+pub mod filter;
 pub mod money;
 pub mod schema;
 pub mod types;
 
 pub use types::{
     AdminConfig, Backend, BackendTimeouts, BackendUrl, CacheConfig, CacheScope, CheckKind,
-    CircuitConfig, Config, Consumer, CostTier, HealthCheck, OutputCaps, Price, Protocol, Provider,
-    Role, RouteMatch, RouteRule, RoutingConfig, ServerConfig, StateConfig, Timeouts, Want,
+    CircuitConfig, Config, Consumer, CostTier, FilterConfig, HealthCheck, LogDestination,
+    OutputCaps, Price, Protocol, Provider, Role, RouteMatch, RouteRule, RoutingConfig,
+    ServerConfig, StateConfig, Timeouts, Want,
 };
 
 use std::fmt;
@@ -74,8 +78,13 @@ pub fn load_file_versioned(path: &Path) -> Result<(Config, String), Vec<Problem>
             format!("cannot read {}: {e}", path.display()),
         )]
     })?;
-    let version = crate::digest::sha256_hex(text.as_bytes())[..12].to_string();
+    let version = version_of(&text);
     load_str(&text, &|name| std::env::var(name).ok()).map(|c| (c, version))
+}
+
+/// A configuration's version: the first 12 hex digits of its text's SHA-256.
+pub fn version_of(text: &str) -> String {
+    crate::digest::sha256_hex(text.as_bytes())[..12].to_string()
 }
 
 /// Parses and validates configuration text; `env` looks up environment variables.

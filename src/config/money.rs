@@ -69,6 +69,23 @@ pub fn format_usd(micros: u64) -> String {
     format!("{}.{:06}", micros / MICROS_PER_USD, micros % MICROS_PER_USD)
 }
 
+/// Formats nano-dollars as dollars with `decimals` places (rounded half up), e.g. `12.3457`.
+pub fn usd(nanos: u64, decimals: u32) -> String {
+    let decimals = decimals.min(9);
+    let unit = 10u64.pow(9 - decimals);
+    let scaled = (u128::from(nanos) + u128::from(unit / 2)) / u128::from(unit);
+    let scale = 10u128.pow(decimals);
+    if decimals == 0 {
+        return format!("{scaled}");
+    }
+    format!(
+        "{}.{:0width$}",
+        scaled / scale,
+        scaled % scale,
+        width = decimals as usize
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

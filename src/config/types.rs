@@ -1,7 +1,7 @@
 //! The validated runtime form of the configuration: what the gateway runs on.
 
+pub use super::filter::FilterConfig;
 use crate::digest::{KeyDigest, Secret};
-use crate::filter::Filter;
 use pingora::utils::tls::WrappedX509;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -18,12 +18,21 @@ pub struct Config {
     /// Model name → price; `default` prices unlisted models (required).
     pub pricing: BTreeMap<String, Price>,
     pub output_caps: OutputCaps,
-    pub filter: Filter,
+    /// The content filter's rules and policy (compiled by `stages::filter`).
+    pub filter: FilterConfig,
     pub cache: CacheConfig,
     pub state: StateConfig,
     pub routing: RoutingConfig,
-    pub access_log: crate::access_log::Destination,
+    pub access_log: LogDestination,
     pub access_log_queue: usize,
+}
+
+/// Where access-log lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogDestination {
+    Stdout,
+    File(PathBuf),
+    Off,
 }
 
 impl Config {
@@ -178,6 +187,23 @@ pub struct Consumer {
 }
 
 impl Consumer {
+    /// A consumer of role `standard` presenting `key`, with every limit and the budget at their
+    /// smallest (1) and every model allowed: a starting point for tests and benchmarks.
+    pub fn basic(id: &str, team: &str, key: &[u8]) -> Consumer {
+        Consumer {
+            id: id.into(),
+            team: team.into(),
+            role: Role::Standard,
+            key: KeyDigest::of(key),
+            daily_budget_micros: 1,
+            allowed_models: Vec::new(),
+            tokens_per_minute: 1,
+            tokens_per_hour: 1,
+            tokens_per_day: 1,
+            description: String::new(),
+        }
+    }
+
     pub fn may_use(&self, model: &str) -> bool {
         self.allowed_models.is_empty() || self.allowed_models.iter().any(|m| m == model)
     }

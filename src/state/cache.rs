@@ -1,20 +1,35 @@
-//! The response cache: exact match, TTL, LRU with entry and byte bounds.
+//! The response cache, both tiers: this instance's (exact match, TTL, LRU with entry and byte
+//! bounds) and, with `state.backend: redis` and `state.shared_cache`, the one every instance
+//! shares in Redis.
 //!
-//! Keys are SHA-256 over the scope (consumer id, team, or nothing for `global`), the route, the
-//! model and the canonical request content (every generation parameter; never the key). Only
-//! successful, complete responses are stored. Bounds come from the live configuration at each
-//! call, so a reload takes effect without losing entries.
+//! A lookup tries this instance first, then the shared tier, and copies a shared hit here; it
+//! counts one hit or one miss whichever tier answered. A store writes here at once and to the
+//! shared tier in the background (the client's answer never waits for Redis). The shared tier
+//! fails open: Redis unavailable is a miss. Keys come from the cache policy stage
+//! (`stages::cache`); only successful, complete responses are stored. Bounds come from the live
+//! configuration at each call, so a reload takes effect without losing entries.
 
+use super::redis::RedisStore;
 use crate::config::CacheConfig;
 use bytes::Bytes;
 use lru::LruCache;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+/// A SHA-256 over the request's scope and canonical content.
 pub type CacheKey = [u8; 32];
+
+/// Which tiers a lookup may ask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tiers {
+    /// This instance's, then the shared one.
+    All,
+    /// This instance's only: the shared store just failed to answer (the cache fails open, and
+    /// a second wait for it would only add latency).
+    Local,
+}
 
 /// A stored answer.
 #[derive(Debug, Clone)]
@@ -41,7 +56,7 @@ fn unix_millis() -> u64 {
 
 /// An entry as stored in Redis for the other instances: expiry (Unix ms), input and output
 /// tokens (each 8 bytes, big-endian), then the body.
-pub fn encode_shared(entry: &Entry, ttl: std::time::Duration) -> Vec<u8> {
+fn encode_shared(entry: &Entry, ttl: std::time::Duration) -> Vec<u8> {
     let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
     let expires_ms = unix_millis().saturating_add(ttl_ms);
     let mut out = Vec::with_capacity(24 + entry.body.len());
@@ -54,7 +69,7 @@ pub fn encode_shared(entry: &Entry, ttl: std::time::Duration) -> Vec<u8> {
 
 /// The entry `raw` holds, expiring when it does for the instance that stored it; `None` when it
 /// is malformed or already expired.
-pub fn decode_shared(raw: &[u8], now: Instant) -> Option<Entry> {
+fn decode_shared(raw: &[u8], now: Instant) -> Option<Entry> {
     let word =
         |i: usize| -> Option<u64> { Some(u64::from_be_bytes(raw.get(i..i + 8)?.try_into().ok()?)) };
     let expires_ms = word(0)?;
@@ -77,19 +92,13 @@ pub struct Cache {
     hits: AtomicU64,
     misses: AtomicU64,
     evictions: AtomicU64,
+    /// The tier every instance shares, when configured.
+    shared: Option<Arc<RedisStore>>,
 }
 
 impl Default for Cache {
     fn default() -> Self {
-        Cache {
-            inner: Mutex::new(Inner {
-                lru: LruCache::unbounded(),
-                bytes: 0,
-            }),
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
-            evictions: AtomicU64::new(0),
-        }
+        Cache::new(None)
     }
 }
 
@@ -99,83 +108,60 @@ impl std::fmt::Debug for Cache {
     }
 }
 
-/// The cache key for a request: `scope` is the consumer id, the team, or `""` (global).
-pub fn key(scope_kind: &str, scope: &str, route: &str, model: &str, canonical: &[u8]) -> CacheKey {
-    let mut h = Sha256::new();
-    for part in [
-        scope_kind.as_bytes(),
-        scope.as_bytes(),
-        route.as_bytes(),
-        model.as_bytes(),
-    ] {
-        h.update((part.len() as u64).to_be_bytes());
-        h.update(part);
-    }
-    h.update(canonical);
-    h.finalize().into()
-}
-
-/// The canonical bytes of a JSON body: object keys sorted, no insignificant whitespace, so the
-/// same request written differently hits the same entry.
-pub fn canonical_json(body: &[u8]) -> Option<Vec<u8>> {
-    canonical_json_with(body, None)
-}
-
-/// As [`canonical_json`], with one member set on the top-level object first (the output cap the
-/// gateway adds), so the key matches the body actually sent without copying it to build that.
-pub fn canonical_json_with(body: &[u8], member: Option<(&str, Value)>) -> Option<Vec<u8>> {
-    let mut v: Value = serde_json::from_slice(body).ok()?;
-    if let (Some((name, value)), Some(obj)) = (member, v.as_object_mut()) {
-        obj.insert(name.to_string(), value);
-    }
-    let mut out = Vec::with_capacity(body.len());
-    write_canonical(&v, &mut out);
-    Some(out)
-}
-
-fn write_canonical(v: &Value, out: &mut Vec<u8>) {
-    match v {
-        Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            out.push(b'{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                out.extend_from_slice(Value::String(k.clone()).to_string().as_bytes());
-                out.push(b':');
-                if let Some(val) = m.get(k) {
-                    write_canonical(val, out);
-                }
-            }
-            out.push(b'}');
-        }
-        Value::Array(a) => {
-            out.push(b'[');
-            for (i, x) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_canonical(x, out);
-            }
-            out.push(b']');
-        }
-        other => out.extend_from_slice(other.to_string().as_bytes()),
-    }
-}
-
 impl Cache {
-    /// A live entry for `key`; counts a hit or a miss.
-    pub fn get(&self, key: &CacheKey, now: Instant) -> Option<Entry> {
-        let found = self.lookup(key, now);
+    /// A cache with this instance's tier, and the shared tier in `shared` when given.
+    pub fn new(shared: Option<Arc<RedisStore>>) -> Cache {
+        Cache {
+            inner: Mutex::new(Inner {
+                lru: LruCache::unbounded(),
+                bytes: 0,
+            }),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
+            shared,
+        }
+    }
+
+    /// The request path's lookup: a live entry for `key` from the tiers allowed, counted once as
+    /// a hit or a miss. A shared hit is copied into this instance's tier.
+    pub async fn lookup(&self, key: &CacheKey, cfg: &CacheConfig, tiers: Tiers) -> Option<Entry> {
+        let mut found = self.local(key, Instant::now());
+        if found.is_none() && tiers == Tiers::All {
+            found = self.shared_get(key, cfg).await;
+        }
         self.record(found.is_some());
         found
     }
 
+    /// The request path's store: this instance's tier now, the shared tier in the background
+    /// (best effort; the client's answer never waits for it).
+    pub fn store(&self, key: CacheKey, entry: Entry, cfg: &CacheConfig) {
+        if let Some(shared) = &self.shared {
+            if entry.body.len() <= cfg.max_entry_bytes {
+                let raw = encode_shared(&entry, cfg.ttl);
+                let hex = crate::digest::to_hex(&key);
+                let ttl = cfg.ttl;
+                let shared = Arc::clone(shared);
+                tokio::spawn(async move { shared.cache_put(&hex, &raw, ttl).await });
+            }
+        }
+        self.put(key, entry, cfg);
+    }
+
+    /// An entry another instance stored, copied into this tier; `None` on a miss or when Redis
+    /// is unavailable.
+    async fn shared_get(&self, key: &CacheKey, cfg: &CacheConfig) -> Option<Entry> {
+        let shared = self.shared.as_ref()?;
+        let raw = shared.cache_get(&crate::digest::to_hex(key)).await?;
+        let entry = decode_shared(&raw, Instant::now())?;
+        self.put(*key, entry.clone(), cfg);
+        Some(entry)
+    }
+
     /// Counts a lookup's outcome, here (`/cache/stats`) and in Prometheus: the one place, so a
     /// lookup that missed here and hit in the shared tier counts once, as a hit.
-    pub fn record(&self, hit: bool) {
+    fn record(&self, hit: bool) {
         let (counter, event) = if hit {
             (&self.hits, "hit")
         } else {
@@ -187,8 +173,8 @@ impl Cache {
         }
     }
 
-    /// A live entry for `key`, without counting (see [`Cache::record`]).
-    pub fn lookup(&self, key: &CacheKey, now: Instant) -> Option<Entry> {
+    /// A live entry for `key` in this instance's tier, without counting (see [`Cache::record`]).
+    fn local(&self, key: &CacheKey, now: Instant) -> Option<Entry> {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let found = match inner.lru.get(key) {
             Some(e) if e.expires > now => Some(e.clone()),
@@ -204,7 +190,8 @@ impl Cache {
         found
     }
 
-    /// Stores an entry, evicting least recently used ones to respect the bounds.
+    /// Stores an entry in this instance's tier, evicting least recently used ones to respect
+    /// the bounds.
     pub fn put(&self, key: CacheKey, entry: Entry, cfg: &CacheConfig) {
         if entry.body.len() > cfg.max_entry_bytes {
             return;
@@ -287,14 +274,14 @@ mod tests {
     fn hits_until_the_ttl_then_misses() {
         let c = Cache::default();
         let now = Instant::now();
-        let k = key("consumer", "a", "r", "m", b"{}");
+        let k = [1u8; 32];
         c.put(
             k,
             entry("x", now + Duration::from_secs(1)),
             &cfg(10, 1 << 20),
         );
-        assert!(c.get(&k, now).is_some());
-        assert!(c.get(&k, now + Duration::from_secs(2)).is_none());
+        assert!(c.local(&k, now).is_some());
+        assert!(c.local(&k, now + Duration::from_secs(2)).is_none());
     }
 
     #[test]
@@ -302,41 +289,35 @@ mod tests {
         let c = Cache::default();
         let now = Instant::now();
         let later = now + Duration::from_secs(60);
-        let k = |i: u8| key("global", "", "r", "m", &[i]);
+        let k = |i: u8| [i; 32];
         let small = cfg(2, 1 << 20);
         c.put(k(1), entry("a", later), &small);
         c.put(k(2), entry("b", later), &small);
-        assert!(c.get(&k(1), now).is_some()); // 1 is now the most recent
+        assert!(c.local(&k(1), now).is_some()); // 1 is now the most recent
         c.put(k(3), entry("c", later), &small);
-        assert!(c.get(&k(2), now).is_none(), "2 was least recently used");
-        assert!(c.get(&k(1), now).is_some() && c.get(&k(3), now).is_some());
+        assert!(c.local(&k(2), now).is_none(), "2 was least recently used");
+        assert!(c.local(&k(1), now).is_some() && c.local(&k(3), now).is_some());
         let tiny = cfg(100, 200);
         c.put(k(4), entry(&"z".repeat(120), later), &tiny);
-        assert!(c.get(&k(1), now).is_none(), "bytes bound evicts too");
+        assert!(c.local(&k(1), now).is_none(), "bytes bound evicts too");
     }
 
-    #[test]
-    fn scopes_never_share_keys() {
-        assert_ne!(
-            key("consumer", "a", "r", "m", b"{}"),
-            key("consumer", "b", "r", "m", b"{}")
+    #[tokio::test]
+    async fn a_lookup_counts_one_hit_or_one_miss() {
+        let c = Cache::default();
+        let cfg = cfg(10, 1 << 20);
+        let k = [7u8; 32];
+        assert!(c.lookup(&k, &cfg, Tiers::All).await.is_none());
+        c.store(
+            k,
+            entry("x", Instant::now() + Duration::from_secs(60)),
+            &cfg,
         );
-        assert_ne!(
-            key("consumer", "ab", "r", "", b"{}"),
-            key("consumer", "a", "br", "", b"{}")
+        assert!(c.lookup(&k, &cfg, Tiers::Local).await.is_some());
+        let stats = c.stats(&cfg, Instant::now());
+        assert_eq!(
+            (stats["hits"].as_u64(), stats["misses"].as_u64()),
+            (Some(1), Some(1))
         );
-    }
-
-    #[test]
-    fn canonical_form_ignores_key_order_and_whitespace() {
-        let a = canonical_json(
-            br#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":0}"#,
-        );
-        let b = canonical_json(br#"{ "temperature": 0, "messages": [ {"content":"x", "role":"user"} ], "model": "m" }"#);
-        assert_eq!(a, b);
-        let c = canonical_json(
-            br#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":1}"#,
-        );
-        assert_ne!(a, c, "generation parameters are part of the key");
     }
 }

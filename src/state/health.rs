@@ -45,6 +45,34 @@ impl Default for Entry {
     }
 }
 
+/// A circuit's state as reports show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CircuitState {
+    Closed,
+    Open,
+    /// Open long enough: the next request probes.
+    HalfOpen,
+}
+
+impl CircuitState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CircuitState::Closed => "closed",
+            CircuitState::Open => "open",
+            CircuitState::HalfOpen => "half_open",
+        }
+    }
+
+    /// The value of the `tollgate_backend_circuit_state` gauge (0 closed, 1 half-open, 2 open).
+    pub fn gauge(self) -> i64 {
+        match self {
+            CircuitState::Closed => 0,
+            CircuitState::HalfOpen => 1,
+            CircuitState::Open => 2,
+        }
+    }
+}
+
 /// Whether a backend may take a request now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Availability {
@@ -219,13 +247,13 @@ impl Health {
         })
     }
 
-    /// `closed`, `open` or `half_open`, and the active verdict, for reports.
-    pub fn describe(&self, backend: &str, now: Instant) -> (&'static str, bool) {
+    /// The circuit's state and the active checks' verdict, for reports.
+    pub fn describe(&self, backend: &str, now: Instant) -> (CircuitState, bool) {
         self.backends.with(backend, |e| {
             let c = match e.circuit {
-                Circuit::Closed => "closed",
-                Circuit::Open { until } if now < until => "open",
-                Circuit::Open { .. } | Circuit::HalfOpen { .. } => "half_open",
+                Circuit::Closed => CircuitState::Closed,
+                Circuit::Open { until } if now < until => CircuitState::Open,
+                Circuit::Open { .. } | Circuit::HalfOpen { .. } => CircuitState::HalfOpen,
             };
             (c, e.healthy)
         })
@@ -278,7 +306,7 @@ mod tests {
         assert!(h.acquire("b", later, false).is_none(), "only one probe");
         probe.record(Outcome::Success, &cfg());
         assert!(h.acquire("b", later, false).is_some());
-        assert_eq!(h.describe("b", later).0, "closed");
+        assert_eq!(h.describe("b", later).0, CircuitState::Closed);
     }
 
     #[test]
@@ -292,7 +320,7 @@ mod tests {
         h.acquire("b", later, false)
             .unwrap()
             .record(Outcome::Failure, &cfg());
-        assert_eq!(h.describe("b", Instant::now()).0, "open");
+        assert_eq!(h.describe("b", Instant::now()).0, CircuitState::Open);
     }
 
     #[test]

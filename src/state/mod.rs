@@ -70,10 +70,27 @@ pub struct State {
     pub shared: Option<Shared>,
 }
 
+impl State {
+    /// The state of a gateway; with `shared`, limits and budgets are decided in Redis, and the
+    /// response cache gets its shared tier when `shared.cache` is set.
+    pub fn new(shared: Option<Shared>) -> State {
+        let cache = match &shared {
+            Some(s) if s.cache => cache::Cache::new(Some(Arc::clone(&s.store))),
+            _ => cache::Cache::default(),
+        };
+        State {
+            cache,
+            shared,
+            ..State::default()
+        }
+    }
+}
+
 /// The Redis store and how each control behaves when it cannot answer.
 #[derive(Debug)]
 pub struct Shared {
-    pub store: redis::RedisStore,
+    pub store: Arc<redis::RedisStore>,
+    /// The response cache has a tier in Redis too.
     pub cache: bool,
     pub limits_fail_open: bool,
     pub budget_fail_open: bool,
@@ -82,7 +99,11 @@ pub struct Shared {
 impl Shared {
     pub fn new(cfg: &crate::config::types::SharedStateConfig) -> Result<Shared, String> {
         Ok(Shared {
-            store: redis::RedisStore::new(&cfg.url, &cfg.key_prefix, cfg.timeout)?,
+            store: Arc::new(redis::RedisStore::new(
+                &cfg.url,
+                &cfg.key_prefix,
+                cfg.timeout,
+            )?),
             cache: cfg.cache,
             limits_fail_open: cfg.limits_fail_open,
             budget_fail_open: cfg.budget_fail_open,

@@ -7,6 +7,7 @@
 //! keeps it; the last requests per consumer are kept for `/costs`.
 
 use super::PerConsumer;
+pub use crate::config::money::usd;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -212,23 +213,6 @@ impl Ledger {
             );
         }
     }
-}
-
-/// Formats nano-dollars as dollars with `decimals` places (rounded half up), e.g. `12.3457`.
-pub fn usd(nanos: u64, decimals: u32) -> String {
-    let decimals = decimals.min(9);
-    let unit = 10u64.pow(9 - decimals);
-    let scaled = (u128::from(nanos) + u128::from(unit / 2)) / u128::from(unit);
-    let scale = 10u128.pow(decimals);
-    if decimals == 0 {
-        return format!("{scaled}");
-    }
-    format!(
-        "{}.{:0width$}",
-        scaled / scale,
-        scaled % scale,
-        width = decimals as usize
-    )
 }
 
 #[cfg(test)]

@@ -214,7 +214,7 @@ fn a_rule_pack_replaces_and_adds_rules() {
     )
     .unwrap();
     let c = crate::config::load_file_with_rule_pack(demo, &pack).unwrap();
-    let ids: Vec<&str> = c.filter.rule_ids().collect();
+    let ids: Vec<&str> = c.filter.rules.iter().map(|r| r.id.as_str()).collect();
     assert!(ids.contains(&"extra"));
     assert!(!ids.contains(&"injection_prompt_leak"));
     assert!(ids.contains(&"injection_instruction_override"));

@@ -12,7 +12,7 @@
 //! candidate → `None`.
 
 use crate::config::{Backend, Consumer, RouteRule, Want};
-use crate::request::Route;
+use crate::protocol::Route;
 use std::sync::Arc;
 
 /// What selection needs to know about a request.
@@ -42,6 +42,21 @@ fn applies(rule: &RouteRule, ask: &Ask) -> bool {
             .is_none_or(|n| ask.estimated_tokens > n)
 }
 
+/// Whether `b` serves `model` over a protocol `route` can use (weights and rules aside).
+fn can_serve(b: &Backend, model: &str, route: Route) -> bool {
+    b.serves(model) && route.accepts(b.protocol)
+}
+
+/// The largest context of the backends that can serve `model` on `route`, if any can: a prompt
+/// larger than it fits nowhere.
+pub fn largest_context(backends: &[Arc<Backend>], model: &str, route: Route) -> Option<u64> {
+    backends
+        .iter()
+        .filter(|b| can_serve(b, model, route))
+        .map(|b| b.max_context_tokens)
+        .max()
+}
+
 /// The backends that may serve `ask`, before health is considered, in configuration order.
 pub fn candidates<'a>(
     backends: &'a [Arc<Backend>],
@@ -50,7 +65,7 @@ pub fn candidates<'a>(
 ) -> Vec<&'a Arc<Backend>> {
     let mut c: Vec<&Arc<Backend>> = backends
         .iter()
-        .filter(|b| b.weight > 0 && b.serves(ask.model) && ask.route.accepts(b.protocol))
+        .filter(|b| b.weight > 0 && can_serve(b, ask.model, ask.route))
         .collect();
     // Requirements first, so a preference never drops the only backends that qualify.
     let matching: Vec<&RouteRule> = rules.iter().filter(|r| applies(r, ask)).collect();
@@ -94,7 +109,7 @@ pub fn pick<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{CostTier, Protocol, Role, RouteMatch};
+    use crate::config::{CostTier, Protocol, RouteMatch};
 
     fn backend(
         id: &str,
@@ -107,18 +122,7 @@ mod tests {
     }
 
     fn consumer(team: &str) -> Consumer {
-        Consumer {
-            id: "c".into(),
-            team: team.into(),
-            role: Role::Standard,
-            key: crate::digest::KeyDigest::of(b"k"),
-            daily_budget_micros: 1,
-            allowed_models: vec![],
-            tokens_per_minute: 1,
-            tokens_per_hour: 1,
-            tokens_per_day: 1,
-            description: String::new(),
-        }
+        Consumer::basic("c", team, b"k")
     }
 
     fn picks(bs: &[Arc<Backend>], model: &str, route: Route, n: u64) -> Vec<String> {
@@ -259,5 +263,23 @@ mod tests {
             ["big"],
             "required context wins over the preference"
         );
+    }
+
+    #[test]
+    fn the_largest_context_counts_only_backends_that_can_serve_the_request() {
+        let mut small = Backend::basic("small", Protocol::OpenAi, &["m"], 1, 1);
+        small.max_context_tokens = 8_000;
+        let mut big = Backend::basic("big", Protocol::OpenAi, &["m"], 2, 0);
+        big.max_context_tokens = 200_000;
+        let mut other = Backend::basic("other", Protocol::Anthropic, &["m"], 1, 1);
+        other.max_context_tokens = 1_000_000;
+        let bs = [Arc::new(small), Arc::new(big), Arc::new(other)];
+        assert_eq!(
+            largest_context(&bs, "m", Route::ChatCompletions),
+            Some(200_000),
+            "a zero weight still bounds the context, as before"
+        );
+        assert_eq!(largest_context(&bs, "m", Route::Messages), Some(1_000_000));
+        assert_eq!(largest_context(&bs, "x", Route::ChatCompletions), None);
     }
 }

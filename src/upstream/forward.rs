@@ -10,9 +10,9 @@
 //! fresh one. After the response header has reached the client, an upstream failure aborts the
 //! client connection so a truncated response can never look complete.
 
+use super::peer::STRIP_DOWNSTREAM;
 use crate::error::GatewayError;
-use crate::sse::SseTap;
-use crate::upstream::STRIP_DOWNSTREAM;
+use crate::protocol::sse::SseTap;
 use bytes::{Bytes, BytesMut};
 use pingora::connectors::http::Connector;
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -97,59 +97,6 @@ impl Forwarder {
                 Err(e) => return Err(map_error(&e)),
             }
         }
-    }
-}
-
-impl Forwarder {
-    /// An HTTP health check: `GET path` on a fresh or pooled connection; the status, or why it
-    /// failed. The body is drained so the connection can be reused.
-    pub async fn probe(
-        &self,
-        peer: &HttpPeer,
-        host: &str,
-        path: &str,
-    ) -> Result<u16, GatewayError> {
-        let (mut session, _) = self
-            .connector
-            .get_http_session(peer)
-            .await
-            .map_err(|e| map_error(&e))?;
-        session.set_read_timeout(peer.options.read_timeout);
-        session.set_write_timeout(peer.options.write_timeout);
-        let mut req = RequestHeader::build("GET", path.as_bytes(), Some(2))
-            .map_err(|_| GatewayError::Internal)?;
-        req.insert_header("host", host)
-            .map_err(|_| GatewayError::Internal)?;
-        req.insert_header("user-agent", "tollgate-health-check")
-            .map_err(|_| GatewayError::Internal)?;
-        session
-            .write_request_header(Box::new(req))
-            .await
-            .map_err(|e| map_error(&e))?;
-        session
-            .finish_request_body()
-            .await
-            .map_err(|e| map_error(&e))?;
-        session
-            .read_response_header()
-            .await
-            .map_err(|e| map_error(&e))?;
-        let status = session
-            .response_header()
-            .map(|h| h.status.as_u16())
-            .unwrap_or(0);
-        let mut drained = 0usize;
-        while let Ok(Some(chunk)) = session.read_response_body().await {
-            drained += chunk.len();
-            if drained > 64 * 1024 {
-                session.shutdown().await;
-                return Ok(status);
-            }
-        }
-        self.connector
-            .release_http_session(session, peer, peer.options.idle_timeout)
-            .await;
-        Ok(status)
     }
 }
 
@@ -294,17 +241,8 @@ impl Upstream<'_> {
                 Event::Upstream(Err(e)) => {
                     self.session.shutdown().await;
                     let err = map_error(&e);
-                    let event = format!(
-                        "data: {}\n\n",
-                        serde_json::json!({"error": {
-                            "message": "The backend failed in the middle of the stream.",
-                            "type": "upstream_error",
-                            "code": err.label(),
-                        }})
-                    );
-                    let _ = client
-                        .write_response_body(Some(Bytes::from(event)), false)
-                        .await;
+                    let event = tap.error_event(err.label());
+                    let _ = client.write_response_body(Some(event), false).await;
                     return Err(MidStream(err));
                 }
                 // Data or FIN from a client that already sent its whole request: a FIN means

@@ -16,70 +16,11 @@ pub mod eval;
 pub mod normalize;
 pub mod pattern;
 
-use crate::config::file::{FilterSection, RuleSection};
+pub use crate::config::filter::{Action, Category, Severity};
+use crate::config::filter::{FilterConfig, Matcher};
 use crate::config::{Problem, Role};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::bytes::{Regex, RegexBuilder};
-use std::collections::BTreeMap;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Category {
-    Pii,
-    Topic,
-    Injection,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Severity {
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Severity> {
-        Some(match s {
-            "low" => Severity::Low,
-            "medium" => Severity::Medium,
-            "high" => Severity::High,
-            "critical" => Severity::Critical,
-            _ => return None,
-        })
-    }
-}
-
-/// What a role's policy does with a match.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Block,
-    /// Allowed, reported to the client and logged.
-    Warn,
-    /// Allowed, logged as an audited bypass (the security team testing injections).
-    Audit,
-    Allow,
-}
-
-impl Action {
-    fn parse(s: &str) -> Option<Action> {
-        Some(match s {
-            "block" => Action::Block,
-            "warn" => Action::Warn,
-            "audit" => Action::Audit,
-            "allow" => Action::Allow,
-            _ => return None,
-        })
-    }
-}
 
 #[derive(Debug)]
 pub struct Rule {
@@ -137,167 +78,67 @@ pub struct Filter {
     base64_min_len: usize,
 }
 
+const ROLES: [Role; 3] = [Role::Standard, Role::Elevated, Role::Admin];
+const CATEGORIES: [Category; 3] = [Category::Pii, Category::Topic, Category::Injection];
+
 fn role_index(r: Role) -> usize {
-    match r {
-        Role::Standard => 0,
-        Role::Elevated => 1,
-        Role::Admin => 2,
-    }
+    ROLES.iter().position(|x| *x == r).unwrap_or(0)
 }
 
 fn category_index(c: Category) -> usize {
-    match c {
-        Category::Pii => 0,
-        Category::Topic => 1,
-        Category::Injection => 2,
-    }
+    CATEGORIES.iter().position(|x| *x == c).unwrap_or(0)
 }
 
-/// The seed's policy, used when the configuration gives none: PII binds everyone; elevated and
-/// admin consumers are warned on (non-critical) topics; admin may send injection patterns, audited.
-const DEFAULT_POLICY: [[Action; 3]; 3] = [
-    [Action::Block, Action::Block, Action::Block],
-    [Action::Block, Action::Warn, Action::Block],
-    [Action::Block, Action::Warn, Action::Audit],
-];
-
 impl Filter {
-    /// A filter with no rules: everything passes.
-    pub fn empty() -> Filter {
-        Filter {
-            rules: Vec::new(),
-            any_words: None,
-            any_numbers: None,
-            searches: Vec::new(),
-            keywords: None,
-            keyword_rule: Vec::new(),
-            policy: DEFAULT_POLICY,
-            always_block: Some(Severity::Critical),
-            base64_min_len: 24,
-        }
-    }
-
-    /// Compiles the configured rules and policy, reporting every problem.
-    pub fn build(
-        section: &FilterSection,
-        rules: &[(usize, RuleSection)],
-        problems: &mut Vec<Problem>,
-    ) -> Option<Filter> {
-        let before = problems.len();
-        let mut compiled = Vec::new();
+    /// Compiles the configured rules: patterns rewritten for normalised text (see [`pattern`])
+    /// and joined per kind, keywords normalised into one automaton. The configuration was
+    /// validated when it was loaded; what can still fail here (an alternation past the size
+    /// limits, a keyword that normalises to nothing) is reported at its path.
+    pub fn compile(cfg: &FilterConfig) -> Result<Filter, Vec<Problem>> {
+        let mut problems = Vec::new();
+        let mut rules = Vec::with_capacity(cfg.rules.len());
         // (folded pattern, its rule, from a `patterns` list)
         let mut patterns = Vec::new();
         let mut keywords = Vec::new();
         let mut keyword_rule = Vec::new();
-        let mut ids = BTreeMap::new();
-        for (i, r) in rules {
-            let path = format!("content_filter.rules[{i}]");
-            if let Some(first) = ids.insert(r.id.clone(), *i) {
-                problems.push(Problem::new(
-                    format!("{path}.id"),
-                    format!("`{}` is also content_filter.rules[{first}]", r.id),
-                ));
-            }
-            let category = match r.category.as_str() {
-                "pii" => Some(Category::Pii),
-                "topic" => Some(Category::Topic),
-                "injection" => Some(Category::Injection),
-                other => {
-                    problems.push(Problem::new(
-                        format!("{path}.category"),
-                        format!("`{other}` is not one of pii, topic, injection"),
-                    ));
-                    None
-                }
-            };
-            let severity = Severity::parse(&r.severity).or_else(|| {
-                problems.push(Problem::new(
-                    format!("{path}.severity"),
-                    format!("`{}` is not one of low, medium, high, critical", r.severity),
-                ));
-                None
-            });
-            // The alternatives of `patterns` are searched one by one, never joined.
-            let alone = !r.patterns.is_empty();
-            let regex_sources: Vec<(String, &String)> = match &r.pattern {
-                Some(p) => vec![(format!("{path}.pattern"), p)],
-                None => r
-                    .patterns
-                    .iter()
-                    .enumerate()
-                    .map(|(j, p)| (format!("{path}.patterns[{j}]"), p))
-                    .collect(),
-            };
-            let kinds = [
-                r.pattern.is_some(),
-                !r.patterns.is_empty(),
-                !r.keywords.is_empty(),
-            ];
-            match (
-                kinds.iter().filter(|k| **k).count(),
-                regex_sources.is_empty(),
-            ) {
-                (n, _) if n != 1 => problems.push(Problem::new(
-                    path.clone(),
-                    "set exactly one of `pattern`, `patterns` and `keywords`",
-                )),
-                (_, false) => {
-                    for (at, p) in regex_sources {
-                        // Compile alone first so a bad pattern is reported at its own path.
-                        let checked = regex::bytes::RegexBuilder::new(p)
-                            .case_insensitive(true)
-                            .unicode(false)
-                            .build()
-                            .map_err(|e| e.to_string())
-                            .and_then(|_| pattern::fold(p));
-                        match checked {
-                            Ok(folded) => patterns.push((folded, compiled.len(), alone)),
-                            Err(e) => problems
-                                .push(Problem::new(at, format!("invalid regular expression: {e}"))),
+        for (index, r) in cfg.rules.iter().enumerate() {
+            match &r.matcher {
+                Matcher::Regex {
+                    patterns: sources,
+                    alone,
+                } => {
+                    for (at, p) in sources {
+                        match pattern::fold(p) {
+                            Ok(folded) => patterns.push((folded, index, *alone)),
+                            Err(e) => problems.push(Problem::new(
+                                at.clone(),
+                                format!("invalid regular expression: {e}"),
+                            )),
                         }
                     }
                 }
-                (_, true) => {
-                    for k in &r.keywords {
+                Matcher::Keywords(list) => {
+                    for k in list {
                         let k = normalize::scan_texts(k, usize::MAX).remove(0);
                         if k.trim().is_empty() {
-                            problems
-                                .push(Problem::new(format!("{path}.keywords"), "empty keyword"));
+                            problems.push(Problem::new(
+                                format!("{}.keywords", r.path),
+                                "empty keyword",
+                            ));
                         } else {
                             keywords.push(k);
-                            keyword_rule.push(compiled.len());
+                            keyword_rule.push(index);
                         }
                     }
                 }
             }
-            if let (Some(category), Some(severity)) = (category, severity) {
-                compiled.push(Rule {
-                    id: r.id.clone(),
-                    category,
-                    severity,
-                    reason: r.reason.clone(),
-                });
-            } else {
-                // Keep indexes aligned: a rule that failed still occupies its slot.
-                compiled.push(Rule {
-                    id: r.id.clone(),
-                    category: Category::Injection,
-                    severity: Severity::Low,
-                    reason: String::new(),
-                });
-            }
+            rules.push(Rule {
+                id: r.id.clone(),
+                category: r.category,
+                severity: r.severity,
+                reason: r.reason.clone(),
+            });
         }
-        let policy = build_policy(&section.policy, problems);
-        let always_block = match section.always_block_severity.as_str() {
-            "never" => None,
-            s => Severity::parse(s).or_else(|| {
-                problems.push(Problem::new(
-                    "content_filter.always_block_severity",
-                    format!("`{s}` is not one of low, medium, high, critical, never"),
-                ));
-                None
-            }),
-        };
         // Folded patterns (see `pattern`) on folded text: case-sensitive, ASCII classes, which
         // keeps every pattern on the fast DFA engines with literal prefilters.
         let compile = |patterns: &[&str], problems: &mut Vec<Problem>| -> Option<Regex> {
@@ -329,12 +170,12 @@ impl Filter {
                 .map(|(f, _, _)| f.pattern.as_str())
                 .collect()
         };
-        let any_words = compile(&pick(false), problems);
-        let any_numbers = compile(&pick(true), problems);
+        let any_words = compile(&pick(false), &mut problems);
+        let any_numbers = compile(&pick(true), &mut problems);
         let searches: Vec<Search> = patterns
             .iter()
             .filter_map(|(f, rule, alone)| {
-                compile(&[f.pattern.as_str()], problems).map(|regex| Search {
+                compile(&[f.pattern.as_str()], &mut problems).map(|regex| Search {
                     regex,
                     rule: *rule,
                     needs_digit: f.needs_digit,
@@ -358,19 +199,20 @@ impl Filter {
                 }
             }
         };
-        if problems.len() != before {
-            return None;
+        if !problems.is_empty() {
+            return Err(problems);
         }
-        Some(Filter {
-            rules: compiled,
+        let policy = ROLES.map(|role| CATEGORIES.map(|category| cfg.action(role, category)));
+        Ok(Filter {
+            rules,
             any_words,
             any_numbers,
             searches,
             keywords: keyword_matcher,
             keyword_rule,
             policy,
-            always_block,
-            base64_min_len: section.base64_min_len,
+            always_block: cfg.always_block,
+            base64_min_len: cfg.base64_min_len,
         })
     }
 
@@ -453,55 +295,6 @@ impl Filter {
         }
         verdict
     }
-}
-
-fn build_policy(
-    raw: &BTreeMap<String, BTreeMap<String, String>>,
-    problems: &mut Vec<Problem>,
-) -> [[Action; 3]; 3] {
-    if raw.is_empty() {
-        return DEFAULT_POLICY;
-    }
-    let mut policy = [[Action::Block; 3]; 3];
-    for (role, cats) in raw {
-        let r = match role.as_str() {
-            "standard" => 0,
-            "elevated" => 1,
-            "admin" => 2,
-            other => {
-                problems.push(Problem::new(
-                    format!("content_filter.policy.{other}"),
-                    "roles are standard, elevated, admin",
-                ));
-                continue;
-            }
-        };
-        for (cat, action) in cats {
-            let path = format!("content_filter.policy.{role}.{cat}");
-            let c = match cat.as_str() {
-                "pii" => 0,
-                "topic" => 1,
-                "injection" => 2,
-                _ => {
-                    problems.push(Problem::new(path, "categories are pii, topic, injection"));
-                    continue;
-                }
-            };
-            match Action::parse(action) {
-                Some(Action::Block) => policy[r][c] = Action::Block,
-                Some(_) if c == 0 => problems.push(Problem::new(
-                    path,
-                    "PII rules bind every role: the action must be block",
-                )),
-                Some(a) => policy[r][c] = a,
-                None => problems.push(Problem::new(
-                    path,
-                    format!("`{action}` is not one of block, warn, audit, allow"),
-                )),
-            }
-        }
-    }
-    policy
 }
 
 #[cfg(test)]

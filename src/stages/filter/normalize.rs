@@ -153,7 +153,7 @@ pub fn base64_payloads(text: &str, min_len: usize) -> Vec<String> {
             i += 1;
         }
         if i - start >= min {
-            if let Some(decoded) = decode_base64(&bytes[start..i]) {
+            if let Some(decoded) = crate::digest::decode_base64(&bytes[start..i]) {
                 if let Ok(s) = String::from_utf8(decoded) {
                     let printable = s
                         .chars()
@@ -170,33 +170,6 @@ pub fn base64_payloads(text: &str, min_len: usize) -> Vec<String> {
         }
     }
     out
-}
-
-/// Decodes base64 (standard or URL-safe alphabet, no padding).
-pub fn decode_base64(run: &[u8]) -> Option<Vec<u8>> {
-    let val = |b: u8| -> Option<u32> {
-        Some(match b {
-            b'A'..=b'Z' => b - b'A',
-            b'a'..=b'z' => b - b'a' + 26,
-            b'0'..=b'9' => b - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let mut out = Vec::with_capacity(run.len() * 3 / 4);
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    for &b in run {
-        acc = (acc << 6) | val(b)?;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
 }
 
 #[cfg(test)]

@@ -2,12 +2,14 @@
 //! and the request header it receives.
 //!
 //! Header hygiene: hop-by-hop headers, `Host`, `Expect`, `Accept-Encoding` (usage must be readable
-//! in plain text) and the client's credentials (`X-API-Key`, `Authorization`) never leave; the
-//! backend's own credential is added when configured, `Host` is set to the backend's authority
-//! and `Content-Length` to the body actually sent.
+//! in plain text) and the client's credentials and API-version headers
+//! ([`provider::GATEWAY_OWNED`]) never leave; the backend's own are added
+//! ([`provider::headers`]), `Host` is set to the backend's authority and `Content-Length` to the
+//! body actually sent.
 
-use crate::config::{Backend, Protocol, Provider};
+use crate::config::Backend;
 use crate::error::GatewayError;
+use crate::protocol::provider;
 use http::{HeaderMap, HeaderName};
 use pingora::http::RequestHeader;
 use pingora::upstreams::peer::HttpPeer;
@@ -31,10 +33,6 @@ const STRIP_UPSTREAM: &[&str] = &[
     "content-length",
     "expect",
     "accept-encoding",
-    "x-api-key",
-    "api-key",
-    "authorization",
-    "anthropic-version",
 ];
 
 /// Response headers that never reach the client.
@@ -98,6 +96,12 @@ pub async fn peer(backend: &Backend, resolver: &Resolver) -> Result<HttpPeer, Ga
     let addr = resolver
         .resolve(&backend.url.host, backend.url.port)
         .await?;
+    Ok(peer_at(backend, addr))
+}
+
+/// The peer for `backend` at `addr` (already resolved): TLS with SNI and verification, every
+/// timeout set.
+pub fn peer_at(backend: &Backend, addr: SocketAddr) -> HttpPeer {
     let sni = if backend.url.tls {
         backend.url.host.clone()
     } else {
@@ -116,7 +120,7 @@ pub async fn peer(backend: &Backend, resolver: &Resolver) -> Result<HttpPeer, Ga
     if let Some(ca) = &backend.ca {
         o.ca = Some(Arc::clone(ca));
     }
-    Ok(peer)
+    peer
 }
 
 /// The request header for the backend: `path` below the backend's prefix (or the provider's own
@@ -129,19 +133,7 @@ pub fn request_header(
     body_len: usize,
     json_body: bool,
 ) -> Result<RequestHeader, GatewayError> {
-    let full_path = match (&backend.provider, path) {
-        (
-            Provider::Azure {
-                deployment,
-                api_version,
-            },
-            "/v1/chat/completions",
-        ) => format!(
-            "{}/openai/deployments/{deployment}/chat/completions?api-version={api_version}",
-            backend.url.path_prefix
-        ),
-        _ => format!("{}{}", backend.url.path_prefix, path),
-    };
+    let full_path = provider::path(backend, path);
     let mut req = RequestHeader::build("POST", full_path.as_bytes(), Some(client.len() + 4))
         .map_err(|_| GatewayError::Internal)?;
     let named_by_connection: Vec<HeaderName> = client
@@ -154,6 +146,7 @@ pub fn request_header(
     for (name, value) in client {
         let n = name.as_str();
         if STRIP_UPSTREAM.contains(&n)
+            || provider::GATEWAY_OWNED.contains(&n)
             || named_by_connection.contains(name)
             || (json_body && n == "content-type")
         {
@@ -171,23 +164,8 @@ pub fn request_header(
     if json_body {
         set(&mut req, "content-type", "application/json".into())?;
     }
-    if backend.protocol == Protocol::Anthropic {
-        set(
-            &mut req,
-            "anthropic-version",
-            backend.anthropic_version.clone(),
-        )?;
-    }
-    if let Some(cred) = &backend.credential {
-        match (&backend.provider, backend.protocol) {
-            (_, Protocol::Anthropic) => set(&mut req, "x-api-key", cred.expose().to_string())?,
-            (Provider::Azure { .. }, _) => set(&mut req, "api-key", cred.expose().to_string())?,
-            _ => set(
-                &mut req,
-                "authorization",
-                format!("Bearer {}", cred.expose()),
-            )?,
-        }
+    for (name, value) in provider::headers(backend) {
+        set(&mut req, name, value)?;
     }
     Ok(req)
 }
@@ -195,7 +173,7 @@ pub fn request_header(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{BackendUrl, Protocol};
+    use crate::config::{BackendUrl, Protocol, Provider};
     use crate::digest::Secret;
     use http::HeaderValue;
 

@@ -1,5 +1,5 @@
 use super::*;
-use crate::config::load_str;
+use crate::runtime::load_str;
 
 fn demo_filter() -> Filter {
     let text =

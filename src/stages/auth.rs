@@ -75,22 +75,11 @@ pub(crate) fn bearer_token(value: &[u8]) -> Option<&[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Role;
+
     use http::HeaderValue;
 
     fn consumer(id: &str, key: &str) -> Arc<Consumer> {
-        Arc::new(Consumer {
-            id: id.into(),
-            team: "t".into(),
-            role: Role::Standard,
-            key: KeyDigest::of(key.as_bytes()),
-            daily_budget_micros: 1,
-            allowed_models: vec![],
-            tokens_per_minute: 1,
-            tokens_per_hour: 1,
-            tokens_per_day: 1,
-            description: String::new(),
-        })
+        Arc::new(Consumer::basic(id, "t", key.as_bytes()))
     }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {

@@ -1,9 +1,14 @@
-//! The Anthropic Messages API (`POST /v1/messages`): the request view, and usage from the JSON
-//! answer or from the `message_start` / `message_delta` events of a stream.
+//! The Anthropic Messages API (`POST /v1/messages`): the request view, the body a backend
+//! receives (the client's, with the gateway's `max_tokens` when it set none), usage from the JSON
+//! answer or from the `message_start` / `message_delta` events of a stream (which pass through
+//! unchanged), and the error shape Anthropic SDKs parse.
 
-use crate::accounting::Usage;
+use super::json::{self, json_error, with_members};
 use crate::error::GatewayError;
+use crate::usage::Usage;
+use bytes::Bytes;
 use serde::Deserialize;
+use serde_json::json;
 
 /// What the gateway reads from a Messages request.
 #[derive(Debug, Deserialize)]
@@ -50,6 +55,7 @@ impl Blocks {
 }
 
 impl MessagesView {
+    /// Every text the model will read: the system prompt and every text block.
     pub fn texts(&self) -> Vec<&str> {
         let mut out: Vec<&str> = self.system.as_ref().map(Blocks::texts).unwrap_or_default();
         for m in &self.messages {
@@ -57,12 +63,29 @@ impl MessagesView {
         }
         out
     }
+
+    pub fn streaming(&self) -> bool {
+        self.stream.unwrap_or(false)
+    }
+
+    /// The body a backend receives: the client's, with the gateway's cap (`inject_cap`) and the
+    /// backend's model name (`rename`) where needed.
+    pub fn outbound(&self, raw: Bytes, inject_cap: Option<u64>, rename: Option<&str>) -> Bytes {
+        match (rename, inject_cap) {
+            (Some(model), cap) => json::rewritten(&raw, |obj| {
+                obj.insert("model".into(), json!(model));
+                if let Some(cap) = cap {
+                    obj.insert("max_tokens".into(), json!(cap));
+                }
+            }),
+            (None, Some(cap)) => with_members(&raw, &[format!("\"max_tokens\":{cap}")]),
+            (None, None) => raw,
+        }
+    }
 }
 
-pub fn parse(
-    body: &[u8],
-    json_error: fn(serde_json::Error) -> GatewayError,
-) -> Result<MessagesView, GatewayError> {
+/// Parses and validates a Messages body.
+pub fn parse(body: &[u8]) -> Result<MessagesView, GatewayError> {
     let v: MessagesView = serde_json::from_slice(body).map_err(json_error)?;
     if v.model.trim().is_empty() {
         return Err(GatewayError::BadRequest("`model` must not be empty".into()));
@@ -189,6 +212,27 @@ impl StreamState {
     }
 }
 
+/// The answer text of a Messages answer (its first content block).
+pub fn answer_text(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    v.pointer("/content/0/text")?.as_str().map(str::to_string)
+}
+
+/// `{"type":"error","error":{"type","message"}}`, what Anthropic SDKs parse.
+pub fn error_body(e: &GatewayError) -> serde_json::Value {
+    let kind = match e.status() {
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        500 => "api_error",
+        502..=504 => "overloaded_error",
+        _ => "invalid_request_error",
+    };
+    json!({"type": "error", "error": {"type": kind, "message": e.message()}})
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,7 +263,6 @@ mod tests {
     fn texts_include_the_system_prompt_and_every_block() {
         let v = parse(
             br#"{"model":"claude","max_tokens":5,"system":"be kind","messages":[{"role":"user","content":[{"type":"text","text":"hi"},{"type":"image"}]}]}"#,
-            |e| GatewayError::BadRequest(e.to_string()),
         )
         .unwrap();
         assert_eq!(v.texts(), ["be kind", "hi"]);

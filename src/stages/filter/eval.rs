@@ -149,7 +149,7 @@ pub fn json(report: &BTreeMap<String, Tally>) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::load_str;
+    use crate::runtime::load_str;
 
     #[test]
     fn counts_detections_per_label_and_false_positives() {
@@ -175,7 +175,7 @@ mod tests {
 
     #[test]
     fn a_malformed_line_is_reported_by_number() {
-        let cfg = crate::config::load_str(
+        let cfg = crate::runtime::load_str(
             &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/conf/demo.yaml"))
                 .unwrap(),
             &|_| None,

@@ -1,7 +1,11 @@
-//! `POST /v1/embeddings` (OpenAI): the request view. Usage comes back as `prompt_tokens`.
+//! `POST /v1/embeddings` (OpenAI): the request view and the body a backend receives. Usage comes
+//! back as OpenAI's `prompt_tokens` (read by [`super::openai::usage`]); there is no output.
 
+use super::json::{self, json_error};
 use crate::error::GatewayError;
+use bytes::Bytes;
 use serde::Deserialize;
+use serde_json::json;
 
 #[derive(Debug, Deserialize)]
 pub struct EmbeddingsView {
@@ -38,10 +42,20 @@ impl EmbeddingsView {
     }
 }
 
-pub fn parse(
-    body: &[u8],
-    json_error: fn(serde_json::Error) -> GatewayError,
-) -> Result<EmbeddingsView, GatewayError> {
+impl EmbeddingsView {
+    /// The body a backend receives: the client's, with the backend's model name (`rename`).
+    pub fn outbound(&self, raw: Bytes, rename: Option<&str>) -> Bytes {
+        match rename {
+            Some(model) => json::rewritten(&raw, |obj| {
+                obj.insert("model".into(), json!(model));
+            }),
+            None => raw,
+        }
+    }
+}
+
+/// Parses and validates an embeddings body.
+pub fn parse(body: &[u8]) -> Result<EmbeddingsView, GatewayError> {
     let v: EmbeddingsView = serde_json::from_slice(body).map_err(json_error)?;
     if v.model.trim().is_empty() {
         return Err(GatewayError::BadRequest("`model` must not be empty".into()));

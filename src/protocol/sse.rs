@@ -1,54 +1,38 @@
-//! Reading an OpenAI chat-completions event stream as it passes through: usage, delivered text,
-//! and (when the gateway itself asked for usage) removing the usage-only event so the client sees
-//! exactly the stream it would have seen without the gateway.
+//! Server-sent events as they pass through: the framing every streaming dialect shares, and the
+//! dialect's own reader for what the events say (usage, delivered text, the end).
 //!
 //! The parser is incremental: bytes may be split anywhere (inside a `data:` line, inside a
 //! multi-byte character); events are recognised when their blank-line terminator arrives. When
 //! nothing has to be removed, every chunk is forwarded the moment it arrives (no added buffering);
-//! when the usage event must be removed, bytes are forwarded event by event.
+//! when the gateway itself asked an OpenAI stream for its usage and the client did not, bytes are
+//! forwarded event by event and the usage-only event is removed, so the client sees exactly the
+//! stream it would have seen without the gateway. Anthropic streams are never edited.
 
-use crate::accounting::Usage;
+use super::{anthropic, openai};
+use crate::usage::Usage;
 use bytes::{Bytes, BytesMut};
-use serde::Deserialize;
 
-/// The part of a chunk the gateway reads.
-#[derive(Deserialize)]
-struct ChunkWire {
-    #[serde(default)]
-    choices: Vec<ChoiceWire>,
-    #[serde(default)]
-    usage: Option<serde_json::Value>,
+/// The dialect's reader of event data.
+#[derive(Debug)]
+enum Reader {
+    OpenAi(openai::StreamState),
+    Anthropic(anthropic::StreamState),
 }
 
-#[derive(Deserialize)]
-struct ChoiceWire {
-    #[serde(default)]
-    delta: Option<DeltaWire>,
-}
-
-#[derive(Deserialize)]
-struct DeltaWire {
-    #[serde(default)]
-    content: Option<String>,
-    #[serde(default)]
-    reasoning_content: Option<String>,
+impl Default for Reader {
+    fn default() -> Self {
+        Reader::OpenAi(openai::StreamState::default())
+    }
 }
 
 /// Watches (and optionally edits) one stream.
 #[derive(Debug, Default)]
 pub struct SseTap {
-    /// Set for Anthropic Messages streams (usage in `message_start` / `message_delta`).
-    anthropic: Option<crate::request::messages::StreamState>,
+    reader: Reader,
     /// Bytes of an event not yet terminated.
     pending: BytesMut,
     /// Remove usage-only events (the gateway added `include_usage`, the client did not ask).
     strip_usage: bool,
-    /// The usage the stream reported, if any.
-    pub usage: Option<Usage>,
-    /// Characters of completion text forwarded to the client so far.
-    pub delivered_chars: u64,
-    /// `data: [DONE]` was seen.
-    pub done: bool,
     /// When the first bytes of the stream arrived (time to first token).
     pub first_chunk: Option<std::time::Instant>,
     /// How far `pending` has been searched for an event end (resume there, not from 0).
@@ -62,6 +46,7 @@ pub struct SseTap {
 pub const MAX_EVENT: usize = 1024 * 1024;
 
 impl SseTap {
+    /// A tap for an OpenAI chat-completions stream; `strip_usage` removes the usage-only event.
     pub fn new(strip_usage: bool) -> Self {
         SseTap {
             strip_usage,
@@ -72,9 +57,44 @@ impl SseTap {
     /// A tap for an Anthropic Messages stream (always passed through unchanged).
     pub fn anthropic() -> Self {
         SseTap {
-            anthropic: Some(Default::default()),
+            reader: Reader::Anthropic(anthropic::StreamState::default()),
             ..SseTap::default()
         }
+    }
+
+    /// The usage the stream reported, once it did.
+    pub fn usage(&self) -> Option<Usage> {
+        match &self.reader {
+            Reader::OpenAi(s) => s.usage,
+            Reader::Anthropic(s) => s.usage(),
+        }
+    }
+
+    /// Characters of answer text forwarded to the client so far.
+    pub fn delivered_chars(&self) -> u64 {
+        match &self.reader {
+            Reader::OpenAi(s) => s.delivered_chars,
+            Reader::Anthropic(s) => s.delivered_chars,
+        }
+    }
+
+    /// The stream said it is finished (`[DONE]`, `message_stop`).
+    pub fn done(&self) -> bool {
+        match &self.reader {
+            Reader::OpenAi(s) => s.done,
+            Reader::Anthropic(s) => s.stopped,
+        }
+    }
+
+    /// The event that ends a stream the backend broke off, so the client cannot take the
+    /// truncated answer for a complete one (`code` is the failure's label).
+    pub fn error_event(&self, code: &str) -> Bytes {
+        let event = serde_json::json!({"error": {
+            "message": "The backend failed in the middle of the stream.",
+            "type": "upstream_error",
+            "code": code,
+        }});
+        Bytes::from(format!("data: {event}\n\n"))
     }
 
     /// Takes the next chunk from the backend; returns what to forward to the client now.
@@ -142,39 +162,13 @@ impl SseTap {
         if data.is_empty() {
             return true;
         }
-        if let Some(state) = self.anthropic.as_mut() {
-            state.observe(&data);
-            self.usage = state.usage();
-            self.delivered_chars = state.delivered_chars;
-            self.done = state.stopped;
-            return true;
-        }
-        if data.trim() == "[DONE]" {
-            self.done = true;
-            return true;
-        }
-        let Ok(chunk) = serde_json::from_str::<ChunkWire>(&data) else {
-            return true;
-        };
-        let usage_only =
-            chunk.choices.is_empty() && chunk.usage.as_ref().is_some_and(|u| !u.is_null());
-        if let Some(u) = chunk.usage.filter(|u| !u.is_null()) {
-            let wrapped = serde_json::json!({ "usage": u }).to_string();
-            if let Some(parsed) = crate::accounting::openai_usage(wrapped.as_bytes()) {
-                self.usage = Some(parsed);
+        match &mut self.reader {
+            Reader::OpenAi(state) => state.observe(&data, self.strip_usage),
+            Reader::Anthropic(state) => {
+                state.observe(&data);
+                true
             }
         }
-        let forwarded = !(self.strip_usage && usage_only);
-        if forwarded {
-            for c in &chunk.choices {
-                if let Some(d) = &c.delta {
-                    for t in [&d.content, &d.reasoning_content].into_iter().flatten() {
-                        self.delivered_chars += t.chars().count() as u64;
-                    }
-                }
-            }
-        }
-        forwarded
     }
 }
 
@@ -249,10 +243,10 @@ mod tests {
         for seed in 1..500 {
             let (out, tap) = run(&s, false, seed);
             assert_eq!(out, s, "pass-through is byte-exact (seed {seed})");
-            let u = tap.usage.unwrap();
+            let u = tap.usage().unwrap();
             assert_eq!((u.input, u.output, u.reasoning), (7, 3, 1), "seed {seed}");
-            assert_eq!(tap.delivered_chars, 5 + 6 + 2, "seed {seed}");
-            assert!(tap.done);
+            assert_eq!(tap.delivered_chars(), 5 + 6 + 2, "seed {seed}");
+            assert!(tap.done());
         }
     }
 
@@ -263,7 +257,7 @@ mod tests {
         for seed in 1..500 {
             let (out, tap) = run(&with, true, seed);
             assert_eq!(out, without, "seed {seed}");
-            assert_eq!(tap.usage.map(|u| u.total()), Some(10));
+            assert_eq!(tap.usage().map(|u| u.total()), Some(10));
         }
     }
 
@@ -283,7 +277,7 @@ mod tests {
         let s = b": keep-alive\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2}}\r\n\r\ndata: [DONE]\n\n";
         let (out, tap) = run(s, true, 7);
         assert_eq!(out, b": keep-alive\n\ndata: [DONE]\n\n");
-        assert_eq!(tap.usage.map(|u| u.output), Some(2));
+        assert_eq!(tap.usage().map(|u| u.output), Some(2));
     }
 
     #[test]
@@ -303,9 +297,9 @@ mod tests {
                 from = to;
             }
             assert_eq!(out, s.as_bytes(), "passed through unchanged");
-            let u = tap.usage.unwrap();
+            let u = tap.usage().unwrap();
             assert_eq!(
-                (u.input, u.output, tap.delivered_chars),
+                (u.input, u.output, tap.delivered_chars()),
                 (9, 4, 2),
                 "seed {seed}"
             );
@@ -328,6 +322,6 @@ mod tests {
     #[test]
     fn a_stream_without_usage_reports_none() {
         let (_, tap) = run(&stream(false), false, 3);
-        assert!(tap.usage.is_none());
+        assert!(tap.usage().is_none());
     }
 }

@@ -9,7 +9,7 @@ use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
 /// Extra response headers collected along the pipeline.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Extra(Vec<(&'static str, String)>);
 
 impl Extra {

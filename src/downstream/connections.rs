@@ -24,8 +24,9 @@
 //! Both planes run on it. Streams are marked as in a request by [`request_started`], called from
 //! each plane's first hook.
 
-use crate::error::{Dialect, GatewayError};
+use crate::error::GatewayError;
 use crate::metrics;
+use crate::protocol::{error_body, Dialect};
 use crate::runtime::LiveState;
 use async_trait::async_trait;
 use pingora::apps::{HttpServerApp, ReusedHttpStream, ServerApp};
@@ -313,7 +314,7 @@ pub fn request_started(session: &ServerSession) -> bool {
 
 /// A JSON answer written straight to the socket, with `Connection: close`.
 fn raw_answer(e: &GatewayError) -> Vec<u8> {
-    let body = e.body(Dialect::OpenAi);
+    let body = error_body(e, Dialect::OpenAi);
     let mut out = format!(
         "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         e.status(),

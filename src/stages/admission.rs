@@ -1,7 +1,14 @@
-//! Accounting: reserve the worst case at admission, settle with the real usage afterwards.
+//! Admission: whether a parsed request may go ahead before anything is spent on it, and the
+//! accounting that holds it to its limits — reserve the worst case before the backend is called,
+//! settle with the real usage afterwards.
 //!
-//! Input: the consumer, the request's estimated prompt tokens and output cap, the model's price.
-//! Decision: reserve `prompt + cap` tokens in every rate window and the matching worst-case cost
+//! The checks, in the pipeline's order: the model allowlist (403), a prompt larger than the
+//! context of every backend serving the model (400; this also bounds the filter's work), and the
+//! number of choices (400); then the output cap: the client's, else the model's configured cap,
+//! which the gateway writes into the forwarded body so the reservation is a true upper bound.
+//!
+//! Reservation input: the consumer, the request's estimated prompt tokens and output cap, the
+//! model's price. Decision: reserve `prompt + cap` tokens in every rate window and the matching worst-case cost
 //! against today's budget, atomically per consumer (tokens first; a refused budget releases the
 //! tokens), or refuse with 429 (`Retry-After`) — or 400 when the request can never fit a window.
 //! Settlement replaces both reservations with the reported usage (or an estimate, marked so).
@@ -13,88 +20,64 @@ use crate::state::limits::{Headroom, Refusal, TokenTicket};
 use crate::state::redis::Refused;
 use crate::state::spend::{OverBudget, Recent, SpendTicket, Standing};
 use crate::state::{utc_day, State};
-use serde::Deserialize;
+use crate::usage::{cost_nanos, Usage};
 
-/// Tokens an answer used, as reported by the backend or estimated by the gateway.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Usage {
-    pub input: u64,
-    pub output: u64,
-    /// Prompt tokens served from the provider's prompt cache (when reported).
-    pub cached: u64,
-    /// Reasoning tokens inside `output` (when reported).
-    pub reasoning: u64,
-    /// True when the gateway estimated instead of reading the backend's report.
-    pub estimated: bool,
-}
-
-impl Usage {
-    pub fn total(&self) -> u64 {
-        self.input.saturating_add(self.output)
+/// The model allowlist: 403 for a model the consumer may not use.
+pub fn check_model(consumer: &Consumer, model: &str) -> Result<(), GatewayError> {
+    if consumer.may_use(model) {
+        Ok(())
+    } else {
+        Err(GatewayError::ModelNotAllowed {
+            consumer: consumer.id.clone(),
+            model: model.to_string(),
+        })
     }
 }
 
-/// The seed's estimate: ceil(characters / 4).
-pub fn estimate_tokens(text: &str) -> u64 {
-    (text.chars().count() as u64).div_ceil(4)
+/// A prompt no backend for `model` can hold (`largest_context`, the largest context of those
+/// serving it) is refused before anything else looks at it: the filter's cost grows with the
+/// text, so this bounds it too.
+pub fn check_context(
+    prompt_estimate: u64,
+    largest_context: Option<u64>,
+    model: &str,
+) -> Result<(), GatewayError> {
+    match largest_context {
+        Some(largest) if prompt_estimate > largest => Err(GatewayError::BadRequest(format!(
+            "the prompt is about {prompt_estimate} tokens, more than the context of any \
+             backend serving '{model}' ({largest} tokens)"
+        ))),
+        _ => Ok(()),
+    }
 }
 
-/// Per-message framing the providers add (role markers), counted into the prompt estimate.
-pub const PER_MESSAGE_TOKENS: u64 = 4;
-
-/// Cost in nano-dollars of `input` + `output` tokens at `price` (rounded up).
-pub fn cost_nanos(price: Price, input: u64, output: u64) -> u64 {
-    // price is micro-dollars per million tokens = nano-dollars per thousand tokens.
-    let nanos = u128::from(input) * u128::from(price.input_micros_per_million)
-        + u128::from(output) * u128::from(price.output_micros_per_million);
-    u64::try_from(nanos.div_ceil(1000)).unwrap_or(u64::MAX)
+/// The output a request may produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputCap {
+    /// Tokens reserved for the answer (all choices).
+    pub reserved: u64,
+    /// The per-choice cap the gateway writes into the forwarded body, when the client set none.
+    pub inject: Option<u64>,
 }
 
-#[derive(Deserialize)]
-struct UsageWire {
-    prompt_tokens: u64,
-    /// Absent for embeddings.
-    #[serde(default)]
-    completion_tokens: u64,
-    #[serde(default)]
-    prompt_tokens_details: Option<PromptDetails>,
-    #[serde(default)]
-    completion_tokens_details: Option<CompletionDetails>,
-}
-
-#[derive(Deserialize)]
-struct PromptDetails {
-    #[serde(default)]
-    cached_tokens: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct CompletionDetails {
-    #[serde(default)]
-    reasoning_tokens: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct WithUsage {
-    #[serde(default)]
-    usage: Option<UsageWire>,
-}
-
-/// The `usage` of an OpenAI chat-completions JSON response, if it reports one.
-pub fn openai_usage(body: &[u8]) -> Option<Usage> {
-    let u = serde_json::from_slice::<WithUsage>(body).ok()?.usage?;
-    Some(Usage {
-        input: u.prompt_tokens,
-        output: u.completion_tokens,
-        cached: u
-            .prompt_tokens_details
-            .and_then(|d| d.cached_tokens)
-            .unwrap_or(0),
-        reasoning: u
-            .completion_tokens_details
-            .and_then(|d| d.reasoning_tokens)
-            .unwrap_or(0),
-        estimated: false,
+/// The output cap of a request asking for `choices` answers: the client's (`client_cap`, for all
+/// choices), else `per_choice` (the model's configured cap) for every choice, which the gateway
+/// then sends upstream. More than `max_choices` is refused.
+pub fn output_cap(
+    client_cap: Option<u64>,
+    choices: u64,
+    max_choices: u64,
+    per_choice: u64,
+) -> Result<OutputCap, GatewayError> {
+    if choices > max_choices {
+        return Err(GatewayError::BadRequest(format!(
+            "`n` is {choices}; this gateway allows at most {max_choices} choices per request"
+        )));
+    }
+    Ok(OutputCap {
+        // The gateway's cap applies per choice; the worst case is every choice using it all.
+        reserved: client_cap.unwrap_or_else(|| per_choice.saturating_mul(choices)),
+        inject: client_cap.is_none().then_some(per_choice),
     })
 }
 
@@ -296,55 +279,85 @@ pub async fn release(state: &State, r: &Reservation, now: u64) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn cost_is_exact_integer_arithmetic_rounded_up() {
-        let gpt4 = Price {
-            input_micros_per_million: 30_000_000,
-            output_micros_per_million: 60_000_000,
-        };
-        // 1,000 prompt tokens at $30/M = $0.03 = 30,000,000 nano-dollars.
-        assert_eq!(cost_nanos(gpt4, 1_000, 0), 30_000_000);
-        assert_eq!(cost_nanos(gpt4, 0, 1), 60_000);
-        let cheap = Price {
-            input_micros_per_million: 250_000,
-            output_micros_per_million: 0,
-        };
-        assert_eq!(cost_nanos(cheap, 1, 0), 250);
-        assert_eq!(
-            cost_nanos(
-                Price {
-                    input_micros_per_million: 1,
-                    output_micros_per_million: 0
-                },
-                1,
-                0
-            ),
-            1
-        );
+    fn consumer(allowed: &[&str]) -> Consumer {
+        Consumer {
+            daily_budget_micros: 1_000_000,
+            allowed_models: allowed.iter().map(|m| m.to_string()).collect(),
+            tokens_per_minute: 1_000,
+            tokens_per_hour: 10_000,
+            tokens_per_day: 100_000,
+            ..Consumer::basic("c", "t", b"k")
+        }
     }
 
     #[test]
-    fn usage_is_read_with_cached_and_reasoning_tokens() {
-        let body = br#"{"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15,
-            "prompt_tokens_details":{"cached_tokens":4},"completion_tokens_details":{"reasoning_tokens":2}}}"#;
+    fn an_allowlist_admits_only_its_models_and_an_empty_one_every_model() {
+        assert!(check_model(&consumer(&["a"]), "a").is_ok());
         assert_eq!(
-            openai_usage(body),
-            Some(Usage {
-                input: 10,
-                output: 5,
-                cached: 4,
-                reasoning: 2,
-                estimated: false
+            check_model(&consumer(&["a"]), "b").map_err(|e| e.status()),
+            Err(403)
+        );
+        assert!(check_model(&consumer(&[]), "anything").is_ok());
+    }
+
+    #[test]
+    fn a_prompt_larger_than_every_context_is_refused() {
+        assert!(check_context(100, Some(100), "m").is_ok());
+        assert!(
+            check_context(100, None, "m").is_ok(),
+            "no backend: 404 later"
+        );
+        let e = check_context(101, Some(100), "m").unwrap_err();
+        assert!(e.message().contains("101 tokens"), "{}", e.message());
+    }
+
+    #[test]
+    fn the_gateway_caps_every_choice_only_when_the_client_set_no_cap() {
+        assert_eq!(
+            output_cap(None, 3, 8, 100),
+            Ok(OutputCap {
+                reserved: 300,
+                inject: Some(100)
             })
         );
-        assert_eq!(openai_usage(br#"{"choices":[]}"#), None);
-        assert_eq!(openai_usage(b"not json"), None);
+        assert_eq!(
+            output_cap(Some(50), 3, 8, 100),
+            Ok(OutputCap {
+                reserved: 50,
+                inject: None
+            })
+        );
+        assert_eq!(
+            output_cap(None, 9, 8, 100).map_err(|e| e.status()),
+            Err(400)
+        );
     }
 
-    #[test]
-    fn estimates_a_quarter_token_per_character_rounded_up() {
-        assert_eq!(estimate_tokens(""), 0);
-        assert_eq!(estimate_tokens("abcde"), 2);
-        assert_eq!(estimate_tokens("ééé"), 1, "characters, not bytes");
+    #[tokio::test]
+    async fn a_reservation_is_released_whole_and_settled_to_usage() {
+        let state = State::default();
+        let c = consumer(&[]);
+        let price = Price {
+            input_micros_per_million: 1_000_000,
+            output_micros_per_million: 1_000_000,
+        };
+        let a = admit(&state, &c, "m", price, 100, 200, 86_400 * 10 + 5)
+            .await
+            .unwrap();
+        assert_eq!(a.headroom.remaining, 1_000 - 300);
+        assert_eq!(a.reservation.worst_case().total(), 300);
+        let cost = settle(
+            &state,
+            &a.reservation,
+            Usage {
+                input: 10,
+                output: 5,
+                ..Usage::default()
+            },
+            86_400 * 10 + 6,
+        )
+        .await;
+        assert_eq!(cost, cost_nanos(price, 10, 5));
+        assert_eq!(state.limiter.used("c", 86_400 * 10 + 6)[0], 15);
     }
 }

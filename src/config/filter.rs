@@ -1,0 +1,311 @@
+//! The content filter as configured: rules, role policy and options, validated with every
+//! problem at its YAML path (categories, severities and actions known, one matcher per rule,
+//! regular expressions that parse, unique ids, PII blocking every role). The matcher the request
+//! path runs is compiled from this by `stages::filter`; nothing here matches text.
+
+use super::file::{FilterSection, RuleSection};
+use super::types::Role;
+use super::Problem;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Category {
+    Pii,
+    Topic,
+    Injection,
+}
+
+impl Category {
+    fn parse(s: &str) -> Option<Category> {
+        Some(match s {
+            "pii" => Category::Pii,
+            "topic" => Category::Topic,
+            "injection" => Category::Injection,
+            _ => return None,
+        })
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Category::Pii => 0,
+            Category::Topic => 1,
+            Category::Injection => 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Severity> {
+        Some(match s {
+            "low" => Severity::Low,
+            "medium" => Severity::Medium,
+            "high" => Severity::High,
+            "critical" => Severity::Critical,
+            _ => return None,
+        })
+    }
+}
+
+/// What a role's policy does with a match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Block,
+    /// Allowed, reported to the client and logged.
+    Warn,
+    /// Allowed, logged as an audited bypass (the security team testing injections).
+    Audit,
+    Allow,
+}
+
+impl Action {
+    fn parse(s: &str) -> Option<Action> {
+        Some(match s {
+            "block" => Action::Block,
+            "warn" => Action::Warn,
+            "audit" => Action::Audit,
+            "allow" => Action::Allow,
+            _ => return None,
+        })
+    }
+}
+
+/// How a rule matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Matcher {
+    /// Regular expressions with the YAML path of each: one `pattern` (joined with the other
+    /// rules' into one alternation), or a `patterns` list (each searched on its own).
+    Regex {
+        patterns: Vec<(String, String)>,
+        alone: bool,
+    },
+    /// Literal keywords, any one of which matches.
+    Keywords(Vec<String>),
+}
+
+/// One rule.
+#[derive(Debug, Clone)]
+pub struct FilterRule {
+    pub id: String,
+    pub category: Category,
+    pub severity: Severity,
+    pub reason: String,
+    pub matcher: Matcher,
+    /// Its YAML path, for problems found when it is compiled.
+    pub path: String,
+}
+
+/// The validated content-filter configuration.
+#[derive(Debug, Clone)]
+pub struct FilterConfig {
+    pub rules: Vec<FilterRule>,
+    /// `policy[role][category]`.
+    policy: [[Action; 3]; 3],
+    /// A match at or above this severity blocks whatever the role's action.
+    pub always_block: Option<Severity>,
+    /// Base64 runs at least this long are decoded and scanned too.
+    pub base64_min_len: usize,
+}
+
+/// The seed's policy, used when the configuration gives none: PII binds everyone; elevated and
+/// admin consumers are warned on (non-critical) topics; admin may send injection patterns, audited.
+const DEFAULT_POLICY: [[Action; 3]; 3] = [
+    [Action::Block, Action::Block, Action::Block],
+    [Action::Block, Action::Warn, Action::Block],
+    [Action::Block, Action::Warn, Action::Audit],
+];
+
+fn role_index(r: Role) -> usize {
+    match r {
+        Role::Standard => 0,
+        Role::Elevated => 1,
+        Role::Admin => 2,
+    }
+}
+
+impl Default for FilterConfig {
+    /// No rules: everything passes.
+    fn default() -> Self {
+        FilterConfig {
+            rules: Vec::new(),
+            policy: DEFAULT_POLICY,
+            always_block: Some(Severity::Critical),
+            base64_min_len: 24,
+        }
+    }
+}
+
+impl FilterConfig {
+    /// What `role` does with a match of `category` (before `always_block`).
+    pub fn action(&self, role: Role, category: Category) -> Action {
+        self.policy[role_index(role)][category.index()]
+    }
+}
+
+/// Validates `content_filter` (its section and its rules, each with its index in the file).
+pub fn build(
+    section: &FilterSection,
+    rules: &[(usize, RuleSection)],
+    problems: &mut Vec<Problem>,
+) -> Option<FilterConfig> {
+    let before = problems.len();
+    let mut ids = BTreeMap::new();
+    let mut built = Vec::new();
+    for (i, r) in rules {
+        let path = format!("content_filter.rules[{i}]");
+        if let Some(first) = ids.insert(r.id.clone(), *i) {
+            problems.push(Problem::new(
+                format!("{path}.id"),
+                format!("`{}` is also content_filter.rules[{first}]", r.id),
+            ));
+        }
+        if let Some(rule) = build_rule(r, path, problems) {
+            built.push(rule);
+        }
+    }
+    let policy = build_policy(&section.policy, problems);
+    let always_block = match section.always_block_severity.as_str() {
+        "never" => None,
+        s => Severity::parse(s).or_else(|| {
+            problems.push(Problem::new(
+                "content_filter.always_block_severity",
+                format!("`{s}` is not one of low, medium, high, critical, never"),
+            ));
+            None
+        }),
+    };
+    (problems.len() == before).then_some(FilterConfig {
+        rules: built,
+        policy,
+        always_block,
+        base64_min_len: section.base64_min_len,
+    })
+}
+
+fn build_rule(r: &RuleSection, path: String, problems: &mut Vec<Problem>) -> Option<FilterRule> {
+    let category = Category::parse(&r.category).or_else(|| {
+        problems.push(Problem::new(
+            format!("{path}.category"),
+            format!("`{}` is not one of pii, topic, injection", r.category),
+        ));
+        None
+    });
+    let severity = Severity::parse(&r.severity).or_else(|| {
+        problems.push(Problem::new(
+            format!("{path}.severity"),
+            format!("`{}` is not one of low, medium, high, critical", r.severity),
+        ));
+        None
+    });
+    let kinds = [
+        r.pattern.is_some(),
+        !r.patterns.is_empty(),
+        !r.keywords.is_empty(),
+    ];
+    let matcher = if kinds.iter().filter(|k| **k).count() != 1 {
+        problems.push(Problem::new(
+            path.clone(),
+            "set exactly one of `pattern`, `patterns` and `keywords`",
+        ));
+        None
+    } else if !r.keywords.is_empty() {
+        Some(Matcher::Keywords(r.keywords.clone()))
+    } else {
+        // The alternatives of `patterns` are searched one by one, never joined.
+        let patterns: Vec<(String, String)> = match &r.pattern {
+            Some(p) => vec![(format!("{path}.pattern"), p.clone())],
+            None => r
+                .patterns
+                .iter()
+                .enumerate()
+                .map(|(j, p)| (format!("{path}.patterns[{j}]"), p.clone()))
+                .collect(),
+        };
+        let before = problems.len();
+        for (at, p) in &patterns {
+            // Compiled alone, as written, so a bad pattern is reported at its own path.
+            if let Err(e) = regex::bytes::RegexBuilder::new(p)
+                .case_insensitive(true)
+                .unicode(false)
+                .build()
+            {
+                problems.push(Problem::new(
+                    at.clone(),
+                    format!("invalid regular expression: {e}"),
+                ));
+            }
+        }
+        (problems.len() == before).then_some(Matcher::Regex {
+            patterns,
+            alone: r.pattern.is_none(),
+        })
+    };
+    Some(FilterRule {
+        id: r.id.clone(),
+        category: category?,
+        severity: severity?,
+        reason: r.reason.clone(),
+        matcher: matcher?,
+        path,
+    })
+}
+
+fn build_policy(
+    raw: &BTreeMap<String, BTreeMap<String, String>>,
+    problems: &mut Vec<Problem>,
+) -> [[Action; 3]; 3] {
+    if raw.is_empty() {
+        return DEFAULT_POLICY;
+    }
+    let mut policy = [[Action::Block; 3]; 3];
+    for (role, cats) in raw {
+        let r = match role.as_str() {
+            "standard" => 0,
+            "elevated" => 1,
+            "admin" => 2,
+            other => {
+                problems.push(Problem::new(
+                    format!("content_filter.policy.{other}"),
+                    "roles are standard, elevated, admin",
+                ));
+                continue;
+            }
+        };
+        for (cat, action) in cats {
+            let path = format!("content_filter.policy.{role}.{cat}");
+            let Some(c) = Category::parse(cat).map(Category::index) else {
+                problems.push(Problem::new(path, "categories are pii, topic, injection"));
+                continue;
+            };
+            match Action::parse(action) {
+                Some(Action::Block) => policy[r][c] = Action::Block,
+                Some(_) if c == Category::Pii.index() => problems.push(Problem::new(
+                    path,
+                    "PII rules bind every role: the action must be block",
+                )),
+                Some(a) => policy[r][c] = a,
+                None => problems.push(Problem::new(
+                    path,
+                    format!("`{action}` is not one of block, warn, audit, allow"),
+                )),
+            }
+        }
+    }
+    policy
+}

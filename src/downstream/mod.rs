@@ -1,0 +1,7 @@
+//! The client side of the consumer plane: its connections below HTTP ([`connections`]: header
+//! deadline, idle cap, Pingora's own answers replaced), reading a request body bounded
+//! ([`body`]), and writing answers with the headers every answer carries ([`response`]).
+
+pub mod body;
+pub mod connections;
+pub mod response;

@@ -1,0 +1,284 @@
+//! The admission phases of `request_filter`: accept the request (route, framing, declared size),
+//! authenticate it, screen its body (parse, model allowlist, context, content filter, output cap)
+//! and reserve its worst case. Each refusal is a `GatewayError`, rendered by the caller.
+
+use super::ctx::{FilterOutcome, RequestCtx};
+use super::Gateway;
+use crate::config::Consumer;
+use crate::downstream::body::{self, Declared};
+use crate::downstream::response::Extra;
+use crate::error::GatewayError;
+use crate::metrics;
+use crate::protocol::{self, RequestView, Route};
+use crate::runtime::Runtime;
+use crate::stages::admission::{self, OutputCap};
+use crate::stages::auth::{self, KeyIndex};
+use crate::stages::filter::{Filter, Verdict};
+use crate::stages::routing;
+use crate::state::unix_now;
+use bytes::Bytes;
+use pingora::http::RequestHeader;
+use pingora::proxy::Session;
+use std::sync::Arc;
+
+/// A request admission let through, as the later phases need it.
+pub(super) struct Admitted {
+    pub consumer: Arc<Consumer>,
+    pub route: Route,
+    pub view: RequestView,
+    /// The body as the client sent it.
+    pub raw: Bytes,
+    /// Counted once: it walks every text of the prompt.
+    pub prompt_estimate: u64,
+    pub cap: OutputCap,
+    /// Headers every answer to it carries (rate limits, warnings, cache, cost).
+    pub extra: Extra,
+}
+
+/// The route, with the framing and declared size checked first: smuggling shapes and oversized
+/// header blocks are refused (and the connection is not reused after the answer), an oversized
+/// upload before anything is read or continued.
+pub(super) fn accept(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    max_body_bytes: usize,
+) -> Result<(Route, Declared), GatewayError> {
+    let req = session.req_header();
+    let route = Route::resolve(&req.method, req.uri.path())?;
+    ctx.route = Some(route);
+    let raw_head = || {
+        session
+            .as_downstream()
+            .as_http1()
+            .map(|h| h.get_headers_raw_bytes())
+    };
+    if let Err(e) = body::check_framing(&req.headers, raw_head) {
+        session.set_keepalive(None);
+        return Err(e);
+    }
+    let declared = body::check_declared(
+        req.headers
+            .get(http::header::CONTENT_LENGTH)
+            .map(|v| v.as_bytes()),
+        max_body_bytes,
+    )?;
+    Ok((route, declared))
+}
+
+/// The consumer whose key the request presents (401 for every kind of failure).
+pub(super) fn authenticate(
+    req: &RequestHeader,
+    keys: &KeyIndex,
+    ctx: &mut RequestCtx,
+) -> Result<Arc<Consumer>, GatewayError> {
+    ctx.mark();
+    let consumer = auth::presented_key(&req.headers)
+        .and_then(|key| keys.authenticate(key))
+        .cloned()
+        .ok_or(GatewayError::Unauthorized)?;
+    ctx.consumer = Some(consumer.id.clone());
+    ctx.phase("auth");
+    Ok(consumer)
+}
+
+/// Parses the body and decides whether it may go ahead, cheapest checks first: the model
+/// allowlist, the context of the backends serving it, the content filter, the output cap.
+pub(super) fn screen(
+    rt: &Runtime,
+    ctx: &mut RequestCtx,
+    consumer: Arc<Consumer>,
+    route: Route,
+    raw: Bytes,
+) -> Result<Admitted, GatewayError> {
+    let cfg = &rt.config;
+    let view = protocol::parse(route, &raw)?;
+    let model = view.model();
+    ctx.model = Some(model.to_string());
+    admission::check_model(&consumer, model)?;
+    let prompt_estimate = view.prompt_estimate();
+    let largest = routing::largest_context(&cfg.backends, model, route);
+    admission::check_context(prompt_estimate, largest, model)?;
+    // The body upload before this point is the client's time, not the filter's.
+    ctx.mark();
+    let mut extra = Extra::default();
+    content_filter(&rt.filter, &consumer, &view, ctx, &mut extra)?;
+    ctx.phase("filter");
+    let cap = admission::output_cap(
+        view.client_output_cap(),
+        view.choices(),
+        cfg.server.max_choices,
+        cfg.output_caps.cap_for(model),
+    )?;
+    Ok(Admitted {
+        consumer,
+        route,
+        view,
+        raw,
+        prompt_estimate,
+        cap,
+        extra,
+    })
+}
+
+/// The content filter's verdict on every text the model will read: a block refuses the
+/// request; warnings go to the client in a header; audited bypasses are logged (rule ids only,
+/// never the text). Counted per rule and action.
+fn content_filter(
+    filter: &Filter,
+    consumer: &Consumer,
+    view: &RequestView,
+    ctx: &mut RequestCtx,
+    extra: &mut Extra,
+) -> Result<(), GatewayError> {
+    let verdict = filter.check(view.texts(), consumer.role);
+    count(&verdict);
+    if let Some(rule) = verdict.blocked {
+        ctx.filter = FilterOutcome::Blocked;
+        ctx.filter_rule = Some(rule.id.clone());
+        return Err(GatewayError::ContentBlocked {
+            rule: rule.id.clone(),
+            severity: rule.severity.as_str(),
+            reason: rule.reason.clone(),
+        });
+    }
+    for rule in &verdict.audited {
+        log::warn!(
+            target: "tollgate::audit",
+            "audited content-filter bypass: consumer={} role={} rule={}",
+            consumer.id,
+            consumer.role.as_str(),
+            rule.id
+        );
+    }
+    let ids = |rules: &[&crate::stages::filter::Rule]| {
+        rules
+            .iter()
+            .map(|r| r.id.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    ctx.filter = if !verdict.warned.is_empty() {
+        let warned = ids(&verdict.warned);
+        extra.push("x-tollgate-filter-warning", warned.clone());
+        ctx.filter_rule = Some(warned);
+        FilterOutcome::Warned
+    } else if !verdict.audited.is_empty() {
+        ctx.filter_rule = Some(ids(&verdict.audited));
+        FilterOutcome::Audited
+    } else {
+        FilterOutcome::Passed
+    };
+    Ok(())
+}
+
+/// Counts a verdict's rules by action (rule ids are a configured, bounded label set).
+fn count(verdict: &Verdict<'_>) {
+    let Some(m) = metrics::get() else {
+        return;
+    };
+    let blocked: Vec<_> = verdict.blocked.iter().copied().collect();
+    for (rules, action) in [
+        (&blocked, "block"),
+        (&verdict.warned, "warn"),
+        (&verdict.audited, "audit"),
+    ] {
+        for r in rules {
+            m.filter.with_label_values(&[r.id.as_str(), action]).inc();
+        }
+    }
+}
+
+impl Gateway {
+    /// Reserves the request's worst case (prompt estimate + output cap) in every token window
+    /// and its price against today's budget; the answer carries where the consumer stands.
+    pub(super) async fn reserve(
+        &self,
+        rt: &Runtime,
+        ctx: &mut RequestCtx,
+        req: &mut Admitted,
+    ) -> Result<(), GatewayError> {
+        let model = req.view.model();
+        let admitted = admission::admit(
+            &self.state,
+            &req.consumer,
+            model,
+            rt.config.price_for(model),
+            req.prompt_estimate,
+            req.cap.reserved,
+            unix_now(),
+        )
+        .await?;
+        ctx.headroom = Some(admitted.headroom);
+        req.extra.rate_limit(&admitted.headroom);
+        if admitted.standing.warn() {
+            req.extra.budget_warning(&admitted.standing);
+        }
+        ctx.reservation = Some(admitted.reservation);
+        ctx.phase("limits");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{screen, Admitted};
+    use crate::error::GatewayError;
+    use crate::gateway::ctx::{FilterOutcome, RequestCtx};
+    use crate::protocol::Route;
+    use crate::runtime::Runtime;
+    use bytes::Bytes;
+    use std::sync::Arc;
+
+    fn runtime(extra_yaml: &str) -> Runtime {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/conf/demo.yaml"))
+            .unwrap();
+        crate::runtime::load_str(&format!("{text}\n{extra_yaml}"), &|_| None).unwrap()
+    }
+
+    fn screen_as(
+        rt: &Runtime,
+        key: &str,
+        body: &str,
+    ) -> (Result<Admitted, GatewayError>, RequestCtx) {
+        let mut ctx = RequestCtx::new();
+        let consumer = Arc::clone(rt.keys.authenticate(key.as_bytes()).unwrap());
+        let out = screen(
+            rt,
+            &mut ctx,
+            consumer,
+            Route::ChatCompletions,
+            Bytes::from(body.to_string()),
+        );
+        (out, ctx)
+    }
+
+    #[test]
+    fn screening_refuses_in_order_and_records_the_filter_outcome() {
+        let rt = runtime("");
+        let chat = |model: &str, text: &str| {
+            format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"{text}"}}]}}"#)
+        };
+        let (out, ctx) = screen_as(&rt, "key-team-intern", &chat("gpt-4", "SSN 123-45-6789"));
+        assert_eq!(
+            out.map(|_| ()).unwrap_err().status(),
+            403,
+            "allowlist first"
+        );
+        assert_eq!(ctx.filter, FilterOutcome::NotRun);
+        let (out, ctx) = screen_as(&rt, "key-team-support", &chat("gpt-4", "SSN 123-45-6789"));
+        assert!(matches!(
+            out.map(|_| ()),
+            Err(GatewayError::ContentBlocked { .. })
+        ));
+        assert_eq!(ctx.filter, FilterOutcome::Blocked);
+        assert_eq!(ctx.filter_rule.as_deref(), Some("pii_input_ssn"));
+        let (out, ctx) = screen_as(&rt, "key-team-support", &chat("gpt-4", "hello"));
+        let admitted = out.map_err(|e| e.message()).unwrap();
+        assert_eq!(ctx.filter, FilterOutcome::Passed);
+        assert_eq!(
+            admitted.cap.inject,
+            Some(rt.config.output_caps.cap_for("gpt-4"))
+        );
+        assert_eq!(ctx.model.as_deref(), Some("gpt-4"));
+    }
+}

@@ -1,0 +1,241 @@
+//! Per-request state: what the phases decided, read by `logging` to settle and report. Outcomes
+//! are enums, serialised only at the edges (response headers, the access log, metrics).
+
+use crate::error::GatewayError;
+use crate::protocol::Route;
+use crate::stages::admission::Reservation;
+use crate::state::limits::Headroom;
+use crate::upstream::forward::MidStream;
+use crate::usage::Usage;
+use std::time::Instant;
+
+/// How the response cache took part in a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheOutcome {
+    /// The request never reached the cache phase.
+    NotReached,
+    Hit,
+    Miss,
+    /// The cache was not used (disabled, a stream, `no-store`); `no-cache` is a miss whose
+    /// answer is stored.
+    Bypass,
+}
+
+impl CacheOutcome {
+    /// As the `x-tollgate-cache` header and the debug line show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheOutcome::NotReached => "-",
+            CacheOutcome::Hit => "HIT",
+            CacheOutcome::Miss => "MISS",
+            CacheOutcome::Bypass => "BYPASS",
+        }
+    }
+
+    pub fn is_hit(self) -> bool {
+        self == CacheOutcome::Hit
+    }
+}
+
+/// The content filter's verdict on a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterOutcome {
+    /// The request never reached the filter.
+    NotRun,
+    Passed,
+    /// Allowed with a warning header.
+    Warned,
+    /// Allowed as an audited bypass.
+    Audited,
+    Blocked,
+}
+
+impl FilterOutcome {
+    /// As the access log and `/chat` metadata show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FilterOutcome::NotRun => "-",
+            FilterOutcome::Passed => "passed",
+            FilterOutcome::Warned => "warned",
+            FilterOutcome::Audited => "audited",
+            FilterOutcome::Blocked => "blocked",
+        }
+    }
+}
+
+/// Per-request state, read by `logging`.
+pub struct RequestCtx {
+    pub started: Instant,
+    pub route: Option<Route>,
+    pub consumer: Option<String>,
+    pub model: Option<String>,
+    pub backend: Option<String>,
+    pub status: u16,
+    pub error: Option<&'static str>,
+    pub backend_ms: Option<f64>,
+    pub filter: FilterOutcome,
+    /// The rule(s) behind a block, warning or audit (ids only).
+    pub filter_rule: Option<String>,
+    pub cache: CacheOutcome,
+    /// Open until settled; `logging` settles what is left.
+    pub reservation: Option<Reservation>,
+    /// The request reached a backend, so it may have consumed tokens.
+    pub upstream_called: bool,
+    pub headroom: Option<Headroom>,
+    pub usage: Option<Usage>,
+    pub cost_nanos: Option<u64>,
+    /// Backends tried, in order (the last one answered, if any did).
+    pub tried: Vec<String>,
+    /// Counted in the in-flight gauge.
+    pub in_flight: bool,
+    pub request_id: String,
+    pub ttft_ms: Option<f64>,
+    /// Gateway time per pipeline phase (auth, filter, limits, cache, routing), seconds.
+    pub phases: Vec<(&'static str, f64)>,
+    /// Start of the phase being timed.
+    mark: Instant,
+    /// Refused by a policy (filter, allowlist, limits, budget), for `/stats`.
+    pub blocked: bool,
+}
+
+impl RequestCtx {
+    pub fn new() -> RequestCtx {
+        let now = Instant::now();
+        RequestCtx {
+            started: now,
+            route: None,
+            consumer: None,
+            model: None,
+            backend: None,
+            status: 0,
+            error: None,
+            backend_ms: None,
+            filter: FilterOutcome::NotRun,
+            filter_rule: None,
+            cache: CacheOutcome::NotReached,
+            reservation: None,
+            upstream_called: false,
+            headroom: None,
+            usage: None,
+            cost_nanos: None,
+            tried: Vec::new(),
+            in_flight: false,
+            request_id: String::new(),
+            ttft_ms: None,
+            phases: Vec::new(),
+            mark: now,
+            blocked: false,
+        }
+    }
+
+    /// Starts timing a phase now (time spent before it, e.g. the client's upload, not counted).
+    pub fn mark(&mut self) {
+        self.mark = Instant::now();
+    }
+
+    /// Records the time since the mark for `phase` and moves the mark to now.
+    pub fn phase(&mut self, phase: &'static str) {
+        let now = Instant::now();
+        self.phases
+            .push((phase, now.duration_since(self.mark).as_secs_f64()));
+        self.mark = now;
+    }
+
+    /// Milliseconds since the request started.
+    pub fn elapsed_ms(&self) -> f64 {
+        ms_since(self.started)
+    }
+}
+
+impl Default for RequestCtx {
+    fn default() -> Self {
+        RequestCtx::new()
+    }
+}
+
+/// How a request that could not complete normally ends.
+#[derive(Debug)]
+pub enum Failure {
+    /// Nothing final was sent yet: answer with this error as JSON.
+    Respond(GatewayError),
+    /// A response was already under way: abort the client connection.
+    Abort(GatewayError),
+}
+
+impl From<GatewayError> for Failure {
+    fn from(e: GatewayError) -> Self {
+        Failure::Respond(e)
+    }
+}
+
+impl From<MidStream> for Failure {
+    fn from(e: MidStream) -> Self {
+        Failure::Abort(e.0)
+    }
+}
+
+/// The client went away while its answer was written.
+pub fn client_gone<E>(_: E) -> Failure {
+    Failure::Respond(GatewayError::ClientGone)
+}
+
+pub fn ms_since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+/// Milliseconds rounded to one decimal, for logs and metadata.
+pub fn round1(ms: f64) -> f64 {
+    (ms * 10.0).round() / 10.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{CacheOutcome, Failure, FilterOutcome, RequestCtx};
+    use crate::error::GatewayError;
+    use crate::upstream::forward::MidStream;
+
+    #[test]
+    fn outcomes_serialise_as_the_headers_and_log_show_them() {
+        assert_eq!(
+            [
+                CacheOutcome::NotReached,
+                CacheOutcome::Hit,
+                CacheOutcome::Miss,
+                CacheOutcome::Bypass
+            ]
+            .map(CacheOutcome::as_str),
+            ["-", "HIT", "MISS", "BYPASS"]
+        );
+        assert!(CacheOutcome::Hit.is_hit() && !CacheOutcome::Miss.is_hit());
+        assert_eq!(
+            [
+                FilterOutcome::NotRun,
+                FilterOutcome::Passed,
+                FilterOutcome::Warned,
+                FilterOutcome::Audited,
+                FilterOutcome::Blocked
+            ]
+            .map(FilterOutcome::as_str),
+            ["-", "passed", "warned", "audited", "blocked"]
+        );
+    }
+
+    #[test]
+    fn phases_are_timed_from_the_mark() {
+        let mut ctx = RequestCtx::new();
+        ctx.mark();
+        ctx.phase("auth");
+        ctx.phase("filter");
+        let names: Vec<&str> = ctx.phases.iter().map(|(p, _)| *p).collect();
+        assert_eq!(names, ["auth", "filter"]);
+        assert!(ctx.phases.iter().all(|(_, s)| *s >= 0.0));
+    }
+
+    #[test]
+    fn an_error_after_the_header_went_out_aborts_instead_of_answering() {
+        let f: Failure = MidStream(GatewayError::UpstreamTimeout).into();
+        assert!(matches!(f, Failure::Abort(GatewayError::UpstreamTimeout)));
+        let f: Failure = GatewayError::Unauthorized.into();
+        assert!(matches!(f, Failure::Respond(GatewayError::Unauthorized)));
+    }
+}

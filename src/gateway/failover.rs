@@ -1,0 +1,324 @@
+//! Choosing the upstream and forwarding to it: the work `upstream_peer` does in a textbook
+//! Pingora proxy, plus failover. The candidates come from `stages::routing`; each attempt picks
+//! a usable one (healthy, circuit closed or half-open with its probe slot free, not tried yet;
+//! lowest priority group, weighted round-robin), sends, and on a connect failure, a timeout, a
+//! 5xx or a 429 tries another with the same body, whatever its size, as long as
+//! `routing.max_attempts` allows and nothing has reached the client.
+
+use super::admit::Admitted;
+use super::ctx::{Failure, RequestCtx};
+use super::Gateway;
+use crate::config::Backend;
+use crate::error::GatewayError;
+use crate::metrics;
+use crate::runtime::Runtime;
+use crate::stages::routing;
+use crate::state::health::{Availability, Health, Outcome, Permit};
+use crate::upstream::forward::Upstream;
+use crate::upstream::peer;
+use bytes::Bytes;
+use pingora::http::RequestHeader;
+use pingora::proxy::Session;
+use pingora::upstreams::peer::HttpPeer;
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The attempt that got an answer header.
+pub(super) struct Attempt<'a> {
+    pub upstream: Upstream<'a>,
+    pub backend: Arc<Backend>,
+    pub permit: Permit,
+    pub sent: Instant,
+    /// End of the backend's `total` timeout, when it has one.
+    pub deadline: Option<Instant>,
+}
+
+/// What an answer's status means for the backend's circuit.
+pub(super) fn outcome_of_status(status: u16, retry_after: Option<std::time::Duration>) -> Outcome {
+    match status {
+        429 => match retry_after {
+            Some(d) => Outcome::BackOff(d),
+            None => Outcome::Failure,
+        },
+        500..=599 => Outcome::Failure,
+        200..=299 => Outcome::Success,
+        _ => Outcome::Neutral,
+    }
+}
+
+/// Whether an answer with `status` is worth another backend (nothing has reached the client).
+fn retryable(status: u16) -> bool {
+    status >= 500 || status == 429
+}
+
+/// Runs `work` before `deadline` (if any), else `UpstreamTimeout`.
+pub(super) async fn within<T>(
+    deadline: Option<Instant>,
+    work: impl Future<Output = Result<T, GatewayError>>,
+) -> Result<T, GatewayError> {
+    match deadline {
+        None => work.await,
+        Some(d) => tokio::time::timeout_at(d.into(), work)
+            .await
+            .unwrap_or(Err(GatewayError::UpstreamTimeout)),
+    }
+}
+
+impl Gateway {
+    /// Chooses an upstream for `req` and forwards it, failing over as the module header says.
+    pub(super) async fn forward<'s>(
+        &'s self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        rt: &Runtime,
+        req: &Admitted,
+    ) -> Result<Attempt<'s>, Failure> {
+        let candidates = candidates(rt, req)?;
+        let circuit = &rt.config.routing.circuit;
+        let max = rt.config.routing.max_attempts as usize;
+        let mut last_error = None;
+        while ctx.tried.len() < max {
+            let now = Instant::now();
+            let Some((backend, permit)) = self.choose(&candidates, ctx, rt, now) else {
+                break;
+            };
+            let (header, peer, body) = self.prepare(session, ctx, req, &backend).await?;
+            let sent = Instant::now();
+            let deadline = backend.timeouts.total.map(|t| sent + t);
+            // From here the backend may be working on the request, unless it was never reached.
+            ctx.upstream_called = true;
+            let send = self
+                .forwarder
+                .send(peer, header, body, backend.timeouts.idle, session);
+            let error = match within(deadline, send).await {
+                Ok(upstream) => {
+                    let status = upstream.status();
+                    let again = retryable(status)
+                        && ctx.tried.len() < max
+                        && another_usable(&self.state.health, &candidates, ctx, now);
+                    if !again {
+                        return Ok(Attempt {
+                            upstream,
+                            backend,
+                            permit,
+                            sent,
+                            deadline,
+                        });
+                    }
+                    log::warn!("backend {} answered {status}; trying another", backend.id);
+                    permit.record(outcome_of_status(status, upstream.retry_after()), circuit);
+                    upstream.discard().await;
+                    ctx.upstream_called = false;
+                    GatewayError::UpstreamFailed(format!("status {status}"))
+                }
+                Err(GatewayError::ClientGone) => {
+                    permit.record(Outcome::Neutral, circuit);
+                    return Err(GatewayError::ClientGone.into());
+                }
+                Err(e) => {
+                    log::warn!("backend {} failed: {}", backend.id, e.label());
+                    permit.record(Outcome::Failure, circuit);
+                    // A backend that was never reached consumed nothing.
+                    ctx.upstream_called = e != GatewayError::UpstreamUnreachable;
+                    e
+                }
+            };
+            if let Some(m) = metrics::get() {
+                m.retries.with_label_values(&[backend.id.as_str()]).inc();
+            }
+            last_error = Some(error);
+        }
+        Err(last_error
+            .unwrap_or_else(|| GatewayError::NoBackendAvailable {
+                retry_after: retry_in(&self.state.health, &candidates),
+            })
+            .into())
+    }
+
+    /// The next backend to try and the right to send to it: a usable candidate not tried yet,
+    /// else (with `routing.fallback_to_unusable`) the untried one with the best priority.
+    fn choose(
+        &self,
+        candidates: &[&Arc<Backend>],
+        ctx: &mut RequestCtx,
+        rt: &Runtime,
+        now: Instant,
+    ) -> Option<(Arc<Backend>, Permit)> {
+        let health = &self.state.health;
+        let tick = self.round_robin.fetch_add(1, Ordering::Relaxed);
+        let usable = |b: &Backend| {
+            !ctx.tried.contains(&b.id) && health.availability(&b.id, now) == Availability::Usable
+        };
+        let acquire = |b: &&Arc<Backend>, force| {
+            health
+                .acquire(&b.id, now, force)
+                .map(|p| (Arc::clone(b), p))
+        };
+        let chosen = routing::pick(candidates, usable, tick)
+            .and_then(|b| acquire(&b, false))
+            .or_else(|| {
+                if !rt.config.routing.fallback_to_unusable {
+                    return None;
+                }
+                candidates
+                    .iter()
+                    .filter(|b| !ctx.tried.contains(&b.id))
+                    .min_by_key(|b| b.priority)
+                    .and_then(|b| acquire(b, true))
+            })?;
+        ctx.tried.push(chosen.0.id.clone());
+        ctx.backend = Some(chosen.0.id.clone());
+        Some(chosen)
+    }
+
+    /// What goes to `backend`: the request header (hygiene, credential), the peer (resolved,
+    /// with its timeouts and TLS) and the body as that backend's protocol wants it.
+    async fn prepare(
+        &self,
+        session: &Session,
+        ctx: &mut RequestCtx,
+        req: &Admitted,
+        backend: &Backend,
+    ) -> Result<(RequestHeader, HttpPeer, Bytes), GatewayError> {
+        let rename = backend.renamed(req.view.model());
+        let out = req
+            .view
+            .outbound(req.raw.clone(), backend.protocol, req.cap.inject, rename);
+        let header = peer::request_header(
+            backend,
+            out.path,
+            &session.req_header().headers,
+            out.body.len(),
+            out.rewritten,
+        )?;
+        let peer = peer::peer(backend, &self.resolver).await?;
+        if ctx.tried.len() == 1 {
+            ctx.phase("routing");
+        }
+        Ok((header, peer, out.body))
+    }
+}
+
+/// The backends that may serve `req` (`stages::routing`), or 404 when none does.
+fn candidates<'r>(rt: &'r Runtime, req: &Admitted) -> Result<Vec<&'r Arc<Backend>>, GatewayError> {
+    let cfg = &rt.config;
+    let ask = routing::Ask {
+        model: req.view.model(),
+        route: req.route,
+        consumer: &req.consumer,
+        estimated_tokens: req.prompt_estimate,
+    };
+    let candidates = routing::candidates(&cfg.backends, &cfg.routing.rules, &ask);
+    if candidates.is_empty() {
+        return Err(GatewayError::ModelNotServed {
+            model: ask.model.to_string(),
+        });
+    }
+    Ok(candidates)
+}
+
+/// Whether a candidate not tried yet is usable now.
+fn another_usable(
+    health: &Health,
+    candidates: &[&Arc<Backend>],
+    ctx: &RequestCtx,
+    now: Instant,
+) -> bool {
+    candidates.iter().any(|b| {
+        !ctx.tried.contains(&b.id) && health.availability(&b.id, now) == Availability::Usable
+    })
+}
+
+/// Seconds until some candidate may be usable again (at least 1).
+fn retry_in(health: &Health, candidates: &[&Arc<Backend>]) -> u64 {
+    let now = Instant::now();
+    candidates
+        .iter()
+        .filter_map(|b| match health.availability(&b.id, now) {
+            Availability::Unusable { retry_in } => Some(retry_in.as_secs_f64().ceil() as u64),
+            Availability::Usable => None,
+        })
+        .min()
+        .unwrap_or(1)
+        .max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{another_usable, outcome_of_status, retry_in, retryable, within};
+    use crate::config::Backend;
+    use crate::config::{CircuitConfig, Protocol};
+    use crate::error::GatewayError;
+    use crate::gateway::ctx::RequestCtx;
+    use crate::state::health::{Health, Outcome};
+    use std::sync::Arc;
+    use std::time::Duration;
+    use std::time::Instant;
+
+    fn cfg() -> CircuitConfig {
+        CircuitConfig {
+            failure_threshold: 1,
+            window: Duration::from_secs(60),
+            open_for: Duration::from_secs(30),
+        }
+    }
+
+    #[test]
+    fn server_errors_and_rate_limits_fail_over_and_client_errors_do_not() {
+        assert!(retryable(500) && retryable(503) && retryable(429));
+        assert!(!retryable(200) && !retryable(400) && !retryable(404));
+    }
+
+    #[test]
+    fn statuses_count_for_the_circuit_as_the_breaker_expects() {
+        let back_off = Some(Duration::from_secs(7));
+        assert_eq!(
+            outcome_of_status(429, back_off),
+            Outcome::BackOff(Duration::from_secs(7))
+        );
+        assert_eq!(outcome_of_status(429, None), Outcome::Failure);
+        assert_eq!(outcome_of_status(502, None), Outcome::Failure);
+        assert_eq!(outcome_of_status(201, None), Outcome::Success);
+        assert_eq!(
+            outcome_of_status(400, None),
+            Outcome::Neutral,
+            "the request's fault"
+        );
+    }
+
+    #[test]
+    fn only_untried_usable_backends_count_as_another_and_retry_in_is_the_nearest_reopening() {
+        let health = Arc::new(Health::default());
+        let a = Arc::new(Backend::basic("a", Protocol::OpenAi, &["m"], 1, 1));
+        let b = Arc::new(Backend::basic("b", Protocol::OpenAi, &["m"], 1, 1));
+        let candidates = [&a, &b];
+        let mut ctx = RequestCtx::new();
+        ctx.tried.push("a".into());
+        assert!(another_usable(&health, &candidates, &ctx, Instant::now()));
+        // One failure opens b's circuit for 30 s with this breaker.
+        health
+            .acquire("b", Instant::now(), false)
+            .unwrap()
+            .record(Outcome::Failure, &cfg());
+        assert!(!another_usable(&health, &candidates, &ctx, Instant::now()));
+        let wait = retry_in(&health, &candidates);
+        assert!((29..=30).contains(&wait), "{wait}");
+        assert_eq!(retry_in(&health, &[&a]), 1, "at least a second");
+    }
+
+    #[tokio::test]
+    async fn a_deadline_turns_slow_work_into_a_timeout() {
+        let slow = async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            Ok::<_, GatewayError>(())
+        };
+        let soon = Some(Instant::now() + Duration::from_millis(20));
+        assert_eq!(within(soon, slow).await, Err(GatewayError::UpstreamTimeout));
+        assert_eq!(
+            within(None, async { Ok::<_, GatewayError>(1) }).await,
+            Ok(1)
+        );
+    }
+}

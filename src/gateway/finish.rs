@@ -1,0 +1,241 @@
+//! Finishing the response: the work `response_filter` and `response_body_filter` would do in a
+//! textbook Pingora proxy. The backend's status counts for its circuit; a stream is piped event
+//! by event through the protocol's tap (usage, delivered text, the gateway's own usage event
+//! removed) and settled in `logging`; a whole answer is read, settled with its usage (or an
+//! estimate, marked so), stored in the cache when it is a complete 200, and answered.
+
+use super::admit::Admitted;
+use super::ctx::{client_gone, ms_since, Failure, RequestCtx};
+use super::failover::{outcome_of_status, within, Attempt};
+use super::record;
+use super::Gateway;
+use crate::config::Backend;
+use crate::downstream::response;
+use crate::error::GatewayError;
+use crate::metrics;
+use crate::protocol::sse::SseTap;
+use crate::protocol::{lab, RequestView};
+use crate::runtime::Runtime;
+use crate::stages::cache::CachePlan;
+use crate::state::cache::Entry;
+use crate::state::limits::Headroom;
+use crate::state::unix_now;
+use crate::upstream::forward::PipeEnd;
+use crate::usage::{estimate_tokens, Usage};
+use bytes::Bytes;
+use pingora::proxy::Session;
+use std::time::Instant;
+
+impl Gateway {
+    /// Finishes the request with the answer `attempt` got.
+    pub(super) async fn finish(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        rt: &Runtime,
+        req: Admitted,
+        plan: CachePlan,
+        attempt: Attempt<'_>,
+    ) -> Result<(), Failure> {
+        let status = attempt.upstream.status();
+        if !(200..300).contains(&status) {
+            // Providers do not bill failed or refused requests.
+            ctx.usage = Some(Usage::default());
+        }
+        let outcome = outcome_of_status(status, attempt.upstream.retry_after());
+        let Attempt {
+            upstream,
+            backend,
+            permit,
+            sent,
+            deadline,
+        } = attempt;
+        permit.record(outcome, &rt.config.routing.circuit);
+        if req.view.streaming() {
+            if status >= 500 {
+                upstream.discard().await;
+                return Err(GatewayError::UpstreamFailed(format!("status {status}")).into());
+            }
+            let mut header = upstream.client_header(&backend.id)?;
+            req.extra.apply(&mut header)?;
+            ctx.status = status;
+            let mut tap = req.view.stream_tap();
+            let piped = upstream.pipe(header, session, &mut tap).await;
+            let complete = matches!(piped, Ok(PipeEnd::Complete));
+            self.stream_ended(ctx, &req, &backend, sent, &tap, complete);
+            if piped? == PipeEnd::ClientGone {
+                ctx.error = Some(GatewayError::ClientGone.label());
+            }
+            return Ok(());
+        }
+        // `/chat` is rewritten, so only a 2xx can become its answer; the other routes pass the
+        // backend's own 4xx through.
+        let lab = matches!(req.view, RequestView::Lab(_));
+        let ok = if lab {
+            (200..300).contains(&status)
+        } else {
+            status < 500
+        };
+        if !ok {
+            upstream.discard().await;
+            let what = if lab {
+                status.to_string()
+            } else {
+                format!("status {status}")
+            };
+            return Err(GatewayError::UpstreamFailed(what).into());
+        }
+        let header = upstream.client_header(&backend.id)?;
+        let read = upstream.read_all(rt.config.server.max_response_bytes, session);
+        let body = within(deadline, read).await?;
+        ctx.backend_ms = Some(ms_since(sent));
+        let whole = Whole {
+            status,
+            header,
+            body,
+            backend: &backend,
+        };
+        self.answer_whole(session, ctx, rt, req, &plan, whole).await
+    }
+
+    /// What a stream leaves for `logging` to settle: its own usage, else the prompt plus the
+    /// text delivered so far, marked estimated (never zero); and its timings.
+    fn stream_ended(
+        &self,
+        ctx: &mut RequestCtx,
+        req: &Admitted,
+        backend: &Backend,
+        sent: Instant,
+        tap: &SseTap,
+        complete: bool,
+    ) {
+        ctx.backend_ms = Some(ms_since(sent));
+        if let Some(first) = tap.first_chunk {
+            let ttft = first.duration_since(sent).as_secs_f64();
+            ctx.ttft_ms = Some(ttft * 1000.0);
+            if let Some(m) = metrics::get() {
+                m.ttft
+                    .with_label_values(&[backend.id.as_str()])
+                    .observe(ttft);
+            }
+        }
+        if ctx.usage.is_some() {
+            return;
+        }
+        ctx.usage = Some(tap.usage().unwrap_or_else(|| {
+            if complete {
+                if let Some(m) = metrics::get() {
+                    m.streams_without_usage
+                        .with_label_values(&[backend.id.as_str()])
+                        .inc();
+                }
+                log::warn!(
+                    target: "tollgate::usage",
+                    "backend {} ended a stream without usage; settling on an estimate",
+                    backend.id
+                );
+            }
+            Usage::estimate(req.prompt_estimate, tap.delivered_chars().div_ceil(4))
+        }));
+    }
+
+    /// Settles a whole answer, stores it when it may be cached, and answers the client.
+    async fn answer_whole(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        rt: &Runtime,
+        mut req: Admitted,
+        plan: &CachePlan,
+        whole: Whole<'_>,
+    ) -> Result<(), Failure> {
+        let Whole {
+            status,
+            mut header,
+            body,
+            backend,
+        } = whole;
+        let reported = ctx
+            .usage
+            .or_else(|| req.view.reported_usage(backend.protocol, &body));
+        let answer_text = match &req.view {
+            RequestView::Lab(_) => Some(lab::answer_text(&body, backend.protocol)?),
+            _ => None,
+        };
+        let usage = reported.unwrap_or_else(|| match &answer_text {
+            Some(text) => Usage::estimate(req.prompt_estimate, estimate_tokens(text)),
+            None => self::estimated(ctx),
+        });
+        let cost = self.settle_now(ctx, usage).await;
+        req.extra.cost(cost);
+        self.refresh_headroom(ctx, &mut req);
+        if status == 200 {
+            if let Some(key) = plan.store_key() {
+                let stored = answer_text.clone().map(Bytes::from).unwrap_or(body.clone());
+                let entry = Entry {
+                    body: stored,
+                    expires: Instant::now() + rt.config.cache.ttl,
+                    input_tokens: usage.input,
+                    output_tokens: usage.output,
+                };
+                self.state.cache.store(key, entry, &rt.config.cache);
+            }
+        }
+        ctx.status = status;
+        let Some(text) = answer_text else {
+            header.remove_header("transfer-encoding");
+            header
+                .insert_header("content-length", body.len().to_string())
+                .map_err(|_| GatewayError::Internal)?;
+            req.extra.apply(&mut header)?;
+            return response::write_whole(session, header, body)
+                .await
+                .map_err(client_gone);
+        };
+        let backend_ms = ctx.backend_ms.unwrap_or(0.0);
+        let meta = record::metadata(
+            ctx,
+            &req.consumer,
+            Some(&backend.id),
+            backend_ms,
+            &req.extra,
+        );
+        req.extra.push("x-tollgate-backend", backend.id.clone());
+        response::write_json(session, 200, lab::answer(&text, meta), &req.extra)
+            .await
+            .map_err(client_gone)
+    }
+
+    /// Reports the tightest window after settlement, when the real usage replaced the
+    /// reservation (the window that was tightest at admission keeps its name).
+    fn refresh_headroom(&self, ctx: &mut RequestCtx, req: &mut Admitted) {
+        let Some(h) = ctx.headroom else {
+            return;
+        };
+        let c = &req.consumer;
+        let limits = [c.tokens_per_minute, c.tokens_per_hour, c.tokens_per_day];
+        let now = self.state.limiter.headroom(&c.id, limits, unix_now());
+        req.extra.rate_limit(&Headroom {
+            window: h.window,
+            ..now
+        });
+        ctx.headroom = Some(now);
+    }
+}
+
+/// A whole answer, read.
+struct Whole<'a> {
+    status: u16,
+    header: pingora::http::ResponseHeader,
+    body: Bytes,
+    backend: &'a Backend,
+}
+
+/// The usage to settle on when a non-streamed OpenAI answer reports none: the reserved worst
+/// case, never zero.
+fn estimated(ctx: &RequestCtx) -> Usage {
+    ctx.reservation
+        .as_ref()
+        .map(|r| r.worst_case())
+        .unwrap_or_default()
+}

@@ -1,0 +1,173 @@
+//! The lab agent's contract (`POST /chat`): `{"message","session_id","model"}` in,
+//! `{"response","gateway_metadata"}` out, errors as FastAPI's `{"detail"}`.
+//!
+//! A `/chat` request is translated for the backend that serves it: a lab agent gets
+//! `{"message","session_id"}` on its own `/chat`; an OpenAI backend a one-message chat completion
+//! with the gateway's output cap. The answer's text is read back from either and wrapped with
+//! the gateway's metadata.
+
+use super::json::json_error;
+use super::{anthropic, openai};
+use crate::config::Protocol;
+use crate::error::GatewayError;
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::json;
+
+/// The lab agent's `/chat` request.
+#[derive(Debug)]
+pub struct LabView {
+    pub message: String,
+    pub session_id: String,
+    pub model: String,
+}
+
+#[derive(Deserialize)]
+struct LabWire {
+    message: String,
+    #[serde(default)]
+    session_id: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+}
+
+/// Parses and validates a `/chat` body (`model` defaults to `default`, `session_id` to
+/// `default`, as the lab's agent does).
+pub fn parse(body: &[u8]) -> Result<LabView, GatewayError> {
+    let wire: LabWire = serde_json::from_slice(body).map_err(json_error)?;
+    if wire.message.is_empty() {
+        return Err(GatewayError::BadRequest(
+            "`message` must not be empty".into(),
+        ));
+    }
+    let model = wire.model.unwrap_or_else(|| "default".into());
+    if model.trim().is_empty() {
+        return Err(GatewayError::BadRequest("`model` must not be empty".into()));
+    }
+    Ok(LabView {
+        message: wire.message,
+        session_id: wire.session_id.unwrap_or_else(|| "default".into()),
+        model,
+    })
+}
+
+impl LabView {
+    /// The path on a backend speaking `protocol`.
+    pub fn path(protocol: Protocol) -> &'static str {
+        match protocol {
+            Protocol::LabAgent => "/chat",
+            _ => "/v1/chat/completions",
+        }
+    }
+
+    /// The body a backend speaking `protocol` receives.
+    pub fn outbound(&self, protocol: Protocol, cap: Option<u64>, rename: Option<&str>) -> Bytes {
+        let value = match protocol {
+            Protocol::LabAgent => json!({"message": self.message, "session_id": self.session_id}),
+            Protocol::OpenAi | Protocol::Anthropic => {
+                let mut v = json!({
+                    "model": rename.unwrap_or(&self.model),
+                    "messages": [{"role": "user", "content": self.message}],
+                });
+                if let (Some(cap), Some(obj)) = (cap, v.as_object_mut()) {
+                    obj.insert("max_tokens".into(), json!(cap));
+                }
+                v
+            }
+        };
+        Bytes::from(value.to_string())
+    }
+
+    /// What identifies the request for the cache: the agent answers per session.
+    pub fn cache_identity(&self) -> Vec<u8> {
+        json!({"message": self.message, "session_id": self.session_id})
+            .to_string()
+            .into_bytes()
+    }
+}
+
+/// The answer text in a backend's response to a translated `/chat` request.
+pub fn answer_text(body: &[u8], protocol: Protocol) -> Result<String, GatewayError> {
+    let text = match protocol {
+        Protocol::LabAgent => serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v.get("response")?.as_str().map(str::to_string)),
+        Protocol::OpenAi => openai::answer_text(body),
+        Protocol::Anthropic => anthropic::answer_text(body),
+    };
+    text.ok_or_else(|| GatewayError::UpstreamFailed("invalid response body".into()))
+}
+
+/// The `/chat` answer: the text and the gateway's metadata.
+pub fn answer(text: &str, metadata: serde_json::Value) -> Bytes {
+    json!({"response": text, "gateway_metadata": metadata})
+        .to_string()
+        .into()
+}
+
+/// `{"detail":"…"}`, the lab agent's (FastAPI) shape.
+pub fn error_body(e: &GatewayError) -> serde_json::Value {
+    json!({"detail": e.message()})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{parse as parse_route, RequestView, Route};
+
+    #[test]
+    fn lab_chat_defaults_model_and_session() {
+        let RequestView::Lab(l) = parse_route(Route::LabChat, br#"{"message":"hello"}"#).unwrap()
+        else {
+            panic!("lab view expected")
+        };
+        assert_eq!(
+            (l.model.as_str(), l.session_id.as_str()),
+            ("default", "default")
+        );
+        assert!(parse_route(Route::LabChat, br#"{"session_id":"s"}"#).is_err());
+        assert!(parse_route(Route::LabChat, br#"{"message":""}"#).is_err());
+    }
+
+    #[test]
+    fn lab_chat_is_translated_for_each_protocol() {
+        let view = LabView {
+            message: "hi".into(),
+            session_id: "s1".into(),
+            model: "gpt-4".into(),
+        };
+        let agent: serde_json::Value =
+            serde_json::from_slice(&view.outbound(Protocol::LabAgent, Some(9), None)).unwrap();
+        assert_eq!(agent, json!({"message": "hi", "session_id": "s1"}));
+        let openai: serde_json::Value =
+            serde_json::from_slice(&view.outbound(Protocol::OpenAi, Some(9), Some("dep"))).unwrap();
+        assert_eq!(openai["messages"][0]["content"], "hi");
+        assert_eq!(openai["model"], "dep", "an alias names the backend's model");
+        assert_eq!(openai["max_tokens"], 9);
+    }
+
+    #[test]
+    fn answer_text_comes_from_either_protocol() {
+        assert_eq!(
+            answer_text(br#"{"response":"ok"}"#, Protocol::LabAgent).unwrap(),
+            "ok"
+        );
+        assert_eq!(
+            answer_text(
+                br#"{"choices":[{"message":{"role":"assistant","content":"yo"}}]}"#,
+                Protocol::OpenAi
+            )
+            .unwrap(),
+            "yo"
+        );
+        assert!(answer_text(b"<html>", Protocol::LabAgent).is_err());
+    }
+
+    #[test]
+    fn detail_dialect_is_the_seed_shape() {
+        assert_eq!(
+            error_body(&GatewayError::UpstreamUnreachable),
+            json!({"detail": "Backend is unreachable. Try again later."})
+        );
+    }
+}

@@ -1,0 +1,337 @@
+//! The wire formats: what each client dialect looks like, one file each, and the route table
+//! that maps a request to its dialect.
+//!
+//! For every dialect its file owns: parsing a request into the view the stages use (the model,
+//! streaming, the output cap, every text the model will read and so the prompt estimate), the
+//! body a backend receives (the gateway's output cap, a stream's usage request, a translated
+//! body), the usage a backend reports in a whole answer and in a stream, and the error body
+//! shape its SDKs parse. [`sse`] is the event framing the streaming dialects share, [`provider`]
+//! how each kind of backend is addressed, [`json`] the body edits they share.
+//!
+//! Input: the route and the raw body. Decision: the view, or a 400 with the reason. Nothing here
+//! touches a socket or the gateway's state.
+
+pub mod anthropic;
+pub mod embeddings;
+pub mod json;
+pub mod lab;
+pub mod openai;
+pub mod provider;
+pub mod sse;
+
+use crate::config::Protocol;
+use crate::error::GatewayError;
+use crate::usage::{estimate_tokens, Usage, PER_MESSAGE_TOKENS};
+use anthropic::MessagesView;
+use bytes::Bytes;
+use embeddings::EmbeddingsView;
+use lab::LabView;
+use openai::ChatView;
+use sse::SseTap;
+
+/// The consumer-plane routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// `POST /v1/chat/completions`, OpenAI-compatible.
+    ChatCompletions,
+    /// `POST /chat`, the lab agent's contract.
+    LabChat,
+    /// `POST /v1/messages`, the Anthropic Messages API.
+    Messages,
+    /// `POST /v1/embeddings`, OpenAI-compatible.
+    Embeddings,
+    /// `GET /v1/models`: the models this consumer may use, answered by the gateway.
+    Models,
+}
+
+/// The JSON error dialect a route speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// `{"error":{"message","type","code"}}`, what OpenAI SDKs parse.
+    OpenAi,
+    /// `{"detail":"…"}`, the lab agent's (FastAPI) shape.
+    Detail,
+    /// `{"type":"error","error":{"type","message"}}`, what Anthropic SDKs parse.
+    Anthropic,
+}
+
+impl Route {
+    /// The route for a method and path; unknown paths are 404, other methods 405.
+    pub fn resolve(method: &http::Method, path: &str) -> Result<Route, GatewayError> {
+        let route = match path.trim_end_matches('/') {
+            "/v1/chat/completions" => Route::ChatCompletions,
+            "/chat" => Route::LabChat,
+            "/v1/messages" => Route::Messages,
+            "/v1/embeddings" => Route::Embeddings,
+            "/v1/models" => Route::Models,
+            _ => return Err(GatewayError::NotFound),
+        };
+        let expected = match route {
+            Route::Models => http::Method::GET,
+            _ => http::Method::POST,
+        };
+        if method != expected {
+            return Err(GatewayError::MethodNotAllowed);
+        }
+        Ok(route)
+    }
+
+    /// The error dialect for a path, also for requests that matched no route.
+    pub fn dialect_for_path(path: &str) -> Dialect {
+        match path.trim_end_matches('/') {
+            "/chat" => Dialect::Detail,
+            "/v1/messages" => Dialect::Anthropic,
+            _ => Dialect::OpenAi,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Route::ChatCompletions => "chat_completions",
+            Route::LabChat => "chat",
+            Route::Messages => "messages",
+            Route::Embeddings => "embeddings",
+            Route::Models => "models",
+        }
+    }
+
+    /// Whether a backend speaking `protocol` can serve this route.
+    pub fn accepts(self, protocol: Protocol) -> bool {
+        match self {
+            Route::ChatCompletions | Route::Embeddings => protocol == Protocol::OpenAi,
+            // `/chat` is translated for OpenAI backends.
+            Route::LabChat => matches!(protocol, Protocol::LabAgent | Protocol::OpenAi),
+            Route::Messages => protocol == Protocol::Anthropic,
+            Route::Models => false,
+        }
+    }
+}
+
+/// The JSON error body for `e` in `dialect`.
+pub fn error_body(e: &GatewayError, dialect: Dialect) -> Bytes {
+    let value = match dialect {
+        Dialect::OpenAi => openai::error_body(e),
+        Dialect::Detail => lab::error_body(e),
+        Dialect::Anthropic => anthropic::error_body(e),
+    };
+    Bytes::from(value.to_string())
+}
+
+/// A parsed, validated request.
+#[derive(Debug)]
+pub enum RequestView {
+    Chat(ChatView),
+    Lab(LabView),
+    Messages(MessagesView),
+    Embeddings(EmbeddingsView),
+}
+
+/// Parses and validates a body for `route`.
+pub fn parse(route: Route, body: &[u8]) -> Result<RequestView, GatewayError> {
+    json::precheck(body)?;
+    match route {
+        Route::ChatCompletions => openai::parse(body).map(RequestView::Chat),
+        Route::LabChat => lab::parse(body).map(RequestView::Lab),
+        Route::Messages => anthropic::parse(body).map(RequestView::Messages),
+        Route::Embeddings => embeddings::parse(body).map(RequestView::Embeddings),
+        Route::Models => Err(GatewayError::MethodNotAllowed),
+    }
+}
+
+/// What goes to the backend: the path below its prefix and the body.
+#[derive(Debug)]
+pub struct Outbound {
+    pub path: &'static str,
+    pub body: Bytes,
+    /// The gateway wrote this body (so it sets `Content-Type` itself).
+    pub rewritten: bool,
+}
+
+impl RequestView {
+    pub fn model(&self) -> &str {
+        match self {
+            RequestView::Chat(c) => &c.model,
+            RequestView::Lab(l) => &l.model,
+            RequestView::Messages(m) => &m.model,
+            RequestView::Embeddings(e) => &e.model,
+        }
+    }
+
+    /// Every text the model will read: message contents and text parts, or the `/chat` message.
+    pub fn texts(&self) -> Vec<&str> {
+        match self {
+            RequestView::Lab(l) => vec![l.message.as_str()],
+            RequestView::Messages(m) => m.texts(),
+            RequestView::Embeddings(e) => e.texts(),
+            RequestView::Chat(c) => c.texts(),
+        }
+    }
+
+    /// Estimated prompt tokens: ceil(characters / 4) of every text, plus per-message framing.
+    pub fn prompt_estimate(&self) -> u64 {
+        let (messages, token_ids) = match self {
+            RequestView::Chat(c) => (c.messages.len() as u64, 0),
+            RequestView::Lab(_) => (1, 0),
+            RequestView::Messages(m) => (m.messages.len() as u64 + 1, 0),
+            RequestView::Embeddings(e) => (0, e.token_ids()),
+        };
+        self.texts()
+            .iter()
+            .map(|t| estimate_tokens(t))
+            .sum::<u64>()
+            .saturating_add(token_ids)
+            .saturating_add(messages.saturating_mul(PER_MESSAGE_TOKENS))
+    }
+
+    /// How many choices (`n`) the request asks for (1 where the API has no such field).
+    pub fn choices(&self) -> u64 {
+        match self {
+            RequestView::Chat(c) => c.n.unwrap_or(1),
+            _ => 1,
+        }
+    }
+
+    /// The output cap the client set, if any, for all its choices.
+    pub fn client_output_cap(&self) -> Option<u64> {
+        match self {
+            RequestView::Chat(c) => c.output_cap(),
+            RequestView::Messages(m) => m.max_tokens,
+            RequestView::Lab(_) => None,
+            // Embeddings produce no output tokens.
+            RequestView::Embeddings(_) => Some(0),
+        }
+    }
+
+    pub fn streaming(&self) -> bool {
+        match self {
+            RequestView::Chat(c) => c.streaming(),
+            RequestView::Messages(m) => m.streaming(),
+            _ => false,
+        }
+    }
+
+    /// The request as a backend speaking `protocol` receives it, with the gateway's output cap
+    /// (`inject_cap`, when the client set none) and the backend's own model name (`rename`, an
+    /// alias).
+    pub fn outbound(
+        &self,
+        raw: Bytes,
+        protocol: Protocol,
+        inject_cap: Option<u64>,
+        rename: Option<&str>,
+    ) -> Outbound {
+        let (path, body, rewritten) = match self {
+            RequestView::Chat(c) => (
+                "/v1/chat/completions",
+                c.outbound(raw, inject_cap, rename),
+                false,
+            ),
+            RequestView::Lab(l) => (
+                LabView::path(protocol),
+                l.outbound(protocol, inject_cap, rename),
+                true,
+            ),
+            RequestView::Messages(m) => {
+                ("/v1/messages", m.outbound(raw, inject_cap, rename), false)
+            }
+            RequestView::Embeddings(e) => ("/v1/embeddings", e.outbound(raw, rename), false),
+        };
+        Outbound {
+            path,
+            body,
+            rewritten,
+        }
+    }
+
+    /// What identifies the request for the response cache: the canonical body as the backend
+    /// receives it (the gateway's cap included), or the `/chat` message and session. `None` when
+    /// the body cannot be canonicalised (it is then not cached).
+    pub fn cache_identity(&self, raw: &[u8], inject_cap: Option<u64>) -> Option<Vec<u8>> {
+        match self {
+            RequestView::Lab(l) => Some(l.cache_identity()),
+            _ => json::canonical(raw, inject_cap.map(|cap| ("max_tokens", cap.into()))),
+        }
+    }
+
+    /// The usage a backend speaking `protocol` reported in a whole (non-streamed) answer.
+    pub fn reported_usage(&self, protocol: Protocol, body: &[u8]) -> Option<Usage> {
+        match (self, protocol) {
+            (RequestView::Messages(_), _) | (_, Protocol::Anthropic) => anthropic::usage(body),
+            (_, Protocol::OpenAi) => openai::usage(body),
+            (_, Protocol::LabAgent) => None,
+        }
+    }
+
+    /// The reader for this request's event stream. The gateway asked an OpenAI stream for its
+    /// usage when the client did not; that event is removed from what the client sees.
+    pub fn stream_tap(&self) -> SseTap {
+        match self {
+            RequestView::Messages(_) => SseTap::anthropic(),
+            RequestView::Chat(c) => SseTap::new(!c.wants_usage()),
+            _ => SseTap::new(false),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_resolve_by_method_and_path() {
+        use http::Method;
+        assert_eq!(
+            Route::resolve(&Method::POST, "/v1/chat/completions"),
+            Ok(Route::ChatCompletions)
+        );
+        assert_eq!(Route::resolve(&Method::POST, "/chat"), Ok(Route::LabChat));
+        assert_eq!(
+            Route::resolve(&Method::GET, "/chat"),
+            Err(GatewayError::MethodNotAllowed)
+        );
+        assert_eq!(
+            Route::resolve(&Method::POST, "/admin"),
+            Err(GatewayError::NotFound)
+        );
+    }
+
+    #[test]
+    fn each_route_speaks_its_error_dialect() {
+        let e = GatewayError::UpstreamTimeout;
+        let body = |path| -> serde_json::Value {
+            serde_json::from_slice(&error_body(&e, Route::dialect_for_path(path))).unwrap()
+        };
+        assert_eq!(
+            body("/v1/chat/completions")["error"]["code"],
+            "upstream_timeout"
+        );
+        assert_eq!(body("/v1/messages")["error"]["type"], "overloaded_error");
+        assert_eq!(body("/chat")["detail"], "Backend did not answer in time.");
+        assert!(
+            body("/nowhere").get("error").is_some(),
+            "OpenAI's by default"
+        );
+    }
+
+    #[test]
+    fn the_cache_identity_counts_the_injected_cap_and_ignores_key_order() {
+        let a = br#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#;
+        let b = br#"{"messages":[{"content":"x","role":"user"}],"model":"m"}"#;
+        let view = parse(Route::ChatCompletions, a).unwrap();
+        assert_eq!(
+            view.cache_identity(a, Some(5)),
+            view.cache_identity(b, Some(5))
+        );
+        assert_ne!(
+            view.cache_identity(a, Some(5)),
+            view.cache_identity(a, None)
+        );
+        let lab = parse(Route::LabChat, br#"{"message":"hi","session_id":"s"}"#).unwrap();
+        let other = parse(Route::LabChat, br#"{"message":"hi","session_id":"t"}"#).unwrap();
+        assert_ne!(
+            lab.cache_identity(b"", None),
+            other.cache_identity(b"", None),
+            "a lab agent answers per session"
+        );
+    }
+}

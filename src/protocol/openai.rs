@@ -1,0 +1,456 @@
+//! OpenAI chat completions (`POST /v1/chat/completions`): the request view, the body a backend
+//! receives, usage from the JSON answer and from the stream's chunks, and the error shape OpenAI
+//! SDKs parse (`{"error":{"message","type","code"}}`).
+//!
+//! The body is forwarded byte for byte, unless the gateway must add its output cap (when the
+//! client set none), ask a stream for its usage (`stream_options.include_usage`, when the client
+//! did not), or name the backend's own model (an alias).
+
+use super::json::{self, json_error, with_members};
+use crate::error::{Fault, GatewayError};
+use crate::usage::Usage;
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::json;
+
+/// What the gateway reads from an OpenAI chat-completions body.
+#[derive(Debug, Deserialize)]
+pub struct ChatView {
+    pub model: String,
+    pub messages: Vec<Message>,
+    #[serde(default)]
+    pub stream: Option<bool>,
+    #[serde(default)]
+    pub max_tokens: Option<u64>,
+    #[serde(default)]
+    pub max_completion_tokens: Option<u64>,
+    #[serde(default)]
+    pub n: Option<u64>,
+    #[serde(default)]
+    pub stream_options: Option<StreamOptions>,
+}
+
+/// `stream_options` of a chat request.
+#[derive(Debug, Deserialize)]
+pub struct StreamOptions {
+    #[serde(default)]
+    pub include_usage: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Message {
+    pub role: String,
+    #[serde(default)]
+    pub content: Option<Content>,
+}
+
+/// A message's content: a string or a list of typed parts.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Content {
+    Text(String),
+    Parts(Vec<Part>),
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Part {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub text: Option<String>,
+}
+
+const ROLES: &[&str] = &[
+    "system",
+    "developer",
+    "user",
+    "assistant",
+    "tool",
+    "function",
+];
+
+impl ChatView {
+    pub fn streaming(&self) -> bool {
+        self.stream.unwrap_or(false)
+    }
+
+    /// The client asked for the final usage chunk itself.
+    pub fn wants_usage(&self) -> bool {
+        self.stream_options
+            .as_ref()
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false)
+    }
+
+    /// Every text the model will read: message contents and text parts.
+    pub fn texts(&self) -> Vec<&str> {
+        let mut out = Vec::with_capacity(self.messages.len());
+        for m in &self.messages {
+            match &m.content {
+                Some(Content::Text(t)) => out.push(t.as_str()),
+                Some(Content::Parts(parts)) => {
+                    out.extend(parts.iter().filter_map(|p| p.text.as_deref()))
+                }
+                None => {}
+            }
+        }
+        out
+    }
+
+    /// The output cap the client set (`max_completion_tokens` wins over `max_tokens`), for all
+    /// `n` choices.
+    pub fn output_cap(&self) -> Option<u64> {
+        self.max_completion_tokens
+            .or(self.max_tokens)
+            .map(|cap| cap.saturating_mul(self.n.unwrap_or(1)))
+    }
+
+    /// The body a backend receives: the client's, with the gateway's cap (`inject_cap`), the
+    /// usage request of a stream and the backend's model name (`rename`) where needed.
+    pub fn outbound(&self, raw: Bytes, inject_cap: Option<u64>, rename: Option<&str>) -> Bytes {
+        // A stream the client did not ask usage for gets it anyway (the gateway settles on it
+        // and removes that event from what the client sees).
+        let add_usage = self.streaming() && !self.wants_usage();
+        if rename.is_some() || (add_usage && self.stream_options.is_some()) {
+            return json::rewritten(&raw, |obj| {
+                if let Some(model) = rename {
+                    obj.insert("model".into(), json!(model));
+                }
+                if let Some(cap) = inject_cap {
+                    obj.insert("max_tokens".into(), json!(cap));
+                }
+                if add_usage {
+                    let opts = obj.entry("stream_options").or_insert_with(|| json!({}));
+                    if let Some(o) = opts.as_object_mut() {
+                        o.insert("include_usage".into(), json!(true));
+                    }
+                }
+            });
+        }
+        let mut members = Vec::new();
+        if let Some(cap) = inject_cap {
+            members.push(format!("\"max_tokens\":{cap}"));
+        }
+        if add_usage {
+            members.push("\"stream_options\":{\"include_usage\":true}".to_string());
+        }
+        with_members(&raw, &members)
+    }
+}
+
+/// Parses and validates a chat-completions body.
+pub fn parse(body: &[u8]) -> Result<ChatView, GatewayError> {
+    let view: ChatView = serde_json::from_slice(body).map_err(json_error)?;
+    if view.model.trim().is_empty() {
+        return Err(GatewayError::BadRequest("`model` must not be empty".into()));
+    }
+    if view.messages.is_empty() {
+        return Err(GatewayError::BadRequest(
+            "`messages` must not be empty".into(),
+        ));
+    }
+    for (i, m) in view.messages.iter().enumerate() {
+        if !ROLES.contains(&m.role.as_str()) {
+            return Err(GatewayError::BadRequest(format!(
+                "messages[{i}].role must be one of {}",
+                ROLES.join(", ")
+            )));
+        }
+    }
+    if view.max_tokens == Some(0) || view.max_completion_tokens == Some(0) {
+        return Err(GatewayError::BadRequest(
+            "the output cap must be at least 1 token".into(),
+        ));
+    }
+    if view.n == Some(0) {
+        return Err(GatewayError::BadRequest("`n` must be at least 1".into()));
+    }
+    Ok(view)
+}
+
+/// Adds `"max_tokens": cap` as the first member of the JSON object in `raw` (which the parser
+/// already accepted and which has no output cap), leaving every other byte as it was.
+pub fn with_max_tokens(raw: &Bytes, cap: u64) -> Bytes {
+    with_members(raw, &[format!("\"max_tokens\":{cap}")])
+}
+
+#[derive(Deserialize)]
+struct UsageWire {
+    prompt_tokens: u64,
+    /// Absent for embeddings.
+    #[serde(default)]
+    completion_tokens: u64,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptDetails>,
+    #[serde(default)]
+    completion_tokens_details: Option<CompletionDetails>,
+}
+
+#[derive(Deserialize)]
+struct PromptDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct CompletionDetails {
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct WithUsage {
+    #[serde(default)]
+    usage: Option<UsageWire>,
+}
+
+impl From<UsageWire> for Usage {
+    fn from(u: UsageWire) -> Usage {
+        Usage {
+            input: u.prompt_tokens,
+            output: u.completion_tokens,
+            cached: u
+                .prompt_tokens_details
+                .and_then(|d| d.cached_tokens)
+                .unwrap_or(0),
+            reasoning: u
+                .completion_tokens_details
+                .and_then(|d| d.reasoning_tokens)
+                .unwrap_or(0),
+            estimated: false,
+        }
+    }
+}
+
+/// The `usage` of an OpenAI JSON answer (chat completions or embeddings), if it reports one.
+pub fn usage(body: &[u8]) -> Option<Usage> {
+    serde_json::from_slice::<WithUsage>(body)
+        .ok()?
+        .usage
+        .map(Usage::from)
+}
+
+/// The part of a stream chunk the gateway reads.
+#[derive(Deserialize)]
+struct ChunkWire {
+    #[serde(default)]
+    choices: Vec<ChoiceWire>,
+    #[serde(default)]
+    usage: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceWire {
+    #[serde(default)]
+    delta: Option<DeltaWire>,
+}
+
+#[derive(Deserialize)]
+struct DeltaWire {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    reasoning_content: Option<String>,
+}
+
+/// What a chat-completions stream told so far.
+#[derive(Debug, Default)]
+pub struct StreamState {
+    pub usage: Option<Usage>,
+    /// Characters of completion text forwarded to the client.
+    pub delivered_chars: u64,
+    /// `data: [DONE]` was seen.
+    pub done: bool,
+}
+
+impl StreamState {
+    /// Reads one event's `data`; returns whether the client sees the event (a usage-only chunk
+    /// is hidden when `strip_usage`: the gateway asked for it, the client did not).
+    pub fn observe(&mut self, data: &str, strip_usage: bool) -> bool {
+        if data.trim() == "[DONE]" {
+            self.done = true;
+            return true;
+        }
+        let Ok(chunk) = serde_json::from_str::<ChunkWire>(data) else {
+            return true;
+        };
+        let usage_only =
+            chunk.choices.is_empty() && chunk.usage.as_ref().is_some_and(|u| !u.is_null());
+        if let Some(u) = chunk.usage.filter(|u| !u.is_null()) {
+            if let Ok(parsed) = serde_json::from_value::<UsageWire>(u) {
+                self.usage = Some(parsed.into());
+            }
+        }
+        let forwarded = !(strip_usage && usage_only);
+        if forwarded {
+            for c in &chunk.choices {
+                if let Some(d) = &c.delta {
+                    for t in [&d.content, &d.reasoning_content].into_iter().flatten() {
+                        self.delivered_chars += t.chars().count() as u64;
+                    }
+                }
+            }
+        }
+        forwarded
+    }
+}
+
+/// The answer text of a chat completion (a tool-call-only completion has none: empty).
+pub fn answer_text(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    match v.pointer("/choices/0/message/content") {
+        Some(serde_json::Value::String(s)) => Some(s.clone()),
+        Some(serde_json::Value::Null) => Some(String::new()),
+        _ => None,
+    }
+}
+
+/// `{"error":{"message","type","code"}}`, what OpenAI SDKs parse.
+pub fn error_body(e: &GatewayError) -> serde_json::Value {
+    let kind = match (e, e.fault()) {
+        (GatewayError::Unauthorized, _) => "authentication_error",
+        (GatewayError::ModelNotAllowed { .. }, _) => "permission_error",
+        (GatewayError::RateLimited { .. } | GatewayError::BudgetExceeded { .. }, _) => {
+            "rate_limit_error"
+        }
+        (_, Fault::Client) => "invalid_request_error",
+        (_, Fault::Upstream) => "upstream_error",
+        (_, Fault::Internal) => "internal_error",
+    };
+    let code = match e {
+        GatewayError::Unauthorized => "invalid_api_key",
+        GatewayError::ModelNotAllowed { .. } => "model_not_allowed",
+        GatewayError::ModelNotServed { .. } => "model_not_found",
+        other => other.label(),
+    };
+    json!({"error": {"message": e.message(), "type": kind, "code": code}})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{parse as parse_route, RequestView, Route};
+
+    #[test]
+    fn parses_an_openai_body_with_string_and_part_contents() {
+        let body = br#"{"model":"gpt-4","stream":true,"max_tokens":5,"messages":[
+            {"role":"system","content":"be brief"},
+            {"role":"user","content":[{"type":"text","text":"hi"},{"type":"image_url","image_url":{"url":"x"}}]}]}"#;
+        let RequestView::Chat(c) = parse_route(Route::ChatCompletions, body).unwrap() else {
+            panic!("chat view expected")
+        };
+        assert_eq!(c.model, "gpt-4");
+        assert!(c.streaming());
+        assert_eq!(c.max_tokens, Some(5));
+        assert_eq!(c.messages.len(), 2);
+    }
+
+    #[test]
+    fn rejects_bad_openai_bodies_with_a_reason() {
+        for (body, needle) in [
+            (
+                &br#"{"messages":[{"role":"user","content":"x"}]}"#[..],
+                "model",
+            ),
+            (br#"{"model":"m","messages":[]}"#, "messages"),
+            (br#"{"model":"m","messages":"x"}"#, "invalid type"),
+            (
+                br#"{"model":5,"messages":[{"role":"user","content":"x"}]}"#,
+                "invalid type",
+            ),
+            (
+                br#"{"model":"m","messages":[{"role":"boss","content":"x"}]}"#,
+                "role",
+            ),
+            (
+                br#"{"model":"m","stream":"yes","messages":[{"role":"user","content":"x"}]}"#,
+                "invalid type",
+            ),
+            (
+                br#"{"model":"m","max_tokens":-1,"messages":[{"role":"user","content":"x"}]}"#,
+                "invalid value",
+            ),
+            (b"{not json", "key must be a string"),
+            (b"", "JSON object"),
+        ] {
+            match parse_route(Route::ChatCompletions, body) {
+                Err(GatewayError::BadRequest(msg)) => assert!(msg.contains(needle), "{msg}"),
+                other => panic!("{other:?} for {}", String::from_utf8_lossy(body)),
+            }
+        }
+    }
+
+    #[test]
+    fn the_output_cap_is_added_without_touching_other_bytes() {
+        let raw = Bytes::from_static(
+            b" {\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"{x}\"}]}",
+        );
+        let out = with_max_tokens(&raw, 256);
+        assert_eq!(
+            &out[..],
+            &b" {\"max_tokens\":256,\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"{x}\"}]}"[..]
+        );
+        let RequestView::Chat(c) = parse_route(Route::ChatCompletions, &out).unwrap() else {
+            panic!("chat view expected")
+        };
+        assert_eq!(c.max_tokens, Some(256));
+    }
+
+    #[test]
+    fn a_stream_gets_include_usage_only_when_the_client_did_not_ask() {
+        let send = |body: &'static [u8]| -> serde_json::Value {
+            let raw = Bytes::from_static(body);
+            let RequestView::Chat(c) = parse_route(Route::ChatCompletions, &raw).unwrap() else {
+                panic!("chat view expected")
+            };
+            serde_json::from_slice(&c.outbound(raw, None, None)).unwrap()
+        };
+        let v = send(br#"{"model":"m","stream":true,"max_tokens":1,"messages":[{"role":"user","content":"x"}]}"#);
+        assert_eq!(v["stream_options"]["include_usage"], true);
+        let v = send(br#"{"model":"m","stream":true,"max_tokens":1,"stream_options":{"x":1},"messages":[{"role":"user","content":"x"}]}"#);
+        assert_eq!(v["stream_options"], json!({"x": 1, "include_usage": true}));
+        let v = send(br#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":"x"}]}"#);
+        assert!(
+            v.get("stream_options").is_none(),
+            "not for non-streamed requests"
+        );
+    }
+
+    #[test]
+    fn texts_cover_every_string_and_text_part() {
+        let body = br#"{"model":"m","messages":[{"role":"system","content":"a"},
+            {"role":"user","content":[{"type":"text","text":"b"},{"type":"image_url"}]},{"role":"assistant"}]}"#;
+        let v = parse_route(Route::ChatCompletions, body).unwrap();
+        assert_eq!(v.texts(), ["a", "b"]);
+        assert_eq!(v.prompt_estimate(), 1 + 1 + 3 * 4);
+    }
+
+    #[test]
+    fn usage_is_read_with_cached_and_reasoning_tokens() {
+        let body = br#"{"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15,
+            "prompt_tokens_details":{"cached_tokens":4},"completion_tokens_details":{"reasoning_tokens":2}}}"#;
+        assert_eq!(
+            usage(body),
+            Some(Usage {
+                input: 10,
+                output: 5,
+                cached: 4,
+                reasoning: 2,
+                estimated: false
+            })
+        );
+        assert_eq!(usage(br#"{"choices":[]}"#), None);
+        assert_eq!(usage(b"not json"), None);
+    }
+
+    #[test]
+    fn openai_dialect_has_message_type_and_code() {
+        let v = error_body(&GatewayError::Unauthorized);
+        assert_eq!(v["error"]["type"], "authentication_error");
+        assert_eq!(v["error"]["code"], "invalid_api_key");
+        assert!(v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Invalid or missing API key"));
+    }
+}
