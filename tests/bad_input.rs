@@ -5,30 +5,8 @@
 mod common;
 
 use common::*;
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::time::Duration;
-
-/// The status code of a raw HTTP answer (0 when there is none).
-fn status_of(answer: &str) -> u16 {
-    answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
-}
-
-/// Sends raw bytes; returns the status and the whole answer (the connection is read to its end
-/// or for at most 5 s).
-fn raw(port: u16, bytes: &[u8]) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let _ = s.write_all(bytes);
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out).to_string();
-    (status_of(&text), text)
-}
 
 /// A way of presenting (or not) a key: name, headers, path.
 type Credential<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
@@ -427,7 +405,7 @@ fn a_request_refused_as_overloaded_keeps_its_connection_when_its_body_is_plain()
         slow
     };
     let slow = occupy("first");
-    let mut s = TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+    let mut s = connect(gw.port);
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut reader = std::io::BufReader::new(s.try_clone().unwrap());
     let keep_alive = post_bytes(
@@ -464,23 +442,15 @@ fn a_request_refused_as_overloaded_keeps_its_connection_when_its_body_is_plain()
 
 /// Sends a request head declaring `len` body bytes, then `sent` of them, one every `gap`; returns
 /// the status and how long the gateway took to answer after the last byte went out.
-fn trickle(port: u16, len: usize, sent: usize, gap: Duration) -> (u16, String, Duration) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+fn trickle_body(port: u16, len: usize, sent: usize, gap: Duration) -> (u16, String, Duration) {
+    let mut s = connect(port);
     let head = format!(
         "POST /v1/chat/completions HTTP/1.1\r\nHost: a\r\nX-API-Key: {KEY_STANDARD}\r\nContent-Length: {len}\r\n\r\n"
     );
     s.write_all(head.as_bytes()).unwrap();
-    for _ in 0..sent {
-        if s.write_all(b" ").is_err() {
-            break;
-        }
-        std::thread::sleep(gap);
-    }
+    trickle(&mut s, &vec![b' '; sent], gap);
     let after = std::time::Instant::now();
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out).to_string();
+    let text = read_all(&mut s);
     (status_of(&text), text, after.elapsed())
 }
 
@@ -492,14 +462,14 @@ fn a_stalled_body_and_a_trickling_body_are_cut_with_408() {
         "  timeouts:\n    client_body_ms: 400\n    client_body_total_ms: 1500",
     );
     // Stalled: 10 of 100 bytes, then nothing; cut one idle timeout later.
-    let (status, text, took) = trickle(gw.port, 100, 10, Duration::ZERO);
+    let (status, text, took) = trickle_body(gw.port, 100, 10, Duration::ZERO);
     assert_eq!(status, 408, "{text}");
     assert!(text.contains("request_timeout"), "{text}");
     assert!(took < Duration::from_secs(3), "cut after {took:?}");
     // Trickling: a byte every 200 ms never trips the idle timeout, but the whole body must
     // arrive within 1.5 s, so it is cut while still sending.
     let started = std::time::Instant::now();
-    let (status, text, _) = trickle(gw.port, 100, 30, Duration::from_millis(200));
+    let (status, text, _) = trickle_body(gw.port, 100, 30, Duration::from_millis(200));
     assert_eq!(status, 408, "{text}");
     assert!(started.elapsed() < Duration::from_secs(8));
     assert_eq!(mock.ledger()["requests"], 0, "nothing was forwarded");

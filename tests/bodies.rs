@@ -6,7 +6,6 @@ mod common;
 
 use common::*;
 use std::io::{BufReader, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 const MAX: usize = 8 * 1024 * 1024;
@@ -71,8 +70,7 @@ fn a_body_one_byte_over_the_limit_is_413_json_and_never_forwarded() {
 fn an_oversized_upload_expecting_continue_gets_413_without_a_100_first() {
     let mock = MockServer::start(&[]);
     let gw = GatewayServer::start(&backends_for(mock.port), "");
-    let mut s = TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut s = connect(gw.port);
     let head = format!(
         "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nX-API-Key: {KEY_STANDARD}\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
         MAX + 1
@@ -88,7 +86,7 @@ fn chunked_uploads_are_reassembled_and_forwarded_whole() {
     let mock = MockServer::start(&[]);
     let gw = GatewayServer::start(&backends_for(mock.port), "");
     let body = chat_body_of_size("gpt-4o", false, 200_000);
-    let mut s = TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+    let mut s = connect(gw.port);
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let head = format!(
         "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nX-API-Key: {KEY_STANDARD}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
@@ -112,8 +110,7 @@ fn chunked_uploads_are_reassembled_and_forwarded_whole() {
 fn a_chunked_upload_growing_past_the_limit_is_413() {
     let mock = MockServer::start(&[]);
     let gw = GatewayServer::start(&backends_for(mock.port), "  max_body_bytes: 100000\n");
-    let mut s = TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut s = connect(gw.port);
     let head = format!(
         "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nX-API-Key: {KEY_STANDARD}\r\nTransfer-Encoding: chunked\r\n\r\n"
     );
@@ -139,8 +136,7 @@ fn expect_100_continue_is_answered_before_the_body_is_sent() {
     let mock = MockServer::start(&[]);
     let gw = GatewayServer::start(&backends_for(mock.port), "");
     let body = chat_body_of_size("gpt-4o", false, 2 * 1024 * 1024);
-    let mut s = TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut s = connect(gw.port);
     let head = format!(
         "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nX-API-Key: {KEY_STANDARD}\r\nContent-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
         body.len()

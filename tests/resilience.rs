@@ -7,7 +7,6 @@ mod common;
 
 use common::*;
 use std::io::{BufReader, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 const ASK: &str =
@@ -15,8 +14,7 @@ const ASK: &str =
 
 /// A keep-alive client sending `ASK` repeatedly; returns the statuses.
 fn hammer(port: u16, n: usize) -> Vec<u16> {
-    let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let s = connect(port);
     let mut w = s.try_clone().unwrap();
     let mut r = BufReader::new(s);
     let bytes = post_bytes(

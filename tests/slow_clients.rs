@@ -12,19 +12,6 @@ use std::time::{Duration, Instant};
 
 const CHAT: &str = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#;
 
-fn connect(port: u16) -> TcpStream {
-    let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s
-}
-
-/// Everything the gateway sends until it closes the connection.
-fn read_all(s: &mut TcpStream) -> String {
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    String::from_utf8_lossy(&out).to_string()
-}
-
 /// A chat body with its own prompt, so no answer comes from the cache.
 fn chat(n: u32) -> String {
     CHAT.replace("hi", &format!("hi {n}"))
@@ -37,23 +24,6 @@ fn head(body: &str, keep_alive: bool) -> String {
         "POST /v1/chat/completions HTTP/1.1\r\nHost: a\r\nX-API-Key: {KEY_STANDARD}\r\nConnection: {connection}\r\nContent-Length: {}\r\n\r\n",
         body.len()
     )
-}
-
-/// Sends `bytes` one at a time, `gap` apart, until the gateway answers or stops taking them.
-fn trickle(s: &mut TcpStream, bytes: &[u8], gap: Duration) {
-    for b in bytes {
-        if s.write_all(&[*b]).is_err() {
-            return;
-        }
-        std::thread::sleep(gap);
-        s.set_nonblocking(true).unwrap();
-        let answered =
-            !matches!(s.peek(&mut [0u8; 1]), Err(e) if e.kind() == ErrorKind::WouldBlock);
-        s.set_nonblocking(false).unwrap();
-        if answered {
-            return;
-        }
-    }
 }
 
 fn assert_header_timeout(answer: &str, what: &str) {

@@ -6,7 +6,6 @@ mod common;
 
 use common::*;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 const CHAT: &str = r#"{"model":"gpt-4","messages":[{"role":"user","content":"hello"}]}"#;
@@ -213,8 +212,7 @@ fn sse_events_arrive_one_by_one_before_the_stream_ends() {
 fn several_requests_share_one_client_connection() {
     let mock = MockServer::start(&[]);
     let gw = GatewayServer::start(&backends_for(mock.port), "");
-    let s = TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let s = connect(gw.port);
     let mut w = s.try_clone().unwrap();
     let mut r = BufReader::new(s);
     for i in 0..5 {
@@ -327,8 +325,7 @@ fn the_mock_ledger_counts_only_the_completion_tokens_it_delivered() {
 fn pipelined_requests_are_answered_in_order_and_none_is_corrupted() {
     let mock = MockServer::start(&[]);
     let gw = GatewayServer::start(&backends_for(mock.port), "");
-    let s = TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let s = connect(gw.port);
     let mut w = s.try_clone().unwrap();
     let mut r = BufReader::new(s);
     let mut burst = Vec::new();
@@ -361,8 +358,7 @@ fn back_to_back_keep_alive_requests_never_lose_a_byte() {
     // may still be watching the socket; no request may arrive mangled (e.g. as a 405 "OST").
     let mock = MockServer::start(&[]);
     let gw = GatewayServer::start(&backends_for(mock.port), "");
-    let s = TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let s = connect(gw.port);
     let mut w = s.try_clone().unwrap();
     let mut r = BufReader::new(s);
     let head = format!(

@@ -1,0 +1,111 @@
+//! Configuration builders: the test consumers' keys, backends for a mock, and the gateway's YAML.
+
+use std::path::Path;
+use tollgate::digest::KeyDigest;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+pub const KEY_STANDARD: &str = "tg-test-standard-key-5b7e1c";
+pub const KEY_LIMITED: &str = "tg-test-limited-key-9f2d44";
+/// A consumer held to 10,000 tokens a minute and $0.10 a day.
+pub const KEY_METERED: &str = "tg-test-metered-key-31c0aa";
+pub const BACKEND_SECRET: &str = "sk-backend-secret-for-tests";
+
+/// The test backends' context: large enough for the multi-MiB bodies the body tests send (the
+/// default, 128,000 tokens, would refuse them before forwarding).
+pub const LARGE_CONTEXT: u64 = 4_000_000;
+
+/// One OpenAI backend serving `gpt-4o` (YAML list item), with extra lines (indented by four).
+pub fn openai_backend(id: &str, port: u16, priority: u32, weight: u32, extra: &str) -> String {
+    format!(
+        "  - id: {id}\n    url: \"http://127.0.0.1:{port}\"\n    protocol: openai\n    models: [gpt-4o]\n    priority: {priority}\n    weight: {weight}\n    max_context_tokens: {LARGE_CONTEXT}\n{extra}"
+    )
+}
+
+/// Backends section for a mock on `mock_port`: an OpenAI backend (with a credential) serving
+/// `gpt-4`/`gpt-4o`, and a lab agent serving `default`.
+pub fn backends_for(mock_port: u16) -> String {
+    format!(
+        r#"backends:
+  - id: mock-openai
+    url: "http://127.0.0.1:{mock_port}"
+    protocol: openai
+    models: [gpt-4, gpt-4o]
+    credential_env: TG_TEST_BACKEND_KEY
+    max_context_tokens: {LARGE_CONTEXT}
+  - id: agent
+    url: "http://127.0.0.1:{mock_port}"
+    protocol: lab-agent
+    models: [default]
+    max_context_tokens: {LARGE_CONTEXT}
+"#
+    )
+}
+
+/// The gateway's listeners.
+pub struct Ports {
+    pub port: u16,
+    pub admin_port: u16,
+}
+
+/// The gateway's configuration: three consumers (`KEY_STANDARD`: all models, generous limits;
+/// `KEY_LIMITED`: `gpt-4o` and `default` only; `KEY_METERED`: 10,000 tokens a minute and $0.10 a
+/// day), its state in `dir`, `backends` (YAML), `server_extra` and `state_extra` lines (indented
+/// by two) in their sections, and `extra_yaml` at the top level.
+pub fn gateway_yaml(
+    ports: &Ports,
+    dir: &Path,
+    backends: &str,
+    server_extra: &str,
+    state_extra: &str,
+    extra_yaml: &str,
+) -> String {
+    let Ports { port, admin_port } = ports;
+    format!(
+        r#"server:
+  listen: "127.0.0.1:{port}"
+  threads: 2
+{grace}{server_extra}
+  admin:
+    listen: "127.0.0.1:{admin_port}"
+    token_sha256: "{admin}"
+consumers:
+  - id: tester
+    team: QA
+    key_sha256: "{k1}"
+    daily_budget_usd: 100
+    tokens_per_minute: 100000000
+    tokens_per_hour: 100000000
+    tokens_per_day: 100000000
+  - id: limited
+    team: Interns
+    key_sha256: "{k2}"
+    daily_budget_usd: 1
+    allowed_models: [gpt-4o, default]
+  - id: metered
+    team: Metered
+    key_sha256: "{k3}"
+    daily_budget_usd: "0.10"
+    tokens_per_minute: 10000
+    tokens_per_hour: 100000
+    tokens_per_day: 500000
+pricing:
+  gpt-4: {{input_per_million_usd: 30, output_per_million_usd: 60}}
+  default: {{input_per_million_usd: "0.01", output_per_million_usd: "0.02"}}
+state:
+  spend_file: "{spend}"
+  persist_interval_ms: 50
+{state_extra}
+{backends}
+{extra_yaml}"#,
+        admin = KeyDigest::of(ADMIN_TOKEN.as_bytes()).to_hex(),
+        k1 = KeyDigest::of(KEY_STANDARD.as_bytes()).to_hex(),
+        k2 = KeyDigest::of(KEY_LIMITED.as_bytes()).to_hex(),
+        k3 = KeyDigest::of(KEY_METERED.as_bytes()).to_hex(),
+        spend = dir.join("spend.json").display(),
+        grace = if server_extra.contains("grace_period_seconds") {
+            ""
+        } else {
+            "  grace_period_seconds: 0\n"
+        },
+    )
+}
