@@ -11,6 +11,8 @@
 #
 #   loadtest/compare.sh                  # 10 s per run, ~3 minutes
 #   DURATION=5s loadtest/compare.sh
+#   MODES=json CONNS="1 16" TOLLGATE_BIN=/path/to/tollgate loadtest/compare.sh
+#                                        # one mode, a given binary (see loadtest/ab.sh)
 #
 # Needs oha (`cargo install oha --locked`) and nginx (installed through apt when missing).
 set -euo pipefail
@@ -18,6 +20,7 @@ cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-1 16}
+MODES=${MODES:-json stream}
 THREADS=${THREADS:-2}
 MOCK=127.0.0.1:19602; NGX=127.0.0.1:19603; GW=127.0.0.1:19604; ADMIN=127.0.0.1:19605
 KEY=key-compare; ADMIN_TOKEN=compare-admin-token
@@ -31,7 +34,7 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nginx-light >/dev/null
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-cargo build --release --quiet
+[ -n "${TOLLGATE_BIN:-}" ] || cargo build --release --quiet
 
 # --- the three servers -------------------------------------------------------------------------
 $BIN mock --listen "$MOCK" --threads "$THREADS" >"$WORK/mock.log" 2>&1 & PIDS+=($!)
@@ -123,7 +126,8 @@ PY
 }
 
 : > "$RESULTS"
-for stream in false true; do
+for mode in $MODES; do
+  stream=$([ "$mode" = stream ] && echo true || echo false)
   for conns in $CONNS; do
     HDRS=(); run direct "http://$MOCK/v1/chat/completions" $stream "$conns" "$(pgrep -n -f "mock --listen $MOCK")"
     HDRS=(); run nginx "http://$NGX/v1/chat/completions" $stream "$conns" $(NGX_PIDS)

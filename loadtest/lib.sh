@@ -1,8 +1,8 @@
 # Shared by the load scripts; sourced from the repository root, after `set -euo pipefail`.
 #
-#   tg_setup [PROFILE]             BIN (the tollgate binary of PROFILE, release by default), WORK (a
-#                                  temporary directory) and PIDS (killed and reaped at exit, when
-#                                  WORK is removed too)
+#   tg_setup [PROFILE]             BIN (the tollgate binary of PROFILE, release by default, or
+#                                  $TOLLGATE_BIN when set), WORK (a temporary directory) and PIDS
+#                                  (killed and reaped at exit, when WORK is removed too)
 #   tg_oha                         OHA: the oha binary, or exit saying how to install it
 #   tg_server LISTEN ADMIN [LINE]  the `server:` block: THREADS (2) threads, 1 s grace, the admin plane with
 #                                  ADMIN_TOKEN; each LINE is added inside the block
@@ -15,7 +15,7 @@
 
 tg_setup() {
   TARGET_DIR=${CARGO_TARGET_DIR:-target}
-  BIN=$TARGET_DIR/${1:-release}/tollgate
+  BIN=${TOLLGATE_BIN:-$TARGET_DIR/${1:-release}/tollgate}
   WORK=$(mktemp -d)
   PIDS=()
   trap tg_cleanup EXIT

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Instructions per request, counted by valgrind (callgrind): repeatable whatever else the machine
+# is doing, so two builds can be compared without the noise of a timed run. The gateway (full
+# pipeline as in compare.sh: auth, the demo's content filter, limits, budget, cache key and store,
+# metrics, access log) runs under callgrind twice per binary, serving N1 and then N2 sequential
+# JSON requests; the difference divided by N2 - N1 is the cost of one request, start-up and
+# shutdown cancelling out.
+#
+#   loadtest/instructions.sh BINARY [BINARY…]
+#   N1=200 N2=1200 loadtest/instructions.sh /var/tmp/tollgate-old target/release/tollgate
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ $# -ge 1 ] || { echo "usage: $0 BINARY [BINARY…]" >&2; exit 2; }
+command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install valgrind)" >&2; exit 1; }
+N1=${N1:-200} N2=${N2:-1200}
+MOCK=127.0.0.1:19622; GW=127.0.0.1:19624; ADMIN=127.0.0.1:19625
+KEY=key-instructions; ADMIN_TOKEN=instructions-admin-token
+THREADS=1
+. loadtest/lib.sh
+TOLLGATE_BIN=$1 tg_setup
+tg_oha
+$BIN mock --listen "$MOCK" --threads 1 >"$WORK/mock.log" 2>&1 & PIDS+=($!)
+PROMPT="Summarise the quarterly support tickets about login problems and suggest three improvements to the help-centre articles."
+BODY=$(printf '{"model":"gpt-4","max_tokens":64,"messages":[{"role":"user","content":"%s"}]}' "$PROMPT")
+
+# Total instructions of one gateway process serving $2 requests with binary $1.
+count() {
+  local bin=$1 n=$2 out=$WORK/callgrind.$RANDOM
+  {
+    BIN=$bin tg_server "$GW" "$ADMIN"
+    echo "consumers:"
+    BIN=$bin tg_consumer bench "$KEY" "role: standard"
+    tg_backends "$MOCK" gw
+    echo "max_output_tokens: {default: 1024}"
+    echo "cache: {enabled: true, scope: consumer, ttl_seconds: 300, max_entries: 1000, max_bytes: 67108864}"
+    tg_demo_filter
+  } > "$WORK/tollgate.yaml"
+  valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" run -c "$WORK/tollgate.yaml" \
+    >"$WORK/gw.log" 2>&1 & local pid=$!
+  tg_wait_ready "$ADMIN"
+  if [ "$n" -gt 0 ]; then
+    "$OHA" --no-tui -n "$n" -c 1 -m POST -H "Content-Type: application/json" \
+      -H "Authorization: Bearer $KEY" -H "Cache-Control: no-cache" -d "$BODY" "http://$GW/v1/chat/completions" >/dev/null
+  fi
+  kill -INT "$pid"; wait "$pid" 2>/dev/null || true
+  awk '/^summary:|^totals:/ {print $2; exit}' "$out"
+}
+
+echo "| binary | instructions at $N1 requests | at $N2 | per request |"
+echo "|---|---|---|---|"
+for bin in "$@"; do
+  a=$(count "$bin" "$N1"); b=$(count "$bin" "$N2")
+  echo "| $bin | $a | $b | $(( (b - a) / (N2 - N1) )) |"
+done
