@@ -33,7 +33,7 @@ fn the_systemd_unit_reloads_with_sighup_and_stops_gracefully() {
     {
         let dir = temp_dir();
         let unit = UNIT
-            .replace("/usr/local/bin/tollgate", bin())
+            .replace("/usr/local/bin/tollgate", &bin())
             .lines()
             .filter(|l| !l.starts_with("User=") && !l.starts_with("Group="))
             .collect::<Vec<_>>()

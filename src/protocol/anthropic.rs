@@ -3,7 +3,7 @@
 //! answer or from the `message_start` / `message_delta` events of a stream (which pass through
 //! unchanged), and the error shape Anthropic SDKs parse.
 
-use super::json::{self, json_error, with_members};
+use super::json::{self, json_error};
 use crate::error::GatewayError;
 use crate::usage::Usage;
 use bytes::Bytes;
@@ -69,18 +69,16 @@ impl MessagesView {
     }
 
     /// The body a backend receives: the client's, with the gateway's cap (`inject_cap`) and the
-    /// backend's model name (`rename`) where needed.
+    /// backend's model name (`rename`) where needed, each replacing the client's member.
     pub fn outbound(&self, raw: Bytes, inject_cap: Option<u64>, rename: Option<&str>) -> Bytes {
-        match (rename, inject_cap) {
-            (Some(model), cap) => json::rewritten(&raw, |obj| {
-                obj.insert("model".into(), json!(model));
-                if let Some(cap) = cap {
-                    obj.insert("max_tokens".into(), json!(cap));
-                }
-            }),
-            (None, Some(cap)) => with_members(&raw, &[format!("\"max_tokens\":{cap}")]),
-            (None, None) => raw,
+        let mut set = Vec::new();
+        if let Some(model) = rename {
+            set.push(("model", serde_json::Value::from(model).to_string()));
         }
+        if let Some(cap) = inject_cap {
+            set.push(("max_tokens", cap.to_string()));
+        }
+        json::set_members(&raw, &set)
     }
 }
 

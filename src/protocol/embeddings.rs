@@ -46,9 +46,7 @@ impl EmbeddingsView {
     /// The body a backend receives: the client's, with the backend's model name (`rename`).
     pub fn outbound(&self, raw: Bytes, rename: Option<&str>) -> Bytes {
         match rename {
-            Some(model) => json::rewritten(&raw, |obj| {
-                obj.insert("model".into(), json!(model));
-            }),
+            Some(model) => json::set_members(&raw, &[("model", json!(model).to_string())]),
             None => raw,
         }
     }

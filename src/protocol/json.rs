@@ -64,34 +64,175 @@ pub fn json_error(e: serde_json::Error) -> GatewayError {
     GatewayError::BadRequest(msg)
 }
 
-/// Adds JSON members (`"name":value` texts) at the start of the object in `raw`, leaving every
-/// other byte as it was.
-pub fn with_members(raw: &Bytes, members: &[String]) -> Bytes {
-    if members.is_empty() {
+/// Sets top-level members of the JSON object in `raw` (which the parser accepted): each
+/// `(name, value)` pair (`value` is JSON text) replaces every member of that name the client sent,
+/// null or not, however its name is escaped, so the forwarded body carries exactly one member per
+/// name and it is the gateway's. When the client sent none of them, the members are added at the
+/// start of the object and every other byte is left as it was; otherwise the members are
+/// re-joined with their bytes kept, only the whitespace between them lost.
+pub fn set_members(raw: &Bytes, members: &[(&str, String)]) -> Bytes {
+    edit_members(raw, members, &[])
+}
+
+/// As [`set_members`], also removing every member named in `remove`.
+pub fn edit_members(raw: &Bytes, members: &[(&str, String)], remove: &[&str]) -> Bytes {
+    if members.is_empty() && remove.is_empty() {
         return raw.clone();
     }
-    let open = raw.iter().position(|b| *b == b'{').unwrap_or(0);
-    let insert = format!("{},", members.join(","));
-    let mut out = Vec::with_capacity(raw.len() + insert.len());
-    out.extend_from_slice(&raw[..=open]);
-    out.extend_from_slice(insert.as_bytes());
-    out.extend_from_slice(&raw[open + 1..]);
+    let ours: Vec<String> = members
+        .iter()
+        .map(|(name, value)| format!("{}:{value}", Value::from(*name)))
+        .collect();
+    let Some(object) = scan_object(raw) else {
+        // Unreachable for a body the parser accepted; forward it as it came.
+        return raw.clone();
+    };
+    let replaced = |m: &MemberSpan| {
+        members.iter().any(|(name, _)| m.name == *name) || remove.contains(&m.name.as_str())
+    };
+    let mut out = Vec::with_capacity(raw.len() + ours.iter().map(|m| m.len() + 1).sum::<usize>());
+    out.extend_from_slice(&raw[..=object.open]);
+    out.extend_from_slice(ours.join(",").as_bytes());
+    if !object.members.iter().any(replaced) {
+        if !object.members.is_empty() && !ours.is_empty() {
+            out.push(b',');
+        }
+        out.extend_from_slice(&raw[object.open + 1..]);
+        return Bytes::from(out);
+    }
+    let mut first = ours.is_empty();
+    for m in object.members.iter().filter(|m| !replaced(m)) {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        out.extend_from_slice(&raw[m.start..m.end]);
+    }
+    out.extend_from_slice(&raw[object.close..]);
     Bytes::from(out)
 }
 
-/// The body re-serialised after `edit` changed its top-level object: done only when a textual
-/// insertion cannot do it (a model renamed, a member to amend).
-pub fn rewritten(raw: &Bytes, edit: impl FnOnce(&mut serde_json::Map<String, Value>)) -> Bytes {
-    match serde_json::from_slice::<Value>(raw) {
-        Ok(mut v) => {
-            if let Some(obj) = v.as_object_mut() {
-                edit(obj);
-            }
-            Bytes::from(v.to_string())
+/// The JSON text of the top-level member `name` of the object in `raw` (the last one, as
+/// backends read duplicates), if it has one.
+pub fn member<'a>(raw: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    let object = scan_object(raw)?;
+    let m = object.members.iter().rev().find(|m| m.name == name)?;
+    Some(&raw[m.value..m.end])
+}
+
+/// Where the top-level object and its members are in a body.
+struct ObjectSpans {
+    /// Offsets of the opening and the closing brace.
+    open: usize,
+    close: usize,
+    members: Vec<MemberSpan>,
+}
+
+struct MemberSpan {
+    /// The name, decoded (escapes resolved).
+    name: String,
+    /// From the name's opening quote to the end of the value.
+    start: usize,
+    /// Where the value starts.
+    value: usize,
+    end: usize,
+}
+
+/// Finds the members of the top-level object of `raw`; `None` when it is not an object.
+fn scan_object(raw: &[u8]) -> Option<ObjectSpans> {
+    let ws = |mut i: usize| {
+        while raw.get(i).is_some_and(|b| b.is_ascii_whitespace()) {
+            i += 1;
         }
-        // Unreachable: the body was parsed before; forward it as it came.
-        Err(_) => raw.clone(),
+        i
+    };
+    let open = ws(0);
+    if raw.get(open) != Some(&b'{') {
+        return None;
     }
+    let mut members = Vec::new();
+    let mut i = ws(open + 1);
+    if raw.get(i) == Some(&b'}') {
+        return Some(ObjectSpans {
+            open,
+            close: i,
+            members,
+        });
+    }
+    loop {
+        let start = i;
+        let name_end = string_end(raw, start)?;
+        let name: String = serde_json::from_slice(&raw[start..name_end]).ok()?;
+        i = ws(name_end);
+        if raw.get(i) != Some(&b':') {
+            return None;
+        }
+        let value = ws(i + 1);
+        let end = value_end(raw, value)?;
+        members.push(MemberSpan {
+            name,
+            start,
+            value,
+            end,
+        });
+        i = ws(end);
+        match raw.get(i) {
+            Some(b',') => i = ws(i + 1),
+            Some(b'}') => {
+                return Some(ObjectSpans {
+                    open,
+                    close: i,
+                    members,
+                })
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// The offset just past the string starting at `start` (its opening quote).
+fn string_end(raw: &[u8], start: usize) -> Option<usize> {
+    if raw.get(start) != Some(&b'"') {
+        return None;
+    }
+    let mut escaped = false;
+    for (i, &b) in raw.iter().enumerate().skip(start + 1) {
+        match (escaped, b) {
+            (true, _) => escaped = false,
+            (false, b'\\') => escaped = true,
+            (false, b'"') => return Some(i + 1),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The offset just past the value starting at `start`: a string, or everything up to the `,` or
+/// `}` that ends it at its own depth (trailing whitespace excluded).
+fn value_end(raw: &[u8], start: usize) -> Option<usize> {
+    if raw.get(start) == Some(&b'"') {
+        return string_end(raw, start);
+    }
+    let mut depth = 0usize;
+    let mut i = start;
+    while i < raw.len() {
+        match raw[i] {
+            b'"' => {
+                i = string_end(raw, i)?;
+                continue;
+            }
+            b'[' | b'{' => depth += 1,
+            b']' | b'}' if depth > 0 => depth -= 1,
+            b',' | b'}' if depth == 0 => break,
+            _ => {}
+        }
+        i += 1;
+    }
+    let mut end = i;
+    while end > start && raw[end - 1].is_ascii_whitespace() {
+        end -= 1;
+    }
+    (end > start).then_some(end)
 }
 
 /// The canonical bytes of a JSON body (object keys sorted, no insignificant whitespace), with
@@ -169,5 +310,67 @@ mod tests {
         assert!(!nested_deeper_than(ok.as_bytes(), 64));
         let quoted = format!(r#"{{"a":"{}\"{}"}}"#, "[".repeat(100), "{".repeat(100));
         assert!(!nested_deeper_than(quoted.as_bytes(), 64));
+    }
+
+    fn set(raw: &str, members: &[(&str, &str)]) -> String {
+        let members: Vec<(&str, String)> =
+            members.iter().map(|(n, v)| (*n, v.to_string())).collect();
+        String::from_utf8(set_members(&Bytes::from(raw.to_string()), &members).to_vec()).unwrap()
+    }
+
+    #[test]
+    fn a_member_the_client_did_not_send_is_added_without_touching_other_bytes() {
+        assert_eq!(
+            set(" {\"a\" : [1, 2],\n \"b\":\"x\"}", &[("max_tokens", "5")]),
+            " {\"max_tokens\":5,\"a\" : [1, 2],\n \"b\":\"x\"}"
+        );
+        assert_eq!(set("{ }", &[("m", "1")]), "{\"m\":1 }");
+    }
+
+    #[test]
+    fn the_gateway_member_replaces_the_clients_null_or_not_however_escaped() {
+        for body in [
+            r#"{"model":"m","max_tokens":null,"messages":[]}"#,
+            r#"{"max_tokens":99,"model":"m","messages":[]}"#,
+            r#"{"model":"m","messages":[],"max\u005ftokens":null}"#,
+        ] {
+            let out = set(body, &[("max_tokens", "5")]);
+            let v: Value = serde_json::from_str(&out).unwrap();
+            assert_eq!(v["max_tokens"], 5, "{out}");
+            assert_eq!(
+                out.matches("tokens").count(),
+                1,
+                "one member per name: {out}"
+            );
+            assert_eq!(v["model"], "m");
+            assert_eq!(v["messages"], serde_json::json!([]));
+        }
+    }
+
+    #[test]
+    fn values_with_commas_braces_and_quotes_are_kept_whole() {
+        let body = r#"{"a":{"x":[1,{"y":"},\"{"}]},"model":"old","z":"a,b}"}"#;
+        let out = set(body, &[("model", "\"new\"")]);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["a"]["x"][1]["y"], "},\"{");
+        assert_eq!(v["z"], "a,b}");
+        assert_eq!(v["model"], "new");
+        assert_eq!(
+            member(out.as_bytes(), "a"),
+            Some(&br#"{"x":[1,{"y":"},\"{"}]}"#[..])
+        );
+        assert_eq!(member(out.as_bytes(), "nothing"), None);
+    }
+
+    #[test]
+    fn members_can_be_removed_too() {
+        let out = edit_members(
+            &Bytes::from_static(br#"{"max_tokens":null,"a":1,"max_completion_tokens":null}"#),
+            &[("max_completion_tokens", "7".into())],
+            &["max_tokens"],
+        );
+        assert_eq!(&out[..], br#"{"max_completion_tokens":7,"a":1}"#);
+        let only = edit_members(&Bytes::from_static(br#"{"x":null}"#), &[], &["x"]);
+        assert_eq!(&only[..], b"{}");
     }
 }

@@ -246,11 +246,14 @@ impl RequestView {
     /// What identifies the request for the response cache: the canonical body as the backend
     /// receives it (the gateway's cap included), or the `/chat` message and session. `None` when
     /// the body cannot be canonicalised (it is then not cached).
-    pub fn cache_identity(&self, raw: &[u8], inject_cap: Option<u64>) -> Option<Vec<u8>> {
-        match self {
-            RequestView::Lab(l) => Some(l.cache_identity()),
-            _ => json::canonical(raw, inject_cap.map(|cap| ("max_tokens", cap.into()))),
-        }
+    pub fn cache_identity(&self, raw: &Bytes, inject_cap: Option<u64>) -> Option<Vec<u8>> {
+        let edited = match self {
+            RequestView::Lab(l) => return Some(l.cache_identity()),
+            RequestView::Chat(c) => c.outbound(raw.clone(), inject_cap, None),
+            RequestView::Messages(m) => m.outbound(raw.clone(), inject_cap, None),
+            RequestView::Embeddings(e) => e.outbound(raw.clone(), None),
+        };
+        json::canonical(&edited, None)
     }
 
     /// The usage a backend speaking `protocol` reported in a whole (non-streamed) answer.
@@ -315,22 +318,22 @@ mod tests {
 
     #[test]
     fn the_cache_identity_counts_the_injected_cap_and_ignores_key_order() {
-        let a = br#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#;
-        let b = br#"{"messages":[{"content":"x","role":"user"}],"model":"m"}"#;
-        let view = parse(Route::ChatCompletions, a).unwrap();
+        let a = Bytes::from_static(br#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#);
+        let b = Bytes::from_static(br#"{"messages":[{"content":"x","role":"user"}],"model":"m"}"#);
+        let view = parse(Route::ChatCompletions, &a).unwrap();
         assert_eq!(
-            view.cache_identity(a, Some(5)),
-            view.cache_identity(b, Some(5))
+            view.cache_identity(&a, Some(5)),
+            view.cache_identity(&b, Some(5))
         );
         assert_ne!(
-            view.cache_identity(a, Some(5)),
-            view.cache_identity(a, None)
+            view.cache_identity(&a, Some(5)),
+            view.cache_identity(&a, None)
         );
         let lab = parse(Route::LabChat, br#"{"message":"hi","session_id":"s"}"#).unwrap();
         let other = parse(Route::LabChat, br#"{"message":"hi","session_id":"t"}"#).unwrap();
         assert_ne!(
-            lab.cache_identity(b"", None),
-            other.cache_identity(b"", None),
+            lab.cache_identity(&Bytes::new(), None),
+            other.cache_identity(&Bytes::new(), None),
             "a lab agent answers per session"
         );
     }

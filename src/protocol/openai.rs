@@ -6,7 +6,7 @@
 //! client set none), ask a stream for its usage (`stream_options.include_usage`, when the client
 //! did not), or name the backend's own model (an alias).
 
-use super::json::{self, json_error, with_members};
+use super::json::{self, json_error};
 use crate::error::{Fault, GatewayError};
 use crate::usage::Usage;
 use bytes::Bytes;
@@ -106,35 +106,37 @@ impl ChatView {
     }
 
     /// The body a backend receives: the client's, with the gateway's cap (`inject_cap`), the
-    /// usage request of a stream and the backend's model name (`rename`) where needed.
+    /// usage request of a stream and the backend's model name (`rename`) where needed. What the
+    /// gateway sets replaces the client's member of that name, whatever it was (`null`
+    /// included), so the client cannot cancel it.
     pub fn outbound(&self, raw: Bytes, inject_cap: Option<u64>, rename: Option<&str>) -> Bytes {
-        // A stream the client did not ask usage for gets it anyway (the gateway settles on it
-        // and removes that event from what the client sees).
-        let add_usage = self.streaming() && !self.wants_usage();
-        if rename.is_some() || (add_usage && self.stream_options.is_some()) {
-            return json::rewritten(&raw, |obj| {
-                if let Some(model) = rename {
-                    obj.insert("model".into(), json!(model));
-                }
-                if let Some(cap) = inject_cap {
-                    obj.insert("max_tokens".into(), json!(cap));
-                }
-                if add_usage {
-                    let opts = obj.entry("stream_options").or_insert_with(|| json!({}));
-                    if let Some(o) = opts.as_object_mut() {
-                        o.insert("include_usage".into(), json!(true));
-                    }
-                }
-            });
+        let mut set = Vec::new();
+        let mut remove = Vec::new();
+        if let Some(model) = rename {
+            set.push(("model", serde_json::Value::from(model).to_string()));
         }
-        let mut members = Vec::new();
         if let Some(cap) = inject_cap {
-            members.push(format!("\"max_tokens\":{cap}"));
+            // The cap goes in the member the client named (`max_completion_tokens` is the only
+            // one reasoning models accept), and the other, null, is dropped: a null member left
+            // beside it could shadow the cap.
+            let (name, other) = match json::member(&raw, "max_completion_tokens") {
+                Some(_) => ("max_completion_tokens", "max_tokens"),
+                None => ("max_tokens", "max_completion_tokens"),
+            };
+            set.push((name, cap.to_string()));
+            remove.push(other);
         }
-        if add_usage {
-            members.push("\"stream_options\":{\"include_usage\":true}".to_string());
+        // A stream the client did not ask usage for gets it anyway (the gateway settles on it
+        // and removes that event from what the client sees); its other options are kept.
+        if self.streaming() && !self.wants_usage() {
+            let mut options = json::member(&raw, "stream_options")
+                .and_then(|v| serde_json::from_slice::<serde_json::Value>(v).ok())
+                .filter(serde_json::Value::is_object)
+                .unwrap_or_else(|| json!({}));
+            options["include_usage"] = json!(true);
+            set.push(("stream_options", options.to_string()));
         }
-        with_members(&raw, &members)
+        json::edit_members(&raw, &set, &remove)
     }
 }
 
@@ -166,12 +168,6 @@ pub fn parse(body: &[u8]) -> Result<ChatView, GatewayError> {
         return Err(GatewayError::BadRequest("`n` must be at least 1".into()));
     }
     Ok(view)
-}
-
-/// Adds `"max_tokens": cap` as the first member of the JSON object in `raw` (which the parser
-/// already accepted and which has no output cap), leaving every other byte as it was.
-pub fn with_max_tokens(raw: &Bytes, cap: u64) -> Bytes {
-    with_members(raw, &[format!("\"max_tokens\":{cap}")])
 }
 
 #[derive(Deserialize)]
@@ -385,7 +381,7 @@ mod tests {
         let raw = Bytes::from_static(
             b" {\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"{x}\"}]}",
         );
-        let out = with_max_tokens(&raw, 256);
+        let out = json::set_members(&raw, &[("max_tokens", "256".into())]);
         assert_eq!(
             &out[..],
             &b" {\"max_tokens\":256,\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"{x}\"}]}"[..]

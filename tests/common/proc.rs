@@ -9,8 +9,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_tollgate")
+/// The binary under test: this build's, or `TOLLGATE_TEST_BIN` when set (to run the tests
+/// against another build, e.g. to show that a test fails on the commit before a fix).
+pub fn bin() -> String {
+    std::env::var("TOLLGATE_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_tollgate").into())
 }
 
 /// A loopback port nobody listens on. Ports come from 20000–32767, below Linux's ephemeral range,
