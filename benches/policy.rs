@@ -317,5 +317,85 @@ fn config() -> Criterion {
         .sample_size(30)
 }
 
-criterion_group! { name = benches; config = config(); targets = filter, limiter, budget, sse, cache_key }
+/// A chat request with 64 KiB of tool definitions (names, descriptions and parameter schemas, as
+/// an agent framework sends them) after a short conversation.
+pub fn tools_request() -> String {
+    let words = "search the customer records by name email or account number and return the most \
+                 recent orders with their status totals and delivery dates for the support team";
+    let mut tools = Vec::new();
+    let mut size = 0;
+    let mut i = 0;
+    while size < 64 * 1024 {
+        let tool = serde_json::json!({"type": "function", "function": {
+            "name": format!("tool_{i}"),
+            "description": words,
+            "parameters": {"type": "object", "properties": {
+                "query": {"type": "string", "description": words},
+                "limit": {"type": "integer", "description": "how many results to return at most"},
+                "fields": {"type": "array", "items": {"type": "string"}, "description": words},
+            }, "required": ["query"]},
+        }});
+        size += tool.to_string().len();
+        tools.push(tool);
+        i += 1;
+    }
+    serde_json::json!({"model": "gpt-4", "messages": [
+        {"role": "system", "content": "You are a helpful support assistant."},
+        {"role": "user", "content": "Find the last three orders of Alice Thornton."},
+    ], "tools": tools})
+    .to_string()
+}
+
+fn request_texts(c: &mut Criterion) {
+    use tollgate::protocol::{parse, Route};
+    let rt = demo();
+    let body = tools_request();
+    let mut g = c.benchmark_group("tool_schemas_64KiB");
+    g.throughput(Throughput::Bytes(body.len() as u64));
+    g.bench_function("parse", |b| {
+        b.iter(|| parse(Route::ChatCompletions, black_box(body.as_bytes())).is_ok())
+    });
+    let view = match parse(Route::ChatCompletions, body.as_bytes()) {
+        Ok(v) => v,
+        Err(e) => panic!("tools request: {e:?}"),
+    };
+    g.bench_function("texts_and_estimate", |b| {
+        b.iter(|| {
+            let texts = view.texts();
+            view.prompt_estimate(black_box(&texts))
+        })
+    });
+    let texts = view.texts();
+    g.bench_function("filter", |b| {
+        b.iter(|| {
+            rt.filter
+                .check_request(black_box(&texts), Role::Standard)
+                .blocked
+                .is_some()
+        })
+    });
+    g.finish();
+    // Text in another script: the confusable folding runs on every non-ASCII character.
+    let russian = "Служба поддержки рассмотрела квартальные заявки о проблемах со входом и \
+                   подготовила краткий отчёт для каждой команды. ";
+    let mut g = c.benchmark_group("filter_non_ascii");
+    for size in [1024usize, 64 * 1024] {
+        let mut text = russian.repeat(size / russian.len() + 1);
+        while text.len() > size {
+            text.pop();
+        }
+        g.throughput(Throughput::Bytes(text.len() as u64));
+        g.bench_with_input(BenchmarkId::new("russian_prose", size), &text, |b, t| {
+            b.iter(|| {
+                rt.filter
+                    .check([black_box(t.as_str())], Role::Standard)
+                    .blocked
+                    .is_some()
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group! { name = benches; config = config(); targets = filter, limiter, budget, sse, cache_key, request_texts }
 criterion_main!(benches);

@@ -54,7 +54,7 @@ tg_backends() {
   local mock=$1 name=$2 extra=${3:-}
   cat <<YAML
 backends:
-  - {id: mock, url: "http://$mock", protocol: openai, models: [gpt-4]${extra:+, $extra}}
+  - {id: mock, url: "http://$mock", protocol: openai, models: [gpt-4], forward_headers: ["x-mock-*"]${extra:+, $extra}}
 pricing: {default: {input_per_million_usd: 30, output_per_million_usd: 60}}
 state: {spend_file: "$WORK/spend-$name.json"}
 access_log: {to: "$WORK/access-$name.log"}

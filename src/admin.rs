@@ -160,16 +160,17 @@ impl Admin {
                 }),
             ),
             ("POST", "/admin/reload") => match self.reloader.reload() {
-                Ok(version) => (StatusCode::OK, json!({"result": "ok", "version": version})),
+                Ok(done) => (
+                    StatusCode::OK,
+                    json!({
+                        "result": "ok",
+                        "version": done.version,
+                        "not_applied": problems_json(&done.not_applied),
+                    }),
+                ),
                 Err(problems) => (
                     StatusCode::BAD_REQUEST,
-                    json!({
-                        "result": "error",
-                        "problems": problems
-                            .iter()
-                            .map(|p| json!({"path": p.path, "message": p.message}))
-                            .collect::<Vec<_>>(),
-                    }),
+                    json!({"result": "error", "problems": problems_json(&problems)}),
                 ),
             },
             ("GET", "/cache/stats") => (
@@ -187,6 +188,13 @@ impl Admin {
             ),
         }
     }
+}
+
+fn problems_json(problems: &[crate::config::Problem]) -> Value {
+    problems
+        .iter()
+        .map(|p| json!({"path": p.path, "message": p.message}))
+        .collect()
 }
 
 /// The admin plane's bearer token, parsed as the consumer plane parses `Authorization`.

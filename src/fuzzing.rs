@@ -27,9 +27,9 @@ pub fn request_view(data: &[u8]) {
     ] {
         match crate::protocol::parse(route, data) {
             Ok(view) => {
-                let _ = view.prompt_estimate();
+                let texts = view.texts();
+                let _ = view.prompt_estimate(&texts);
                 let _ = view.client_output_cap();
-                let _ = view.texts().len();
             }
             Err(e) => assert!((400..500).contains(&e.status()), "{e:?}"),
         }

@@ -15,6 +15,13 @@ use pingora::services::background::BackgroundService;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+/// A configuration swapped in: its version, and the changed settings it could not apply.
+#[derive(Debug)]
+pub struct Reloaded {
+    pub version: String,
+    pub not_applied: Vec<Problem>,
+}
+
 /// Reloads one configuration file into the live state.
 pub struct Reloader {
     path: PathBuf,
@@ -38,29 +45,29 @@ impl Reloader {
         &self.path
     }
 
-    /// Read → validate → build → swap. Returns the new version, or every problem.
-    pub fn reload(&self) -> Result<String, Vec<Problem>> {
+    /// Read → validate → build → swap. Returns the new version and what it could not apply
+    /// (named in the log too), or every problem.
+    pub fn reload(&self) -> Result<Reloaded, Vec<Problem>> {
         let _one = self.busy.lock().unwrap_or_else(|p| p.into_inner());
         let result = runtime::load_file(&self.path);
         let outcome = match result {
             Ok(new) => {
-                let (cfg, version) = (&new.config, new.version.clone());
+                let version = new.version.clone();
                 let old = self.live.current();
-                if cfg.server.listen != old.config.server.listen
-                    || cfg.server.admin.listen != old.config.server.admin.listen
-                    || cfg.server.threads != old.config.server.threads
-                {
-                    log::warn!(
-                        "listeners and threads change only with a restart; the rest is applied"
-                    );
+                let not_applied = crate::config::restart_only_changes(&old.config, &new.config);
+                for p in &not_applied {
+                    log::warn!("reload: {p}");
                 }
-                metrics::prime(cfg);
+                metrics::prime(&new.config);
                 self.live.swap(new);
                 log::info!(
                     "configuration {} reloaded (version {version})",
                     self.path.display()
                 );
-                Ok(version)
+                Ok(Reloaded {
+                    version,
+                    not_applied,
+                })
             }
             Err(problems) => {
                 log::error!(

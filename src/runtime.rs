@@ -20,6 +20,9 @@ pub struct Runtime {
     /// The content filter's matcher, compiled from `config.filter`.
     pub filter: Filter,
     pub keys: KeyIndex,
+    /// The client headers some backend forwards (names or prefixes ending in `*`): part of the
+    /// cache key.
+    pub vary: Vec<String>,
     /// The configuration file's version (a prefix of its SHA-256).
     pub version: String,
     /// When it was loaded, Unix seconds.
@@ -31,10 +34,16 @@ impl Runtime {
     pub fn build(config: Config, version: String) -> Result<Runtime, Vec<Problem>> {
         let filter = Filter::compile(&config.filter)?;
         let keys = KeyIndex::new(&config.consumers);
+        let vary = config
+            .forwarded_header_patterns()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
         Ok(Runtime {
             config,
             filter,
             keys,
+            vary,
             version,
             loaded_at: crate::state::unix_now(),
         })

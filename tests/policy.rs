@@ -354,8 +354,9 @@ fn a_refused_or_failed_request_costs_nothing_and_a_success_costs_its_usage() {
     let mock = MockServer::start(&[]);
     let dead = free_port();
     let backends = format!(
-        "{}  - id: dead\n    url: \"http://127.0.0.1:{dead}\"\n    protocol: openai\n    models: [unreachable-model]\n",
-        backends_for(mock.port)
+        "{}  - id: dead\n    url: \"http://127.0.0.1:{dead}\"\n    protocol: openai\n    models: [unreachable-model]\n    {}\n",
+        backends_for(mock.port),
+        mock_headers()
     );
     let gw = GatewayServer::start(&backends, "");
     let r = post_json(

@@ -306,8 +306,9 @@ fn an_https_backend_signed_by_a_private_ca_works_end_to_end() {
     let tls_mock = MockServer::start(&["--tls-cert", &cert, "--tls-key", &key]);
     let ca = dir.join("ca.pem").display().to_string();
     let item = format!(
-        "  - id: secure\n    url: \"https://127.0.0.1:{}\"\n    protocol: openai\n    models: [gpt-4o]\n    ca_file: \"{ca}\"\n",
-        tls_mock.port
+        "  - id: secure\n    url: \"https://127.0.0.1:{}\"\n    protocol: openai\n    models: [gpt-4o]\n    ca_file: \"{ca}\"\n    {}\n",
+        tls_mock.port,
+        mock_headers()
     );
     let gw = GatewayServer::start(&format!("backends:\n{item}"), "");
     let r = post_json(gw.port, "/v1/chat/completions", Some(KEY_STANDARD), ASK);

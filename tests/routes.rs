@@ -8,8 +8,9 @@ use common::*;
 
 fn gateway(mock: &MockServer) -> GatewayServer {
     let backends = format!(
-        "{}  - id: claude\n    url: \"http://127.0.0.1:{port}\"\n    protocol: anthropic\n    models: [claude-sonnet]\n    credential_env: TG_TEST_BACKEND_KEY\n    anthropic_version: \"2023-06-01\"\n  - id: embedder\n    url: \"http://127.0.0.1:{port}\"\n    protocol: openai\n    models: [text-embedding-3-small]\n",
+        "{}  - id: claude\n    url: \"http://127.0.0.1:{port}\"\n    protocol: anthropic\n    models: [claude-sonnet]\n    credential_env: TG_TEST_BACKEND_KEY\n    anthropic_version: \"2023-06-01\"\n    {}\n  - id: embedder\n    url: \"http://127.0.0.1:{port}\"\n    protocol: openai\n    models: [text-embedding-3-small]\n",
         backends_for(mock.port),
+        mock_headers(),
         port = mock.port
     );
     GatewayServer::start(&backends, "")

@@ -135,8 +135,9 @@ fn a_thousand_mixed_requests_settle_exactly_what_the_backend_reports() {
     let good = MockServer::start(&[]);
     let flaky = MockServer::start(&["--chunk-delay-ms", "3"]);
     let flaky_item = format!(
-        "  - id: flaky\n    url: \"http://127.0.0.1:{}\"\n    protocol: openai\n    models: [gpt-x]\n",
-        flaky.port
+        "  - id: flaky\n    url: \"http://127.0.0.1:{}\"\n    protocol: openai\n    models: [gpt-x]\n    {}\n",
+        flaky.port,
+        mock_headers()
     );
     let backends = format!(
         "backends:\n{}{flaky_item}",

@@ -30,11 +30,12 @@ fn the_seed_test_one_answers_with_gateway_metadata() {
     assert!(v["response"].as_str().unwrap().starts_with("w0 "));
     let last = &mock.ledger()["last_request"];
     assert_eq!(last["path"], "/chat");
-    let sent = br#"{"message":"Look up customer Alice Thornton","session_id":"gw-test1"}"#;
+    // The session is the consumer's own: namespaced by its id (issue 15).
+    let sent = br#"{"message":"Look up customer Alice Thornton","session_id":"tester:gw-test1"}"#;
     assert_eq!(
         last["body_sha256"],
         sha256_hex(sent),
-        "the agent gets exactly message + session_id"
+        "the agent gets exactly message + the consumer's session_id"
     );
 }
 

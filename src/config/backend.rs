@@ -85,6 +85,11 @@ pub(super) fn build_backend(
             ));
         }
     }
+    let forward_headers = forward_headers(
+        &b.forward_headers,
+        &format!("{path}.forward_headers"),
+        problems,
+    );
     let timeouts = backend_timeouts(b, path, server, problems);
     let health_check = b
         .health_check
@@ -123,7 +128,51 @@ pub(super) fn build_backend(
         timeouts,
         health_check,
         anthropic_version: b.anthropic_version.clone(),
+        forward_headers,
     })
+}
+
+/// Header names a client may not have forwarded whatever the configuration says: credentials,
+/// the gateway's own framing and hop-by-hop headers.
+const NEVER_FORWARDED: &[&str] = &[
+    "authorization",
+    "x-api-key",
+    "api-key",
+    "cookie",
+    "proxy-authorization",
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "anthropic-version",
+];
+
+/// `forward_headers`: lower-case header names or prefixes ending in `*`, none of them a
+/// credential or a header the gateway owns.
+fn forward_headers(raw: &[String], path: &str, problems: &mut Vec<Problem>) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, entry) in raw.iter().enumerate() {
+        let lower = entry.trim().to_ascii_lowercase();
+        let name = lower.strip_suffix('*').unwrap_or(&lower);
+        let valid = !name.is_empty() && http::HeaderName::from_bytes(name.as_bytes()).is_ok();
+        if !valid {
+            problems.push(Problem::new(
+                format!("{path}[{i}]"),
+                format!("`{entry}` is not a header name (or a prefix ending in `*`)"),
+            ));
+        } else if NEVER_FORWARDED
+            .iter()
+            .any(|n| super::types::header_pattern_matches(&lower, n))
+        {
+            problems.push(Problem::new(
+                format!("{path}[{i}]"),
+                format!("`{entry}` would forward a credential or a header the gateway sets"),
+            ));
+        } else {
+            out.push(lower);
+        }
+    }
+    out
 }
 
 pub(super) fn cost_tier(s: &str, path: &str, problems: &mut Vec<Problem>) -> Option<CostTier> {

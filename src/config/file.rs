@@ -469,6 +469,11 @@ pub struct BackendSection {
     /// `anthropic-version` header for `anthropic` backends.
     #[serde(default = "default_anthropic_version")]
     pub anthropic_version: String,
+    /// Client request headers forwarded to this backend beyond the gateway's own short list
+    /// (content negotiation, tracing): names, or prefixes ending in `*` (`x-mock-*`). Each one
+    /// forwarded is part of the cache key. Credentials and the gateway's own headers never are.
+    #[serde(default)]
+    pub forward_headers: Vec<String>,
 }
 
 /// `backends[].timeouts:` (milliseconds; unset ones come from `server.timeouts`).

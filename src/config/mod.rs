@@ -50,6 +50,48 @@ impl fmt::Display for Problem {
     }
 }
 
+/// What a reload cannot apply: the settings of `new` that differ from `old` and take effect
+/// only when the process starts (listeners, threads, the grace period, the state store, the
+/// access log), each with its path.
+pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<Problem> {
+    let (o, n) = (&old.server, &new.server);
+    let (os, ns) = (&old.state, &new.state);
+    let changed = [
+        ("server.listen", o.listen != n.listen),
+        ("server.threads", o.threads != n.threads),
+        ("server.admin.listen", o.admin.listen != n.admin.listen),
+        (
+            "server.grace_period_seconds",
+            o.grace_period_seconds != n.grace_period_seconds,
+        ),
+        ("state.spend_file", os.spend_file != ns.spend_file),
+        (
+            "state.persist_interval_ms",
+            os.persist_interval != ns.persist_interval,
+        ),
+        ("state.backend", os.shared.is_some() != ns.shared.is_some()),
+        (
+            "state (Redis settings)",
+            os.shared.is_some() && ns.shared.is_some() && os.shared != ns.shared,
+        ),
+        ("access_log.to", old.access_log != new.access_log),
+        (
+            "access_log.queue",
+            old.access_log_queue != new.access_log_queue,
+        ),
+    ];
+    changed
+        .into_iter()
+        .filter(|(_, c)| *c)
+        .map(|(path, _)| {
+            Problem::new(
+                path,
+                "changed, but takes effect only when the gateway restarts; the running value stays",
+            )
+        })
+        .collect()
+}
+
 /// Largest configuration file read; anything bigger is a mistake or an attack.
 const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 

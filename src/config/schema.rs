@@ -124,6 +124,7 @@ pub(crate) const BACKEND_KEYS: &[&str] = &[
     "timeouts",
     "health_check",
     "anthropic_version",
+    "forward_headers",
 ];
 pub(crate) const PRICE_KEYS: &[&str] = &["input_per_million_usd", "output_per_million_usd"];
 

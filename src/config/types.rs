@@ -36,6 +36,19 @@ pub enum LogDestination {
 }
 
 impl Config {
+    /// Every backend's `forward_headers`, once each: the client headers that may reach a
+    /// backend and so are part of the cache key.
+    pub fn forwarded_header_patterns(&self) -> Vec<&str> {
+        let mut all: Vec<&str> = self
+            .backends
+            .iter()
+            .flat_map(|b| b.forward_headers.iter().map(String::as_str))
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+
     /// The price of `model`, or the `default` entry's.
     pub fn price_for(&self, model: &str) -> Price {
         self.pricing
@@ -83,7 +96,7 @@ pub struct CacheConfig {
     pub max_entry_bytes: usize,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateConfig {
     pub spend_file: PathBuf,
     pub persist_interval: Duration,
@@ -92,7 +105,7 @@ pub struct StateConfig {
 }
 
 /// `state.backend: redis`.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct SharedStateConfig {
     /// May carry a password: never printed (see the `Debug` impl).
     pub url: String,
@@ -423,6 +436,9 @@ pub struct Backend {
     pub health_check: Option<HealthCheck>,
     /// `anthropic-version` sent to `anthropic` backends.
     pub anthropic_version: String,
+    /// Client headers forwarded beyond the gateway's own list (lower-case names; a trailing
+    /// `*` matches a prefix).
+    pub forward_headers: Vec<String>,
 }
 
 impl Backend {
@@ -462,7 +478,16 @@ impl Backend {
             },
             health_check: None,
             anthropic_version: "2023-06-01".into(),
+            forward_headers: Vec::new(),
         }
+    }
+
+    /// Whether the client's header `name` (lower case) is forwarded to this backend beyond the
+    /// gateway's own list.
+    pub fn forwards(&self, name: &str) -> bool {
+        self.forward_headers
+            .iter()
+            .any(|p| header_pattern_matches(p, name))
     }
 
     pub fn serves(&self, model: &str) -> bool {
@@ -474,6 +499,15 @@ impl Backend {
     /// The model name this backend knows `model` by, when it differs.
     pub fn renamed(&self, model: &str) -> Option<&str> {
         self.aliases.get(model).map(String::as_str)
+    }
+}
+
+/// Whether a `forward_headers` entry (a lower-case name, or a prefix ending in `*`) matches the
+/// lower-case header `name`.
+pub fn header_pattern_matches(pattern: &str, name: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => pattern == name,
     }
 }
 

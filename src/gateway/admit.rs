@@ -9,7 +9,7 @@ use crate::downstream::body::{self, Declared};
 use crate::downstream::response::Extra;
 use crate::error::GatewayError;
 use crate::metrics;
-use crate::protocol::{self, RequestView, Route};
+use crate::protocol::{self, RequestView, Route, Text};
 use crate::runtime::Runtime;
 use crate::stages::admission::{self, OutputCap};
 use crate::stages::auth::{self, KeyIndex};
@@ -91,17 +91,20 @@ pub(super) fn screen(
     raw: Bytes,
 ) -> Result<Admitted, GatewayError> {
     let cfg = &rt.config;
-    let view = protocol::parse(route, &raw)?;
+    let mut view = protocol::parse(route, &raw)?;
+    view.bind_consumer(&consumer.id);
     let model = view.model();
     ctx.model = Some(model.to_string());
     admission::check_model(&consumer, model)?;
-    let prompt_estimate = view.prompt_estimate();
+    let texts = view.texts();
+    let prompt_estimate = view.prompt_estimate(&texts);
     let largest = routing::largest_context(&cfg.backends, model, route);
     admission::check_context(prompt_estimate, largest, model)?;
     // The body upload before this point is the client's time, not the filter's.
     ctx.mark();
     let mut extra = Extra::default();
-    content_filter(&rt.filter, &consumer, &view, ctx, &mut extra)?;
+    content_filter(&rt.filter, &consumer, &texts, ctx, &mut extra)?;
+    drop(texts);
     ctx.phase("filter");
     let cap = admission::output_cap(
         view.client_output_cap(),
@@ -126,11 +129,11 @@ pub(super) fn screen(
 fn content_filter(
     filter: &Filter,
     consumer: &Consumer,
-    view: &RequestView,
+    texts: &[Text<'_>],
     ctx: &mut RequestCtx,
     extra: &mut Extra,
 ) -> Result<(), GatewayError> {
-    let verdict = filter.check(view.texts(), consumer.role);
+    let verdict = filter.check_request(texts, consumer.role);
     count(&verdict);
     if let Some(rule) = verdict.blocked {
         ctx.filter = FilterOutcome::Blocked;

@@ -14,7 +14,7 @@ use crate::downstream::response;
 use crate::error::GatewayError;
 use crate::metrics;
 use crate::protocol::sse::SseTap;
-use crate::protocol::{lab, RequestView};
+use crate::protocol::{self, lab, provider, RequestView, Route};
 use crate::runtime::Runtime;
 use crate::stages::cache::CachePlan;
 use crate::state::cache::Entry;
@@ -51,12 +51,27 @@ impl Gateway {
             deadline,
         } = attempt;
         permit.record(outcome, &rt.config.routing.circuit);
+        let lab = matches!(req.view, RequestView::Lab(_));
+        if (400..500).contains(&status) && !lab {
+            let refused = Refused {
+                status,
+                upstream,
+                backend: &backend,
+                deadline,
+            };
+            return self.answer_refusal(session, ctx, rt, req, refused).await;
+        }
         if req.view.streaming() {
             if status >= 500 {
                 upstream.discard().await;
                 return Err(GatewayError::UpstreamFailed(format!("status {status}")).into());
             }
             let mut header = upstream.client_header(&backend.id)?;
+            // The tap may remove events, so no length the backend declared can stand: the
+            // stream goes out in chunks.
+            header
+                .insert_header("transfer-encoding", "chunked")
+                .map_err(|_| GatewayError::Internal)?;
             req.extra.apply(&mut header)?;
             ctx.status = status;
             let mut tap = req.view.stream_tap();
@@ -68,9 +83,8 @@ impl Gateway {
             }
             return Ok(());
         }
-        // `/chat` is rewritten, so only a 2xx can become its answer; the other routes pass the
-        // backend's own 4xx through.
-        let lab = matches!(req.view, RequestView::Lab(_));
+        // `/chat` is rewritten, so only a 2xx can become its answer; the other routes passed the
+        // backend's own 4xx on above.
         let ok = if lab {
             (200..300).contains(&status)
         } else {
@@ -96,6 +110,62 @@ impl Gateway {
             backend: &backend,
         };
         self.answer_whole(session, ctx, rt, req, &plan, whole).await
+    }
+
+    /// Answers a backend's refusal (a 4xx): its own reason, with its type and message, reaches
+    /// the client with credentials and account ids removed; a 401 or 403 is the gateway's
+    /// credential or configuration at fault, so the client gets a 502 with the gateway's message
+    /// and the backend's reason goes to the log. Nothing is billed.
+    async fn answer_refusal(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        rt: &Runtime,
+        mut req: Admitted,
+        refused: Refused<'_, '_>,
+    ) -> Result<(), Failure> {
+        let Refused {
+            status,
+            upstream,
+            backend,
+            deadline,
+        } = refused;
+        let mut header = upstream.client_header(&backend.id)?;
+        let read = upstream.read_all(rt.config.server.max_response_bytes, session);
+        let body = within(deadline, read).await?;
+        let scrubbed = provider::scrub_error(&body);
+        if status == 401 || status == 403 {
+            let reason = scrubbed.as_deref().map(String::from_utf8_lossy);
+            log::warn!(
+                "backend {} refused the gateway's credential ({status}): {}",
+                backend.id,
+                reason.as_deref().unwrap_or("no JSON reason")
+            );
+            return Err(GatewayError::UpstreamFailed(
+                "the backend refused the gateway's credentials".into(),
+            )
+            .into());
+        }
+        self.settle_now(ctx, Usage::default()).await;
+        req.extra.cost(0);
+        let body = match scrubbed {
+            Some(b) => b,
+            None => {
+                let e = GatewayError::UpstreamFailed(format!("status {status}"));
+                header
+                    .insert_header("content-type", "application/json")
+                    .map_err(|_| GatewayError::Internal)?;
+                protocol::error_body(&e, Route::dialect_for_path(session.req_header().uri.path()))
+            }
+        };
+        header
+            .insert_header("content-length", body.len().to_string())
+            .map_err(|_| GatewayError::Internal)?;
+        req.extra.apply(&mut header)?;
+        ctx.status = status;
+        response::write_whole(session, header, body)
+            .await
+            .map_err(client_gone)
     }
 
     /// What a stream leaves for `logging` to settle: its own usage, else the prompt plus the
@@ -183,7 +253,6 @@ impl Gateway {
         }
         ctx.status = status;
         let Some(text) = answer_text else {
-            header.remove_header("transfer-encoding");
             header
                 .insert_header("content-length", body.len().to_string())
                 .map_err(|_| GatewayError::Internal)?;
@@ -221,6 +290,14 @@ impl Gateway {
         });
         ctx.headroom = Some(now);
     }
+}
+
+/// A backend's refusal, not read yet.
+struct Refused<'u, 'b> {
+    status: u16,
+    upstream: crate::upstream::forward::Upstream<'u>,
+    backend: &'b Backend,
+    deadline: Option<Instant>,
 }
 
 /// A whole answer, read.

@@ -97,6 +97,7 @@ fn plan(session: &Session, rt: &Runtime, req: &Admitted) -> CachePlan {
         model: req.view.model(),
         streaming: req.view.streaming(),
         headers: &session.req_header().headers,
+        vary: &rt.vary,
     };
     cache::plan(&rt.config.cache, request, || {
         req.view.cache_identity(&req.raw, req.cap.inject)

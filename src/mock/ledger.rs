@@ -13,6 +13,8 @@ pub struct Ledger {
     prompt_tokens: AtomicU64,
     completion_tokens: AtomicU64,
     last: Mutex<Option<Value>>,
+    /// `/chat` turns per session id, as an agent with memory keeps them.
+    sessions: Mutex<Map<String, Value>>,
 }
 
 impl Ledger {
@@ -38,6 +40,16 @@ impl Ledger {
         }
     }
 
+    /// Counts a `/chat` turn of `session`; returns how many that session has had.
+    pub fn turn(&self, session: &str) -> u64 {
+        let Ok(mut sessions) = self.sessions.lock() else {
+            return 0;
+        };
+        let n = sessions.get(session).and_then(Value::as_u64).unwrap_or(0) + 1;
+        sessions.insert(session.to_string(), Value::from(n));
+        n
+    }
+
     pub fn add_tokens(&self, prompt: u64, completion: u64) {
         self.prompt_tokens.fetch_add(prompt, Ordering::Relaxed);
         self.completion_tokens
@@ -46,11 +58,13 @@ impl Ledger {
 
     pub fn snapshot(&self) -> Value {
         let last = self.last.lock().ok().and_then(|l| l.clone());
+        let sessions = self.sessions.lock().map(|s| s.clone()).unwrap_or_default();
         json!({
             "requests": self.requests.load(Ordering::Relaxed),
             "prompt_tokens": self.prompt_tokens.load(Ordering::Relaxed),
             "completion_tokens": self.completion_tokens.load(Ordering::Relaxed),
             "last_request": last,
+            "sessions": sessions,
         })
     }
 
@@ -60,6 +74,9 @@ impl Ledger {
         self.completion_tokens.store(0, Ordering::Relaxed);
         if let Ok(mut last) = self.last.lock() {
             *last = None;
+        }
+        if let Ok(mut sessions) = self.sessions.lock() {
+            sessions.clear();
         }
     }
 }

@@ -110,10 +110,15 @@ async fn write_whole(
     content_type: &str,
     body: Bytes,
     retry_after: Option<u64>,
-    truncate: bool,
+    plan: &Plan,
 ) -> Option<()> {
     let mut h = ResponseHeader::build(status, Some(4)).ok()?;
     h.insert_header("server", MOCK_SERVER).ok()?;
+    if plan.provider_headers {
+        for (name, value) in reply::PROVIDER_HEADERS {
+            h.append_header(*name, *value).ok()?;
+        }
+    }
     h.insert_header("content-type", content_type).ok()?;
     h.insert_header("content-length", body.len().to_string())
         .ok()?;
@@ -121,7 +126,7 @@ async fn write_whole(
         h.insert_header("retry-after", secs.to_string()).ok()?;
     }
     session.write_response_header(Box::new(h)).await.ok()?;
-    if truncate {
+    if plan.truncate {
         // Half of what was declared, then the connection goes away.
         let half = body.slice(..body.len() / 2);
         session.write_response_body(half, false).await.ok()?;
@@ -176,23 +181,28 @@ impl HttpServerApp for Mock {
                     .fault_status
                     .filter(|_| model_route)
                     .and(plan.retry_after);
-                let truncate = plan.truncate && model_route;
-                write_whole(
-                    &mut session,
-                    status,
-                    content_type,
-                    body,
-                    retry_after,
-                    truncate,
-                )
-                .await?;
+                let plan = Plan {
+                    truncate: plan.truncate && model_route,
+                    ..plan
+                };
+                write_whole(&mut session, status, content_type, body, retry_after, &plan).await?;
             }
             Reply::Stream { events } => {
                 let mut h = ResponseHeader::build(200, Some(4)).ok()?;
                 h.insert_header("server", MOCK_SERVER).ok()?;
                 h.insert_header("content-type", "text/event-stream").ok()?;
                 h.insert_header("cache-control", "no-cache").ok()?;
-                h.insert_header("transfer-encoding", "chunked").ok()?;
+                if plan.provider_headers {
+                    for (name, value) in reply::PROVIDER_HEADERS {
+                        h.append_header(*name, *value).ok()?;
+                    }
+                }
+                if plan.sse_content_length {
+                    let total: usize = events.iter().map(|(e, _)| e.len()).sum();
+                    h.insert_header("content-length", total.to_string()).ok()?;
+                } else {
+                    h.insert_header("transfer-encoding", "chunked").ok()?;
+                }
                 session.write_response_header(Box::new(h)).await.ok()?;
                 let total = events.len();
                 for (i, (event, tokens)) in events.into_iter().enumerate() {

@@ -17,6 +17,11 @@ pub struct Plan {
     pub retry_after: Option<u64>,
     /// Never report usage in a stream, even when asked (a backend that ignores the option).
     pub no_usage: bool,
+    /// Send the headers real providers send about the account (cookies, organisation, project,
+    /// their own rate limits, request id).
+    pub provider_headers: bool,
+    /// Declare a stream's whole length with `Content-Length` instead of sending it chunked.
+    pub sse_content_length: bool,
 }
 
 impl Plan {
@@ -35,9 +40,26 @@ impl Plan {
             retry_after: num("x-mock-retry-after").or(o.retry_after),
             no_usage: headers.contains_key("x-mock-no-usage"),
             truncate: headers.contains_key("x-mock-truncate"),
+            provider_headers: headers.contains_key("x-mock-provider-headers"),
+            sse_content_length: headers.contains_key("x-mock-sse-content-length"),
         }
     }
 }
+
+/// The account the mock's answers name, as a provider's do.
+pub const ORG: &str = "org-MockOrg12345";
+pub const PROJECT: &str = "proj_MockProject123";
+
+/// Headers real providers send about the account, for `x-mock-provider-headers`.
+pub const PROVIDER_HEADERS: &[(&str, &str)] = &[
+    ("set-cookie", "__cf_bm=mock-session; path=/; HttpOnly"),
+    ("openai-organization", ORG),
+    ("openai-project", PROJECT),
+    ("openai-processing-ms", "12"),
+    ("x-ratelimit-limit-tokens", "150000"),
+    ("x-ratelimit-remaining-tokens", "149990"),
+    ("x-request-id", "req_mock_backend_0001"),
+];
 
 pub enum Reply {
     Whole {
@@ -59,10 +81,18 @@ impl Reply {
         }
     }
 
+    /// A provider's error, naming the account as real ones do (a masked key, the organisation
+    /// and the project).
     pub fn fault(status: u16) -> Reply {
         Reply::json(
             status,
-            json!({"error": {"message": format!("mock fault {status}"), "type": "mock_fault"}}),
+            json!({"error": {
+                "message": format!(
+                    "mock fault {status} for key sk-mock-****abcd in organization {ORG} (project {PROJECT})"
+                ),
+                "type": "mock_fault",
+                "organization": ORG,
+            }}),
         )
     }
 }
@@ -350,9 +380,10 @@ fn lab_chat(body: &[u8], plan: &Plan, ledger: &Ledger) -> Reply {
         .unwrap_or("default");
     let completion_tokens = plan.chunks;
     ledger.add_tokens(count_tokens(message), completion_tokens);
+    let turn = ledger.turn(session_id);
     Reply::json(
         200,
-        json!({"response": words(completion_tokens).concat(), "session_id": session_id}),
+        json!({"response": words(completion_tokens).concat(), "session_id": session_id, "turn": turn}),
     )
 }
 

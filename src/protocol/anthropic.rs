@@ -4,6 +4,7 @@
 //! unchanged), and the error shape Anthropic SDKs parse.
 
 use super::json::{self, json_error};
+use super::text::{json_as_text, Origin, Texts};
 use crate::error::GatewayError;
 use crate::usage::Usage;
 use bytes::Bytes;
@@ -21,12 +22,26 @@ pub struct MessagesView {
     pub max_tokens: Option<u64>,
     #[serde(default)]
     pub stream: Option<bool>,
+    /// Tool definitions the model reads.
+    #[serde(default)]
+    pub tools: Option<Vec<Tool>>,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct Message {
     pub role: String,
     pub content: Blocks,
+}
+
+/// A tool definition: everything in it is read by the model.
+#[derive(Debug, Deserialize)]
+pub struct Tool {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default, deserialize_with = "json_as_text")]
+    pub input_schema: Option<String>,
 }
 
 /// A string, or a list of content blocks.
@@ -37,29 +52,85 @@ pub enum Blocks {
     List(Vec<Block>),
 }
 
+/// A content block. The gateway reads the fields the model reads, whatever the block's type:
+/// `text`; a `tool_use`'s `name` and `input`; a `tool_result`'s `content` (a string or blocks);
+/// a `document`'s `title`, `context` and text `source`.
 #[derive(Debug, Deserialize)]
 pub struct Block {
     #[serde(rename = "type")]
     pub kind: String,
     #[serde(default)]
     pub text: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A `tool_use`'s input, as the model reads it.
+    #[serde(default, deserialize_with = "json_as_text")]
+    pub input: Option<String>,
+    #[serde(default)]
+    pub content: Option<Blocks>,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub context: Option<String>,
+    #[serde(default)]
+    pub source: Option<serde_json::Value>,
 }
 
 impl Blocks {
-    fn texts(&self) -> Vec<&str> {
+    fn collect<'a>(&'a self, origin: Origin, out: &mut Texts<'a>) {
         match self {
-            Blocks::Text(t) => vec![t.as_str()],
-            Blocks::List(l) => l.iter().filter_map(|b| b.text.as_deref()).collect(),
+            Blocks::Text(t) => out.push(origin, t.as_str()),
+            Blocks::List(blocks) => blocks.iter().for_each(|b| b.collect(origin, out)),
+        }
+    }
+}
+
+impl Block {
+    fn collect<'a>(&'a self, origin: Origin, out: &mut Texts<'a>) {
+        let origin = match self.kind.as_str() {
+            "tool_use" | "server_tool_use" => Origin::ToolCall,
+            "tool_result" => Origin::ToolResult,
+            "document" | "search_result" => Origin::Document,
+            _ => origin,
+        };
+        out.push_opt(origin, self.name.as_deref());
+        out.push_opt(origin, self.title.as_deref());
+        out.push_opt(origin, self.context.as_deref());
+        out.push_opt(origin, self.text.as_deref());
+        out.push_opt(origin, self.input.as_deref());
+        if let Some(content) = &self.content {
+            content.collect(origin, out);
+        }
+        // A text document (`{"type":"text","data":…}`) or one given as content blocks.
+        if let Some(source) = &self.source {
+            if source.get("type").and_then(|t| t.as_str()) == Some("text") {
+                out.push_opt(origin, source.get("data").and_then(|d| d.as_str()));
+            }
+            if let Some(blocks) = source.get("content").and_then(|c| c.as_array()) {
+                for b in blocks {
+                    out.push_opt(origin, b.get("text").and_then(|t| t.as_str()));
+                }
+            }
         }
     }
 }
 
 impl MessagesView {
-    /// Every text the model will read: the system prompt and every text block.
-    pub fn texts(&self) -> Vec<&str> {
-        let mut out: Vec<&str> = self.system.as_ref().map(Blocks::texts).unwrap_or_default();
+    /// Every text the model will read, with its origin: the system prompt, every block of every
+    /// message (text, earlier tool calls and their results, documents), and the tool
+    /// definitions, in the order the model reads them.
+    pub fn texts(&self) -> Texts<'_> {
+        let mut out = Texts::default();
+        if let Some(system) = &self.system {
+            system.collect(Origin::Message, &mut out);
+        }
         for m in &self.messages {
-            out.extend(m.content.texts());
+            m.content.collect(Origin::Message, &mut out);
+        }
+        for t in self.tools.iter().flatten() {
+            out.push_opt(Origin::ToolSchema, t.name.as_deref());
+            out.push_opt(Origin::ToolSchema, t.description.as_deref());
+            out.push_opt(Origin::ToolSchema, t.input_schema.as_deref());
         }
         out
     }
@@ -263,6 +334,52 @@ mod tests {
             br#"{"model":"claude","max_tokens":5,"system":"be kind","messages":[{"role":"user","content":[{"type":"text","text":"hi"},{"type":"image"}]}]}"#,
         )
         .unwrap();
-        assert_eq!(v.texts(), ["be kind", "hi"]);
+        let texts = v.texts();
+        let plain: Vec<&str> = texts.list.iter().map(|t| &*t.text).collect();
+        assert_eq!(plain, ["be kind", "hi"]);
+    }
+
+    #[test]
+    fn tool_calls_results_documents_and_tools_are_read_too() {
+        let body = serde_json::json!({
+            "model": "claude", "max_tokens": 5,
+            "system": [{"type": "text", "text": "sys"}],
+            "messages": [
+                {"role": "assistant", "content": [
+                    {"type": "tool_use", "id": "t1", "name": "lookup", "input": {"ssn": "1"}}]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "t1", "content": "plain result"},
+                    {"type": "tool_result", "tool_use_id": "t2", "content": [{"type": "text", "text": "block result"}]},
+                    {"type": "document", "title": "T", "source": {"type": "text", "media_type": "text/plain", "data": "doc text"}},
+                    {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0x"}},
+                    {"type": "document", "source": {"type": "content", "content": [{"type": "text", "text": "doc block"}]}}
+                ]}
+            ],
+            "tools": [{"name": "lookup", "description": "desc", "input_schema": {"type": "object"}}]
+        })
+        .to_string();
+        let v = parse(body.as_bytes()).unwrap();
+        let got: Vec<(Origin, String)> = v
+            .texts()
+            .list
+            .into_iter()
+            .map(|t| (t.origin, t.text.into_owned()))
+            .collect();
+        use Origin::*;
+        let want: Vec<(Origin, &str)> = vec![
+            (Message, "sys"),
+            (ToolCall, "lookup"),
+            (ToolCall, "{\"ssn\":\"1\"}"),
+            (ToolResult, "plain result"),
+            (ToolResult, "block result"),
+            (Document, "T"),
+            (Document, "doc text"),
+            (Document, "doc block"),
+            (ToolSchema, "lookup"),
+            (ToolSchema, "desc"),
+            (ToolSchema, "{\"type\":\"object\"}"),
+        ];
+        let got: Vec<(Origin, &str)> = got.iter().map(|(o, t)| (*o, t.as_str())).collect();
+        assert_eq!(got, want);
     }
 }

@@ -2,6 +2,7 @@
 //! back as OpenAI's `prompt_tokens` (read by [`super::openai::usage`]); there is no output.
 
 use super::json::{self, json_error};
+use super::text::{Origin, Texts};
 use crate::error::GatewayError;
 use bytes::Bytes;
 use serde::Deserialize;
@@ -24,12 +25,18 @@ pub enum Input {
 }
 
 impl EmbeddingsView {
-    pub fn texts(&self) -> Vec<&str> {
-        match &self.input {
-            Input::One(s) => vec![s.as_str()],
-            Input::Many(v) => v.iter().map(String::as_str).collect(),
-            Input::Tokens(_) | Input::ManyTokens(_) => Vec::new(),
+    /// The inputs.
+    pub fn texts(&self) -> Texts<'_> {
+        let mut out = Texts::default();
+        let inputs: &[String] = match &self.input {
+            Input::One(s) => std::slice::from_ref(s),
+            Input::Many(v) => v,
+            Input::Tokens(_) | Input::ManyTokens(_) => &[],
+        };
+        for s in inputs {
+            out.push(Origin::Message, s.as_str());
         }
+        out
     }
 
     /// Tokens given directly as token ids.

@@ -18,8 +18,12 @@ use serde_json::json;
 #[derive(Debug)]
 pub struct LabView {
     pub message: String,
-    pub session_id: String,
+    /// The session the client named, if any.
+    pub session_id: Option<String>,
     pub model: String,
+    /// The session id the agent gets: the client's, namespaced by the consumer; a fresh one when
+    /// the client named none (see [`LabView::bind`]).
+    pub agent_session: String,
 }
 
 #[derive(Deserialize)]
@@ -31,8 +35,7 @@ struct LabWire {
     model: Option<String>,
 }
 
-/// Parses and validates a `/chat` body (`model` defaults to `default`, `session_id` to
-/// `default`, as the lab's agent does).
+/// Parses and validates a `/chat` body (`model` defaults to `default`).
 pub fn parse(body: &[u8]) -> Result<LabView, GatewayError> {
     let wire: LabWire = serde_json::from_slice(body).map_err(json_error)?;
     if wire.message.is_empty() {
@@ -46,12 +49,23 @@ pub fn parse(body: &[u8]) -> Result<LabView, GatewayError> {
     }
     Ok(LabView {
         message: wire.message,
-        session_id: wire.session_id.unwrap_or_else(|| "default".into()),
+        session_id: wire.session_id,
         model,
+        agent_session: String::new(),
     })
 }
 
 impl LabView {
+    /// Ties the session to the consumer sending it: the agent gets `consumer:session`, so two
+    /// consumers naming the same session (or none) never share the agent's memory; without a
+    /// session the request is a conversation of its own, with a fresh id.
+    pub fn bind(&mut self, consumer: &str) {
+        self.agent_session = match &self.session_id {
+            Some(s) => format!("{consumer}:{s}"),
+            None => fresh_session(),
+        };
+    }
+
     /// The path on a backend speaking `protocol`.
     pub fn path(protocol: Protocol) -> &'static str {
         match protocol {
@@ -63,7 +77,9 @@ impl LabView {
     /// The body a backend speaking `protocol` receives.
     pub fn outbound(&self, protocol: Protocol, cap: Option<u64>, rename: Option<&str>) -> Bytes {
         let value = match protocol {
-            Protocol::LabAgent => json!({"message": self.message, "session_id": self.session_id}),
+            Protocol::LabAgent => {
+                json!({"message": self.message, "session_id": self.agent_session})
+            }
             Protocol::OpenAi | Protocol::Anthropic => {
                 let mut v = json!({
                     "model": rename.unwrap_or(&self.model),
@@ -78,12 +94,22 @@ impl LabView {
         Bytes::from(value.to_string())
     }
 
-    /// What identifies the request for the cache: the agent answers per session.
+    /// What identifies the request for the cache: the agent answers per session (its
+    /// namespaced id); a request without one is a fresh conversation, the same for every such
+    /// request.
     pub fn cache_identity(&self) -> Vec<u8> {
-        json!({"message": self.message, "session_id": self.session_id})
+        let session = self.session_id.as_ref().map(|_| &self.agent_session);
+        json!({"message": self.message, "session_id": session})
             .to_string()
             .into_bytes()
     }
+}
+
+/// A session id of its own for a request that named none.
+fn fresh_session() -> String {
+    let mut bytes = [0u8; 12];
+    let _ = getrandom::getrandom(&mut bytes);
+    format!("tg-{}", crate::digest::to_hex(&bytes))
 }
 
 /// The answer text in a backend's response to a translated `/chat` request.
@@ -122,8 +148,8 @@ mod tests {
             panic!("lab view expected")
         };
         assert_eq!(
-            (l.model.as_str(), l.session_id.as_str()),
-            ("default", "default")
+            (l.model.as_str(), l.session_id.as_deref()),
+            ("default", None)
         );
         assert!(parse_route(Route::LabChat, br#"{"session_id":"s"}"#).is_err());
         assert!(parse_route(Route::LabChat, br#"{"message":""}"#).is_err());
@@ -131,14 +157,16 @@ mod tests {
 
     #[test]
     fn lab_chat_is_translated_for_each_protocol() {
-        let view = LabView {
+        let mut view = LabView {
             message: "hi".into(),
-            session_id: "s1".into(),
+            session_id: Some("s1".into()),
             model: "gpt-4".into(),
+            agent_session: String::new(),
         };
+        view.bind("team-a");
         let agent: serde_json::Value =
             serde_json::from_slice(&view.outbound(Protocol::LabAgent, Some(9), None)).unwrap();
-        assert_eq!(agent, json!({"message": "hi", "session_id": "s1"}));
+        assert_eq!(agent, json!({"message": "hi", "session_id": "team-a:s1"}));
         let openai: serde_json::Value =
             serde_json::from_slice(&view.outbound(Protocol::OpenAi, Some(9), Some("dep"))).unwrap();
         assert_eq!(openai["messages"][0]["content"], "hi");
@@ -168,6 +196,36 @@ mod tests {
         assert_eq!(
             error_body(&GatewayError::UpstreamUnreachable),
             json!({"detail": "Backend is unreachable. Try again later."})
+        );
+    }
+
+    #[test]
+    fn sessions_are_namespaced_by_consumer_and_a_missing_one_is_fresh() {
+        let view = |session: Option<&str>, consumer: &str| {
+            let mut v = LabView {
+                message: "hi".into(),
+                session_id: session.map(str::to_string),
+                model: "m".into(),
+                agent_session: String::new(),
+            };
+            v.bind(consumer);
+            v
+        };
+        assert_ne!(
+            view(Some("s"), "a").agent_session,
+            view(Some("s"), "b").agent_session
+        );
+        let (x, y) = (view(None, "a"), view(None, "a"));
+        assert_ne!(x.agent_session, y.agent_session);
+        assert!(x.agent_session.starts_with("tg-") && x.agent_session != "default");
+        assert_eq!(
+            x.cache_identity(),
+            y.cache_identity(),
+            "no session, one key"
+        );
+        assert_ne!(
+            view(Some("s"), "a").cache_identity(),
+            view(Some("s"), "b").cache_identity()
         );
     }
 }

@@ -18,6 +18,7 @@ pub mod lab;
 pub mod openai;
 pub mod provider;
 pub mod sse;
+pub mod text;
 
 use crate::config::Protocol;
 use crate::error::GatewayError;
@@ -28,6 +29,7 @@ use embeddings::EmbeddingsView;
 use lab::LabView;
 use openai::ChatView;
 use sse::SseTap;
+pub use text::{Origin, Text, Texts};
 
 /// The consumer-plane routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,27 +159,41 @@ impl RequestView {
         }
     }
 
-    /// Every text the model will read: message contents and text parts, or the `/chat` message.
-    pub fn texts(&self) -> Vec<&str> {
-        match self {
-            RequestView::Lab(l) => vec![l.message.as_str()],
-            RequestView::Messages(m) => m.texts(),
-            RequestView::Embeddings(e) => e.texts(),
-            RequestView::Chat(c) => c.texts(),
+    /// Ties what a request names per client to the consumer sending it (a `/chat` session; see
+    /// [`LabView::bind`]).
+    pub fn bind_consumer(&mut self, consumer: &str) {
+        if let RequestView::Lab(l) = self {
+            l.bind(consumer);
         }
     }
 
-    /// Estimated prompt tokens: ceil(characters / 4) of every text, plus per-message framing.
-    pub fn prompt_estimate(&self) -> u64 {
+    /// Every text the model will read, with its origin (see [`text`]).
+    pub fn texts(&self) -> Vec<Text<'_>> {
+        match self {
+            RequestView::Lab(l) => {
+                let mut t = Texts::default();
+                t.push(Origin::Message, l.message.as_str());
+                t.list
+            }
+            RequestView::Messages(m) => m.texts().list,
+            RequestView::Embeddings(e) => e.texts().list,
+            RequestView::Chat(c) => c.texts().list,
+        }
+    }
+
+    /// Estimated prompt tokens of `texts` (this view's [`RequestView::texts`]): ceil(characters
+    /// / 4) of every text the model reads, tool schemas and tool calls included, plus
+    /// per-message framing and tokens given as ids.
+    pub fn prompt_estimate(&self, texts: &[Text<'_>]) -> u64 {
         let (messages, token_ids) = match self {
             RequestView::Chat(c) => (c.messages.len() as u64, 0),
             RequestView::Lab(_) => (1, 0),
             RequestView::Messages(m) => (m.messages.len() as u64 + 1, 0),
             RequestView::Embeddings(e) => (0, e.token_ids()),
         };
-        self.texts()
+        texts
             .iter()
-            .map(|t| estimate_tokens(t))
+            .map(|t| estimate_tokens(&t.text))
             .sum::<u64>()
             .saturating_add(token_ids)
             .saturating_add(messages.saturating_mul(PER_MESSAGE_TOKENS))
@@ -329,8 +345,10 @@ mod tests {
             view.cache_identity(&a, Some(5)),
             view.cache_identity(&a, None)
         );
-        let lab = parse(Route::LabChat, br#"{"message":"hi","session_id":"s"}"#).unwrap();
-        let other = parse(Route::LabChat, br#"{"message":"hi","session_id":"t"}"#).unwrap();
+        let mut lab = parse(Route::LabChat, br#"{"message":"hi","session_id":"s"}"#).unwrap();
+        let mut other = parse(Route::LabChat, br#"{"message":"hi","session_id":"t"}"#).unwrap();
+        lab.bind_consumer("c");
+        other.bind_consumer("c");
         assert_ne!(
             lab.cache_identity(&Bytes::new(), None),
             other.cache_identity(&Bytes::new(), None),

@@ -7,6 +7,7 @@
 //! did not), or name the backend's own model (an alias).
 
 use super::json::{self, json_error};
+use super::text::{json_as_text, Origin, Texts};
 use crate::error::{Fault, GatewayError};
 use crate::usage::Usage;
 use bytes::Bytes;
@@ -28,6 +29,56 @@ pub struct ChatView {
     pub n: Option<u64>,
     #[serde(default)]
     pub stream_options: Option<StreamOptions>,
+    /// Tool definitions the model reads.
+    #[serde(default)]
+    pub tools: Option<Vec<Tool>>,
+    /// The legacy form of `tools`.
+    #[serde(default)]
+    pub functions: Option<Vec<FunctionDef>>,
+    #[serde(default)]
+    pub response_format: Option<ResponseFormat>,
+}
+
+/// `response_format`: its schema is read by the model.
+#[derive(Debug, Deserialize)]
+pub struct ResponseFormat {
+    #[serde(default, deserialize_with = "json_as_text")]
+    pub json_schema: Option<String>,
+}
+
+/// A tool definition (`{"type":"function","function":{…}}`).
+#[derive(Debug, Deserialize)]
+pub struct Tool {
+    #[serde(default)]
+    pub function: Option<FunctionDef>,
+}
+
+/// A function the model may call: everything in it is read by the model.
+#[derive(Debug, Deserialize)]
+pub struct FunctionDef {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The parameter schema, as the model reads it.
+    #[serde(default, deserialize_with = "json_as_text")]
+    pub parameters: Option<String>,
+}
+
+/// A call the model made, sent back in the history.
+#[derive(Debug, Deserialize)]
+pub struct ToolCall {
+    #[serde(default)]
+    pub function: Option<FunctionCall>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FunctionCall {
+    #[serde(default)]
+    pub name: Option<String>,
+    /// JSON, as a string.
+    #[serde(default)]
+    pub arguments: Option<String>,
 }
 
 /// `stream_options` of a chat request.
@@ -42,6 +93,14 @@ pub struct Message {
     pub role: String,
     #[serde(default)]
     pub content: Option<Content>,
+    /// A participant's name, read by the model.
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub tool_calls: Option<Vec<ToolCall>>,
+    /// The legacy form of `tool_calls`.
+    #[serde(default)]
+    pub function_call: Option<FunctionCall>,
 }
 
 /// A message's content: a string or a list of typed parts.
@@ -58,6 +117,9 @@ pub struct Part {
     pub kind: String,
     #[serde(default)]
     pub text: Option<String>,
+    /// An assistant's refusal, sent back in the history.
+    #[serde(default)]
+    pub refusal: Option<String>,
 }
 
 const ROLES: &[&str] = &[
@@ -82,18 +144,54 @@ impl ChatView {
             .unwrap_or(false)
     }
 
-    /// Every text the model will read: message contents and text parts.
-    pub fn texts(&self) -> Vec<&str> {
-        let mut out = Vec::with_capacity(self.messages.len());
+    /// Every text the model will read, with its origin: message contents and text parts,
+    /// names, earlier tool calls and what tools returned, tool definitions, and the schema the
+    /// answer must follow, in the order the model reads them.
+    pub fn texts(&self) -> Texts<'_> {
+        let mut out = Texts::default();
         for m in &self.messages {
+            let origin = match m.role.as_str() {
+                "tool" | "function" => Origin::ToolResult,
+                _ => Origin::Message,
+            };
+            out.push_opt(Origin::Message, m.name.as_deref());
             match &m.content {
-                Some(Content::Text(t)) => out.push(t.as_str()),
+                Some(Content::Text(t)) => out.push(origin, t.as_str()),
                 Some(Content::Parts(parts)) => {
-                    out.extend(parts.iter().filter_map(|p| p.text.as_deref()))
+                    for p in parts {
+                        out.push_opt(origin, p.text.as_deref());
+                        out.push_opt(origin, p.refusal.as_deref());
+                    }
                 }
                 None => {}
             }
+            let calls = m
+                .tool_calls
+                .iter()
+                .flatten()
+                .filter_map(|c| c.function.as_ref());
+            for call in calls.chain(m.function_call.as_ref()) {
+                out.push_opt(Origin::ToolCall, call.name.as_deref());
+                if let Some(args) = &call.arguments {
+                    out.push_json_str(Origin::ToolCall, args);
+                }
+            }
         }
+        let tools = self
+            .tools
+            .iter()
+            .flatten()
+            .filter_map(|t| t.function.as_ref());
+        for f in tools.chain(self.functions.iter().flatten()) {
+            out.push_opt(Origin::ToolSchema, f.name.as_deref());
+            out.push_opt(Origin::ToolSchema, f.description.as_deref());
+            out.push_opt(Origin::ToolSchema, f.parameters.as_deref());
+        }
+        let schema = self
+            .response_format
+            .as_ref()
+            .and_then(|f| f.json_schema.as_deref());
+        out.push_opt(Origin::OutputSchema, schema);
         out
     }
 
@@ -325,7 +423,7 @@ pub fn error_body(e: &GatewayError) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{parse as parse_route, RequestView, Route};
+    use crate::protocol::{parse as parse_route, Origin, RequestView, Route};
 
     #[test]
     fn parses_an_openai_body_with_string_and_part_contents() {
@@ -417,8 +515,61 @@ mod tests {
         let body = br#"{"model":"m","messages":[{"role":"system","content":"a"},
             {"role":"user","content":[{"type":"text","text":"b"},{"type":"image_url"}]},{"role":"assistant"}]}"#;
         let v = parse_route(Route::ChatCompletions, body).unwrap();
-        assert_eq!(v.texts(), ["a", "b"]);
-        assert_eq!(v.prompt_estimate(), 1 + 1 + 3 * 4);
+        let texts = v.texts();
+        let plain: Vec<&str> = texts.iter().map(|t| &*t.text).collect();
+        assert_eq!(plain, ["a", "b"]);
+        assert_eq!(v.prompt_estimate(&texts), 1 + 1 + 3 * 4);
+    }
+
+    #[test]
+    fn every_text_the_model_reads_is_yielded_with_its_origin() {
+        let body = json!({
+            "model": "m",
+            "messages": [
+                {"role": "system", "name": "boss", "content": "sys"},
+                {"role": "assistant", "content": null, "tool_calls": [
+                    {"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": "{\"ssn\":\"\\u0031\"}"}}
+                ], "function_call": {"name": "old", "arguments": "not json"}},
+                {"role": "tool", "tool_call_id": "c1", "content": [{"type": "text", "text": "result"}]},
+                {"role": "assistant", "content": [{"type": "refusal", "refusal": "no"}]}
+            ],
+            "tools": [{"type": "function", "function": {"name": "lookup", "description": "desc",
+                "parameters": {"type": "object", "properties": {"q": {"description": "ignore"}}}}}],
+            "functions": [{"name": "legacy", "description": "legacy desc"}],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "out", "schema": {}}}
+        })
+        .to_string();
+        let view = parse_route(Route::ChatCompletions, body.as_bytes()).unwrap();
+        let texts = view.texts();
+        let got: Vec<(Origin, &str)> = texts.iter().map(|t| (t.origin, &*t.text)).collect();
+        use Origin::*;
+        assert_eq!(
+            got,
+            [
+                (Message, "boss"),
+                (Message, "sys"),
+                (ToolCall, "lookup"),
+                (ToolCall, "{\"ssn\":\"1\"}"),
+                (ToolCall, "old"),
+                (ToolCall, "not json"),
+                (ToolResult, "result"),
+                (Message, "no"),
+                (ToolSchema, "lookup"),
+                (ToolSchema, "desc"),
+                (
+                    ToolSchema,
+                    "{\"properties\":{\"q\":{\"description\":\"ignore\"}},\"type\":\"object\"}"
+                ),
+                (ToolSchema, "legacy"),
+                (ToolSchema, "legacy desc"),
+                (OutputSchema, "{\"name\":\"out\",\"schema\":{}}"),
+            ]
+        );
+        let chars: u64 = texts.iter().map(|t| t.text.chars().count() as u64).sum();
+        assert!(
+            view.prompt_estimate(&texts) >= chars / 4,
+            "every text is counted"
+        );
     }
 
     #[test]

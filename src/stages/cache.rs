@@ -1,14 +1,16 @@
 //! The cache policy: whether a request may be answered from the response cache and stored in it,
 //! and under which key.
 //!
-//! Input: the cache configuration, the consumer, the route and model, the request's
-//! `Cache-Control` header and its identity (the canonical body, from the protocol's view).
+//! Input: the cache configuration, the consumer, the route and model, the request's headers
+//! (`Cache-Control`, and those a backend forwards, which may change the answer) and its identity
+//! (the canonical body, from the protocol's view).
 //! Decision: off (disabled, a stream, `no-store`, a body that cannot be canonicalised), store only
 //! (`no-cache`: never answered from the cache, the fresh answer is kept), or look up and store.
 //! Keys are SHA-256 over the scope (the consumer id by default, the team, or nothing for
 //! `global`), the route, the model and the identity, each length-prefixed so no two scopes can
 //! share a key. The API key is never part of it.
 
+use crate::config::types::header_pattern_matches;
 use crate::config::{CacheConfig, CacheScope, Consumer};
 use crate::protocol::Route;
 use crate::state::cache::CacheKey;
@@ -51,6 +53,9 @@ pub struct Request<'a> {
     pub model: &'a str,
     pub streaming: bool,
     pub headers: &'a HeaderMap,
+    /// Header names (or prefixes ending in `*`) some backend forwards: their values are part
+    /// of the key.
+    pub vary: &'a [String],
 }
 
 /// Decides how a request uses the cache. `identity` computes the request's canonical content
@@ -74,9 +79,10 @@ pub fn plan(
     if directives.iter().any(|d| d == "no-store") {
         return CachePlan::Off;
     }
-    let Some(canonical) = identity() else {
+    let Some(mut canonical) = identity() else {
         return CachePlan::Off;
     };
+    canonical.extend_from_slice(&varying(req.headers, req.vary));
     let (kind, scope) = match cfg.scope {
         CacheScope::Consumer => ("consumer", req.consumer.id.as_str()),
         CacheScope::Team => ("team", req.consumer.team.as_str()),
@@ -88,6 +94,28 @@ pub fn plan(
     } else {
         CachePlan::Use(key)
     }
+}
+
+/// The headers in `vary` present in `headers`, sorted, as bytes to add to the key (each name and
+/// value length-prefixed; nothing when there are none).
+fn varying(headers: &HeaderMap, vary: &[String]) -> Vec<u8> {
+    if vary.is_empty() {
+        return Vec::new();
+    }
+    let mut found: Vec<(&str, &[u8])> = headers
+        .iter()
+        .filter(|(n, _)| vary.iter().any(|p| header_pattern_matches(p, n.as_str())))
+        .map(|(n, v)| (n.as_str(), v.as_bytes()))
+        .collect();
+    found.sort_unstable();
+    let mut out = Vec::new();
+    for (name, value) in found {
+        for part in [name.as_bytes(), value] {
+            out.extend_from_slice(&(part.len() as u64).to_be_bytes());
+            out.extend_from_slice(part);
+        }
+    }
+    out
 }
 
 /// The cache key for a request: `scope` is the consumer id, the team, or `""` (global).
@@ -138,6 +166,7 @@ mod tests {
             model: "m",
             streaming: false,
             headers: &headers,
+            vary: &[],
         };
         plan(c, req, || Some(b"{}".to_vec()))
     }
@@ -188,6 +217,7 @@ mod tests {
             model: "m",
             streaming: true,
             headers: &headers,
+            vary: &[],
         };
         let never = || -> Option<Vec<u8>> { panic!("identity computed") };
         assert_eq!(
@@ -203,5 +233,39 @@ mod tests {
             ..stream
         };
         assert_eq!(plan(&disabled, req, never), CachePlan::Off);
+    }
+
+    #[test]
+    fn headers_a_backend_forwards_change_the_key_and_others_do_not() {
+        let c = cfg(CacheScope::Consumer);
+        let a = consumer("a", "t");
+        let vary = ["x-mock-*".to_string(), "x-tenant".to_string()];
+        let with = |pairs: &[(&'static str, &'static str)]| {
+            let mut headers = HeaderMap::new();
+            for (k, v) in pairs {
+                headers.append(*k, HeaderValue::from_static(v));
+            }
+            let req = Request {
+                consumer: &a,
+                route: Route::ChatCompletions,
+                model: "m",
+                streaming: false,
+                headers: &headers,
+                vary: &vary,
+            };
+            plan(&c, req, || Some(b"{}".to_vec()))
+        };
+        let plain = with(&[]);
+        assert_eq!(plain, with(&[("x-request-id", "1"), ("user-agent", "sdk")]));
+        assert_ne!(plain, with(&[("x-mock-chunks", "2")]));
+        assert_ne!(
+            with(&[("x-mock-chunks", "2")]),
+            with(&[("x-mock-chunks", "3")])
+        );
+        assert_eq!(
+            with(&[("x-tenant", "1"), ("x-mock-a", "2")]),
+            with(&[("x-mock-a", "2"), ("x-tenant", "1")]),
+            "order does not matter"
+        );
     }
 }

@@ -10,7 +10,7 @@
 //! fresh one. After the response header has reached the client, an upstream failure aborts the
 //! client connection so a truncated response can never look complete.
 
-use super::peer::STRIP_DOWNSTREAM;
+use super::peer::PASSED_DOWNSTREAM;
 use crate::error::GatewayError;
 use crate::protocol::sse::SseTap;
 use bytes::{Bytes, BytesMut};
@@ -143,15 +143,21 @@ impl Upstream<'_> {
             .unwrap_or(0)
     }
 
-    /// The response header as the client may see it.
+    /// The response header as the client may see it: the backend's status and the headers in
+    /// [`PASSED_DOWNSTREAM`], naming the backend; the caller sets the framing (a whole body's
+    /// length, or chunks for a stream, whatever the backend declared).
     pub fn client_header(&self, backend_id: &str) -> Result<ResponseHeader, GatewayError> {
-        let mut h = self
+        let upstream = self
             .session
             .response_header()
-            .cloned()
             .ok_or(GatewayError::Internal)?;
-        for name in STRIP_DOWNSTREAM {
-            h.remove_header(*name);
+        let mut h = ResponseHeader::build(upstream.status, Some(PASSED_DOWNSTREAM.len() + 4))
+            .map_err(|_| GatewayError::Internal)?;
+        for name in PASSED_DOWNSTREAM {
+            for value in upstream.headers.get_all(*name) {
+                h.append_header(*name, value.clone())
+                    .map_err(|_| GatewayError::Internal)?;
+            }
         }
         h.insert_header("x-tollgate-backend", backend_id)
             .map_err(|_| GatewayError::Internal)?;

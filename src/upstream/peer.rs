@@ -1,11 +1,14 @@
 //! The upstream side of one forwarded request: the peer to connect to (address, TLS, timeouts)
 //! and the request header it receives.
 //!
-//! Header hygiene: hop-by-hop headers, `Host`, `Expect`, `Accept-Encoding` (usage must be readable
-//! in plain text) and the client's credentials and API-version headers
-//! ([`provider::GATEWAY_OWNED`]) never leave; the backend's own are added
-//! ([`provider::headers`]), `Host` is set to the backend's authority and `Content-Length` to the
-//! body actually sent.
+//! Header hygiene, both ways, by allow lists. Of the client's request headers a backend gets only
+//! [`FORWARDED`] (content negotiation, tracing) and what its `forward_headers` names; never a
+//! credential, a cookie, an organisation or project header, or a beta flag that picks features
+//! or billing, since the request goes out with the gateway's credential. The backend's own
+//! credential and version headers are added ([`provider::headers`]), `Host` is set to the
+//! backend's authority and `Content-Length` to the body actually sent. Of a backend's response
+//! headers the client sees only [`PASSED_DOWNSTREAM`]: no cookie, no provider organisation, rate
+//! limit, request id or server header.
 
 use crate::config::Backend;
 use crate::error::GatewayError;
@@ -18,33 +21,21 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Request headers that never cross the gateway.
-const STRIP_UPSTREAM: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "host",
-    "content-length",
-    "expect",
-    "accept-encoding",
+/// Client request headers every backend gets.
+pub const FORWARDED: &[&str] = &[
+    "content-type",
+    "accept",
+    "x-request-id",
+    "traceparent",
+    "tracestate",
 ];
 
-/// Response headers that never reach the client.
-pub const STRIP_DOWNSTREAM: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "te",
-    "trailer",
-    "upgrade",
-    "server",
+/// Backend response headers a client sees (the gateway sets the framing and its own headers).
+pub const PASSED_DOWNSTREAM: &[&str] = &[
+    "content-type",
+    "content-encoding",
+    "cache-control",
+    "retry-after",
 ];
 
 /// Resolved backend addresses, cached: Pingora's own resolution blocks the worker and panics on
@@ -124,8 +115,8 @@ pub fn peer_at(backend: &Backend, addr: SocketAddr) -> HttpPeer {
 }
 
 /// The request header for the backend: `path` below the backend's prefix (or the provider's own
-/// path), the client's headers minus everything in [`STRIP_UPSTREAM`] (and whatever `Connection`
-/// names), plus ours.
+/// path), the client's headers the backend may get (see the module header; never one that
+/// `Connection` names), plus ours.
 pub fn request_header(
     backend: &Backend,
     path: &str,
@@ -145,7 +136,8 @@ pub fn request_header(
         .collect();
     for (name, value) in client {
         let n = name.as_str();
-        if STRIP_UPSTREAM.contains(&n)
+        let allowed = FORWARDED.contains(&n) || backend.forwards(n);
+        if !allowed
             || provider::GATEWAY_OWNED.contains(&n)
             || named_by_connection.contains(name)
             || (json_body && n == "content-type")

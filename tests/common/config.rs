@@ -10,20 +10,34 @@ pub const KEY_LIMITED: &str = "tg-test-limited-key-9f2d44";
 pub const KEY_METERED: &str = "tg-test-metered-key-31c0aa";
 pub const BACKEND_SECRET: &str = "sk-backend-secret-for-tests";
 
+/// The backend setting that lets the mock's fault-injection headers (`x-mock-*`) reach it: a
+/// backend gets only the client headers its `forward_headers` names. Left out when the tests run
+/// against another build (`TOLLGATE_TEST_BIN`), which may not know the setting and forwards
+/// every header anyway.
+pub fn mock_headers() -> &'static str {
+    if std::env::var_os("TOLLGATE_TEST_BIN").is_some() {
+        ""
+    } else {
+        "forward_headers: [\"x-mock-*\"]"
+    }
+}
+
 /// The test backends' context: large enough for the multi-MiB bodies the body tests send (the
 /// default, 128,000 tokens, would refuse them before forwarding).
 pub const LARGE_CONTEXT: u64 = 4_000_000;
 
 /// One OpenAI backend serving `gpt-4o` (YAML list item), with extra lines (indented by four).
 pub fn openai_backend(id: &str, port: u16, priority: u32, weight: u32, extra: &str) -> String {
+    let mock_headers = mock_headers();
     format!(
-        "  - id: {id}\n    url: \"http://127.0.0.1:{port}\"\n    protocol: openai\n    models: [gpt-4o]\n    priority: {priority}\n    weight: {weight}\n    max_context_tokens: {LARGE_CONTEXT}\n{extra}"
+        "  - id: {id}\n    url: \"http://127.0.0.1:{port}\"\n    protocol: openai\n    models: [gpt-4o]\n    priority: {priority}\n    weight: {weight}\n    max_context_tokens: {LARGE_CONTEXT}\n    {mock_headers}\n{extra}"
     )
 }
 
 /// Backends section for a mock on `mock_port`: an OpenAI backend (with a credential) serving
 /// `gpt-4`/`gpt-4o`, and a lab agent serving `default`.
 pub fn backends_for(mock_port: u16) -> String {
+    let mock_headers = mock_headers();
     format!(
         r#"backends:
   - id: mock-openai
@@ -32,11 +46,13 @@ pub fn backends_for(mock_port: u16) -> String {
     models: [gpt-4, gpt-4o]
     credential_env: TG_TEST_BACKEND_KEY
     max_context_tokens: {LARGE_CONTEXT}
+    {mock_headers}
   - id: agent
     url: "http://127.0.0.1:{mock_port}"
     protocol: lab-agent
     models: [default]
     max_context_tokens: {LARGE_CONTEXT}
+    {mock_headers}
 "#
     )
 }

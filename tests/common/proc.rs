@@ -75,9 +75,14 @@ pub fn temp_dir() -> PathBuf {
 }
 
 pub fn spawn(args: &[&str], envs: &[(&str, &str)]) -> Proc {
+    spawn_binary(&bin(), args, envs)
+}
+
+/// As [`spawn`], with a given binary.
+pub fn spawn_binary(binary: &str, args: &[&str], envs: &[(&str, &str)]) -> Proc {
     let log = temp_dir().join("stderr.log");
     let err = std::fs::File::create(&log).unwrap();
-    let mut cmd = Command::new(bin());
+    let mut cmd = Command::new(binary);
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -149,7 +154,8 @@ impl MockServer {
         let listen = format!("127.0.0.1:{port}");
         let mut args = vec!["mock", "--listen", &listen];
         args.extend_from_slice(extra);
-        let proc = spawn(&args, &[]);
+        // The mock is the test's instrument: always this build's, whichever gateway is tested.
+        let proc = spawn_binary(env!("CARGO_BIN_EXE_tollgate"), &args, &[]);
         if !extra.contains(&"--tls-cert") {
             wait_ready(port, "/health", None);
         } else {
@@ -344,6 +350,15 @@ impl DemoServer {
                 "/tmp/tollgate-demo-spend.json",
                 &dir.join("spend.json").display().to_string(),
             );
+        // Another build under test (`TOLLGATE_TEST_BIN`) may not know newer settings.
+        let text = if std::env::var_os("TOLLGATE_TEST_BIN").is_some() {
+            text.lines()
+                .filter(|l| !l.trim_start().starts_with("forward_headers:"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        } else {
+            text
+        };
         let path = dir.join("demo.yaml");
         std::fs::write(&path, text).unwrap();
         let mock_listen = format!("127.0.0.1:{mock_port}");

@@ -19,6 +19,7 @@ pub mod pattern;
 pub use crate::config::filter::{Action, Category, Severity};
 use crate::config::filter::{FilterConfig, Matcher};
 use crate::config::{Problem, Role};
+use crate::protocol::Text;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::bytes::{Regex, RegexBuilder};
 
@@ -95,6 +96,7 @@ impl Filter {
     /// validated when it was loaded; what can still fail here (an alternation past the size
     /// limits, a keyword that normalises to nothing) is reported at its path.
     pub fn compile(cfg: &FilterConfig) -> Result<Filter, Vec<Problem>> {
+        normalize::warm_confusables();
         let mut problems = Vec::new();
         let mut rules = Vec::with_capacity(cfg.rules.len());
         // (folded pattern, its rule, from a `patterns` list)
@@ -268,6 +270,20 @@ impl Filter {
             .collect()
     }
 
+    /// The decision for a request's texts (every text the model will read, in the order it
+    /// reads them). Each text is scanned on its own, and so is the text around every seam
+    /// between two consecutive texts — [`SEAM`] characters of the joined text on each side,
+    /// windows that overlap merged — so a phrase split over two parts of a message, or over two
+    /// messages, is seen whole, while a long conversation is not scanned twice.
+    pub fn check_request(&self, texts: &[Text<'_>], role: Role) -> Verdict<'_> {
+        let seams = seam_windows(texts, SEAM);
+        let all = texts
+            .iter()
+            .map(|t| &*t.text)
+            .chain(seams.iter().map(String::as_str));
+        self.check(all, role)
+    }
+
     /// The decision for `texts` sent by a consumer of `role`.
     pub fn check<'t>(&self, texts: impl IntoIterator<Item = &'t str>, role: Role) -> Verdict<'_> {
         let mut verdict = Verdict::default();
@@ -295,6 +311,47 @@ impl Filter {
         }
         verdict
     }
+}
+
+/// Characters of the joined text scanned on each side of a seam between two texts: more than
+/// any phrase the rules look for, bounded so a long conversation is not scanned twice.
+pub const SEAM: usize = 256;
+
+/// The joined text (texts separated by a space) around each seam, `width` characters on each
+/// side, overlapping windows merged into one.
+fn seam_windows(texts: &[Text<'_>], width: usize) -> Vec<String> {
+    if texts.len() < 2 {
+        return Vec::new();
+    }
+    let mut joined = String::new();
+    let mut seams = Vec::with_capacity(texts.len() - 1);
+    for (i, t) in texts.iter().enumerate() {
+        if i > 0 {
+            seams.push(joined.len());
+            joined.push(' ');
+        }
+        joined.push_str(&t.text);
+    }
+    let mut windows: Vec<(usize, usize)> = Vec::new();
+    for seam in seams {
+        let start = joined[..seam]
+            .char_indices()
+            .rev()
+            .nth(width.saturating_sub(1))
+            .map_or(0, |(i, _)| i);
+        let end = joined[seam..]
+            .char_indices()
+            .nth(width + 1)
+            .map_or(joined.len(), |(i, _)| seam + i);
+        match windows.last_mut() {
+            Some(last) if start <= last.1 => last.1 = end,
+            _ => windows.push((start, end)),
+        }
+    }
+    windows
+        .into_iter()
+        .map(|(a, b)| joined[a..b].to_string())
+        .collect()
 }
 
 #[cfg(test)]
