@@ -469,3 +469,131 @@ fn a_reload_names_what_it_cannot_apply() {
     assert!(paths.contains(&"access_log.to".into()), "{paths:?}");
     assert!(gw.proc.log_text().contains("state.persist_interval_ms"));
 }
+
+#[test]
+fn a_duration_too_long_for_the_clock_is_a_configuration_error() {
+    let dir = temp_dir();
+    let base =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/conf/demo.yaml")).unwrap();
+    for (from, to, path) in [
+        (
+            "ttl_seconds: 300",
+            "ttl_seconds: 9223372036854775808",
+            "cache.ttl_seconds",
+        ),
+        (
+            "persist_interval_ms: 250",
+            "persist_interval_ms: 18446744073709551615",
+            "state.persist_interval_ms",
+        ),
+    ] {
+        let file = dir.join("long.yaml");
+        std::fs::write(&file, base.replace(from, to)).unwrap();
+        let out = std::process::Command::new(bin())
+            .args(["check", "-c", file.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{path} passed the check");
+        assert!(err.contains(path), "{err}");
+    }
+}
+
+#[test]
+fn refusals_give_their_in_flight_slot_back_before_lingering() {
+    use std::io::Write;
+    let mock = MockServer::start(&[]);
+    let gw = GatewayServer::start(&backends_for(mock.port), "  max_in_flight: 4");
+    // Eight clients announce a body and never send it: each is refused (401) at once and the
+    // gateway then lingers up to a second reading what they would still send.
+    let lingering: Vec<_> = (0..8)
+        .map(|_| {
+            let mut s = connect(gw.port);
+            s.write_all(
+                b"POST /v1/chat/completions HTTP/1.1\r\nHost: a\r\nX-API-Key: wrong\r\nContent-Length: 100000\r\n\r\n",
+            )
+            .unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let r = post_as(gw.port, "/v1/chat/completions", &[], HI);
+    assert_eq!(r.status, 200, "{}", r.body_text());
+    drop(lingering);
+}
+
+#[test]
+fn a_client_that_stops_reading_a_stream_is_cut_and_its_reservation_settled() {
+    let mock = MockServer::start(&[]);
+    let gw = GatewayServer::start(&backends_for(mock.port), "  timeouts:\n    write_ms: 500");
+    // Tens of megabytes of events for a client that never reads: the socket buffers fill and
+    // the gateway's writes stall.
+    let body = json!({"model": "gpt-4", "max_tokens": 100000, "stream": true,
+        "messages": [{"role": "user", "content": "talk"}]});
+    let _silent = send_post(
+        gw.port,
+        "/v1/chat/completions",
+        &[("x-mock-chunks", "100000")],
+        &body.to_string(),
+    );
+    wait_until("the stalled stream is settled", 20, || {
+        let c = &gw.admin("/costs")["consumers"]["tester"];
+        c["reserved_usd"] == "0.000000"
+            && c["recent_requests"]
+                .as_array()
+                .is_some_and(|r| !r.is_empty())
+    });
+}
+
+#[test]
+fn a_backend_whose_name_does_not_resolve_is_failed_over_and_counted() {
+    let mock = MockServer::start(&[]);
+    let backends = format!(
+        "backends:\n  - id: unresolvable\n    url: \"http://no-such-host.invalid:80\"\n    protocol: openai\n    models: [gpt-4o]\n    priority: 1\n{}",
+        openai_backend("good", mock.port, 2, 1, "")
+    );
+    let gw = GatewayServer::start(&backends, "");
+    let ask = r#"{"model":"gpt-4o","max_tokens":2,"messages":[{"role":"user","content":"hi"}]}"#;
+    for _ in 0..6 {
+        let r = post_as(
+            gw.port,
+            "/v1/chat/completions",
+            &[("Cache-Control", "no-store")],
+            ask,
+        );
+        assert_eq!(r.status, 200, "{}", r.body_text());
+        assert_eq!(r.header("x-tollgate-backend"), Some("good"));
+    }
+    let metrics = gw.admin_text("/metrics");
+    assert!(
+        metrics.contains("tollgate_backend_circuit_state{backend=\"unresolvable\"} 2"),
+        "five failures open its circuit"
+    );
+}
+
+#[test]
+fn an_unreachable_redis_costs_each_request_its_timeout_not_a_queue_of_them() {
+    // A "Redis" that accepts connections and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in silent.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let mock = MockServer::start(&[]);
+    let state =
+        format!("  backend: redis\n  redis_url: \"redis://{addr}/0\"\n  redis_timeout_ms: 400\n");
+    let gw = GatewayServer::start_full(&backends_for(mock.port), "", &state, "", &[]);
+    let started = std::time::Instant::now();
+    let answers = burst(&[gw.port; 8], &[("X-API-Key", KEY_STANDARD)], HI);
+    let took = started.elapsed();
+    for r in &answers {
+        assert_eq!(r.status, 503, "{}", r.body_text());
+    }
+    assert!(
+        took < std::time::Duration::from_millis(1600),
+        "8 concurrent requests took {took:?} (a timeout each would be 3.2 s in a queue)"
+    );
+}

@@ -237,6 +237,8 @@ fn backend_timeouts(
         first_byte: base.read,
         idle: base.read,
         total: None,
+        write: base.write,
+        pool_idle: base.upstream_idle,
     };
     if let Some(o) = &b.timeouts {
         for (name, v) in [
@@ -252,11 +254,19 @@ fn backend_timeouts(
                 ));
             }
         }
-        let ms = Duration::from_millis;
-        t.connect = o.connect_ms.map(ms).unwrap_or(t.connect);
-        t.first_byte = o.first_byte_ms.map(ms).unwrap_or(t.first_byte);
-        t.idle = o.idle_ms.map(ms).unwrap_or(t.idle);
-        t.total = o.total_ms.map(ms);
+        let mut ms = |name: &str, v: u64| {
+            super::build::duration(v, 1_000, &format!("{path}.timeouts.{name}"), problems)
+        };
+        t.connect = o
+            .connect_ms
+            .map(|v| ms("connect_ms", v))
+            .unwrap_or(t.connect);
+        t.first_byte = o
+            .first_byte_ms
+            .map(|v| ms("first_byte_ms", v))
+            .unwrap_or(t.first_byte);
+        t.idle = o.idle_ms.map(|v| ms("idle_ms", v)).unwrap_or(t.idle);
+        t.total = o.total_ms.map(|v| ms("total_ms", v));
     }
     t
 }
@@ -299,13 +309,21 @@ fn health_check(
             ));
         }
     }
+    let interval = super::build::duration(
+        h.interval_ms,
+        1_000,
+        &format!("{path}.interval_ms"),
+        problems,
+    );
+    let timeout =
+        super::build::duration(h.timeout_ms, 1_000, &format!("{path}.timeout_ms"), problems);
     if problems.len() != before {
         return None;
     }
     Some(HealthCheck {
         kind: kind?,
-        interval: Duration::from_millis(h.interval_ms),
-        timeout: Duration::from_millis(h.timeout_ms),
+        interval,
+        timeout,
         unhealthy_threshold: h.unhealthy_threshold,
         healthy_threshold: h.healthy_threshold,
     })
@@ -369,8 +387,18 @@ pub(super) fn routing(r: &RoutingSection, problems: &mut Vec<Problem>) -> Routin
         fallback_to_unusable: r.fallback_to_unusable,
         circuit: CircuitConfig {
             failure_threshold: cb.failure_threshold,
-            window: Duration::from_secs(cb.window_seconds),
-            open_for: Duration::from_secs(cb.open_seconds),
+            window: super::build::duration(
+                cb.window_seconds,
+                1,
+                "routing.circuit_breaker.window_seconds",
+                problems,
+            ),
+            open_for: super::build::duration(
+                cb.open_seconds,
+                1,
+                "routing.circuit_breaker.open_seconds",
+                problems,
+            ),
         },
         rules,
     }

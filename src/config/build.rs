@@ -14,6 +14,29 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Longest duration any setting may hold. Longer is a mistake, and instants computed from it
+/// (a cache entry's expiry, a deadline) would overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(30 * 86_400);
+
+/// `value` in `unit`s (`1` for seconds, `1_000` for milliseconds) as a duration, or a problem at
+/// `path` when it is longer than [`MAX_DURATION`] (which then stands in).
+pub(super) fn duration(
+    value: u64,
+    per_second: u64,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> Duration {
+    let d = match per_second {
+        1 => Duration::from_secs(value),
+        _ => Duration::from_millis(value),
+    };
+    if d > MAX_DURATION {
+        problems.push(Problem::new(path, "must be at most 30 days"));
+        return MAX_DURATION;
+    }
+    d
+}
+
 /// Builds the runtime configuration, pushing every problem found.
 pub fn build(
     file: Parsed,
@@ -139,7 +162,12 @@ pub fn build(
         cache: cache?,
         state: StateConfig {
             spend_file: PathBuf::from(&file.state.spend_file),
-            persist_interval: Duration::from_millis(file.state.persist_interval_ms),
+            persist_interval: duration(
+                file.state.persist_interval_ms,
+                1_000,
+                "state.persist_interval_ms",
+                problems,
+            ),
             shared: shared_state(&file.state, env, problems),
         },
         routing: backend::routing(&file.routing, problems),
@@ -198,7 +226,7 @@ fn build_cache(c: &CacheSection, problems: &mut Vec<Problem>) -> Option<CacheCon
     Some(CacheConfig {
         enabled: c.enabled,
         scope: scope?,
-        ttl: Duration::from_secs(c.ttl_seconds),
+        ttl: duration(c.ttl_seconds, 1, "cache.ttl_seconds", problems),
         max_entries: c.max_entries,
         max_bytes: c.max_bytes,
         max_entry_bytes: c.max_entry_bytes,
@@ -310,7 +338,23 @@ fn build_server(
             None
         }
     };
-    let ms = Duration::from_millis;
+    let mut ms =
+        |name: &str, v: u64| duration(v, 1_000, &format!("server.timeouts.{name}"), problems);
+    let timeouts = Timeouts {
+        connect: ms("connect_ms", t.connect_ms),
+        read: ms("read_ms", t.read_ms),
+        write: ms("write_ms", t.write_ms),
+        client_header: ms("client_header_ms", t.client_header_ms),
+        client_body: ms("client_body_ms", t.client_body_ms),
+        client_body_total: ms("client_body_total_ms", t.client_body_total_ms),
+        upstream_idle: ms("upstream_idle_ms", t.upstream_idle_ms),
+    };
+    duration(
+        s.grace_period_seconds,
+        1,
+        "server.grace_period_seconds",
+        problems,
+    );
     Some(ServerConfig {
         listen: listen?,
         threads: s.threads,
@@ -320,15 +364,7 @@ fn build_server(
         max_idle_connections: usize::try_from(s.max_idle_connections).unwrap_or(usize::MAX),
         max_response_bytes: usize::try_from(s.max_response_bytes).ok()?,
         grace_period_seconds: s.grace_period_seconds,
-        timeouts: Timeouts {
-            connect: ms(t.connect_ms),
-            read: ms(t.read_ms),
-            write: ms(t.write_ms),
-            client_header: ms(t.client_header_ms),
-            client_body: ms(t.client_body_ms),
-            client_body_total: ms(t.client_body_total_ms),
-            upstream_idle: ms(t.upstream_idle_ms),
-        },
+        timeouts,
         admin: AdminConfig {
             listen: admin_listen?,
             token: token?,
@@ -546,7 +582,12 @@ fn shared_state(
     Some(crate::config::types::SharedStateConfig {
         url,
         key_prefix: s.key_prefix.clone(),
-        timeout: Duration::from_millis(s.redis_timeout_ms.max(1)),
+        timeout: duration(
+            s.redis_timeout_ms.max(1),
+            1_000,
+            "state.redis_timeout_ms",
+            problems,
+        ),
         cache: s.shared_cache,
         limits_fail_open,
         budget_fail_open,

@@ -321,7 +321,8 @@ pub struct TimeoutsSection {
     /// Waiting for the backend's first byte, and between two reads after that.
     #[serde(default = "default_read_ms")]
     pub read_ms: u64,
-    /// Writing one chunk of the request to the backend.
+    /// Writing one chunk to a client or to a backend: a write that stalls longer closes the
+    /// connection (a client that stops reading its answer holds nothing for long).
     #[serde(default = "default_write_ms")]
     pub write_ms: u64,
     /// For a request's whole header block: from the accept for a connection's first request,

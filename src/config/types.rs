@@ -353,6 +353,10 @@ pub struct BackendTimeouts {
     pub idle: Duration,
     /// The whole exchange, when set.
     pub total: Option<Duration>,
+    /// Writing one chunk of the request (`server.timeouts.write_ms`).
+    pub write: Duration,
+    /// How long an idle connection stays in the pool (`server.timeouts.upstream_idle_ms`).
+    pub pool_idle: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -475,6 +479,8 @@ impl Backend {
                 first_byte: Duration::from_secs(120),
                 idle: Duration::from_secs(120),
                 total: None,
+                write: Duration::from_secs(30),
+                pool_idle: Duration::from_secs(60),
             },
             health_check: None,
             anthropic_version: "2023-06-01".into(),

@@ -84,15 +84,28 @@ impl Gateway {
             let Some((backend, permit)) = self.choose(&candidates, ctx, rt, now) else {
                 break;
             };
-            let (header, peer, body) = self.prepare(session, ctx, req, &backend).await?;
+            let prepared = match self.prepare(session, ctx, req, &backend).await {
+                Ok(p) => Ok(p),
+                // Its name did not resolve: a backend failure like any other.
+                Err(e @ GatewayError::UpstreamUnreachable) => Err(e),
+                Err(e) => return Err(e.into()),
+            };
             let sent = Instant::now();
             let deadline = backend.timeouts.total.map(|t| sent + t);
-            // From here the backend may be working on the request, unless it was never reached.
-            ctx.upstream_called = true;
-            let send = self
-                .forwarder
-                .send(peer, header, body, backend.timeouts.idle, session);
-            let error = match within(deadline, send).await {
+            let result = match prepared {
+                Ok(p) => {
+                    // From here the backend may be working on the request, unless it was never
+                    // reached.
+                    ctx.upstream_called = true;
+                    within(
+                        deadline,
+                        self.send_to_any(p, backend.timeouts.idle, session),
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            };
+            let error = match result {
                 Ok(upstream) => {
                     let status = upstream.status();
                     let again = retryable(status)
@@ -173,15 +186,16 @@ impl Gateway {
         Some(chosen)
     }
 
-    /// What goes to `backend`: the request header (hygiene, credential), the peer (resolved,
-    /// with its timeouts and TLS) and the body as that backend's protocol wants it.
+    /// What goes to `backend`: the request header (hygiene, credential), its peers (one per
+    /// address its name resolves to, with their timeouts and TLS) and the body as that backend's
+    /// protocol wants it.
     async fn prepare(
         &self,
         session: &Session,
         ctx: &mut RequestCtx,
         req: &Admitted,
         backend: &Backend,
-    ) -> Result<(RequestHeader, HttpPeer, Bytes), GatewayError> {
+    ) -> Result<Prepared, GatewayError> {
         let rename = backend.renamed(req.view.model());
         let out = req
             .view
@@ -193,12 +207,50 @@ impl Gateway {
             out.body.len(),
             out.rewritten,
         )?;
-        let peer = peer::peer(backend, &self.resolver).await?;
         if ctx.tried.len() == 1 {
             ctx.phase("routing");
         }
-        Ok((header, peer, out.body))
+        let turn = self.round_robin.load(Ordering::Relaxed) as usize;
+        let peers = peer::peers(backend, &self.resolver, turn).await?;
+        Ok(Prepared {
+            header,
+            peers,
+            body: out.body,
+        })
     }
+
+    /// Sends to the backend's first address that accepts the connection.
+    async fn send_to_any<'s>(
+        &'s self,
+        prepared: Prepared,
+        idle: std::time::Duration,
+        session: &mut Session,
+    ) -> Result<Upstream<'s>, GatewayError> {
+        let Prepared {
+            header,
+            peers,
+            body,
+        } = prepared;
+        let last = peers.len().saturating_sub(1);
+        for (i, peer) in peers.into_iter().enumerate() {
+            let sent = self
+                .forwarder
+                .send(peer, header.clone(), body.clone(), idle, session)
+                .await;
+            match sent {
+                Err(GatewayError::UpstreamUnreachable) if i < last => continue,
+                other => return other,
+            }
+        }
+        Err(GatewayError::UpstreamUnreachable)
+    }
+}
+
+/// A request ready for one backend.
+struct Prepared {
+    header: RequestHeader,
+    peers: Vec<HttpPeer>,
+    body: Bytes,
 }
 
 /// The backends that may serve `req` (`stages::routing`), or 404 when none does.

@@ -79,6 +79,9 @@ impl Gateway {
             let complete = matches!(piped, Ok(PipeEnd::Complete));
             self.stream_ended(ctx, &req, &backend, sent, &tap, complete);
             if piped? == PipeEnd::ClientGone {
+                // Gone, or too slow to read (a write stalled past `write_ms`): the connection
+                // is not reused.
+                session.set_keepalive(None);
                 ctx.error = Some(GatewayError::ClientGone.label());
             }
             return Ok(());

@@ -209,17 +209,27 @@ impl ProxyHttp for Gateway {
         // The client socket is watched while the backend works (see `upstream::forward`). Bytes
         // of a next request seen by that watch are kept for the next request, not lost.
         session.set_pipelining_enabled(true);
+        // A client that stops reading its answer holds nothing for long: a write that stalls
+        // past `write_ms` fails, the connection is closed and what it reserved is settled.
+        session
+            .as_downstream_mut()
+            .set_write_timeout(Some(rt.config.server.timeouts.write));
         // Requests beyond the cap are refused at once, before their body is read: memory stays
         // bounded and clients learn when to come back.
+        // The slot is held while the pipeline works and given back before any refusal is
+        // written and its unread body lingered over: a flood of refusals cannot fill the cap.
         let slot = Slot::take(&self.active);
         let outcome = if slot.count > rt.config.server.max_in_flight {
+            drop(slot);
             // A small body already sent is read off so the connection survives the refusal.
             body::discard_small(session, OVERLOAD_DISCARD_BYTES, LINGER).await;
             Err(Failure::Respond(GatewayError::Overloaded {
                 retry_after: 1,
             }))
         } else {
-            self.run(session, ctx, &rt).await
+            let outcome = self.run(session, ctx, &rt).await;
+            drop(slot);
+            outcome
         };
         match outcome {
             Ok(()) => Ok(true),

@@ -6,6 +6,7 @@
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
+use std::fmt::Write as _;
 
 /// Where a text the model reads comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,17 +115,17 @@ impl<'de> Visitor<'de> for TextOut<'_> {
     }
 
     fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<(), E> {
-        self.0.push_str(&v.to_string());
+        let _ = write!(self.0, "{v}");
         Ok(())
     }
 
     fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<(), E> {
-        self.0.push_str(&v.to_string());
+        let _ = write!(self.0, "{v}");
         Ok(())
     }
 
     fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<(), E> {
-        self.0.push_str(&v.to_string());
+        let _ = write!(self.0, "{v}");
         Ok(())
     }
 
@@ -167,17 +168,46 @@ impl<'de> Visitor<'de> for TextOut<'_> {
         let out = self.0;
         out.push('{');
         let mut first = true;
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+        loop {
+            let mark = out.len();
             if !first {
                 out.push(',');
             }
+            if map.next_key_seed(KeyOut(&mut *out))?.is_none() {
+                out.truncate(mark);
+                break;
+            }
             first = false;
-            out.push('"');
-            out.push_str(&key);
-            out.push_str("\":");
+            out.push(':');
             map.next_value_seed(TextOut(&mut *out))?;
         }
         out.push('}');
+        Ok(())
+    }
+}
+
+/// Writes an object's key, quoted, without allocating it.
+struct KeyOut<'o>(&'o mut String);
+
+impl<'de> DeserializeSeed<'de> for KeyOut<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyOut<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        self.0.push('"');
+        self.0.push_str(v);
+        self.0.push('"');
         Ok(())
     }
 }

@@ -12,16 +12,20 @@
 //! - `P{id}:b:<day>` — nano-dollars spent + reserved today; `P{id}:s:<day>` — spent only;
 //! - `Pcache:<key>` — a cached answer (when the cache is shared).
 //!
-//! Failure: every call is bounded by the configured timeout. Limits and budgets then fail closed
-//! (the caller answers 503 with `Retry-After`), the cache fails open (a miss). The connection
-//! manager reconnects by itself once Redis is back.
+//! Failure: every call is bounded by the configured timeout, and so is the wait for the first
+//! connection: it is made in the background, once however many requests want it, and each
+//! request waits for it at most the timeout. Limits and budgets then fail closed (the caller
+//! answers 503 with `Retry-After`), the cache fails open (a miss). The connection manager
+//! reconnects by itself once Redis is back.
 
 use super::limits::{tightest, Headroom, Refusal, TokenTicket, WINDOWS};
 use super::spend::{OverBudget, SpendTicket, Standing};
 use redis::aio::ConnectionManager;
 use redis::Script;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::Mutex;
+use tokio::sync::watch;
 
 /// Admit a request: reserve its worst-case tokens in three windows and its worst-case cost
 /// against today's budget, all or nothing, in one round trip.
@@ -91,11 +95,48 @@ pub enum Refused {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unavailable(pub String);
 
+/// The connection, made in the background on first use.
+struct Link {
+    client: redis::Client,
+    timeout: Duration,
+    /// The connection once made (it reconnects by itself after that).
+    ready: watch::Sender<Option<ConnectionManager>>,
+    /// A connection attempt is under way.
+    connecting: AtomicBool,
+}
+
+impl Link {
+    /// Starts one connection attempt in the background unless one is under way.
+    fn start(link: &Arc<Link>) {
+        if link.connecting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let link = Arc::clone(link);
+        tokio::spawn(async move {
+            let config = redis::aio::ConnectionManagerConfig::new()
+                .set_connection_timeout(link.timeout)
+                .set_response_timeout(link.timeout)
+                .set_number_of_retries(1);
+            let made = tokio::time::timeout(
+                link.timeout,
+                ConnectionManager::new_with_config(link.client.clone(), config),
+            )
+            .await;
+            match made {
+                Ok(Ok(c)) => {
+                    link.ready.send_replace(Some(c));
+                }
+                Ok(Err(e)) => log::warn!("cannot connect to Redis: {}", redis_kind(&e)),
+                Err(_) => log::warn!("connecting to Redis timed out"),
+            }
+            link.connecting.store(false, Ordering::Release);
+        });
+    }
+}
+
 /// The Redis side of shared state.
 pub struct RedisStore {
-    client: redis::Client,
-    /// Created on first use, inside the serving runtime; reconnects by itself.
-    conn: Mutex<Option<ConnectionManager>>,
+    link: Arc<Link>,
     prefix: String,
     timeout: Duration,
     admit: Script,
@@ -117,8 +158,12 @@ impl RedisStore {
     pub fn new(url: &str, prefix: &str, timeout: Duration) -> Result<RedisStore, String> {
         let client = redis::Client::open(url).map_err(|e| format!("invalid Redis URL: {e}"))?;
         Ok(RedisStore {
-            client,
-            conn: Mutex::new(None),
+            link: Arc::new(Link {
+                client,
+                timeout,
+                ready: watch::channel(None).0,
+                connecting: AtomicBool::new(false),
+            }),
             prefix: prefix.to_string(),
             timeout,
             admit: Script::new(ADMIT),
@@ -126,25 +171,21 @@ impl RedisStore {
         })
     }
 
-    /// The shared connection, connecting first if needed (within the timeout).
+    /// The shared connection; the first is made in the background, and this waits for it at
+    /// most the timeout, however many requests are waiting.
     async fn connection(&self) -> Result<ConnectionManager, Unavailable> {
-        let mut slot = self.conn.lock().await;
-        if let Some(c) = slot.as_ref() {
-            return Ok(c.clone());
+        let mut ready = self.link.ready.subscribe();
+        if let Some(c) = ready.borrow().clone() {
+            return Ok(c);
         }
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(self.timeout)
-            .set_response_timeout(self.timeout)
-            .set_number_of_retries(1);
-        let made = tokio::time::timeout(
-            self.timeout,
-            ConnectionManager::new_with_config(self.client.clone(), config),
-        )
-        .await
-        .map_err(|_| Unavailable("connecting to Redis timed out".into()))?
-        .map_err(|e| Unavailable(format!("cannot connect to Redis: {}", redis_kind(&e))))?;
-        *slot = Some(made.clone());
-        Ok(made)
+        Link::start(&self.link);
+        let waited = tokio::time::timeout(self.timeout, ready.wait_for(Option::is_some)).await;
+        match waited {
+            Ok(Ok(c)) => c
+                .clone()
+                .ok_or_else(|| Unavailable("not connected to Redis".into())),
+            _ => Err(Unavailable("not connected to Redis yet".into())),
+        }
     }
 
     /// Runs one call within the timeout, counting its latency and errors.

@@ -105,8 +105,11 @@ impl HealthChecker {
         };
         let probe = self.probe_for(b, hc);
         let run = async {
-            let addr = self.resolver.resolve(&b.url.host, b.url.port).await.ok()?;
-            let target = pingora::lb::Backend::new(&addr.to_string()).ok()?;
+            let addrs = self
+                .resolver
+                .resolve(&b.url.host, b.url.port, hc.timeout)
+                .await;
+            let target = pingora::lb::Backend::new(&addrs.ok()?.first()?.to_string()).ok()?;
             Some(probe.check(&target).await.is_ok())
         };
         matches!(tokio::time::timeout(hc.timeout, run).await, Ok(Some(true)))

@@ -10,16 +10,15 @@
 //! headers the client sees only [`PASSED_DOWNSTREAM`]: no cookie, no provider organisation, rate
 //! limit, request id or server header.
 
+pub use super::dns::Resolver;
 use crate::config::Backend;
 use crate::error::GatewayError;
 use crate::protocol::provider;
 use http::{HeaderMap, HeaderName};
 use pingora::http::RequestHeader;
 use pingora::upstreams::peer::HttpPeer;
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// Client request headers every backend gets.
 pub const FORWARDED: &[&str] = &[
@@ -38,56 +37,24 @@ pub const PASSED_DOWNSTREAM: &[&str] = &[
     "retry-after",
 ];
 
-/// Resolved backend addresses, cached: Pingora's own resolution blocks the worker and panics on
-/// failure, so hostnames are resolved here, asynchronously, and reused for [`DNS_TTL`]. When a
-/// refresh fails, the last good address is kept (and the failure logged).
-#[derive(Debug, Default)]
-pub struct Resolver {
-    cache: Mutex<HashMap<(String, u16), (SocketAddr, Instant)>>,
-}
-
-/// How long a resolved address is reused.
-pub const DNS_TTL: Duration = Duration::from_secs(30);
-
-impl Resolver {
-    pub async fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr, GatewayError> {
-        if let Ok(ip) = host.parse::<IpAddr>() {
-            return Ok(SocketAddr::new(ip, port));
-        }
-        let key = (host.to_string(), port);
-        let cached = self.cache.lock().ok().and_then(|c| c.get(&key).copied());
-        if let Some((addr, at)) = cached {
-            if at.elapsed() < DNS_TTL {
-                return Ok(addr);
-            }
-        }
-        let fresh = tokio::net::lookup_host((host, port))
-            .await
-            .ok()
-            .and_then(|mut a| a.next());
-        match (fresh, cached) {
-            (Some(addr), _) => {
-                if let Ok(mut c) = self.cache.lock() {
-                    c.insert(key, (addr, Instant::now()));
-                }
-                Ok(addr)
-            }
-            (None, Some((addr, _))) => {
-                log::warn!("cannot resolve {host}; keeping {addr}");
-                Ok(addr)
-            }
-            (None, None) => Err(GatewayError::UpstreamUnreachable),
-        }
-    }
-}
-
-/// The peer for `backend`, with every timeout set, TLS with SNI and certificate verification
-/// (system roots, or the backend's own CA).
-pub async fn peer(backend: &Backend, resolver: &Resolver) -> Result<HttpPeer, GatewayError> {
-    let addr = resolver
-        .resolve(&backend.url.host, backend.url.port)
+/// The peers for `backend`, one per address its name resolves to (within its connect timeout),
+/// starting at the `turn`th so load spreads over them; the caller tries the next when one
+/// refuses. A name that does not resolve is `UpstreamUnreachable`: a backend failure.
+pub async fn peers(
+    backend: &Backend,
+    resolver: &Resolver,
+    turn: usize,
+) -> Result<Vec<HttpPeer>, GatewayError> {
+    let mut addrs = resolver
+        .resolve(
+            &backend.url.host,
+            backend.url.port,
+            backend.timeouts.connect,
+        )
         .await?;
-    Ok(peer_at(backend, addr))
+    let n = addrs.len();
+    addrs.rotate_left(turn % n.max(1));
+    Ok(addrs.into_iter().map(|a| peer_at(backend, a)).collect())
 }
 
 /// The peer for `backend` at `addr` (already resolved): TLS with SNI and verification, every
@@ -104,8 +71,8 @@ pub fn peer_at(backend: &Backend, addr: SocketAddr) -> HttpPeer {
     o.connection_timeout = Some(t.connect);
     o.total_connection_timeout = Some(t.connect.saturating_mul(2));
     o.read_timeout = Some(t.first_byte);
-    o.write_timeout = Some(t.first_byte);
-    o.idle_timeout = Some(Duration::from_secs(60));
+    o.write_timeout = Some(t.write);
+    o.idle_timeout = Some(t.pool_idle);
     o.verify_cert = true;
     o.verify_hostname = true;
     if let Some(ca) = &backend.ca {
@@ -238,16 +205,6 @@ mod tests {
         );
         assert_eq!(req.headers.get("api-key").unwrap(), "azure-secret");
         assert!(req.headers.get("authorization").is_none());
-    }
-
-    #[tokio::test]
-    async fn ip_literals_resolve_without_a_lookup_and_unknown_hosts_fail_cleanly() {
-        let r = Resolver::default();
-        assert_eq!(r.resolve("127.0.0.1", 80).await.unwrap().port(), 80);
-        assert_eq!(
-            r.resolve("no-such-host.invalid", 80).await,
-            Err(GatewayError::UpstreamUnreachable)
-        );
     }
 
     #[test]
