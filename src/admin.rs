@@ -36,36 +36,42 @@ impl Admin {
         }
     }
 
-    /// With shared state, today's spend in `/costs` is every instance's (read from Redis); the
-    /// recent requests and all-time totals stay this instance's own.
+    /// With shared state, today's spend and the token windows in `/costs` are every
+    /// instance's (read from Redis, which enforces them); the recent requests and all-time
+    /// totals stay this instance's own.
     async fn shared_costs(&self, costs: &mut Value) {
         let Some(shared) = &self.state.shared else {
             return;
         };
-        let day = utc_day(unix_now());
         let Some(map) = costs.get_mut("consumers").and_then(Value::as_object_mut) else {
             return;
         };
         let rt = self.live.current();
         let consumers = &rt.config.consumers;
         let ids: Vec<&str> = consumers.iter().map(|c| c.id.as_str()).collect();
-        match shared.store.spend_today(&ids, day).await {
+        match shared.store.standing_now(&ids, unix_now()).await {
             Ok(values) => {
-                for (consumer, (spent, committed)) in consumers.iter().zip(values) {
+                for (consumer, today) in consumers.iter().zip(values) {
                     let Some(c) = map.get_mut(&consumer.id).and_then(Value::as_object_mut) else {
                         continue;
                     };
                     let standing = crate::state::spend::Standing {
-                        spent,
-                        reserved: committed.saturating_sub(spent),
+                        spent: today.spent,
+                        reserved: today.committed.saturating_sub(today.spent),
                         budget: consumer.daily_budget_micros.saturating_mul(1000),
                     };
-                    c.insert("spent_today_usd".into(), json!(usd(spent, 6)));
-                    c.insert("spent_today_nanos".into(), json!(spent));
+                    c.insert("spent_today_usd".into(), json!(usd(today.spent, 6)));
+                    c.insert("spent_today_nanos".into(), json!(today.spent));
                     c.insert("reserved_usd".into(), json!(usd(standing.reserved, 6)));
                     c.insert("percent_used".into(), json!(standing.percent_used()));
+                    let [minute, hour, day] = today.tokens;
+                    c.insert(
+                        "tokens_used".into(),
+                        json!({"minute": minute, "hour": hour, "day": day}),
+                    );
                 }
                 costs["spend_source"] = json!("redis");
+                costs["settlements_waiting"] = json!(shared.store.pending());
             }
             Err(_) => costs["spend_source"] = json!("local (shared state unavailable)"),
         }

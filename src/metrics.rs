@@ -26,6 +26,8 @@ pub struct Metrics {
     pub reloads: IntCounterVec,
     pub in_flight: IntGauge,
     pub idle_connections: IntGauge,
+    /// Settlements waiting for Redis to take them.
+    pub redis_pending: IntGauge,
     pub connections_closed: IntCounterVec,
     pub streams_without_usage: IntCounterVec,
     pub budget_spent: IntGaugeVec,
@@ -76,6 +78,12 @@ fn build() -> Option<Metrics> {
     )
     .ok()?;
     register(Box::new(idle_connections.clone()));
+    let redis_pending = IntGauge::new(
+        "tollgate_redis_pending_settlements",
+        "Settlements kept for retrying until Redis takes them (state.backend: redis).",
+    )
+    .ok()?;
+    register(Box::new(redis_pending.clone()));
     let estimated = IntCounter::new(
         "tollgate_estimated_settlements_total",
         "Requests settled on an estimate because the backend reported no usage.",
@@ -166,6 +174,7 @@ fn build() -> Option<Metrics> {
         )?,
         in_flight,
         idle_connections,
+        redis_pending,
         connections_closed: counter(
             "tollgate_connections_closed_total",
             "Client connections closed by the gateway below HTTP (reason: header_timeout, \

@@ -96,6 +96,9 @@ pub fn build_process(
         Some(cfg) => Some(crate::state::Shared::new(cfg)?),
         None => None,
     };
+    let upkeep = shared
+        .as_ref()
+        .map(|s| crate::state::redis::Upkeep(Arc::clone(&s.store)));
     let state = Arc::new(State::new(shared));
     let resolver = Arc::new(Resolver::default());
     state.spend.restore(persist::load(&state_cfg.spend_file)?);
@@ -179,6 +182,9 @@ pub fn build_process(
         },
     ));
 
+    if let Some(u) = upkeep {
+        server.add_service(background_service("shared state upkeep", u));
+    }
     if let Some(m) = mock {
         server.add_service(mock_service(m));
     }

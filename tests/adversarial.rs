@@ -597,3 +597,120 @@ fn an_unreachable_redis_costs_each_request_its_timeout_not_a_queue_of_them() {
         "8 concurrent requests took {took:?} (a timeout each would be 3.2 s in a queue)"
     );
 }
+
+/// The one settled record of `consumer`, once nothing is reserved for it any more.
+fn settled_record(gw: &GatewayServer, consumer: &str) -> serde_json::Value {
+    wait_until("the request is settled", 10, || {
+        let c = &gw.admin("/costs")["consumers"][consumer];
+        c["reserved_usd"] == "0.000000"
+            && c["recent_requests"]
+                .as_array()
+                .is_some_and(|r| !r.is_empty())
+    });
+    gw.admin("/costs")["consumers"][consumer]["recent_requests"][0].clone()
+}
+
+#[test]
+fn an_alias_is_priced_by_the_model_the_backend_is_asked_for() {
+    let mock = MockServer::start(&[]);
+    let backends = backends_for(mock.port).replace(
+        "    models: [gpt-4, gpt-4o]\n",
+        "    models: [gpt-4, gpt-4o]\n    aliases: {gpt-4-cheap-name: gpt-4}\n",
+    );
+    let gw = GatewayServer::start(&backends, "");
+    let body = r#"{"model":"gpt-4-cheap-name","max_tokens":4,"messages":[{"role":"user","content":"hi"}]}"#;
+    let r = post_json(gw.port, "/v1/chat/completions", Some(KEY_STANDARD), body);
+    assert_eq!(r.status, 200, "{}", r.body_text());
+    let u = &r.json()["usage"];
+    let (input, output) = (
+        u["prompt_tokens"].as_u64().unwrap(),
+        u["completion_tokens"].as_u64().unwrap(),
+    );
+    // gpt-4 is $30 / $60 per million tokens; `default` (what the alias fell to) is $0.01 / $0.02.
+    let nanos = (input * 30_000 + output * 60_000) as f64 / 1e9;
+    assert_eq!(
+        r.header("x-tollgate-cost-usd"),
+        Some(format!("{nanos:.6}").as_str()),
+        "priced as gpt-4"
+    );
+}
+
+#[test]
+fn an_attempt_that_timed_out_is_charged_even_when_another_backend_answers() {
+    let slow = MockServer::start(&["--latency-ms", "1500"]);
+    let good = MockServer::start(&[]);
+    let backends = format!(
+        "backends:\n{}{}",
+        openai_backend(
+            "slow",
+            slow.port,
+            1,
+            1,
+            "    timeouts: {first_byte_ms: 300}\n"
+        ),
+        openai_backend("good", good.port, 2, 1, "")
+    );
+    let gw = GatewayServer::start(&backends, "");
+    let body = r#"{"model":"gpt-4o","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}"#;
+    let r = post_json(gw.port, "/v1/chat/completions", Some(KEY_STANDARD), body);
+    assert_eq!(r.status, 200, "{}", r.body_text());
+    assert_eq!(r.header("x-tollgate-backend"), Some("good"));
+    let answered = r.json()["usage"]["completion_tokens"].as_u64().unwrap();
+    let rec = settled_record(&gw, "tester");
+    assert_eq!(rec["estimated"], true, "{rec}");
+    // The slow backend may have generated up to the cap (10) before the gateway gave up on it.
+    assert_eq!(
+        rec["output_tokens"].as_u64().unwrap(),
+        answered + 10,
+        "{rec}"
+    );
+}
+
+#[test]
+fn streamed_tool_call_arguments_count_as_output() {
+    let mock = MockServer::start(&[]);
+    let gw = GatewayServer::start(&backends_for(mock.port), "");
+    let body = json!({"model": "gpt-4", "max_tokens": 40, "stream": true,
+        "messages": [{"role": "user", "content": "call it"}]});
+    // A backend that reports no usage: the gateway estimates from what was delivered.
+    let r = post_as(
+        gw.port,
+        "/v1/chat/completions",
+        &[
+            ("x-mock-tool-calls", "1"),
+            ("x-mock-no-usage", "1"),
+            ("x-mock-chunks", "12"),
+        ],
+        &body.to_string(),
+    );
+    assert_eq!(r.status, 200);
+    assert!(r.body_text().contains("tool_calls"));
+    let rec = settled_record(&gw, "tester");
+    // "lookup" + 12 × "wN " pieces of arguments.
+    assert!(rec["output_tokens"].as_u64().unwrap() >= 8, "{rec}");
+}
+
+#[test]
+fn a_client_leaving_a_stream_before_its_usage_is_charged_the_worst_case() {
+    use std::io::BufRead;
+    let mock = MockServer::start(&[]);
+    let gw = GatewayServer::start(&backends_for(mock.port), "");
+    let body = json!({"model": "gpt-4", "max_tokens": 50, "stream": true,
+        "messages": [{"role": "user", "content": "long answer"}]});
+    let mut r = send_post(
+        gw.port,
+        "/v1/chat/completions",
+        &[("x-mock-chunk-delay-ms", "300")],
+        &body.to_string(),
+    );
+    // The stream has started (its header and first event, the role, arrived); the client leaves
+    // before the first content delta.
+    let (status, _) = read_head(&mut r).unwrap();
+    assert_eq!(status, 200);
+    let mut first = String::new();
+    r.read_line(&mut first).unwrap();
+    r.get_mut().shutdown(std::net::Shutdown::Both).unwrap();
+    let rec = settled_record(&gw, "tester");
+    assert_eq!(rec["estimated"], true, "{rec}");
+    assert_eq!(rec["output_tokens"], 50, "the output cap: {rec}");
+}

@@ -76,6 +76,18 @@ impl Redis {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
+    /// Sends `SIGSTOP` (`pause`) or `SIGCONT` to the server: it keeps its connections and
+    /// answers nothing while stopped.
+    fn signal(&self, pause: bool) {
+        let pid = self.child.as_ref().unwrap().id().to_string();
+        let sig = if pause { "-STOP" } else { "-CONT" };
+        assert!(Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success());
+    }
+
     /// How many keys match `pattern` (an inline `KEYS` command).
     fn count_keys(&self, pattern: &str) -> usize {
         use std::io::{BufRead, BufReader, Write};
@@ -373,4 +385,140 @@ fn the_redis_url_and_its_password_never_show_in_debug_output() {
     assert!(!shown.contains("s3cret-pass"), "{shown}");
     let state = tollgate::state::Shared::new(cfg.state.shared.as_ref().unwrap()).unwrap();
     assert!(!format!("{state:?}").contains("s3cret-pass"));
+}
+
+/// A shared store on `redis` for library-level tests, with its own key prefix.
+fn store(redis: &Redis, prefix: &str) -> tollgate::state::redis::RedisStore {
+    tollgate::state::redis::RedisStore::new(&redis.url(), prefix, Duration::from_millis(500))
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_admitted_before_midnight_is_charged_to_its_own_day() {
+    use tollgate::state::redis::Held;
+    let Some(redis) = Redis::start() else { return };
+    let store = store(&redis, "midnight:");
+    let day = 20_000u64;
+    let before = day * 86_400 + 86_399;
+    let after = (day + 1) * 86_400 + 1;
+    let held = Held::new("c", 500, 7_000, before);
+    let admitted = store.admit(&held, [10_000; 3], 1_000_000, before).await;
+    assert!(matches!(admitted, Ok(Ok(_))), "{admitted:?}");
+    let used = store.settle(&held, 120, 3_000).await;
+    assert!(used.is_some());
+    let old_day = store.standing_now(&["c"], before).await.unwrap()[0];
+    let new_day = store.standing_now(&["c"], after).await.unwrap()[0];
+    assert_eq!(
+        (old_day.spent, old_day.committed),
+        (3_000, 3_000),
+        "the day it was made on"
+    );
+    assert_eq!(
+        (new_day.spent, new_day.committed),
+        (0, 0),
+        "nothing on the new day"
+    );
+    assert_eq!(old_day.tokens[2], 120, "and its day window");
+    let _ = after;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reservation_is_released_by_id_once_and_expires_on_its_own() {
+    use tollgate::state::redis::Held;
+    let Some(redis) = Redis::start() else { return };
+    let store = store(&redis, "release:");
+    let now = tollgate::state::unix_now();
+    // The admission ran but its answer was lost: released by id, twice, applied once.
+    let held = Held::new("c", 800, 9_000, now);
+    assert!(matches!(
+        store.admit(&held, [10_000; 3], 1_000_000, now).await,
+        Ok(Ok(_))
+    ));
+    store.release_later(held.clone());
+    store.release_later(held.clone());
+    assert_eq!(store.retry_pending().await, 0);
+    let c = store.standing_now(&["c"], now).await.unwrap()[0];
+    assert_eq!((c.committed, c.tokens[0]), (0, 0), "{c:?}");
+    // A reservation whose settlement never comes is given back when it expires.
+    let mut lost = Held::new("d", 300, 4_000, now);
+    lost.expires = now;
+    assert!(matches!(
+        store.admit(&lost, [10_000; 3], 1_000_000, now).await,
+        Ok(Ok(_))
+    ));
+    assert_eq!(
+        store.standing_now(&["d"], now).await.unwrap()[0].committed,
+        4_000
+    );
+    store.reap_touched(now + 1).await;
+    let d = store.standing_now(&["d"], now).await.unwrap()[0];
+    assert_eq!((d.committed, d.tokens[0]), (0, 0), "{d:?}");
+    // Its late settlement still counts what was used.
+    assert!(store.settle(&lost, 50, 600).await.is_some());
+    let d = store.standing_now(&["d"], now).await.unwrap()[0];
+    assert_eq!((d.spent, d.committed, d.tokens[0]), (600, 600, 50), "{d:?}");
+}
+
+#[test]
+fn settlements_that_fail_while_redis_is_paused_are_kept_and_applied_later() {
+    let Some(redis) = Redis::start() else { return };
+    let mock = MockServer::start(&[]);
+    let gw = instances(&redis, &mock, 1, "").remove(0);
+    // Requests already admitted when Redis stops answering settle while it is away.
+    let load: Vec<_> = (0..8)
+        .map(|i| {
+            let port = gw.port;
+            std::thread::spawn(move || {
+                let stream = i % 2 == 0;
+                let body = format!(
+                    r#"{{"model":"gpt-4o","stream":{stream},"max_tokens":20,"messages":[{{"role":"user","content":"pause {i}"}}]}}"#
+                );
+                post_as(port, "/v1/chat/completions", &[("x-mock-latency-ms", "800")], &body).status
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    redis.signal(true);
+    let statuses: Vec<u16> = load.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    std::thread::sleep(Duration::from_millis(1500));
+    let metrics = gw.admin_text("/metrics");
+    let failed: f64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("tollgate_redis_errors_total{op=\"settle\"}")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0);
+    assert!(failed > 0.0, "settlements failed while Redis was stopped");
+    redis.signal(false);
+    wait_until("every reservation is settled", 15, || {
+        let costs = gw.admin("/costs");
+        costs["consumers"]["tester"]["reserved_usd"] == "0.000000"
+            && costs["settlements_waiting"] == 0
+    });
+    let c = &gw.admin("/costs")["consumers"]["tester"];
+    assert_ne!(c["spent_today_usd"], "0.000000", "{c}");
+}
+
+#[test]
+fn the_rate_limit_headers_and_costs_read_the_windows_redis_enforces() {
+    let Some(redis) = Redis::start() else { return };
+    let mock = MockServer::start(&[]);
+    let gw = instances(&redis, &mock, 1, "").remove(0);
+    away_from_a_minute_boundary();
+    let body =
+        r#"{"model":"gpt-4o","max_tokens":5,"messages":[{"role":"user","content":"hello"}]}"#;
+    let r = post_json(gw.port, "/v1/chat/completions", Some(KEY_METERED), body);
+    assert_eq!(r.status, 200);
+    let used = r.json()["usage"]["total_tokens"].as_u64().unwrap();
+    assert_eq!(
+        r.header("x-ratelimit-remaining-tokens"),
+        Some((10_000 - used).to_string().as_str()),
+        "after settlement"
+    );
+    let c = &gw.admin("/costs")["consumers"]["metered"];
+    assert_eq!(c["tokens_used"]["minute"].as_u64(), Some(used), "{c}");
 }

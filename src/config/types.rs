@@ -49,6 +49,35 @@ impl Config {
         all
     }
 
+    /// The price of `model` when `backend` serves it: an explicit price for the name the client
+    /// asked for wins; otherwise the price of the model the backend is asked for (an alias's
+    /// target), else `default`.
+    pub fn price_on(&self, model: &str, backend: &Backend) -> Price {
+        match (self.pricing.get(model), backend.renamed(model)) {
+            (Some(p), _) => *p,
+            (None, Some(own)) => self.price_for(own),
+            (None, None) => self.price_for(model),
+        }
+    }
+
+    /// The most `model` may cost per token on any backend `serves` accepts (each price
+    /// component at its highest): what a reservation is priced at before a backend is chosen.
+    pub fn price_bound(&self, model: &str, serves: impl Fn(&Backend) -> bool) -> Price {
+        self.backends
+            .iter()
+            .filter(|b| serves(b))
+            .map(|b| self.price_on(model, b))
+            .reduce(|a, b| Price {
+                input_micros_per_million: a
+                    .input_micros_per_million
+                    .max(b.input_micros_per_million),
+                output_micros_per_million: a
+                    .output_micros_per_million
+                    .max(b.output_micros_per_million),
+            })
+            .unwrap_or_else(|| self.price_for(model))
+    }
+
     /// The price of `model`, or the `default` entry's.
     pub fn price_for(&self, model: &str) -> Price {
         self.pricing

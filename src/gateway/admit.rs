@@ -201,11 +201,17 @@ impl Gateway {
         req: &mut Admitted,
     ) -> Result<(), GatewayError> {
         let model = req.view.model();
+        // Priced at the most any backend that may serve it charges; settled at the price of
+        // the one that answered.
+        let route = req.route;
+        let price = rt
+            .config
+            .price_bound(model, |b| b.serves(model) && route.accepts(b.protocol));
         let admitted = admission::admit(
             &self.state,
             &req.consumer,
             model,
-            rt.config.price_for(model),
+            price,
             req.prompt_estimate,
             req.cap.reserved,
             unix_now(),

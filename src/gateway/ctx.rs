@@ -81,6 +81,10 @@ pub struct RequestCtx {
     pub reservation: Option<Reservation>,
     /// The request reached a backend, so it may have consumed tokens.
     pub upstream_called: bool,
+    /// Earlier attempts that reached a backend and failed without an answer (a timeout, a
+    /// broken exchange): each may have consumed tokens before the gateway moved on, so each is
+    /// charged its worst case.
+    pub orphaned: u32,
     pub headroom: Option<Headroom>,
     pub usage: Option<Usage>,
     pub cost_nanos: Option<u64>,
@@ -115,6 +119,7 @@ impl RequestCtx {
             cache: CacheOutcome::NotReached,
             reservation: None,
             upstream_called: false,
+            orphaned: 0,
             headroom: None,
             usage: None,
             cost_nanos: None,

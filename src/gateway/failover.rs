@@ -133,8 +133,12 @@ impl Gateway {
                 Err(e) => {
                     log::warn!("backend {} failed: {}", backend.id, e.label());
                     permit.record(Outcome::Failure, circuit);
-                    // A backend that was never reached consumed nothing.
-                    ctx.upstream_called = e != GatewayError::UpstreamUnreachable;
+                    // A backend that was never reached consumed nothing; one that was may have
+                    // (a timeout, a broken exchange), and is charged even if another answers.
+                    if e != GatewayError::UpstreamUnreachable {
+                        ctx.orphaned += 1;
+                    }
+                    ctx.upstream_called = false;
                     e
                 }
             };

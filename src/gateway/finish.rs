@@ -19,7 +19,6 @@ use crate::runtime::Runtime;
 use crate::stages::cache::CachePlan;
 use crate::state::cache::Entry;
 use crate::state::limits::Headroom;
-use crate::state::unix_now;
 use crate::upstream::forward::PipeEnd;
 use crate::usage::{estimate_tokens, Usage};
 use bytes::Bytes;
@@ -51,6 +50,11 @@ impl Gateway {
             deadline,
         } = attempt;
         permit.record(outcome, &rt.config.routing.circuit);
+        // Settled at the price of the backend that answered (an alias priced by its target),
+        // unless an earlier attempt may also have consumed: then at the reserved bound.
+        if let (Some(r), 0) = (ctx.reservation.as_mut(), ctx.orphaned) {
+            r.price = rt.config.price_on(req.view.model(), &backend);
+        }
         let lab = matches!(req.view, RequestView::Lab(_));
         if (400..500).contains(&status) && !lab {
             let refused = Refused {
@@ -171,8 +175,12 @@ impl Gateway {
             .map_err(client_gone)
     }
 
-    /// What a stream leaves for `logging` to settle: its own usage, else the prompt plus the
-    /// text delivered so far, marked estimated (never zero); and its timings.
+    /// What a stream leaves for `logging` to settle: its own usage when it reported one. A
+    /// stream that completed without one is estimated from the prompt and the output delivered
+    /// (text, reasoning, tool-call arguments). A stream cut before its usage (the client left, or
+    /// the backend broke off) may have cost the backend more than it delivered (tokens in
+    /// flight, hidden reasoning): it is settled at the reservation's worst case, so the charge
+    /// is never under the backend's bill. Either is marked estimated.
     fn stream_ended(
         &self,
         ctx: &mut RequestCtx,
@@ -195,21 +203,28 @@ impl Gateway {
         if ctx.usage.is_some() {
             return;
         }
-        ctx.usage = Some(tap.usage().unwrap_or_else(|| {
-            if complete {
-                if let Some(m) = metrics::get() {
-                    m.streams_without_usage
-                        .with_label_values(&[backend.id.as_str()])
-                        .inc();
-                }
-                log::warn!(
-                    target: "tollgate::usage",
-                    "backend {} ended a stream without usage; settling on an estimate",
-                    backend.id
-                );
-            }
-            Usage::estimate(req.prompt_estimate, tap.delivered_chars().div_ceil(4))
-        }));
+        if let Some(reported) = tap.usage() {
+            ctx.usage = Some(reported);
+            return;
+        }
+        if !complete {
+            // Settled in `logging` at the worst case (see `settle_open`).
+            return;
+        }
+        if let Some(m) = metrics::get() {
+            m.streams_without_usage
+                .with_label_values(&[backend.id.as_str()])
+                .inc();
+        }
+        log::warn!(
+            target: "tollgate::usage",
+            "backend {} ended a stream without usage; settling on an estimate",
+            backend.id
+        );
+        ctx.usage = Some(Usage::estimate(
+            req.prompt_estimate,
+            tap.delivered_chars().div_ceil(4),
+        ));
     }
 
     /// Settles a whole answer, stores it when it may be cached, and answers the client.
@@ -239,9 +254,9 @@ impl Gateway {
             Some(text) => Usage::estimate(req.prompt_estimate, estimate_tokens(text)),
             None => self::estimated(ctx),
         });
-        let cost = self.settle_now(ctx, usage).await;
-        req.extra.cost(cost);
-        self.refresh_headroom(ctx, &mut req);
+        let settled = self.settle_now(ctx, usage).await;
+        req.extra.cost(settled.cost);
+        refresh_headroom(ctx, &mut req, settled.headroom);
         if status == 200 {
             if let Some(key) = plan.store_key() {
                 let stored = answer_text.clone().map(Bytes::from).unwrap_or(body.clone());
@@ -277,18 +292,15 @@ impl Gateway {
             .await
             .map_err(client_gone)
     }
+}
 
-    /// Reports the tightest window after settlement, when the real usage replaced the
-    /// reservation (the window that was tightest at admission keeps its name).
-    fn refresh_headroom(&self, ctx: &mut RequestCtx, req: &mut Admitted) {
-        let Some(h) = ctx.headroom else {
-            return;
-        };
-        let c = &req.consumer;
-        let limits = [c.tokens_per_minute, c.tokens_per_hour, c.tokens_per_day];
-        let now = self.state.limiter.headroom(&c.id, limits, unix_now());
+/// Reports the tightest window after settlement (`now`, read from the store that enforces the
+/// limits), when the real usage replaced the reservation; the window that was tightest at
+/// admission keeps its name.
+fn refresh_headroom(ctx: &mut RequestCtx, req: &mut Admitted, now: Option<Headroom>) {
+    if let (Some(at_admission), Some(now)) = (ctx.headroom, now) {
         req.extra.rate_limit(&Headroom {
-            window: h.window,
+            window: at_admission.window,
             ..now
         });
         ctx.headroom = Some(now);

@@ -1,9 +1,11 @@
 //! Settling what a request reserved: at once for a whole answer, in `logging` for everything
 //! still open (a stream, a client that left, an upstream failure after the request was sent).
+//! Attempts that reached a backend and failed without an answer are charged on top, each at its
+//! worst case: the metering target is never to charge less than the backends bill.
 
 use super::ctx::RequestCtx;
 use super::Gateway;
-use crate::stages::admission;
+use crate::stages::admission::{self, Reservation, Settled};
 use crate::state::unix_now;
 use crate::usage::Usage;
 
@@ -13,9 +15,15 @@ impl Gateway {
     pub(super) async fn settle_open(&self, ctx: &mut RequestCtx) {
         if let Some(r) = ctx.reservation.take() {
             let now = unix_now();
-            if ctx.upstream_called {
-                let usage = ctx.usage.unwrap_or_else(|| r.worst_case());
-                ctx.cost_nanos = Some(admission::settle(&self.state, &r, usage, now).await);
+            if ctx.upstream_called || ctx.orphaned > 0 {
+                let answered = match (ctx.upstream_called, ctx.usage) {
+                    (false, _) => Usage::default(),
+                    (true, Some(u)) => u,
+                    (true, None) => r.worst_case(),
+                };
+                let usage = with_orphans(answered, &r, ctx.orphaned);
+                let settled = admission::settle(&self.state, &r, usage, now).await;
+                ctx.cost_nanos = Some(settled.cost);
                 ctx.usage = Some(usage);
             } else {
                 admission::release(&self.state, &r, now).await;
@@ -23,14 +31,42 @@ impl Gateway {
         }
     }
 
-    /// Settles the request's reservation with `usage` now; returns the cost (nano-dollars).
-    pub(super) async fn settle_now(&self, ctx: &mut RequestCtx, usage: Usage) -> u64 {
-        let cost = match ctx.reservation.take() {
-            Some(r) => admission::settle(&self.state, &r, usage, unix_now()).await,
-            None => 0,
+    /// Settles the request's reservation with `usage` now; returns what it charged and where
+    /// the consumer's windows stand.
+    pub(super) async fn settle_now(&self, ctx: &mut RequestCtx, usage: Usage) -> Settled {
+        let (usage, settled) = match ctx.reservation.take() {
+            Some(r) => {
+                let usage = with_orphans(usage, &r, ctx.orphaned);
+                (
+                    usage,
+                    admission::settle(&self.state, &r, usage, unix_now()).await,
+                )
+            }
+            None => (
+                usage,
+                Settled {
+                    cost: 0,
+                    headroom: None,
+                },
+            ),
         };
         ctx.usage = Some(usage);
-        ctx.cost_nanos = Some(cost);
-        cost
+        ctx.cost_nanos = Some(settled.cost);
+        settled
+    }
+}
+
+/// `usage` plus the worst case of each of `orphaned` attempts (marked estimated when any).
+fn with_orphans(usage: Usage, r: &Reservation, orphaned: u32) -> Usage {
+    if orphaned == 0 {
+        return usage;
+    }
+    let worst = r.worst_case();
+    let n = u64::from(orphaned);
+    Usage {
+        input: usage.input.saturating_add(worst.input.saturating_mul(n)),
+        output: usage.output.saturating_add(worst.output.saturating_mul(n)),
+        estimated: true,
+        ..usage
     }
 }

@@ -22,6 +22,8 @@ pub struct Plan {
     pub provider_headers: bool,
     /// Declare a stream's whole length with `Content-Length` instead of sending it chunked.
     pub sse_content_length: bool,
+    /// Answer with a tool call (its arguments streamed in pieces) instead of text.
+    pub tool_calls: bool,
 }
 
 impl Plan {
@@ -42,6 +44,7 @@ impl Plan {
             truncate: headers.contains_key("x-mock-truncate"),
             provider_headers: headers.contains_key("x-mock-provider-headers"),
             sse_content_length: headers.contains_key("x-mock-sse-content-length"),
+            tool_calls: headers.contains_key("x-mock-tool-calls"),
         }
     }
 }
@@ -191,14 +194,26 @@ fn chat_completions(body: &[u8], plan: &Plan, ledger: &Ledger) -> Reply {
         });
         sse(&v.to_string())
     };
-    let mut events = vec![(
-        chunk(json!({"role": "assistant", "content": ""}), Value::Null),
-        0,
-    )];
+    let (first, finish) = if plan.tool_calls {
+        let call = json!([{"index": 0, "id": "call_mock", "type": "function",
+            "function": {"name": "lookup", "arguments": ""}}]);
+        (
+            json!({"role": "assistant", "tool_calls": call}),
+            "tool_calls",
+        )
+    } else {
+        (json!({"role": "assistant", "content": ""}), "stop")
+    };
+    let mut events = vec![(chunk(first, Value::Null), 0)];
     for w in words(completion_tokens) {
-        events.push((chunk(json!({"content": w}), Value::Null), 1));
+        let delta = if plan.tool_calls {
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": w}}]})
+        } else {
+            json!({"content": w})
+        };
+        events.push((chunk(delta, Value::Null), 1));
     }
-    events.push((chunk(json!({}), json!("stop")), 0));
+    events.push((chunk(json!({}), json!(finish)), 0));
     if include_usage && !plan.no_usage {
         let v = json!({
             "id": id, "object": "chat.completion.chunk", "created": created, "model": model,

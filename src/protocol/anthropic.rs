@@ -223,6 +223,12 @@ struct EventWire {
 struct DeltaWire {
     #[serde(default)]
     text: Option<String>,
+    /// A tool call's input, streamed in pieces (`input_json_delta`).
+    #[serde(default)]
+    partial_json: Option<String>,
+    /// Extended thinking (`thinking_delta`), billed as output.
+    #[serde(default)]
+    thinking: Option<String>,
 }
 
 /// What one stream event tells: usage so far, and delivered text.
@@ -257,8 +263,13 @@ impl StreamState {
                 }
             }
             "content_block_delta" => {
-                if let Some(t) = e.delta.and_then(|d| d.text) {
-                    self.delivered_chars += t.chars().count() as u64;
+                if let Some(d) = e.delta {
+                    let chars: u64 = [d.text, d.partial_json, d.thinking]
+                        .iter()
+                        .flatten()
+                        .map(|t| t.chars().count() as u64)
+                        .sum();
+                    self.delivered_chars += chars;
                 }
             }
             "message_stop" => self.stopped = true,
@@ -320,12 +331,18 @@ mod tests {
             r#"{"type":"message_start","message":{"usage":{"input_tokens":25,"output_tokens":1}}}"#,
         );
         s.observe(r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Héllo"}}"#);
+        s.observe(r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"a\""}}"#);
+        s.observe(r#"{"type":"content_block_delta","index":2,"delta":{"type":"thinking_delta","thinking":"hmm"}}"#);
         s.observe(r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":15}}"#);
         assert!(s.usage().is_none(), "not before message_stop");
         s.observe(r#"{"type":"message_stop"}"#);
         let u = s.usage().unwrap();
         assert_eq!((u.input, u.output), (25, 15));
-        assert_eq!(s.delivered_chars, 5);
+        assert_eq!(
+            s.delivered_chars,
+            5 + 4 + 3,
+            "text, tool input and thinking"
+        );
     }
 
     #[test]

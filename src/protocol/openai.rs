@@ -345,13 +345,49 @@ struct DeltaWire {
     content: Option<String>,
     #[serde(default)]
     reasoning_content: Option<String>,
+    #[serde(default)]
+    refusal: Option<String>,
+    #[serde(default)]
+    tool_calls: Vec<ToolCallDelta>,
+}
+
+#[derive(Deserialize)]
+struct ToolCallDelta {
+    #[serde(default)]
+    function: Option<FunctionDelta>,
+}
+
+#[derive(Deserialize)]
+struct FunctionDelta {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    arguments: Option<String>,
+}
+
+impl DeltaWire {
+    /// Characters of output this delta carries: text, reasoning, a refusal, tool-call names
+    /// and arguments.
+    fn chars(&self) -> u64 {
+        let calls = self
+            .tool_calls
+            .iter()
+            .filter_map(|c| c.function.as_ref())
+            .flat_map(|f| [&f.name, &f.arguments]);
+        [&self.content, &self.reasoning_content, &self.refusal]
+            .into_iter()
+            .chain(calls)
+            .flatten()
+            .map(|t| t.chars().count() as u64)
+            .sum()
+    }
 }
 
 /// What a chat-completions stream told so far.
 #[derive(Debug, Default)]
 pub struct StreamState {
     pub usage: Option<Usage>,
-    /// Characters of completion text forwarded to the client.
+    /// Characters of output forwarded to the client (text, reasoning, tool-call arguments).
     pub delivered_chars: u64,
     /// `data: [DONE]` was seen.
     pub done: bool,
@@ -377,13 +413,13 @@ impl StreamState {
         }
         let forwarded = !(strip_usage && usage_only);
         if forwarded {
-            for c in &chunk.choices {
-                if let Some(d) = &c.delta {
-                    for t in [&d.content, &d.reasoning_content].into_iter().flatten() {
-                        self.delivered_chars += t.chars().count() as u64;
-                    }
-                }
-            }
+            let chars: u64 = chunk
+                .choices
+                .iter()
+                .filter_map(|c| c.delta.as_ref())
+                .map(DeltaWire::chars)
+                .sum();
+            self.delivered_chars += chars;
         }
         forwarded
     }
@@ -599,5 +635,20 @@ mod tests {
             .as_str()
             .unwrap()
             .starts_with("Invalid or missing API key"));
+    }
+
+    #[test]
+    fn tool_call_arguments_and_refusals_count_as_delivered_output() {
+        let mut s = StreamState::default();
+        s.observe(
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"c","function":{"name":"lookup","arguments":""}}]}}]}"#,
+            false,
+        );
+        s.observe(
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"q\": 1}"}}]}}]}"#,
+            false,
+        );
+        s.observe(r#"{"choices":[{"delta":{"refusal":"no"}}]}"#, false);
+        assert_eq!(s.delivered_chars, 6 + 8 + 2);
     }
 }

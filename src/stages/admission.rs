@@ -16,8 +16,9 @@
 
 use crate::config::{Consumer, Price};
 use crate::error::GatewayError;
+use crate::state::limits::tightest;
 use crate::state::limits::{Headroom, Refusal, TokenTicket};
-use crate::state::redis::Refused;
+use crate::state::redis::{Held, Refused};
 use crate::state::spend::{OverBudget, Recent, SpendTicket, Standing};
 use crate::state::{utc_day, State};
 use crate::usage::{cost_nanos, Usage};
@@ -89,10 +90,13 @@ pub struct Reservation {
     pub price: Price,
     pub prompt_estimate: u64,
     pub output_cap: u64,
+    /// The consumer's token limits (minute, hour, day), for the headroom after settlement.
+    limits: [u64; 3],
     tokens: TokenTicket,
     spend: SpendTicket,
-    /// Made in Redis (shared by every instance) rather than this instance's own counters.
-    shared: bool,
+    /// Made in Redis (shared by every instance), by id, rather than in this instance's own
+    /// counters.
+    held: Option<Held>,
 }
 
 impl Reservation {
@@ -136,38 +140,40 @@ pub async fn admit(
     let worst_tokens = prompt_estimate.saturating_add(output_cap);
     let budget = consumer.daily_budget_micros.saturating_mul(1000);
     let worst_cost = cost_nanos(price, prompt_estimate, output_cap);
-    let reservation = |tokens, spend, shared| Reservation {
+    let reservation = |tokens, spend, held| Reservation {
         consumer: consumer.id.clone(),
         model: model.to_string(),
         price,
         prompt_estimate,
         output_cap,
+        limits,
         tokens,
         spend,
-        shared,
+        held,
     };
     if let Some(sh) = &state.shared {
-        match sh
-            .store
-            .admit(&consumer.id, limits, worst_tokens, budget, worst_cost, now)
-            .await
-        {
+        let held = Held::new(&consumer.id, worst_tokens, worst_cost, now);
+        match sh.store.admit(&held, limits, budget, now).await {
             Ok(Ok(a)) => {
                 return Ok(Admitted {
-                    reservation: reservation(a.tokens, a.spend, true),
+                    reservation: reservation(a.tokens, a.spend, Some(held)),
                     headroom: a.headroom,
                     standing: a.standing,
                 })
             }
             Ok(Err(Refused::Tokens(r))) => return Err(token_refusal(r)),
             Ok(Err(Refused::Budget(over))) => return Err(budget_refusal(&over, now)),
-            // A request needs both controls: it goes ahead on this instance's own counters only
-            // when both are configured to fail open.
-            Err(_) if sh.limits_fail_open && sh.budget_fail_open => {}
             Err(_) => {
-                return Err(GatewayError::StateUnavailable {
-                    retry_after: STATE_RETRY_AFTER,
-                })
+                // The script may have run and its answer been lost: the reservation is released
+                // by id once Redis answers again (releasing one never made is harmless).
+                sh.store.release_later(held);
+                // A request needs both controls: it goes ahead on this instance's own counters
+                // only when both are configured to fail open.
+                if !(sh.limits_fail_open && sh.budget_fail_open) {
+                    return Err(GatewayError::StateUnavailable {
+                        retry_after: STATE_RETRY_AFTER,
+                    });
+                }
             }
         }
     }
@@ -180,7 +186,7 @@ pub async fn admit(
         .reserve(&consumer.id, budget, worst_cost, utc_day(now))
     {
         Ok((spend, standing)) => Ok(Admitted {
-            reservation: reservation(tokens, spend, false),
+            reservation: reservation(tokens, spend, None),
             headroom,
             standing,
         }),
@@ -229,29 +235,40 @@ fn budget_refusal(over: &OverBudget, now: u64) -> GatewayError {
     }
 }
 
-/// Settles a reservation with `usage`; returns the cost charged (nano-dollars).
-pub async fn settle(state: &State, r: &Reservation, usage: Usage, now: u64) -> u64 {
+/// What a settlement charged, and where the consumer's token windows stand after it.
+#[derive(Debug, Clone, Copy)]
+pub struct Settled {
+    /// Nano-dollars.
+    pub cost: u64,
+    /// The tightest window, read from the store that enforces the limits (`None` when Redis
+    /// could not be asked: the settlement then waits to be retried).
+    pub headroom: Option<Headroom>,
+}
+
+/// Settles a reservation with `usage`, against the windows and the day it was made in.
+pub async fn settle(state: &State, r: &Reservation, usage: Usage, now: u64) -> Settled {
     let cost = cost_nanos(r.price, usage.input, usage.output);
-    let day = utc_day(now);
-    match (&state.shared, r.shared) {
-        (Some(sh), true) => {
-            // A failed settlement leaves the worst case counted until the window or the day
-            // ends: conservative, never an overrun.
-            let _ = sh
-                .store
-                .settle(&r.consumer, &r.tokens, usage.total(), &r.spend, cost, day)
-                .await;
+    let headroom = match (&state.shared, &r.held) {
+        (Some(sh), Some(held)) => sh
+            .store
+            .settle(held, usage.total(), cost)
+            .await
+            .map(|used| tightest(r.limits, used, now)),
+        _ => {
+            state
+                .limiter
+                .settle(&r.consumer, &r.tokens, usage.total(), now);
+            Some(state.limiter.headroom(&r.consumer, r.limits, now))
         }
-        _ => state
-            .limiter
-            .settle(&r.consumer, &r.tokens, usage.total(), now),
-    }
+    };
     // This instance's record: recent requests, and the spend itself when it was reserved here
     // (with Redis, `/costs` reads today's total from Redis).
-    let local_ticket = if r.shared {
-        SpendTicket { reserved: 0 }
-    } else {
-        r.spend.clone()
+    let local_ticket = match r.held {
+        Some(_) => SpendTicket {
+            reserved: 0,
+            day: r.spend.day,
+        },
+        None => r.spend.clone(),
     };
     state.spend.settle(
         &r.consumer,
@@ -264,9 +281,9 @@ pub async fn settle(state: &State, r: &Reservation, usage: Usage, now: u64) -> u
             cost_nanos: cost,
             estimated: usage.estimated,
         },
-        day,
+        utc_day(now),
     );
-    cost
+    Settled { cost, headroom }
 }
 
 /// Releases a reservation that consumed nothing (a cache hit, a request that never reached a
@@ -346,7 +363,7 @@ mod tests {
             .unwrap();
         assert_eq!(a.headroom.remaining, 1_000 - 300);
         assert_eq!(a.reservation.worst_case().total(), 300);
-        let cost = settle(
+        let settled = settle(
             &state,
             &a.reservation,
             Usage {
@@ -357,7 +374,8 @@ mod tests {
             86_400 * 10 + 6,
         )
         .await;
-        assert_eq!(cost, cost_nanos(price, 10, 5));
+        assert_eq!(settled.cost, cost_nanos(price, 10, 5));
+        assert_eq!(settled.headroom.map(|h| h.remaining), Some(1_000 - 15));
         assert_eq!(state.limiter.used("c", 86_400 * 10 + 6)[0], 15);
     }
 }

@@ -27,14 +27,42 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
+/// Lua: gives back the reservations of one consumer that expired (their requests never settled:
+/// the gateway holding them crashed, or they outlived [`RESERVATION_TTL`]). ARGV[`p`] is the
+/// consumer's key prefix (`P{id}:`), ARGV[`p`+1] the time (Unix seconds). Each reservation is a
+/// member of the `res` sorted set, `id|tokens|minute|hour|day-window|day|cost`, scored by when it
+/// expires.
+const REAP_FN: &str = r"
+local function reap(res, prefix, now)
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', res, '-inf', now)) do
+    local f = {}
+    for part in string.gmatch(m, '([^|]+)') do f[#f + 1] = part end
+    local tokens = tonumber(f[2])
+    for i, w in ipairs({'m', 'h', 'd'}) do
+      local k = prefix .. 't:' .. w .. ':' .. f[2 + i]
+      if redis.call('EXISTS', k) == 1 and redis.call('DECRBY', k, tokens) < 0 then
+        redis.call('SET', k, 0, 'KEEPTTL')
+      end
+    end
+    local b = prefix .. 'b:' .. f[6]
+    if redis.call('EXISTS', b) == 1 and redis.call('DECRBY', b, tonumber(f[7])) < 0 then
+      redis.call('SET', b, 0, 'KEEPTTL')
+    end
+    redis.call('ZREM', res, m)
+  end
+end
+";
+
 /// Admit a request: reserve its worst-case tokens in three windows and its worst-case cost
-/// against today's budget, all or nothing, in one round trip.
-/// KEYS: the minute, hour and day window keys; committed (spent + reserved) today; spent today.
+/// against today's budget, all or nothing, in one round trip, recording the reservation by id.
+/// KEYS: the minute, hour and day window keys; committed (spent + reserved) today; spent today;
+/// the reservations.
 /// ARGV: the three limits, the tokens, the three window TTLs (s), the budget, the cost, the day
-/// TTL (s).
+/// TTL (s), the consumer's key prefix, now, the reservation's expiry, the reservation.
 /// Returns {1, used_m, used_h, used_d, spent, committed} when admitted, {0, window (1-based),
 /// used} when a window is full, {2, spent, committed} when the budget is.
 const ADMIT: &str = r"
+reap(KEYS[6], ARGV[11], tonumber(ARGV[12]))
 local need = tonumber(ARGV[4])
 local used = {}
 for i = 1, 3 do
@@ -50,30 +78,113 @@ for i = 1, 3 do
 end
 committed = redis.call('INCRBY', KEYS[4], ARGV[9])
 redis.call('EXPIRE', KEYS[4], ARGV[10])
+redis.call('ZADD', KEYS[6], ARGV[13], ARGV[14])
+redis.call('EXPIRE', KEYS[6], ARGV[10])
 return {1, used[1], used[2], used[3], spent, committed}
 ";
 
-/// Settle a request: replace both reservations with the real usage and cost.
-/// KEYS: as for ADMIT. ARGV: reserved tokens, actual tokens, reserved cost, actual cost, day
-/// TTL (s). Windows that already expired are left alone.
+/// Settle a request: replace its reservation with the real usage and cost, once. A settlement
+/// whose reservation is still held takes it back and adds the usage; one whose reservation
+/// expired (or whose admission never ran) adds the usage alone; a settlement already applied
+/// (a retry whose first answer was lost) does nothing.
+/// KEYS: the reservation's minute, hour and day windows; committed and spent on its day; the
+/// reservations; the settled ids.
+/// ARGV: reserved tokens, actual tokens, reserved cost, actual cost, day TTL (s), the
+/// reservation, its id, now.
+/// Returns the three windows' use after it.
 const SETTLE: &str = r"
-local delta = tonumber(ARGV[2]) - tonumber(ARGV[1])
-for i = 1, 3 do
-  if redis.call('EXISTS', KEYS[i]) == 1 then
-    if redis.call('INCRBY', KEYS[i], delta) < 0 then redis.call('SET', KEYS[i], 0, 'KEEPTTL') end
+local now = tonumber(ARGV[8])
+redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', now - 86400)
+if redis.call('ZSCORE', KEYS[7], ARGV[7]) == false then
+  local held = redis.call('ZREM', KEYS[6], ARGV[6]) == 1
+  local dt, dc = tonumber(ARGV[2]), tonumber(ARGV[4])
+  if held then
+    dt = dt - tonumber(ARGV[1])
+    dc = dc - tonumber(ARGV[3])
   end
+  for i = 1, 3 do
+    if redis.call('EXISTS', KEYS[i]) == 1 then
+      if redis.call('INCRBY', KEYS[i], dt) < 0 then redis.call('SET', KEYS[i], 0, 'KEEPTTL') end
+    end
+  end
+  if redis.call('INCRBY', KEYS[4], dc) < 0 then redis.call('SET', KEYS[4], 0, 'KEEPTTL') end
+  redis.call('EXPIRE', KEYS[4], ARGV[5])
+  redis.call('INCRBY', KEYS[5], ARGV[4])
+  redis.call('EXPIRE', KEYS[5], ARGV[5])
+  redis.call('ZADD', KEYS[7], now, ARGV[7])
+  redis.call('EXPIRE', KEYS[7], 86400)
 end
-if redis.call('INCRBY', KEYS[4], tonumber(ARGV[4]) - tonumber(ARGV[3])) < 0 then
-  redis.call('SET', KEYS[4], 0)
-end
-redis.call('EXPIRE', KEYS[4], ARGV[5])
-redis.call('INCRBY', KEYS[5], ARGV[4])
-redis.call('EXPIRE', KEYS[5], ARGV[5])
+local out = {}
+for i = 1, 3 do out[i] = tonumber(redis.call('GET', KEYS[i]) or '0') end
+return out
+";
+
+/// Lua: reaps one consumer's expired reservations. KEYS: the reservations. ARGV: the consumer's
+/// key prefix, now.
+const REAP: &str = r"
+reap(KEYS[1], ARGV[1], tonumber(ARGV[2]))
 return 1
 ";
 
 /// Day keys outlive their day by this much, so a settlement just after midnight still finds them.
 const DAY_TTL: u64 = 2 * 86_400;
+
+/// How long a reservation is held before it expires on its own (the last resort for one whose
+/// settlement never arrives). A request still running then is settled on its real usage alone.
+pub const RESERVATION_TTL: u64 = 3_600;
+
+/// Settlements kept for retrying while Redis cannot take them; beyond this the oldest is
+/// dropped (its reservation then expires on its own).
+pub const MAX_PENDING: usize = 100_000;
+
+/// A reservation held in Redis: everything needed to settle or release it, on any attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub consumer: String,
+    /// Random, unique per admission.
+    pub id: String,
+    pub window_ids: [u64; 3],
+    pub tokens: u64,
+    /// The UTC day it was made on (budgets count in it).
+    pub day: u64,
+    pub cost: u64,
+    /// When it expires on its own (Unix seconds).
+    pub expires: u64,
+}
+
+impl Held {
+    /// A new reservation of `tokens` and `cost` for `consumer`, made at `now`.
+    pub fn new(consumer: &str, tokens: u64, cost: u64, now: u64) -> Held {
+        let mut id = [0u8; 12];
+        let _ = getrandom::getrandom(&mut id);
+        Held {
+            consumer: consumer.to_string(),
+            id: crate::digest::to_hex(&id),
+            window_ids: WINDOWS.map(|w| w.id(now)),
+            tokens,
+            day: super::utc_day(now),
+            cost,
+            expires: now.saturating_add(RESERVATION_TTL),
+        }
+    }
+
+    /// Its member of the consumer's reservations set.
+    fn member(&self) -> String {
+        let [m, h, d] = self.window_ids;
+        format!(
+            "{}|{}|{m}|{h}|{d}|{}|{}",
+            self.id, self.tokens, self.day, self.cost
+        )
+    }
+}
+
+/// A settlement not yet applied.
+#[derive(Debug, Clone)]
+struct Pending {
+    held: Held,
+    actual_tokens: u64,
+    actual_cost: u64,
+}
 
 /// What an admission holds and reports.
 #[derive(Debug)]
@@ -82,6 +193,17 @@ pub struct Admission {
     pub headroom: Headroom,
     pub spend: SpendTicket,
     pub standing: Standing,
+}
+
+/// A consumer's standing today, as Redis holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Today {
+    /// Nano-dollars spent today.
+    pub spent: u64,
+    /// Spent plus reserved.
+    pub committed: u64,
+    /// Tokens used (settled plus reserved) in the current minute, hour and day.
+    pub tokens: [u64; 3],
 }
 
 /// Why an admission was refused.
@@ -141,6 +263,12 @@ pub struct RedisStore {
     timeout: Duration,
     admit: Script,
     settle: Script,
+    reap: Script,
+    /// Settlements Redis could not take yet, oldest first.
+    pending: std::sync::Mutex<std::collections::VecDeque<Pending>>,
+    /// Consumers this instance reserved for, and when last: their expired reservations are
+    /// reaped in the background.
+    touched: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -166,8 +294,11 @@ impl RedisStore {
             }),
             prefix: prefix.to_string(),
             timeout,
-            admit: Script::new(ADMIT),
+            admit: Script::new(&format!("{REAP_FN}{ADMIT}")),
             settle: Script::new(SETTLE),
+            reap: Script::new(&format!("{REAP_FN}{REAP}")),
+            pending: std::sync::Mutex::new(std::collections::VecDeque::new()),
+            touched: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -217,40 +348,45 @@ impl RedisStore {
         result
     }
 
-    /// The three window keys, then committed and spent today.
-    fn keys(&self, consumer: &str, window_ids: [u64; 3], day: u64) -> [String; 5] {
-        let p = &self.prefix;
+    /// The consumer's key prefix, `P{id}:` (its keys share one cluster slot).
+    fn consumer_prefix(&self, consumer: &str) -> String {
+        format!("{}{{{consumer}}}:", self.prefix)
+    }
+
+    /// The three window keys, committed and spent on `day`, the reservations, the settled ids.
+    fn keys(&self, consumer: &str, window_ids: [u64; 3], day: u64) -> [String; 7] {
+        let p = self.consumer_prefix(consumer);
         let [committed, spent] = self.spend_keys(consumer, day);
         [
-            format!("{p}{{{consumer}}}:t:m:{}", window_ids[0]),
-            format!("{p}{{{consumer}}}:t:h:{}", window_ids[1]),
-            format!("{p}{{{consumer}}}:t:d:{}", window_ids[2]),
+            format!("{p}t:m:{}", window_ids[0]),
+            format!("{p}t:h:{}", window_ids[1]),
+            format!("{p}t:d:{}", window_ids[2]),
             committed,
             spent,
+            format!("{p}res"),
+            format!("{p}settled"),
         ]
     }
 
     fn spend_keys(&self, consumer: &str, day: u64) -> [String; 2] {
-        let p = &self.prefix;
-        [
-            format!("{p}{{{consumer}}}:b:{day}"),
-            format!("{p}{{{consumer}}}:s:{day}"),
-        ]
+        let p = self.consumer_prefix(consumer);
+        [format!("{p}b:{day}"), format!("{p}s:{day}")]
     }
 
     /// As the in-memory limiter and ledger together, across every instance sharing this Redis,
-    /// in one atomic script: `tokens` in every window of `limits` ([minute, hour, day]) and
-    /// `cost` (nano-dollars) against `budget` for today. `Ok(Err(_))` is a refusal; `Err(_)`
-    /// means Redis could not decide.
+    /// in one atomic script: `held` (its tokens in every window of `limits` ([minute, hour,
+    /// day]), its cost against `budget` for its day), recorded by its id so it can be settled
+    /// or released exactly once. `Ok(Err(_))` is a refusal; `Err(_)` means Redis could not
+    /// decide, and the reservation may or may not have been made: release it
+    /// ([`RedisStore::release_later`]).
     pub async fn admit(
         &self,
-        consumer: &str,
+        held: &Held,
         limits: [u64; 3],
-        tokens: u64,
         budget: u64,
-        cost: u64,
         now: u64,
     ) -> Result<Result<Admission, Refused>, Unavailable> {
+        let tokens = held.tokens;
         for (i, w) in WINDOWS.into_iter().enumerate() {
             if tokens > limits[i] {
                 return Ok(Err(Refused::Tokens(Refusal::TooLarge {
@@ -260,14 +396,16 @@ impl RedisStore {
                 })));
             }
         }
-        let ids = WINDOWS.map(|w| w.id(now));
-        let keys = self.keys(consumer, ids, super::utc_day(now));
+        self.touch(&held.consumer, now);
+        let keys = self.keys(&held.consumer, held.window_ids, held.day);
         // A window's key lives until its window ends, plus a minute for late settlements.
         let ttls = WINDOWS.map(|w| w.resets_in(now) + 60);
+        let prefix = self.consumer_prefix(&held.consumer);
+        let member = held.member();
         let reply: Vec<u64> = self
             .call("admit", |mut conn| {
                 let mut inv = self.admit.prepare_invoke();
-                for k in &keys {
+                for k in &keys[..6] {
                     inv.key(k);
                 }
                 inv.arg(limits[0])
@@ -278,8 +416,12 @@ impl RedisStore {
                     .arg(ttls[1])
                     .arg(ttls[2])
                     .arg(budget)
-                    .arg(cost)
-                    .arg(DAY_TTL);
+                    .arg(held.cost)
+                    .arg(DAY_TTL)
+                    .arg(&prefix)
+                    .arg(now)
+                    .arg(held.expires)
+                    .arg(&member);
                 async move { inv.invoke_async(&mut conn).await }
             })
             .await?;
@@ -290,9 +432,12 @@ impl RedisStore {
         };
         match reply.as_slice() {
             [1, m, h, d, spent, committed] => Ok(Ok(Admission {
-                tokens: TokenTicket::new(ids, tokens),
+                tokens: TokenTicket::new(held.window_ids, tokens),
                 headroom: tightest(limits, [*m, *h, *d], now),
-                spend: SpendTicket { reserved: cost },
+                spend: SpendTicket {
+                    reserved: held.cost,
+                    day: held.day,
+                },
                 standing: standing(*spent, *committed),
             })),
             [0, i, used] => {
@@ -308,7 +453,7 @@ impl RedisStore {
             }
             [2, spent, committed] => Ok(Err(Refused::Budget(OverBudget {
                 standing: standing(*spent, *committed),
-                needed: cost,
+                needed: held.cost,
             }))),
             _ => Err(Unavailable(
                 "unexpected reply from the admission script".into(),
@@ -316,46 +461,167 @@ impl RedisStore {
         }
     }
 
-    /// Replaces both reservations of an admission with the real usage and cost, in one script.
+    /// Replaces `held` with the real usage and cost, once, in the windows and on the day it
+    /// was made in. Returns the windows' use afterwards; when Redis cannot take it now, the
+    /// settlement is kept and retried ([`RedisStore::retry_pending`]) and `None` is returned.
     pub async fn settle(
         &self,
-        consumer: &str,
-        tokens: &TokenTicket,
+        held: &Held,
         actual_tokens: u64,
-        spend: &SpendTicket,
-        cost: u64,
-        day: u64,
-    ) -> Result<(), Unavailable> {
-        let keys = self.keys(consumer, tokens.window_ids(), day);
-        self.call("settle", |mut conn| {
-            let mut inv = self.settle.prepare_invoke();
-            for k in &keys {
-                inv.key(k);
+        actual_cost: u64,
+    ) -> Option<[u64; 3]> {
+        let pending = Pending {
+            held: held.clone(),
+            actual_tokens,
+            actual_cost,
+        };
+        match self.apply(&pending).await {
+            Ok(used) => Some(used),
+            Err(_) => {
+                self.keep(pending);
+                None
             }
-            inv.arg(tokens.reserved)
-                .arg(actual_tokens)
-                .arg(spend.reserved)
-                .arg(cost)
-                .arg(DAY_TTL);
-            async move { inv.invoke_async::<i64>(&mut conn).await }
-        })
-        .await
-        .map(|_| ())
+        }
     }
 
-    /// Spent today and committed (spent + reserved) of each consumer, as every instance sees
-    /// them, in one round trip.
-    pub async fn spend_today(
+    /// Releases `held` later: its admission's answer was lost, so it may or may not have been
+    /// made; releasing one that was not is harmless.
+    pub fn release_later(&self, held: Held) {
+        self.keep(Pending {
+            held,
+            actual_tokens: 0,
+            actual_cost: 0,
+        });
+    }
+
+    /// Settlements waiting for Redis.
+    pub fn pending(&self) -> usize {
+        self.pending.lock().map(|p| p.len()).unwrap_or(0)
+    }
+
+    /// Tries every waiting settlement once, oldest first; those that fail again stay, in order.
+    /// Returns how many are still waiting.
+    pub async fn retry_pending(&self) -> usize {
+        let batch: Vec<Pending> = match self.pending.lock() {
+            Ok(mut p) => p.drain(..).collect(),
+            Err(_) => return 0,
+        };
+        let mut failed = Vec::new();
+        let mut reachable = true;
+        for p in batch {
+            if reachable && self.apply(&p).await.is_ok() {
+                continue;
+            }
+            // One failure is enough to know Redis is still away: keep the rest for later.
+            reachable = false;
+            failed.push(p);
+        }
+        let mut queue = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        for p in failed.into_iter().rev() {
+            queue.push_front(p);
+        }
+        self.count_pending(queue.len());
+        queue.len()
+    }
+
+    /// Gives back the expired reservations of the consumers this instance reserved for within
+    /// the last [`RESERVATION_TTL`] twice over.
+    pub async fn reap_touched(&self, now: u64) {
+        let consumers: Vec<String> = match self.touched.lock() {
+            Ok(mut t) => {
+                t.retain(|_, last| now.saturating_sub(*last) <= 2 * RESERVATION_TTL);
+                t.keys().cloned().collect()
+            }
+            Err(_) => return,
+        };
+        for consumer in consumers {
+            let prefix = self.consumer_prefix(&consumer);
+            let res = format!("{prefix}res");
+            let reaped = self
+                .call("reap", |mut conn| {
+                    let mut inv = self.reap.prepare_invoke();
+                    inv.key(&res).arg(&prefix).arg(now);
+                    async move { inv.invoke_async::<i64>(&mut conn).await }
+                })
+                .await;
+            if reaped.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn touch(&self, consumer: &str, now: u64) {
+        if let Ok(mut t) = self.touched.lock() {
+            t.insert(consumer.to_string(), now);
+        }
+    }
+
+    fn keep(&self, pending: Pending) {
+        let mut queue = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if queue.len() >= MAX_PENDING {
+            queue.pop_front();
+            log::warn!("shared state: too many settlements waiting; the oldest is left to expire");
+        }
+        queue.push_back(pending);
+        self.count_pending(queue.len());
+    }
+
+    fn count_pending(&self, n: usize) {
+        if let Some(m) = crate::metrics::get() {
+            m.redis_pending.set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Runs the settlement script for `p`.
+    async fn apply(&self, p: &Pending) -> Result<[u64; 3], Unavailable> {
+        let held = &p.held;
+        let keys = self.keys(&held.consumer, held.window_ids, held.day);
+        let member = held.member();
+        let now = super::unix_now();
+        let used: Vec<u64> = self
+            .call("settle", |mut conn| {
+                let mut inv = self.settle.prepare_invoke();
+                for k in &keys {
+                    inv.key(k);
+                }
+                inv.arg(held.tokens)
+                    .arg(p.actual_tokens)
+                    .arg(held.cost)
+                    .arg(p.actual_cost)
+                    .arg(DAY_TTL)
+                    .arg(&member)
+                    .arg(&held.id)
+                    .arg(now);
+                async move { inv.invoke_async(&mut conn).await }
+            })
+            .await?;
+        match used.as_slice() {
+            [m, h, d] => Ok([*m, *h, *d]),
+            _ => Err(Unavailable(
+                "unexpected reply from the settlement script".into(),
+            )),
+        }
+    }
+
+    /// Where each consumer stands now, as every instance sees it, in one round trip: spent and
+    /// committed (spent + reserved) today, and the tokens used in the current minute, hour and
+    /// day.
+    pub async fn standing_now(
         &self,
         consumers: &[&str],
-        day: u64,
-    ) -> Result<Vec<(u64, u64)>, Unavailable> {
+        now: u64,
+    ) -> Result<Vec<Today>, Unavailable> {
         if consumers.is_empty() {
             return Ok(Vec::new());
         }
+        let ids = WINDOWS.map(|w| w.id(now));
+        let day = super::utc_day(now);
         let keys: Vec<String> = consumers
             .iter()
-            .flat_map(|c| self.spend_keys(c, day))
+            .flat_map(|c| {
+                let [m, h, d, committed, spent, _, _] = self.keys(c, ids, day);
+                [committed, spent, m, h, d]
+            })
             .collect();
         let values: Vec<Option<u64>> = self
             .call("read_spend", |mut conn| async move {
@@ -363,11 +629,14 @@ impl RedisStore {
             })
             .await?;
         Ok(values
-            .chunks(2)
-            .map(|pair| {
-                let committed = pair.first().copied().flatten().unwrap_or(0);
-                let spent = pair.get(1).copied().flatten().unwrap_or(0);
-                (spent, committed)
+            .chunks(5)
+            .map(|v| {
+                let at = |i: usize| v.get(i).copied().flatten().unwrap_or(0);
+                Today {
+                    committed: at(0),
+                    spent: at(1),
+                    tokens: [at(2), at(3), at(4)],
+                }
             })
             .collect())
     }
@@ -399,6 +668,48 @@ impl RedisStore {
                     .await
             })
             .await;
+    }
+}
+
+/// The shared store's upkeep, in the background: settlements Redis could not take are retried
+/// every half second, and once more (for a few seconds) when the server stops; the expired
+/// reservations of the consumers this instance reserved for are given back every 30 seconds.
+pub struct Upkeep(pub Arc<RedisStore>);
+
+/// How often waiting settlements are retried.
+const RETRY_EVERY: Duration = Duration::from_millis(500);
+/// How often expired reservations are reaped.
+const REAP_EVERY: Duration = Duration::from_secs(30);
+/// How long the retries may go on after the server was told to stop.
+const FLUSH_AT_SHUTDOWN: Duration = Duration::from_secs(3);
+
+#[async_trait::async_trait]
+impl pingora::services::background::BackgroundService for Upkeep {
+    async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
+        let mut retry = tokio::time::interval(RETRY_EVERY);
+        let mut reap = tokio::time::interval(REAP_EVERY);
+        loop {
+            tokio::select! {
+                _ = retry.tick() => {
+                    if self.0.pending() > 0 {
+                        self.0.retry_pending().await;
+                    }
+                }
+                _ = reap.tick() => self.0.reap_touched(super::unix_now()).await,
+                _ = shutdown.changed() => break,
+            }
+        }
+        let deadline = tokio::time::Instant::now() + FLUSH_AT_SHUTDOWN;
+        while self.0.pending() > 0 && tokio::time::Instant::now() < deadline {
+            if self.0.retry_pending().await == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let left = self.0.pending();
+        if left > 0 {
+            log::warn!("{left} settlement(s) could not reach Redis before shutdown; their reservations expire on their own");
+        }
     }
 }
 

@@ -52,6 +52,8 @@ impl Account {
 #[derive(Debug, Clone)]
 pub struct SpendTicket {
     pub reserved: u64,
+    /// The UTC day it was made on: the cost is that day's, whenever the request settles.
+    pub day: u64,
 }
 
 /// Where a consumer stands after an admission.
@@ -125,7 +127,10 @@ impl Ledger {
             }
             a.reserved += cost;
             Ok((
-                SpendTicket { reserved: cost },
+                SpendTicket {
+                    reserved: cost,
+                    day,
+                },
                 Standing {
                     spent: a.spent,
                     reserved: a.reserved,
@@ -135,12 +140,16 @@ impl Ledger {
         })
     }
 
-    /// Moves the reservation to the real cost and remembers the request.
+    /// Moves the reservation to the real cost and remembers the request. The cost counts
+    /// against the day the reservation was made on: a request admitted before midnight and
+    /// settled after it adds nothing to the new day's spend (its all-time total still counts it).
     pub fn settle(&self, consumer: &str, ticket: &SpendTicket, record: Recent, day: u64) {
         self.accounts.with(consumer, |a| {
             a.roll(day);
             a.reserved = a.reserved.saturating_sub(ticket.reserved);
-            a.spent = a.spent.saturating_add(record.cost_nanos);
+            if ticket.day == a.day {
+                a.spent = a.spent.saturating_add(record.cost_nanos);
+            }
             a.total = a.total.saturating_add(record.cost_nanos);
             if a.recent.len() == RECENT {
                 a.recent.pop_front();
@@ -314,5 +323,20 @@ mod tests {
         assert_eq!(usd(123_456_789, 6), "0.123457");
         assert_eq!(usd(100 * NANOS_PER_USD, 2), "100.00");
         assert_eq!(usd(5, 4), "0.0000");
+    }
+
+    #[test]
+    fn a_request_settled_after_midnight_is_charged_to_the_day_it_was_admitted_on() {
+        let l = Ledger::default();
+        let (t, _) = l.reserve("c", BUDGET, COST, DAY).unwrap();
+        l.settle("c", &t, record(COST), DAY + 1);
+        let s = l.standing("c", BUDGET, DAY + 1);
+        assert_eq!((s.spent, s.reserved), (0, 0), "the new day starts clean");
+        let (_, total, recent) = l.report("c", DAY + 1);
+        assert_eq!(
+            (total, recent.len()),
+            (COST, 1),
+            "and the request is still counted"
+        );
     }
 }
