@@ -53,7 +53,10 @@ impl Config {
     /// asked for wins; otherwise the price of the model the backend is asked for (an alias's
     /// target), else `default`.
     pub fn price_on(&self, model: &str, backend: &Backend) -> Price {
-        match (self.pricing.get(model), backend.renamed(model)) {
+        // The `default` entry prices what is unlisted: it is not a price of its own for the
+        // model named `default`.
+        let explicit = self.pricing.get(model).filter(|_| model != "default");
+        match (explicit, backend.renamed(model)) {
             (Some(p), _) => *p,
             (None, Some(own)) => self.price_for(own),
             (None, None) => self.price_for(model),

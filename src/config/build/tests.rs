@@ -225,3 +225,39 @@ fn a_rule_pack_replaces_and_adds_rules() {
     assert!(problems[0].message.contains("no_such_rule"), "{problems:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_model_is_priced_by_the_name_its_backend_is_asked_for() {
+    let demo =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/conf/demo.yaml")).unwrap();
+    let text = demo.replace(
+        "aliases: {gpt-4o-mini: gpt-4o}",
+        "aliases: {gpt-4o-mini: gpt-4o, default: gpt-4}",
+    );
+    let c = load_str(&text, &no_env).unwrap();
+    let openai = c.backends.iter().find(|b| b.id == "mock-openai").unwrap();
+    let agent = c.backends.iter().find(|b| b.id == "agent-primary").unwrap();
+    let price = |m: &str| c.pricing[m];
+    assert_eq!(
+        c.price_on("gpt-4o-mini", openai),
+        price("gpt-4o"),
+        "an alias: its target"
+    );
+    assert_eq!(
+        c.price_on("default", openai),
+        price("gpt-4"),
+        "`default` named by an alias"
+    );
+    assert_eq!(
+        c.price_on("default", agent),
+        price("default"),
+        "`default` as it is"
+    );
+    assert_eq!(c.price_on("gpt-4", openai), price("gpt-4"));
+    let bound = c.price_bound("default", |b| b.serves("default"));
+    assert_eq!(
+        bound,
+        price("gpt-4"),
+        "the most any backend serving it charges"
+    );
+}
