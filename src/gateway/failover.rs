@@ -84,27 +84,7 @@ impl Gateway {
             let Some((backend, permit)) = self.choose(&candidates, ctx, rt, now) else {
                 break;
             };
-            let prepared = match self.prepare(session, ctx, req, &backend).await {
-                Ok(p) => Ok(p),
-                // Its name did not resolve: a backend failure like any other.
-                Err(e @ GatewayError::UpstreamUnreachable) => Err(e),
-                Err(e) => return Err(e.into()),
-            };
-            let sent = Instant::now();
-            let deadline = backend.timeouts.total.map(|t| sent + t);
-            let result = match prepared {
-                Ok(p) => {
-                    // From here the backend may be working on the request, unless it was never
-                    // reached.
-                    ctx.upstream_called = true;
-                    within(
-                        deadline,
-                        self.send_to_any(p, backend.timeouts.idle, session),
-                    )
-                    .await
-                }
-                Err(e) => Err(e),
-            };
+            let (result, sent, deadline) = self.send(session, ctx, req, &backend).await;
             let error = match result {
                 Ok(upstream) => {
                     let status = upstream.status();
@@ -126,9 +106,9 @@ impl Gateway {
                     ctx.upstream_called = false;
                     GatewayError::UpstreamFailed(format!("status {status}"))
                 }
-                Err(GatewayError::ClientGone) => {
+                Err(e @ (GatewayError::ClientGone | GatewayError::Internal)) => {
                     permit.record(Outcome::Neutral, circuit);
-                    return Err(GatewayError::ClientGone.into());
+                    return Err(e.into());
                 }
                 Err(e) => {
                     log::warn!("backend {} failed: {}", backend.id, e.label());
@@ -188,6 +168,32 @@ impl Gateway {
         ctx.tried.push(chosen.0.id.clone());
         ctx.backend = Some(chosen.0.id.clone());
         Some(chosen)
+    }
+
+    /// Sends `req` to `backend` and waits for its answer's header within the backend's total
+    /// timeout; also returns when it was sent and that deadline. A name that does not resolve
+    /// is `UpstreamUnreachable`, a backend failure like a refused connection.
+    async fn send<'s>(
+        &'s self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        req: &Admitted,
+        backend: &Backend,
+    ) -> (Result<Upstream<'s>, GatewayError>, Instant, Option<Instant>) {
+        let prepared = self.prepare(session, ctx, req, backend).await;
+        let sent = Instant::now();
+        let deadline = backend.timeouts.total.map(|t| sent + t);
+        let result = match prepared {
+            Ok(p) => {
+                // From here the backend may be working on the request, unless it was never
+                // reached.
+                ctx.upstream_called = true;
+                let idle = backend.timeouts.idle;
+                within(deadline, self.send_to_any(p, idle, session)).await
+            }
+            Err(e) => Err(e),
+        };
+        (result, sent, deadline)
     }
 
     /// What goes to `backend`: the request header (hygiene, credential), its peers (one per

@@ -56,40 +56,20 @@ impl Gateway {
             r.price = rt.config.price_on(req.view.model(), &backend);
         }
         let lab = matches!(req.view, RequestView::Lab(_));
+        let answered = Answered {
+            status,
+            upstream,
+            backend: &backend,
+            sent,
+            deadline,
+        };
         if (400..500).contains(&status) && !lab {
-            let refused = Refused {
-                status,
-                upstream,
-                backend: &backend,
-                deadline,
-            };
-            return self.answer_refusal(session, ctx, rt, req, refused).await;
+            return self.answer_refusal(session, ctx, rt, req, answered).await;
         }
         if req.view.streaming() {
-            if status >= 500 {
-                upstream.discard().await;
-                return Err(GatewayError::UpstreamFailed(format!("status {status}")).into());
-            }
-            let mut header = upstream.client_header(&backend.id)?;
-            // The tap may remove events, so no length the backend declared can stand: the
-            // stream goes out in chunks.
-            header
-                .insert_header("transfer-encoding", "chunked")
-                .map_err(|_| GatewayError::Internal)?;
-            req.extra.apply(&mut header)?;
-            ctx.status = status;
-            let mut tap = req.view.stream_tap();
-            let piped = upstream.pipe(header, session, &mut tap).await;
-            let complete = matches!(piped, Ok(PipeEnd::Complete));
-            self.stream_ended(ctx, &req, &backend, sent, &tap, complete);
-            if piped? == PipeEnd::ClientGone {
-                // Gone, or too slow to read (a write stalled past `write_ms`): the connection
-                // is not reused.
-                session.set_keepalive(None);
-                ctx.error = Some(GatewayError::ClientGone.label());
-            }
-            return Ok(());
+            return self.answer_stream(session, ctx, req, answered).await;
         }
+        let Answered { upstream, .. } = answered;
         // `/chat` is rewritten, so only a 2xx can become its answer; the other routes passed the
         // backend's own 4xx on above.
         let ok = if lab {
@@ -129,13 +109,14 @@ impl Gateway {
         ctx: &mut RequestCtx,
         rt: &Runtime,
         mut req: Admitted,
-        refused: Refused<'_, '_>,
+        refused: Answered<'_, '_>,
     ) -> Result<(), Failure> {
-        let Refused {
+        let Answered {
             status,
             upstream,
             backend,
             deadline,
+            ..
         } = refused;
         let mut header = upstream.client_header(&backend.id)?;
         let read = upstream.read_all(rt.config.server.max_response_bytes, session);
@@ -173,6 +154,47 @@ impl Gateway {
         response::write_whole(session, header, body)
             .await
             .map_err(client_gone)
+    }
+
+    /// Pipes a stream to the client event by event through the protocol's tap; what it used is
+    /// settled in `logging`.
+    async fn answer_stream(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        req: Admitted,
+        answered: Answered<'_, '_>,
+    ) -> Result<(), Failure> {
+        let Answered {
+            status,
+            upstream,
+            backend,
+            sent,
+            ..
+        } = answered;
+        if status >= 500 {
+            upstream.discard().await;
+            return Err(GatewayError::UpstreamFailed(format!("status {status}")).into());
+        }
+        let mut header = upstream.client_header(&backend.id)?;
+        // The tap may remove events, so no length the backend declared can stand: the stream
+        // goes out in chunks.
+        header
+            .insert_header("transfer-encoding", "chunked")
+            .map_err(|_| GatewayError::Internal)?;
+        req.extra.apply(&mut header)?;
+        ctx.status = status;
+        let mut tap = req.view.stream_tap();
+        let piped = upstream.pipe(header, session, &mut tap).await;
+        let complete = matches!(piped, Ok(PipeEnd::Complete));
+        self.stream_ended(ctx, &req, backend, sent, &tap, complete);
+        if piped? == PipeEnd::ClientGone {
+            // Gone, or too slow to read (a write stalled past `write_ms`): the connection is not
+            // reused.
+            session.set_keepalive(None);
+            ctx.error = Some(GatewayError::ClientGone.label());
+        }
+        Ok(())
     }
 
     /// What a stream leaves for `logging` to settle: its own usage when it reported one. A
@@ -307,11 +329,13 @@ fn refresh_headroom(ctx: &mut RequestCtx, req: &mut Admitted, now: Option<Headro
     }
 }
 
-/// A backend's refusal, not read yet.
-struct Refused<'u, 'b> {
+/// A backend's answer whose header has arrived, its body not read yet.
+struct Answered<'u, 'b> {
     status: u16,
     upstream: crate::upstream::forward::Upstream<'u>,
     backend: &'b Backend,
+    /// When the request went to the backend.
+    sent: Instant,
     deadline: Option<Instant>,
 }
 
