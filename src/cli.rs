@@ -68,6 +68,14 @@ enum Command {
         #[arg(long)]
         rules: Option<PathBuf>,
     },
+    /// Print the text the content filter and the classifier read: each JSON line's `text`
+    /// normalised (NFKC, case folded, look-alike letters folded, whitespace collapsed, long
+    /// base64 runs decoded and appended), as one JSON line `{"text": ...}` per input line.
+    Normalize {
+        /// The shortest base64 run decoded (the configuration's `base64_min_len`).
+        #[arg(long, default_value_t = crate::config::file::DEFAULT_BASE64_MIN_LEN)]
+        base64_min_len: usize,
+    },
     /// Print the SHA-256 digest of an API key for `key_sha256`; with no key, generate one.
     HashKey {
         /// The key to hash; `-` reads it from standard input (keeps it out of shell history).
@@ -132,6 +140,7 @@ pub fn main() -> ExitCode {
             rules,
         } => eval_filter(&file, &config, rules.as_deref(), json, wrong),
         Command::HashKey { key } => hash_key(key),
+        Command::Normalize { base64_min_len } => normalize_lines(base64_min_len),
         Command::Run {
             config,
             daemon,
@@ -315,6 +324,42 @@ fn eval_filter(
             ExitCode::from(1)
         }
     }
+}
+
+/// `tollgate normalize`: JSON lines in, the normalised `text` of each out, in order.
+fn normalize_lines(base64_min_len: usize) -> ExitCode {
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for (n, line) in std::io::stdin().lock().lines().enumerate() {
+        let Ok(line) = line else {
+            eprintln!("line {}: not UTF-8", n + 1);
+            return ExitCode::from(1);
+        };
+        let text = match serde_json::from_str::<serde_json::Value>(&line) {
+            Ok(v) => match v.get("text").and_then(|t| t.as_str()) {
+                Some(t) => t.to_string(),
+                None => {
+                    eprintln!("line {}: no string member `text`", n + 1);
+                    return ExitCode::from(1);
+                }
+            },
+            Err(e) => {
+                eprintln!("line {}: {e}", n + 1);
+                return ExitCode::from(1);
+            }
+        };
+        let normalized =
+            crate::stages::filter::normalize::scan_texts(&text, base64_min_len).swap_remove(0);
+        let row = serde_json::json!({ "text": normalized });
+        if writeln!(out, "{row}").is_err() {
+            return ExitCode::from(1);
+        }
+    }
+    if out.flush().is_err() {
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
 }
 
 fn hash_key(key: Option<String>) -> ExitCode {

@@ -232,8 +232,11 @@ fn default_true() -> bool {
 fn default_always_block_severity() -> String {
     "critical".into()
 }
+/// The shortest base64 run the filter decodes when the configuration does not say.
+pub const DEFAULT_BASE64_MIN_LEN: usize = 24;
+
 fn default_base64_min_len() -> usize {
-    24
+    DEFAULT_BASE64_MIN_LEN
 }
 fn default_cache_scope() -> String {
     "consumer".into()
