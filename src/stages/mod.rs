@@ -15,5 +15,6 @@
 pub mod admission;
 pub mod auth;
 pub mod cache;
+pub mod classifier;
 pub mod filter;
 pub mod routing;

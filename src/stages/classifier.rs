@@ -1,0 +1,261 @@
+//! The injection classifier: a linear model over hashed character 4-grams, words and word pairs
+//! of the normalised text (the text `tollgate normalize` prints), scored over windows of two
+//! 512-byte blocks so that an attack inside a long document is not diluted by the rest of it.
+//! The features are specified once, in `eval/classifier/features.py`, which trains the model;
+//! this module computes the same numbers (a parity test holds them together).
+//!
+//! The model file: `TGCLS001`, then little-endian u32 bits, u32 block bytes, f32 scale, f32 bias,
+//! u32 metadata length, the metadata (JSON), and 2^bits i16 weights.
+
+use std::path::Path;
+
+const MAGIC: &[u8; 8] = b"TGCLS001";
+const GOLDEN: u32 = 0x9E37_79B1;
+const FNV_PRIME: u32 = 0x0100_0193;
+const WORD_BASIS: u32 = 0x811C_9DC5;
+const PAIR_BASIS: u32 = 0x050C_5D1F;
+/// Table sizes a model may use: 2^10 to 2^24 weights (2 KiB to 32 MiB).
+const BITS: std::ops::RangeInclusive<u32> = 10..=24;
+
+/// A loaded model. Its weights are read-only and shared by every request.
+pub struct Model {
+    bits: u32,
+    block: usize,
+    scale: f64,
+    bias: f64,
+    weights: Box<[i16]>,
+    /// The model's own description (its `name`, training script, sources), as JSON.
+    pub meta: String,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("bits", &self.bits)
+            .field("block", &self.block)
+            .field("meta", &self.meta)
+            .finish_non_exhaustive()
+    }
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
+    let b = bytes.get(at..at + 4)?;
+    Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+impl Model {
+    /// Reads a model file; the error says what is wrong with it.
+    pub fn load(path: &Path) -> Result<Model, String> {
+        let bytes =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        Model::parse(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Parses the bytes of a model file.
+    pub fn parse(bytes: &[u8]) -> Result<Model, String> {
+        if bytes.get(..8) != Some(MAGIC.as_slice()) {
+            return Err("not a tollgate classifier model (no TGCLS001 header)".into());
+        }
+        let field = |at| u32_at(bytes, at).ok_or("the header is cut short");
+        let bits = field(8)?;
+        let block = field(12)? as usize;
+        let scale = f32::from_bits(field(16)?);
+        let bias = f32::from_bits(field(20)?);
+        let meta_len = field(24)? as usize;
+        if !BITS.contains(&bits) {
+            return Err(format!("{bits} hash bits (a model has 10 to 24)"));
+        }
+        if !(16..=1 << 20).contains(&block) {
+            return Err(format!("blocks of {block} bytes (16 B to 1 MiB)"));
+        }
+        if !scale.is_finite() || !bias.is_finite() || scale <= 0.0 {
+            return Err("its scale or bias is not a finite number".into());
+        }
+        let meta = bytes
+            .get(28..28 + meta_len)
+            .ok_or("the metadata is cut short")?;
+        let meta = std::str::from_utf8(meta)
+            .map_err(|_| "the metadata is not UTF-8")?
+            .to_string();
+        let table = &bytes[28 + meta_len..];
+        let n = 1usize << bits;
+        if table.len() != 2 * n {
+            return Err(format!(
+                "{} bytes of weights where 2^{bits} weights take {}",
+                table.len(),
+                2 * n
+            ));
+        }
+        let weights = table
+            .chunks_exact(2)
+            .map(|w| i16::from_le_bytes([w[0], w[1]]))
+            .collect();
+        Ok(Model {
+            bits,
+            block,
+            scale: f64::from(scale),
+            bias: f64::from(bias),
+            weights,
+            meta,
+        })
+    }
+
+    fn bucket(&self, h: u32) -> usize {
+        (h.wrapping_mul(GOLDEN) >> (32 - self.bits)) as usize
+    }
+
+    /// The probability that `text` (normalised) is a prompt injection or jailbreak: the highest
+    /// score of its windows.
+    pub fn score(&self, text: &[u8]) -> f64 {
+        let blocks = text.len().div_ceil(self.block).max(1);
+        let mut sums = vec![0i64; blocks];
+        let mut counts = vec![0u32; blocks];
+        let mut add = |bucket: usize, start: usize| {
+            let k = (start / self.block).min(blocks - 1);
+            sums[k] += i64::from(self.weights[bucket]);
+            counts[k] += 1;
+        };
+        // Character 4-grams of " " + text + " ", each belonging to where it starts in `text`.
+        let padded = || {
+            std::iter::once(b' ')
+                .chain(text.iter().copied())
+                .chain([b' '])
+        };
+        let mut gram = 0u32;
+        for (i, b) in padded().enumerate() {
+            gram = (gram >> 8) | (u32::from(b) << 24);
+            if i >= 3 {
+                add(self.bucket(gram), (i - 3).saturating_sub(1));
+            }
+        }
+        // Words and adjacent pairs of words.
+        let mut previous: Option<(usize, usize)> = None;
+        let mut i = 0;
+        while i < text.len() {
+            if !is_word(text[i]) {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < text.len() && is_word(text[i]) {
+                i += 1;
+            }
+            let word = &text[start..i];
+            add(self.bucket(fnv(WORD_BASIS, word)), start);
+            if let Some((ps, pe)) = previous {
+                let h = fnv(fnv(fnv(PAIR_BASIS, &text[ps..pe]), &[1]), word);
+                add(self.bucket(h), ps);
+            }
+            previous = Some((start, i));
+        }
+        let window = |k: usize, width: usize| {
+            let n: u32 = counts[k..k + width].iter().sum();
+            let s: i64 = sums[k..k + width].iter().sum();
+            (n > 0).then(|| self.bias + self.scale * s as f64 / f64::from(n).sqrt())
+        };
+        let best = if blocks == 1 {
+            window(0, 1)
+        } else {
+            (0..blocks - 1)
+                .filter_map(|k| window(k, 2))
+                .fold(None, |best: Option<f64>, s| {
+                    Some(best.map_or(s, |b| b.max(s)))
+                })
+        };
+        1.0 / (1.0 + (-best.unwrap_or(self.bias)).exp())
+    }
+}
+
+fn is_word(b: u8) -> bool {
+    b.is_ascii_lowercase() || b.is_ascii_digit() || b >= 0x80
+}
+
+fn fnv(basis: u32, bytes: &[u8]) -> u32 {
+    bytes
+        .iter()
+        .fold(basis, |h, &b| (h ^ u32::from(b)).wrapping_mul(FNV_PRIME))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Model;
+
+    fn model(bits: u32, block: u32, weights: &[i16], bias: f32) -> Vec<u8> {
+        let mut out = b"TGCLS001".to_vec();
+        for v in [bits, block, 1.0f32.to_bits(), bias.to_bits(), 2] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(b"{}");
+        for w in weights {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        out
+    }
+
+    #[test]
+    fn a_damaged_model_file_is_refused_with_its_reason() {
+        let good = model(10, 512, &[0; 1024], 0.0);
+        assert!(Model::parse(&good).is_ok());
+        assert!(Model::parse(&good[..good.len() - 1])
+            .unwrap_err()
+            .contains("weights"));
+        assert!(Model::parse(b"GGUF....").unwrap_err().contains("TGCLS001"));
+        assert!(Model::parse(&model(40, 512, &[], 0.0))
+            .unwrap_err()
+            .contains("hash bits"));
+        assert!(Model::parse(&model(10, 512, &[0; 1024], f32::NAN))
+            .unwrap_err()
+            .contains("finite"));
+        assert!(Model::parse(&good[..20]).unwrap_err().contains("cut short"));
+    }
+
+    #[test]
+    fn an_empty_text_scores_the_bias_and_every_feature_counts() {
+        let zero = Model::parse(&model(10, 512, &[0; 1024], 0.0)).unwrap();
+        assert_eq!(zero.score(b""), 0.5);
+        assert_eq!(zero.score(b"anything at all"), 0.5);
+        let up = Model::parse(&model(10, 512, &[100; 1024], -1.0)).unwrap();
+        // "ab": grams " ab " (1), words "ab" (1): two features of 100 each, 200 / sqrt(2).
+        let expected = 1.0 / (1.0 + (-(-1.0 + 200.0 / 2f64.sqrt())).exp());
+        assert!((up.score(b"ab") - expected).abs() < 1e-12);
+    }
+
+    #[test]
+    fn an_attack_in_a_long_text_is_scored_in_its_own_window() {
+        // Every weight negative except the buckets of one word: diluted over the whole text
+        // it would vanish; in its window it does not.
+        let mut weights = vec![-1i16; 1024];
+        let m = Model::parse(&model(10, 64, &weights, 0.0)).unwrap();
+        let word = m.bucket(super::fnv(super::WORD_BASIS, b"zzz"));
+        weights[word] = 2000;
+        let m = Model::parse(&model(10, 64, &weights, 0.0)).unwrap();
+        let filler = "lorem ipsum dolor ".repeat(40);
+        let short = m.score(b"zzz");
+        let long = m.score(format!("{filler}zzz {filler}").as_bytes());
+        assert!(short > 0.99, "{short}");
+        assert!(long > 0.9, "{long}");
+    }
+
+    /// The shipped model scores every text of the training script's parity file as the script
+    /// did: the features and the window rule are the same in both.
+    #[test]
+    fn the_shipped_model_scores_as_its_training_script_does() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let m = Model::load(&root.join("conf/models/injection.tgc")).unwrap();
+        assert!(m.meta.contains("tollgate-injection"), "{}", m.meta);
+        let parity = std::fs::read_to_string(root.join("eval/classifier/parity.jsonl")).unwrap();
+        let mut n = 0;
+        for line in parity.lines() {
+            let row: serde_json::Value = serde_json::from_str(line).unwrap();
+            let text = row["text"].as_str().unwrap();
+            let expected = row["score"].as_f64().unwrap();
+            let got = m.score(text.as_bytes());
+            assert!(
+                (got - expected).abs() < 1e-9,
+                "{got} vs {expected}: {text:.80}"
+            );
+            n += 1;
+        }
+        assert!(n >= 40);
+    }
+}
