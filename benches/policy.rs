@@ -310,6 +310,37 @@ fn poll_once<T>(f: impl std::future::Future<Output = Option<T>>) -> Option<T> {
     }
 }
 
+/// The injection classifier on text already normalised (as the filter hands it over), and with
+/// the normalisation counted: prose and ticket-like text, 1 KiB and 64 KiB.
+fn classifier(c: &mut Criterion) {
+    use tollgate::stages::classifier::Model;
+    use tollgate::stages::filter::normalize::scan_texts;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let model = match Model::load(&root.join("conf/models/injection.tgc")) {
+        Ok(m) => m,
+        Err(e) => panic!("{e}"),
+    };
+    let mut g = c.benchmark_group("classifier");
+    for size in [1024usize, 64 * 1024] {
+        g.throughput(Throughput::Bytes(size as u64));
+        for (name, text) in [
+            ("prose", prompt(size)),
+            ("tickets", prompt_with_numbers(size)),
+        ] {
+            let normalised = scan_texts(&text, 24).swap_remove(0);
+            g.bench_with_input(BenchmarkId::new(name, size), &normalised, |b, t| {
+                b.iter(|| model.score(black_box(t.as_bytes())))
+            });
+            g.bench_with_input(
+                BenchmarkId::new(format!("{name}_with_normalisation"), size),
+                &text,
+                |b, t| b.iter(|| model.score(scan_texts(black_box(t), 24)[0].as_bytes())),
+            );
+        }
+    }
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -397,5 +428,5 @@ fn request_texts(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group! { name = benches; config = config(); targets = filter, limiter, budget, sse, cache_key, request_texts }
+criterion_group! { name = benches; config = config(); targets = filter, limiter, budget, sse, cache_key, request_texts, classifier }
 criterion_main!(benches);

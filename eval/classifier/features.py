@@ -4,9 +4,9 @@ The input is a text as `tollgate normalize` prints it (bytes of UTF-8). Each fea
 of a table of 2**BITS weights:
 - every 4-byte window of the text with one space added at each end: its bytes read as a
   little-endian u32, times 0x9E3779B1 (mod 2**32), the top BITS bits;
-- every word (a maximal run of ASCII letters and digits and bytes >= 0x80) and every pair of
-  adjacent words: FNV-1a (32 bits) of the word, or of the first word, byte 0x01, the second
-  word, started from a basis of its own; then the same multiply and top bits.
+- every word (a maximal run of ASCII letters and digits and bytes >= 0x80): FNV-1a (32 bits)
+  of its bytes; every pair of adjacent words: (first rotated left by 16) xor second xor
+  PAIR_BASIS, times the FNV prime; then the same multiply and top bits.
 A text is cut into blocks of BLOCK bytes; a feature belongs to the block where it starts; a
 window is two adjacent blocks (one block for a short text). The window's score is
 bias + scale * sum(weights) / sqrt(number of features), and the text's score is the highest
@@ -38,6 +38,11 @@ def fnv(data, basis):
     return h
 
 
+def pair(first, second):
+    rotated = ((first << 16) | (first >> 16)) & 0xFFFFFFFF
+    return ((rotated ^ second ^ PAIR_BASIS) * FNV_PRIME) & 0xFFFFFFFF
+
+
 def features(text):
     """(bucket, start offset in the text) of every feature of `text` (bytes, normalised)."""
     padded = b" " + text + b" "
@@ -51,10 +56,10 @@ def features(text):
         out = list(zip(buckets.tolist(), starts.tolist()))
     previous = None
     for m in WORD.finditer(text):
-        word = m.group()
-        out.append((bucket(fnv(word, WORD_BASIS)), m.start()))
+        word = fnv(m.group(), WORD_BASIS)
+        out.append((bucket(word), m.start()))
         if previous is not None:
-            out.append((bucket(fnv(previous[0] + b"\x01" + word, PAIR_BASIS)), previous[1]))
+            out.append((bucket(pair(previous[0], word)), previous[1]))
         previous = (word, m.start())
     return out
 

@@ -110,44 +110,8 @@ impl Model {
         let blocks = text.len().div_ceil(self.block).max(1);
         let mut sums = vec![0i64; blocks];
         let mut counts = vec![0u32; blocks];
-        let mut add = |bucket: usize, start: usize| {
-            let k = (start / self.block).min(blocks - 1);
-            sums[k] += i64::from(self.weights[bucket]);
-            counts[k] += 1;
-        };
-        // Character 4-grams of " " + text + " ", each belonging to where it starts in `text`.
-        let padded = || {
-            std::iter::once(b' ')
-                .chain(text.iter().copied())
-                .chain([b' '])
-        };
-        let mut gram = 0u32;
-        for (i, b) in padded().enumerate() {
-            gram = (gram >> 8) | (u32::from(b) << 24);
-            if i >= 3 {
-                add(self.bucket(gram), (i - 3).saturating_sub(1));
-            }
-        }
-        // Words and adjacent pairs of words.
-        let mut previous: Option<(usize, usize)> = None;
-        let mut i = 0;
-        while i < text.len() {
-            if !is_word(text[i]) {
-                i += 1;
-                continue;
-            }
-            let start = i;
-            while i < text.len() && is_word(text[i]) {
-                i += 1;
-            }
-            let word = &text[start..i];
-            add(self.bucket(fnv(WORD_BASIS, word)), start);
-            if let Some((ps, pe)) = previous {
-                let h = fnv(fnv(fnv(PAIR_BASIS, &text[ps..pe]), &[1]), word);
-                add(self.bucket(h), ps);
-            }
-            previous = Some((start, i));
-        }
+        self.add_grams(text, &mut sums, &mut counts);
+        self.add_words(text, &mut sums, &mut counts);
         let window = |k: usize, width: usize| {
             let n: u32 = counts[k..k + width].iter().sum();
             let s: i64 = sums[k..k + width].iter().sum();
@@ -164,12 +128,96 @@ impl Model {
         };
         1.0 / (1.0 + (-best.unwrap_or(self.bias)).exp())
     }
+
+    /// Character 4-grams of " " + text + " ", each counted in the block where it starts in
+    /// `text` (the first two both start at 0). Blocks are walked in order: no division.
+    fn add_grams(&self, text: &[u8], sums: &mut [i64], counts: &mut [u32]) {
+        let last = sums.len() - 1;
+        let mut gram = u32::from(b' ');
+        for (start, &b) in text.iter().enumerate().take(2) {
+            gram |= u32::from(b) << (8 * (start + 1));
+        }
+        let shift = 32 - self.bits;
+        let weights = &self.weights[..];
+        let mut add = |gram: u32, start: usize| {
+            let k = (start / self.block).min(last);
+            sums[k] += i64::from(weights[(gram.wrapping_mul(GOLDEN) >> shift) as usize]);
+            counts[k] += 1;
+        };
+        if text.len() < 3 {
+            if text.len() == 2 {
+                add(gram | u32::from(b' ') << 24, 0);
+            }
+            return;
+        }
+        // The gram ending at text[i] starts at text[i - 3] (i = 2 is the padded first gram).
+        let mut k = 0;
+        let mut boundary = self.block;
+        let (mut sum, mut count) = (0i64, 0u32);
+        for i in 2..=text.len() {
+            let b = text.get(i).copied().unwrap_or(b' ');
+            if i == 2 {
+                gram |= u32::from(text[2]) << 24;
+            } else {
+                gram = (gram >> 8) | (u32::from(b) << 24);
+            }
+            let start = (i - 2).saturating_sub(1);
+            if start >= boundary && k < last {
+                sums[k] += sum;
+                counts[k] += count;
+                (sum, count) = (0, 0);
+                k += 1;
+                boundary += self.block;
+            }
+            sum += i64::from(weights[(gram.wrapping_mul(GOLDEN) >> shift) as usize]);
+            count += 1;
+        }
+        sums[k] += sum;
+        counts[k] += count;
+    }
+
+    /// Words (FNV-1a) and adjacent pairs of words (a mix of the two words' hashes), each
+    /// counted in the block where it (the pair's first word) starts.
+    fn add_words(&self, text: &[u8], sums: &mut [i64], counts: &mut [u32]) {
+        let last = sums.len() - 1;
+        let mut add = |h: u32, start: usize| {
+            let k = (start / self.block).min(last);
+            sums[k] += i64::from(self.weights[self.bucket(h)]);
+            counts[k] += 1;
+        };
+        // (hash of the previous word, its start)
+        let mut previous: Option<(u32, usize)> = None;
+        let mut i = 0;
+        while i < text.len() {
+            if !is_word(text[i]) {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            let mut word = WORD_BASIS;
+            while i < text.len() && is_word(text[i]) {
+                word = (word ^ u32::from(text[i])).wrapping_mul(FNV_PRIME);
+                i += 1;
+            }
+            add(word, start);
+            if let Some((first, pair_start)) = previous {
+                add(pair(first, word), pair_start);
+            }
+            previous = Some((word, start));
+        }
+    }
+}
+
+/// The hash of two adjacent words, from theirs.
+fn pair(first: u32, second: u32) -> u32 {
+    (first.rotate_left(16) ^ second ^ PAIR_BASIS).wrapping_mul(FNV_PRIME)
 }
 
 fn is_word(b: u8) -> bool {
     b.is_ascii_lowercase() || b.is_ascii_digit() || b >= 0x80
 }
 
+#[cfg(test)]
 fn fnv(basis: u32, bytes: &[u8]) -> u32 {
     bytes
         .iter()
