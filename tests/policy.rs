@@ -97,10 +97,9 @@ fn seed_test_6_the_same_prompt_twice_is_answered_from_the_cache() {
     assert_eq!(second.header("x-tollgate-cache"), Some("HIT"));
     assert_eq!(m2["estimated_cost"], "$0.000000");
     assert_eq!(first.json()["response"], second.json()["response"]);
-    assert!(
-        m2["latency_ms"].as_f64().unwrap() < m1["latency_ms"].as_f64().unwrap(),
-        "the hit skipped the 300 ms backend"
-    );
+    // That the hit skipped the backend is read from the mock's ledger, not from timings (a
+    // loaded machine can stall the hit longer than the backend's delay).
+    assert!(m2["latency_ms"].is_number());
     let mock: serde_json::Value = request(demo.mock_port, "GET", "/ledger", &[], b"").json();
     assert_eq!(mock["requests"], 1, "the backend was called once");
 }
