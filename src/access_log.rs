@@ -35,7 +35,37 @@ pub struct Entry<'a> {
     pub cache_hit: bool,
     pub content_filter_result: &'a str,
     pub content_filter_reason: Option<&'a str>,
+    /// The stage behind a block, warning or audit: `rules`, `classifier` or `guardrail`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_filter_stage: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classifier: Option<&'a ClassifierEntry>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guardrail: Option<&'a GuardrailEntry>,
     pub rate_limit_remaining: Option<u64>,
+}
+
+/// The classifier's verdict on a request: its score, never the text.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClassifierEntry {
+    /// The highest score of the request's texts, three decimals.
+    pub score: f64,
+    pub threshold: f64,
+    /// `pass` below the threshold, else the role's action (`block`, `warn`, `audit`, `allow`).
+    pub action: &'static str,
+    /// `enforce`, or `shadow` (the action was not taken).
+    pub mode: &'static str,
+}
+
+/// The external guardrail's verdict on a request.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GuardrailEntry {
+    /// `clean`, `flagged`, or why there was none (`timeout`, `unreachable`, `status`, `answer`).
+    pub verdict: &'static str,
+    /// `pass`, the role's action when flagged, `fail_open` or `fail_closed`.
+    pub action: &'static str,
+    pub mode: &'static str,
+    pub ms: f64,
 }
 
 pub use crate::config::LogDestination as Destination;

@@ -50,7 +50,8 @@ enum Command {
         config: PathBuf,
     },
     /// Run a labelled corpus (JSON lines: {"text", "label"}) through the configuration's content
-    /// filter and report detection per attack label and false positives on `benign`.
+    /// filter and report detection per attack label and false positives on `benign`: by the
+    /// rules, by the classifier (when configured) and by both together.
     EvalFilter {
         /// The corpus.
         file: PathBuf,
@@ -67,6 +68,9 @@ enum Command {
         /// first, e.g. `conf/filter-intent-rules.yaml`.
         #[arg(long)]
         rules: Option<PathBuf>,
+        /// The role whose classifier threshold is measured.
+        #[arg(long, default_value = "standard")]
+        role: String,
     },
     /// Print the text the content filter and the classifier read: each JSON line's `text`
     /// normalised (NFKC, case folded, look-alike letters folded, whitespace collapsed, long
@@ -138,7 +142,14 @@ pub fn main() -> ExitCode {
             json,
             wrong,
             rules,
-        } => eval_filter(&file, &config, rules.as_deref(), json, wrong),
+            role,
+        } => match crate::config::Role::parse(&role) {
+            Some(role) => eval_filter(&file, &config, rules.as_deref(), role, json, wrong),
+            None => {
+                eprintln!("--role: `{role}` is not one of standard, elevated, admin");
+                ExitCode::from(2)
+            }
+        },
         Command::HashKey { key } => hash_key(key),
         Command::Normalize { base64_min_len } => normalize_lines(base64_min_len),
         Command::Run {
@@ -286,6 +297,7 @@ fn eval_filter(
     file: &Path,
     config_path: &Path,
     pack: Option<&Path>,
+    role: crate::config::Role,
     json: bool,
     wrong: bool,
 ) -> ExitCode {
@@ -307,7 +319,7 @@ fn eval_filter(
             return ExitCode::from(1);
         }
     };
-    match eval::evaluate(&rt.filter, &corpus) {
+    match eval::evaluate(&rt.filter, &corpus, role) {
         Ok(report) if json => {
             println!("{}", eval::json(&report));
             ExitCode::SUCCESS

@@ -45,6 +45,12 @@ pub enum GatewayError {
         severity: &'static str,
         reason: String,
     },
+    /// A screening stage after the rules (the classifier, the external guardrail) found an
+    /// attack; `detail` names the stage and its evidence (a score, the part flagged).
+    ScreenBlocked {
+        stage: &'static str,
+        detail: String,
+    },
     /// A token window cannot hold the request's worst case now.
     RateLimited {
         window: &'static str,
@@ -80,6 +86,11 @@ pub enum GatewayError {
     StateUnavailable {
         retry_after: u64,
     },
+    /// The external guardrail could not give a verdict (`why`: timeout, unreachable, an error
+    /// status, an unreadable answer) and the role's policy fails closed.
+    GuardrailUnavailable {
+        why: &'static str,
+    },
     Internal,
 }
 
@@ -97,6 +108,7 @@ impl GatewayError {
             | HeadersTooLarge { .. }
             | RequestTimeout { .. }
             | ContentBlocked { .. }
+            | ScreenBlocked { .. }
             | RateLimited { .. }
             | BudgetExceeded { .. }
             | ClientGone => Fault::Client,
@@ -104,7 +116,10 @@ impl GatewayError {
             | UpstreamUnreachable
             | UpstreamTimeout
             | UpstreamFailed(_) => Fault::Upstream,
-            Overloaded { .. } | StateUnavailable { .. } | Internal => Fault::Internal,
+            Overloaded { .. }
+            | StateUnavailable { .. }
+            | GuardrailUnavailable { .. }
+            | Internal => Fault::Internal,
         }
     }
 
@@ -120,14 +135,14 @@ impl GatewayError {
             PayloadTooLarge { .. } => 413,
             HeadersTooLarge { .. } => 431,
             RequestTimeout { .. } => 408,
-            ContentBlocked { .. } => 400,
+            ContentBlocked { .. } | ScreenBlocked { .. } => 400,
             RateLimited { .. } | BudgetExceeded { .. } => 429,
             // nginx's convention for "client closed request"; never sent, only logged.
             ClientGone => 499,
             UpstreamUnreachable | NoBackendAvailable { .. } => 503,
             UpstreamTimeout => 504,
             UpstreamFailed(_) => 502,
-            StateUnavailable { .. } | Overloaded { .. } => 503,
+            StateUnavailable { .. } | Overloaded { .. } | GuardrailUnavailable { .. } => 503,
             Internal => 500,
         }
     }
@@ -145,7 +160,7 @@ impl GatewayError {
             PayloadTooLarge { .. } => "payload_too_large",
             HeadersTooLarge { .. } => "request_header_fields_too_large",
             RequestTimeout { .. } => "request_timeout",
-            ContentBlocked { .. } => "content_policy_violation",
+            ContentBlocked { .. } | ScreenBlocked { .. } => "content_policy_violation",
             RateLimited { .. } => "rate_limit_exceeded",
             BudgetExceeded { .. } => "budget_exceeded",
             ClientGone => "client_gone",
@@ -154,6 +169,7 @@ impl GatewayError {
             UpstreamTimeout => "upstream_timeout",
             UpstreamFailed(_) => "upstream_failed",
             StateUnavailable { .. } => "state_unavailable",
+            GuardrailUnavailable { .. } => "guardrail_unavailable",
             Overloaded { .. } => "overloaded",
             Internal => "internal",
         }
@@ -187,6 +203,10 @@ impl GatewayError {
                 reason,
             } => format!(
                 "Request blocked by content policy: {reason} (rule {rule}, severity {severity})"
+            ),
+            ScreenBlocked { stage, detail } => format!(
+                "Request blocked by content policy: it reads as a prompt injection or jailbreak \
+                 (stage {stage}, {detail})"
             ),
             RateLimited {
                 window,
@@ -223,6 +243,10 @@ impl GatewayError {
             StateUnavailable { retry_after } => format!(
                 "Rate-limit and budget state is unavailable, so the request was not sent. Retry after {retry_after}s."
             ),
+            GuardrailUnavailable { why } => format!(
+                "The content guardrail service gave no verdict ({why}), and requests are not sent \
+                 without one. Retry later."
+            ),
             Internal => "Internal gateway error.".into(),
         }
     }
@@ -233,6 +257,7 @@ impl GatewayError {
         matches!(
             self,
             GatewayError::ContentBlocked { .. }
+                | GatewayError::ScreenBlocked { .. }
                 | GatewayError::ModelNotAllowed { .. }
                 | GatewayError::RateLimited { .. }
                 | GatewayError::BudgetExceeded { .. }
@@ -247,7 +272,7 @@ impl GatewayError {
             | GatewayError::NoBackendAvailable { retry_after }
             | GatewayError::StateUnavailable { retry_after }
             | GatewayError::Overloaded { retry_after } => Some(*retry_after),
-            GatewayError::UpstreamUnreachable => Some(1),
+            GatewayError::UpstreamUnreachable | GatewayError::GuardrailUnavailable { .. } => Some(1),
             _ => None,
         }
     }

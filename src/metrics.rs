@@ -21,6 +21,11 @@ pub struct Metrics {
     pub ttft: HistogramVec,
     pub cache: IntCounterVec,
     pub filter: IntCounterVec,
+    pub classifier: IntCounterVec,
+    pub classifier_score: HistogramVec,
+    pub guardrail: IntCounterVec,
+    pub guardrail_seconds: HistogramVec,
+    pub guardrail_errors: IntCounterVec,
     pub rejections: IntCounterVec,
     pub retries: IntCounterVec,
     pub reloads: IntCounterVec,
@@ -156,6 +161,36 @@ fn build() -> Option<Metrics> {
             "tollgate_filter_decisions_total",
             "Content-filter matches by rule and action (block, warn, audit).",
             &["rule", "action"],
+        )?,
+        classifier: counter(
+            "tollgate_classifier_decisions_total",
+            "Injection-classifier verdicts by role, action (pass below the threshold, else the \
+             role's injection action) and mode (enforce, shadow: counted, never acted on).",
+            &["role", "action", "mode"],
+        )?,
+        classifier_score: histogram(
+            "tollgate_classifier_score",
+            "The injection classifier's score of each request (its highest text), by role.",
+            &["role"],
+            (1..=20).map(|i| f64::from(i) * 0.05).collect(),
+        )?,
+        guardrail: counter(
+            "tollgate_guardrail_decisions_total",
+            "External-guardrail verdicts by role, action (pass, the role's injection action when \
+             flagged, fail_open, fail_closed) and mode.",
+            &["role", "action", "mode"],
+        )?,
+        guardrail_seconds: histogram(
+            "tollgate_guardrail_seconds",
+            "External-guardrail call time, connect to verdict (failed calls included).",
+            &[],
+            vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0],
+        )?,
+        guardrail_errors: counter(
+            "tollgate_guardrail_errors_total",
+            "External-guardrail calls without a verdict, by reason (timeout, unreachable, status, \
+             answer).",
+            &["reason"],
         )?,
         rejections: counter(
             "tollgate_limit_rejections_total",

@@ -356,17 +356,14 @@ pub(super) fn routing(r: &RoutingSection, problems: &mut Vec<Problem>) -> Routin
         .enumerate()
         .map(|(i, rule)| {
             let path = format!("routing.rules[{i}]");
-            let role = rule.when.role.as_deref().and_then(|role| match role {
-                "standard" => Some(Role::Standard),
-                "elevated" => Some(Role::Elevated),
-                "admin" => Some(Role::Admin),
-                other => {
+            let role = rule.when.role.as_deref().and_then(|role| {
+                Role::parse(role).or_else(|| {
                     problems.push(Problem::new(
                         format!("{path}.when.role"),
-                        format!("`{other}` is not one of standard, elevated, admin"),
+                        format!("`{role}` is not one of standard, elevated, admin"),
                     ));
                     None
-                }
+                })
             });
             RouteRule {
                 name: rule.name.clone(),
@@ -421,7 +418,7 @@ fn want(w: &RouteWantSection, path: &str, problems: &mut Vec<Problem>) -> Want {
 }
 
 /// The certificates in a PEM file, each checked to be a valid X.509 certificate.
-fn read_pem_certs(file: &str) -> Result<Arc<[WrappedX509]>, String> {
+pub(super) fn read_pem_certs(file: &str) -> Result<Arc<[WrappedX509]>, String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {file}: {e}"))?;
     let mut certs = Vec::new();
     let mut body: Option<String> = None;

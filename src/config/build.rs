@@ -137,7 +137,7 @@ pub fn build(
         }
     }
 
-    let filter = super::filter::build(&file.content_filter, &file.rules, problems);
+    let filter = super::filter::build(&file.content_filter, &file.rules, env, problems);
     let cache = build_cache(&file.cache, problems);
     if file.state.spend_file.trim().is_empty() {
         problems.push(Problem::new("state.spend_file", "must not be empty"));
@@ -379,18 +379,13 @@ fn build_consumer(
 ) -> Option<Consumer> {
     let before = problems.len();
     check_id(&c.id, &format!("{path}.id"), problems);
-    let role = match c.role.as_str() {
-        "standard" => Some(Role::Standard),
-        "elevated" => Some(Role::Elevated),
-        "admin" => Some(Role::Admin),
-        other => {
-            problems.push(Problem::new(
-                format!("{path}.role"),
-                format!("`{other}` is not one of standard, elevated, admin"),
-            ));
-            None
-        }
-    };
+    let role = Role::parse(&c.role).or_else(|| {
+        problems.push(Problem::new(
+            format!("{path}.role"),
+            format!("`{}` is not one of standard, elevated, admin", c.role),
+        ));
+        None
+    });
     let key = KeyDigest::from_hex(&c.key_sha256);
     if key.is_none() {
         problems.push(Problem::new(

@@ -87,6 +87,12 @@ pub struct FilterSection {
     /// Base64 runs at least this long are decoded and scanned too.
     #[serde(default = "default_base64_min_len")]
     pub base64_min_len: usize,
+    /// The injection classifier stage, after the rules.
+    #[serde(default)]
+    pub classifier: Option<ClassifierSection>,
+    /// An external guardrail service, after the classifier.
+    #[serde(default)]
+    pub guardrail: Option<GuardrailSection>,
 }
 
 impl Default for FilterSection {
@@ -96,8 +102,63 @@ impl Default for FilterSection {
             policy: BTreeMap::new(),
             always_block_severity: default_always_block_severity(),
             base64_min_len: default_base64_min_len(),
+            classifier: None,
+            guardrail: None,
         }
     }
+}
+
+/// `content_filter.classifier:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassifierSection {
+    /// Off keeps the section but runs no classifier.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// A model file (`TGCLS001`); absent, the model shipped in `conf/models/injection.tgc`.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// The score at or above which a text counts as an attack; absent, the model's own.
+    #[serde(default)]
+    pub threshold: Option<f64>,
+    /// Per role (`standard`, `elevated`, `admin`), overriding `threshold`.
+    #[serde(default)]
+    pub thresholds: BTreeMap<String, f64>,
+    /// `enforce` (default) or `shadow` (scored, logged and counted, never acted on).
+    #[serde(default)]
+    pub mode: Option<String>,
+}
+
+/// `content_filter.guardrail:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuardrailSection {
+    /// `azure_prompt_shields` or `json`.
+    pub preset: String,
+    /// The service: for `azure_prompt_shields` the resource endpoint, for `json` the URL posted to.
+    pub url: String,
+    /// Environment variable holding the service's key.
+    #[serde(default)]
+    pub credential_env: Option<String>,
+    /// For `azure_prompt_shields`: the `api-version` query parameter.
+    #[serde(default)]
+    pub api_version: Option<String>,
+    /// PEM file of CA certificates trusted for the service (besides the system's).
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// The whole call, connect to verdict.
+    #[serde(default = "default_guardrail_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Per role: `open` (a failed call lets the request through) or `closed` (default: refused).
+    #[serde(default)]
+    pub fail: BTreeMap<String, String>,
+    /// `enforce` (default) or `shadow`.
+    #[serde(default)]
+    pub mode: Option<String>,
+}
+
+fn default_guardrail_timeout_ms() -> u64 {
+    1_000
 }
 
 /// One entry of `content_filter.rules:`.

@@ -4,6 +4,7 @@
 //! path runs is compiled from this by `stages::filter`; nothing here matches text.
 
 use super::file::{FilterSection, RuleSection};
+use super::screen::{self, ClassifierConfig, GuardrailConfig};
 use super::types::Role;
 use super::Problem;
 use std::collections::BTreeMap;
@@ -25,7 +26,8 @@ impl Category {
         })
     }
 
-    fn index(self) -> usize {
+    /// Its place in per-category tables.
+    pub fn index(self) -> usize {
         match self {
             Category::Pii => 0,
             Category::Topic => 1,
@@ -75,6 +77,15 @@ pub enum Action {
 }
 
 impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Block => "block",
+            Action::Warn => "warn",
+            Action::Audit => "audit",
+            Action::Allow => "allow",
+        }
+    }
+
     fn parse(s: &str) -> Option<Action> {
         Some(match s {
             "block" => Action::Block,
@@ -121,6 +132,10 @@ pub struct FilterConfig {
     pub always_block: Option<Severity>,
     /// Base64 runs at least this long are decoded and scanned too.
     pub base64_min_len: usize,
+    /// The injection classifier, after the rules.
+    pub classifier: Option<ClassifierConfig>,
+    /// The external guardrail, after the classifier.
+    pub guardrail: Option<GuardrailConfig>,
 }
 
 /// The seed's policy, used when the configuration gives none: PII binds everyone; elevated and
@@ -131,14 +146,6 @@ const DEFAULT_POLICY: [[Action; 3]; 3] = [
     [Action::Block, Action::Warn, Action::Audit],
 ];
 
-fn role_index(r: Role) -> usize {
-    match r {
-        Role::Standard => 0,
-        Role::Elevated => 1,
-        Role::Admin => 2,
-    }
-}
-
 impl Default for FilterConfig {
     /// No rules: everything passes.
     fn default() -> Self {
@@ -147,6 +154,8 @@ impl Default for FilterConfig {
             policy: DEFAULT_POLICY,
             always_block: Some(Severity::Critical),
             base64_min_len: 24,
+            classifier: None,
+            guardrail: None,
         }
     }
 }
@@ -154,7 +163,7 @@ impl Default for FilterConfig {
 impl FilterConfig {
     /// What `role` does with a match of `category` (before `always_block`).
     pub fn action(&self, role: Role, category: Category) -> Action {
-        self.policy[role_index(role)][category.index()]
+        self.policy[role.index()][category.index()]
     }
 }
 
@@ -162,6 +171,7 @@ impl FilterConfig {
 pub fn build(
     section: &FilterSection,
     rules: &[(usize, RuleSection)],
+    env: &dyn Fn(&str) -> Option<String>,
     problems: &mut Vec<Problem>,
 ) -> Option<FilterConfig> {
     let before = problems.len();
@@ -190,11 +200,15 @@ pub fn build(
             None
         }),
     };
+    let classifier = screen::classifier(section.classifier.as_ref(), problems);
+    let guardrail = screen::guardrail(section.guardrail.as_ref(), env, problems);
     (problems.len() == before).then_some(FilterConfig {
         rules: built,
         policy,
         always_block,
         base64_min_len: section.base64_min_len,
+        classifier,
+        guardrail,
     })
 }
 
@@ -275,17 +289,12 @@ fn build_policy(
     }
     let mut policy = [[Action::Block; 3]; 3];
     for (role, cats) in raw {
-        let r = match role.as_str() {
-            "standard" => 0,
-            "elevated" => 1,
-            "admin" => 2,
-            other => {
-                problems.push(Problem::new(
-                    format!("content_filter.policy.{other}"),
-                    "roles are standard, elevated, admin",
-                ));
-                continue;
-            }
+        let Some(r) = Role::parse(role).map(Role::index) else {
+            problems.push(Problem::new(
+                format!("content_filter.policy.{role}"),
+                "roles are standard, elevated, admin",
+            ));
+            continue;
         };
         for (cat, action) in cats {
             let path = format!("content_filter.policy.{role}.{cat}");

@@ -12,6 +12,7 @@ pub mod file;
 pub mod filter;
 pub mod money;
 pub mod schema;
+pub mod screen;
 pub mod types;
 
 pub use types::{

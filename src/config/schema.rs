@@ -46,8 +46,25 @@ pub(crate) const HEALTH_KEYS: &[&str] = &[
     "unhealthy_threshold",
     "healthy_threshold",
 ];
-pub(crate) const FILTER_KEYS: &[&str] =
-    &["rules", "policy", "always_block_severity", "base64_min_len"];
+pub(crate) const FILTER_KEYS: &[&str] = &[
+    "rules",
+    "policy",
+    "always_block_severity",
+    "base64_min_len",
+    "classifier",
+    "guardrail",
+];
+pub(crate) const CLASSIFIER_KEYS: &[&str] = &["enabled", "model", "threshold", "thresholds", "mode"];
+pub(crate) const GUARDRAIL_KEYS: &[&str] = &[
+    "preset",
+    "url",
+    "credential_env",
+    "api_version",
+    "ca_file",
+    "timeout_ms",
+    "fail",
+    "mode",
+];
 pub(crate) const RULE_KEYS: &[&str] = &[
     "id", "category", "pattern", "patterns", "keywords", "severity", "reason",
 ];
@@ -235,6 +252,11 @@ pub fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<Parsed> {
             let mut rules = Vec::new();
             if let Value::Mapping(m) = &mut v {
                 prune_unknown(m, "content_filter", FILTER_KEYS, problems);
+                for (key, keys) in [("classifier", CLASSIFIER_KEYS), ("guardrail", GUARDRAIL_KEYS)] {
+                    if let Some(Value::Mapping(sub)) = m.get_mut(key) {
+                        prune_unknown(sub, &format!("content_filter.{key}"), keys, problems);
+                    }
+                }
                 rules = list::<RuleSection>(
                     m.remove("rules"),
                     "content_filter.rules",

@@ -206,6 +206,23 @@ pub enum Role {
 }
 
 impl Role {
+    /// Every role, in [`Role::index`] order.
+    pub const ALL: [Role; 3] = [Role::Standard, Role::Elevated, Role::Admin];
+
+    /// Its place in per-role tables.
+    pub fn index(self) -> usize {
+        match self {
+            Role::Standard => 0,
+            Role::Elevated => 1,
+            Role::Admin => 2,
+        }
+    }
+
+    /// A role's configuration name; `None` for anything else.
+    pub fn parse(name: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Standard => "standard",

@@ -18,6 +18,17 @@ impl Extra {
         self.0.push((name, value));
     }
 
+    /// Adds `value` to the list `name` holds (comma-separated), or sets it.
+    pub fn append(&mut self, name: &'static str, value: &str) {
+        match self.0.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, v)) => {
+                v.push(',');
+                v.push_str(value);
+            }
+            None => self.0.push((name, value.to_string())),
+        }
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()

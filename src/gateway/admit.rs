@@ -4,7 +4,10 @@
 
 use super::ctx::{FilterOutcome, RequestCtx};
 use super::Gateway;
-use crate::config::Consumer;
+use crate::access_log::{ClassifierEntry, GuardrailEntry};
+use crate::config::filter::{Action, Category};
+use crate::config::screen::Mode;
+use crate::config::{Consumer, Role};
 use crate::downstream::body::{self, Declared};
 use crate::downstream::response::Extra;
 use crate::error::GatewayError;
@@ -16,6 +19,7 @@ use crate::stages::auth::{self, KeyIndex};
 use crate::stages::filter::{Filter, Verdict};
 use crate::stages::routing;
 use crate::state::unix_now;
+use crate::upstream::guardrail::Verdict as Said;
 use bytes::Bytes;
 use pingora::http::RequestHeader;
 use pingora::proxy::Session;
@@ -125,7 +129,8 @@ pub(super) fn screen(
 
 /// The content filter's verdict on every text the model will read: a block refuses the
 /// request; warnings go to the client in a header; audited bypasses are logged (rule ids only,
-/// never the text). Counted per rule and action.
+/// never the text). Counted per rule and action. The classifier's verdict, when the rules let
+/// the request through, is applied the same way (see [`screened`]).
 fn content_filter(
     filter: &Filter,
     consumer: &Consumer,
@@ -134,10 +139,11 @@ fn content_filter(
     extra: &mut Extra,
 ) -> Result<(), GatewayError> {
     let verdict = filter.check_request(texts, consumer.role);
-    count(&verdict);
+    count(&verdict, consumer.role);
     if let Some(rule) = verdict.blocked {
         ctx.filter = FilterOutcome::Blocked;
         ctx.filter_rule = Some(rule.id.clone());
+        ctx.filter_stage = Some("rules");
         return Err(GatewayError::ContentBlocked {
             rule: rule.id.clone(),
             severity: rule.severity.as_str(),
@@ -171,11 +177,95 @@ fn content_filter(
     } else {
         FilterOutcome::Passed
     };
+    if ctx.filter != FilterOutcome::Passed {
+        ctx.filter_stage = Some("rules");
+    }
+    if let Some(s) = verdict.classifier {
+        ctx.classifier = Some(ClassifierEntry {
+            score: (s.score * 1000.0).round() / 1000.0,
+            threshold: s.threshold,
+            action: s.action_str(),
+            mode: s.mode.as_str(),
+        });
+        let detail = format!("score {:.3}, threshold {:.3}", s.score, s.threshold);
+        screened("classifier", s.action, s.mode, &detail, consumer, ctx, extra)?;
+    }
     Ok(())
 }
 
-/// Counts a verdict's rules by action (rule ids are a configured, bounded label set).
-fn count(verdict: &Verdict<'_>) {
+/// Applies the action a screening stage after the rules (the classifier, the guardrail) chose
+/// for a flagged request: a block refuses it naming the stage and its evidence; a warning joins
+/// the rules' warning header; an audit is logged. In shadow mode nothing is applied: what would
+/// have happened is logged.
+pub(super) fn screened(
+    stage: &'static str,
+    action: Option<Action>,
+    mode: Mode,
+    detail: &str,
+    consumer: &Consumer,
+    ctx: &mut RequestCtx,
+    extra: &mut Extra,
+) -> Result<(), GatewayError> {
+    let Some(action) = action else {
+        return Ok(());
+    };
+    if mode == Mode::Shadow {
+        log::info!(
+            target: "tollgate::shadow",
+            "shadow {stage} would {}: consumer={} role={} ({detail})",
+            action.as_str(),
+            consumer.id,
+            consumer.role.as_str()
+        );
+        return Ok(());
+    }
+    // The stage joins the rules' list of the same outcome, or replaces a milder one.
+    let mark = |outcome: FilterOutcome, ctx: &mut RequestCtx| {
+        match &mut ctx.filter_rule {
+            Some(ids) if ctx.filter == outcome => {
+                ids.push(',');
+                ids.push_str(stage);
+            }
+            _ => {
+                ctx.filter_rule = Some(stage.to_string());
+                ctx.filter_stage = Some(stage);
+            }
+        }
+        ctx.filter = outcome;
+    };
+    match action {
+        Action::Block => {
+            ctx.filter = FilterOutcome::Blocked;
+            ctx.filter_rule = Some(stage.to_string());
+            ctx.filter_stage = Some(stage);
+            return Err(GatewayError::ScreenBlocked {
+                stage,
+                detail: detail.to_string(),
+            });
+        }
+        Action::Warn => {
+            extra.append("x-tollgate-filter-warning", stage);
+            mark(FilterOutcome::Warned, ctx);
+        }
+        Action::Audit => {
+            log::warn!(
+                target: "tollgate::audit",
+                "audited content-filter bypass: consumer={} role={} stage={stage} ({detail})",
+                consumer.id,
+                consumer.role.as_str(),
+            );
+            if ctx.filter != FilterOutcome::Warned {
+                mark(FilterOutcome::Audited, ctx);
+            }
+        }
+        Action::Allow => {}
+    }
+    Ok(())
+}
+
+/// Counts a verdict's rules by action (rule ids are a configured, bounded label set), and the
+/// classifier's verdict and score by role.
+fn count(verdict: &Verdict<'_>, role: Role) {
     let Some(m) = metrics::get() else {
         return;
     };
@@ -189,9 +279,94 @@ fn count(verdict: &Verdict<'_>) {
             m.filter.with_label_values(&[r.id.as_str(), action]).inc();
         }
     }
+    if let Some(s) = verdict.classifier {
+        m.classifier
+            .with_label_values(&[role.as_str(), s.action_str(), s.mode.as_str()])
+            .inc();
+        m.classifier_score
+            .with_label_values(&[role.as_str()])
+            .observe(s.score);
+    }
 }
 
 impl Gateway {
+    /// The external guardrail's verdict on every text the model will read, when one is
+    /// configured: flagged, the role's `injection` action (see [`screened`]); no verdict, the
+    /// role's fail mode (`closed`: refused with 503; `open`: let through, counted and logged).
+    pub(super) async fn guard(
+        &self,
+        rt: &Runtime,
+        ctx: &mut RequestCtx,
+        req: &mut Admitted,
+    ) -> Result<(), GatewayError> {
+        let Some(cfg) = &rt.config.filter.guardrail else {
+            return Ok(());
+        };
+        ctx.mark();
+        let role = req.consumer.role;
+        let texts = req.view.texts();
+        let (verdict, took) = self.guardrail.check(cfg, &texts, role.as_str()).await;
+        drop(texts);
+        let fail_open = cfg.fail_open[role.index()];
+        let (word, action) = match &verdict {
+            Said::Clean => ("clean", "pass"),
+            Said::Flagged(_) => (
+                "flagged",
+                rt.config.filter.action(role, Category::Injection).as_str(),
+            ),
+            Said::Failed(why) if fail_open => (*why, "fail_open"),
+            Said::Failed(why) => (*why, "fail_closed"),
+        };
+        if let Some(m) = metrics::get() {
+            m.guardrail_seconds
+                .with_label_values(&[] as &[&str])
+                .observe(took.as_secs_f64());
+            m.guardrail
+                .with_label_values(&[role.as_str(), action, cfg.mode.as_str()])
+                .inc();
+            if let Said::Failed(why) = verdict {
+                m.guardrail_errors.with_label_values(&[why]).inc();
+            }
+        }
+        ctx.guardrail = Some(GuardrailEntry {
+            verdict: word,
+            action,
+            mode: cfg.mode.as_str(),
+            ms: (took.as_secs_f64() * 10_000.0).round() / 10.0,
+        });
+        ctx.phase("guardrail");
+        match verdict {
+            Said::Clean => Ok(()),
+            Said::Flagged(detail) => screened(
+                "guardrail",
+                Some(rt.config.filter.action(role, Category::Injection)),
+                cfg.mode,
+                &detail,
+                &req.consumer,
+                ctx,
+                &mut req.extra,
+            ),
+            Said::Failed(why) => {
+                log::warn!(
+                    "guardrail gave no verdict ({why}) for consumer={} role={}: {}",
+                    req.consumer.id,
+                    role.as_str(),
+                    if fail_open || cfg.mode == Mode::Shadow {
+                        "let through (fail open)"
+                    } else {
+                        "refused (fail closed)"
+                    }
+                );
+                if fail_open || cfg.mode == Mode::Shadow {
+                    Ok(())
+                } else {
+                    ctx.filter_stage = Some("guardrail");
+                    Err(GatewayError::GuardrailUnavailable { why })
+                }
+            }
+        }
+    }
+
     /// Reserves the request's worst case (prompt estimate + output cap) in every token window
     /// and its price against today's budget; the answer carries where the consumer stands.
     pub(super) async fn reserve(

@@ -1,6 +1,7 @@
 //! Per-request state: what the phases decided, read by `logging` to settle and report. Outcomes
 //! are enums, serialised only at the edges (response headers, the access log, metrics).
 
+use crate::access_log::{ClassifierEntry, GuardrailEntry};
 use crate::error::GatewayError;
 use crate::protocol::Route;
 use crate::stages::admission::Reservation;
@@ -74,8 +75,13 @@ pub struct RequestCtx {
     pub error: Option<&'static str>,
     pub backend_ms: Option<f64>,
     pub filter: FilterOutcome,
-    /// The rule(s) behind a block, warning or audit (ids only).
+    /// The rule(s) behind a block, warning or audit (ids only; `classifier` or `guardrail` for
+    /// those stages).
     pub filter_rule: Option<String>,
+    /// The stage that blocked, warned or audited: `rules`, `classifier`, `guardrail`.
+    pub filter_stage: Option<&'static str>,
+    pub classifier: Option<ClassifierEntry>,
+    pub guardrail: Option<GuardrailEntry>,
     pub cache: CacheOutcome,
     /// Open until settled; `logging` settles what is left.
     pub reservation: Option<Reservation>,
@@ -116,6 +122,9 @@ impl RequestCtx {
             backend_ms: None,
             filter: FilterOutcome::NotRun,
             filter_rule: None,
+            filter_stage: None,
+            classifier: None,
+            guardrail: None,
             cache: CacheOutcome::NotReached,
             reservation: None,
             upstream_called: false,
@@ -196,7 +205,8 @@ pub fn round1(ms: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::{CacheOutcome, Failure, FilterOutcome, RequestCtx};
-    use crate::error::GatewayError;
+    use crate::access_log::{ClassifierEntry, GuardrailEntry};
+use crate::error::GatewayError;
     use crate::upstream::forward::MidStream;
 
     #[test]

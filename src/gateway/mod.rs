@@ -43,6 +43,7 @@ use crate::protocol::{self, Route};
 use crate::runtime::{LiveState, Runtime};
 use crate::state::State;
 use crate::upstream::forward::Forwarder;
+use crate::upstream::guardrail::Guardrail;
 use crate::upstream::peer::Resolver;
 use async_trait::async_trait;
 use ctx::Failure;
@@ -63,6 +64,8 @@ pub struct Gateway {
     state: Arc<State>,
     forwarder: Forwarder,
     resolver: Arc<Resolver>,
+    /// The external guardrail's client (its own connection pool).
+    guardrail: Guardrail,
     /// The weighted round-robin tick shared by every pick.
     round_robin: AtomicU64,
     access_log: Arc<AccessLog>,
@@ -82,6 +85,7 @@ impl Gateway {
             live,
             state,
             forwarder: Forwarder::default(),
+            guardrail: Guardrail::new(Arc::clone(&resolver)),
             resolver,
             round_robin: AtomicU64::new(0),
             access_log,
@@ -112,6 +116,7 @@ impl Gateway {
         )
         .await?;
         let mut req = admit::screen(rt, ctx, consumer, route, raw)?;
+        self.guard(rt, ctx, &mut req).await?;
         if let Err(e) = self.reserve(rt, ctx, &mut req).await {
             return self.fail_open_to_cache(session, ctx, rt, &req, e).await;
         }

@@ -54,6 +54,9 @@ impl Gateway {
             cache_hit: ctx.cache.is_hit(),
             content_filter_result: ctx.filter.as_str(),
             content_filter_reason: ctx.filter_rule.as_deref(),
+            content_filter_stage: ctx.filter_stage,
+            classifier: ctx.classifier.as_ref(),
+            guardrail: ctx.guardrail.as_ref(),
             rate_limit_remaining: ctx.headroom.map(|h| h.remaining),
         };
         // Serialised once, for the log line and for `recent_entries`.

@@ -7,6 +7,8 @@
 //! The model file: `TGCLS001`, then little-endian u32 bits, u32 block bytes, f32 scale, f32 bias,
 //! u32 metadata length, the metadata (JSON), and 2^bits i16 weights.
 
+use crate::config::screen::{ClassifierConfig, Mode};
+use crate::config::{Problem, Role};
 use std::path::Path;
 
 const MAGIC: &[u8; 8] = b"TGCLS001";
@@ -16,6 +18,63 @@ const WORD_BASIS: u32 = 0x811C_9DC5;
 const PAIR_BASIS: u32 = 0x050C_5D1F;
 /// Table sizes a model may use: 2^10 to 2^24 weights (2 KiB to 32 MiB).
 const BITS: std::ops::RangeInclusive<u32> = 10..=24;
+
+/// The model shipped with the gateway (`conf/models/injection.tgc`), used when the configuration
+/// names none.
+const SHIPPED: &[u8] = include_bytes!("../../conf/models/injection.tgc");
+
+/// The classifier stage as configured: a model and a threshold per role.
+#[derive(Debug)]
+pub struct Classifier {
+    model: Model,
+    /// Per role ([`Role::index`]).
+    thresholds: [f64; 3],
+    pub mode: Mode,
+    /// Where the model came from: `shipped` or its path.
+    pub source: String,
+}
+
+impl Classifier {
+    /// Loads the configured model (read anew at every start and reload) and resolves each role's
+    /// threshold: its own, else the configured one, else the model's.
+    pub fn load(cfg: &ClassifierConfig) -> Result<Classifier, Problem> {
+        let at = |what: &str| format!("content_filter.classifier.{what}");
+        let (model, source) = match &cfg.model {
+            None => (
+                Model::parse(SHIPPED).map_err(|e| Problem::new(at("model"), e))?,
+                "shipped".to_string(),
+            ),
+            Some(path) => (
+                Model::load(path).map_err(|e| Problem::new(at("model"), e))?,
+                path.display().to_string(),
+            ),
+        };
+        let default = cfg.threshold.or(model.threshold()).ok_or_else(|| {
+            Problem::new(
+                at("threshold"),
+                "the model carries no threshold of its own: set one",
+            )
+        })?;
+        Ok(Classifier {
+            thresholds: cfg.thresholds.map(|t| t.unwrap_or(default)),
+            model,
+            mode: cfg.mode,
+            source,
+        })
+    }
+
+    pub fn threshold(&self, role: Role) -> f64 {
+        self.thresholds[role.index()]
+    }
+
+    /// The highest score of `texts` (each normalised).
+    pub fn score<'t>(&self, texts: impl IntoIterator<Item = &'t str>) -> f64 {
+        texts
+            .into_iter()
+            .map(|t| self.model.score(t.as_bytes()))
+            .fold(0.0, f64::max)
+    }
+}
 
 /// A loaded model. Its weights are read-only and shared by every request.
 pub struct Model {
@@ -98,6 +157,14 @@ impl Model {
             weights,
             meta,
         })
+    }
+
+    /// The threshold the training script chose for the model (its metadata's `threshold`).
+    pub fn threshold(&self) -> Option<f64> {
+        let meta: serde_json::Value = serde_json::from_str(&self.meta).ok()?;
+        meta["threshold"]
+            .as_f64()
+            .filter(|t| *t > 0.0 && *t <= 1.0)
     }
 
     fn bucket(&self, h: u32) -> usize {

@@ -1,8 +1,10 @@
 //! The backend side: resolving its name ([`dns`]), the peer to connect to and the request header
 //! it gets ([`peer`]: TLS, timeouts, header hygiene), forwarding over Pingora's pooled connector
-//! and reading or piping the answer ([`forward`]), and the active health checks ([`health`]).
+//! and reading or piping the answer ([`forward`]), the active health checks ([`health`]), and the external guardrail service ([`guardrail`]), called
+//! with the request's texts before any backend is.
 
 pub mod dns;
 pub mod forward;
+pub mod guardrail;
 pub mod health;
 pub mod peer;

@@ -8,6 +8,8 @@ pub const KEY_STANDARD: &str = "tg-test-standard-key-5b7e1c";
 pub const KEY_LIMITED: &str = "tg-test-limited-key-9f2d44";
 /// A consumer held to 10,000 tokens a minute and $0.10 a day.
 pub const KEY_METERED: &str = "tg-test-metered-key-31c0aa";
+/// The security team: role `admin` (injections audited where the policy says so).
+pub const KEY_SECURITY: &str = "tg-test-security-key-77aa01";
 pub const BACKEND_SECRET: &str = "sk-backend-secret-for-tests";
 
 /// The backend setting that lets the mock's fault-injection headers (`x-mock-*`) reach it: a
@@ -63,9 +65,9 @@ pub struct Ports {
     pub admin_port: u16,
 }
 
-/// The gateway's configuration: three consumers (`KEY_STANDARD`: all models, generous limits;
+/// The gateway's configuration: four consumers (`KEY_STANDARD`: all models, generous limits;
 /// `KEY_LIMITED`: `gpt-4o` and `default` only; `KEY_METERED`: 10,000 tokens a minute and $0.10 a
-/// day), its state in `dir`, `backends` (YAML), `server_extra` and `state_extra` lines (indented
+/// day; `KEY_SECURITY`: role `admin`), its state in `dir`, `backends` (YAML), `server_extra` and `state_extra` lines (indented
 /// by two) in their sections, and `extra_yaml` at the top level.
 pub fn gateway_yaml(
     ports: &Ports,
@@ -104,6 +106,11 @@ consumers:
     tokens_per_minute: 10000
     tokens_per_hour: 100000
     tokens_per_day: 500000
+  - id: security
+    team: Security
+    role: admin
+    key_sha256: "{k4}"
+    daily_budget_usd: 100
 pricing:
   gpt-4: {{input_per_million_usd: 30, output_per_million_usd: 60}}
   default: {{input_per_million_usd: "0.01", output_per_million_usd: "0.02"}}
@@ -117,6 +124,7 @@ state:
         k1 = KeyDigest::of(KEY_STANDARD.as_bytes()).to_hex(),
         k2 = KeyDigest::of(KEY_LIMITED.as_bytes()).to_hex(),
         k3 = KeyDigest::of(KEY_METERED.as_bytes()).to_hex(),
+        k4 = KeyDigest::of(KEY_SECURITY.as_bytes()).to_hex(),
         spend = dir.join("spend.json").display(),
         grace = if server_extra.contains("grace_period_seconds") {
             ""

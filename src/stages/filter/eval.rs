@@ -1,12 +1,15 @@
 //! Measuring the content filter on a labelled corpus (`tollgate eval-filter FILE.jsonl`).
 //!
 //! Each line is `{"text": "...", "label": "..."}`. The label `benign` marks text that must pass;
-//! any other label names an attack class that must be caught. A text counts as caught when any
-//! rule matches it (whatever the role policy then does with the match), so the figures measure
-//! the rules, not the policy. The report gives, per label, how many texts there were and how many
-//! were caught: the detection rate for attack classes, the false-positive rate for `benign`.
+//! any other label names an attack class that must be caught. A text counts as caught by the
+//! rules when any rule matches it (whatever the role policy then does with the match), and by the
+//! classifier (when the configuration has one) when its score reaches the threshold of the role
+//! measured (`standard` unless asked), so the figures measure the stages, not the policy. The
+//! report gives, per label, how many texts there were and how many each stage caught, and both
+//! together: the detection rate for attack classes, the false-positive rate for `benign`.
 
 use super::Filter;
+use crate::config::Role;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -20,10 +23,15 @@ struct Line {
 }
 
 /// Counts for one label.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct Tally {
     pub total: u64,
+    /// Caught by the rules.
     pub caught: u64,
+    /// Caught by the classifier (`None` without one).
+    pub classifier: Option<u64>,
+    /// Caught by either.
+    pub either: u64,
     /// How often each rule matched a text of this label.
     pub rules: BTreeMap<String, u64>,
     /// The texts the filter got wrong: attacks it missed, benign texts it caught.
@@ -31,27 +39,39 @@ pub struct Tally {
 }
 
 /// One text the filter got wrong.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Wrong {
     /// Line number in the corpus, from 1.
     pub line: usize,
     /// The rules that matched (none for a missed attack).
     pub rules: Vec<String>,
+    /// The classifier's score, when there is one.
+    pub score: Option<f64>,
     pub text: String,
 }
 
 impl Tally {
-    /// `caught / total` in percent, one decimal.
+    /// Caught by the rules, in percent of the texts, one decimal.
     pub fn percent(&self) -> f64 {
+        self.rate(self.caught)
+    }
+
+    /// `n / total` in percent, one decimal.
+    pub fn rate(&self, n: u64) -> f64 {
         if self.total == 0 {
             return 0.0;
         }
-        (self.caught * 1000 / self.total) as f64 / 10.0
+        (n * 1000 / self.total) as f64 / 10.0
     }
 }
 
-/// Runs every line of `corpus` through `filter`. Malformed lines are reported by number.
-pub fn evaluate(filter: &Filter, corpus: &str) -> Result<BTreeMap<String, Tally>, String> {
+/// Runs every line of `corpus` through `filter`'s rules and classifier, the classifier at the
+/// threshold of `role`. Malformed lines are reported by number.
+pub fn evaluate(
+    filter: &Filter,
+    corpus: &str,
+    role: Role,
+) -> Result<BTreeMap<String, Tally>, String> {
     let mut out: BTreeMap<String, Tally> = BTreeMap::new();
     for (i, raw) in corpus.lines().enumerate() {
         if raw.trim().is_empty() {
@@ -62,9 +82,18 @@ pub fn evaluate(filter: &Filter, corpus: &str) -> Result<BTreeMap<String, Tally>
         let benign = line.label == BENIGN;
         let tally = out.entry(line.label).or_default();
         tally.total += 1;
-        let hits = filter.matches([line.text.as_str()]);
+        let scans = filter.normalize([line.text.as_str()]);
+        let hits = filter.matches_normalized(&scans);
+        let scored = filter.classify(scans.iter().map(String::as_str), role);
+        let flagged = scored.is_some_and(|s| s.score >= s.threshold);
         if !hits.is_empty() {
             tally.caught += 1;
+        }
+        if let Some(s) = scored {
+            *tally.classifier.get_or_insert(0) += u64::from(s.score >= s.threshold);
+        }
+        if !hits.is_empty() || flagged {
+            tally.either += 1;
         }
         let ids: Vec<String> = hits
             .into_iter()
@@ -73,10 +102,11 @@ pub fn evaluate(filter: &Filter, corpus: &str) -> Result<BTreeMap<String, Tally>
         for id in &ids {
             *tally.rules.entry(id.clone()).or_default() += 1;
         }
-        if benign != ids.is_empty() {
+        if benign == (!ids.is_empty() || flagged) {
             tally.wrong.push(Wrong {
                 line: i + 1,
                 rules: ids,
+                score: scored.map(|s| s.score),
                 text: line.text,
             });
         }
@@ -87,8 +117,8 @@ pub fn evaluate(filter: &Filter, corpus: &str) -> Result<BTreeMap<String, Tally>
 /// The report as a text table.
 pub fn table(report: &BTreeMap<String, Tally>) -> String {
     let mut s = format!(
-        "{:<24} {:>6} {:>7} {:>7}  {}\n",
-        "label", "texts", "caught", "rate", "rules that matched"
+        "{:<24} {:>6} {:>7} {:>7} {:>10} {:>7}  {}\n",
+        "label", "texts", "rules", "rate", "classifier", "both", "rules that matched"
     );
     for (label, t) in report {
         let what = if label == BENIGN {
@@ -97,12 +127,17 @@ pub fn table(report: &BTreeMap<String, Tally>) -> String {
             "detected"
         };
         let rules: Vec<String> = t.rules.iter().map(|(r, n)| format!("{r}×{n}")).collect();
+        let classifier = t
+            .classifier
+            .map_or("-".to_string(), |n| format!("{:.1}%", t.rate(n)));
         s.push_str(&format!(
-            "{:<24} {:>6} {:>7} {:>6.1}%  {what}{}{}\n",
+            "{:<24} {:>6} {:>7} {:>6.1}% {:>10} {:>6.1}%  {what}{}{}\n",
             label,
             t.total,
             t.caught,
             t.percent(),
+            classifier,
+            t.rate(t.either),
             if rules.is_empty() { "" } else { ": " },
             rules.join(", ")
         ));
@@ -115,11 +150,14 @@ pub fn wrong(report: &BTreeMap<String, Tally>) -> String {
     let mut s = String::new();
     for (label, t) in report {
         for w in &t.wrong {
-            let rules = if w.rules.is_empty() {
+            let mut rules = if w.rules.is_empty() {
                 "missed".to_string()
             } else {
                 w.rules.join(",")
             };
+            if let Some(score) = w.score {
+                rules.push_str(&format!(" classifier={score:.3}"));
+            }
             let text: String = w.text.split_whitespace().collect::<Vec<_>>().join(" ");
             s.push_str(&format!("{:>6}  {label}  {rules}  {text}\n", w.line));
         }
@@ -139,6 +177,11 @@ pub fn json(report: &BTreeMap<String, Tally>) -> serde_json::Value {
                     "caught": t.caught,
                     "percent": t.percent(),
                     "rules": t.rules,
+                    "classifier": t.classifier.map(|n| serde_json::json!({
+                        "caught": n,
+                        "percent": t.rate(n),
+                    })),
+                    "both": {"caught": t.either, "percent": t.rate(t.either)},
                 }),
             )
         })
@@ -160,7 +203,7 @@ mod tests {
 {"text": "what a lovely day", "label": "instruction_override"}
 {"text": "please summarise this article", "label": "benign"}
 "#;
-        let r = evaluate(&cfg.filter, corpus).unwrap();
+        let r = evaluate(&cfg.filter, corpus, Role::Standard).unwrap();
         assert_eq!(r["instruction_override"].total, 2);
         assert_eq!(r["instruction_override"].caught, 1);
         assert_eq!(r["instruction_override"].percent(), 50.0);
@@ -184,6 +227,7 @@ mod tests {
         let err = evaluate(
             &cfg.filter,
             "{\"text\": \"x\", \"label\": \"benign\"}\nnot json\n",
+            Role::Standard,
         )
         .unwrap_err();
         assert!(err.starts_with("line 2:"), "{err}");

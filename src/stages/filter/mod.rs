@@ -18,6 +18,8 @@ pub mod pattern;
 
 pub use crate::config::filter::{Action, Category, Severity};
 use crate::config::filter::{FilterConfig, Matcher};
+pub use crate::config::screen::Mode;
+use crate::stages::classifier::Classifier;
 use crate::config::{Problem, Role};
 use crate::protocol::Text;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
@@ -40,6 +42,32 @@ pub struct Verdict<'a> {
     pub warned: Vec<&'a Rule>,
     /// Rules matched and allowed as an audited bypass.
     pub audited: Vec<&'a Rule>,
+    /// The classifier's verdict, when it ran (configured, and no rule blocked).
+    pub classifier: Option<Scored>,
+}
+
+/// The classifier's verdict on a request's texts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scored {
+    /// The highest score of the texts.
+    pub score: f64,
+    /// The role's threshold.
+    pub threshold: f64,
+    /// What the role's `injection` policy does with it: `None` below the threshold.
+    pub action: Option<Action>,
+    pub mode: Mode,
+}
+
+impl Scored {
+    /// The action taken: none in shadow mode.
+    pub fn enforced(&self) -> Option<Action> {
+        self.action.filter(|_| self.mode == Mode::Enforce)
+    }
+
+    /// For logs and metrics: `pass` below the threshold, else the action.
+    pub fn action_str(&self) -> &'static str {
+        self.action.map_or("pass", Action::as_str)
+    }
 }
 
 /// One expression of a regex rule, compiled on its own. Joined expressions are searched alone
@@ -77,18 +105,11 @@ pub struct Filter {
     policy: [[Action; 3]; 3],
     always_block: Option<Severity>,
     base64_min_len: usize,
+    /// The injection classifier, run on the same normalised texts after the rules.
+    pub classifier: Option<Classifier>,
 }
 
-const ROLES: [Role; 3] = [Role::Standard, Role::Elevated, Role::Admin];
 const CATEGORIES: [Category; 3] = [Category::Pii, Category::Topic, Category::Injection];
-
-fn role_index(r: Role) -> usize {
-    ROLES.iter().position(|x| *x == r).unwrap_or(0)
-}
-
-fn category_index(c: Category) -> usize {
-    CATEGORIES.iter().position(|x| *x == c).unwrap_or(0)
-}
 
 impl Filter {
     /// Compiles the configured rules: patterns rewritten for normalised text (see [`pattern`])
@@ -201,10 +222,14 @@ impl Filter {
                 }
             }
         };
+        let classifier = cfg
+            .classifier
+            .as_ref()
+            .and_then(|c| Classifier::load(c).map_err(|p| problems.push(p)).ok());
         if !problems.is_empty() {
             return Err(problems);
         }
-        let policy = ROLES.map(|role| CATEGORIES.map(|category| cfg.action(role, category)));
+        let policy = Role::ALL.map(|role| CATEGORIES.map(|category| cfg.action(role, category)));
         Ok(Filter {
             rules,
             any_words,
@@ -215,6 +240,7 @@ impl Filter {
             policy,
             always_block: cfg.always_block,
             base64_min_len: cfg.base64_min_len,
+            classifier,
         })
     }
 
@@ -227,39 +253,54 @@ impl Filter {
         self.rules.iter().map(|r| r.id.as_str())
     }
 
+    /// Each of `texts` as the filter reads it: normalised, followed by its decoded base64
+    /// payloads (normalised too).
+    pub fn normalize<'t>(&self, texts: impl IntoIterator<Item = &'t str>) -> Vec<String> {
+        texts
+            .into_iter()
+            .flat_map(|t| normalize::scan_texts(t, self.base64_min_len))
+            .collect()
+    }
+
     /// Rule indexes matching any of `texts` (after normalisation), in rule order.
     pub fn matches<'t>(&self, texts: impl IntoIterator<Item = &'t str>) -> Vec<usize> {
+        if self.rules.is_empty() {
+            return Vec::new();
+        }
+        self.matches_normalized(&self.normalize(texts))
+    }
+
+    /// Rule indexes matching any of `scans` (texts already normalised), in rule order.
+    pub fn matches_normalized(&self, scans: &[String]) -> Vec<usize> {
         let mut hit = vec![false; self.rules.len()];
         if self.rules.is_empty() {
             return Vec::new();
         }
-        for text in texts {
-            for scan in normalize::scan_texts(text, self.base64_min_len) {
-                if !self.searches.is_empty() {
-                    let text = scan.as_bytes();
-                    // A branch-free pass the compiler vectorises, unlike a short-circuiting `any`.
-                    let digits = text.iter().fold(false, |d, b| d | b.is_ascii_digit());
-                    let words = self.any_words.as_ref().is_some_and(|r| r.is_match(text));
-                    let numbers =
-                        digits && self.any_numbers.as_ref().is_some_and(|r| r.is_match(text));
-                    for s in &self.searches {
-                        let run = if s.alone {
-                            digits || !s.needs_digit
-                        } else if s.needs_digit {
-                            numbers
-                        } else {
-                            words
-                        };
-                        if run && !hit[s.rule] && s.regex.is_match(text) {
-                            hit[s.rule] = true;
-                        }
+        for scan in scans {
+            if !self.searches.is_empty() {
+                let text = scan.as_bytes();
+                // A branch-free pass the compiler vectorises, unlike a short-circuiting `any`.
+                let digits = text.iter().fold(false, |d, b| d | b.is_ascii_digit());
+                let words = self.any_words.as_ref().is_some_and(|r| r.is_match(text));
+                let numbers =
+                    digits && self.any_numbers.as_ref().is_some_and(|r| r.is_match(text));
+                for s in &self.searches {
+                    let run = if s.alone {
+                        digits || !s.needs_digit
+                    } else if s.needs_digit {
+                        numbers
+                    } else {
+                        words
+                    };
+                    if run && !hit[s.rule] && s.regex.is_match(text) {
+                        hit[s.rule] = true;
                     }
                 }
-                if let Some(ac) = &self.keywords {
-                    if ac.is_match(&scan) {
-                        for m in ac.find_overlapping_iter(&scan) {
-                            hit[self.keyword_rule[m.pattern().as_usize()]] = true;
-                        }
+            }
+            if let Some(ac) = &self.keywords {
+                if ac.is_match(scan) {
+                    for m in ac.find_overlapping_iter(scan) {
+                        hit[self.keyword_rule[m.pattern().as_usize()]] = true;
                     }
                 }
             }
@@ -275,26 +316,57 @@ impl Filter {
     /// between two consecutive texts — [`SEAM`] characters of the joined text on each side,
     /// windows that overlap merged — so a phrase split over two parts of a message, or over two
     /// messages, is seen whole, while a long conversation is not scanned twice.
+    ///
+    /// When no rule blocks, the classifier (if configured) scores the same normalised texts
+    /// (not the seam windows: its own windows cover a long text, and two texts joined are not
+    /// one the model reads): the highest score, against the role's threshold, takes the role's
+    /// `injection` action.
     pub fn check_request(&self, texts: &[Text<'_>], role: Role) -> Verdict<'_> {
-        let seams = seam_windows(texts, SEAM);
-        let all = texts
-            .iter()
-            .map(|t| &*t.text)
-            .chain(seams.iter().map(String::as_str));
-        self.check(all, role)
+        if self.rules.is_empty() && self.classifier.is_none() {
+            return Verdict::default();
+        }
+        let mut scans = self.normalize(texts.iter().map(|t| &*t.text));
+        let own = scans.len();
+        if !self.rules.is_empty() {
+            let seams = seam_windows(texts, SEAM);
+            scans.extend(self.normalize(seams.iter().map(String::as_str)));
+        }
+        let mut verdict = self.decide(self.matches_normalized(&scans), role);
+        if verdict.blocked.is_none() {
+            verdict.classifier = self.classify(scans[..own].iter().map(String::as_str), role);
+        }
+        verdict
     }
 
-    /// The decision for `texts` sent by a consumer of `role`.
+    /// The classifier's verdict on normalised `scans` for `role`; `None` without a classifier.
+    pub fn classify<'t>(
+        &self,
+        scans: impl IntoIterator<Item = &'t str>,
+        role: Role,
+    ) -> Option<Scored> {
+        let c = self.classifier.as_ref()?;
+        let score = c.score(scans);
+        let threshold = c.threshold(role);
+        Some(Scored {
+            score,
+            threshold,
+            action: (score >= threshold)
+                .then(|| self.policy[role.index()][Category::Injection.index()]),
+            mode: c.mode,
+        })
+    }
+
+    /// The rules' decision for `texts` sent by a consumer of `role`.
     pub fn check<'t>(&self, texts: impl IntoIterator<Item = &'t str>, role: Role) -> Verdict<'_> {
+        self.decide(self.matches(texts), role)
+    }
+
+    fn decide(&self, hits: Vec<usize>, role: Role) -> Verdict<'_> {
         let mut verdict = Verdict::default();
-        let mut hits: Vec<&Rule> = self
-            .matches(texts)
-            .into_iter()
-            .map(|i| &self.rules[i])
-            .collect();
+        let mut hits: Vec<&Rule> = hits.into_iter().map(|i| &self.rules[i]).collect();
         hits.sort_by_key(|r| r.category);
         for rule in hits {
-            let mut action = self.policy[role_index(role)][category_index(rule.category)];
+            let mut action = self.policy[role.index()][rule.category.index()];
             if self.always_block.is_some_and(|s| rule.severity >= s) {
                 action = Action::Block;
             }
