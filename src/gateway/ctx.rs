@@ -205,7 +205,6 @@ pub fn round1(ms: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::{CacheOutcome, Failure, FilterOutcome, RequestCtx};
-    use crate::access_log::{ClassifierEntry, GuardrailEntry};
 use crate::error::GatewayError;
     use crate::upstream::forward::MidStream;
 
