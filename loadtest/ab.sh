@@ -8,6 +8,10 @@
 #   loadtest/ab.sh OLD_BINARY NEW_BINARY
 #   ROUNDS=4 DURATION=5s MODES=json CONNS="1 16" loadtest/ab.sh target/old/tollgate target/release/tollgate
 #
+# A_ENV / B_ENV add environment settings to one side, so one binary can be compared with itself
+# under two configurations, e.g. the demo's classifier off (A) and on (B):
+#   A_ENV=TG_CLASSIFIER=off B_ENV=TG_CLASSIFIER=on loadtest/ab.sh target/release/tollgate target/release/tollgate
+#
 # Build the two binaries first (e.g. `git worktree add` the old commit and `cargo build --release`
 # in it). Loopback only, every run bounded by DURATION.
 set -euo pipefail
@@ -21,9 +25,10 @@ trap 'rm -rf "$OUT"' EXIT
 for round in $(seq 1 "$ROUNDS"); do
   order="A B"; [ $((round % 2)) -eq 0 ] && order="B A"
   for side in $order; do
-    bin=$A; [ $side = B ] && bin=$B
-    echo "round $round, build $side ($bin)" >&2
-    TOLLGATE_BIN=$bin loadtest/compare.sh > "$OUT/$side-$round.txt"
+    bin=$A; settings=${A_ENV:-}
+    [ $side = B ] && bin=$B settings=${B_ENV:-}
+    echo "round $round, build $side ($bin${settings:+, $settings})" >&2
+    env $settings TOLLGATE_BIN="$bin" loadtest/compare.sh > "$OUT/$side-$round.txt"
   done
 done
 python3 - "$OUT" "$ROUNDS" <<'PY'

@@ -10,6 +10,7 @@
 #   tg_backends MOCK NAME [EXTRA]  the mock as the one gpt-4 backend (EXTRA inside its mapping),
 #                                  pricing, and the spend file and access log in WORK, named NAME
 #   tg_demo_filter                 the demo's content filter (conf/demo.yaml), as shipped
+#                                  (TG_CLASSIFIER=off: without its classifier section)
 #   tg_wait_ready ADMIN            until the admin plane reports ready (or exit after 30 s)
 #   tg_rss_kib PID                 resident memory now
 
@@ -62,7 +63,13 @@ YAML
 }
 
 tg_demo_filter() {
-  awk '/^content_filter:/ {on=1; print; next} on && /^[a-z_]+:/ {on=0} on' conf/demo.yaml
+  awk -v classifier="${TG_CLASSIFIER:-on}" '
+    /^content_filter:/ {on=1; print; next}
+    on && /^[a-z_]+:/ {on=0}
+    on && classifier == "off" && /^  classifier:/ {skip=1; next}
+    skip && /^    / {next}
+    skip {skip=0}
+    on' conf/demo.yaml
 }
 
 tg_wait_ready() {
