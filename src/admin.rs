@@ -163,6 +163,20 @@ impl Admin {
                     "consumers": rt.config.consumers.len(),
                     "backends": rt.config.backends.len(),
                     "rules": rt.filter.rule_count(),
+                    "classifier": rt.filter.classifier.as_ref().map(|c| json!({
+                        "model": c.source,
+                        "mode": c.mode.as_str(),
+                        "thresholds": crate::config::Role::ALL
+                            .map(|r| (r.as_str(), c.threshold(r)))
+                            .into_iter()
+                            .collect::<std::collections::BTreeMap<_, _>>(),
+                    })),
+                    "guardrail": rt.config.filter.guardrail.as_ref().map(|g| json!({
+                        "preset": g.preset.as_str(),
+                        "host": g.url.authority(),
+                        "timeout_ms": g.timeout.as_millis() as u64,
+                        "mode": g.mode.as_str(),
+                    })),
                 }),
             ),
             ("POST", "/admin/reload") => match self.reloader.reload() {

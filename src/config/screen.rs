@@ -227,6 +227,14 @@ pub fn guardrail(
             None => problems.push(Problem::new(at, "roles are standard, elevated, admin")),
         }
     }
+    if let Some(v) = &g.api_version {
+        if v.is_empty() || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b)) {
+            problems.push(Problem::new(
+                format!("{path}.api_version"),
+                "letters, digits, `-` and `.` only (it goes into the query string)",
+            ));
+        }
+    }
     let mode = mode(&g.mode, format!("{path}.mode"), problems);
     if problems.len() != before {
         return None;
@@ -253,4 +261,86 @@ pub fn guardrail(
         fail_open,
         mode,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{load_str, Problem};
+
+    /// The rest of a valid file: an admin token (from `T`) and a default price.
+    const HEAD: &str = "server: {admin: {token_env: T}}
+pricing: {default: {input_per_million_usd: 1, output_per_million_usd: 1}}
+";
+
+    fn problems(filter: &str, env: &dyn Fn(&str) -> Option<String>) -> Vec<Problem> {
+        let text = format!("{HEAD}content_filter:\n{filter}");
+        load_str(&text, env).err().unwrap_or_default()
+    }
+
+    fn paths(p: &[Problem]) -> Vec<&str> {
+        p.iter().map(|p| p.path.as_str()).collect()
+    }
+
+    #[test]
+    fn every_problem_of_the_two_sections_is_reported_at_its_path() {
+        let p = problems(
+            "  classifier:\n    threshold: 1.5\n    thresholds: {root: 0.5, admin: 0}\n    mode: loud\n    colour: red\n",
+            &|v| (v == "T").then(|| "a-long-enough-admin-token".into()),
+        );
+        assert_eq!(
+            paths(&p),
+            [
+                "content_filter.classifier.colour",
+                "content_filter.classifier.threshold",
+                "content_filter.classifier.thresholds.admin",
+                "content_filter.classifier.thresholds.root",
+                "content_filter.classifier.mode",
+            ],
+            "{p:?}"
+        );
+        let p = problems(
+            "  guardrail:\n    preset: llamaguard\n    url: ftp://x\n    credential_env: NOPE\n    timeout_ms: 0\n    fail: {admin: ajar}\n",
+            &|v| (v == "T").then(|| "a-long-enough-admin-token".into()),
+        );
+        assert_eq!(
+            paths(&p),
+            [
+                "content_filter.guardrail.preset",
+                "content_filter.guardrail.url",
+                "content_filter.guardrail.credential_env",
+                "content_filter.guardrail.timeout_ms",
+                "content_filter.guardrail.fail.admin",
+            ],
+            "{p:?}"
+        );
+        let p = problems(
+            "  guardrail:\n    preset: azure_prompt_shields\n    url: https://x.example\n",
+            &|v| (v == "T").then(|| "a-long-enough-admin-token".into()),
+        );
+        assert_eq!(paths(&p), ["content_filter.guardrail.credential_env"]);
+    }
+
+    #[test]
+    fn prompt_shields_is_called_at_its_path_with_its_api_version() {
+        let text = "server: {admin: {token_env: T}}
+pricing: {default: {input_per_million_usd: 1, output_per_million_usd: 1}}
+content_filter:
+  guardrail:
+    preset: azure_prompt_shields
+    url: https://res.cognitiveservices.azure.com/
+    credential_env: KEY
+    fail: {admin: open}
+";
+        let c = load_str(text, &|v| {
+            Some(if v == "T" { "a-long-enough-admin-token" } else { "k" }.into())
+        })
+        .unwrap();
+        let g = c.filter.guardrail.unwrap();
+        assert_eq!(
+            g.path,
+            "/contentsafety/text:shieldPrompt?api-version=2024-09-01"
+        );
+        assert_eq!(g.fail_open, [false, false, true]);
+        assert!(!format!("{g:?}").contains("\"k\""), "the key is never printed");
+    }
 }

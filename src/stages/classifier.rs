@@ -197,62 +197,65 @@ impl Model {
     }
 
     /// Character 4-grams of " " + text + " ", each counted in the block where it starts in
-    /// `text` (the first two both start at 0). Blocks are walked in order: no division.
+    /// `text` (the first two both start at 0). The gram at padded position `j` is the four bytes
+    /// from `text[j - 1]`; between the two padded ends each is read with one unaligned load, and
+    /// each block's grams are summed in a loop of their own (no per-gram block test).
     fn add_grams(&self, text: &[u8], sums: &mut [i64], counts: &mut [u32]) {
-        let last = sums.len() - 1;
-        let mut gram = u32::from(b' ');
-        for (start, &b) in text.iter().enumerate().take(2) {
-            gram |= u32::from(b) << (8 * (start + 1));
-        }
-        let shift = 32 - self.bits;
-        let weights = &self.weights[..];
-        let mut add = |gram: u32, start: usize| {
-            let k = (start / self.block).min(last);
-            sums[k] += i64::from(weights[(gram.wrapping_mul(GOLDEN) >> shift) as usize]);
-            counts[k] += 1;
-        };
-        if text.len() < 3 {
-            if text.len() == 2 {
-                add(gram | u32::from(b' ') << 24, 0);
-            }
+        let n = text.len();
+        if n < 2 {
             return;
         }
-        // The gram ending at text[i] starts at text[i - 3] (i = 2 is the padded first gram).
-        let mut k = 0;
-        let mut boundary = self.block;
-        let (mut sum, mut count) = (0i64, 0u32);
-        for i in 2..=text.len() {
-            let b = text.get(i).copied().unwrap_or(b' ');
-            if i == 2 {
-                gram |= u32::from(text[2]) << 24;
+        let weight = |gram: u32| i64::from(self.weights[self.bucket(gram)]);
+        let padded = |j: usize| -> u32 {
+            let byte = |p: usize| {
+                if p == 0 || p == n + 1 {
+                    u32::from(b' ')
+                } else {
+                    u32::from(text[p - 1])
+                }
+            };
+            byte(j) | byte(j + 1) << 8 | byte(j + 2) << 16 | byte(j + 3) << 24
+        };
+        let last = sums.len() - 1;
+        // Grams j = 0..=n-2; gram j starts at max(j - 1, 0): block k holds j in
+        // [k*B + 1, (k+1)*B + 1), block 0 from j = 0, the last block to the end.
+        let mut j = 0;
+        for k in 0..=last {
+            let end = if k == last {
+                n - 1
             } else {
-                gram = (gram >> 8) | (u32::from(b) << 24);
+                ((k + 1) * self.block + 1).min(n - 1)
+            };
+            let mut sum = 0i64;
+            let from = j;
+            // The padded ends: j = 0 and j = n - 2 (the grams with a pad byte).
+            while j < end && (j == 0 || j + 3 > n) {
+                sum += weight(padded(j));
+                j += 1;
             }
-            let start = (i - 2).saturating_sub(1);
-            if start >= boundary && k < last {
-                sums[k] += sum;
-                counts[k] += count;
-                (sum, count) = (0, 0);
-                k += 1;
-                boundary += self.block;
+            let interior_end = end.min(n.saturating_sub(2));
+            while j < interior_end {
+                let g = u32::from_le_bytes([text[j - 1], text[j], text[j + 1], text[j + 2]]);
+                sum += weight(g);
+                j += 1;
             }
-            sum += i64::from(weights[(gram.wrapping_mul(GOLDEN) >> shift) as usize]);
-            count += 1;
+            while j < end {
+                sum += weight(padded(j));
+                j += 1;
+            }
+            sums[k] += sum;
+            counts[k] += (j - from) as u32;
         }
-        sums[k] += sum;
-        counts[k] += count;
     }
 
     /// Words (FNV-1a) and adjacent pairs of words (a mix of the two words' hashes), each
     /// counted in the block where it (the pair's first word) starts.
     fn add_words(&self, text: &[u8], sums: &mut [i64], counts: &mut [u32]) {
         let last = sums.len() - 1;
-        let mut add = |h: u32, start: usize| {
-            let k = (start / self.block).min(last);
-            sums[k] += i64::from(self.weights[self.bucket(h)]);
-            counts[k] += 1;
-        };
-        // (hash of the previous word, its start)
+        let weight = |h: u32| i64::from(self.weights[self.bucket(h)]);
+        // Words come in order of their start, so the block is tracked, never divided for.
+        let (mut k, mut boundary) = (0, self.block);
+        // (hash of the previous word, its block)
         let mut previous: Option<(u32, usize)> = None;
         let mut i = 0;
         while i < text.len() {
@@ -260,17 +263,22 @@ impl Model {
                 i += 1;
                 continue;
             }
-            let start = i;
+            while i >= boundary && k < last {
+                k += 1;
+                boundary += self.block;
+            }
             let mut word = WORD_BASIS;
             while i < text.len() && is_word(text[i]) {
                 word = (word ^ u32::from(text[i])).wrapping_mul(FNV_PRIME);
                 i += 1;
             }
-            add(word, start);
-            if let Some((first, pair_start)) = previous {
-                add(pair(first, word), pair_start);
+            sums[k] += weight(word);
+            counts[k] += 1;
+            if let Some((first, at)) = previous {
+                sums[at] += weight(pair(first, word));
+                counts[at] += 1;
             }
-            previous = Some((word, start));
+            previous = Some((word, k));
         }
     }
 }
@@ -281,8 +289,21 @@ fn pair(first: u32, second: u32) -> u32 {
 }
 
 fn is_word(b: u8) -> bool {
-    b.is_ascii_lowercase() || b.is_ascii_digit() || b >= 0x80
+    WORD_BYTE[usize::from(b)]
 }
+
+/// Bytes that belong to a word of normalised text: a-z, 0-9 and every byte of a non-ASCII
+/// character.
+const WORD_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_lowercase() || c.is_ascii_digit() || c >= 0x80;
+        b += 1;
+    }
+    t
+};
 
 #[cfg(test)]
 fn fnv(basis: u32, bytes: &[u8]) -> u32 {
