@@ -3,8 +3,9 @@
 Every source is one pinned artifact with its SHA-256; `fetch` downloads what the cache lacks and
 refuses an artifact whose digest differs. `texts()` yields (text, label, source) with label 1 for
 an attack (prompt injection, instruction override, prompt leak, jailbreak template) and 0 for a
-benign text. Nothing here reads garak, PyRIT or bastioncorpus: those are kept for evaluating the
-classifier independently.
+benign text; it also yields the texts of `synth.py` (the generator written here), which uses the
+Python documentation's paragraphs as carrier bodies. Nothing here reads garak, PyRIT,
+bastioncorpus or giskard: those are kept for evaluating the classifier independently.
 """
 
 import ast
@@ -20,6 +21,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import yaml
+
+import synth
 
 # (kind, name, version, file name, sha256, licence)
 ARTIFACTS = [
@@ -41,6 +44,10 @@ ARTIFACTS = [
      "98d020b6878c0c32703110d19c0b1651868e906da0f3b1472d349923bda5fedf", "MIT"),
     ("deb", "fortunes", "1:1.99.1-7.3", "fortunes_1%3a1.99.1-7.3_all.deb",
      "41d0551dc0ff52f875a2ecef7c39da2f672ab468c37e170119f7e0245a9d63c5", "BSD-4-Clause"),
+    ("deb", "python3.11-doc", "3.11.2-6+deb12u9", "python3.11-doc_3.11.2-6+deb12u9_all.deb",
+     "5b3594189d6ef9a6963ce0347fd307a1cc67620ad697e144db366070e2e146be", "PSF-2.0"),
+    ("pypi", "deepteam", "1.0.10", "deepteam-1.0.10-py3-none-any.whl",
+     "ab818f5f3fd7924104e11e3e3951df8a19a6d029e305be55339b477b99605a76", "Apache-2.0"),
 ]
 
 
@@ -263,6 +270,55 @@ def psfuzz_templates(cache):
     return out
 
 
+PYDOC_FOLDERS = ("library", "howto", "tutorial", "faq", "reference", "using", "extending")
+ROLE = re.compile(r":[a-z:]+:`~?([^`<]*?)(?:\s*<[^>]*>)?`")
+
+
+def python_docs(cache):
+    """Paragraphs of the Python 3.11 documentation's reST sources (library reference, HOWTOs,
+    tutorial, FAQ, language reference): technical English that overrides, ignores, prints and
+    reveals things. Not the changelog or "what's new" pages."""
+    out = []
+    deb = cache / "python3.11-doc_3.11.2-6+deb12u9_all.deb"
+    for name, data in deb_files(deb, "/html/_sources/"):
+        part = name.split("/html/_sources/", 1)[1]
+        if not part.startswith(PYDOC_FOLDERS) or not name.endswith(".rst.txt"):
+            continue
+        for para in re.split(r"\n\s*\n", data.decode("utf-8", "replace")):
+            lines = [line for line in para.splitlines() if not line.lstrip().startswith("..")
+                     and not re.fullmatch(r"\s*[-=~^*#\"']{3,}\s*", line)]
+            text = ROLE.sub(r"\1", " ".join(line.strip() for line in lines)).replace("``", "")
+            text = re.sub(r"\s+", " ", text).strip()
+            if 80 <= len(text) <= 1500:
+                out.append(text)
+    return sorted(set(out))
+
+
+DEEPTEAM_ATTACKS = ("system_override", "prompt_probing", "roleplay", "permission_escalation",
+                    "context_poisoning", "goal_redirection", "input_bypass", "authority_escalation",
+                    "synthetic_context_injection", "prompt_injection", "gray_box",
+                    "emotional_manipulation")
+
+
+def deepteam(cache):
+    """The worked example prompts ("input" of each example) in deepteam's single-turn attack
+    templates for override, probing, role-play, escalation and injection attacks."""
+    out = []
+    with zipfile.ZipFile(cache / "deepteam-1.0.10-py3-none-any.whl") as z:
+        for name in sorted(z.namelist()):
+            parts = name.split("/")
+            if len(parts) != 5 or parts[:3] != ["deepteam", "attacks", "single_turn"] \
+                    or parts[3] not in DEEPTEAM_ATTACKS or parts[4] != "template.py":
+                continue
+            source = z.read(name).decode()
+            for m in re.finditer(r'"input": "((?:[^"\\]|\\.)*)"', source):
+                text = m.group(1).replace("\\\\n", "\n").replace("\\n", "\n")
+                text = text.replace('\\"', '"').replace("{{", "{").replace("}}", "}")
+                if len(text) >= 40:
+                    out.append(text)
+    return out
+
+
 class Slots(dict):
     """Template slots; one a template names that is not given reads as nothing."""
 
@@ -349,6 +405,14 @@ def texts(cache, payloads_per_template=3, seed=20261128):
         yield inject(rng, document, attack), 1, "agentdojo/injected-documents"
     for goal in goals:
         yield goal, 1, "agentdojo/goals"
+
+    for text in deepteam(cache):
+        yield text, 1, "deepteam"
+    docs = python_docs(cache)
+    for text in docs:
+        yield text, 0, "python-docs"
+    for item in synth.texts(seed, filler=docs):
+        yield item
 
     for text in fortunes(cache):
         yield text, 0, "fortunes"

@@ -5,7 +5,8 @@
 
 Reads the pinned packages of sources.py (downloaded into --cache), normalises every text with
 `tollgate normalize` (the form the gateway scores), writes eval/train-digests.txt (one SHA-256
-per normalised training text) and the model. Fixed seed: the same packages give the same file.
+per normalised training text) and the model, whose metadata holds the threshold chosen on the
+validation tenth (THRESHOLD_RULE). Fixed seed: the same packages give the same file.
 Nothing here reads the blind held-out sets.
 """
 
@@ -32,6 +33,9 @@ SEED = 20261128
 MAGIC = b"TGCLS001"
 # WordNet glosses are many and alike; a sample keeps the benign side varied without drowning it.
 WORDNET_SAMPLE = 20000
+# Benign texts that use the attacks' words (the generator's hard negatives and carriers, the Python
+# documentation) count this many times in the loss, so vocabulary alone is not taken for intent.
+HARD_NEGATIVE_WEIGHT = 2.0
 
 
 def normalise(tollgate, texts):
@@ -83,6 +87,28 @@ def collect(cache, tollgate):
             digests.add(digest)
             out.append((norm, label, source, digest))
     return out
+
+
+THRESHOLD_RULE = ("the lowest score (rounded up to 0.001) at which at most 0.1 % of the "
+                  "validation split's benign texts score at or above it")
+FP_BUDGET = 0.001
+
+
+def pick_threshold(benign):
+    """The lowest threshold, on a 0.001 grid, with at most FP_BUDGET of `benign` (validation
+    scores) at or above it."""
+    allowed = int(len(benign) * FP_BUDGET)
+    ranked = sorted(benign, reverse=True)
+    # Above the (allowed + 1)-th highest benign score: at most `allowed` benign reach it.
+    edge = ranked[min(allowed, len(ranked) - 1)]
+    return round(math.floor(edge * 1000 + 1) / 1000, 3)
+
+
+def hard_negative(row):
+    _, label, source, _ = row
+    if label == 0 and (source.startswith("synth/") or source == "python-docs"):
+        return HARD_NEGATIVE_WEIGHT
+    return 1.0
 
 
 def quantise(weights):
@@ -137,9 +163,10 @@ def main():
 
     x, owner = matrix([d[0] for d in train])
     y = np.array([train[i][1] for i in owner])
+    weight = np.array([hard_negative(train[i]) for i in owner])
     model = LogisticRegression(C=args.c, class_weight="balanced", solver="liblinear",
                                max_iter=1000, random_state=SEED)
-    model.fit(x, y)
+    model.fit(x, y, sample_weight=weight)
     q, scale = quantise(model.coef_[0])
     # The file stores both as f32: score with the values the gateway will read.
     scale = float(np.float32(scale))
@@ -153,14 +180,33 @@ def main():
         caught = sum(s > cut for s in attacks) / max(1, len(attacks))
         print(f"validation: threshold {cut:.3f} (benign above: {fp:.1%}) catches {caught:.1%} "
               f"of {len(attacks)} attacks; {len(benign)} benign", file=sys.stderr)
+    threshold = pick_threshold(benign)
+    above = sum(s >= threshold for s in benign)
+    caught = sum(s >= threshold for s in attacks)
+    print(f"stored threshold {threshold:.4f}: {above}/{len(benign)} validation benign at or above "
+          f"({above / len(benign):.3%}), {caught}/{len(attacks)} validation attacks caught "
+          f"({caught / max(1, len(attacks)):.1%})", file=sys.stderr)
+    per_source = {}
+    for d in held:
+        flagged = F.score(q, bias, scale, d[0]) >= threshold
+        parts = d[2].split("/")
+        group = parts[0] + "/" + parts[2] if parts[0] == "synth" else parts[0]
+        hit, total = per_source.get((group, d[1]), (0, 0))
+        per_source[(group, d[1])] = (hit + flagged, total + 1)
+    for (group, label), (hit, total) in sorted(per_source.items()):
+        print(f"  validation {group:34} {'attack' if label else 'benign'} {hit}/{total} flagged",
+              file=sys.stderr)
 
     meta = {"name": "tollgate-injection", "trained": "eval/classifier/train.py", "seed": SEED,
-            "texts": len(data), "sources": [a[1] + " " + a[2] for a in sources.ARTIFACTS]}
+            "texts": len(data), "sources": [a[1] + " " + a[2] for a in sources.ARTIFACTS],
+            "threshold": threshold, "threshold_rule": THRESHOLD_RULE}
     Path(args.model).parent.mkdir(parents=True, exist_ok=True)
     write_model(args.model, q, scale, bias, meta)
     write_parity(args.parity, q, bias, scale, data)
     Path(args.digests).write_text("".join(sorted(d[3] + "\n" for d in data)))
-    print(f"wrote {args.model} and {args.digests} ({len(data)} texts)", file=sys.stderr)
+    print(f"wrote {args.model} and {args.digests} ({len(data)} texts; threshold {threshold})",
+          file=sys.stderr)
+    print(f"threshold {threshold}")
 
 
 if __name__ == "__main__":
