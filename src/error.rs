@@ -272,7 +272,9 @@ impl GatewayError {
             | GatewayError::NoBackendAvailable { retry_after }
             | GatewayError::StateUnavailable { retry_after }
             | GatewayError::Overloaded { retry_after } => Some(*retry_after),
-            GatewayError::UpstreamUnreachable | GatewayError::GuardrailUnavailable { .. } => Some(1),
+            GatewayError::UpstreamUnreachable | GatewayError::GuardrailUnavailable { .. } => {
+                Some(1)
+            }
             _ => None,
         }
     }

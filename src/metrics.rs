@@ -184,7 +184,9 @@ fn build() -> Option<Metrics> {
             "tollgate_guardrail_seconds",
             "External-guardrail call time, connect to verdict (failed calls included).",
             &[],
-            vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0],
+            vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ],
         )?,
         guardrail_errors: counter(
             "tollgate_guardrail_errors_total",

@@ -54,7 +54,8 @@ pub(crate) const FILTER_KEYS: &[&str] = &[
     "classifier",
     "guardrail",
 ];
-pub(crate) const CLASSIFIER_KEYS: &[&str] = &["enabled", "model", "threshold", "thresholds", "mode"];
+pub(crate) const CLASSIFIER_KEYS: &[&str] =
+    &["enabled", "model", "threshold", "thresholds", "mode"];
 pub(crate) const GUARDRAIL_KEYS: &[&str] = &[
     "preset",
     "url",
@@ -252,7 +253,10 @@ pub fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<Parsed> {
             let mut rules = Vec::new();
             if let Value::Mapping(m) = &mut v {
                 prune_unknown(m, "content_filter", FILTER_KEYS, problems);
-                for (key, keys) in [("classifier", CLASSIFIER_KEYS), ("guardrail", GUARDRAIL_KEYS)] {
+                for (key, keys) in [
+                    ("classifier", CLASSIFIER_KEYS),
+                    ("guardrail", GUARDRAIL_KEYS),
+                ] {
                     if let Some(Value::Mapping(sub)) = m.get_mut(key) {
                         prune_unknown(sub, &format!("content_filter.{key}"), keys, problems);
                     }

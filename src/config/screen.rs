@@ -228,7 +228,11 @@ pub fn guardrail(
         }
     }
     if let Some(v) = &g.api_version {
-        if v.is_empty() || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b)) {
+        if v.is_empty()
+            || !v
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b))
+        {
             problems.push(Problem::new(
                 format!("{path}.api_version"),
                 "letters, digits, `-` and `.` only (it goes into the query string)",
@@ -332,7 +336,14 @@ content_filter:
     fail: {admin: open}
 ";
         let c = load_str(text, &|v| {
-            Some(if v == "T" { "a-long-enough-admin-token" } else { "k" }.into())
+            Some(
+                if v == "T" {
+                    "a-long-enough-admin-token"
+                } else {
+                    "k"
+                }
+                .into(),
+            )
         })
         .unwrap();
         let g = c.filter.guardrail.unwrap();
@@ -341,6 +352,9 @@ content_filter:
             "/contentsafety/text:shieldPrompt?api-version=2024-09-01"
         );
         assert_eq!(g.fail_open, [false, false, true]);
-        assert!(!format!("{g:?}").contains("\"k\""), "the key is never printed");
+        assert!(
+            !format!("{g:?}").contains("\"k\""),
+            "the key is never printed"
+        );
     }
 }

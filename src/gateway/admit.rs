@@ -188,7 +188,15 @@ fn content_filter(
             mode: s.mode.as_str(),
         });
         let detail = format!("score {:.3}, threshold {:.3}", s.score, s.threshold);
-        screened("classifier", s.action, s.mode, &detail, consumer, ctx, extra)?;
+        screened(
+            "classifier",
+            s.action,
+            s.mode,
+            &detail,
+            consumer,
+            ctx,
+            extra,
+        )?;
     }
     Ok(())
 }

@@ -205,7 +205,7 @@ pub fn round1(ms: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::{CacheOutcome, Failure, FilterOutcome, RequestCtx};
-use crate::error::GatewayError;
+    use crate::error::GatewayError;
     use crate::upstream::forward::MidStream;
 
     #[test]

@@ -162,9 +162,7 @@ impl Model {
     /// The threshold the training script chose for the model (its metadata's `threshold`).
     pub fn threshold(&self) -> Option<f64> {
         let meta: serde_json::Value = serde_json::from_str(&self.meta).ok()?;
-        meta["threshold"]
-            .as_f64()
-            .filter(|t| *t > 0.0 && *t <= 1.0)
+        meta["threshold"].as_f64().filter(|t| *t > 0.0 && *t <= 1.0)
     }
 
     fn bucket(&self, h: u32) -> usize {

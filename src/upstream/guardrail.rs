@@ -89,12 +89,13 @@ impl Guardrail {
             .write_request_header(Box::new(header))
             .await
             .map_err(failed)?;
-        session.write_request_body(body, true).await.map_err(failed)?;
+        session
+            .write_request_body(body, true)
+            .await
+            .map_err(failed)?;
         session.finish_request_body().await.map_err(failed)?;
         session.read_response_header().await.map_err(failed)?;
-        let status = session
-            .response_header()
-            .map_or(0, |h| h.status.as_u16());
+        let status = session.response_header().map_or(0, |h| h.status.as_u16());
         let mut answer = Vec::new();
         while let Some(chunk) = session.read_response_body().await.map_err(failed)? {
             if answer.len() + chunk.len() > MAX_ANSWER {

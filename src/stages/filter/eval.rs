@@ -231,22 +231,37 @@ mod tests {
         // A model that weighs every feature up: it flags every text, whatever the rules do.
         let mut model = b"TGCLS001".to_vec();
         let meta = br#"{"threshold":0.5}"#;
-        for v in [10u32, 512, 1.0f32.to_bits(), 0.0f32.to_bits(), meta.len() as u32] {
+        for v in [
+            10u32,
+            512,
+            1.0f32.to_bits(),
+            0.0f32.to_bits(),
+            meta.len() as u32,
+        ] {
             model.extend_from_slice(&v.to_le_bytes());
         }
         model.extend_from_slice(meta);
         model.extend(std::iter::repeat_n(1i16.to_le_bytes(), 1024).flatten());
         let path = std::env::temp_dir().join(format!("tollgate-eval-{}.tgc", std::process::id()));
         std::fs::write(&path, model).unwrap();
-        let cfg = demo_with(&format!("  classifier:\n    model: \"{}\"\n", path.display()));
+        let cfg = demo_with(&format!(
+            "  classifier:\n    model: \"{}\"\n",
+            path.display()
+        ));
         let r = evaluate(&cfg.filter, CORPUS, Role::Standard).unwrap();
         let _ = std::fs::remove_file(&path);
         let attacks = &r["instruction_override"];
-        assert_eq!((attacks.caught, attacks.classifier, attacks.either), (1, Some(2), 2));
+        assert_eq!(
+            (attacks.caught, attacks.classifier, attacks.either),
+            (1, Some(2), 2)
+        );
         assert_eq!((r[BENIGN].classifier, r[BENIGN].either), (Some(1), 1));
         assert!(table(&r).contains("100.0%"), "{}", table(&r));
         let wrong = wrong(&r);
-        assert!(wrong.starts_with("     3  benign  caught: classifier=0.9"), "{wrong}");
+        assert!(
+            wrong.starts_with("     3  benign  caught: classifier=0.9"),
+            "{wrong}"
+        );
         assert_eq!(json(&r)["benign"]["both"]["percent"], 100.0);
     }
 

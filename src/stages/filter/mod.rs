@@ -19,9 +19,9 @@ pub mod pattern;
 pub use crate::config::filter::{Action, Category, Severity};
 use crate::config::filter::{FilterConfig, Matcher};
 pub use crate::config::screen::Mode;
-use crate::stages::classifier::Classifier;
 use crate::config::{Problem, Role};
 use crate::protocol::Text;
+use crate::stages::classifier::Classifier;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::bytes::{Regex, RegexBuilder};
 
@@ -282,8 +282,7 @@ impl Filter {
                 // A branch-free pass the compiler vectorises, unlike a short-circuiting `any`.
                 let digits = text.iter().fold(false, |d, b| d | b.is_ascii_digit());
                 let words = self.any_words.as_ref().is_some_and(|r| r.is_match(text));
-                let numbers =
-                    digits && self.any_numbers.as_ref().is_some_and(|r| r.is_match(text));
+                let numbers = digits && self.any_numbers.as_ref().is_some_and(|r| r.is_match(text));
                 for s in &self.searches {
                     let run = if s.alone {
                         digits || !s.needs_digit
