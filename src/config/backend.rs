@@ -95,19 +95,7 @@ pub(super) fn build_backend(
         .health_check
         .as_ref()
         .and_then(|h| health_check(h, &format!("{path}.health_check"), problems));
-    let credential = match &b.credential_env {
-        None => None,
-        Some(var) => match env(var) {
-            Some(v) if !v.is_empty() => Some(Secret::new(v)),
-            _ => {
-                problems.push(Problem::new(
-                    format!("{path}.credential_env"),
-                    format!("environment variable {var} is not set"),
-                ));
-                None
-            }
-        },
-    };
+    let credential = credential(b.credential_env.as_deref(), path, env, problems);
     if problems.len() != before {
         return None;
     }
@@ -418,6 +406,27 @@ fn want(w: &RouteWantSection, path: &str, problems: &mut Vec<Problem>) -> Want {
 }
 
 /// The certificates in a PEM file, each checked to be a valid X.509 certificate.
+/// The secret in the environment variable `var` (a `credential_env` setting of the section at
+/// `path`); unset or empty is a problem.
+pub(super) fn credential(
+    var: Option<&str>,
+    path: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<Problem>,
+) -> Option<Secret> {
+    let var = var?;
+    match env(var) {
+        Some(v) if !v.is_empty() => Some(Secret::new(v)),
+        _ => {
+            problems.push(Problem::new(
+                format!("{path}.credential_env"),
+                format!("environment variable {var} is not set"),
+            ));
+            None
+        }
+    }
+}
+
 pub(super) fn read_pem_certs(file: &str) -> Result<Arc<[WrappedX509]>, String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {file}: {e}"))?;
     let mut certs = Vec::new();

@@ -2,7 +2,7 @@
 //! an external guardrail service. Validated here with every problem at its YAML path; the model
 //! is read and the service called above this layer (`stages::classifier`, `upstream::guardrail`).
 
-use super::backend::read_pem_certs;
+use super::backend::{credential, read_pem_certs};
 use super::build::duration;
 use super::file::{ClassifierSection, GuardrailSection};
 use super::types::{BackendUrl, Role};
@@ -177,19 +177,7 @@ pub fn guardrail(
     let url = BackendUrl::parse(&g.url)
         .map_err(|e| problems.push(Problem::new(format!("{path}.url"), e)))
         .ok();
-    let credential = match &g.credential_env {
-        None => None,
-        Some(var) => match env(var) {
-            Some(v) if !v.is_empty() => Some(Secret::new(v)),
-            _ => {
-                problems.push(Problem::new(
-                    format!("{path}.credential_env"),
-                    format!("environment variable {var} is not set"),
-                ));
-                None
-            }
-        },
-    };
+    let credential = credential(g.credential_env.as_deref(), path, env, problems);
     if preset == Some(GuardrailPreset::AzurePromptShields) && g.credential_env.is_none() {
         problems.push(Problem::new(
             format!("{path}.credential_env"),

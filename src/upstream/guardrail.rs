@@ -10,7 +10,7 @@
 
 use crate::config::screen::{GuardrailConfig, GuardrailPreset};
 use crate::protocol::{Origin, Text};
-use crate::upstream::peer::Resolver;
+use crate::upstream::peer::{verified_peer, Resolver};
 use bytes::Bytes;
 use pingora::connectors::http::Connector;
 use pingora::http::RequestHeader;
@@ -111,22 +111,12 @@ impl Guardrail {
 }
 
 fn peer(cfg: &GuardrailConfig, addr: std::net::SocketAddr) -> HttpPeer {
-    let sni = if cfg.url.tls {
-        cfg.url.host.clone()
-    } else {
-        String::new()
-    };
-    let mut peer = HttpPeer::new(addr, cfg.url.tls, sni);
+    let mut peer = verified_peer(&cfg.url, addr, cfg.ca.as_ref());
     let o = &mut peer.options;
     o.connection_timeout = Some(cfg.timeout);
     o.total_connection_timeout = Some(cfg.timeout);
     o.read_timeout = Some(cfg.timeout);
     o.write_timeout = Some(cfg.timeout);
-    o.verify_cert = true;
-    o.verify_hostname = true;
-    if let Some(ca) = &cfg.ca {
-        o.ca = Some(Arc::clone(ca));
-    }
     peer
 }
 

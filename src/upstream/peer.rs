@@ -11,12 +11,13 @@
 //! limit, request id or server header.
 
 pub use super::dns::Resolver;
-use crate::config::Backend;
+use crate::config::{Backend, BackendUrl};
 use crate::error::GatewayError;
 use crate::protocol::provider;
 use http::{HeaderMap, HeaderName};
 use pingora::http::RequestHeader;
 use pingora::upstreams::peer::HttpPeer;
+use pingora::utils::tls::WrappedX509;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -60,12 +61,7 @@ pub async fn peers(
 /// The peer for `backend` at `addr` (already resolved): TLS with SNI and verification, every
 /// timeout set.
 pub fn peer_at(backend: &Backend, addr: SocketAddr) -> HttpPeer {
-    let sni = if backend.url.tls {
-        backend.url.host.clone()
-    } else {
-        String::new()
-    };
-    let mut peer = HttpPeer::new(addr, backend.url.tls, sni);
+    let mut peer = verified_peer(&backend.url, addr, backend.ca.as_ref());
     let t = &backend.timeouts;
     let o = &mut peer.options;
     o.connection_timeout = Some(t.connect);
@@ -73,11 +69,26 @@ pub fn peer_at(backend: &Backend, addr: SocketAddr) -> HttpPeer {
     o.read_timeout = Some(t.first_byte);
     o.write_timeout = Some(t.write);
     o.idle_timeout = Some(t.pool_idle);
-    o.verify_cert = true;
-    o.verify_hostname = true;
-    if let Some(ca) = &backend.ca {
-        o.ca = Some(Arc::clone(ca));
-    }
+    peer
+}
+
+/// A peer for `url` at `addr`: over TLS (when the URL says so) with its host as SNI, the
+/// certificate and host name verified, and `ca` trusted besides the system's. Timeouts are the
+/// caller's to set.
+pub fn verified_peer(
+    url: &BackendUrl,
+    addr: SocketAddr,
+    ca: Option<&Arc<[WrappedX509]>>,
+) -> HttpPeer {
+    let sni = if url.tls {
+        url.host.clone()
+    } else {
+        String::new()
+    };
+    let mut peer = HttpPeer::new(addr, url.tls, sni);
+    peer.options.verify_cert = true;
+    peer.options.verify_hostname = true;
+    peer.options.ca = ca.map(Arc::clone);
     peer
 }
 
