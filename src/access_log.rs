@@ -38,6 +38,9 @@ pub struct Entry<'a> {
     /// The stage behind a block, warning or audit: `rules`, `classifier` or `guardrail`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content_filter_stage: Option<&'static str>,
+    /// Rules in shadow mode that matched: `id:action` each, what it would have done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_filter_shadow: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub classifier: Option<&'a ClassifierEntry>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -159,8 +159,9 @@ fn build() -> Option<Metrics> {
         )?,
         filter: counter(
             "tollgate_filter_decisions_total",
-            "Content-filter matches by rule and action (block, warn, audit).",
-            &["rule", "action"],
+            "Content-filter rule matches by rule, action (block, warn, audit; allow too in \
+             shadow) and mode (enforce, shadow: what the rule would have done).",
+            &["rule", "action", "mode"],
         )?,
         classifier: counter(
             "tollgate_classifier_decisions_total",
@@ -287,7 +288,8 @@ pub fn prime(cfg: &crate::config::Config) {
     }
     for rule in &cfg.filter.rules {
         for action in ["block", "warn", "audit"] {
-            m.filter.with_label_values(&[rule.id.as_str(), action]);
+            m.filter
+                .with_label_values(&[rule.id.as_str(), action, rule.mode.as_str()]);
         }
     }
 }

@@ -520,3 +520,74 @@ fn the_demo_loads_the_shipped_model_which_blocks_standard_and_audits_the_securit
         "never the text"
     );
 }
+
+/// A PII rule (`ssn`), in `mode` when given.
+fn ssn_rule(mode: &str) -> String {
+    format!(
+        "  rules:
+    - id: ssn
+      category: pii
+      pattern: '\\b\\d{{3}}-\\d{{2}}-\\d{{4}}\\b'
+      severity: critical
+      reason: no SSNs
+{mode}"
+    )
+}
+
+#[test]
+fn a_rule_in_shadow_mode_lets_the_request_through_and_counts_what_it_would_have_done() {
+    let mock = MockServer::start(&[]);
+    let (gw, log) = gateway(&mock, &ssn_rule("      mode: shadow\n"), &[]);
+    let r = chat(gw.port, KEY_STANDARD, "my SSN is 123-45-6789");
+    assert_eq!(r.status, 200, "{}", r.body_text());
+    assert_eq!(mock.requests(), 1, "forwarded");
+    wait_until("the line is logged", 5, || !log_lines(&log).is_empty());
+    let line = &log_lines(&log)[0];
+    assert_eq!(line["content_filter_result"], "passed");
+    assert_eq!(line["content_filter_shadow"], "ssn:block");
+    assert!(!line.to_string().contains("6789"), "never the text");
+    assert_eq!(
+        metric(
+            &gw,
+            r#"tollgate_filter_decisions_total{action="block",mode="shadow",rule="ssn"}"#
+        ),
+        1.0
+    );
+    assert!(gw
+        .proc
+        .log_text()
+        .contains("shadow rule would block: consumer=tester role=standard rule=ssn"));
+}
+
+#[test]
+fn the_whole_filter_in_shadow_mode_enforces_no_rule_and_no_stage() {
+    let mock = MockServer::start(&[]);
+    let model = model_file(&temp_dir(), "user.tgc", 1, 0.0, 0.5);
+    let filter = format!(
+        "  mode: shadow\n{}{}",
+        ssn_rule(""),
+        classifier_yaml(&model, "")
+    );
+    let (gw, log) = gateway(&mock, &filter, &[]);
+    let r = chat(gw.port, KEY_STANDARD, "my SSN is 123-45-6789");
+    assert_eq!(r.status, 200, "{}", r.body_text());
+    let config = gw.admin("/admin/config");
+    assert_eq!(config["classifier"]["mode"], "shadow");
+    wait_until("the line is logged", 5, || !log_lines(&log).is_empty());
+    let line = &log_lines(&log)[0];
+    assert_eq!(line["content_filter_shadow"], "ssn:block");
+    assert_eq!(line["classifier"]["mode"], "shadow");
+    assert_eq!(
+        metric(
+            &gw,
+            r#"tollgate_filter_decisions_total{action="block",mode="shadow",rule="ssn"}"#
+        ),
+        1.0
+    );
+    // Enforced, the same rule blocks.
+    let (gw, _) = gateway(&mock, &ssn_rule(""), &[]);
+    assert_eq!(
+        chat(gw.port, KEY_STANDARD, "my SSN is 123-45-6789").status,
+        400
+    );
+}

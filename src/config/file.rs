@@ -93,6 +93,9 @@ pub struct FilterSection {
     /// An external guardrail service, after the classifier.
     #[serde(default)]
     pub guardrail: Option<GuardrailSection>,
+    /// `enforce` (default) or `shadow`: every rule and stage of the filter in shadow mode.
+    #[serde(default)]
+    pub mode: Option<String>,
 }
 
 impl Default for FilterSection {
@@ -104,6 +107,7 @@ impl Default for FilterSection {
             base64_min_len: default_base64_min_len(),
             classifier: None,
             guardrail: None,
+            mode: None,
         }
     }
 }
@@ -183,6 +187,10 @@ pub struct RuleSection {
     pub severity: String,
     /// Why the rule exists; the client reads it when blocked.
     pub reason: String,
+    /// `enforce` (default) or `shadow`: matched, logged and counted as what it would have done,
+    /// never acted on.
+    #[serde(default)]
+    pub mode: Option<String>,
 }
 
 /// `cache:`

@@ -4,7 +4,7 @@
 //! path runs is compiled from this by `stages::filter`; nothing here matches text.
 
 use super::file::{FilterSection, RuleSection};
-use super::screen::{self, ClassifierConfig, GuardrailConfig};
+use super::screen::{self, ClassifierConfig, GuardrailConfig, Mode};
 use super::types::Role;
 use super::Problem;
 use std::collections::BTreeMap;
@@ -120,6 +120,8 @@ pub struct FilterRule {
     pub matcher: Matcher,
     /// Its YAML path, for problems found when it is compiled.
     pub path: String,
+    /// Shadow: matched, logged and counted, never acted on.
+    pub mode: Mode,
 }
 
 /// The validated content-filter configuration.
@@ -200,8 +202,14 @@ pub fn build(
             None
         }),
     };
-    let classifier = screen::classifier(section.classifier.as_ref(), problems);
-    let guardrail = screen::guardrail(section.guardrail.as_ref(), env, problems);
+    let mut classifier = screen::classifier(section.classifier.as_ref(), problems);
+    let mut guardrail = screen::guardrail(section.guardrail.as_ref(), env, problems);
+    // The whole filter in shadow mode: every rule and stage is.
+    if screen::mode(&section.mode, "content_filter.mode".into(), problems) == Mode::Shadow {
+        built.iter_mut().for_each(|r| r.mode = Mode::Shadow);
+        classifier.iter_mut().for_each(|c| c.mode = Mode::Shadow);
+        guardrail.iter_mut().for_each(|g| g.mode = Mode::Shadow);
+    }
     (problems.len() == before).then_some(FilterConfig {
         rules: built,
         policy,
@@ -270,6 +278,7 @@ fn build_rule(r: &RuleSection, path: String, problems: &mut Vec<Problem>) -> Opt
             alone: r.pattern.is_none(),
         })
     };
+    let mode = screen::mode(&r.mode, format!("{path}.mode"), problems);
     Some(FilterRule {
         id: r.id.clone(),
         category: category?,
@@ -277,6 +286,7 @@ fn build_rule(r: &RuleSection, path: String, problems: &mut Vec<Problem>) -> Opt
         reason: r.reason.clone(),
         matcher: matcher?,
         path,
+        mode,
     })
 }
 

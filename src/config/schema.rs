@@ -53,6 +53,7 @@ pub(crate) const FILTER_KEYS: &[&str] = &[
     "base64_min_len",
     "classifier",
     "guardrail",
+    "mode",
 ];
 pub(crate) const CLASSIFIER_KEYS: &[&str] =
     &["enabled", "model", "threshold", "thresholds", "mode"];
@@ -67,7 +68,7 @@ pub(crate) const GUARDRAIL_KEYS: &[&str] = &[
     "mode",
 ];
 pub(crate) const RULE_KEYS: &[&str] = &[
-    "id", "category", "pattern", "patterns", "keywords", "severity", "reason",
+    "id", "category", "pattern", "patterns", "keywords", "severity", "reason", "mode",
 ];
 pub(crate) const CACHE_KEYS: &[&str] = &[
     "enabled",

@@ -81,7 +81,8 @@ pub struct GuardrailConfig {
 /// The API version Prompt Shields is called with unless configured.
 pub const PROMPT_SHIELDS_API_VERSION: &str = "2024-09-01";
 
-fn mode(raw: &Option<String>, path: String, problems: &mut Vec<Problem>) -> Mode {
+/// A `mode` setting: `enforce` (the default) or `shadow`.
+pub(super) fn mode(raw: &Option<String>, path: String, problems: &mut Vec<Problem>) -> Mode {
     match raw.as_deref() {
         None | Some("enforce") => Mode::Enforce,
         Some("shadow") => Mode::Shadow,

@@ -140,6 +140,24 @@ fn content_filter(
 ) -> Result<(), GatewayError> {
     let verdict = filter.check_request(texts, consumer.role);
     count(&verdict, consumer.role);
+    if !verdict.shadowed.is_empty() {
+        let shadow: Vec<String> = verdict
+            .shadowed
+            .iter()
+            .map(|(r, a)| format!("{}:{}", r.id, a.as_str()))
+            .collect();
+        ctx.filter_shadow = Some(shadow.join(","));
+    }
+    for (rule, action) in &verdict.shadowed {
+        log::info!(
+            target: "tollgate::shadow",
+            "shadow rule would {}: consumer={} role={} rule={}",
+            action.as_str(),
+            consumer.id,
+            consumer.role.as_str(),
+            rule.id
+        );
+    }
     if let Some(rule) = verdict.blocked {
         ctx.filter = FilterOutcome::Blocked;
         ctx.filter_rule = Some(rule.id.clone());
@@ -284,8 +302,15 @@ fn count(verdict: &Verdict<'_>, role: Role) {
         (&verdict.audited, "audit"),
     ] {
         for r in rules {
-            m.filter.with_label_values(&[r.id.as_str(), action]).inc();
+            m.filter
+                .with_label_values(&[r.id.as_str(), action, "enforce"])
+                .inc();
         }
+    }
+    for (r, action) in &verdict.shadowed {
+        m.filter
+            .with_label_values(&[r.id.as_str(), action.as_str(), "shadow"])
+            .inc();
     }
     if let Some(s) = verdict.classifier {
         m.classifier

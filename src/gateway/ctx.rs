@@ -80,6 +80,8 @@ pub struct RequestCtx {
     pub filter_rule: Option<String>,
     /// The stage that blocked, warned or audited: `rules`, `classifier`, `guardrail`.
     pub filter_stage: Option<&'static str>,
+    /// Rules in shadow mode that matched, with what each would have done (`id:action`, ...).
+    pub filter_shadow: Option<String>,
     pub classifier: Option<ClassifierEntry>,
     pub guardrail: Option<GuardrailEntry>,
     pub cache: CacheOutcome,
@@ -123,6 +125,7 @@ impl RequestCtx {
             filter: FilterOutcome::NotRun,
             filter_rule: None,
             filter_stage: None,
+            filter_shadow: None,
             classifier: None,
             guardrail: None,
             cache: CacheOutcome::NotReached,

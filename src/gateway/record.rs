@@ -55,6 +55,7 @@ impl Gateway {
             content_filter_result: ctx.filter.as_str(),
             content_filter_reason: ctx.filter_rule.as_deref(),
             content_filter_stage: ctx.filter_stage,
+            content_filter_shadow: ctx.filter_shadow.as_deref(),
             classifier: ctx.classifier.as_ref(),
             guardrail: ctx.guardrail.as_ref(),
             rate_limit_remaining: ctx.headroom.map(|h| h.remaining),

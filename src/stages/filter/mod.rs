@@ -31,6 +31,8 @@ pub struct Rule {
     pub category: Category,
     pub severity: Severity,
     pub reason: String,
+    /// Shadow: matched, logged and counted as what it would have done, never acted on.
+    pub mode: Mode,
 }
 
 /// The outcome for one request.
@@ -42,6 +44,8 @@ pub struct Verdict<'a> {
     pub warned: Vec<&'a Rule>,
     /// Rules matched and allowed as an audited bypass.
     pub audited: Vec<&'a Rule>,
+    /// Rules in shadow mode that matched, with what they would have done.
+    pub shadowed: Vec<(&'a Rule, Action)>,
     /// The classifier's verdict, when it ran (configured, and no rule blocked).
     pub classifier: Option<Scored>,
 }
@@ -160,6 +164,7 @@ impl Filter {
                 category: r.category,
                 severity: r.severity,
                 reason: r.reason.clone(),
+                mode: r.mode,
             });
         }
         // Folded patterns (see `pattern`) on folded text: case-sensitive, ASCII classes, which
@@ -368,6 +373,10 @@ impl Filter {
             let mut action = self.policy[role.index()][rule.category.index()];
             if self.always_block.is_some_and(|s| rule.severity >= s) {
                 action = Action::Block;
+            }
+            if rule.mode == Mode::Shadow {
+                verdict.shadowed.push((rule, action));
+                continue;
             }
             match action {
                 Action::Block => {
