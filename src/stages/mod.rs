@@ -17,4 +17,5 @@ pub mod auth;
 pub mod cache;
 pub mod classifier;
 pub mod filter;
+pub mod output;
 pub mod routing;

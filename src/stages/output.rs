@@ -1,0 +1,319 @@
+//! Checking answer text as it passes, with a hold-back window: the groundwork of the filter's
+//! output side (not yet wired to configuration or to the response path).
+//!
+//! A [`Scanner`] takes the text of one answer (one choice or content block) piece by piece, in
+//! the order a stream delivers it, and gives back what may be released to the client now: text
+//! no rule can still match across the boundary with the text still to come. It holds back at
+//! most [`OutputRules::hold_back`] bytes — the longest match any rule can make, plus one
+//! character so a rule's trailing `\b` is decided by the character that follows, not by the
+//! end of what has arrived so far — so a match split across any number of pieces is caught
+//! whole, and a clean stream is delayed by no more than that. Rules whose matches have no bound
+//! (`\d+`) are bounded by the cap given when the rules are built: a longer match split across
+//! pieces may then be missed, which the caller reports.
+//!
+//! Actions: `redact` replaces the span with `[REDACTED:<rule>]`; `block` stops the answer (the
+//! caller ends it with its error); `warn` and `audit` only record the rule. In shadow mode a
+//! rule is recorded with what it would have done, and the text is left as it is.
+//! Rules match the answer as written (case-insensitively), not its normalised form: a
+//! redaction must replace the very characters the client would have read.
+
+use crate::config::screen::Mode;
+use regex::{Regex, RegexBuilder};
+
+/// What a rule does with a match in an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputAction {
+    Redact,
+    Block,
+    Warn,
+    Audit,
+}
+
+#[derive(Debug)]
+struct OutputRule {
+    id: String,
+    regex: Regex,
+    action: OutputAction,
+    mode: Mode,
+}
+
+/// A rule as given: id, regular expression, action, mode.
+pub type RuleSpec<'a> = (&'a str, &'a str, OutputAction, Mode);
+
+/// Compiled output rules and the hold-back they need.
+#[derive(Debug)]
+pub struct OutputRules {
+    rules: Vec<OutputRule>,
+    hold_back: usize,
+    /// Rules whose longest match exceeds the cap (their matches may be missed when split).
+    pub unbounded: Vec<String>,
+}
+
+impl OutputRules {
+    /// Compiles `rules`; the hold-back is the longest match any of them can make plus one
+    /// character, at most `cap` bytes.
+    pub fn new(rules: &[RuleSpec<'_>], cap: usize) -> Result<OutputRules, String> {
+        let mut longest = 0usize;
+        let mut unbounded = Vec::new();
+        let mut compiled = Vec::with_capacity(rules.len());
+        for (id, pattern, action, mode) in rules {
+            let hir = regex_syntax::ParserBuilder::new()
+                .case_insensitive(true)
+                .build()
+                .parse(pattern)
+                .map_err(|e| format!("rule {id}: {e}"))?;
+            match hir.properties().maximum_len() {
+                Some(n) if n <= cap => longest = longest.max(n),
+                _ => {
+                    longest = cap;
+                    unbounded.push(id.to_string());
+                }
+            }
+            let regex = RegexBuilder::new(pattern)
+                .case_insensitive(true)
+                .build()
+                .map_err(|e| format!("rule {id}: {e}"))?;
+            compiled.push(OutputRule {
+                id: id.to_string(),
+                regex,
+                action: *action,
+                mode: *mode,
+            });
+        }
+        Ok(OutputRules {
+            rules: compiled,
+            // One more character (at most 4 bytes) decides a trailing `\b` or `$`.
+            hold_back: (longest + 4).min(cap.max(4)),
+            unbounded,
+        })
+    }
+
+    /// Bytes of an answer held back at most.
+    pub fn hold_back(&self) -> usize {
+        self.hold_back
+    }
+
+    /// A scanner for one answer.
+    pub fn scanner(&self) -> Scanner<'_> {
+        Scanner {
+            rules: self,
+            held: String::new(),
+            found: Vec::new(),
+            blocked: None,
+        }
+    }
+}
+
+/// A rule that matched, with what it did (or, in shadow mode, would have done).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub rule: String,
+    pub action: OutputAction,
+    pub mode: Mode,
+}
+
+/// One answer's text, checked as it arrives.
+#[derive(Debug)]
+pub struct Scanner<'r> {
+    rules: &'r OutputRules,
+    /// Text received and not yet released (already redacted where a match was settled).
+    held: String,
+    /// Every rule that matched so far, once per match.
+    pub found: Vec<Finding>,
+    /// The rule that blocked the answer, once one did: nothing more is released.
+    pub blocked: Option<String>,
+}
+
+impl Scanner<'_> {
+    /// Takes the next piece of the answer; returns the text that may go to the client now.
+    pub fn push(&mut self, piece: &str) -> String {
+        if self.blocked.is_some() {
+            return String::new();
+        }
+        self.held.push_str(piece);
+        self.settle(false)
+    }
+
+    /// The answer ended: every match is settled and the rest released.
+    pub fn finish(&mut self) -> String {
+        if self.blocked.is_some() {
+            return String::new();
+        }
+        self.settle(true)
+    }
+
+    /// Applies the settled matches in `held` and releases what no match can still reach.
+    fn settle(&mut self, end: bool) -> String {
+        let len = self.held.len();
+        // A match is settled when a character follows it (or the answer has ended): only then
+        // is its trailing context known.
+        let settled = |m_end: usize| end || m_end < len;
+        let mut spans: Vec<(usize, usize, usize)> = Vec::new(); // start, end, rule
+        let mut open_from = len;
+        for (i, rule) in self.rules.rules.iter().enumerate() {
+            for m in rule.regex.find_iter(&self.held) {
+                if m.start() == m.end() {
+                    continue;
+                }
+                if !settled(m.end()) {
+                    open_from = open_from.min(m.start());
+                    continue;
+                }
+                spans.push((m.start(), m.end(), i));
+            }
+        }
+        spans.sort_unstable();
+        let mut out = String::with_capacity(len);
+        let mut at = 0;
+        for (start, stop, i) in spans {
+            if start < at {
+                continue; // overlaps an earlier match
+            }
+            let rule = &self.rules.rules[i];
+            self.found.push(Finding {
+                rule: rule.id.clone(),
+                action: rule.action,
+                mode: rule.mode,
+            });
+            if rule.mode == Mode::Shadow {
+                continue;
+            }
+            match rule.action {
+                OutputAction::Block => {
+                    self.blocked = Some(rule.id.clone());
+                    self.held.clear();
+                    return String::new();
+                }
+                OutputAction::Redact => {
+                    out.push_str(&self.held[at..start]);
+                    out.push_str("[REDACTED:");
+                    out.push_str(&rule.id);
+                    out.push(']');
+                    at = stop;
+                }
+                OutputAction::Warn | OutputAction::Audit => {}
+            }
+        }
+        // What follows the last redaction is kept as written; where the release ends is
+        // measured on the original text, then carried over to the redacted one.
+        let keep_from = if end {
+            len
+        } else {
+            let mut cut = len.saturating_sub(self.rules.hold_back).min(open_from);
+            cut = cut.max(at.min(open_from));
+            while !self.held.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            cut
+        };
+        if keep_from >= at {
+            out.push_str(&self.held[at..keep_from]);
+            self.held.replace_range(..keep_from, "");
+        } else {
+            // A redaction ends inside the held tail: release up to the end of the redaction
+            // and keep the original text after it.
+            self.held.replace_range(..at, "");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SSN: &str = r"\b\d{3}-\d{2}-\d{4}\b";
+
+    fn rules(action: OutputAction, mode: Mode) -> OutputRules {
+        OutputRules::new(&[("ssn", SSN, action, mode)], 256).unwrap()
+    }
+
+    /// Feeds `text` cut at `cuts`, collecting what is released.
+    fn run(r: &OutputRules, pieces: &[&str]) -> (String, Vec<Finding>, Option<String>) {
+        let mut s = r.scanner();
+        let mut out = String::new();
+        for p in pieces {
+            out.push_str(&s.push(p));
+        }
+        out.push_str(&s.finish());
+        (out, s.found, s.blocked)
+    }
+
+    #[test]
+    fn a_match_split_anywhere_is_redacted_whole_and_the_rest_is_unchanged() {
+        let r = rules(OutputAction::Redact, Mode::Enforce);
+        let text = "Your SSN is 123-45-6789, keep it safe. Also 987-65-4321.";
+        for cut in 1..text.len() {
+            for cut2 in cut..text.len() {
+                let (out, found, _) = run(&r, &[&text[..cut], &text[cut..cut2], &text[cut2..]]);
+                assert_eq!(
+                    out, "Your SSN is [REDACTED:ssn], keep it safe. Also [REDACTED:ssn].",
+                    "cut at {cut}, {cut2}"
+                );
+                assert_eq!(found.len(), 2);
+            }
+        }
+    }
+
+    #[test]
+    fn a_number_that_only_looks_like_a_match_at_a_boundary_is_not_redacted() {
+        // "123-45-67890" is not an SSN: the digit after it decides, even when it arrives later.
+        let r = rules(OutputAction::Redact, Mode::Enforce);
+        let (out, found, _) = run(&r, &["id 123-45-6789", "0 done"]);
+        assert_eq!(out, "id 123-45-67890 done");
+        assert!(found.is_empty());
+    }
+
+    #[test]
+    fn a_clean_answer_is_held_back_by_at_most_the_longest_match() {
+        let r = rules(OutputAction::Redact, Mode::Enforce);
+        // `\d` is any Unicode digit, up to 4 bytes each: 9 of them and 2 hyphens, plus one
+        // character of look-ahead.
+        assert_eq!(r.hold_back(), 9 * 4 + 2 + 4);
+        let mut s = r.scanner();
+        let mut released = 0;
+        let text = "The quick brown fox jumps over the lazy dog. ".repeat(20);
+        for (i, ch) in text.char_indices() {
+            released += s.push(&ch.to_string()).len();
+            assert!(i + 1 - released <= r.hold_back(), "at {i}");
+        }
+        released += s.finish().len();
+        assert_eq!(released, text.len());
+    }
+
+    #[test]
+    fn a_block_stops_the_answer_and_shadow_only_records() {
+        let r = rules(OutputAction::Block, Mode::Enforce);
+        let (out, _, blocked) = run(&r, &["Sure. Here it is: 123-4", "5-6789 and more text"]);
+        assert_eq!(blocked.as_deref(), Some("ssn"));
+        assert!(!out.contains("123"), "{out}");
+        let r = rules(OutputAction::Redact, Mode::Shadow);
+        let (out, found, _) = run(&r, &["SSN 123-45-", "6789."]);
+        assert_eq!(out, "SSN 123-45-6789.");
+        assert_eq!(found[0].mode, Mode::Shadow);
+    }
+
+    #[test]
+    fn unbounded_rules_are_capped_and_named() {
+        let r = OutputRules::new(
+            &[("digits", r"\d+", OutputAction::Redact, Mode::Enforce)],
+            64,
+        )
+        .unwrap();
+        assert_eq!(r.hold_back(), 64);
+        assert_eq!(r.unbounded, ["digits"]);
+        let (out, _, _) = run(&r, &["a 12", "34 b"]);
+        assert_eq!(out, "a [REDACTED:digits] b");
+    }
+
+    #[test]
+    fn multibyte_text_is_never_cut_inside_a_character() {
+        let r = rules(OutputAction::Redact, Mode::Enforce);
+        let text = "héllo wörld 😀 — 123-45-6789 ✓ ".repeat(5);
+        let pieces: Vec<String> = text.chars().map(String::from).collect();
+        let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
+        let (out, found, _) = run(&r, &refs);
+        assert_eq!(out, text.replace("123-45-6789", "[REDACTED:ssn]"));
+        assert_eq!(found.len(), 5);
+    }
+}
