@@ -41,6 +41,10 @@ pub struct Entry<'a> {
     /// Rules in shadow mode that matched: `id:action` each, what it would have done.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content_filter_shadow: Option<&'a str>,
+    /// Rules that matched the answer: `id:action` each (`shadow-` before the action of a rule
+    /// in shadow mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_filter: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub classifier: Option<&'a ClassifierEntry>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -51,6 +51,10 @@ pub enum GatewayError {
         stage: &'static str,
         detail: String,
     },
+    /// A rule that checks answers withheld the backend's answer.
+    AnswerBlocked {
+        rule: String,
+    },
     /// A token window cannot hold the request's worst case now.
     RateLimited {
         window: &'static str,
@@ -109,6 +113,7 @@ impl GatewayError {
             | RequestTimeout { .. }
             | ContentBlocked { .. }
             | ScreenBlocked { .. }
+            | AnswerBlocked { .. }
             | RateLimited { .. }
             | BudgetExceeded { .. }
             | ClientGone => Fault::Client,
@@ -135,7 +140,7 @@ impl GatewayError {
             PayloadTooLarge { .. } => 413,
             HeadersTooLarge { .. } => 431,
             RequestTimeout { .. } => 408,
-            ContentBlocked { .. } | ScreenBlocked { .. } => 400,
+            ContentBlocked { .. } | ScreenBlocked { .. } | AnswerBlocked { .. } => 400,
             RateLimited { .. } | BudgetExceeded { .. } => 429,
             // nginx's convention for "client closed request"; never sent, only logged.
             ClientGone => 499,
@@ -160,7 +165,9 @@ impl GatewayError {
             PayloadTooLarge { .. } => "payload_too_large",
             HeadersTooLarge { .. } => "request_header_fields_too_large",
             RequestTimeout { .. } => "request_timeout",
-            ContentBlocked { .. } | ScreenBlocked { .. } => "content_policy_violation",
+            ContentBlocked { .. } | ScreenBlocked { .. } | AnswerBlocked { .. } => {
+                "content_policy_violation"
+            }
             RateLimited { .. } => "rate_limit_exceeded",
             BudgetExceeded { .. } => "budget_exceeded",
             ClientGone => "client_gone",
@@ -207,6 +214,9 @@ impl GatewayError {
             ScreenBlocked { stage, detail } => format!(
                 "Request blocked by content policy: it reads as a prompt injection or jailbreak \
                  (stage {stage}, {detail})"
+            ),
+            AnswerBlocked { rule } => format!(
+                "The answer was withheld by content policy (rule {rule}, on the response)."
             ),
             RateLimited {
                 window,
@@ -258,6 +268,7 @@ impl GatewayError {
             self,
             GatewayError::ContentBlocked { .. }
                 | GatewayError::ScreenBlocked { .. }
+                | GatewayError::AnswerBlocked { .. }
                 | GatewayError::ModelNotAllowed { .. }
                 | GatewayError::RateLimited { .. }
                 | GatewayError::BudgetExceeded { .. }

@@ -159,9 +159,10 @@ fn build() -> Option<Metrics> {
         )?,
         filter: counter(
             "tollgate_filter_decisions_total",
-            "Content-filter rule matches by rule, action (block, warn, audit; allow too in \
-             shadow) and mode (enforce, shadow: what the rule would have done).",
-            &["rule", "action", "mode"],
+            "Content-filter rule matches by stage (request, response), rule, action (block, warn, \
+             audit, redact; allow too in shadow) and mode (enforce, shadow: what the rule would \
+             have done).",
+            &["stage", "rule", "action", "mode"],
         )?,
         classifier: counter(
             "tollgate_classifier_decisions_total",
@@ -288,8 +289,14 @@ pub fn prime(cfg: &crate::config::Config) {
     }
     for rule in &cfg.filter.rules {
         for action in ["block", "warn", "audit"] {
-            m.filter
-                .with_label_values(&[rule.id.as_str(), action, rule.mode.as_str()]);
+            if rule.on_request {
+                m.filter.with_label_values(&[
+                    "request",
+                    rule.id.as_str(),
+                    action,
+                    rule.mode.as_str(),
+                ]);
+            }
         }
     }
 }

@@ -96,6 +96,14 @@ pub struct FilterSection {
     /// `enforce` (default) or `shadow`: every rule and stage of the filter in shadow mode.
     #[serde(default)]
     pub mode: Option<String>,
+    /// The most bytes of a streamed answer held back for the response rules (a rule whose
+    /// matches may be longer is checked up to this length across events).
+    #[serde(default = "default_max_hold_back")]
+    pub max_hold_back_bytes: usize,
+}
+
+fn default_max_hold_back() -> usize {
+    256
 }
 
 impl Default for FilterSection {
@@ -108,6 +116,7 @@ impl Default for FilterSection {
             classifier: None,
             guardrail: None,
             mode: None,
+            max_hold_back_bytes: default_max_hold_back(),
         }
     }
 }
@@ -191,6 +200,13 @@ pub struct RuleSection {
     /// never acted on.
     #[serde(default)]
     pub mode: Option<String>,
+    /// What it checks: `request` (the default), `response`, or both.
+    #[serde(default)]
+    pub applies_to: Vec<String>,
+    /// The action for every role, instead of the role policy's for its category: `block`,
+    /// `warn`, `audit`, `allow`, or (on responses) `redact`.
+    #[serde(default)]
+    pub action: Option<String>,
 }
 
 /// `cache:`

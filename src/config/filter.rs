@@ -74,6 +74,8 @@ pub enum Action {
     /// Allowed, logged as an audited bypass (the security team testing injections).
     Audit,
     Allow,
+    /// The matched text is replaced by `[REDACTED:<rule>]` (response rules).
+    Redact,
 }
 
 impl Action {
@@ -83,6 +85,7 @@ impl Action {
             Action::Warn => "warn",
             Action::Audit => "audit",
             Action::Allow => "allow",
+            Action::Redact => "redact",
         }
     }
 
@@ -92,6 +95,7 @@ impl Action {
             "warn" => Action::Warn,
             "audit" => Action::Audit,
             "allow" => Action::Allow,
+            "redact" => Action::Redact,
             _ => return None,
         })
     }
@@ -122,6 +126,12 @@ pub struct FilterRule {
     pub path: String,
     /// Shadow: matched, logged and counted, never acted on.
     pub mode: Mode,
+    /// Checks requests (every text the model will read).
+    pub on_request: bool,
+    /// Checks answers (streamed or not).
+    pub on_response: bool,
+    /// The action for every role, instead of the policy's for its category.
+    pub action: Option<Action>,
 }
 
 /// The validated content-filter configuration.
@@ -134,6 +144,8 @@ pub struct FilterConfig {
     pub always_block: Option<Severity>,
     /// Base64 runs at least this long are decoded and scanned too.
     pub base64_min_len: usize,
+    /// The most bytes of a streamed answer held back for the response rules.
+    pub max_hold_back: usize,
     /// The injection classifier, after the rules.
     pub classifier: Option<ClassifierConfig>,
     /// The external guardrail, after the classifier.
@@ -156,6 +168,7 @@ impl Default for FilterConfig {
             policy: DEFAULT_POLICY,
             always_block: Some(Severity::Critical),
             base64_min_len: 24,
+            max_hold_back: 256,
             classifier: None,
             guardrail: None,
         }
@@ -215,6 +228,7 @@ pub fn build(
         policy,
         always_block,
         base64_min_len: section.base64_min_len,
+        max_hold_back: section.max_hold_back_bytes,
         classifier,
         guardrail,
     })
@@ -279,6 +293,39 @@ fn build_rule(r: &RuleSection, path: String, problems: &mut Vec<Problem>) -> Opt
         })
     };
     let mode = screen::mode(&r.mode, format!("{path}.mode"), problems);
+    let (mut on_request, mut on_response) = (r.applies_to.is_empty(), false);
+    for (j, side) in r.applies_to.iter().enumerate() {
+        match side.as_str() {
+            "request" => on_request = true,
+            "response" => on_response = true,
+            other => problems.push(Problem::new(
+                format!("{path}.applies_to[{j}]"),
+                format!("`{other}` is not one of request, response"),
+            )),
+        }
+    }
+    let action = r.action.as_deref().and_then(|a| {
+        let parsed = Action::parse(a);
+        match parsed {
+            None => problems.push(Problem::new(
+                format!("{path}.action"),
+                format!("`{a}` is not one of block, warn, audit, allow, redact"),
+            )),
+            Some(Action::Redact) if on_request => problems.push(Problem::new(
+                format!("{path}.action"),
+                "`redact` applies to responses only: set `applies_to: [response]`",
+            )),
+            Some(Action::Block) => {}
+            Some(_) if on_request && category == Some(Category::Pii) => {
+                problems.push(Problem::new(
+                    format!("{path}.action"),
+                    "PII rules bind every role on requests: the action must be block",
+                ))
+            }
+            Some(_) => {}
+        }
+        parsed
+    });
     Some(FilterRule {
         id: r.id.clone(),
         category: category?,
@@ -287,6 +334,9 @@ fn build_rule(r: &RuleSection, path: String, problems: &mut Vec<Problem>) -> Opt
         matcher: matcher?,
         path,
         mode,
+        on_request,
+        on_response,
+        action,
     })
 }
 
@@ -314,6 +364,10 @@ fn build_policy(
             };
             match Action::parse(action) {
                 Some(Action::Block) => policy[r][c] = Action::Block,
+                Some(Action::Redact) => problems.push(Problem::new(
+                    path,
+                    "`redact` is a rule's action (on responses), not a role policy",
+                )),
                 Some(_) if c == Category::Pii.index() => problems.push(Problem::new(
                     path,
                     "PII rules bind every role: the action must be block",

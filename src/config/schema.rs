@@ -54,6 +54,7 @@ pub(crate) const FILTER_KEYS: &[&str] = &[
     "classifier",
     "guardrail",
     "mode",
+    "max_hold_back_bytes",
 ];
 pub(crate) const CLASSIFIER_KEYS: &[&str] =
     &["enabled", "model", "threshold", "thresholds", "mode"];
@@ -68,7 +69,16 @@ pub(crate) const GUARDRAIL_KEYS: &[&str] = &[
     "mode",
 ];
 pub(crate) const RULE_KEYS: &[&str] = &[
-    "id", "category", "pattern", "patterns", "keywords", "severity", "reason", "mode",
+    "id",
+    "category",
+    "pattern",
+    "patterns",
+    "keywords",
+    "severity",
+    "reason",
+    "mode",
+    "applies_to",
+    "action",
 ];
 pub(crate) const CACHE_KEYS: &[&str] = &[
     "enabled",

@@ -260,7 +260,8 @@ pub(super) fn screened(
         ctx.filter = outcome;
     };
     match action {
-        Action::Block => {
+        // A role policy never says `redact` (checked at load); were it to, the safe reading.
+        Action::Block | Action::Redact => {
             ctx.filter = FilterOutcome::Blocked;
             ctx.filter_rule = Some(stage.to_string());
             ctx.filter_stage = Some(stage);
@@ -303,13 +304,13 @@ fn count(verdict: &Verdict<'_>, role: Role) {
     ] {
         for r in rules {
             m.filter
-                .with_label_values(&[r.id.as_str(), action, "enforce"])
+                .with_label_values(&["request", r.id.as_str(), action, "enforce"])
                 .inc();
         }
     }
     for (r, action) in &verdict.shadowed {
         m.filter
-            .with_label_values(&[r.id.as_str(), action.as_str(), "shadow"])
+            .with_label_values(&["request", r.id.as_str(), action.as_str(), "shadow"])
             .inc();
     }
     if let Some(s) = verdict.classifier {

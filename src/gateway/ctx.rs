@@ -82,6 +82,8 @@ pub struct RequestCtx {
     pub filter_stage: Option<&'static str>,
     /// Rules in shadow mode that matched, with what each would have done (`id:action`, ...).
     pub filter_shadow: Option<String>,
+    /// Rules that matched the answer, with what each did (`id:redact`, `id:shadow-block`, ...).
+    pub output_rules: Option<String>,
     pub classifier: Option<ClassifierEntry>,
     pub guardrail: Option<GuardrailEntry>,
     pub cache: CacheOutcome,
@@ -126,6 +128,7 @@ impl RequestCtx {
             filter_rule: None,
             filter_stage: None,
             filter_shadow: None,
+            output_rules: None,
             classifier: None,
             guardrail: None,
             cache: CacheOutcome::NotReached,

@@ -5,24 +5,28 @@
 //! estimate, marked so), stored in the cache when it is a complete 200, and answered.
 
 use super::admit::Admitted;
+use super::answer;
 use super::ctx::{client_gone, ms_since, Failure, RequestCtx};
 use super::failover::{outcome_of_status, within, Attempt};
 use super::record;
 use super::Gateway;
-use crate::config::Backend;
+use crate::config::screen::Mode;
+use crate::config::{Backend, Protocol};
 use crate::downstream::response;
 use crate::error::GatewayError;
 use crate::metrics;
 use crate::protocol::sse::SseTap;
-use crate::protocol::{self, lab, provider, RequestView, Route};
+use crate::protocol::{self, anthropic, lab, openai, provider, RequestView, Route};
 use crate::runtime::Runtime;
 use crate::stages::cache::CachePlan;
+use crate::stages::output::{OutputAction, OutputRules};
 use crate::state::cache::Entry;
 use crate::state::limits::Headroom;
 use crate::upstream::forward::PipeEnd;
 use crate::usage::{estimate_tokens, Usage};
 use bytes::Bytes;
 use pingora::proxy::Session;
+use std::sync::Arc;
 use std::time::Instant;
 
 impl Gateway {
@@ -279,6 +283,11 @@ impl Gateway {
         let settled = self.settle_now(ctx, usage).await;
         req.extra.cost(settled.cost);
         refresh_headroom(ctx, &mut req, settled.headroom);
+        // Checked before the cache stores it: the cache keeps what the client receives.
+        let (body, answer_text) = match &rt.filter.output[req.consumer.role.index()] {
+            Some(rules) => checked(rules, body, answer_text, backend.protocol, ctx, &mut req)?,
+            None => (body, answer_text),
+        };
         if status == 200 {
             if let Some(key) = plan.store_key() {
                 let stored = answer_text.clone().map(Bytes::from).unwrap_or(body.clone());
@@ -314,6 +323,45 @@ impl Gateway {
             .await
             .map_err(client_gone)
     }
+}
+
+/// The answer as the client may read it, after the rules that check answers: the `/chat` text,
+/// or the texts of the backend's JSON (redacted in place and the body written again only when a
+/// redaction changed it). A body that is not JSON has no texts to check.
+fn checked(
+    rules: &Arc<OutputRules>,
+    body: Bytes,
+    text: Option<String>,
+    protocol: Protocol,
+    ctx: &mut RequestCtx,
+    req: &mut Admitted,
+) -> Result<(Bytes, Option<String>), GatewayError> {
+    if let Some(mut text) = text {
+        let (found, blocked) = answer::check_whole(rules, vec![&mut text]);
+        answer::report(&found, blocked, &req.consumer, ctx, Some(&mut req.extra))?;
+        return Ok((body, Some(text)));
+    }
+    let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return Ok((body, None));
+    };
+    let texts = match protocol {
+        Protocol::OpenAi => openai::answer_texts_mut(&mut v),
+        Protocol::Anthropic => anthropic::answer_texts_mut(&mut v),
+        Protocol::LabAgent => match v.get_mut("response") {
+            Some(serde_json::Value::String(s)) => vec![s],
+            _ => Vec::new(),
+        },
+    };
+    let (found, blocked) = answer::check_whole(rules, texts);
+    let redacted = found
+        .iter()
+        .any(|f| f.mode == Mode::Enforce && f.action == OutputAction::Redact);
+    answer::report(&found, blocked, &req.consumer, ctx, Some(&mut req.extra))?;
+    if !redacted {
+        return Ok((body, None));
+    }
+    let rewritten = serde_json::to_vec(&v).map_err(|_| GatewayError::Internal)?;
+    Ok((Bytes::from(rewritten), None))
 }
 
 /// Reports the tightest window after settlement (`now`, read from the store that enforces the

@@ -25,6 +25,7 @@
 //! records the request once ([`record`]: metrics, statistics, one access-log line).
 
 mod admit;
+mod answer;
 mod ctx;
 mod failover;
 mod finish;

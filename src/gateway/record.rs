@@ -56,6 +56,7 @@ impl Gateway {
             content_filter_reason: ctx.filter_rule.as_deref(),
             content_filter_stage: ctx.filter_stage,
             content_filter_shadow: ctx.filter_shadow.as_deref(),
+            response_filter: ctx.output_rules.as_deref(),
             classifier: ctx.classifier.as_ref(),
             guardrail: ctx.guardrail.as_ref(),
             rate_limit_remaining: ctx.headroom.map(|h| h.remaining),

@@ -11,7 +11,9 @@
 //! `x-mock-reset-after` (close the connection after that many SSE events) and `x-mock-truncate`
 //! (declare a JSON answer's full length, send half, close) and
 //! `x-mock-retry-after` (a `Retry-After` sent with an injected fault) and `x-mock-no-usage` (a
-//! stream that never reports usage, even when asked).
+//! stream that never reports usage, even when asked) and `x-mock-answer` (the answer's text, its
+//! pieces — one per stream event and completion token — separated by `|`) and
+//! `x-mock-answer-escape` (those pieces written as JSON `\u` escapes in stream events).
 //! Completion tokens of a stream count in the ledger as their events are delivered.
 //! Tokens are counted as ceil(characters / 4) of every text the model would read.
 

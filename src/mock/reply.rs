@@ -24,6 +24,12 @@ pub struct Plan {
     pub sse_content_length: bool,
     /// Answer with a tool call (its arguments streamed in pieces) instead of text.
     pub tool_calls: bool,
+    /// `x-mock-answer`: the answer's text instead of `w0 w1 …`, its pieces (one per stream event
+    /// and per completion token) separated by `|`.
+    pub answer: Option<Vec<String>>,
+    /// `x-mock-answer-escape`: every character of the answer's pieces written as a JSON `\u`
+    /// escape in the stream's events.
+    pub escape: bool,
 }
 
 impl Plan {
@@ -45,7 +51,41 @@ impl Plan {
             provider_headers: headers.contains_key("x-mock-provider-headers"),
             sse_content_length: headers.contains_key("x-mock-sse-content-length"),
             tool_calls: headers.contains_key("x-mock-tool-calls"),
+            answer: headers
+                .get("x-mock-answer")
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.split('|').map(str::to_string).collect()),
+            escape: headers.contains_key("x-mock-answer-escape"),
         }
+    }
+
+    /// Completion tokens of an answer capped at `cap`: the answer's pieces when given.
+    fn tokens(&self, cap: u64) -> u64 {
+        match &self.answer {
+            Some(pieces) => (pieces.len() as u64).min(cap),
+            None => self.chunks.min(cap),
+        }
+    }
+
+    /// The answer's pieces, `n` of them.
+    fn pieces(&self, n: u64) -> Vec<String> {
+        match &self.answer {
+            Some(pieces) => pieces.iter().take(n as usize).cloned().collect(),
+            None => words(n),
+        }
+    }
+
+    /// An event's JSON with `piece` (a string in it) written as `\u` escapes when asked.
+    fn escaped(&self, json: String, piece: &str) -> String {
+        if !self.escape || piece.is_empty() {
+            return json;
+        }
+        let plain = serde_json::to_string(piece).unwrap_or_default();
+        let escaped: String = piece
+            .encode_utf16()
+            .map(|u| format!("\\u{u:04x}"))
+            .collect();
+        json.replacen(&plain, &format!("\"{escaped}\""), 1)
     }
 }
 
@@ -162,7 +202,7 @@ fn chat_completions(body: &[u8], plan: &Plan, ledger: &Ledger) -> Reply {
         .or_else(|| req.get("max_tokens"))
         .and_then(Value::as_u64)
         .unwrap_or(u64::MAX);
-    let completion_tokens = plan.chunks.min(cap);
+    let completion_tokens = plan.tokens(cap);
     let streaming = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let include_usage = req
         .pointer("/stream_options/include_usage")
@@ -182,7 +222,7 @@ fn chat_completions(body: &[u8], plan: &Plan, ledger: &Ledger) -> Reply {
             200,
             json!({
                 "id": id, "object": "chat.completion", "created": created, "model": model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": words(completion_tokens).concat()}, "finish_reason": "stop"}],
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": plan.pieces(completion_tokens).concat()}, "finish_reason": "stop"}],
                 "usage": usage,
             }),
         );
@@ -205,13 +245,18 @@ fn chat_completions(body: &[u8], plan: &Plan, ledger: &Ledger) -> Reply {
         (json!({"role": "assistant", "content": ""}), "stop")
     };
     let mut events = vec![(chunk(first, Value::Null), 0)];
-    for w in words(completion_tokens) {
+    for w in plan.pieces(completion_tokens) {
         let delta = if plan.tool_calls {
             json!({"tool_calls": [{"index": 0, "function": {"arguments": w}}]})
         } else {
             json!({"content": w})
         };
-        events.push((chunk(delta, Value::Null), 1));
+        let event = chunk(delta, Value::Null);
+        let event = match std::str::from_utf8(&event) {
+            Ok(text) if plan.escape => Bytes::from(plan.escaped(text.to_string(), &w)),
+            _ => event,
+        };
+        events.push((event, 1));
     }
     events.push((chunk(json!({}), json!(finish)), 0));
     if include_usage && !plan.no_usage {
@@ -256,7 +301,7 @@ fn messages(body: &[u8], plan: &Plan, ledger: &Ledger) -> Reply {
                 _ => 0,
             })
             .sum::<u64>();
-    let output = plan.chunks.min(cap);
+    let output = plan.tokens(cap);
     let streaming = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
     ledger.add_tokens(input, if streaming { 0 } else { output });
     if !streaming {
@@ -264,7 +309,7 @@ fn messages(body: &[u8], plan: &Plan, ledger: &Ledger) -> Reply {
             200,
             json!({
                 "id": "msg_mock", "type": "message", "role": "assistant", "model": model,
-                "content": [{"type": "text", "text": words(output).concat()}],
+                "content": [{"type": "text", "text": plan.pieces(output).concat()}],
                 "stop_reason": "end_turn", "stop_sequence": null,
                 "usage": {"input_tokens": input, "output_tokens": output},
             }),
@@ -288,14 +333,16 @@ fn messages(body: &[u8], plan: &Plan, ledger: &Ledger) -> Reply {
             0,
         ),
     ];
-    for w in words(output) {
-        events.push((
-            event(
-                "content_block_delta",
-                json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": w}}),
-            ),
-            1,
-        ));
+    for w in plan.pieces(output) {
+        let delta = event(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": w}}),
+        );
+        let delta = match std::str::from_utf8(&delta) {
+            Ok(text) if plan.escape => Bytes::from(plan.escaped(text.to_string(), &w)),
+            _ => delta,
+        };
+        events.push((delta, 1));
     }
     events.push((
         event(
@@ -393,12 +440,12 @@ fn lab_chat(body: &[u8], plan: &Plan, ledger: &Ledger) -> Reply {
         .get("session_id")
         .and_then(Value::as_str)
         .unwrap_or("default");
-    let completion_tokens = plan.chunks;
+    let completion_tokens = plan.tokens(u64::MAX);
     ledger.add_tokens(count_tokens(message), completion_tokens);
     let turn = ledger.turn(session_id);
     Reply::json(
         200,
-        json!({"response": words(completion_tokens).concat(), "session_id": session_id, "turn": turn}),
+        json!({"response": plan.pieces(completion_tokens).concat(), "session_id": session_id, "turn": turn}),
     )
 }
 

@@ -298,6 +298,22 @@ pub fn answer_text(body: &[u8]) -> Option<String> {
     v.pointer("/content/0/text")?.as_str().map(str::to_string)
 }
 
+/// The answer texts of a Messages response, to check or redact in place: each `text` block's
+/// text.
+pub fn answer_texts_mut(v: &mut serde_json::Value) -> Vec<&mut String> {
+    let Some(blocks) = v.get_mut("content").and_then(|c| c.as_array_mut()) else {
+        return Vec::new();
+    };
+    blocks
+        .iter_mut()
+        .filter(|b| b.get("type").and_then(|t| t.as_str()) == Some("text"))
+        .filter_map(|b| match b.get_mut("text") {
+            Some(serde_json::Value::String(s)) => Some(s),
+            _ => None,
+        })
+        .collect()
+}
+
 /// `{"type":"error","error":{"type","message"}}`, what Anthropic SDKs parse.
 pub fn error_body(e: &GatewayError) -> serde_json::Value {
     let kind = match e.status() {

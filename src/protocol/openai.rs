@@ -435,6 +435,34 @@ pub fn answer_text(body: &[u8]) -> Option<String> {
     }
 }
 
+/// The answer texts of a chat completion, to check or redact in place: each choice's message
+/// content (a string, or the `text` of its parts) and refusal.
+pub fn answer_texts_mut(v: &mut serde_json::Value) -> Vec<&mut String> {
+    let mut out = Vec::new();
+    let Some(choices) = v.get_mut("choices").and_then(|c| c.as_array_mut()) else {
+        return out;
+    };
+    for choice in choices {
+        let Some(message) = choice.get_mut("message").and_then(|m| m.as_object_mut()) else {
+            continue;
+        };
+        for (key, value) in message.iter_mut() {
+            match (key.as_str(), value) {
+                ("content" | "refusal", serde_json::Value::String(s)) => out.push(s),
+                ("content", serde_json::Value::Array(parts)) => {
+                    for part in parts {
+                        if let Some(serde_json::Value::String(s)) = part.get_mut("text") {
+                            out.push(s);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
 /// `{"error":{"message","type","code"}}`, what OpenAI SDKs parse.
 pub fn error_body(e: &GatewayError) -> serde_json::Value {
     let kind = match (e, e.fault()) {

@@ -19,6 +19,7 @@
 
 use crate::config::screen::Mode;
 use regex::{Regex, RegexBuilder};
+use std::sync::Arc;
 
 /// What a rule does with a match in an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +39,7 @@ struct OutputRule {
 }
 
 /// A rule as given: id, regular expression, action, mode.
-pub type RuleSpec<'a> = (&'a str, &'a str, OutputAction, Mode);
+pub type RuleSpec = (String, String, OutputAction, Mode);
 
 /// Compiled output rules and the hold-back they need.
 #[derive(Debug)]
@@ -52,11 +53,12 @@ pub struct OutputRules {
 impl OutputRules {
     /// Compiles `rules`; the hold-back is the longest match any of them can make plus one
     /// character, at most `cap` bytes.
-    pub fn new(rules: &[RuleSpec<'_>], cap: usize) -> Result<OutputRules, String> {
+    pub fn new(rules: &[RuleSpec], cap: usize) -> Result<OutputRules, String> {
         let mut longest = 0usize;
         let mut unbounded = Vec::new();
         let mut compiled = Vec::with_capacity(rules.len());
         for (id, pattern, action, mode) in rules {
+            let (id, pattern) = (id.as_str(), pattern.as_str());
             let hir = regex_syntax::ParserBuilder::new()
                 .case_insensitive(true)
                 .build()
@@ -94,9 +96,9 @@ impl OutputRules {
     }
 
     /// A scanner for one answer.
-    pub fn scanner(&self) -> Scanner<'_> {
+    pub fn scanner(self: &Arc<Self>) -> Scanner {
         Scanner {
-            rules: self,
+            rules: Arc::clone(self),
             held: String::new(),
             found: Vec::new(),
             blocked: None,
@@ -114,8 +116,8 @@ pub struct Finding {
 
 /// One answer's text, checked as it arrives.
 #[derive(Debug)]
-pub struct Scanner<'r> {
-    rules: &'r OutputRules,
+pub struct Scanner {
+    rules: Arc<OutputRules>,
     /// Text received and not yet released (already redacted where a match was settled).
     held: String,
     /// Every rule that matched so far, once per match.
@@ -124,7 +126,7 @@ pub struct Scanner<'r> {
     pub blocked: Option<String>,
 }
 
-impl Scanner<'_> {
+impl Scanner {
     /// Takes the next piece of the answer; returns the text that may go to the client now.
     pub fn push(&mut self, piece: &str) -> String {
         if self.blocked.is_some() {
@@ -224,12 +226,12 @@ mod tests {
 
     const SSN: &str = r"\b\d{3}-\d{2}-\d{4}\b";
 
-    fn rules(action: OutputAction, mode: Mode) -> OutputRules {
-        OutputRules::new(&[("ssn", SSN, action, mode)], 256).unwrap()
+    fn rules(action: OutputAction, mode: Mode) -> Arc<OutputRules> {
+        Arc::new(OutputRules::new(&[("ssn".into(), SSN.into(), action, mode)], 256).unwrap())
     }
 
     /// Feeds `text` cut at `cuts`, collecting what is released.
-    fn run(r: &OutputRules, pieces: &[&str]) -> (String, Vec<Finding>, Option<String>) {
+    fn run(r: &Arc<OutputRules>, pieces: &[&str]) -> (String, Vec<Finding>, Option<String>) {
         let mut s = r.scanner();
         let mut out = String::new();
         for p in pieces {
@@ -295,11 +297,18 @@ mod tests {
 
     #[test]
     fn unbounded_rules_are_capped_and_named() {
-        let r = OutputRules::new(
-            &[("digits", r"\d+", OutputAction::Redact, Mode::Enforce)],
-            64,
-        )
-        .unwrap();
+        let r = Arc::new(
+            OutputRules::new(
+                &[(
+                    "digits".into(),
+                    r"\d+".into(),
+                    OutputAction::Redact,
+                    Mode::Enforce,
+                )],
+                64,
+            )
+            .unwrap(),
+        );
         assert_eq!(r.hold_back(), 64);
         assert_eq!(r.unbounded, ["digits"]);
         let (out, _, _) = run(&r, &["a 12", "34 b"]);

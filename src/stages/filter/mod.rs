@@ -22,8 +22,10 @@ pub use crate::config::screen::Mode;
 use crate::config::{Problem, Role};
 use crate::protocol::Text;
 use crate::stages::classifier::Classifier;
+use crate::stages::output::{OutputAction, OutputRules};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::bytes::{Regex, RegexBuilder};
+use std::sync::Arc;
 
 #[derive(Debug)]
 pub struct Rule {
@@ -33,6 +35,8 @@ pub struct Rule {
     pub reason: String,
     /// Shadow: matched, logged and counted as what it would have done, never acted on.
     pub mode: Mode,
+    /// Its action for every role, instead of the policy's.
+    pub action: Option<Action>,
 }
 
 /// The outcome for one request.
@@ -111,6 +115,9 @@ pub struct Filter {
     base64_min_len: usize,
     /// The injection classifier, run on the same normalised texts after the rules.
     pub classifier: Option<Classifier>,
+    /// Per role ([`Role::index`]): the rules that check answers, with that role's actions;
+    /// `None` when no rule checks that role's answers.
+    pub output: [Option<Arc<OutputRules>>; 3],
 }
 
 const CATEGORIES: [Category; 3] = [Category::Pii, Category::Topic, Category::Injection];
@@ -129,11 +136,14 @@ impl Filter {
         let mut keywords = Vec::new();
         let mut keyword_rule = Vec::new();
         for (index, r) in cfg.rules.iter().enumerate() {
-            match &r.matcher {
-                Matcher::Regex {
+            // Response-only rules keep their place (and id) but never match a request.
+            let matcher = if r.on_request { Some(&r.matcher) } else { None };
+            match matcher {
+                None => {}
+                Some(Matcher::Regex {
                     patterns: sources,
                     alone,
-                } => {
+                }) => {
                     for (at, p) in sources {
                         match pattern::fold(p) {
                             Ok(folded) => patterns.push((folded, index, *alone)),
@@ -144,7 +154,7 @@ impl Filter {
                         }
                     }
                 }
-                Matcher::Keywords(list) => {
+                Some(Matcher::Keywords(list)) => {
                     for k in list {
                         let k = normalize::scan_texts(k, usize::MAX).remove(0);
                         if k.trim().is_empty() {
@@ -165,6 +175,7 @@ impl Filter {
                 severity: r.severity,
                 reason: r.reason.clone(),
                 mode: r.mode,
+                action: r.action,
             });
         }
         // Folded patterns (see `pattern`) on folded text: case-sensitive, ASCII classes, which
@@ -231,6 +242,13 @@ impl Filter {
             .classifier
             .as_ref()
             .and_then(|c| Classifier::load(c).map_err(|p| problems.push(p)).ok());
+        let output = Role::ALL.map(|role| match output_rules(cfg, role) {
+            Ok(rules) => rules.map(Arc::new),
+            Err(e) => {
+                problems.push(Problem::new("content_filter.rules", e));
+                None
+            }
+        });
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -246,6 +264,7 @@ impl Filter {
             always_block: cfg.always_block,
             base64_min_len: cfg.base64_min_len,
             classifier,
+            output,
         })
     }
 
@@ -370,7 +389,9 @@ impl Filter {
         let mut hits: Vec<&Rule> = hits.into_iter().map(|i| &self.rules[i]).collect();
         hits.sort_by_key(|r| r.category);
         for rule in hits {
-            let mut action = self.policy[role.index()][rule.category.index()];
+            let mut action = rule
+                .action
+                .unwrap_or(self.policy[role.index()][rule.category.index()]);
             if self.always_block.is_some_and(|s| rule.severity >= s) {
                 action = Action::Block;
             }
@@ -379,7 +400,8 @@ impl Filter {
                 continue;
             }
             match action {
-                Action::Block => {
+                // Request rules never redact (checked at load); were one to, the safe reading.
+                Action::Block | Action::Redact => {
                     if verdict.blocked.is_none() {
                         verdict.blocked = Some(rule);
                     }
@@ -391,6 +413,44 @@ impl Filter {
         }
         verdict
     }
+}
+
+/// The rules that check `role`'s answers, each with its action for that role (its own, else the
+/// policy's for its category, which a severity at or above `always_block_severity` makes
+/// `block`); rules whose action is `allow` are left out. `None` when none is left.
+fn output_rules(cfg: &FilterConfig, role: Role) -> Result<Option<OutputRules>, String> {
+    let mut specs = Vec::new();
+    for r in cfg.rules.iter().filter(|r| r.on_response) {
+        let action = r.action.unwrap_or_else(|| {
+            if cfg.always_block.is_some_and(|s| r.severity >= s) {
+                Action::Block
+            } else {
+                cfg.action(role, r.category)
+            }
+        });
+        let action = match action {
+            Action::Block => OutputAction::Block,
+            Action::Redact => OutputAction::Redact,
+            Action::Warn => OutputAction::Warn,
+            Action::Audit => OutputAction::Audit,
+            Action::Allow => continue,
+        };
+        let patterns: Vec<String> = match &r.matcher {
+            Matcher::Regex { patterns, .. } => patterns.iter().map(|(_, p)| p.clone()).collect(),
+            Matcher::Keywords(list) => vec![list
+                .iter()
+                .map(|k| regex::escape(k))
+                .collect::<Vec<_>>()
+                .join("|")],
+        };
+        for p in patterns {
+            specs.push((r.id.clone(), p, action, r.mode));
+        }
+    }
+    if specs.is_empty() {
+        return Ok(None);
+    }
+    OutputRules::new(&specs, cfg.max_hold_back).map(Some)
 }
 
 /// Characters of the joined text scanned on each side of a seam between two texts: more than

@@ -1,0 +1,114 @@
+//! The output side of the content filter in the response phases: what the rules that check
+//! answers found, applied to a whole answer (redacted in place, or withheld) and reported —
+//! counted per rule and action, logged by rule id, named in a header when the answer is whole.
+
+use super::ctx::RequestCtx;
+use crate::config::screen::Mode;
+use crate::config::Consumer;
+use crate::downstream::response::Extra;
+use crate::error::GatewayError;
+use crate::metrics;
+use crate::stages::output::{Finding, OutputAction, OutputRules};
+use std::sync::Arc;
+
+pub(super) fn action_str(a: OutputAction) -> &'static str {
+    match a {
+        OutputAction::Redact => "redact",
+        OutputAction::Block => "block",
+        OutputAction::Warn => "warn",
+        OutputAction::Audit => "audit",
+    }
+}
+
+/// Checks each of `texts` (the whole answer's) and rewrites it as the client may read it.
+/// Returns what matched, and the rule that withholds the answer, if one does.
+pub(super) fn check_whole(
+    rules: &Arc<OutputRules>,
+    texts: Vec<&mut String>,
+) -> (Vec<Finding>, Option<String>) {
+    let mut found = Vec::new();
+    for text in texts {
+        let mut scanner = rules.scanner();
+        let mut out = scanner.push(text);
+        out.push_str(&scanner.finish());
+        found.append(&mut scanner.found);
+        if scanner.blocked.is_some() {
+            return (found, scanner.blocked);
+        }
+        *text = out;
+    }
+    (found, None)
+}
+
+/// Counts, logs and records what the answer's check found; names redactions and warnings in
+/// headers when `extra` can still reach the client. A block is the error the client gets.
+pub(super) fn report(
+    found: &[Finding],
+    blocked: Option<String>,
+    consumer: &Consumer,
+    ctx: &mut RequestCtx,
+    extra: Option<&mut Extra>,
+) -> Result<(), GatewayError> {
+    if found.is_empty() {
+        return Ok(());
+    }
+    let m = metrics::get();
+    let mut seen: Vec<String> = Vec::new();
+    let (mut redacted, mut warned): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
+    for f in found {
+        if let Some(m) = m {
+            m.filter
+                .with_label_values(&[
+                    "response",
+                    f.rule.as_str(),
+                    action_str(f.action),
+                    f.mode.as_str(),
+                ])
+                .inc();
+        }
+        let entry = if f.mode == Mode::Shadow {
+            format!("{}:shadow-{}", f.rule, action_str(f.action))
+        } else {
+            format!("{}:{}", f.rule, action_str(f.action))
+        };
+        if !seen.contains(&entry) {
+            let word = if f.mode == Mode::Shadow {
+                "would"
+            } else {
+                "did"
+            };
+            log::info!(
+                target: "tollgate::output",
+                "answer rule {word} {}: consumer={} role={} rule={}",
+                action_str(f.action),
+                consumer.id,
+                consumer.role.as_str(),
+                f.rule
+            );
+            seen.push(entry);
+        }
+        if f.mode == Mode::Enforce {
+            let list = match f.action {
+                OutputAction::Redact => &mut redacted,
+                OutputAction::Warn => &mut warned,
+                _ => continue,
+            };
+            if !list.contains(&f.rule.as_str()) {
+                list.push(f.rule.as_str());
+            }
+        }
+    }
+    ctx.output_rules = Some(seen.join(","));
+    if let Some(extra) = extra {
+        if !redacted.is_empty() {
+            extra.push("x-tollgate-redacted", redacted.join(","));
+        }
+        if !warned.is_empty() {
+            extra.push("x-tollgate-output-warning", warned.join(","));
+        }
+    }
+    match blocked {
+        Some(rule) => Err(GatewayError::AnswerBlocked { rule }),
+        None => Ok(()),
+    }
+}
