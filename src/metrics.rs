@@ -6,8 +6,8 @@
 //! model name no backend serves is reported as `other`, an unauthenticated caller as `-`.
 
 use pingora_prometheus::prometheus::{
-    self, Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, TextEncoder,
+    self, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, TextEncoder,
 };
 use std::sync::OnceLock;
 
@@ -26,6 +26,7 @@ pub struct Metrics {
     pub guardrail: IntCounterVec,
     pub guardrail_seconds: HistogramVec,
     pub guardrail_errors: IntCounterVec,
+    pub hold_back: Histogram,
     pub rejections: IntCounterVec,
     pub retries: IntCounterVec,
     pub reloads: IntCounterVec,
@@ -145,7 +146,7 @@ fn build() -> Option<Metrics> {
             "tollgate_redis_seconds",
             "Shared-state calls to Redis, by operation (state.backend: redis).",
             &["op"],
-            latency,
+            latency.clone(),
         )?,
         redis_errors: counter(
             "tollgate_redis_errors_total",
@@ -196,6 +197,19 @@ fn build() -> Option<Metrics> {
              answer).",
             &["reason"],
         )?,
+        hold_back: {
+            let h = Histogram::with_opts(
+                HistogramOpts::new(
+                    "tollgate_output_hold_back_seconds",
+                    "How long streamed answer text was held back for the answer rules before it \
+                     was released (one observation per release after a hold).",
+                )
+                .buckets(latency),
+            )
+            .ok()?;
+            register(Box::new(h.clone()));
+            h
+        },
         rejections: counter(
             "tollgate_limit_rejections_total",
             "Requests refused by a token window (minute, hour, day) or the budget, by consumer.",

@@ -99,3 +99,199 @@ fn a_whole_answer_a_block_rule_matches_is_withheld_and_still_charged() {
         "{costs}"
     );
 }
+
+/// The answer text a chat stream delivered (its `delta.content`s, joined), and its events.
+fn streamed_text(r: &Response) -> (String, Vec<serde_json::Value>) {
+    let mut text = String::new();
+    let mut events = Vec::new();
+    for line in r.body_text().lines() {
+        let Some(data) = line.strip_prefix("data: ") else {
+            continue;
+        };
+        if data == "[DONE]" {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_str(data).unwrap();
+        if let Some(s) = v
+            .pointer("/choices/0/delta/content")
+            .and_then(|c| c.as_str())
+        {
+            text.push_str(s);
+        }
+        events.push(v);
+    }
+    (text, events)
+}
+
+#[test]
+fn an_ssn_split_across_events_or_written_as_json_escapes_never_reaches_a_streaming_client() {
+    let mock = MockServer::start(&[]);
+    let (gw, log) = gateway(&mock, &ssn_answer_rule("redact", ""));
+    for escape in [false, true] {
+        let extra: &[(&str, &str)] = if escape {
+            &[("x-mock-answer-escape", "1")]
+        } else {
+            &[]
+        };
+        for answer in [
+            "Your SSN is 123-4|5-6789, keep it safe.",
+            "Your SSN is |1|2|3|-|4|5|-|6|7|8|9|.",
+            "123-45-6789",
+            "Two: 123-45-|6789 and 987-|65-4321|!",
+        ] {
+            let r = ask(gw.port, answer, true, extra);
+            assert_eq!(r.status, 200, "{}", r.body_text());
+            let body = r.body_text();
+            let (text, _) = streamed_text(&r);
+            let expected = answer
+                .replace('|', "")
+                .replace("123-45-6789", "[REDACTED:ssn_out]")
+                .replace("987-65-4321", "[REDACTED:ssn_out]");
+            assert_eq!(text, expected, "{answer} (escaped: {escape}): {body}");
+            assert!(!body.contains("6789") && !body.contains("4321"), "{body}");
+            assert!(body.ends_with("data: [DONE]\n\n"), "{body}");
+        }
+    }
+    wait_until("the lines are logged", 5, || log_lines(&log).len() >= 8);
+    assert!(log_lines(&log)
+        .iter()
+        .all(|l| l["response_filter"] == "ssn_out:redact"));
+    let metrics = gw.admin_text("/metrics");
+    assert!(
+        metrics.contains("tollgate_output_hold_back_seconds_count"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn a_clean_stream_passes_unchanged_and_its_usage_is_the_same_redacted_or_not() {
+    let mock = MockServer::start(&[]);
+    let (checked, checked_log) = gateway(&mock, &ssn_answer_rule("redact", ""));
+    let (plain, plain_log) = gateway(&mock, "");
+    let answer = "The number |123-45-6789| is on file|.";
+    let a = ask(checked.port, answer, true, &[]);
+    let b = ask(plain.port, answer, true, &[]);
+    assert!(streamed_text(&a).0.contains("[REDACTED:ssn_out]"));
+    assert!(streamed_text(&b).0.contains("123-45-6789"));
+    wait_until("the lines are logged", 5, || {
+        !log_lines(&checked_log).is_empty() && !log_lines(&plain_log).is_empty()
+    });
+    let (x, y) = (&log_lines(&checked_log)[0], &log_lines(&plain_log)[0]);
+    for field in ["input_tokens", "output_tokens", "cost_nanos", "estimated"] {
+        assert_eq!(x[field], y[field], "{field}: {x} vs {y}");
+    }
+    // A clean answer through the checks is the same text, event for event.
+    let clean = "Nothing |to see |here.";
+    let (c, p) = (
+        ask(checked.port, clean, true, &[]),
+        ask(plain.port, clean, true, &[]),
+    );
+    assert_eq!(streamed_text(&c).0, streamed_text(&p).0);
+}
+
+#[test]
+fn a_block_mid_stream_ends_it_with_an_error_event_and_the_connection_is_not_reused() {
+    let mock = MockServer::start(&[]);
+    let (gw, log) = gateway(&mock, &ssn_answer_rule("block", ""));
+    let r = ask(
+        gw.port,
+        "Sure, it is |123-45-|6789| and more| text.",
+        true,
+        &[],
+    );
+    assert_eq!(r.status, 200);
+    let body = r.body_text();
+    assert!(!body.contains("6789"), "{body}");
+    assert!(!body.contains("[DONE]"), "{body}");
+    let last = body.trim_end().lines().last().unwrap().to_string();
+    assert!(
+        last.contains("content_policy_violation") && last.contains("ssn_out"),
+        "{body}"
+    );
+    assert_eq!(
+        r.header("connection")
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
+        Some("close"),
+        "{:?}",
+        r.headers
+    );
+    wait_until("the line is logged", 5, || !log_lines(&log).is_empty());
+    let line = &log_lines(&log)[0];
+    assert_eq!(line["error"], "content_policy_violation");
+    assert_eq!(line["response_filter"], "ssn_out:block");
+}
+
+#[test]
+fn a_shadow_answer_rule_changes_nothing_and_counts_what_it_would_have_done() {
+    let mock = MockServer::start(&[]);
+    let (gw, _) = gateway(&mock, &ssn_answer_rule("redact", "      mode: shadow\n"));
+    let r = ask(gw.port, "It is |123-45-|6789.", true, &[]);
+    assert_eq!(streamed_text(&r).0, "It is 123-45-6789.");
+    let r = ask(gw.port, "It is |123-45-|6789.", false, &[]);
+    assert_eq!(
+        r.json()["choices"][0]["message"]["content"],
+        "It is 123-45-6789."
+    );
+    assert_eq!(r.header("x-tollgate-redacted"), None);
+    let metrics = gw.admin_text("/metrics");
+    assert!(
+        metrics.contains(
+            r#"tollgate_filter_decisions_total{action="redact",mode="shadow",rule="ssn_out",stage="response"} 2"#
+        ),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn anthropic_streams_and_the_lab_chat_are_checked_too() {
+    let mock = MockServer::start(&[]);
+    let backends = format!(
+        "{}  - id: claude\n    url: \"http://127.0.0.1:{}\"\n    protocol: anthropic\n    models: [claude-3]\n    {}\n",
+        backends_for(mock.port),
+        mock.port,
+        mock_headers()
+    );
+    let log = temp_dir().join("access.log");
+    let gw = GatewayServer::start_with(
+        &backends,
+        "",
+        &format!(
+            "access_log: {{to: \"{}\"}}\n{}",
+            log.display(),
+            ssn_answer_rule("redact", "")
+        ),
+        &[],
+    );
+    let body = serde_json::json!({"model": "claude-3", "max_tokens": 50, "stream": true,
+        "messages": [{"role": "user", "content": "tell me"}]});
+    let r = post_as(
+        gw.port,
+        "/v1/messages",
+        &[("x-mock-answer", "SSN: 123-4|5-67|89 ok")],
+        &body.to_string(),
+    );
+    let body = r.body_text();
+    let mut text = String::new();
+    for line in body.lines() {
+        if let Some(data) = line.strip_prefix("data: ") {
+            let v: serde_json::Value = serde_json::from_str(data).unwrap();
+            if let Some(t) = v.pointer("/delta/text").and_then(|t| t.as_str()) {
+                text.push_str(t);
+            }
+        }
+    }
+    assert_eq!(text, "SSN: [REDACTED:ssn_out] ok", "{body}");
+    let r = post_as(
+        gw.port,
+        "/chat",
+        &[("x-mock-answer", "SSN 123-45-6789")],
+        r#"{"message": "hi"}"#,
+    );
+    assert_eq!(
+        r.json()["response"],
+        "SSN [REDACTED:ssn_out]",
+        "{}",
+        r.body_text()
+    );
+}

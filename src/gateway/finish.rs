@@ -71,7 +71,7 @@ impl Gateway {
             return self.answer_refusal(session, ctx, rt, req, answered).await;
         }
         if req.view.streaming() {
-            return self.answer_stream(session, ctx, req, answered).await;
+            return self.answer_stream(session, ctx, rt, req, answered).await;
         }
         let Answered { upstream, .. } = answered;
         // `/chat` is rewritten, so only a 2xx can become its answer; the other routes passed the
@@ -166,6 +166,7 @@ impl Gateway {
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
+        rt: &Runtime,
         req: Admitted,
         answered: Answered<'_, '_>,
     ) -> Result<(), Failure> {
@@ -189,14 +190,37 @@ impl Gateway {
         req.extra.apply(&mut header)?;
         ctx.status = status;
         let mut tap = req.view.stream_tap();
+        if let Some(rules) = &rt.filter.output[req.consumer.role.index()] {
+            tap = tap.with_checks(Arc::clone(rules));
+        }
         let piped = upstream.pipe(header, session, &mut tap).await;
         let complete = matches!(piped, Ok(PipeEnd::Complete));
         self.stream_ended(ctx, &req, backend, sent, &tap, complete);
-        if piped? == PipeEnd::ClientGone {
-            // Gone, or too slow to read (a write stalled past `write_ms`): the connection is not
-            // reused.
-            session.set_keepalive(None);
-            ctx.error = Some(GatewayError::ClientGone.label());
+        let withheld = tap.blocked().map(str::to_string);
+        if let Some(m) = metrics::get() {
+            for delay in tap.hold_delays() {
+                m.hold_back.observe(delay.as_secs_f64());
+            }
+        }
+        // Headers are gone: what the rules did is counted and logged only.
+        let _ = answer::report(&tap.findings(), None, &req.consumer, ctx, None);
+        match piped? {
+            PipeEnd::ClientGone => {
+                // Gone, or too slow to read (a write stalled past `write_ms`): the connection
+                // is not reused.
+                session.set_keepalive(None);
+                ctx.error = Some(GatewayError::ClientGone.label());
+            }
+            PipeEnd::Withheld => {
+                // The stream ended early: settled at its worst case (the backend was cut off),
+                // and the connection is not reused.
+                session.set_keepalive(None);
+                let e = GatewayError::AnswerBlocked {
+                    rule: withheld.unwrap_or_default(),
+                };
+                ctx.error = Some(e.label());
+            }
+            PipeEnd::Complete => {}
         }
         Ok(())
     }

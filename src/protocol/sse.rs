@@ -9,8 +9,13 @@
 //! stream it would have seen without the gateway. Anthropic streams are never edited.
 
 use super::{anthropic, openai};
+use crate::stages::output::{Finding, OutputRules, Scanner};
 use crate::usage::Usage;
 use bytes::{Bytes, BytesMut};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The dialect's reader of event data.
 #[derive(Debug)]
@@ -39,6 +44,63 @@ pub struct SseTap {
     scanned: usize,
     /// The stream is not SSE-shaped (an event grew past [`MAX_EVENT`]): stop parsing, pass bytes.
     gave_up: bool,
+    /// The rules that check the answer as it passes, when any apply.
+    checks: Option<StreamChecks>,
+}
+
+/// The answer rules applied to a stream: one scanner per choice (OpenAI) or content block
+/// (Anthropic), whose released text replaces each event's.
+#[derive(Debug)]
+struct StreamChecks {
+    rules: Arc<OutputRules>,
+    scanners: BTreeMap<u64, Scanner>,
+    /// Since when each scanner has held text back.
+    held_since: BTreeMap<u64, Instant>,
+    /// How long held text waited before it was released, one entry per release after a hold.
+    delays: Vec<Duration>,
+    blocked: Option<String>,
+}
+
+impl StreamChecks {
+    /// `text` of answer `index` arrived; the text to send now.
+    fn push(&mut self, index: u64, text: &str) -> String {
+        let rules = &self.rules;
+        let scanner = self
+            .scanners
+            .entry(index)
+            .or_insert_with(|| rules.scanner());
+        let out = scanner.push(text);
+        self.after(index, &out);
+        out
+    }
+
+    /// Answer `index` ended; the rest of its text.
+    fn finish(&mut self, index: u64) -> String {
+        let Some(scanner) = self.scanners.get_mut(&index) else {
+            return String::new();
+        };
+        let out = scanner.finish();
+        self.after(index, &out);
+        out
+    }
+
+    fn after(&mut self, index: u64, released: &str) {
+        let Some(scanner) = self.scanners.get(&index) else {
+            return;
+        };
+        if self.blocked.is_none() {
+            self.blocked = scanner.blocked.clone();
+        }
+        let now = Instant::now();
+        if !released.is_empty() {
+            if let Some(since) = self.held_since.remove(&index) {
+                self.delays.push(now.duration_since(since));
+            }
+        }
+        if scanner.holding() {
+            self.held_since.entry(index).or_insert(now);
+        }
+    }
 }
 
 /// Longest event the tap buffers; a backend sending more without a blank line is not speaking
@@ -54,12 +116,69 @@ impl SseTap {
         }
     }
 
-    /// A tap for an Anthropic Messages stream (always passed through unchanged).
+    /// A tap for an Anthropic Messages stream (passed through unchanged unless answer rules
+    /// apply).
     pub fn anthropic() -> Self {
         SseTap {
             reader: Reader::Anthropic(anthropic::StreamState::default()),
             ..SseTap::default()
         }
+    }
+
+    /// Checks the answer as it passes with `rules` (see [`crate::stages::output`]): text is
+    /// released only once no rule can still match across events, redacted where one did; a
+    /// block ends the stream ([`SseTap::blocked`]).
+    pub fn with_checks(mut self, rules: Arc<OutputRules>) -> Self {
+        self.checks = Some(StreamChecks {
+            rules,
+            scanners: BTreeMap::new(),
+            held_since: BTreeMap::new(),
+            delays: Vec::new(),
+            blocked: None,
+        });
+        self
+    }
+
+    /// The rule that withheld the rest of the answer, once one did.
+    pub fn blocked(&self) -> Option<&str> {
+        self.checks.as_ref()?.blocked.as_deref()
+    }
+
+    /// What the answer rules found, in order.
+    pub fn findings(&self) -> Vec<Finding> {
+        let Some(c) = &self.checks else {
+            return Vec::new();
+        };
+        c.scanners.values().flat_map(|s| s.found.clone()).collect()
+    }
+
+    /// How long held-back text waited, one entry per release after a hold.
+    pub fn hold_delays(&self) -> &[Duration] {
+        self.checks.as_ref().map_or(&[], |c| &c.delays)
+    }
+
+    /// The event that ends a stream an answer rule withheld.
+    pub fn blocked_event(&self, rule: &str) -> Bytes {
+        let message =
+            format!("The rest of the answer was withheld by content policy (rule {rule}).");
+        match self.reader {
+            Reader::Anthropic(_) => {
+                let event = serde_json::json!({"type": "error", "error": {
+                    "type": "invalid_request_error", "message": message}});
+                Bytes::from(format!("event: error\ndata: {event}\n\n"))
+            }
+            Reader::OpenAi(_) => {
+                let event = serde_json::json!({"error": {
+                    "message": message, "type": "invalid_request_error",
+                    "code": "content_policy_violation"}});
+                Bytes::from(format!("data: {event}\n\n"))
+            }
+        }
+    }
+
+    /// The tap forwards event by event (it may remove or rewrite events).
+    fn edits(&self) -> bool {
+        self.strip_usage || self.checks.is_some()
     }
 
     /// The usage the stream reported, once it did.
@@ -110,9 +229,14 @@ impl SseTap {
         while let Some(end) = event_end(&self.pending, self.scanned) {
             let event = self.pending.split_to(end);
             self.scanned = 0;
+            if self.blocked().is_some() {
+                continue;
+            }
             let keep = self.observe(&event);
-            if self.strip_usage && keep {
-                out.extend_from_slice(&event);
+            match self.checked(&event) {
+                Some(rewritten) => out.extend_from_slice(&rewritten),
+                None if keep && self.edits() => out.extend_from_slice(&event),
+                None => {}
             }
         }
         // Resume the next search near the end (a terminator may straddle two chunks).
@@ -121,11 +245,11 @@ impl SseTap {
             self.gave_up = true;
             self.scanned = 0;
             let rest = self.pending.split();
-            if self.strip_usage {
+            if self.edits() {
                 out.extend_from_slice(&rest);
             }
         }
-        if self.strip_usage {
+        if self.edits() {
             out.freeze()
         } else {
             Bytes::copy_from_slice(chunk)
@@ -135,33 +259,41 @@ impl SseTap {
     /// Whatever is left when the stream ends (an unterminated last event), to forward as is.
     pub fn finish(&mut self) -> Bytes {
         let rest = self.pending.split();
-        if !rest.is_empty() {
+        if !rest.is_empty() && self.blocked().is_none() {
             self.observe(&rest);
         }
-        if self.strip_usage {
-            rest.freeze()
-        } else {
-            Bytes::new()
+        let mut out = BytesMut::new();
+        if self.edits() {
+            out.extend_from_slice(&rest);
+        }
+        // Text still held when the stream ends (it never said an answer was finished).
+        if let Some(c) = &mut self.checks {
+            let open: Vec<u64> = c.scanners.keys().copied().collect();
+            for index in open {
+                let text = c.finish(index);
+                if !text.is_empty() && c.blocked.is_none() {
+                    out.extend_from_slice(&self.reader.text_event(index, &text));
+                }
+            }
+        }
+        out.freeze()
+    }
+
+    /// The event with the answer rules applied: `None` when it goes out as it came.
+    fn checked(&mut self, event: &[u8]) -> Option<Bytes> {
+        let checks = self.checks.as_mut()?;
+        let data = event_data(event)?;
+        match &self.reader {
+            Reader::OpenAi(_) => openai_checked(checks, &data),
+            Reader::Anthropic(_) => anthropic_checked(checks, &data),
         }
     }
 
     /// Reads one complete event; returns whether the client should see it.
     fn observe(&mut self, event: &[u8]) -> bool {
-        let Ok(text) = std::str::from_utf8(event) else {
+        let Some(data) = event_data(event) else {
             return true;
         };
-        let mut data = String::new();
-        for line in text.lines() {
-            if let Some(rest) = line.strip_prefix("data:") {
-                if !data.is_empty() {
-                    data.push('\n');
-                }
-                data.push_str(rest.strip_prefix(' ').unwrap_or(rest));
-            }
-        }
-        if data.is_empty() {
-            return true;
-        }
         match &mut self.reader {
             Reader::OpenAi(state) => state.observe(&data, self.strip_usage),
             Reader::Anthropic(state) => {
@@ -169,6 +301,140 @@ impl SseTap {
                 true
             }
         }
+    }
+}
+
+/// The `data` of an event (its `data:` lines joined), when it has any.
+fn event_data(event: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(event).ok()?;
+    let mut data = String::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("data:") {
+            if !data.is_empty() {
+                data.push('\n');
+            }
+            data.push_str(rest.strip_prefix(' ').unwrap_or(rest));
+        }
+    }
+    (!data.is_empty()).then_some(data)
+}
+
+impl Reader {
+    /// An event carrying `text` for answer `index` (text released at the end of a stream).
+    fn text_event(&self, index: u64, text: &str) -> Bytes {
+        match self {
+            Reader::OpenAi(_) => openai_text_event(index, text),
+            Reader::Anthropic(_) => anthropic_text_event(index, text),
+        }
+    }
+}
+
+fn openai_text_event(index: u64, text: &str) -> Bytes {
+    let v = serde_json::json!({"object": "chat.completion.chunk",
+        "choices": [{"index": index, "delta": {"content": text}, "finish_reason": null}]});
+    Bytes::from(format!("data: {v}\n\n"))
+}
+
+fn anthropic_text_event(index: u64, text: &str) -> Bytes {
+    let v = serde_json::json!({"type": "content_block_delta", "index": index,
+        "delta": {"type": "text_delta", "text": text}});
+    Bytes::from(format!("event: content_block_delta\ndata: {v}\n\n"))
+}
+
+/// An OpenAI chunk with each choice's `delta.content` replaced by what its scanner releases
+/// (and, when the choice finishes, the rest); `[DONE]` first releases what is still held.
+fn openai_checked(checks: &mut StreamChecks, data: &str) -> Option<Bytes> {
+    if data.trim() == "[DONE]" {
+        let mut out = BytesMut::new();
+        let open: Vec<u64> = checks.scanners.keys().copied().collect();
+        for index in open {
+            let text = checks.finish(index);
+            if !text.is_empty() && checks.blocked.is_none() {
+                out.extend_from_slice(&openai_text_event(index, &text));
+            }
+        }
+        if out.is_empty() {
+            return None;
+        }
+        out.extend_from_slice(b"data: [DONE]\n\n");
+        return Some(out.freeze());
+    }
+    let mut v: Value = serde_json::from_str(data).ok()?;
+    let choices = v.get_mut("choices")?.as_array_mut()?;
+    let mut any = false;
+    for choice in choices {
+        let mut changed = false;
+        let index = choice.get("index").and_then(Value::as_u64).unwrap_or(0);
+        let finished = choice.get("finish_reason").is_some_and(|f| !f.is_null());
+        let Some(delta) = choice.get_mut("delta").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        let mut text = match delta.get("content") {
+            Some(Value::String(s)) => {
+                let released = checks.push(index, s);
+                changed |= released != *s;
+                released
+            }
+            _ => String::new(),
+        };
+        if finished {
+            let rest = checks.finish(index);
+            changed |= !rest.is_empty();
+            text.push_str(&rest);
+        }
+        if changed {
+            delta.insert("content".into(), Value::String(text));
+            any = true;
+        }
+    }
+    if checks.blocked.is_some() {
+        return Some(Bytes::new());
+    }
+    any.then(|| Bytes::from(format!("data: {v}\n\n")))
+}
+
+/// An Anthropic event with a text delta replaced by what its block's scanner releases; a
+/// block's end first releases what is still held.
+fn anthropic_checked(checks: &mut StreamChecks, data: &str) -> Option<Bytes> {
+    let mut v: Value = serde_json::from_str(data).ok()?;
+    let index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
+    match v.get("type").and_then(Value::as_str)? {
+        "content_block_delta" => {
+            let delta = v.get_mut("delta")?.as_object_mut()?;
+            if delta.get("type").and_then(Value::as_str) != Some("text_delta") {
+                return None;
+            }
+            let Some(Value::String(text)) = delta.get("text") else {
+                return None;
+            };
+            let released = checks.push(index, text);
+            if checks.blocked.is_some() {
+                return Some(Bytes::new());
+            }
+            if released == *text {
+                return None;
+            }
+            if released.is_empty() {
+                return Some(Bytes::new());
+            }
+            delta.insert("text".into(), Value::String(released));
+            Some(Bytes::from(format!(
+                "event: content_block_delta\ndata: {v}\n\n"
+            )))
+        }
+        "content_block_stop" => {
+            let rest = checks.finish(index);
+            if checks.blocked.is_some() {
+                return Some(Bytes::new());
+            }
+            if rest.is_empty() {
+                return None;
+            }
+            let mut out = BytesMut::from(&anthropic_text_event(index, &rest)[..]);
+            out.extend_from_slice(format!("event: content_block_stop\ndata: {v}\n\n").as_bytes());
+            Some(out.freeze())
+        }
+        _ => None,
     }
 }
 
@@ -235,6 +501,65 @@ mod tests {
         }
         out.extend_from_slice(&tap.finish());
         (out, tap)
+    }
+
+    /// An SSN in an answer, each piece's characters written as `\u` escapes, chunked anywhere
+    /// (inside an escape too): the client never sees it, and the rest of the text is intact.
+    #[test]
+    fn an_answer_rule_sees_text_split_across_events_and_escapes_whatever_the_chunking() {
+        use crate::config::screen::Mode;
+        use crate::stages::output::OutputAction;
+        let rules = Arc::new(
+            OutputRules::new(
+                &[(
+                    "ssn".into(),
+                    r"\b\d{3}-\d{2}-\d{4}\b".into(),
+                    OutputAction::Redact,
+                    Mode::Enforce,
+                )],
+                256,
+            )
+            .unwrap(),
+        );
+        let mut s = String::new();
+        for piece in ["It is 12", "3-45-6", "789, ok", "."] {
+            let escaped: String = piece
+                .chars()
+                .map(|c| format!("\\u{:04x}", c as u32))
+                .collect();
+            s.push_str(&format!(
+                "data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{escaped}\"}}}}]}}\n\n"
+            ));
+        }
+        s.push_str(
+            "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
+        );
+        s.push_str("data: [DONE]\n\n");
+        for seed in 1..200 {
+            let mut tap = SseTap::new(false).with_checks(Arc::clone(&rules));
+            let mut out = Vec::new();
+            let mut from = 0;
+            for to in splits(seed, s.len()) {
+                out.extend_from_slice(&tap.feed(&s.as_bytes()[from..to]));
+                from = to;
+            }
+            out.extend_from_slice(&tap.finish());
+            let out = String::from_utf8(out).unwrap();
+            let mut text = String::new();
+            for line in out.lines().filter_map(|l| l.strip_prefix("data: ")) {
+                if let Ok(v) = serde_json::from_str::<Value>(line) {
+                    if let Some(t) = v
+                        .pointer("/choices/0/delta/content")
+                        .and_then(Value::as_str)
+                    {
+                        text.push_str(t);
+                    }
+                }
+            }
+            assert_eq!(text, "It is [REDACTED:ssn], ok.", "seed {seed}: {out}");
+            assert!(out.ends_with("data: [DONE]\n\n"));
+            assert_eq!(tap.findings().len(), 1);
+        }
     }
 
     #[test]

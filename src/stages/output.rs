@@ -102,6 +102,7 @@ impl OutputRules {
             held: String::new(),
             found: Vec::new(),
             blocked: None,
+            recorded_to: 0,
         }
     }
 }
@@ -124,6 +125,9 @@ pub struct Scanner {
     pub found: Vec<Finding>,
     /// The rule that blocked the answer, once one did: nothing more is released.
     pub blocked: Option<String>,
+    /// Matches left in place (shadow, warn, audit) that start before this offset of `held`
+    /// were recorded already: held text is searched again with every piece.
+    recorded_to: usize,
 }
 
 impl Scanner {
@@ -134,6 +138,11 @@ impl Scanner {
         }
         self.held.push_str(piece);
         self.settle(false)
+    }
+
+    /// Text is held back now.
+    pub fn holding(&self) -> bool {
+        !self.held.is_empty()
     }
 
     /// The answer ended: every match is settled and the rest released.
@@ -167,17 +176,22 @@ impl Scanner {
         spans.sort_unstable();
         let mut out = String::with_capacity(len);
         let mut at = 0;
+        let mut recorded_to = self.recorded_to;
         for (start, stop, i) in spans {
             if start < at {
                 continue; // overlaps an earlier match
             }
             let rule = &self.rules.rules[i];
+            if start < self.recorded_to {
+                continue; // left in place and recorded on an earlier piece
+            }
             self.found.push(Finding {
                 rule: rule.id.clone(),
                 action: rule.action,
                 mode: rule.mode,
             });
             if rule.mode == Mode::Shadow {
+                recorded_to = recorded_to.max(stop);
                 continue;
             }
             match rule.action {
@@ -193,7 +207,7 @@ impl Scanner {
                     out.push(']');
                     at = stop;
                 }
-                OutputAction::Warn | OutputAction::Audit => {}
+                OutputAction::Warn | OutputAction::Audit => recorded_to = recorded_to.max(stop),
             }
         }
         // What follows the last redaction is kept as written; where the release ends is
@@ -208,14 +222,16 @@ impl Scanner {
             }
             cut
         };
-        if keep_from >= at {
+        let released = if keep_from >= at {
             out.push_str(&self.held[at..keep_from]);
-            self.held.replace_range(..keep_from, "");
+            keep_from
         } else {
             // A redaction ends inside the held tail: release up to the end of the redaction
             // and keep the original text after it.
-            self.held.replace_range(..at, "");
-        }
+            at
+        };
+        self.held.replace_range(..released, "");
+        self.recorded_to = recorded_to.saturating_sub(released);
         out
     }
 }
@@ -293,6 +309,25 @@ mod tests {
         let (out, found, _) = run(&r, &["SSN 123-45-", "6789."]);
         assert_eq!(out, "SSN 123-45-6789.");
         assert_eq!(found[0].mode, Mode::Shadow);
+    }
+
+    #[test]
+    fn a_match_left_in_place_is_recorded_once_however_many_pieces_follow() {
+        for (action, mode) in [
+            (OutputAction::Redact, Mode::Shadow),
+            (OutputAction::Warn, Mode::Enforce),
+            (OutputAction::Audit, Mode::Enforce),
+        ] {
+            let r = rules(action, mode);
+            let pieces: Vec<String> = "a 123-45-6789 b 987-65-4321 c"
+                .chars()
+                .map(String::from)
+                .collect();
+            let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
+            let (out, found, _) = run(&r, &refs);
+            assert_eq!(out, "a 123-45-6789 b 987-65-4321 c");
+            assert_eq!(found.len(), 2, "{action:?} {mode:?}: {found:?}");
+        }
     }
 
     #[test]

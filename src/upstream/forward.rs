@@ -49,6 +49,9 @@ pub enum PipeEnd {
     Complete,
     /// The client went away; the upstream connection was closed, not pooled.
     ClientGone,
+    /// An answer rule withheld the rest of the answer: the stream ended with an error event and
+    /// the upstream connection was closed.
+    Withheld,
 }
 
 /// An error after the response header was sent: the client connection must be aborted.
@@ -233,6 +236,13 @@ impl Upstream<'_> {
                     {
                         self.session.shutdown().await;
                         return Ok(PipeEnd::ClientGone);
+                    }
+                    // An answer rule withheld the rest: the stream ends with its error event.
+                    if let Some(rule) = tap.blocked() {
+                        self.session.shutdown().await;
+                        let event = tap.blocked_event(rule);
+                        let _ = client.write_response_body(Some(event), true).await;
+                        return Ok(PipeEnd::Withheld);
                     }
                 }
                 Event::Upstream(Ok(None)) => {
