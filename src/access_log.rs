@@ -45,6 +45,10 @@ pub struct Entry<'a> {
     /// in shadow mode).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response_filter: Option<&'a str>,
+    /// Redacting rules that matched the request body: `id:redact` each (`shadow-redact` for a
+    /// rule in shadow mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_redacted: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub classifier: Option<&'a ClassifierEntry>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -171,6 +171,13 @@ impl Admin {
                             .into_iter()
                             .collect::<std::collections::BTreeMap<_, _>>(),
                     })),
+                    "answer_rules": crate::config::Role::ALL
+                        .iter()
+                        .filter_map(|r| rt.filter.output[r.index()].as_ref().map(|o| (r.as_str(), json!({
+                            "hold_back_bytes": o.hold_back(),
+                            "capped": o.unbounded,
+                        }))))
+                        .collect::<std::collections::BTreeMap<_, _>>(),
                     "guardrail": rt.config.filter.guardrail.as_ref().map(|g| json!({
                         "preset": g.preset.as_str(),
                         "host": g.url.authority(),

@@ -295,3 +295,40 @@ fn anthropic_streams_and_the_lab_chat_are_checked_too() {
         r.body_text()
     );
 }
+
+#[test]
+fn a_redacting_request_rule_forwards_the_masked_body_and_says_which_rules_redacted() {
+    let mock = MockServer::start(&[]);
+    let filter = "content_filter:
+  rules:
+    - id: ssn_in
+      category: pii
+      action: redact
+      pattern: '\\b\\d{3}-\\d{2}-\\d{4}\\b'
+      severity: critical
+      reason: no SSNs to providers
+    - id: ssn_block
+      category: pii
+      pattern: 'never-matches-anything-zzz'
+      severity: critical
+      reason: a blocking rule beside it
+";
+    let (gw, log) = gateway(&mock, filter);
+    // The SSN's first digits written as JSON escapes in the raw body.
+    let body = r#"{"model":"gpt-4","max_tokens":4,"messages":[{"role":"user","content":"file \u0031\u00323-45-6789 for me"}]}"#;
+    let r = post_as(gw.port, "/v1/chat/completions", &[], body);
+    assert_eq!(r.status, 200, "{}", r.body_text());
+    assert_eq!(r.header("x-tollgate-request-redacted"), Some("ssn_in"));
+    let forwarded = r#"{"model":"gpt-4","max_tokens":4,"messages":[{"role":"user","content":"file [REDACTED:ssn_in] for me"}]}"#;
+    let ledger = mock.ledger();
+    assert_eq!(
+        ledger["last_request"]["body_sha256"],
+        sha256_hex(forwarded.as_bytes()),
+        "the backend got the masked body, every other byte as sent: {ledger}"
+    );
+    wait_until("the line is logged", 5, || !log_lines(&log).is_empty());
+    let line = &log_lines(&log)[0];
+    assert_eq!(line["request_redacted"], "ssn_in:redact");
+    assert_eq!(line["content_filter_result"], "passed");
+    assert!(!line.to_string().contains("6789"));
+}

@@ -311,15 +311,12 @@ fn build_rule(r: &RuleSection, path: String, problems: &mut Vec<Problem>) -> Opt
                 format!("{path}.action"),
                 format!("`{a}` is not one of block, warn, audit, allow, redact"),
             )),
-            Some(Action::Redact) if on_request => problems.push(Problem::new(
-                format!("{path}.action"),
-                "`redact` applies to responses only: set `applies_to: [response]`",
-            )),
-            Some(Action::Block) => {}
+            // Redacted, PII does not reach the provider either.
+            Some(Action::Block | Action::Redact) => {}
             Some(_) if on_request && category == Some(Category::Pii) => {
                 problems.push(Problem::new(
                     format!("{path}.action"),
-                    "PII rules bind every role on requests: the action must be block",
+                    "PII rules bind every role on requests: the action must be block or redact",
                 ))
             }
             Some(_) => {}
@@ -366,7 +363,7 @@ fn build_policy(
                 Some(Action::Block) => policy[r][c] = Action::Block,
                 Some(Action::Redact) => problems.push(Problem::new(
                     path,
-                    "`redact` is a rule's action (on responses), not a role policy",
+                    "`redact` is a rule's `action`, not a role policy",
                 )),
                 Some(_) if c == Category::Pii.index() => problems.push(Problem::new(
                     path,

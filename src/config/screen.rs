@@ -314,6 +314,38 @@ pricing: {default: {input_per_million_usd: 1, output_per_million_usd: 1}}
     }
 
     #[test]
+    fn a_rule_says_what_it_checks_and_pii_on_requests_is_blocked_or_redacted() {
+        let rule = |extra: &str| {
+            format!(
+                "  rules:\n    - id: r\n      category: pii\n      pattern: x\n      severity: high\n      reason: r\n{extra}"
+            )
+        };
+        let env = |v: &str| (v == "T").then(|| "a-long-enough-admin-token".to_string());
+        let p = problems(
+            &rule("      applies_to: [sideways]\n      action: explode\n"),
+            &env,
+        );
+        assert_eq!(
+            paths(&p),
+            [
+                "content_filter.rules[0].applies_to[0]",
+                "content_filter.rules[0].action"
+            ]
+        );
+        let p = problems(&rule("      action: warn\n"), &env);
+        assert!(p[0].message.contains("block or redact"), "{p:?}");
+        for ok in [
+            "      action: redact\n",
+            "      applies_to: [response]\n      action: warn\n",
+            "      applies_to: [request, response]\n      action: redact\n",
+        ] {
+            assert!(problems(&rule(ok), &env).is_empty(), "{ok}");
+        }
+        let p = problems("  policy:\n    admin: {topic: redact}\n", &env);
+        assert!(p[0].message.contains("rule's `action`"), "{p:?}");
+    }
+
+    #[test]
     fn prompt_shields_is_called_at_its_path_with_its_api_version() {
         let text = "server: {admin: {token_env: T}}
 pricing: {default: {input_per_million_usd: 1, output_per_million_usd: 1}}

@@ -2,6 +2,7 @@
 //! authenticate it, screen its body (parse, model allowlist, context, content filter, output cap)
 //! and reserve its worst case. Each refusal is a `GatewayError`, rendered by the caller.
 
+use super::answer::{self, Stage};
 use super::ctx::{FilterOutcome, RequestCtx};
 use super::Gateway;
 use crate::access_log::{ClassifierEntry, GuardrailEntry};
@@ -17,6 +18,7 @@ use crate::runtime::Runtime;
 use crate::stages::admission::{self, OutputCap};
 use crate::stages::auth::{self, KeyIndex};
 use crate::stages::filter::{Filter, Verdict};
+use crate::stages::output;
 use crate::stages::routing;
 use crate::state::unix_now;
 use crate::upstream::guardrail::Verdict as Said;
@@ -95,6 +97,24 @@ pub(super) fn screen(
     raw: Bytes,
 ) -> Result<Admitted, GatewayError> {
     let cfg = &rt.config;
+    let mut extra = Extra::default();
+    // Redacting rules rewrite the body before anything reads it: the filter, the estimate,
+    // the cache key and the backend all see the redacted text.
+    let raw = match &rt.filter.request_redact {
+        Some(rules) => {
+            let (redacted, found) = output::redact_json(rules, &raw);
+            answer::report(
+                Stage::Request,
+                &found,
+                None,
+                &consumer,
+                ctx,
+                Some(&mut extra),
+            )?;
+            redacted.map_or(raw, Bytes::from)
+        }
+        None => raw,
+    };
     let mut view = protocol::parse(route, &raw)?;
     view.bind_consumer(&consumer.id);
     let model = view.model();
@@ -106,7 +126,6 @@ pub(super) fn screen(
     admission::check_context(prompt_estimate, largest, model)?;
     // The body upload before this point is the client's time, not the filter's.
     ctx.mark();
-    let mut extra = Extra::default();
     content_filter(&rt.filter, &consumer, &texts, ctx, &mut extra)?;
     drop(texts);
     ctx.phase("filter");

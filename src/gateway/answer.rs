@@ -1,6 +1,6 @@
-//! The output side of the content filter in the response phases: what the rules that check
-//! answers found, applied to a whole answer (redacted in place, or withheld) and reported —
-//! counted per rule and action, logged by rule id, named in a header when the answer is whole.
+//! What the rules that rewrite text found — on answers (redacted in place, or withheld) and on
+//! request bodies (redacted before anything reads them) — and how it is reported: counted per
+//! stage, rule and action, logged by rule id, named in a header when one can still be sent.
 
 use super::ctx::RequestCtx;
 use crate::config::screen::Mode;
@@ -40,15 +40,27 @@ pub(super) fn check_whole(
     (found, None)
 }
 
-/// Counts, logs and records what the answer's check found; names redactions and warnings in
-/// headers when `extra` can still reach the client. A block is the error the client gets.
+/// Which text the rules rewrote.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stage {
+    Request,
+    Response,
+}
+
+/// Counts, logs and records what a check found; names redactions and warnings in headers when
+/// `extra` can still reach the client. A block is the error the client gets.
 pub(super) fn report(
+    stage: Stage,
     found: &[Finding],
     blocked: Option<String>,
     consumer: &Consumer,
     ctx: &mut RequestCtx,
     extra: Option<&mut Extra>,
 ) -> Result<(), GatewayError> {
+    let (label, redacted_header) = match stage {
+        Stage::Request => ("request", "x-tollgate-request-redacted"),
+        Stage::Response => ("response", "x-tollgate-redacted"),
+    };
     if found.is_empty() {
         return Ok(());
     }
@@ -59,7 +71,7 @@ pub(super) fn report(
         if let Some(m) = m {
             m.filter
                 .with_label_values(&[
-                    "response",
+                    label,
                     f.rule.as_str(),
                     action_str(f.action),
                     f.mode.as_str(),
@@ -79,7 +91,7 @@ pub(super) fn report(
             };
             log::info!(
                 target: "tollgate::output",
-                "answer rule {word} {}: consumer={} role={} rule={}",
+                "{label} rule {word} {}: consumer={} role={} rule={}",
                 action_str(f.action),
                 consumer.id,
                 consumer.role.as_str(),
@@ -98,10 +110,13 @@ pub(super) fn report(
             }
         }
     }
-    ctx.output_rules = Some(seen.join(","));
+    match stage {
+        Stage::Request => ctx.request_redacted = Some(seen.join(",")),
+        Stage::Response => ctx.output_rules = Some(seen.join(",")),
+    }
     if let Some(extra) = extra {
         if !redacted.is_empty() {
-            extra.push("x-tollgate-redacted", redacted.join(","));
+            extra.push(redacted_header, redacted.join(","));
         }
         if !warned.is_empty() {
             extra.push("x-tollgate-output-warning", warned.join(","));

@@ -84,6 +84,8 @@ pub struct RequestCtx {
     pub filter_shadow: Option<String>,
     /// Rules that matched the answer, with what each did (`id:redact`, `id:shadow-block`, ...).
     pub output_rules: Option<String>,
+    /// Redacting rules that matched the request body (`id:redact`, `id:shadow-redact`).
+    pub request_redacted: Option<String>,
     pub classifier: Option<ClassifierEntry>,
     pub guardrail: Option<GuardrailEntry>,
     pub cache: CacheOutcome,
@@ -129,6 +131,7 @@ impl RequestCtx {
             filter_stage: None,
             filter_shadow: None,
             output_rules: None,
+            request_redacted: None,
             classifier: None,
             guardrail: None,
             cache: CacheOutcome::NotReached,

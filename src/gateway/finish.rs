@@ -5,7 +5,7 @@
 //! estimate, marked so), stored in the cache when it is a complete 200, and answered.
 
 use super::admit::Admitted;
-use super::answer;
+use super::answer::{self, Stage};
 use super::ctx::{client_gone, ms_since, Failure, RequestCtx};
 use super::failover::{outcome_of_status, within, Attempt};
 use super::record;
@@ -203,7 +203,14 @@ impl Gateway {
             }
         }
         // Headers are gone: what the rules did is counted and logged only.
-        let _ = answer::report(&tap.findings(), None, &req.consumer, ctx, None);
+        let _ = answer::report(
+            Stage::Response,
+            &tap.findings(),
+            None,
+            &req.consumer,
+            ctx,
+            None,
+        );
         match piped? {
             PipeEnd::ClientGone => {
                 // Gone, or too slow to read (a write stalled past `write_ms`): the connection
@@ -362,7 +369,14 @@ fn checked(
 ) -> Result<(Bytes, Option<String>), GatewayError> {
     if let Some(mut text) = text {
         let (found, blocked) = answer::check_whole(rules, vec![&mut text]);
-        answer::report(&found, blocked, &req.consumer, ctx, Some(&mut req.extra))?;
+        answer::report(
+            Stage::Response,
+            &found,
+            blocked,
+            &req.consumer,
+            ctx,
+            Some(&mut req.extra),
+        )?;
         return Ok((body, Some(text)));
     }
     let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&body) else {
@@ -380,7 +394,14 @@ fn checked(
     let redacted = found
         .iter()
         .any(|f| f.mode == Mode::Enforce && f.action == OutputAction::Redact);
-    answer::report(&found, blocked, &req.consumer, ctx, Some(&mut req.extra))?;
+    answer::report(
+        Stage::Response,
+        &found,
+        blocked,
+        &req.consumer,
+        ctx,
+        Some(&mut req.extra),
+    )?;
     if !redacted {
         return Ok((body, None));
     }

@@ -57,6 +57,7 @@ impl Gateway {
             content_filter_stage: ctx.filter_stage,
             content_filter_shadow: ctx.filter_shadow.as_deref(),
             response_filter: ctx.output_rules.as_deref(),
+            request_redacted: ctx.request_redacted.as_deref(),
             classifier: ctx.classifier.as_ref(),
             guardrail: ctx.guardrail.as_ref(),
             rate_limit_remaining: ctx.headroom.map(|h| h.remaining),

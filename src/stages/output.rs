@@ -14,8 +14,10 @@
 //! Actions: `redact` replaces the span with `[REDACTED:<rule>]`; `block` stops the answer (the
 //! caller ends it with its error); `warn` and `audit` only record the rule. In shadow mode a
 //! rule is recorded with what it would have done, and the text is left as it is.
-//! Rules match the answer as written (case-insensitively), not its normalised form: a
-//! redaction must replace the very characters the client would have read.
+//! Rules match the answer as written, not its normalised form — a redaction must replace the
+//! very characters the client would have read — and case-sensitively unless a pattern says
+//! `(?i)`: secrets' prefixes have a case, and case-insensitive Unicode classes would make the
+//! longest match, so the hold-back, up to three times longer (`k` also matches the Kelvin sign).
 
 use crate::config::screen::Mode;
 use regex::{Regex, RegexBuilder};
@@ -60,7 +62,6 @@ impl OutputRules {
         for (id, pattern, action, mode) in rules {
             let (id, pattern) = (id.as_str(), pattern.as_str());
             let hir = regex_syntax::ParserBuilder::new()
-                .case_insensitive(true)
                 .build()
                 .parse(pattern)
                 .map_err(|e| format!("rule {id}: {e}"))?;
@@ -72,7 +73,6 @@ impl OutputRules {
                 }
             }
             let regex = RegexBuilder::new(pattern)
-                .case_insensitive(true)
                 .build()
                 .map_err(|e| format!("rule {id}: {e}"))?;
             compiled.push(OutputRule {
@@ -85,7 +85,7 @@ impl OutputRules {
         Ok(OutputRules {
             rules: compiled,
             // One more character (at most 4 bytes) decides a trailing `\b` or `$`.
-            hold_back: (longest + 4).min(cap.max(4)),
+            hold_back: longest.saturating_add(4).min(cap.max(4)),
             unbounded,
         })
     }
@@ -359,5 +359,84 @@ mod tests {
         let (out, found, _) = run(&r, &refs);
         assert_eq!(out, text.replace("123-45-6789", "[REDACTED:ssn]"));
         assert_eq!(found.len(), 5);
+    }
+}
+
+/// Redacts the string values of a JSON document (`body`) with `rules`: each value is decoded
+/// (escapes and all), checked whole, and written back re-encoded only when a redaction changed
+/// it; keys and every other byte stay as they were. Returns the new body when anything was
+/// redacted, and what matched (shadow rules included).
+pub fn redact_json(rules: &Arc<OutputRules>, body: &[u8]) -> (Option<Vec<u8>>, Vec<Finding>) {
+    let mut out: Vec<u8> = Vec::new();
+    let mut copied = 0;
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < body.len() {
+        if body[i] != b'"' {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        i += 1;
+        while i < body.len() && body[i] != b'"' {
+            i += if body[i] == b'\\' { 2 } else { 1 };
+        }
+        let end = (i + 1).min(body.len());
+        i = end;
+        // A key is followed by `:`; only values are texts.
+        let next = body[end..].iter().find(|b| !b.is_ascii_whitespace());
+        if next == Some(&b':') {
+            continue;
+        }
+        let Ok(text) = serde_json::from_slice::<String>(&body[start..end]) else {
+            continue;
+        };
+        let mut scanner = rules.scanner();
+        let mut redacted = scanner.push(&text);
+        redacted.push_str(&scanner.finish());
+        found.append(&mut scanner.found);
+        if redacted != text {
+            out.extend_from_slice(&body[copied..start]);
+            let encoded = serde_json::to_string(&redacted).unwrap_or_default();
+            out.extend_from_slice(encoded.as_bytes());
+            copied = end;
+        }
+    }
+    if copied == 0 {
+        return (None, found);
+    }
+    out.extend_from_slice(&body[copied..]);
+    (Some(out), found)
+}
+
+#[cfg(test)]
+mod json_tests {
+    use super::*;
+
+    #[test]
+    fn only_string_values_are_redacted_escapes_and_other_bytes_kept() {
+        let rules = Arc::new(
+            OutputRules::new(
+                &[(
+                    "ssn".into(),
+                    r"\b\d{3}-\d{2}-\d{4}\b".into(),
+                    OutputAction::Redact,
+                    Mode::Enforce,
+                )],
+                256,
+            )
+            .unwrap(),
+        );
+        // The SSN written with escapes, a key that looks like one, a "quote" inside a value.
+        let body = br#"{"model": "gpt-4", "123-45-6789": 1, "messages": [{"role":"user","content":"my \"id\" is \u0031\u0032\u0033-45-6789 \u00e9"}], "n": 1}"#;
+        let (out, found) = redact_json(&rules, body);
+        let out = String::from_utf8(out.unwrap()).unwrap();
+        assert_eq!(
+            out,
+            r#"{"model": "gpt-4", "123-45-6789": 1, "messages": [{"role":"user","content":"my \"id\" is [REDACTED:ssn] é"}], "n": 1}"#
+        );
+        assert_eq!(found.len(), 1);
+        let clean = br#"{"messages":[{"content":"nothing here"}]}"#;
+        assert_eq!(redact_json(&rules, clean).0, None);
     }
 }

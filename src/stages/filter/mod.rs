@@ -118,6 +118,9 @@ pub struct Filter {
     /// Per role ([`Role::index`]): the rules that check answers, with that role's actions;
     /// `None` when no rule checks that role's answers.
     pub output: [Option<Arc<OutputRules>>; 3],
+    /// The request rules whose action is `redact`: the body's string values are rewritten
+    /// before anything reads them.
+    pub request_redact: Option<Arc<OutputRules>>,
 }
 
 const CATEGORIES: [Category; 3] = [Category::Pii, Category::Topic, Category::Injection];
@@ -136,8 +139,13 @@ impl Filter {
         let mut keywords = Vec::new();
         let mut keyword_rule = Vec::new();
         for (index, r) in cfg.rules.iter().enumerate() {
-            // Response-only rules keep their place (and id) but never match a request.
-            let matcher = if r.on_request { Some(&r.matcher) } else { None };
+            // Response-only rules keep their place (and id) but never match a request; nor do
+            // redacting rules, which rewrite the request before it is read (`request_redact`).
+            let matcher = if r.on_request && r.action != Some(Action::Redact) {
+                Some(&r.matcher)
+            } else {
+                None
+            };
             match matcher {
                 None => {}
                 Some(Matcher::Regex {
@@ -242,6 +250,13 @@ impl Filter {
             .classifier
             .as_ref()
             .and_then(|c| Classifier::load(c).map_err(|p| problems.push(p)).ok());
+        let request_redact = match redact_rules(cfg) {
+            Ok(rules) => rules.map(Arc::new),
+            Err(e) => {
+                problems.push(Problem::new("content_filter.rules", e));
+                None
+            }
+        };
         let output = Role::ALL.map(|role| match output_rules(cfg, role) {
             Ok(rules) => rules.map(Arc::new),
             Err(e) => {
@@ -265,6 +280,7 @@ impl Filter {
             base64_min_len: cfg.base64_min_len,
             classifier,
             output,
+            request_redact,
         })
     }
 
@@ -415,6 +431,40 @@ impl Filter {
     }
 }
 
+/// The patterns of `rule` for the raw text of answers and request bodies: its expressions, or
+/// its keywords in any case.
+fn raw_patterns(rule: &crate::config::filter::FilterRule) -> Vec<String> {
+    match &rule.matcher {
+        Matcher::Regex { patterns, .. } => patterns.iter().map(|(_, p)| p.clone()).collect(),
+        Matcher::Keywords(list) => vec![format!(
+            "(?i:{})",
+            list.iter()
+                .map(|k| regex::escape(k))
+                .collect::<Vec<_>>()
+                .join("|")
+        )],
+    }
+}
+
+/// The request rules that redact; `None` when there are none.
+fn redact_rules(cfg: &FilterConfig) -> Result<Option<OutputRules>, String> {
+    let specs: Vec<_> = cfg
+        .rules
+        .iter()
+        .filter(|r| r.on_request && r.action == Some(Action::Redact))
+        .flat_map(|r| {
+            raw_patterns(r)
+                .into_iter()
+                .map(|p| (r.id.clone(), p, OutputAction::Redact, r.mode))
+        })
+        .collect();
+    if specs.is_empty() {
+        return Ok(None);
+    }
+    // A request body is whole: nothing is held back, whatever the longest match.
+    OutputRules::new(&specs, usize::MAX).map(Some)
+}
+
 /// The rules that check `role`'s answers, each with its action for that role (its own, else the
 /// policy's for its category, which a severity at or above `always_block_severity` makes
 /// `block`); rules whose action is `allow` are left out. `None` when none is left.
@@ -435,15 +485,7 @@ fn output_rules(cfg: &FilterConfig, role: Role) -> Result<Option<OutputRules>, S
             Action::Audit => OutputAction::Audit,
             Action::Allow => continue,
         };
-        let patterns: Vec<String> = match &r.matcher {
-            Matcher::Regex { patterns, .. } => patterns.iter().map(|(_, p)| p.clone()).collect(),
-            Matcher::Keywords(list) => vec![list
-                .iter()
-                .map(|k| regex::escape(k))
-                .collect::<Vec<_>>()
-                .join("|")],
-        };
-        for p in patterns {
+        for p in raw_patterns(r) {
             specs.push((r.id.clone(), p, action, r.mode));
         }
     }
