@@ -549,7 +549,7 @@ fn a_rule_in_shadow_mode_lets_the_request_through_and_counts_what_it_would_have_
     assert_eq!(
         metric(
             &gw,
-            r#"tollgate_filter_decisions_total{action="block",mode="shadow",rule="ssn"}"#
+            r#"tollgate_filter_decisions_total{action="block",mode="shadow",rule="ssn",stage="request"}"#
         ),
         1.0
     );
@@ -580,7 +580,7 @@ fn the_whole_filter_in_shadow_mode_enforces_no_rule_and_no_stage() {
     assert_eq!(
         metric(
             &gw,
-            r#"tollgate_filter_decisions_total{action="block",mode="shadow",rule="ssn"}"#
+            r#"tollgate_filter_decisions_total{action="block",mode="shadow",rule="ssn",stage="request"}"#
         ),
         1.0
     );

@@ -21,6 +21,8 @@
 
 use crate::config::screen::Mode;
 use regex::{Regex, RegexBuilder};
+use regex_automata::hybrid::dfa::{Cache, DFA};
+use regex_automata::{Anchored, Input};
 use std::sync::Arc;
 
 /// What a rule does with a match in an answer.
@@ -48,6 +50,10 @@ pub type RuleSpec = (String, String, OutputAction, Mode);
 pub struct OutputRules {
     rules: Vec<OutputRule>,
     hold_back: usize,
+    /// Every rule's pattern in one lazy DFA, run anchored from a position to learn whether a
+    /// match could still start there (`None` when it cannot be built: then the whole
+    /// hold-back is held).
+    prefixes: Option<DFA>,
     /// Rules whose longest match exceeds the cap (their matches may be missed when split).
     pub unbounded: Vec<String>,
 }
@@ -82,7 +88,15 @@ impl OutputRules {
                 mode: *mode,
             });
         }
+        let patterns: Vec<&str> = rules.iter().map(|r| r.1.as_str()).collect();
+        let prefixes = DFA::builder()
+            // Past a non-ASCII byte a Unicode `\b` is undecided: the DFA quits, read as "may
+            // still match".
+            .configure(DFA::config().unicode_word_boundary(true))
+            .build_many(&patterns)
+            .ok();
         Ok(OutputRules {
+            prefixes,
             rules: compiled,
             // One more character (at most 4 bytes) decides a trailing `\b` or `$`.
             hold_back: longest.saturating_add(4).min(cap.max(4)),
@@ -98,6 +112,8 @@ impl OutputRules {
     /// A scanner for one answer.
     pub fn scanner(self: &Arc<Self>) -> Scanner {
         Scanner {
+            cache: self.prefixes.as_ref().map(DFA::create_cache),
+            dead_before: 0,
             rules: Arc::clone(self),
             held: String::new(),
             found: Vec::new(),
@@ -128,6 +144,10 @@ pub struct Scanner {
     /// Matches left in place (shadow, warn, audit) that start before this offset of `held`
     /// were recorded already: held text is searched again with every piece.
     recorded_to: usize,
+    /// The prefix DFA's cache (one per answer).
+    cache: Option<Cache>,
+    /// No match can start before this offset of `held` (each start is tried once).
+    dead_before: usize,
 }
 
 impl Scanner {
@@ -215,7 +235,7 @@ impl Scanner {
         let keep_from = if end {
             len
         } else {
-            let mut cut = len.saturating_sub(self.rules.hold_back).min(open_from);
+            let mut cut = self.first_open_start(len).min(open_from);
             cut = cut.max(at.min(open_from));
             while !self.held.is_char_boundary(cut) {
                 cut -= 1;
@@ -232,8 +252,51 @@ impl Scanner {
         };
         self.held.replace_range(..released, "");
         self.recorded_to = recorded_to.saturating_sub(released);
+        self.dead_before = self.dead_before.saturating_sub(released);
         out
     }
+
+    /// The first offset of the held text (within the hold-back) where a match could still
+    /// start: an anchored run of every rule's DFA from there reaches the end of the text alive.
+    /// Offsets tried before and found dead stay dead as text is added, so each is tried once.
+    fn first_open_start(&mut self, len: usize) -> usize {
+        let floor = len.saturating_sub(self.rules.hold_back);
+        let (Some(dfa), Some(cache)) = (self.rules.prefixes.as_ref(), self.cache.as_mut()) else {
+            return floor;
+        };
+        let mut p = self.dead_before.max(floor);
+        while p < len {
+            if self.held.is_char_boundary(p) && may_start(dfa, cache, &self.held, p) {
+                break;
+            }
+            p += 1;
+        }
+        self.dead_before = p;
+        p
+    }
+}
+
+/// Whether a match of any rule could start at `p` of `text` and still be under way (or just
+/// complete) at its end. A DFA that gives up (its cache, a non-ASCII byte under a Unicode `\b`)
+/// says yes: holding is the safe answer.
+fn may_start(dfa: &DFA, cache: &mut Cache, text: &str, p: usize) -> bool {
+    let input = Input::new(text).range(p..).anchored(Anchored::Yes);
+    let Ok(mut sid) = dfa.start_state_forward(cache, &input) else {
+        return true;
+    };
+    for &b in &text.as_bytes()[p..] {
+        match dfa.next_state(cache, sid, b) {
+            Ok(next) => sid = next,
+            Err(_) => return true,
+        }
+        if sid.is_dead() {
+            return false;
+        }
+        if sid.is_quit() {
+            return true;
+        }
+    }
+    true
 }
 
 #[cfg(test)]
@@ -297,6 +360,20 @@ mod tests {
         }
         released += s.finish().len();
         assert_eq!(released, text.len());
+    }
+
+    #[test]
+    fn text_where_no_match_can_start_is_not_held_at_all() {
+        let r = rules(OutputAction::Redact, Mode::Enforce);
+        let mut s = r.scanner();
+        for ch in "The quick brown fox jumps over the lazy dog, twice.".chars() {
+            assert_eq!(s.push(&ch.to_string()), ch.to_string());
+        }
+        // Digits may start an SSN: held until they cannot.
+        assert_eq!(s.push(" call 555"), " call ");
+        assert_eq!(s.push("-12"), "");
+        assert_eq!(s.push("34 now"), "555-1234 now");
+        assert_eq!(s.finish(), "");
     }
 
     #[test]
