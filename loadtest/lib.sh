@@ -10,7 +10,8 @@
 #   tg_backends MOCK NAME [EXTRA]  the mock as the one gpt-4 backend (EXTRA inside its mapping),
 #                                  pricing, and the spend file and access log in WORK, named NAME
 #   tg_demo_filter                 the demo's content filter (conf/demo.yaml), as shipped
-#                                  (TG_CLASSIFIER=off: without its classifier section)
+#                                  (TG_CLASSIFIER=off: without its classifier section;
+#                                  TG_OUTPUT=off: without its rules on answers)
 #   tg_wait_ready ADMIN            until the admin plane reports ready (or exit after 30 s)
 #   tg_rss_kib PID                 resident memory now
 
@@ -63,13 +64,18 @@ YAML
 }
 
 tg_demo_filter() {
-  awk -v classifier="${TG_CLASSIFIER:-on}" '
+  awk -v classifier="${TG_CLASSIFIER:-on}" -v output="${TG_OUTPUT:-on}" '
+    function flush() { if (item != "" && !(output == "off" && item ~ /applies_to: \[response\]/)) printf "%s", item; item = "" }
     /^content_filter:/ {on=1; print; next}
-    on && /^[a-z_]+:/ {on=0}
-    on && classifier == "off" && /^  classifier:/ {skip=1; next}
+    on && /^[a-z_]+:/ {flush(); on=0}
+    !on {next}
+    classifier == "off" && /^  classifier:/ {skip=1; next}
     skip && /^    / {next}
     skip {skip=0}
-    on' conf/demo.yaml
+    /^    - / {flush(); item = $0 "\n"; next}
+    item != "" && /^      / {item = item $0 "\n"; next}
+    {flush(); print}
+    END {flush()}' conf/demo.yaml
 }
 
 tg_wait_ready() {

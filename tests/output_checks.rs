@@ -341,3 +341,38 @@ fn a_redacting_request_rule_forwards_the_masked_body_and_says_which_rules_redact
     assert_eq!(line["content_filter_result"], "passed");
     assert!(!line.to_string().contains("6789"));
 }
+
+#[test]
+fn the_demo_redacts_ssns_cards_and_keys_in_every_roles_answers_streamed_or_not() {
+    let demo = DemoServer::start();
+    let answer =
+        "SSN 123-45-|6789, card 4111 1111 |1111 1111, key sk-abcdefghij|klmnopqrstuvwxyz0123 done";
+    let expected = "SSN [REDACTED:pii_output_ssn], card [REDACTED:pii_output_credit_card], \
+                    key [REDACTED:secret_output_api_key] done";
+    for key in [
+        "key-team-support",
+        "key-team-engineering",
+        "key-team-security",
+    ] {
+        for stream in [false, true] {
+            let body = serde_json::json!({"model": "gpt-4", "stream": stream,
+                "messages": [{"role": "user", "content": "what is on file?"}]});
+            let r = post_as(
+                demo.port,
+                "/v1/chat/completions",
+                &[("X-API-Key", key), ("x-mock-answer", answer)],
+                &body.to_string(),
+            );
+            assert_eq!(r.status, 200, "{key}: {}", r.body_text());
+            let text = if stream {
+                streamed_text(&r).0
+            } else {
+                r.json()["choices"][0]["message"]["content"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            };
+            assert_eq!(text, expected, "{key}, stream {stream}");
+        }
+    }
+}

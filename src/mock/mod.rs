@@ -13,7 +13,8 @@
 //! `x-mock-retry-after` (a `Retry-After` sent with an injected fault) and `x-mock-no-usage` (a
 //! stream that never reports usage, even when asked) and `x-mock-answer` (the answer's text, its
 //! pieces — one per stream event and completion token — separated by `|`) and
-//! `x-mock-answer-escape` (those pieces written as JSON `\u` escapes in stream events).
+//! `x-mock-answer-escape` (those pieces written as JSON `\u` escapes in stream events) and
+//! `x-mock-stamp` (each stream event's JSON carries `sent_ns`, when the mock wrote it).
 //! Completion tokens of a stream count in the ledger as their events are delivered.
 //! Tokens are counted as ceil(characters / 4) of every text the model would read.
 
@@ -21,6 +22,21 @@ mod ledger;
 mod reply;
 
 pub use ledger::Ledger;
+
+/// `event` with `"sent_ns"` (Unix time in nanoseconds, now) first in its JSON data.
+fn stamped(event: Bytes) -> Bytes {
+    let Some(at) = event.windows(7).position(|w| w == b"data: {") else {
+        return event;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mut out = BytesMut::with_capacity(event.len() + 32);
+    out.extend_from_slice(&event[..at + 7]);
+    out.extend_from_slice(format!("\"sent_ns\":{now},").as_bytes());
+    out.extend_from_slice(&event[at + 7..]);
+    out.freeze()
+}
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -215,6 +231,7 @@ impl HttpServerApp for Mock {
                     if i > 0 && plan.chunk_delay_ms > 0 {
                         tokio::time::sleep(Duration::from_millis(plan.chunk_delay_ms)).await;
                     }
+                    let event = if plan.stamp { stamped(event) } else { event };
                     session
                         .write_response_body(event, i + 1 == total)
                         .await
@@ -236,4 +253,20 @@ impl HttpServerApp for Mock {
 /// Token estimate used by the mock as its truth: ceil(characters / 4).
 pub fn count_tokens(text: &str) -> u64 {
     (text.chars().count() as u64).div_ceil(4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stamp_goes_into_json_events_only() {
+        let e = stamped(Bytes::from_static(b"data: {\"a\":1}\n\n"));
+        let text = std::str::from_utf8(&e).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text[6..text.len() - 2]).unwrap();
+        assert!(v["sent_ns"].as_u64().unwrap() > 1_700_000_000_000_000_000);
+        assert_eq!(v["a"], 1);
+        let done = Bytes::from_static(b"data: [DONE]\n\n");
+        assert_eq!(stamped(done.clone()), done);
+    }
 }

@@ -30,6 +30,9 @@ pub struct Plan {
     /// `x-mock-answer-escape`: every character of the answer's pieces written as a JSON `\u`
     /// escape in the stream's events.
     pub escape: bool,
+    /// `x-mock-stamp`: each chat-stream event carries `sent_ns`, the Unix time in nanoseconds
+    /// when the mock wrote it (for measuring what a proxy adds).
+    pub stamp: bool,
 }
 
 impl Plan {
@@ -56,6 +59,7 @@ impl Plan {
                 .and_then(|v| v.to_str().ok())
                 .map(|v| v.split('|').map(str::to_string).collect()),
             escape: headers.contains_key("x-mock-answer-escape"),
+            stamp: headers.contains_key("x-mock-stamp"),
         }
     }
 
