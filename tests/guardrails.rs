@@ -42,14 +42,6 @@ fn chat(port: u16, key: &str, text: &str) -> Response {
     post_json(port, "/v1/chat/completions", Some(key), &body.to_string())
 }
 
-fn log_lines(file: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(file)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
 /// A model file in the classifier's format: 2^10 weights all `weight`, `bias`, and the given
 /// threshold in its metadata.
 fn model_file(dir: &Path, name: &str, weight: i16, bias: f32, threshold: f64) -> PathBuf {

@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// A rule on answers: SSNs, with `action` (and `mode` lines, indented by six).
 fn ssn_answer_rule(action: &str, extra: &str) -> String {
@@ -33,14 +33,6 @@ fn gateway(mock: &MockServer, filter: &str) -> (GatewayServer, PathBuf) {
         &[],
     );
     (gw, log)
-}
-
-fn log_lines(file: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(file)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
 }
 
 /// A chat request whose answer is `answer` (pieces separated by `|`).

@@ -19,7 +19,7 @@ use crate::protocol::sse::SseTap;
 use crate::protocol::{self, anthropic, lab, openai, provider, RequestView, Route};
 use crate::runtime::Runtime;
 use crate::stages::cache::CachePlan;
-use crate::stages::output::{OutputAction, OutputRules};
+use crate::stages::output::{Finding, OutputAction, OutputRules};
 use crate::state::cache::Entry;
 use crate::state::limits::Headroom;
 use crate::upstream::forward::PipeEnd;
@@ -369,14 +369,7 @@ fn checked(
 ) -> Result<(Bytes, Option<String>), GatewayError> {
     if let Some(mut text) = text {
         let (found, blocked) = answer::check_whole(rules, vec![&mut text]);
-        answer::report(
-            Stage::Response,
-            &found,
-            blocked,
-            &req.consumer,
-            ctx,
-            Some(&mut req.extra),
-        )?;
+        report_answer(&found, blocked, ctx, req)?;
         return Ok((body, Some(text)));
     }
     let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&body) else {
@@ -394,19 +387,23 @@ fn checked(
     let redacted = found
         .iter()
         .any(|f| f.mode == Mode::Enforce && f.action == OutputAction::Redact);
-    answer::report(
-        Stage::Response,
-        &found,
-        blocked,
-        &req.consumer,
-        ctx,
-        Some(&mut req.extra),
-    )?;
+    report_answer(&found, blocked, ctx, req)?;
     if !redacted {
         return Ok((body, None));
     }
     let rewritten = serde_json::to_vec(&v).map_err(|_| GatewayError::Internal)?;
     Ok((Bytes::from(rewritten), None))
+}
+
+/// Reports what the rules on answers found in a whole answer (its headers are still to go).
+fn report_answer(
+    found: &[Finding],
+    blocked: Option<String>,
+    ctx: &mut RequestCtx,
+    req: &mut Admitted,
+) -> Result<(), GatewayError> {
+    let extra = Some(&mut req.extra);
+    answer::report(Stage::Response, found, blocked, &req.consumer, ctx, extra)
 }
 
 /// Reports the tightest window after settlement (`now`, read from the store that enforces the

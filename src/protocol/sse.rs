@@ -508,19 +508,8 @@ mod tests {
     #[test]
     fn an_answer_rule_sees_text_split_across_events_and_escapes_whatever_the_chunking() {
         use crate::config::screen::Mode;
-        use crate::stages::output::OutputAction;
-        let rules = Arc::new(
-            OutputRules::new(
-                &[(
-                    "ssn".into(),
-                    r"\b\d{3}-\d{2}-\d{4}\b".into(),
-                    OutputAction::Redact,
-                    Mode::Enforce,
-                )],
-                256,
-            )
-            .unwrap(),
-        );
+        use crate::stages::output::{ssn_rules, OutputAction};
+        let rules = ssn_rules(OutputAction::Redact, Mode::Enforce);
         let mut s = String::new();
         for piece in ["It is 12", "3-45-6", "789, ok", "."] {
             let escaped: String = piece

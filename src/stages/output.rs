@@ -299,14 +299,19 @@ fn may_start(dfa: &DFA, cache: &mut Cache, text: &str, p: usize) -> bool {
     true
 }
 
+/// One rule, `ssn`, with `action` and `mode` (for tests here and in the SSE tap).
+#[cfg(test)]
+pub(crate) fn ssn_rules(action: OutputAction, mode: Mode) -> Arc<OutputRules> {
+    let ssn = r"\b\d{3}-\d{2}-\d{4}\b";
+    Arc::new(OutputRules::new(&[("ssn".into(), ssn.into(), action, mode)], 256).unwrap())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const SSN: &str = r"\b\d{3}-\d{2}-\d{4}\b";
-
     fn rules(action: OutputAction, mode: Mode) -> Arc<OutputRules> {
-        Arc::new(OutputRules::new(&[("ssn".into(), SSN.into(), action, mode)], 256).unwrap())
+        ssn_rules(action, mode)
     }
 
     /// Feeds `text` cut at `cuts`, collecting what is released.
@@ -492,18 +497,7 @@ mod json_tests {
 
     #[test]
     fn only_string_values_are_redacted_escapes_and_other_bytes_kept() {
-        let rules = Arc::new(
-            OutputRules::new(
-                &[(
-                    "ssn".into(),
-                    r"\b\d{3}-\d{2}-\d{4}\b".into(),
-                    OutputAction::Redact,
-                    Mode::Enforce,
-                )],
-                256,
-            )
-            .unwrap(),
-        );
+        let rules = ssn_rules(OutputAction::Redact, Mode::Enforce);
         // The SSN written with escapes, a key that looks like one, a "quote" inside a value.
         let body = br#"{"model": "gpt-4", "123-45-6789": 1, "messages": [{"role":"user","content":"my \"id\" is \u0031\u0032\u0033-45-6789 \u00e9"}], "n": 1}"#;
         let (out, found) = redact_json(&rules, body);

@@ -389,3 +389,12 @@ impl DemoServer {
         post_json(self.port, "/chat", Some(key), &body)
     }
 }
+
+/// The JSON lines of an access-log file written so far (none before it exists).
+pub fn log_lines(file: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
