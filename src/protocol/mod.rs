@@ -17,6 +17,7 @@ pub mod json;
 pub mod lab;
 pub mod openai;
 pub mod provider;
+pub mod responses;
 pub mod sse;
 pub mod text;
 
