@@ -2,7 +2,9 @@
 //!
 //! Serves OpenAI `POST /v1/chat/completions` (JSON with `usage`, or SSE with one chunk per token,
 //! a final usage chunk when `stream_options.include_usage` is set, then `[DONE]`), Anthropic
-//! `POST /v1/messages` (JSON or its event stream), OpenAI `POST /v1/embeddings`, the lab agent's
+//! `POST /v1/messages` (JSON or its event stream), OpenAI `POST /v1/responses` (JSON with
+//! `usage`, or its typed events ending in `response.completed`, or `response.incomplete` when
+//! `max_output_tokens` cut it short), OpenAI `POST /v1/embeddings`, the lab agent's
 //! `POST /chat`, `GET /v1/models`, `GET /health`, and `GET /ledger` (`POST /ledger/reset`) with the
 //! token totals it received and produced. Behaviour is set per process ([`MockOptions`]) and per
 //! request with headers:
@@ -182,7 +184,11 @@ impl HttpServerApp for Mock {
         let model_route = method == "POST"
             && matches!(
                 path.as_str(),
-                "/v1/chat/completions" | "/chat" | "/v1/messages" | "/v1/embeddings"
+                "/v1/chat/completions"
+                    | "/chat"
+                    | "/v1/messages"
+                    | "/v1/embeddings"
+                    | "/v1/responses"
             );
         let reply = if let Some(status) = plan.fault_status.filter(|_| model_route) {
             Reply::fault(status)

@@ -169,6 +169,7 @@ pub fn route(
         ("POST", "/v1/chat/completions") => chat_completions(body, plan, ledger),
         ("POST", "/chat") => lab_chat(body, plan, ledger),
         ("POST", "/v1/messages") => messages(body, plan, ledger),
+        ("POST", "/v1/responses") => responses(body, plan, ledger),
         ("POST", "/v1/embeddings") => embeddings(body, ledger),
         _ => Reply::json(
             404,
@@ -179,6 +180,99 @@ pub fn route(
 
 fn words(n: u64) -> Vec<String> {
     (0..n).map(|i| format!("w{i} ")).collect()
+}
+
+/// The OpenAI Responses API: JSON with `usage`, or its typed event stream
+/// (`response.created`, `response.output_text.delta` per token, `response.completed` with the
+/// usage). Input tokens count every text of `instructions` and `input` (a string, or items:
+/// message contents, function-call arguments and outputs).
+fn responses(body: &[u8], plan: &Plan, ledger: &Ledger) -> Reply {
+    let Ok(req) = serde_json::from_slice::<Value>(body) else {
+        return bad_request("body is not JSON");
+    };
+    let model = req
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("mock")
+        .to_string();
+    let instructions = req
+        .get("instructions")
+        .and_then(Value::as_str)
+        .map_or(0, count_tokens);
+    let input: u64 = instructions
+        + match req.get("input") {
+            Some(Value::String(s)) => count_tokens(s),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|item| {
+                    message_tokens(item)
+                        + ["arguments", "output"]
+                            .iter()
+                            .filter_map(|k| item.get(*k).and_then(Value::as_str))
+                            .map(count_tokens)
+                            .sum::<u64>()
+                })
+                .sum(),
+            _ => return bad_request("input is required"),
+        };
+    let cap = req
+        .get("max_output_tokens")
+        .and_then(Value::as_u64)
+        .unwrap_or(u64::MAX);
+    let output = plan.tokens(cap);
+    let streaming = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    ledger.add_tokens(input, if streaming { 0 } else { output });
+    let usage = json!({"input_tokens": input, "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": output, "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": input + output});
+    let text = plan.pieces(output).concat();
+    let status = if output < plan.tokens(u64::MAX) {
+        "incomplete"
+    } else {
+        "completed"
+    };
+    let response = |status: &str, text: &str, usage: Value| {
+        json!({"id": "resp_mock", "object": "response", "created_at": 1_700_000_000u64,
+            "status": status, "model": model,
+            "output": if text.is_empty() && status == "in_progress" { json!([]) } else { json!([
+                {"type": "message", "id": "msg_mock", "status": status, "role": "assistant",
+                 "content": [{"type": "output_text", "text": text, "annotations": []}]}]) },
+            "usage": usage})
+    };
+    if !streaming {
+        return Reply::json(200, response(status, &text, usage));
+    }
+    let event = |name: &str, v: Value| Bytes::from(format!("event: {name}\ndata: {v}\n\n"));
+    let mut events = vec![(
+        event(
+            "response.created",
+            json!({"type": "response.created", "sequence_number": 0,
+                "response": response("in_progress", "", Value::Null)}),
+        ),
+        0,
+    )];
+    for (i, w) in plan.pieces(output).into_iter().enumerate() {
+        let delta = event(
+            "response.output_text.delta",
+            json!({"type": "response.output_text.delta", "sequence_number": i + 1,
+                "item_id": "msg_mock", "output_index": 0, "content_index": 0, "delta": w}),
+        );
+        let delta = match std::str::from_utf8(&delta) {
+            Ok(t) if plan.escape => Bytes::from(plan.escaped(t.to_string(), &w)),
+            _ => delta,
+        };
+        events.push((delta, 1));
+    }
+    let terminal = format!("response.{status}");
+    events.push((
+        event(
+            &terminal,
+            json!({"type": terminal, "sequence_number": output + 1,
+                "response": response(status, &text, if plan.no_usage { Value::Null } else { usage }) }),
+        ),
+        0,
+    ));
+    Reply::Stream { events }
 }
 
 fn bad_request(msg: &str) -> Reply {
@@ -505,5 +599,30 @@ mod tests {
         h.insert("x-mock-chunks", "2".parse().unwrap());
         let p = Plan::from_request(&MockOptions::default(), &h);
         assert_eq!((p.fault_status, p.chunks), (Some(503), 2));
+    }
+
+    #[test]
+    fn the_responses_api_answers_whole_and_streamed_with_usage() {
+        let ledger = Ledger::default();
+        let body = br#"{"model":"gpt-4o","instructions":"be brief","input":[
+            {"role":"user","content":[{"type":"input_text","text":"hello there"}]},
+            {"type":"function_call_output","call_id":"c","output":"42 results"}],
+            "max_output_tokens":3}"#;
+        let Reply::Whole { body: answer, .. } = responses(body, &plan(), &ledger) else {
+            panic!("a JSON answer");
+        };
+        let v: Value = serde_json::from_slice(&answer).unwrap();
+        assert_eq!(v["status"], "incomplete", "cut at 3 of 16 tokens");
+        assert_eq!(v["usage"]["output_tokens"], 3);
+        assert_eq!(v["usage"]["input_tokens"], 2 + 3 + 3);
+        assert_eq!(v["output"][0]["content"][0]["text"], "w0 w1 w2 ");
+        let streamed = br#"{"model":"gpt-4o","input":"hi","stream":true}"#;
+        let Reply::Stream { events } = responses(streamed, &plan(), &ledger) else {
+            panic!("a stream");
+        };
+        let last = String::from_utf8(events.last().unwrap().0.to_vec()).unwrap();
+        assert!(last.starts_with("event: response.completed\n"), "{last}");
+        assert!(last.contains("\"output_tokens\":16"), "{last}");
+        assert_eq!(events.len(), 16 + 2);
     }
 }
