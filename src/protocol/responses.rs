@@ -11,7 +11,7 @@
 //! state, and is never answered from the cache.
 
 use super::json::{self, json_error};
-use super::text::{json_as_text, Origin, Texts};
+use super::text::{Origin, Texts};
 use crate::error::GatewayError;
 use crate::usage::Usage;
 use bytes::Bytes;
@@ -81,17 +81,10 @@ pub struct Part {
     pub text: Option<String>,
 }
 
-/// A tool definition: a function's name, description and parameter schema are read by the
-/// model; built-in tools (`web_search`, `file_search`, …) carry none of those.
-#[derive(Debug, Deserialize)]
-pub struct Tool {
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub description: Option<String>,
-    #[serde(default, deserialize_with = "json_as_text")]
-    pub parameters: Option<String>,
-}
+/// A tool definition. A function tool is flat here (`{"type":"function","name",…}`), with the
+/// fields of a chat-completions function: its name, description and parameter schema are read by
+/// the model; built-in tools (`web_search`, `file_search`, …) carry none of those.
+pub type Tool = super::openai::FunctionDef;
 
 impl Content {
     fn collect<'a>(&'a self, origin: Origin, out: &mut Texts<'a>) {
