@@ -24,6 +24,7 @@ pub fn request_view(data: &[u8]) {
         Route::LabChat,
         Route::Messages,
         Route::Embeddings,
+        Route::Responses,
     ] {
         match crate::protocol::parse(route, data) {
             Ok(view) => {

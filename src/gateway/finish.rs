@@ -16,7 +16,7 @@ use crate::downstream::response;
 use crate::error::GatewayError;
 use crate::metrics;
 use crate::protocol::sse::SseTap;
-use crate::protocol::{self, anthropic, lab, openai, provider, RequestView, Route};
+use crate::protocol::{self, anthropic, lab, openai, provider, responses, RequestView, Route};
 use crate::runtime::Runtime;
 use crate::stages::cache::CachePlan;
 use crate::stages::output::{Finding, OutputAction, OutputRules};
@@ -376,6 +376,9 @@ fn checked(
         return Ok((body, None));
     };
     let texts = match protocol {
+        Protocol::OpenAi if matches!(req.view, RequestView::Responses(_)) => {
+            responses::answer_texts_mut(&mut v)
+        }
         Protocol::OpenAi => openai::answer_texts_mut(&mut v),
         Protocol::Anthropic => anthropic::answer_texts_mut(&mut v),
         Protocol::LabAgent => match v.get_mut("response") {

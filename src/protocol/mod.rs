@@ -29,6 +29,7 @@ use bytes::Bytes;
 use embeddings::EmbeddingsView;
 use lab::LabView;
 use openai::ChatView;
+use responses::ResponsesView;
 use sse::SseTap;
 pub use text::{Origin, Text, Texts};
 
@@ -43,6 +44,8 @@ pub enum Route {
     Messages,
     /// `POST /v1/embeddings`, OpenAI-compatible.
     Embeddings,
+    /// `POST /v1/responses`, the OpenAI Responses API.
+    Responses,
     /// `GET /v1/models`: the models this consumer may use, answered by the gateway.
     Models,
 }
@@ -66,6 +69,7 @@ impl Route {
             "/chat" => Route::LabChat,
             "/v1/messages" => Route::Messages,
             "/v1/embeddings" => Route::Embeddings,
+            "/v1/responses" => Route::Responses,
             "/v1/models" => Route::Models,
             _ => return Err(GatewayError::NotFound),
         };
@@ -94,6 +98,7 @@ impl Route {
             Route::LabChat => "chat",
             Route::Messages => "messages",
             Route::Embeddings => "embeddings",
+            Route::Responses => "responses",
             Route::Models => "models",
         }
     }
@@ -101,7 +106,9 @@ impl Route {
     /// Whether a backend speaking `protocol` can serve this route.
     pub fn accepts(self, protocol: Protocol) -> bool {
         match self {
-            Route::ChatCompletions | Route::Embeddings => protocol == Protocol::OpenAi,
+            Route::ChatCompletions | Route::Embeddings | Route::Responses => {
+                protocol == Protocol::OpenAi
+            }
             // `/chat` is translated for OpenAI backends.
             Route::LabChat => matches!(protocol, Protocol::LabAgent | Protocol::OpenAi),
             Route::Messages => protocol == Protocol::Anthropic,
@@ -127,6 +134,7 @@ pub enum RequestView {
     Lab(LabView),
     Messages(MessagesView),
     Embeddings(EmbeddingsView),
+    Responses(ResponsesView),
 }
 
 /// Parses and validates a body for `route`.
@@ -137,6 +145,7 @@ pub fn parse(route: Route, body: &[u8]) -> Result<RequestView, GatewayError> {
         Route::LabChat => lab::parse(body).map(RequestView::Lab),
         Route::Messages => anthropic::parse(body).map(RequestView::Messages),
         Route::Embeddings => embeddings::parse(body).map(RequestView::Embeddings),
+        Route::Responses => responses::parse(body).map(RequestView::Responses),
         Route::Models => Err(GatewayError::MethodNotAllowed),
     }
 }
@@ -157,6 +166,7 @@ impl RequestView {
             RequestView::Lab(l) => &l.model,
             RequestView::Messages(m) => &m.model,
             RequestView::Embeddings(e) => &e.model,
+            RequestView::Responses(r) => &r.model,
         }
     }
 
@@ -179,6 +189,7 @@ impl RequestView {
             RequestView::Messages(m) => m.texts().list,
             RequestView::Embeddings(e) => e.texts().list,
             RequestView::Chat(c) => c.texts().list,
+            RequestView::Responses(r) => r.texts().list,
         }
     }
 
@@ -191,6 +202,7 @@ impl RequestView {
             RequestView::Lab(_) => (1, 0),
             RequestView::Messages(m) => (m.messages.len() as u64 + 1, 0),
             RequestView::Embeddings(e) => (0, e.token_ids()),
+            RequestView::Responses(r) => (r.items(), 0),
         };
         texts
             .iter()
@@ -214,6 +226,7 @@ impl RequestView {
             RequestView::Chat(c) => c.output_cap(),
             RequestView::Messages(m) => m.max_tokens,
             RequestView::Lab(_) => None,
+            RequestView::Responses(r) => r.output_cap(),
             // Embeddings produce no output tokens.
             RequestView::Embeddings(_) => Some(0),
         }
@@ -223,6 +236,7 @@ impl RequestView {
         match self {
             RequestView::Chat(c) => c.streaming(),
             RequestView::Messages(m) => m.streaming(),
+            RequestView::Responses(r) => r.streaming(),
             _ => false,
         }
     }
@@ -252,6 +266,9 @@ impl RequestView {
                 ("/v1/messages", m.outbound(raw, inject_cap, rename), false)
             }
             RequestView::Embeddings(e) => ("/v1/embeddings", e.outbound(raw, rename), false),
+            RequestView::Responses(r) => {
+                ("/v1/responses", r.outbound(raw, inject_cap, rename), false)
+            }
         };
         Outbound {
             path,
@@ -269,6 +286,9 @@ impl RequestView {
             RequestView::Chat(c) => c.outbound(raw.clone(), inject_cap, None),
             RequestView::Messages(m) => m.outbound(raw.clone(), inject_cap, None),
             RequestView::Embeddings(e) => e.outbound(raw.clone(), None),
+            // The provider keeps state for it: never answered from the cache.
+            RequestView::Responses(r) if r.stateful() => return None,
+            RequestView::Responses(r) => r.outbound(raw.clone(), inject_cap, None),
         };
         json::canonical(&edited, None)
     }
@@ -277,6 +297,7 @@ impl RequestView {
     pub fn reported_usage(&self, protocol: Protocol, body: &[u8]) -> Option<Usage> {
         match (self, protocol) {
             (RequestView::Messages(_), _) | (_, Protocol::Anthropic) => anthropic::usage(body),
+            (RequestView::Responses(_), _) => responses::usage(body),
             (_, Protocol::OpenAi) => openai::usage(body),
             (_, Protocol::LabAgent) => None,
         }
@@ -288,6 +309,7 @@ impl RequestView {
         match self {
             RequestView::Messages(_) => SseTap::anthropic(),
             RequestView::Chat(c) => SseTap::new(!c.wants_usage()),
+            RequestView::Responses(_) => SseTap::responses(),
             _ => SseTap::new(false),
         }
     }

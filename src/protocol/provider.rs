@@ -22,6 +22,10 @@ pub fn path(backend: &Backend, path: &str) -> String {
         ) => format!(
             "{prefix}/openai/deployments/{deployment}/chat/completions?api-version={api_version}"
         ),
+        // Azure's Responses API is per resource; the body's `model` names the deployment.
+        (Provider::Azure { api_version, .. }, "/v1/responses") => {
+            format!("{prefix}/openai/responses?api-version={api_version}")
+        }
         _ => format!("{prefix}{path}"),
     }
 }

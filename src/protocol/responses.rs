@@ -1,6 +1,6 @@
 //! The OpenAI Responses API (`POST /v1/responses`): the request view, the body a backend
 //! receives, usage from the JSON answer and from the stream's typed events, and the answer's
-//! texts. Groundwork of the route: not yet in the route table (`Route`), the mock or the docs.
+//! texts.
 //!
 //! Every text the model will read is found: `instructions`; `input` as a string or as items —
 //! messages (a string, or `input_text`/`output_text` parts), `function_call` items (name and
@@ -146,6 +146,17 @@ impl ResponsesView {
             out.push_opt(Origin::ToolSchema, t.parameters.as_deref());
         }
         out
+    }
+
+    /// Input items (messages, calls, outputs), plus one for `instructions` or a string input:
+    /// the per-message framing of the estimate.
+    pub fn items(&self) -> u64 {
+        let items = match &self.input {
+            Some(Input::Items(items)) => items.len() as u64,
+            Some(Input::Text(_)) => 1,
+            None => 0,
+        };
+        items + u64::from(self.instructions.is_some())
     }
 
     /// The output cap the client set.

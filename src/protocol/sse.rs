@@ -8,7 +8,7 @@
 //! forwarded event by event and the usage-only event is removed, so the client sees exactly the
 //! stream it would have seen without the gateway. Anthropic streams are never edited.
 
-use super::{anthropic, openai};
+use super::{anthropic, openai, responses};
 use crate::stages::output::{Finding, OutputRules, Scanner};
 use crate::usage::Usage;
 use bytes::{Bytes, BytesMut};
@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 enum Reader {
     OpenAi(openai::StreamState),
     Anthropic(anthropic::StreamState),
+    Responses(responses::StreamState),
 }
 
 impl Default for Reader {
@@ -125,6 +126,14 @@ impl SseTap {
         }
     }
 
+    /// A tap for a Responses API stream (passed through unchanged unless answer rules apply).
+    pub fn responses() -> Self {
+        SseTap {
+            reader: Reader::Responses(responses::StreamState::default()),
+            ..SseTap::default()
+        }
+    }
+
     /// Checks the answer as it passes with `rules` (see [`crate::stages::output`]): text is
     /// released only once no rule can still match across events, redacted where one did; a
     /// block ends the stream ([`SseTap::blocked`]).
@@ -167,6 +176,11 @@ impl SseTap {
                     "type": "invalid_request_error", "message": message}});
                 Bytes::from(format!("event: error\ndata: {event}\n\n"))
             }
+            Reader::Responses(_) => {
+                let event = serde_json::json!({"type": "error",
+                    "code": "content_policy_violation", "message": message, "param": null});
+                Bytes::from(format!("event: error\ndata: {event}\n\n"))
+            }
             Reader::OpenAi(_) => {
                 let event = serde_json::json!({"error": {
                     "message": message, "type": "invalid_request_error",
@@ -186,6 +200,7 @@ impl SseTap {
         match &self.reader {
             Reader::OpenAi(s) => s.usage,
             Reader::Anthropic(s) => s.usage(),
+            Reader::Responses(s) => s.usage,
         }
     }
 
@@ -194,6 +209,7 @@ impl SseTap {
         match &self.reader {
             Reader::OpenAi(s) => s.delivered_chars,
             Reader::Anthropic(s) => s.delivered_chars,
+            Reader::Responses(s) => s.delivered_chars,
         }
     }
 
@@ -202,6 +218,7 @@ impl SseTap {
         match &self.reader {
             Reader::OpenAi(s) => s.done,
             Reader::Anthropic(s) => s.stopped,
+            Reader::Responses(s) => s.done,
         }
     }
 
@@ -286,6 +303,7 @@ impl SseTap {
         match &self.reader {
             Reader::OpenAi(_) => openai_checked(checks, &data),
             Reader::Anthropic(_) => anthropic_checked(checks, &data),
+            Reader::Responses(_) => responses_checked(checks, &data),
         }
     }
 
@@ -297,6 +315,10 @@ impl SseTap {
         match &mut self.reader {
             Reader::OpenAi(state) => state.observe(&data, self.strip_usage),
             Reader::Anthropic(state) => {
+                state.observe(&data);
+                true
+            }
+            Reader::Responses(state) => {
                 state.observe(&data);
                 true
             }
@@ -325,6 +347,7 @@ impl Reader {
         match self {
             Reader::OpenAi(_) => openai_text_event(index, text),
             Reader::Anthropic(_) => anthropic_text_event(index, text),
+            Reader::Responses(_) => responses_text_event(index, text),
         }
     }
 }
@@ -436,6 +459,113 @@ fn anthropic_checked(checks: &mut StreamChecks, data: &str) -> Option<Bytes> {
         }
         _ => None,
     }
+}
+
+/// A Responses text part's key among the stream's scanners: its output item and content part.
+fn responses_key(v: &Value) -> u64 {
+    let at = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
+    at("output_index") * 1_000 + at("content_index")
+}
+
+fn responses_text_event(key: u64, text: &str) -> Bytes {
+    let v = serde_json::json!({"type": "response.output_text.delta",
+        "output_index": key / 1_000, "content_index": key % 1_000, "delta": text});
+    Bytes::from(format!("event: response.output_text.delta\ndata: {v}\n\n"))
+}
+
+/// `text`, redacted whole by the rules (the full text a Responses stream repeats in its `done`
+/// and terminal events, whose deltas the scanners checked).
+fn redact_whole(rules: &Arc<OutputRules>, text: &mut String) -> bool {
+    let mut scanner = rules.scanner();
+    let mut out = scanner.push(text);
+    out.push_str(&scanner.finish());
+    let changed = out != *text;
+    *text = out;
+    changed
+}
+
+/// A Responses event with the answer rules applied: text deltas through their part's scanner;
+/// the full text repeated in `*.done` and terminal events redacted whole; a part's end (or the
+/// response's) first releases what its scanner still holds.
+fn responses_checked(checks: &mut StreamChecks, data: &str) -> Option<Bytes> {
+    let mut v: Value = serde_json::from_str(data).ok()?;
+    let kind = v.get("type").and_then(Value::as_str)?.to_string();
+    let rules = Arc::clone(&checks.rules);
+    let mut before = BytesMut::new();
+    let mut changed = false;
+    match kind.as_str() {
+        "response.output_text.delta" => {
+            let key = responses_key(&v);
+            let Some(Value::String(delta)) = v.get("delta") else {
+                return None;
+            };
+            let released = checks.push(key, delta);
+            if checks.blocked.is_some() {
+                return Some(Bytes::new());
+            }
+            if released == *delta {
+                return None;
+            }
+            if released.is_empty() {
+                return Some(Bytes::new());
+            }
+            v["delta"] = Value::String(released);
+            changed = true;
+        }
+        "response.output_text.done" => {
+            let rest = checks.finish(responses_key(&v));
+            if !rest.is_empty() {
+                before.extend_from_slice(&responses_text_event(responses_key(&v), &rest));
+            }
+            if let Some(Value::String(text)) = v.get_mut("text") {
+                changed |= redact_whole(&rules, text);
+            }
+        }
+        "response.content_part.done" => {
+            if let Some(Value::String(text)) = v.pointer_mut("/part/text") {
+                changed |= redact_whole(&rules, text);
+            }
+        }
+        "response.output_item.done"
+        | "response.completed"
+        | "response.incomplete"
+        | "response.failed" => {
+            if kind.starts_with("response.") && kind != "response.output_item.done" {
+                let open: Vec<u64> = checks.scanners.keys().copied().collect();
+                for key in open {
+                    let rest = checks.finish(key);
+                    if !rest.is_empty() {
+                        before.extend_from_slice(&responses_text_event(key, &rest));
+                    }
+                }
+            }
+            let items: Vec<&mut Value> = match v.pointer_mut("/response/output") {
+                Some(Value::Array(items)) => items.iter_mut().collect(),
+                _ => v.get_mut("item").into_iter().collect(),
+            };
+            for item in items {
+                for part in item
+                    .get_mut("content")
+                    .and_then(Value::as_array_mut)
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(Value::String(text)) = part.get_mut("text") {
+                        changed |= redact_whole(&rules, text);
+                    }
+                }
+            }
+        }
+        _ => return None,
+    }
+    if checks.blocked.is_some() {
+        return Some(Bytes::new());
+    }
+    if !changed && before.is_empty() {
+        return None;
+    }
+    before.extend_from_slice(format!("event: {kind}\ndata: {v}\n\n").as_bytes());
+    Some(before.freeze())
 }
 
 /// The length of the first complete event in `buf` (including its blank-line terminator),

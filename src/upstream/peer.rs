@@ -216,6 +216,11 @@ mod tests {
         );
         assert_eq!(req.headers.get("api-key").unwrap(), "azure-secret");
         assert!(req.headers.get("authorization").is_none());
+        let req = request_header(&b, "/v1/responses", &client_headers(), 1, false).unwrap();
+        assert_eq!(
+            req.uri.to_string(),
+            "/openai/responses?api-version=2024-10-21"
+        );
     }
 
     #[test]
