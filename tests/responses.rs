@@ -165,3 +165,131 @@ fn answer_rules_redact_its_stream_deltas_and_the_full_text_its_final_events_repe
         "It is [REDACTED:ssn_out]."
     );
 }
+
+/// Sums `key=N` over the request log lines that contain `filter`.
+fn sum_field(log: &str, filter: &str, key: &str) -> u64 {
+    log.lines()
+        .filter(|l| l.contains("tollgate::request") && l.contains(filter))
+        .filter_map(|l| {
+            l.split_whitespace()
+                .find_map(|f| f.strip_prefix(&format!("{key}=")))
+        })
+        .filter_map(|v| v.parse::<u64>().ok())
+        .sum()
+}
+
+/// Mixed Responses traffic — whole, streamed, streams the client leaves, streams the backend
+/// cuts, requests the backend fails — settles what the backend reports for every completed one,
+/// the worst case (estimated, never zero) for every cut one, and nothing for a failed one.
+#[test]
+fn mixed_responses_traffic_settles_what_the_backend_counted() {
+    use std::io::Read;
+    let good = MockServer::start(&[]);
+    let flaky = MockServer::start(&["--chunk-delay-ms", "3"]);
+    let backends = format!(
+        "backends:\n{}  - id: flaky\n    url: \"http://127.0.0.1:{}\"\n    protocol: openai\n    models: [gpt-x]\n    {}\n",
+        openai_backend("good", good.port, 1, 1, ""),
+        flaky.port,
+        mock_headers()
+    );
+    let gw = GatewayServer::start(&backends, "");
+    let body = |model: &str, input: &str, stream: bool| {
+        serde_json::json!({"model": model, "input": input, "stream": stream}).to_string()
+    };
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let port = gw.port;
+            std::thread::spawn(move || {
+                let (mut completed, mut cut, mut failed) = (0u64, 0u64, 0u64);
+                for i in 0..40u64 {
+                    let kind = (i * 8 + t) % 100;
+                    if kind < 10 {
+                        let mut r =
+                            send_post(port, "/v1/responses", &[], &body("gpt-x", "leave", true));
+                        let mut buf = vec![0u8; 1 + ((i * 37 + t * 11) % 600) as usize];
+                        let _ = r.read(&mut buf);
+                        cut += 1;
+                    } else if kind < 15 {
+                        let after = (2 + (i + t) % 12).to_string();
+                        let mut r = send_post(
+                            port,
+                            "/v1/responses",
+                            &[("x-mock-reset-after", &after)],
+                            &body("gpt-x", "backend dies", true),
+                        );
+                        assert!(
+                            read_response(&mut r).is_none(),
+                            "a cut stream must not look complete"
+                        );
+                        cut += 1;
+                    } else if kind < 20 {
+                        let r = post_as(
+                            port,
+                            "/v1/responses",
+                            &[("x-mock-status", "500")],
+                            &body("gpt-x", "fails", false),
+                        );
+                        assert_eq!(r.status, 502, "{}", r.body_text());
+                        failed += 1;
+                    } else {
+                        let input = format!("question {i} of client {t}");
+                        let r = post_as(
+                            port,
+                            "/v1/responses",
+                            &[],
+                            &body("gpt-4o", &input, kind % 2 == 0),
+                        );
+                        assert_eq!(r.status, 200, "{}", r.body_text());
+                        completed += 1;
+                    }
+                }
+                (completed, cut, failed)
+            })
+        })
+        .collect();
+    let (mut completed, mut cut, mut failed) = (0, 0, 0);
+    for t in threads {
+        let (c, k, f) = t.join().unwrap();
+        (completed, cut, failed) = (completed + c, cut + k, failed + f);
+    }
+    assert_eq!(completed + cut + failed, 320);
+    wait_until("every request is settled and logged", 20, || {
+        gw.admin("/costs")["consumers"]["tester"]["reserved_usd"] == "0.000000"
+            && gw.proc.log_text().matches("tollgate::request").count() == 320
+    });
+    let log = gw.proc.log_text();
+    let truth = good.ledger();
+    let settled = sum_field(&log, "model=gpt-4o", "tokens_in")
+        + sum_field(&log, "model=gpt-4o", "tokens_out");
+    assert_eq!(
+        settled,
+        truth["prompt_tokens"].as_u64().unwrap() + truth["completion_tokens"].as_u64().unwrap(),
+        "completed requests settle exactly what the backend counted"
+    );
+    let gpt_x: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("tollgate::request") && l.contains("model=gpt-x"))
+        .collect();
+    let cut_lines: Vec<&&str> = gpt_x
+        .iter()
+        .filter(|l| l.contains(" status=200 "))
+        .collect();
+    assert_eq!(cut_lines.len() as u64, cut);
+    for l in cut_lines {
+        assert!(
+            l.contains("estimated=true") && !l.contains(" tokens_in=0 "),
+            "{l}"
+        );
+    }
+    let failed_lines: Vec<&&str> = gpt_x
+        .iter()
+        .filter(|l| l.contains(" status=502 "))
+        .collect();
+    assert_eq!(failed_lines.len() as u64, failed);
+    for l in failed_lines {
+        assert!(
+            l.contains(" cost_nanos=0"),
+            "a failed request costs nothing: {l}"
+        );
+    }
+}
