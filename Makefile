@@ -7,18 +7,22 @@ SHELL := /bin/bash
 CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 SDK_DIR := $(TARGET_DIR)/python-sdk
+JS_SDK_DIR := $(TARGET_DIR)/js-sdk
+# With Node on the machine, the Vercel AI SDK test is required too.
+JS_SDK_ENV := $(if $(shell command -v node),TOLLGATE_JS_SDK=$(abspath $(JS_SDK_DIR)) TOLLGATE_REQUIRE_JS_SDK=1,)
 
-.PHONY: demo test deps redis sdk build release check-demo smoke oha
+.PHONY: demo test deps redis sdk jssdk build release check-demo smoke oha
 
 ## demo: build (release) and run the gateway + mock on conf/demo.yaml
 demo: deps
 	$(CARGO) run --release -- demo -c conf/demo.yaml
 
-## test: fmt, clippy, unit + integration tests (incl. the official openai SDK)
-test: deps redis sdk
+## test: fmt, clippy, unit + integration tests (incl. the official openai SDK, and the Vercel AI
+## SDK when Node is on the machine)
+test: deps redis sdk jssdk
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
-	set -o pipefail; PYTHONPATH=$(abspath $(SDK_DIR)) TOLLGATE_REQUIRE_SDK=1 TOLLGATE_REQUIRE_REDIS=1 $(CARGO) test 2>&1 | tee $(TARGET_DIR)/test.log
+	set -o pipefail; PYTHONPATH=$(abspath $(SDK_DIR)) TOLLGATE_REQUIRE_SDK=1 TOLLGATE_REQUIRE_REDIS=1 $(JS_SDK_ENV) $(CARGO) test 2>&1 | tee $(TARGET_DIR)/test.log
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' $(TARGET_DIR)/test.log
 	@if command -v node >/dev/null 2>&1; then \
 		for f in loadtest/*.js; do node --input-type=module --check < "$$f" || { echo "$$f: syntax error"; exit 1; }; done; \
@@ -67,6 +71,14 @@ redis:
 		echo "installing: redis-server"; \
 		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo"; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server; \
+	fi
+
+## jssdk: the Vercel AI SDK (`ai`, `@ai-sdk/openai`), for its test, when Node is on the machine
+jssdk:
+	@if ! command -v node >/dev/null 2>&1; then :; \
+	elif [ -d $(JS_SDK_DIR)/node_modules/ai ] && [ -d $(JS_SDK_DIR)/node_modules/@ai-sdk/openai ]; then :; else \
+		echo "installing the Vercel AI SDK into $(JS_SDK_DIR)"; \
+		npm install --silent --no-audit --no-fund --prefix $(JS_SDK_DIR) ai @ai-sdk/openai; \
 	fi
 
 ## sdk: the official openai Python SDK, for the SDK compatibility test

@@ -6,6 +6,7 @@
 mod common;
 
 use common::*;
+use std::path::Path;
 use std::process::Command;
 
 const SSN_RULES: &str = "content_filter:
@@ -292,4 +293,48 @@ fn mixed_responses_traffic_settles_what_the_backend_counted() {
             "a failed request costs nothing: {l}"
         );
     }
+}
+
+/// The Vercel AI SDK's default `openai(model)` (the Responses API): `generateText` and
+/// `streamText`. `make test` installs it when Node is on the machine and then requires it.
+#[test]
+fn the_vercel_ai_sdk_default_openai_path_generates_and_streams_through_the_gateway() {
+    let dir = std::env::var("TOLLGATE_JS_SDK").ok();
+    let has_node = Command::new("node")
+        .arg("--version")
+        .status()
+        .is_ok_and(|s| s.success());
+    let Some(dir) = dir.filter(|d| has_node && Path::new(d).join("node_modules/ai").is_dir())
+    else {
+        assert!(
+            std::env::var_os("TOLLGATE_REQUIRE_JS_SDK").is_none(),
+            "TOLLGATE_REQUIRE_JS_SDK is set but Node or the SDK (TOLLGATE_JS_SDK) is missing"
+        );
+        eprintln!("skipped: the Vercel AI SDK is not installed (make test installs it)");
+        return;
+    };
+    let mock = MockServer::start(&[]);
+    let gw = GatewayServer::start(&backends_for(mock.port), "");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/vercel_ai.cjs");
+    let out = Command::new("node")
+        .args([
+            script,
+            &dir,
+            &format!("http://127.0.0.1:{}/v1", gw.port),
+            KEY_STANDARD,
+            "gpt-4",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the SDK failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let expected = "w0 w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12 w13 w14 w15 ";
+    assert_eq!(v["text"], expected, "{v}");
+    assert_eq!(v["output_tokens"], 16);
+    assert_eq!(v["streamed"], expected);
+    assert_eq!(v["stream_output_tokens"], 16);
 }
