@@ -31,37 +31,12 @@ fn post(port: u16, body: &serde_json::Value, headers: &[(&str, &str)]) -> Respon
 
 #[test]
 fn the_official_openai_sdk_uses_the_responses_api_through_the_gateway() {
-    let python = std::env::var("TOLLGATE_PYTHON").unwrap_or_else(|_| "python3".into());
-    let has_sdk = Command::new(&python)
-        .args(["-c", "import openai; openai.OpenAI(api_key='x').responses"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has_sdk {
-        assert!(
-            std::env::var_os("TOLLGATE_REQUIRE_SDK").is_none(),
-            "TOLLGATE_REQUIRE_SDK is set but the openai SDK (with responses) is missing"
-        );
-        eprintln!("skipped: the openai Python SDK is not installed (make test installs it)");
+    let Some(python) = python_with_sdk() else {
         return;
-    }
+    };
     let mock = MockServer::start(&[]);
     let gw = GatewayServer::start_with(&backends_for(mock.port), "", SSN_RULES, &[]);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_responses.py");
-    let out = Command::new(&python)
-        .args([
-            script,
-            &format!("http://127.0.0.1:{}/v1", gw.port),
-            KEY_STANDARD,
-            "gpt-4",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "SDK run failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = run_sdk_script(&python, "openai_responses.py", gw.port, "gpt-4");
     let expected = "w0 w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12 w13 w14 w15 ";
     assert_eq!(v["text"], expected, "{v}");
     assert_eq!(v["status"], "completed");
@@ -165,18 +140,6 @@ fn answer_rules_redact_its_stream_deltas_and_the_full_text_its_final_events_repe
         r.json()["output"][0]["content"][0]["text"],
         "It is [REDACTED:ssn_out]."
     );
-}
-
-/// Sums `key=N` over the request log lines that contain `filter`.
-fn sum_field(log: &str, filter: &str, key: &str) -> u64 {
-    log.lines()
-        .filter(|l| l.contains("tollgate::request") && l.contains(filter))
-        .filter_map(|l| {
-            l.split_whitespace()
-                .find_map(|f| f.strip_prefix(&format!("{key}=")))
-        })
-        .filter_map(|v| v.parse::<u64>().ok())
-        .sum()
 }
 
 /// Mixed Responses traffic — whole, streamed, streams the client leaves, streams the backend

@@ -9,41 +9,15 @@
 mod common;
 
 use common::*;
-use std::process::Command;
 
 #[test]
 fn the_official_openai_sdk_gets_a_chat_completion_through_the_gateway() {
-    let python = std::env::var("TOLLGATE_PYTHON").unwrap_or_else(|_| "python3".into());
-    let has_sdk = Command::new(&python)
-        .args(["-c", "import openai"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has_sdk {
-        assert!(
-            std::env::var_os("TOLLGATE_REQUIRE_SDK").is_none(),
-            "TOLLGATE_REQUIRE_SDK is set but `{python} -c 'import openai'` fails"
-        );
-        eprintln!("skipped: the openai Python SDK is not installed (make test installs it)");
+    let Some(python) = python_with_sdk() else {
         return;
-    }
+    };
     let mock = MockServer::start(&[]);
     let gw = GatewayServer::start(&backends_for(mock.port), "");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_chat.py");
-    let out = Command::new(&python)
-        .args([
-            script,
-            &format!("http://127.0.0.1:{}/v1", gw.port),
-            KEY_STANDARD,
-            "gpt-4",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "SDK run failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = run_sdk_script(&python, "openai_chat.py", gw.port, "gpt-4");
     let expected = "w0 w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12 w13 w14 w15 ";
     assert_eq!(v["content"], expected);
     assert_eq!(v["streamed"], expected);

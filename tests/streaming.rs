@@ -120,18 +120,6 @@ fn a_backend_failing_mid_stream_sends_a_terminal_error_event_and_is_charged() {
     );
 }
 
-/// Sums `key=N` over the request log lines that contain `filter`.
-fn sum_field(log: &str, filter: &str, key: &str) -> u64 {
-    log.lines()
-        .filter(|l| l.contains("tollgate::request") && l.contains(filter))
-        .filter_map(|l| {
-            l.split_whitespace()
-                .find_map(|f| f.strip_prefix(&format!("{key}=")))
-        })
-        .filter_map(|v| v.parse::<u64>().ok())
-        .sum()
-}
-
 #[test]
 fn a_thousand_mixed_requests_settle_exactly_what_the_backend_reports() {
     let good = MockServer::start(&[]);

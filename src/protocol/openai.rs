@@ -268,15 +268,18 @@ pub fn parse(body: &[u8]) -> Result<ChatView, GatewayError> {
     Ok(view)
 }
 
+/// OpenAI's usage object; the Responses API names the same numbers `input_tokens`,
+/// `output_tokens` and their `_details` (read here through aliases).
 #[derive(Deserialize)]
-struct UsageWire {
+pub(super) struct UsageWire {
+    #[serde(alias = "input_tokens")]
     prompt_tokens: u64,
     /// Absent for embeddings.
-    #[serde(default)]
+    #[serde(default, alias = "output_tokens")]
     completion_tokens: u64,
-    #[serde(default)]
+    #[serde(default, alias = "input_tokens_details")]
     prompt_tokens_details: Option<PromptDetails>,
-    #[serde(default)]
+    #[serde(default, alias = "output_tokens_details")]
     completion_tokens_details: Option<CompletionDetails>,
 }
 

@@ -11,6 +11,7 @@
 //! state, and is never answered from the cache.
 
 use super::json::{self, json_error};
+use super::openai::UsageWire;
 use super::text::{Origin, Texts};
 use crate::error::GatewayError;
 use crate::usage::Usage;
@@ -193,47 +194,6 @@ pub fn parse(body: &[u8]) -> Result<ResponsesView, GatewayError> {
         ));
     }
     Ok(view)
-}
-
-#[derive(Deserialize)]
-struct UsageWire {
-    input_tokens: u64,
-    #[serde(default)]
-    output_tokens: u64,
-    #[serde(default)]
-    input_tokens_details: Option<InputDetails>,
-    #[serde(default)]
-    output_tokens_details: Option<OutputDetails>,
-}
-
-#[derive(Deserialize)]
-struct InputDetails {
-    #[serde(default)]
-    cached_tokens: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct OutputDetails {
-    #[serde(default)]
-    reasoning_tokens: Option<u64>,
-}
-
-impl From<UsageWire> for Usage {
-    fn from(u: UsageWire) -> Usage {
-        Usage {
-            input: u.input_tokens,
-            output: u.output_tokens,
-            cached: u
-                .input_tokens_details
-                .and_then(|d| d.cached_tokens)
-                .unwrap_or(0),
-            reasoning: u
-                .output_tokens_details
-                .and_then(|d| d.reasoning_tokens)
-                .unwrap_or(0),
-            estimated: false,
-        }
-    }
 }
 
 #[derive(Deserialize)]

@@ -398,3 +398,57 @@ pub fn log_lines(file: &std::path::Path) -> Vec<serde_json::Value> {
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
 }
+
+/// Sums `key=N` over the gateway's per-request log lines (`tollgate::request`) that contain
+/// `filter`.
+pub fn sum_field(log: &str, filter: &str, key: &str) -> u64 {
+    log.lines()
+        .filter(|l| l.contains("tollgate::request") && l.contains(filter))
+        .filter_map(|l| {
+            l.split_whitespace()
+                .find_map(|f| f.strip_prefix(&format!("{key}=")))
+        })
+        .filter_map(|v| v.parse::<u64>().ok())
+        .sum()
+}
+
+/// The Python with the official `openai` SDK (with the Responses API), or `None` to skip the
+/// test when the SDK is not installed and `TOLLGATE_REQUIRE_SDK` is not set (`make test` sets
+/// it after installing the SDK).
+pub fn python_with_sdk() -> Option<String> {
+    let python = std::env::var("TOLLGATE_PYTHON").unwrap_or_else(|_| "python3".into());
+    let has_sdk = Command::new(&python)
+        .args(["-c", "import openai; openai.OpenAI(api_key='x').responses"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_sdk {
+        assert!(
+            std::env::var_os("TOLLGATE_REQUIRE_SDK").is_none(),
+            "TOLLGATE_REQUIRE_SDK is set but `{python}` has no openai SDK (with responses)"
+        );
+        eprintln!("skipped: the openai Python SDK is not installed (make test installs it)");
+        return None;
+    }
+    Some(python)
+}
+
+/// Runs `tests/sdk/<script>` with `python` against the gateway on `port` as `KEY_STANDARD`
+/// asking for `model`; its JSON output.
+pub fn run_sdk_script(python: &str, script: &str, port: u16, model: &str) -> serde_json::Value {
+    let path = format!("{}/tests/sdk/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(python)
+        .args([
+            path.as_str(),
+            &format!("http://127.0.0.1:{port}/v1"),
+            KEY_STANDARD,
+            model,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "SDK run failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
