@@ -114,6 +114,8 @@ fn run_daemon_detaches_writes_its_pid_and_reloads_on_sighup() {
     let _guard = DaemonGuard(pid_file.clone());
     wait_until("the daemon writes its pid", 10, || pid_file.exists());
     wait_ready(admin_port, "/ready", Some(ADMIN_TOKEN));
+    // The admin plane may be ready a moment before the consumer listener (as the harness does).
+    wait_ready_tcp(port);
     let chat = r#"{"model":"gpt-4o","max_tokens":2,"messages":[{"role":"user","content":"hi"}]}"#;
     assert_eq!(
         post_json(port, "/v1/chat/completions", Some(KEY_STANDARD), chat).status,
