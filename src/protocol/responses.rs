@@ -121,7 +121,11 @@ impl ResponsesView {
                     match item.kind.as_deref() {
                         Some("function_call") => {
                             out.push_opt(Origin::ToolCall, item.name.as_deref());
-                            out.push_opt(Origin::ToolCall, item.arguments.as_deref());
+                            // Decoded as the model reads it, as chat completions' calls are:
+                            // an escape inside the JSON string hides nothing.
+                            if let Some(args) = &item.arguments {
+                                out.push_json_str(Origin::ToolCall, args);
+                            }
                         }
                         Some("function_call_output") => {
                             if let Some(o) = &item.output {
@@ -313,7 +317,9 @@ mod tests {
         let texts = texts_of(body);
         assert!(texts.contains(&(Origin::Message, "look this up".into())));
         assert!(texts.contains(&(Origin::ToolCall, "lookup".into())));
-        assert!(texts.contains(&(Origin::ToolCall, "{\"id\":7}".into())));
+        assert!(texts
+            .iter()
+            .any(|(o, t)| *o == Origin::ToolCall && t.contains("id") && t.contains('7')));
         assert!(texts.contains(&(Origin::ToolResult, "SSN 123-45-6789".into())));
         assert!(texts.contains(&(Origin::Message, "thinking".into())));
         assert!(texts.contains(&(Origin::Message, "done".into())));
@@ -321,6 +327,17 @@ mod tests {
         assert!(texts
             .iter()
             .any(|(o, t)| *o == Origin::ToolSchema && t.contains("integer")));
+    }
+
+    #[test]
+    fn a_function_calls_arguments_are_read_decoded_like_chat_completions_calls() {
+        let body = r#"{"model":"m","input":[{"type":"function_call","call_id":"c","name":"f",
+            "arguments":"{\"ssn\":\"\\u0031\\u0032\\u0033-45-6789\"}"}]}"#;
+        let texts = texts_of(body);
+        assert!(
+            texts.iter().any(|(_, t)| t.contains("123-45-6789")),
+            "{texts:?}"
+        );
     }
 
     #[test]
