@@ -4,8 +4,9 @@ Every source is one pinned artifact with its SHA-256; `fetch` downloads what the
 refuses an artifact whose digest differs. `texts()` yields (text, label, source) with label 1 for
 an attack (prompt injection, instruction override, prompt leak, jailbreak template) and 0 for a
 benign text; it also yields the texts of `synth.py` (the generator written here), which uses the
-Python documentation's paragraphs as carrier bodies. Nothing here reads garak, PyRIT,
-bastioncorpus or giskard: those are kept for evaluating the classifier independently.
+Python documentation's paragraphs as carrier bodies. Only the artifacts listed in ARTIFACTS are
+fetched or read; the packages reserved for independent evaluation (eval/README.md) are not among
+them and must never be added.
 """
 
 import ast
