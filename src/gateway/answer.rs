@@ -11,15 +11,6 @@ use crate::metrics;
 use crate::stages::output::{Finding, OutputAction, OutputRules};
 use std::sync::Arc;
 
-pub(super) fn action_str(a: OutputAction) -> &'static str {
-    match a {
-        OutputAction::Redact => "redact",
-        OutputAction::Block => "block",
-        OutputAction::Warn => "warn",
-        OutputAction::Audit => "audit",
-    }
-}
-
 /// Checks each of `texts` (the whole answer's) and rewrites it as the client may read it.
 /// Returns what matched, and the rule that withholds the answer, if one does.
 pub(super) fn check_whole(
@@ -70,18 +61,13 @@ pub(super) fn report(
     for f in found {
         if let Some(m) = m {
             m.filter
-                .with_label_values(&[
-                    label,
-                    f.rule.as_str(),
-                    action_str(f.action),
-                    f.mode.as_str(),
-                ])
+                .with_label_values(&[label, f.rule.as_str(), f.action.as_str(), f.mode.as_str()])
                 .inc();
         }
         let entry = if f.mode == Mode::Shadow {
-            format!("{}:shadow-{}", f.rule, action_str(f.action))
+            format!("{}:shadow-{}", f.rule, f.action.as_str())
         } else {
-            format!("{}:{}", f.rule, action_str(f.action))
+            format!("{}:{}", f.rule, f.action.as_str())
         };
         if !seen.contains(&entry) {
             let word = if f.mode == Mode::Shadow {
@@ -92,7 +78,7 @@ pub(super) fn report(
             log::info!(
                 target: "tollgate::output",
                 "{label} rule {word} {}: consumer={} role={} rule={}",
-                action_str(f.action),
+                f.action.as_str(),
                 consumer.id,
                 consumer.role.as_str(),
                 f.rule

@@ -249,8 +249,10 @@ impl SseTap {
             if self.blocked().is_some() {
                 continue;
             }
-            let keep = self.observe(&event);
-            match self.checked(&event) {
+            // The event's data is extracted once, for the reader and for the answer rules.
+            let data = event_data(&event);
+            let keep = self.observe(data.as_deref());
+            match data.and_then(|d| self.checked(&d)) {
                 Some(rewritten) => out.extend_from_slice(&rewritten),
                 None if keep && self.edits() => out.extend_from_slice(&event),
                 None => {}
@@ -277,7 +279,7 @@ impl SseTap {
     pub fn finish(&mut self) -> Bytes {
         let rest = self.pending.split();
         if !rest.is_empty() && self.blocked().is_none() {
-            self.observe(&rest);
+            self.observe(event_data(&rest).as_deref());
         }
         let mut out = BytesMut::new();
         if self.edits() {
@@ -297,29 +299,29 @@ impl SseTap {
     }
 
     /// The event with the answer rules applied: `None` when it goes out as it came.
-    fn checked(&mut self, event: &[u8]) -> Option<Bytes> {
+    fn checked(&mut self, data: &str) -> Option<Bytes> {
         let checks = self.checks.as_mut()?;
-        let data = event_data(event)?;
         match &self.reader {
-            Reader::OpenAi(_) => openai_checked(checks, &data),
-            Reader::Anthropic(_) => anthropic_checked(checks, &data),
-            Reader::Responses(_) => responses_checked(checks, &data),
+            Reader::OpenAi(_) => openai_checked(checks, data),
+            Reader::Anthropic(_) => anthropic_checked(checks, data),
+            Reader::Responses(_) => responses_checked(checks, data),
         }
     }
 
-    /// Reads one complete event; returns whether the client should see it.
-    fn observe(&mut self, event: &[u8]) -> bool {
-        let Some(data) = event_data(event) else {
+    /// Reads one complete event's data (`None`: it has none); returns whether the client should
+    /// see it.
+    fn observe(&mut self, data: Option<&str>) -> bool {
+        let Some(data) = data else {
             return true;
         };
         match &mut self.reader {
-            Reader::OpenAi(state) => state.observe(&data, self.strip_usage),
+            Reader::OpenAi(state) => state.observe(data, self.strip_usage),
             Reader::Anthropic(state) => {
-                state.observe(&data);
+                state.observe(data);
                 true
             }
             Reader::Responses(state) => {
-                state.observe(&data);
+                state.observe(data);
                 true
             }
         }
@@ -530,7 +532,8 @@ fn responses_checked(checks: &mut StreamChecks, data: &str) -> Option<Bytes> {
         | "response.completed"
         | "response.incomplete"
         | "response.failed" => {
-            if kind.starts_with("response.") && kind != "response.output_item.done" {
+            // The response's end (not an item's) releases what every scanner still holds.
+            if kind != "response.output_item.done" {
                 let open: Vec<u64> = checks.scanners.keys().copied().collect();
                 for key in open {
                     let rest = checks.finish(key);

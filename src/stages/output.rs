@@ -34,6 +34,17 @@ pub enum OutputAction {
     Audit,
 }
 
+impl OutputAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputAction::Redact => "redact",
+            OutputAction::Block => "block",
+            OutputAction::Warn => "warn",
+            OutputAction::Audit => "audit",
+        }
+    }
+}
+
 #[derive(Debug)]
 struct OutputRule {
     id: String,
