@@ -312,7 +312,14 @@ fn a_header_a_backend_forwards_is_part_of_the_cache_key() {
         "a different answer"
     );
     assert_eq!(other.json()["usage"]["completion_tokens"], 3);
-    assert_eq!(ask("2").header("x-tollgate-cache"), Some("HIT"));
+    assert_eq!(other.header("x-tollgate-backend"), Some("mock-openai"));
+    let hit = ask("2");
+    assert_eq!(hit.header("x-tollgate-cache"), Some("HIT"));
+    assert_eq!(
+        hit.header("x-tollgate-backend"),
+        Some("cache"),
+        "every answer names what answered it"
+    );
 }
 
 #[test]

@@ -117,6 +117,8 @@ async fn serve_hit(
     let mut extra = req.extra.clone();
     extra.cache(ctx.cache.as_str());
     extra.cost(0);
+    // Every answer names what answered it; here, no backend did.
+    extra.push("x-tollgate-backend", "cache".into());
     let body = match &req.view {
         RequestView::Lab(_) => {
             let text = String::from_utf8_lossy(&hit.body).into_owned();
