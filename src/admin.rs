@@ -1,6 +1,7 @@
 //! The admin plane: a separate listener (default `127.0.0.1:9001`) for operators.
 //!
-//! `GET /health` answers without authentication (liveness). Everything else needs
+//! `GET /health` answers without authentication (liveness; the consumer listener answers it
+//! too). Everything else needs
 //! `Authorization: Bearer <admin token>`, checked against the configured digest in constant time;
 //! consumer keys never open it. Answers are JSON: `/ready`, `/costs` (spend per consumer today
 //! and all time, with recent requests), `/stats` (the seed's aggregate), `/cache/stats`, `GET /admin/config` (active version,
@@ -10,9 +11,9 @@
 use crate::digest::KeyDigest;
 use crate::metrics;
 use crate::reload::Reloader;
+use crate::reports;
 use crate::runtime::LiveState;
-use crate::state::spend::usd;
-use crate::state::{unix_now, utc_date, utc_day, State};
+use crate::state::{unix_now, utc_day, State};
 use async_trait::async_trait;
 use http::{Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
@@ -36,92 +37,6 @@ impl Admin {
         }
     }
 
-    /// With shared state, today's spend and the token windows in `/costs` are every
-    /// instance's (read from Redis, which enforces them); the recent requests and all-time
-    /// totals stay this instance's own.
-    async fn shared_costs(&self, costs: &mut Value) {
-        let Some(shared) = &self.state.shared else {
-            return;
-        };
-        let Some(map) = costs.get_mut("consumers").and_then(Value::as_object_mut) else {
-            return;
-        };
-        let rt = self.live.current();
-        let consumers = &rt.config.consumers;
-        let ids: Vec<&str> = consumers.iter().map(|c| c.id.as_str()).collect();
-        match shared.store.standing_now(&ids, unix_now()).await {
-            Ok(values) => {
-                for (consumer, today) in consumers.iter().zip(values) {
-                    let Some(c) = map.get_mut(&consumer.id).and_then(Value::as_object_mut) else {
-                        continue;
-                    };
-                    let standing = crate::state::spend::Standing {
-                        spent: today.spent,
-                        reserved: today.committed.saturating_sub(today.spent),
-                        budget: consumer.daily_budget_micros.saturating_mul(1000),
-                    };
-                    c.insert("spent_today_usd".into(), json!(usd(today.spent, 6)));
-                    c.insert("spent_today_nanos".into(), json!(today.spent));
-                    c.insert("reserved_usd".into(), json!(usd(standing.reserved, 6)));
-                    c.insert("percent_used".into(), json!(standing.percent_used()));
-                    let [minute, hour, day] = today.tokens;
-                    c.insert(
-                        "tokens_used".into(),
-                        json!({"minute": minute, "hour": hour, "day": day}),
-                    );
-                }
-                costs["spend_source"] = json!("redis");
-                costs["settlements_waiting"] = json!(shared.store.pending());
-            }
-            Err(_) => costs["spend_source"] = json!("local (shared state unavailable)"),
-        }
-    }
-
-    fn costs(&self, rt: &crate::runtime::Runtime) -> Value {
-        let now = unix_now();
-        let day = utc_day(now);
-        let mut consumers = serde_json::Map::new();
-        for c in &rt.config.consumers {
-            let (spent, total, recent) = self.state.spend.report(&c.id, day);
-            let budget = c.daily_budget_micros.saturating_mul(1000);
-            let standing = self.state.spend.standing(&c.id, budget, day);
-            let used = self.state.limiter.used(&c.id, now);
-            let recent: Vec<Value> = recent
-                .iter()
-                .rev()
-                .map(|r| {
-                    json!({
-                        "timestamp": r.timestamp,
-                        "model": r.model,
-                        "input_tokens": r.input_tokens,
-                        "output_tokens": r.output_tokens,
-                        "cost_usd": usd(r.cost_nanos, 6),
-                        "estimated": r.estimated,
-                    })
-                })
-                .collect();
-            consumers.insert(
-                c.id.clone(),
-                json!({
-                    "team": c.team,
-                    "daily_budget_usd": usd(budget, 2),
-                    "spent_today_usd": usd(spent, 6),
-                    "spent_today_nanos": spent,
-                    "reserved_usd": usd(standing.reserved, 6),
-                    "percent_used": standing.percent_used(),
-                    "total_all_time_usd": usd(total, 6),
-                    "tokens_used": {
-                        "minute": used[0],
-                        "hour": used[1],
-                        "day": used[2],
-                    },
-                    "recent_requests": recent,
-                }),
-            );
-        }
-        json!({"date": utc_date(day), "consumers": consumers})
-    }
-
     /// Routes one admin request to its JSON answer; `token` is the presented bearer token, if
     /// any. (`GET /metrics`, the one text answer, is served by `response`.)
     pub fn answer(
@@ -130,13 +45,10 @@ impl Admin {
         path: &str,
         token: Option<&[u8]>,
     ) -> (StatusCode, Value) {
-        if path == "/health" {
-            return (
-                StatusCode::OK,
-                json!({"status": "ok", "service": "tollgate"}),
-            );
-        }
         let rt = self.live.current();
+        if path == "/health" {
+            return (StatusCode::OK, reports::health(&self.state, &rt));
+        }
         if !is_admin(&rt, token) {
             return (
                 StatusCode::UNAUTHORIZED,
@@ -152,7 +64,7 @@ impl Admin {
                     "backends": rt.config.backends.len(),
                 }),
             ),
-            ("GET", "/costs") => (StatusCode::OK, self.costs(&rt)),
+            ("GET", "/costs") => (StatusCode::OK, reports::costs(&self.state, &rt)),
             ("GET", "/stats") => (StatusCode::OK, self.state.stats.report()),
             ("GET", "/admin/config") => (
                 StatusCode::OK,
@@ -200,10 +112,7 @@ impl Admin {
                     json!({"result": "error", "problems": problems_json(&problems)}),
                 ),
             },
-            ("GET", "/cache/stats") => (
-                StatusCode::OK,
-                self.state.cache.stats(&rt.config.cache, Instant::now()),
-            ),
+            ("GET", "/cache/stats") => (StatusCode::OK, reports::cache_stats(&self.state, &rt)),
             (
                 _,
                 "/ready" | "/metrics" | "/costs" | "/stats" | "/cache/stats" | "/admin/config"
@@ -290,7 +199,7 @@ impl ServeHttp for Admin {
                 let (status, mut v) = self.answer(&method, &path, token);
                 if (method.as_str(), path.as_str()) == ("GET", "/costs") && status == StatusCode::OK
                 {
-                    self.shared_costs(&mut v).await;
+                    reports::shared_costs(&self.state, &self.live.current(), &mut v).await;
                 }
                 (status, "application/json", v.to_string().into_bytes())
             }

@@ -15,7 +15,15 @@ pub enum Fault {
 pub enum GatewayError {
     // --- the client's fault ---
     NotFound,
-    MethodNotAllowed,
+    /// The route exists; `allow` is the method it takes (sent in `Allow`).
+    MethodNotAllowed {
+        allow: &'static str,
+    },
+    /// A report the admin plane serves, asked of the consumer listener with
+    /// `server.lab_endpoints` off.
+    AdminOnly {
+        path: &'static str,
+    },
     /// Missing, malformed or unknown key: one message for all, so nothing is learned by probing.
     Unauthorized,
     ModelNotAllowed {
@@ -103,7 +111,8 @@ impl GatewayError {
         use GatewayError::*;
         match self {
             NotFound
-            | MethodNotAllowed
+            | MethodNotAllowed { .. }
+            | AdminOnly { .. }
             | Unauthorized
             | ModelNotAllowed { .. }
             | ModelNotServed { .. }
@@ -131,8 +140,8 @@ impl GatewayError {
     pub fn status(&self) -> u16 {
         use GatewayError::*;
         match self {
-            NotFound => 404,
-            MethodNotAllowed => 405,
+            NotFound | AdminOnly { .. } => 404,
+            MethodNotAllowed { .. } => 405,
             Unauthorized => 401,
             ModelNotAllowed { .. } => 403,
             ModelNotServed { .. } => 404,
@@ -156,8 +165,8 @@ impl GatewayError {
     pub fn label(&self) -> &'static str {
         use GatewayError::*;
         match self {
-            NotFound => "not_found",
-            MethodNotAllowed => "method_not_allowed",
+            NotFound | AdminOnly { .. } => "not_found",
+            MethodNotAllowed { .. } => "method_not_allowed",
             Unauthorized => "unauthorized",
             ModelNotAllowed { .. } => "model_not_allowed",
             ModelNotServed { .. } => "model_not_served",
@@ -187,7 +196,11 @@ impl GatewayError {
         use GatewayError::*;
         match self {
             NotFound => "No such route. Use POST /v1/chat/completions or POST /chat.".into(),
-            MethodNotAllowed => "Method not allowed on this route; use POST.".into(),
+            MethodNotAllowed { allow } => format!("Method not allowed on this route; use {allow}."),
+            AdminOnly { path } => format!(
+                "GET {path} is served by the admin plane (server.admin.listen, with the admin \
+                 token). Set server.lab_endpoints: true to serve it on this listener as well."
+            ),
             Unauthorized => {
                 "Invalid or missing API key. Provide X-API-Key header or Authorization: Bearer."
                     .into()

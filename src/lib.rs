@@ -9,7 +9,7 @@
 //! 3. [`state`];
 //! 4. [`protocol`] (the wire formats), then [`stages`] (the policy decisions);
 //! 5. [`runtime`] (a configuration and what is compiled from it);
-//! 6. [`upstream`], [`downstream`], [`access_log`];
+//! 6. [`upstream`], [`downstream`], [`access_log`], [`reports`];
 //! 7. [`gateway`], [`admin`], [`reload`];
 //! 8. [`server`], [`cli`]. [`mock`] stands alone.
 
@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod mock;
 pub mod protocol;
 pub mod reload;
+pub mod reports;
 pub mod runtime;
 pub mod server;
 pub mod stages;

@@ -369,6 +369,7 @@ fn build_server(
             listen: admin_listen?,
             token: token?,
         },
+        lab_endpoints: s.lab_endpoints,
     })
 }
 

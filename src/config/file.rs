@@ -380,6 +380,11 @@ pub struct ServerSection {
     /// The admin plane.
     #[serde(default)]
     pub admin: AdminSection,
+    /// Also serve the lab's reports (`GET /metrics` as JSON, `/costs`, `/cache/stats`) on the
+    /// consumer listener, unauthenticated, as LAB 5 does. Off by default: they are the admin
+    /// plane's, behind its token.
+    #[serde(default)]
+    pub lab_endpoints: bool,
 }
 
 impl Default for ServerSection {
@@ -395,6 +400,7 @@ impl Default for ServerSection {
             grace_period_seconds: default_grace_period_seconds(),
             timeouts: TimeoutsSection::default(),
             admin: AdminSection::default(),
+            lab_endpoints: false,
         }
     }
 }

@@ -69,6 +69,12 @@ pub fn format_usd(micros: u64) -> String {
     format!("{}.{:06}", micros / MICROS_PER_USD, micros % MICROS_PER_USD)
 }
 
+/// Nano-dollars as a JSON number of dollars, rounded to micro-dollars: for reports whose readers
+/// expect a number (the lab's). Money is counted in integers; this is only how it is shown.
+pub fn usd_number(nanos: u64) -> f64 {
+    usd(nanos, 6).parse().unwrap_or(0.0)
+}
+
 /// Formats nano-dollars as dollars with `decimals` places (rounded half up), e.g. `12.3457`.
 pub fn usd(nanos: u64, decimals: u32) -> String {
     let decimals = decimals.min(9);

@@ -111,6 +111,7 @@ pub(crate) const SERVER_KEYS: &[&str] = &[
     "grace_period_seconds",
     "timeouts",
     "admin",
+    "lab_endpoints",
 ];
 pub(crate) const TIMEOUT_KEYS: &[&str] = &[
     "connect_ms",

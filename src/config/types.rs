@@ -176,6 +176,8 @@ pub struct ServerConfig {
     pub grace_period_seconds: u64,
     pub timeouts: Timeouts,
     pub admin: AdminConfig,
+    /// The lab's reports are served on the consumer listener too (`server.lab_endpoints`).
+    pub lab_endpoints: bool,
 }
 
 #[derive(Debug, Clone, Copy)]

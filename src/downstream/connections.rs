@@ -342,7 +342,8 @@ fn replacement_for(status: Option<u16>) -> Option<GatewayError> {
         Some(400) => Some(GatewayError::BadRequest(
             "the request's HTTP header could not be parsed".into(),
         )),
-        Some(405) => Some(GatewayError::MethodNotAllowed),
+        // Pingora refuses `CONNECT`; every route takes GET or POST.
+        Some(405) => Some(GatewayError::MethodNotAllowed { allow: "GET, POST" }),
         _ => None,
     }
 }
@@ -629,7 +630,7 @@ mod tests {
         assert!(replacement_for(status_in(b"HTTP/1.1 400 Bad Request\r\n")).is_some());
         assert_eq!(
             replacement_for(Some(405)),
-            Some(GatewayError::MethodNotAllowed)
+            Some(GatewayError::MethodNotAllowed { allow: "GET, POST" })
         );
         assert_eq!(replacement_for(Some(500)), None);
         assert_eq!(replacement_for(None), None);

@@ -70,6 +70,9 @@ impl Extra {
         if let Some(secs) = e.retry_after() {
             x.push("retry-after", secs.to_string());
         }
+        if let GatewayError::MethodNotAllowed { allow } = e {
+            x.push("allow", (*allow).to_string());
+        }
         if let GatewayError::RateLimited {
             limit,
             remaining,

@@ -104,6 +104,9 @@ impl Gateway {
     ) -> Result<(), Failure> {
         let server = &rt.config.server;
         let (route, declared) = admit::accept(session, ctx, server.max_body_bytes)?;
+        if let Route::Page(page) = route {
+            return record::answer_page(session, ctx, &self.state, rt, page).await;
+        }
         let consumer = admit::authenticate(session.req_header(), &rt.keys, ctx)?;
         if route == Route::Models {
             return record::answer_models(session, ctx, &rt.config, &consumer).await;

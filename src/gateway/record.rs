@@ -9,14 +9,23 @@ use crate::config::{Config, Consumer};
 use crate::downstream::response::{self, Extra};
 use crate::error::GatewayError;
 use crate::metrics;
-use crate::protocol::Route;
+use crate::protocol::{Page, Route};
+use crate::reports;
+use crate::runtime::Runtime;
 use crate::state::spend::usd;
+use crate::state::State;
 use pingora::proxy::Session;
 use serde_json::json;
 
 impl Gateway {
     /// Records a finished request: metrics, the access-log line and statistics, a debug line.
     pub(super) fn record(&self, ctx: &RequestCtx, cfg: &Config) {
+        // The gateway's own pages (probes, the lab's reports) are counted, not logged: they are
+        // not model traffic, and the lab's statistics count only model traffic.
+        if matches!(ctx.route, Some(Route::Page(_))) {
+            record_metrics(ctx, "-");
+            return;
+        }
         // The model as a label from the configuration (`other` for names it does not know).
         let model = ctx
             .model
@@ -191,6 +200,25 @@ pub(super) async fn answer_models(
     ctx.status = 200;
     let list = models_for(cfg, consumer);
     response::write_json(session, 200, list.to_string().into(), &Extra::default())
+        .await
+        .map_err(client_gone)
+}
+
+/// Answers one of the gateway's own pages (`/health` always; the lab's reports when
+/// `server.lab_endpoints` is on, else a 404 that names the admin plane).
+pub(super) async fn answer_page(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    state: &State,
+    rt: &Runtime,
+    page: Page,
+) -> Result<(), Failure> {
+    if page != Page::Health && !rt.config.server.lab_endpoints {
+        return Err(GatewayError::AdminOnly { path: page.path() }.into());
+    }
+    let body = reports::page(page, state, rt).await;
+    ctx.status = 200;
+    response::write_json(session, 200, body.to_string().into(), &Extra::default())
         .await
         .map_err(client_gone)
 }

@@ -48,6 +48,30 @@ pub enum Route {
     Responses,
     /// `GET /v1/models`: the models this consumer may use, answered by the gateway.
     Models,
+    /// A page about the gateway itself (`GET /health`, the lab's reports), unauthenticated.
+    Page(Page),
+}
+
+/// The gateway's own pages on the consumer listener: `/health` always, the lab's reports when
+/// `server.lab_endpoints` is on (they are the admin plane's otherwise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    Health,
+    /// The lab's `/metrics`: aggregate statistics as JSON (the admin plane's `/stats`).
+    Metrics,
+    Costs,
+    CacheStats,
+}
+
+impl Page {
+    pub fn path(self) -> &'static str {
+        match self {
+            Page::Health => "/health",
+            Page::Metrics => "/metrics",
+            Page::Costs => "/costs",
+            Page::CacheStats => "/cache/stats",
+        }
+    }
 }
 
 /// The JSON error dialect a route speaks.
@@ -71,14 +95,18 @@ impl Route {
             "/v1/embeddings" => Route::Embeddings,
             "/v1/responses" => Route::Responses,
             "/v1/models" => Route::Models,
+            "/health" => Route::Page(Page::Health),
+            "/metrics" => Route::Page(Page::Metrics),
+            "/costs" => Route::Page(Page::Costs),
+            "/cache/stats" => Route::Page(Page::CacheStats),
             _ => return Err(GatewayError::NotFound),
         };
-        let expected = match route {
-            Route::Models => http::Method::GET,
-            _ => http::Method::POST,
+        let (expected, allow) = match route {
+            Route::Models | Route::Page(_) => (http::Method::GET, "GET"),
+            _ => (http::Method::POST, "POST"),
         };
         if method != expected {
-            return Err(GatewayError::MethodNotAllowed);
+            return Err(GatewayError::MethodNotAllowed { allow });
         }
         Ok(route)
     }
@@ -100,6 +128,8 @@ impl Route {
             Route::Embeddings => "embeddings",
             Route::Responses => "responses",
             Route::Models => "models",
+            Route::Page(Page::Health) => "health",
+            Route::Page(_) => "report",
         }
     }
 
@@ -112,7 +142,7 @@ impl Route {
             // `/chat` is translated for OpenAI backends.
             Route::LabChat => matches!(protocol, Protocol::LabAgent | Protocol::OpenAi),
             Route::Messages => protocol == Protocol::Anthropic,
-            Route::Models => false,
+            Route::Models | Route::Page(_) => false,
         }
     }
 }
@@ -146,7 +176,7 @@ pub fn parse(route: Route, body: &[u8]) -> Result<RequestView, GatewayError> {
         Route::Messages => anthropic::parse(body).map(RequestView::Messages),
         Route::Embeddings => embeddings::parse(body).map(RequestView::Embeddings),
         Route::Responses => responses::parse(body).map(RequestView::Responses),
-        Route::Models => Err(GatewayError::MethodNotAllowed),
+        Route::Models | Route::Page(_) => Err(GatewayError::MethodNotAllowed { allow: "GET" }),
     }
 }
 
@@ -329,7 +359,7 @@ mod tests {
         assert_eq!(Route::resolve(&Method::POST, "/chat"), Ok(Route::LabChat));
         assert_eq!(
             Route::resolve(&Method::GET, "/chat"),
-            Err(GatewayError::MethodNotAllowed)
+            Err(GatewayError::MethodNotAllowed { allow: "POST" })
         );
         assert_eq!(
             Route::resolve(&Method::POST, "/admin"),

@@ -240,6 +240,13 @@ impl Cache {
             "hit_rate": format!("{}.{}%", hit_rate_permille / 10, hit_rate_permille % 10),
             "evictions": self.evictions.load(Ordering::Relaxed),
             "ttl_seconds": cfg.ttl.as_secs(),
+            // The lab's names for the same figures.
+            "total_entries": entries,
+            "active_entries": active,
+            "max_entries": cfg.max_entries,
+            "total_hits": hits,
+            "total_misses": misses,
+            "hit_rate_percent": hit_rate_permille as f64 / 10.0,
         })
     }
 }
@@ -319,5 +326,18 @@ mod tests {
             (stats["hits"].as_u64(), stats["misses"].as_u64()),
             (Some(1), Some(1))
         );
+        // The lab's names carry the same figures; its hit rate is a number.
+        assert_eq!(stats["total_hits"], stats["hits"]);
+        assert_eq!(stats["total_misses"], stats["misses"]);
+        assert_eq!(stats["hit_rate_percent"], 50.0);
+        assert_eq!(stats["hit_rate"], "50.0%");
+        assert_eq!(
+            (
+                stats["total_entries"].as_u64(),
+                stats["active_entries"].as_u64()
+            ),
+            (Some(1), Some(1))
+        );
+        assert_eq!(stats["max_entries"], 10);
     }
 }

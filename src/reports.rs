@@ -1,0 +1,148 @@
+//! What the gateway reports about itself, in JSON, wherever it is asked: the admin plane (behind
+//! its token) and, for `/health` always and the lab's reports with `server.lab_endpoints`, the
+//! consumer listener (`protocol::Page`).
+//!
+//! - health: liveness, the version running and how many backends are usable now;
+//! - costs: per consumer, today's spend and reservations, all-time spend, the token windows and
+//!   the recent requests, with the lab's key names beside the gateway's (`spent_today`,
+//!   `total_all_time`, `recent_requests`);
+//! - cache statistics (`state::cache`) and the lab's aggregate statistics (`state::stats`).
+//!
+//! Money is counted in nano-dollars; the `*_usd` strings are exact decimals, and the lab's keys
+//! are JSON numbers rounded to micro-dollars because the lab's readers expect numbers.
+
+use crate::config::money::usd_number;
+use crate::protocol::Page;
+use crate::runtime::Runtime;
+use crate::state::spend::{usd, Standing};
+use crate::state::{unix_now, utc_date, utc_day, State};
+use serde_json::{json, Value};
+use std::time::Instant;
+
+/// The JSON answer for `page`; today's spend comes from Redis when limits are shared.
+pub async fn page(page: Page, state: &State, rt: &Runtime) -> Value {
+    match page {
+        Page::Health => health(state, rt),
+        Page::Metrics => state.stats.report(),
+        Page::Costs => {
+            let mut v = costs(state, rt);
+            shared_costs(state, rt, &mut v).await;
+            v
+        }
+        Page::CacheStats => cache_stats(state, rt),
+    }
+}
+
+/// Liveness, for probes and load balancers: always `ok` while the process answers; how many
+/// backends are usable now is reported, not judged.
+pub fn health(state: &State, rt: &Runtime) -> Value {
+    let now = Instant::now();
+    let usable = rt
+        .config
+        .backends
+        .iter()
+        .filter(|b| state.health.describe(&b.id, now).1)
+        .count();
+    json!({
+        "status": "ok",
+        "service": "tollgate",
+        "version": env!("CARGO_PKG_VERSION"),
+        "config_version": rt.version,
+        "backends": {"total": rt.config.backends.len(), "healthy": usable},
+    })
+}
+
+pub fn cache_stats(state: &State, rt: &Runtime) -> Value {
+    state.cache.stats(&rt.config.cache, Instant::now())
+}
+
+/// Spend per consumer, as this instance counts it.
+pub fn costs(state: &State, rt: &Runtime) -> Value {
+    let now = unix_now();
+    let day = utc_day(now);
+    let mut consumers = serde_json::Map::new();
+    for c in &rt.config.consumers {
+        let (spent, total, recent) = state.spend.report(&c.id, day);
+        let budget = c.daily_budget_micros.saturating_mul(1000);
+        let standing = state.spend.standing(&c.id, budget, day);
+        let used = state.limiter.used(&c.id, now);
+        let recent: Vec<Value> = recent
+            .iter()
+            .rev()
+            .map(|r| {
+                json!({
+                    "timestamp": r.timestamp,
+                    "model": r.model,
+                    "input_tokens": r.input_tokens,
+                    "output_tokens": r.output_tokens,
+                    "cost_usd": usd(r.cost_nanos, 6),
+                    "cost": usd_number(r.cost_nanos),
+                    "estimated": r.estimated,
+                })
+            })
+            .collect();
+        consumers.insert(
+            c.id.clone(),
+            json!({
+                "team": c.team,
+                "daily_budget_usd": usd(budget, 2),
+                "daily_budget": usd_number(budget),
+                "spent_today_usd": usd(spent, 6),
+                "spent_today": usd_number(spent),
+                "spent_today_nanos": spent,
+                "reserved_usd": usd(standing.reserved, 6),
+                "percent_used": standing.percent_used(),
+                "total_all_time_usd": usd(total, 6),
+                "total_all_time": usd_number(total),
+                "tokens_used": {
+                    "minute": used[0],
+                    "hour": used[1],
+                    "day": used[2],
+                },
+                "recent_requests": recent,
+            }),
+        );
+    }
+    json!({"date": utc_date(day), "consumers": consumers})
+}
+
+/// With shared state, today's spend and the token windows in `costs` are every instance's (read
+/// from Redis, which enforces them); the recent requests and all-time totals stay this
+/// instance's own.
+pub async fn shared_costs(state: &State, rt: &Runtime, costs: &mut Value) {
+    let Some(shared) = &state.shared else {
+        return;
+    };
+    let Some(map) = costs.get_mut("consumers").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let consumers = &rt.config.consumers;
+    let ids: Vec<&str> = consumers.iter().map(|c| c.id.as_str()).collect();
+    match shared.store.standing_now(&ids, unix_now()).await {
+        Ok(values) => {
+            for (consumer, today) in consumers.iter().zip(values) {
+                let Some(c) = map.get_mut(&consumer.id).and_then(Value::as_object_mut) else {
+                    continue;
+                };
+                let standing = Standing {
+                    spent: today.spent,
+                    reserved: today.committed.saturating_sub(today.spent),
+                    budget: consumer.daily_budget_micros.saturating_mul(1000),
+                };
+                c.insert("spent_today_usd".into(), json!(usd(today.spent, 6)));
+                c.insert("spent_today".into(), json!(usd_number(today.spent)));
+                c.insert("spent_today_nanos".into(), json!(today.spent));
+                c.insert("reserved_usd".into(), json!(usd(standing.reserved, 6)));
+                c.insert("percent_used".into(), json!(standing.percent_used()));
+                let [minute, hour, day] = today.tokens;
+                c.insert(
+                    "tokens_used".into(),
+                    json!({"minute": minute, "hour": hour, "day": day}),
+                );
+            }
+            costs["spend_source"] = json!("redis");
+            costs["settlements_waiting"] = json!(shared.store.pending());
+        }
+        Err(_) => costs["spend_source"] = json!("local (shared state unavailable)"),
+    }
+}
