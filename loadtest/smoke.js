@@ -1,14 +1,12 @@
-// k6 smoke test: a few virtual users for a short time against a running gateway
-// (for example `make demo`). Every request must succeed and stay fast.
+// k6 smoke test: a few virtual users for a short time against a running gateway (for example
+// `make demo`). Every request goes past the cache to a backend, and must succeed, stay fast and
+// name the backend that answered.
 //
 //   k6 run loadtest/smoke.js
-//   GATEWAY_URL=http://127.0.0.1:9000 API_KEY=key-team-support MODEL=gpt-4 VUS=4 DURATION=30s k6 run loadtest/smoke.js
+//   GATEWAY_URL=http://127.0.0.1:9000 API_KEY=key-load-test MODEL=gpt-4 VUS=4 DURATION=30s k6 run loadtest/smoke.js
 import http from 'k6/http';
 import { check } from 'k6';
-
-const GATEWAY_URL = __ENV.GATEWAY_URL || 'http://127.0.0.1:9000';
-const API_KEY = __ENV.API_KEY || 'key-team-support';
-const MODEL = __ENV.MODEL || 'gpt-4';
+import { GATEWAY_URL, pastTheCache, chatBody } from './lib.js';
 
 export const options = {
   vus: Number(__ENV.VUS || 2),
@@ -20,14 +18,9 @@ export const options = {
   },
 };
 
-const body = JSON.stringify({
-  model: MODEL,
-  messages: [{ role: 'user', content: 'Say hello in one word.' }],
-});
-
 export default function () {
-  const res = http.post(`${GATEWAY_URL}/v1/chat/completions`, body, {
-    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${API_KEY}` },
+  const res = http.post(`${GATEWAY_URL}/v1/chat/completions`, chatBody('Say hello in one word.'), {
+    headers: pastTheCache(),
   });
   check(res, {
     'status is 200': (r) => r.status === 200,

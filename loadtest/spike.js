@@ -1,17 +1,19 @@
-// A traffic spike: ramp to many virtual users quickly, hold, drop. Nothing may fail.
+// A traffic spike past the cache: ramp to PEAK virtual users quickly, hold, drop. Nothing may fail.
 //   PEAK=400 k6 run loadtest/spike.js
+//   PEAK=20 RAMP=1s HOLD=3s k6 run loadtest/spike.js     # short, for a debug build
 import http from 'k6/http';
 import { check } from 'k6';
-import { GATEWAY_URL, headers, chatBody } from './lib.js';
+import { GATEWAY_URL, pastTheCache, chatBody } from './lib.js';
 
 const PEAK = Number(__ENV.PEAK || 200);
+const RAMP = __ENV.RAMP || '5s';
 
 export const options = {
   stages: [
-    { duration: '5s', target: 10 },
-    { duration: '5s', target: PEAK },
+    { duration: RAMP, target: Math.min(10, PEAK) },
+    { duration: RAMP, target: PEAK },
     { duration: __ENV.HOLD || '10s', target: PEAK },
-    { duration: '5s', target: 0 },
+    { duration: RAMP, target: 0 },
   ],
   thresholds: {
     http_req_failed: ['rate<0.001'],
@@ -21,7 +23,7 @@ export const options = {
 
 export default function () {
   const res = http.post(`${GATEWAY_URL}/v1/chat/completions`, chatBody(`spike ${__VU}-${__ITER}`), {
-    headers: headers({ 'Cache-Control': 'no-store' }),
+    headers: pastTheCache(),
   });
   check(res, { 'status is 200': (r) => r.status === 200 });
 }
