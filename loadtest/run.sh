@@ -1,54 +1,93 @@
 #!/usr/bin/env bash
-# Runs the load scenarios against a local gateway and mock, all on loopback, every run bounded in
-# time. Uses k6 (the scripts beside this file) when it is installed, otherwise oha (a Rust load
-# generator: `cargo install oha --locked`), and prints one table.
+# Runs the bundled load scenarios against the demo configuration: conf/demo.yaml with only its
+# ports moved (gateway 19500, admin 19501, mock 19502) and its spend file in a temporary
+# directory, served by `tollgate demo` as `make demo` serves it, with the demo's keys (the
+# load-test consumer key-load-test; key-team-intern for the rate limit; demo-admin-token). All on
+# loopback, every run bounded in time. With k6 it runs the k6 scripts beside this file, otherwise
+# the same scenarios with oha (a Rust load generator: `cargo install oha --locked`). Prints one
+# table and exits non-zero when any scenario misses its thresholds.
 #
-#   loadtest/run.sh                 # all scenarios, ~1 minute
+#   loadtest/run.sh                                           # all scenarios, about a minute
 #   DURATION=30s RATE=500 loadtest/run.sh steady
-#   PROFILE=debug DURATION=3s loadtest/run.sh smoke   # what `make test` runs
+#   PROFILE=debug DURATION=3s RATE=50 PEAK=20 loadtest/run.sh # what `make test` runs
 #
-# Each scenario has the k6 script's threshold; the script exits non-zero when one fails.
+# k6: $K6 when set (K6=off: use oha even when k6 is there), else `k6` on PATH, else the copy
+# `make k6` installs in $TARGET_DIR/k6. TOLLGATE_BIN=path runs that binary without building.
+# RATE (requests/s: steady, streaming), PEAK (users: spike) and RAMP (spike's ramps, 1s; it holds
+# PEAK for DURATION) shape the load.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10s}
-RATE=${RATE:-200}
+RATE=${RATE:-100}
 PEAK=${PEAK:-200}
+RAMP=${RAMP:-1s}
 SCENARIOS=${*:-smoke steady spike streaming ratelimit cache}
 PROFILE=${PROFILE:-release}
 GW=127.0.0.1:19500; ADMIN=127.0.0.1:19501; MOCK=127.0.0.1:19502
-KEY=key-load-test; INTERN=key-load-intern; ADMIN_TOKEN=load-test-admin-token
+# The demo's public keys (conf/demo.yaml).
+KEY=key-load-test; INTERN=key-team-intern; ADMIN_TOKEN=demo-admin-token
 . loadtest/lib.sh
 tg_setup "$PROFILE"
 
-if [ "$PROFILE" = release ]; then cargo build --release --quiet; else cargo build --quiet; fi
-{
-  tg_server "$GW" "$ADMIN"
-  echo "consumers:"
-  tg_consumer load "$KEY"
-  # A limited consumer for the rate-limit scenario.
-  echo "  - {id: intern, team: Intern Program, key_sha256: \"$($BIN hash-key $INTERN)\", daily_budget_usd: 10,"
-  echo "     tokens_per_minute: 2000, tokens_per_hour: 20000, tokens_per_day: 50000}"
-  tg_backends "$MOCK" gw
-} > "$WORK/tollgate.yaml"
-$BIN mock --listen "$MOCK" --threads 1 >"$WORK/mock.log" 2>&1 & PIDS+=($!)
-$BIN run -c "$WORK/tollgate.yaml" >"$WORK/gw.log" 2>&1 & PIDS+=($!)
+if [ -z "${TOLLGATE_BIN:-}" ]; then
+  if [ "$PROFILE" = release ]; then ${CARGO:-cargo} build --release --quiet; else ${CARGO:-cargo} build --quiet; fi
+fi
+
+# The demo configuration, nothing changed but where it listens and writes.
+sed -e "s/127\.0\.0\.1:9000\b/$GW/g" -e "s/127\.0\.0\.1:9001\b/$ADMIN/g" -e "s/127\.0\.0\.1:9100\b/$MOCK/g" \
+  -e "s|^\(  spend_file:\).*|\1 \"$WORK/spend.json\"|" conf/demo.yaml > "$WORK/demo.yaml"
+if grep -Eq '127\.0\.0\.1:(9000|9001|9100)\b' "$WORK/demo.yaml" || ! grep -q "$WORK/spend.json" "$WORK/demo.yaml"; then
+  echo "conf/demo.yaml: could not move its ports and spend file" >&2
+  exit 1
+fi
+$BIN demo -c "$WORK/demo.yaml" --mock-listen "$MOCK" >"$WORK/demo.log" 2>&1 & PIDS+=($!)
 tg_wait_ready "$ADMIN"
 
-body() { printf '{"model":"gpt-4","stream":%s,"max_tokens":%s,"messages":[{"role":"user","content":"%s"}]}' "$1" "$2" "$3"; }
+K6=${K6:-$(command -v k6 || true)}
+if [ -z "$K6" ] && [ -x "$TARGET_DIR/k6/bin/k6" ]; then K6=$TARGET_DIR/k6/bin/k6; fi
+[ "$K6" = off ] && K6=
+FAILED=0
+printf '%-10s %8s %8s %8s %8s  %s\n' scenario "req/s" "p50 ms" "p99 ms" "ok" "notes"
 
-if command -v k6 >/dev/null 2>&1; then
+# One k6 script; its row of the table from the summary export, its log when it fails.
+run_k6() {
+  local s=$1 key=$KEY model=gpt-4 rc=0
+  if [ "$s" = ratelimit ]; then key=$INTERN model=haiku; fi
+  GATEWAY_URL="http://$GW" API_KEY=$key MODEL=$model DURATION=$DURATION RATE=$RATE PEAK=$PEAK \
+    HOLD=$DURATION RAMP=$RAMP K6_NO_USAGE_REPORT=true \
+    "$K6" run --quiet --no-usage-report --summary-trend-stats 'med,p(99)' \
+    --summary-export "$WORK/$s.json" "loadtest/$s.js" >"$WORK/$s.log" 2>&1 || rc=$?
+  python3 - "$s" "$WORK/$s.json" "$rc" <<'PY' || { FAILED=1; sed 's/^/    /' "$WORK/$s.log" >&2; }
+import json, os, sys
+name, path, rc = sys.argv[1], sys.argv[2], int(sys.argv[3])
+if not os.path.exists(path):
+    print(f"{name:<10} k6 exited with {rc} before its summary")
+    sys.exit(1)
+m = json.load(open(path))["metrics"]
+get = lambda metric, stat: m.get(metric, {}).get(stat, 0)
+notes = []
+if "cache_hit_ratio" in m: notes.append(f"hit ratio {get('cache_hit_ratio', 'value'):.3f}")
+if "stream_time_to_first_byte" in m: notes.append(f"first byte p99 {get('stream_time_to_first_byte', 'p(99)'):.2f} ms")
+if "admitted" in m or "rate_limited" in m: notes.append(f"admitted {get('admitted', 'count'):.0f}, limited {get('rate_limited', 'count'):.0f}")
+crossed = [f"{k} {t}" for k, v in m.items() for t, bad in v.get("thresholds", {}).items() if bad]
+notes += [f"CROSSED {c}" for c in crossed]
+print(f"{name:<10} {get('http_reqs', 'rate'):>8.0f} {get('http_req_duration', 'med'):>8.2f} "
+      f"{get('http_req_duration', 'p(99)'):>8.2f} {get('checks', 'value') * 100:>7.1f}%  {', '.join(notes)}")
+sys.exit(1 if crossed or rc else 0)
+PY
+}
+
+if [ -n "$K6" ]; then
   for s in $SCENARIOS; do
-    key=$KEY; [ "$s" = ratelimit ] && key=$INTERN
-    GATEWAY_URL="http://$GW" API_KEY=$key MODEL=gpt-4 DURATION=$DURATION RATE=$RATE PEAK=$PEAK \
-      k6 run --quiet "loadtest/$s.js"
+    [ -f "loadtest/$s.js" ] || { echo "unknown scenario $s" >&2; exit 1; }
+    run_k6 "$s"
   done
-  exit 0
+  exit $FAILED
 fi
 
 tg_oha
-FAILED=0
-printf '%-10s %10s %9s %9s %9s %s\n' scenario "req/s" "p50 ms" "p99 ms" "success" "statuses"
+body() { printf '{"model":"%s","stream":%s,"max_tokens":%s,"messages":[{"role":"user","content":"%s"}]}' "$1" "$2" "$3" "$4"; }
 run_oha() { # name, extra oha args...
   local name=$1; shift
   "$OHA" --no-tui --output-format json -z "$DURATION" -m POST -H "Content-Type: application/json" "$@" \
@@ -60,7 +99,7 @@ r = json.load(open(path))
 s, p = r["summary"], r["latencyPercentiles"]
 dist = r.get("statusCodeDistribution", {})
 codes = " ".join(f"{k}:{v}" for k, v in sorted(dist.items()))
-print(f"{name:<10} {s['requestsPerSec']:>10.0f} {p['p50']*1000:>9.2f} {p['p99']*1000:>9.2f} {s['successRate']*100:>8.1f}% {codes}")
+print(f"{name:<10} {s['requestsPerSec']:>8.0f} {p['p50']*1000:>8.2f} {p['p99']*1000:>8.2f} {s['successRate']*100:>7.1f}%  {codes}")
 # The k6 scripts' thresholds: nothing but 200 (a limited consumer: 200s then 429s, nothing else).
 ok = set(dist) <= {"200", "429"} and "200" in dist and "429" in dist if name == "ratelimit" else set(dist) == {"200"}
 if not ok or s["successRate"] < 1:
@@ -68,14 +107,15 @@ if not ok or s["successRate"] < 1:
     sys.exit(1)
 PY
 }
+# Past the cache (`no-store`) except in the cache scenario, which repeats one prompt.
 for s in $SCENARIOS; do
   case $s in
-    smoke)     run_oha smoke -c 2 -H "Authorization: Bearer $KEY" -H "Cache-Control: no-store" -d "$(body false 16 smoke)" ;;
-    steady)    run_oha steady -c 32 -q "$RATE" -H "Authorization: Bearer $KEY" -H "Cache-Control: no-store" -d "$(body false 16 steady)" ;;
-    spike)     run_oha spike -c "$PEAK" -H "Authorization: Bearer $KEY" -H "Cache-Control: no-store" -d "$(body false 16 spike)" ;;
-    streaming) run_oha streaming -c 32 -H "Authorization: Bearer $KEY" -H "Cache-Control: no-store" -d "$(body true 32 stream)" ;;
-    ratelimit) run_oha ratelimit -c 4 -H "Authorization: Bearer $INTERN" -H "Cache-Control: no-store" -d "$(body false 200 limit)" ;;
-    cache)     run_oha cache -c 8 -H "Authorization: Bearer $KEY" -d "$(body false 16 cached)"
+    smoke)     run_oha smoke -c 2 -H "Authorization: Bearer $KEY" -H "Cache-Control: no-store" -d "$(body gpt-4 false 16 smoke)" ;;
+    steady)    run_oha steady -c 32 -q "$RATE" -H "Authorization: Bearer $KEY" -H "Cache-Control: no-store" -d "$(body gpt-4 false 16 steady)" ;;
+    spike)     run_oha spike -c "$PEAK" -H "Authorization: Bearer $KEY" -H "Cache-Control: no-store" -d "$(body gpt-4 false 16 spike)" ;;
+    streaming) run_oha streaming -c 32 -q "$RATE" -H "Authorization: Bearer $KEY" -H "Cache-Control: no-store" -d "$(body gpt-4 true 32 stream)" ;;
+    ratelimit) run_oha ratelimit -c 4 -H "Authorization: Bearer $INTERN" -H "Cache-Control: no-store" -d "$(body haiku false 200 "limit me")" ;;
+    cache)     run_oha cache -c 8 -H "Authorization: Bearer $KEY" -d "$(body gpt-4 false 16 "cached question")"
                curl -s -H "Authorization: Bearer $ADMIN_TOKEN" "http://$ADMIN/cache/stats" |
                  python3 -c 'import json,sys; s=json.load(sys.stdin); print("%-10s cache hit rate %s" % ("", s["hit_rate"])); sys.exit(s["hits"] < 0.9 * (s["hits"] + s["misses"]))' || FAILED=1 ;;
     *) echo "unknown scenario $s" >&2; exit 1 ;;
