@@ -412,3 +412,44 @@ fn a_truncated_json_answer_is_502_settled_on_the_worst_case_and_never_cached() {
     assert_eq!(again.header("x-tollgate-cache"), Some("MISS"));
     assert_eq!(mock.ledger()["requests"], 2);
 }
+
+#[test]
+fn a_preference_applies_among_usable_backends_and_a_requirement_does_not_bend() {
+    let mock = MockServer::start(&[]);
+    let dead = free_port();
+    let routing = "routing:\n  rules:\n    - {name: interns, when: {team: Interns}, prefer: {cost_tier: low}}\n    - {name: long-prefer, when: {consumer: tester, estimated_tokens_over: 5000}, prefer: {context_factor: 2}}\n    - {name: long-require, when: {consumer: security, estimated_tokens_over: 5000}, require: {context_factor: 2}}\n";
+    let gw = GatewayServer::start_with(
+        &backends(&[
+            openai_backend("main", mock.port, 1, 1, "    max_context_tokens: 9000\n")
+                .replace(&format!("    max_context_tokens: {LARGE_CONTEXT}\n"), ""),
+            openai_backend(
+                "cheap",
+                dead,
+                3,
+                1,
+                "    cost_tier: low\n    max_context_tokens: 9000\n",
+            )
+            .replace(&format!("    max_context_tokens: {LARGE_CONTEXT}\n"), ""),
+        ]),
+        "",
+        routing,
+        &[],
+    );
+    // The intern's preferred low-cost backend is down: the others answer, as in the lab.
+    for i in 0..3 {
+        let ask = ASK.replace("hi", &format!("hi {i}"));
+        let r = post_json(gw.port, "/v1/chat/completions", Some(KEY_LIMITED), &ask);
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.header("x-tollgate-backend"), Some("main"));
+    }
+    // About 6,000 prompt tokens: no backend has twice that. Preferred: served anyway.
+    let long = format!(
+        r#"{{"model":"gpt-4o","max_tokens":4,"messages":[{{"role":"user","content":"{}"}}]}}"#,
+        "lorem ipsum dolor sit amet ".repeat(900)
+    );
+    let r = post_json(gw.port, "/v1/chat/completions", Some(KEY_STANDARD), &long);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    // Required: refused, naming the model.
+    let r = post_json(gw.port, "/v1/chat/completions", Some(KEY_SECURITY), &long);
+    assert_eq!(r.status, 404, "{}", String::from_utf8_lossy(&r.body));
+}

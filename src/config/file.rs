@@ -207,6 +207,11 @@ pub struct RuleSection {
     /// `warn`, `audit`, `allow`, or (on responses) `redact`.
     #[serde(default)]
     pub action: Option<String>,
+    /// Match requests with case kept (on text normalised otherwise as usual), e.g. the lab's
+    /// passport rule `[A-Z]\d{8}`. Off by default: request rules ignore case. Answers are always
+    /// matched as written, case-sensitively unless a pattern says `(?i)`.
+    #[serde(default)]
+    pub case_sensitive: bool,
 }
 
 /// `cache:`
@@ -487,7 +492,9 @@ pub struct ConsumerSection {
     pub role: String,
     /// SHA-256 (hex) of the consumer's API key (`tollgate hash-key`).
     pub key_sha256: String,
-    /// Daily budget in USD, e.g. `100` or `"12.50"` (at most 6 decimals).
+    /// Daily budget in USD, e.g. `100` or `"12.50"` (at most 6 decimals); the lab's $10 when
+    /// not given.
+    #[serde(default = "default_daily_budget_usd")]
     pub daily_budget_usd: serde_yaml::Value,
     /// Models this consumer may use; empty means all.
     #[serde(default)]
@@ -816,6 +823,9 @@ fn default_upstream_idle_ms() -> u64 {
 }
 fn default_role() -> String {
     "standard".into()
+}
+fn default_daily_budget_usd() -> serde_yaml::Value {
+    serde_yaml::Value::Number(10.into())
 }
 fn default_tpm() -> u64 {
     10_000

@@ -132,6 +132,8 @@ pub struct FilterRule {
     pub on_response: bool,
     /// The action for every role, instead of the policy's for its category.
     pub action: Option<Action>,
+    /// Requests are matched with case kept.
+    pub case_sensitive: bool,
 }
 
 /// The validated content-filter configuration.
@@ -277,7 +279,7 @@ fn build_rule(r: &RuleSection, path: String, problems: &mut Vec<Problem>) -> Opt
         for (at, p) in &patterns {
             // Compiled alone, as written, so a bad pattern is reported at its own path.
             if let Err(e) = regex::bytes::RegexBuilder::new(p)
-                .case_insensitive(true)
+                .case_insensitive(!r.case_sensitive)
                 .unicode(false)
                 .build()
             {
@@ -334,6 +336,7 @@ fn build_rule(r: &RuleSection, path: String, problems: &mut Vec<Problem>) -> Opt
         on_request,
         on_response,
         action,
+        case_sensitive: r.case_sensitive,
     })
 }
 

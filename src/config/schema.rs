@@ -78,6 +78,7 @@ pub(crate) const RULE_KEYS: &[&str] = &[
     "reason",
     "mode",
     "applies_to",
+    "case_sensitive",
     "action",
 ];
 pub(crate) const CACHE_KEYS: &[&str] = &[

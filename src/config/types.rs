@@ -268,8 +268,12 @@ impl Consumer {
         }
     }
 
+    /// Whether the allowlist lets this consumer ask for `model`. `default` (the lab agent's model)
+    /// is always allowed, as in the lab; an empty list allows every model.
     pub fn may_use(&self, model: &str) -> bool {
-        self.allowed_models.is_empty() || self.allowed_models.iter().any(|m| m == model)
+        model == "default"
+            || self.allowed_models.is_empty()
+            || self.allowed_models.iter().any(|m| m == model)
     }
 }
 

@@ -12,7 +12,7 @@ use crate::config::Backend;
 use crate::error::GatewayError;
 use crate::metrics;
 use crate::runtime::Runtime;
-use crate::stages::routing;
+use crate::stages::routing::{self, Candidates};
 use crate::state::health::{Availability, Health, Outcome, Permit};
 use crate::upstream::forward::Upstream;
 use crate::upstream::peer;
@@ -90,7 +90,7 @@ impl Gateway {
                     let status = upstream.status();
                     let again = retryable(status)
                         && ctx.tried.len() < max
-                        && another_usable(&self.state.health, &candidates, ctx, now);
+                        && another_usable(&self.state.health, &candidates.backends, ctx, now);
                     if !again {
                         return Ok(Attempt {
                             upstream,
@@ -129,7 +129,7 @@ impl Gateway {
         }
         Err(last_error
             .unwrap_or_else(|| GatewayError::NoBackendAvailable {
-                retry_after: retry_in(&self.state.health, &candidates),
+                retry_after: retry_in(&self.state.health, &candidates.backends),
             })
             .into())
     }
@@ -138,7 +138,7 @@ impl Gateway {
     /// else (with `routing.fallback_to_unusable`) the untried one with the best priority.
     fn choose(
         &self,
-        candidates: &[&Arc<Backend>],
+        candidates: &Candidates,
         ctx: &mut RequestCtx,
         rt: &Runtime,
         now: Instant,
@@ -160,6 +160,7 @@ impl Gateway {
                     return None;
                 }
                 candidates
+                    .backends
                     .iter()
                     .filter(|b| !ctx.tried.contains(&b.id))
                     .min_by_key(|b| b.priority)
@@ -264,7 +265,7 @@ struct Prepared {
 }
 
 /// The backends that may serve `req` (`stages::routing`), or 404 when none does.
-fn candidates<'r>(rt: &'r Runtime, req: &Admitted) -> Result<Vec<&'r Arc<Backend>>, GatewayError> {
+fn candidates<'r>(rt: &'r Runtime, req: &Admitted) -> Result<Candidates<'r>, GatewayError> {
     let cfg = &rt.config;
     let ask = routing::Ask {
         model: req.view.model(),
@@ -273,7 +274,7 @@ fn candidates<'r>(rt: &'r Runtime, req: &Admitted) -> Result<Vec<&'r Arc<Backend
         estimated_tokens: req.prompt_estimate,
     };
     let candidates = routing::candidates(&cfg.backends, &cfg.routing.rules, &ask);
-    if candidates.is_empty() {
+    if candidates.backends.is_empty() {
         return Err(GatewayError::ModelNotServed {
             model: ask.model.to_string(),
         });

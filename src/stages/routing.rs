@@ -4,9 +4,11 @@
 //! the request's estimated prompt tokens, a predicate saying which backends are usable now
 //! (healthy, circuit closed, not already tried) and a tick from a shared counter.
 //! Decision: the candidates are the backends that serve the model (directly, by alias, or as
-//! `default`) over a protocol the route can use, with a non-zero weight, narrowed by every
-//! matching routing rule (every `require` drops backends without the attribute; then every
-//! `prefer` keeps only the ones with it when there are any). Among the usable candidates the
+//! `default`) over a protocol the route can use, with a non-zero weight, without those a
+//! matching routing rule's `require` excludes. At each pick, among the usable candidates (healthy,
+//! circuit closed, not tried), every matching rule's `prefer` in turn keeps only the ones with
+//! its attributes when there are any (the lab's "prefer among healthy backends": a preferred
+//! backend that is down hands over to the others instead of failing the request). Then the
 //! lowest priority number wins; inside that group the pick is weighted round-robin by `weight`.
 //! Lower-priority groups get traffic only while every higher one is unusable. No usable
 //! candidate → `None`.
@@ -57,38 +59,59 @@ pub fn largest_context(backends: &[Arc<Backend>], model: &str, route: Route) -> 
         .max()
 }
 
-/// The backends that may serve `ask`, before health is considered, in configuration order.
-pub fn candidates<'a>(
-    backends: &'a [Arc<Backend>],
-    rules: &[RouteRule],
-    ask: &Ask,
-) -> Vec<&'a Arc<Backend>> {
-    let mut c: Vec<&Arc<Backend>> = backends
-        .iter()
-        .filter(|b| b.weight > 0 && can_serve(b, ask.model, ask.route))
-        .collect();
-    // Requirements first, so a preference never drops the only backends that qualify.
-    let matching: Vec<&RouteRule> = rules.iter().filter(|r| applies(r, ask)).collect();
-    for rule in &matching {
-        c.retain(|b| satisfies(b, &rule.require, ask.estimated_tokens));
-    }
-    for rule in &matching {
-        if c.iter()
-            .any(|b| satisfies(b, &rule.prefer, ask.estimated_tokens))
-        {
-            c.retain(|b| satisfies(b, &rule.prefer, ask.estimated_tokens));
-        }
-    }
-    c
+/// The backends that may serve a request, and the preferences applied at each pick.
+#[derive(Debug)]
+pub struct Candidates<'a> {
+    /// In configuration order.
+    pub backends: Vec<&'a Arc<Backend>>,
+    /// The `prefer` of each matching rule, in rule order.
+    prefer: Vec<&'a Want>,
+    estimated_tokens: u64,
 }
 
-/// Picks among `candidates` those `usable` allows: lowest priority group, weighted round-robin.
+/// The backends that may serve `ask`, before health is considered: every matching rule's
+/// `require` applied; its `prefer` is applied among the usable ones by [`pick`].
+pub fn candidates<'a>(
+    backends: &'a [Arc<Backend>],
+    rules: &'a [RouteRule],
+    ask: &Ask,
+) -> Candidates<'a> {
+    let matching: Vec<&RouteRule> = rules.iter().filter(|r| applies(r, ask)).collect();
+    let backends = backends
+        .iter()
+        .filter(|b| b.weight > 0 && can_serve(b, ask.model, ask.route))
+        .filter(|b| {
+            matching
+                .iter()
+                .all(|r| satisfies(b, &r.require, ask.estimated_tokens))
+        })
+        .collect();
+    Candidates {
+        backends,
+        prefer: matching.iter().map(|r| &r.prefer).collect(),
+        estimated_tokens: ask.estimated_tokens,
+    }
+}
+
+/// Picks among the candidates `usable` allows: each preference in turn narrows them when some
+/// have it; then the lowest priority group, weighted round-robin.
 pub fn pick<'a>(
-    candidates: &[&'a Arc<Backend>],
+    candidates: &Candidates<'a>,
     usable: impl Fn(&Backend) -> bool,
     tick: u64,
 ) -> Option<&'a Arc<Backend>> {
-    let live: Vec<&Arc<Backend>> = candidates.iter().copied().filter(|b| usable(b)).collect();
+    let mut live: Vec<&Arc<Backend>> = candidates
+        .backends
+        .iter()
+        .copied()
+        .filter(|b| usable(b))
+        .collect();
+    for want in &candidates.prefer {
+        let estimate = candidates.estimated_tokens;
+        if live.iter().any(|b| satisfies(b, want, estimate)) {
+            live.retain(|b| satisfies(b, want, estimate));
+        }
+    }
     let priority = live.iter().map(|b| b.priority).min()?;
     let group: Vec<&Arc<Backend>> = live
         .into_iter()
@@ -244,25 +267,41 @@ mod tests {
         ];
         let intern = consumer("Intern Program");
         let other = consumer("Support");
-        let ids = |c: &Consumer, est: u64| -> Vec<String> {
+        // The backend picked for `c` with `est` tokens when `down` is unusable (`-`: none).
+        let chosen = |rules: &[RouteRule], c: &Consumer, est: u64, down: &str| -> String {
             let ask = Ask {
                 model: "default",
                 route: Route::LabChat,
                 consumer: c,
                 estimated_tokens: est,
             };
-            candidates(&bs, &rules, &ask)
-                .iter()
-                .map(|b| b.id.clone())
-                .collect()
+            let cands = candidates(&bs, rules, &ask);
+            pick(&cands, |b| b.id != down, 0).map_or("-".into(), |b| b.id.clone())
         };
-        assert_eq!(ids(&intern, 100), ["cheap"]);
-        assert_eq!(ids(&other, 100), ["cheap", "big"]);
+        assert_eq!(chosen(&rules, &intern, 100, ""), "cheap");
         assert_eq!(
-            ids(&intern, 6_000),
-            ["big"],
+            chosen(&rules, &intern, 100, "cheap"),
+            "big",
+            "preferred among the usable: an intern is not refused while the cheap tier is down"
+        );
+        assert_eq!(chosen(&rules, &other, 100, ""), "big", "by priority");
+        assert_eq!(
+            chosen(&rules, &intern, 6_000, ""),
+            "big",
             "required context wins over the preference"
         );
+        assert_eq!(
+            chosen(&rules, &intern, 6_000, "big"),
+            "-",
+            "a requirement is not relaxed"
+        );
+        // The lab's large-context rule prefers: a large context when one is usable, else any.
+        let mut lab = rules.clone();
+        lab[1].prefer = lab[1].require.clone();
+        lab[1].require = Want::default();
+        assert_eq!(chosen(&lab, &other, 6_000, ""), "big");
+        assert_eq!(chosen(&lab, &other, 6_000, "big"), "cheap");
+        assert_eq!(chosen(&lab, &intern, 6_000, "cheap"), "big");
     }
 
     #[test]

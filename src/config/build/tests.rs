@@ -27,7 +27,7 @@ fn demo_config_is_valid() {
     let text =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/conf/demo.yaml")).unwrap();
     let c = load_str(&text, &no_env).unwrap();
-    assert_eq!(c.consumers.len(), 4);
+    assert_eq!(c.consumers.len(), 5, "four of the lab's and one for the load tests");
     let support = &c.consumers[0];
     assert_eq!(support.id, "team-support");
     assert_eq!(support.role, Role::Standard);
@@ -35,6 +35,23 @@ fn demo_config_is_valid() {
     assert_eq!(support.allowed_models, ["gpt-4", "default"]);
     assert_eq!(c.backends[0].protocol, Protocol::LabAgent);
     assert_eq!(c.pricing["gpt-35-turbo"].input_micros_per_million, 500_000);
+}
+
+#[test]
+fn a_consumer_gets_the_labs_defaults_and_may_always_ask_for_default() {
+    let text = config(&format!(
+        "consumers:\n  - {{id: a, key_sha256: \"{KEY_A}\", allowed_models: [gpt-4]}}\n"
+    ));
+    let c = load_str(&text, &no_env).unwrap();
+    let a = &c.consumers[0];
+    assert_eq!(a.daily_budget_micros, 10_000_000, "the lab's $10");
+    assert_eq!(a.role, Role::Standard);
+    assert_eq!(
+        (a.tokens_per_minute, a.tokens_per_hour, a.tokens_per_day),
+        (10_000, 100_000, 500_000)
+    );
+    assert!(a.may_use("gpt-4") && a.may_use("default"));
+    assert!(!a.may_use("gpt-4o"));
 }
 
 #[test]

@@ -83,7 +83,7 @@ pub fn evaluate(
         let tally = out.entry(line.label).or_default();
         tally.total += 1;
         let scans = filter.normalize([line.text.as_str()]);
-        let hits = filter.matches_normalized(&scans);
+        let hits = filter.matches_normalized(&[line.text.as_str()], &scans);
         let scored = filter.classify(scans.iter().map(String::as_str), role);
         let flagged = scored.is_some_and(|s| s.score >= s.threshold);
         if !hits.is_empty() {

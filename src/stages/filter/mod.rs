@@ -106,6 +106,9 @@ pub struct Filter {
     any_numbers: Option<Regex>,
     /// Every regex rule's expressions, each on its own.
     searches: Vec<Search>,
+    /// The `case_sensitive` rules' expressions (keywords as one alternation), as written, for
+    /// text normalised with case kept; each searched on its own.
+    cased: Vec<Search>,
     keywords: Option<AhoCorasick>,
     /// Rule index of each keyword in `keywords`.
     keyword_rule: Vec<usize>,
@@ -138,6 +141,8 @@ impl Filter {
         let mut patterns = Vec::new();
         let mut keywords = Vec::new();
         let mut keyword_rule = Vec::new();
+        // (pattern as written, its rule)
+        let mut cased_patterns: Vec<(String, usize)> = Vec::new();
         for (index, r) in cfg.rules.iter().enumerate() {
             // Response-only rules keep their place (and id) but never match a request; nor do
             // redacting rules, which rewrite the request before it is read (`request_redact`).
@@ -148,6 +153,9 @@ impl Filter {
             };
             match matcher {
                 None => {}
+                Some(m) if r.case_sensitive => {
+                    cased_patterns.extend(raw_patterns_of(m, false).into_iter().map(|p| (p, index)))
+                }
                 Some(Matcher::Regex {
                     patterns: sources,
                     alone,
@@ -230,6 +238,26 @@ impl Filter {
                 })
             })
             .collect();
+        let cased: Vec<Search> = cased_patterns
+            .iter()
+            .filter_map(|(p, rule)| {
+                let built = RegexBuilder::new(p)
+                    .unicode(false)
+                    .size_limit(64 << 20)
+                    .dfa_size_limit(16 << 20)
+                    .build()
+                    .map_err(|e| {
+                        problems.push(Problem::new("content_filter.rules", format!("{e}")))
+                    })
+                    .ok()?;
+                Some(Search {
+                    regex: built,
+                    rule: *rule,
+                    needs_digit: pattern::fold(p).is_ok_and(|f| f.needs_digit),
+                    alone: true,
+                })
+            })
+            .collect();
         let keyword_matcher = if keywords.is_empty() {
             None
         } else {
@@ -273,6 +301,7 @@ impl Filter {
             any_words,
             any_numbers,
             searches,
+            cased,
             keywords: keyword_matcher,
             keyword_rule,
             policy,
@@ -307,15 +336,18 @@ impl Filter {
         if self.rules.is_empty() {
             return Vec::new();
         }
-        self.matches_normalized(&self.normalize(texts))
+        let texts: Vec<&str> = texts.into_iter().collect();
+        self.matches_normalized(&texts, &self.normalize(texts.iter().copied()))
     }
 
-    /// Rule indexes matching any of `scans` (texts already normalised), in rule order.
-    pub fn matches_normalized(&self, scans: &[String]) -> Vec<usize> {
+    /// Rule indexes matching any of `texts`, whose normalised forms ([`Filter::normalize`]) are
+    /// `scans`, in rule order.
+    pub fn matches_normalized(&self, texts: &[&str], scans: &[String]) -> Vec<usize> {
         let mut hit = vec![false; self.rules.len()];
         if self.rules.is_empty() {
             return Vec::new();
         }
+        self.cased_hits(texts, &mut hit);
         for scan in scans {
             if !self.searches.is_empty() {
                 let text = scan.as_bytes();
@@ -350,6 +382,23 @@ impl Filter {
             .collect()
     }
 
+    /// Marks the case-sensitive rules matching any of `texts`, each normalised with case kept.
+    fn cased_hits(&self, texts: &[&str], hit: &mut [bool]) {
+        if self.cased.is_empty() {
+            return;
+        }
+        for t in texts {
+            let text = normalize::cased_text(t, self.base64_min_len);
+            let text = text.as_bytes();
+            let digits = text.iter().fold(false, |d, b| d | b.is_ascii_digit());
+            for s in &self.cased {
+                if (digits || !s.needs_digit) && !hit[s.rule] && s.regex.is_match(text) {
+                    hit[s.rule] = true;
+                }
+            }
+        }
+    }
+
     /// The decision for a request's texts (every text the model will read, in the order it
     /// reads them). Each text is scanned on its own, and so is the text around every seam
     /// between two consecutive texts — [`SEAM`] characters of the joined text on each side,
@@ -366,11 +415,15 @@ impl Filter {
         }
         let mut scans = self.normalize(texts.iter().map(|t| &*t.text));
         let own = scans.len();
-        if !self.rules.is_empty() {
-            let seams = seam_windows(texts, SEAM);
-            scans.extend(self.normalize(seams.iter().map(String::as_str)));
-        }
-        let mut verdict = self.decide(self.matches_normalized(&scans), role);
+        let mut raw: Vec<&str> = texts.iter().map(|t| &*t.text).collect();
+        let seams = if self.rules.is_empty() {
+            Vec::new()
+        } else {
+            seam_windows(texts, SEAM)
+        };
+        scans.extend(self.normalize(seams.iter().map(String::as_str)));
+        raw.extend(seams.iter().map(String::as_str));
+        let mut verdict = self.decide(self.matches_normalized(&raw, &scans), role);
         if verdict.blocked.is_none() {
             verdict.classifier = self.classify(scans[..own].iter().map(String::as_str), role);
         }
@@ -434,15 +487,26 @@ impl Filter {
 /// The patterns of `rule` for the raw text of answers and request bodies: its expressions, or
 /// its keywords in any case.
 fn raw_patterns(rule: &crate::config::filter::FilterRule) -> Vec<String> {
-    match &rule.matcher {
+    raw_patterns_of(&rule.matcher, true)
+}
+
+/// A matcher's expressions as written, or its keywords as one alternation (in any case when
+/// `keywords_any_case`).
+fn raw_patterns_of(matcher: &Matcher, keywords_any_case: bool) -> Vec<String> {
+    match matcher {
         Matcher::Regex { patterns, .. } => patterns.iter().map(|(_, p)| p.clone()).collect(),
-        Matcher::Keywords(list) => vec![format!(
-            "(?i:{})",
-            list.iter()
+        Matcher::Keywords(list) => {
+            let joined = list
+                .iter()
                 .map(|k| regex::escape(k))
                 .collect::<Vec<_>>()
-                .join("|")
-        )],
+                .join("|");
+            vec![if keywords_any_case {
+                format!("(?i:{joined})")
+            } else {
+                format!("(?:{joined})")
+            }]
+        }
     }
 }
 

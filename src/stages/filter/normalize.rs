@@ -44,9 +44,16 @@ fn is_invisible(c: char) -> bool {
     )
 }
 
+/// Whether normalisation folds case (and look-alike letters, which fold to lower case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Case {
+    Fold,
+    Keep,
+}
+
 /// Appends the normalised form of `text` to `out`. Invisible characters are replaced by
 /// `invisible` (nothing, or a space for the variant where they stand between words).
-fn push_normalized(text: &str, invisible: Option<char>, out: &mut String) {
+fn push_normalized(text: &str, invisible: Option<char>, case: Case, out: &mut String) {
     let mut last_space = out.is_empty() || out.ends_with(' ');
     let mut push = |c: char, out: &mut String| {
         if c.is_whitespace() {
@@ -63,7 +70,7 @@ fn push_normalized(text: &str, invisible: Option<char>, out: &mut String) {
         // NFKC is the identity on ASCII and nothing is invisible: fold and collapse bytes.
         let mut buf = std::mem::take(out).into_bytes();
         let space = buf.is_empty() || buf.last() == Some(&b' ');
-        push_ascii(text.as_bytes(), space, &mut buf);
+        push_ascii(text.as_bytes(), space, case, &mut buf);
         // Only ASCII bytes were pushed onto valid UTF-8.
         *out = String::from_utf8(buf).unwrap_or_default();
     } else {
@@ -83,6 +90,10 @@ fn push_normalized(text: &str, invisible: Option<char>, out: &mut String) {
                 }
             })
             .collect();
+        if case == Case::Keep {
+            cleaned.nfkc().for_each(|c| push(c, out));
+            return;
+        }
         let lowered: String = cleaned.nfkc().flat_map(char::to_lowercase).collect();
         let table = confusables();
         for c in lowered.nfkc() {
@@ -94,9 +105,10 @@ fn push_normalized(text: &str, invisible: Option<char>, out: &mut String) {
     }
 }
 
-/// Lower-cases `text` onto `buf`, turning each run of whitespace into one space (none at the
-/// start when `space`, i.e. `buf` is empty or ends in a space) and dropping control bytes.
-fn push_ascii(text: &[u8], mut space: bool, buf: &mut Vec<u8>) {
+/// Lower-cases `text` onto `buf` (unless `case` keeps it), turning each run of whitespace into
+/// one space (none at the start when `space`, i.e. `buf` is empty or ends in a space) and
+/// dropping control bytes.
+fn push_ascii(text: &[u8], mut space: bool, case: Case, buf: &mut Vec<u8>) {
     // The common case, prose with single spaces and no control bytes, is one vectorised copy.
     let plain = !text
         .iter()
@@ -106,7 +118,9 @@ fn push_ascii(text: &[u8], mut space: bool, buf: &mut Vec<u8>) {
     if plain {
         let start = buf.len();
         buf.extend_from_slice(text);
-        buf[start..].make_ascii_lowercase();
+        if case == Case::Fold {
+            buf[start..].make_ascii_lowercase();
+        }
         return;
     }
     let start = buf.len();
@@ -120,7 +134,11 @@ fn push_ascii(text: &[u8], mut space: bool, buf: &mut Vec<u8>) {
                 space = true;
             }
         } else if !b.is_ascii_control() {
-            buf[j] = b.to_ascii_lowercase();
+            buf[j] = if case == Case::Fold {
+                b.to_ascii_lowercase()
+            } else {
+                b
+            };
             j += 1;
             space = false;
         }
@@ -132,16 +150,30 @@ fn push_ascii(text: &[u8], mut space: bool, buf: &mut Vec<u8>) {
 /// plus, only when it contains invisible characters, a variant where they count as spaces.
 pub fn scan_texts(text: &str, base64_min_len: usize) -> Vec<String> {
     let mut main = String::with_capacity(text.len() + 16);
-    push_normalized(text, None, &mut main);
+    push_normalized(text, None, Case::Fold, &mut main);
     for decoded in base64_payloads(text, base64_min_len) {
         main.push('\n');
-        push_normalized(&decoded, None, &mut main);
+        push_normalized(&decoded, None, Case::Fold, &mut main);
     }
     let mut out = vec![main];
     if !text.is_ascii() && text.chars().any(is_invisible) {
         let mut spaced = String::with_capacity(text.len());
-        push_normalized(text, Some(' '), &mut spaced);
+        push_normalized(text, Some(' '), Case::Fold, &mut spaced);
         out.push(spaced);
+    }
+    out
+}
+
+/// `text` as case-sensitive rules read it: normalised as [`scan_texts`]' main form (NFKC,
+/// invisible and control characters removed, whitespace collapsed, base64 payloads decoded and
+/// appended) with its case kept. Look-alike letters of other scripts are not folded: the table
+/// that folds them gives lower-case letters.
+pub fn cased_text(text: &str, base64_min_len: usize) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    push_normalized(text, None, Case::Keep, &mut out);
+    for decoded in base64_payloads(text, base64_min_len) {
+        out.push('\n');
+        push_normalized(&decoded, None, Case::Keep, &mut out);
     }
     out
 }
@@ -221,6 +253,17 @@ mod tests {
             norm("  Ignore\t\n ALL   previous\u{0007} "),
             "ignore all previous "
         );
+    }
+
+    #[test]
+    fn the_cased_form_is_normalised_but_keeps_case() {
+        assert_eq!(
+            cased_text("  Passport\t\u{200B}A1234\u{0007}5678 ", 24),
+            "Passport A12345678 "
+        );
+        assert_eq!(cased_text("ＡＢ１２３ ignore", 24), "AB123 ignore");
+        let encoded = "UGFzc3BvcnQ6IEExMjM0NTY3OA=="; // "Passport: A12345678"
+        assert!(cased_text(encoded, 24).ends_with("\nPassport: A12345678"));
     }
 
     #[test]

@@ -29,6 +29,29 @@ fn injection_is_blocked_for_standard_and_audited_for_admin() {
 }
 
 #[test]
+fn a_case_sensitive_rule_keeps_case_and_still_sees_through_evasions() {
+    let f = demo_filter();
+    let passport = |text: &str| blocked_by(&f, text, Role::Standard);
+    assert_eq!(
+        passport("my passport is A12345678").as_deref(),
+        Some("pii_input_passport")
+    );
+    assert_eq!(
+        passport("ref a12345678, lower case"),
+        None,
+        "the lab's [A-Z]"
+    );
+    // Normalised otherwise as usual: fullwidth letters, a zero-width split, a base64 payload.
+    assert!(passport("passport \u{FF21}\u{FF11}2345678").is_some());
+    assert!(passport("passport A1234\u{200B}5678").is_some());
+    assert!(passport("see UGFzc3BvcnQ6IEExMjM0NTY3OA== now").is_some());
+    // In a request's texts, as every rule is.
+    let msg = [text("hello"), text("it is B87654321")];
+    let v = f.check_request(&msg, Role::Admin);
+    assert_eq!(v.blocked.map(|r| r.id.as_str()), Some("pii_input_passport"));
+}
+
+#[test]
 fn pii_binds_every_role() {
     let f = demo_filter();
     for role in [Role::Standard, Role::Elevated, Role::Admin] {
