@@ -27,7 +27,11 @@ fn demo_config_is_valid() {
     let text =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/conf/demo.yaml")).unwrap();
     let c = load_str(&text, &no_env).unwrap();
-    assert_eq!(c.consumers.len(), 5, "four of the lab's and one for the load tests");
+    assert_eq!(
+        c.consumers.len(),
+        5,
+        "four of the lab's and one for the load tests"
+    );
     let support = &c.consumers[0];
     assert_eq!(support.id, "team-support");
     assert_eq!(support.role, Role::Standard);
