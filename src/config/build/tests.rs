@@ -59,6 +59,65 @@ fn a_consumer_gets_the_labs_defaults_and_may_always_ask_for_default() {
 }
 
 #[test]
+fn the_lab_configuration_is_the_demo_in_front_of_the_agent_on_8000() {
+    let read = |name: &str| {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("conf")
+            .join(name);
+        load_str(&std::fs::read_to_string(path).unwrap(), &no_env).unwrap()
+    };
+    let (lab, demo) = (read("lab.yaml"), read("demo.yaml"));
+    assert!(lab.backends.iter().all(|b| b.protocol == Protocol::LabAgent
+        && (b.url.host.as_str(), b.url.port) == ("127.0.0.1", 8000)));
+    let ids = |c: &crate::config::Config| -> Vec<String> {
+        c.consumers
+            .iter()
+            .map(|c| format!("{}:{}", c.id, c.key.to_hex()))
+            .collect()
+    };
+    assert_eq!(ids(&lab)[..], ids(&demo)[..4], "the lab's four consumers");
+    let rules = |c: &crate::config::Config| -> Vec<String> {
+        c.filter
+            .rules
+            .iter()
+            .map(|r| format!("{}:{:?}:{}", r.id, r.matcher, r.case_sensitive))
+            .collect()
+    };
+    assert_eq!(rules(&lab), rules(&demo), "the same filter");
+    assert_eq!(lab.routing.rules.len(), demo.routing.rules.len());
+}
+
+#[test]
+fn no_shipped_configuration_but_the_demo_and_lab_ones_carries_a_demo_key() {
+    let demo = load_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/conf/demo.yaml")).unwrap(),
+        &no_env,
+    )
+    .unwrap();
+    let mut public: Vec<String> = demo.consumers.iter().map(|c| c.key.to_hex()).collect();
+    public.push(demo.server.admin.token.to_hex());
+    let dirs = ["conf", "deploy"].map(|d| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(d));
+    for dir in dirs {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let is_yaml = path.extension().is_some_and(|e| e == "yaml");
+            // The lab's is the demo in front of the lab agent, with its public keys.
+            if !is_yaml || path.ends_with("demo.yaml") || path.ends_with("lab.yaml") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for digest in &public {
+                assert!(
+                    !text.contains(digest.as_str()),
+                    "{} ships a demo digest",
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn example_config_is_valid_with_its_environment() {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
