@@ -297,7 +297,7 @@ mod tests {
         );
         // The lab's large-context rule prefers: a large context when one is usable, else any.
         let mut lab = rules.clone();
-        lab[1].prefer = lab[1].require.clone();
+        lab[1].prefer = lab[1].require;
         lab[1].require = Want::default();
         assert_eq!(chosen(&lab, &other, 6_000, ""), "big");
         assert_eq!(chosen(&lab, &other, 6_000, "big"), "cheap");
