@@ -1,9 +1,9 @@
 // A consumer is held to its token limit: beyond it, 429 with Retry-After, never a 5xx. It needs a
 // consumer with a small tokens_per_minute: by default the demo's intern (key-team-intern, 2,000
 // tokens a minute, models haiku and default). Each request reserves its prompt and 200 answer
-// tokens and settles at what the answer used, so a few seconds fill the minute's window. The
-// hour's window (20,000) holds about ten such runs: past it, nothing is admitted until the hour
-// turns (or the demo restarts).
+// tokens and settles at what the answer used, so a few seconds fill the minute's window (two
+// windows, when the run spans a minute's turn). The hour's window (20,000) holds five to ten
+// such runs: past it, nothing is admitted until the hour turns (or the demo restarts).
 //   k6 run loadtest/ratelimit.js
 //   API_KEY=key-other MODEL=gpt-4 k6 run loadtest/ratelimit.js
 import http from 'k6/http';
