@@ -31,14 +31,14 @@ test: deps redis sdk jssdk
 	@$(MAKE) --no-print-directory smoke
 
 ## smoke: every bundled load scenario for a few seconds against the demo configuration (gateway
-## and mock on loopback), with k6 (`make k6`), or with oha when k6 cannot be installed. Rates fit a
-## debug build on two cores.
+## and mock on loopback), with k6 (`make k6`), or with oha when k6 cannot be installed; run.sh's
+## debug rates fit a debug build on two cores.
 smoke:
 	@if ! command -v k6 >/dev/null 2>&1; then \
 		$(MAKE) --no-print-directory k6 || echo "note: k6 could not be installed (no network?); the smoke step runs the scenarios with oha"; \
 	fi
 	@$(MAKE) --no-print-directory oha
-	CARGO=$(CARGO) PROFILE=debug DURATION=3s RATE=50 PEAK=20 loadtest/run.sh
+	CARGO=$(CARGO) PROFILE=debug DURATION=3s loadtest/run.sh
 
 ## oha: the load generator loadtest/run.sh uses when k6 is absent
 oha:
