@@ -220,6 +220,7 @@ pub fn main() -> ExitCode {
             };
             let listen = rt.config.server.listen;
             let admin = rt.config.server.admin.listen;
+            let lab_endpoints = rt.config.server.lab_endpoints;
             let mock = MockService {
                 listen: mock_listen.clone(),
                 threads: 1,
@@ -227,7 +228,7 @@ pub fn main() -> ExitCode {
             };
             match server::build(rt, &config, Some(mock)) {
                 Ok(s) => {
-                    print_demo(listen, admin, &mock_listen);
+                    print_demo(listen, admin, &mock_listen, lab_endpoints);
                     s.run_forever()
                 }
                 Err(e) => {
@@ -405,17 +406,30 @@ fn hash_key(key: Option<String>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn print_demo(gw: std::net::SocketAddr, admin: std::net::SocketAddr, mock_listen: &str) {
+fn print_demo(
+    gw: std::net::SocketAddr,
+    admin: std::net::SocketAddr,
+    mock_listen: &str,
+    lab_endpoints: bool,
+) {
     let host = if gw.ip().is_unspecified() {
         format!("localhost:{}", gw.port())
     } else {
         gw.to_string()
     };
+    let lab = if lab_endpoints {
+        format!(
+            "\n  # the lab's management commands (server.lab_endpoints is on)\n  curl {host}/health\n  \
+             curl {host}/metrics\n  curl {host}/costs\n  curl {host}/cache/stats\n"
+        )
+    } else {
+        format!("\n  # health (the lab's reports are on the admin plane)\n  curl {host}/health\n")
+    };
     println!(
         r#"
 Tollgate demo: gateway on http://{host}, admin on http://{admin}, mock LLM on http://{mock_listen}
-The demo keys (key-team-support, key-team-engineering, key-team-intern, key-team-security) and the
-admin token (demo-admin-token) are for this demo only.
+The demo keys (key-team-support, key-team-engineering, key-team-intern, key-team-security, and
+key-load-test for loadtest/) and the admin token (demo-admin-token) are for this demo only.
 
   # an authenticated /chat request (the seed's Test 1)
   curl -s -X POST http://{host}/chat -H "X-API-Key: key-team-support" -H "Content-Type: application/json" \
@@ -431,7 +445,7 @@ admin token (demo-admin-token) are for this demo only.
   # a model the intern may not use: 403
   curl -s http://{host}/v1/chat/completions -H "X-API-Key: key-team-intern" -H "Content-Type: application/json" \
        -d '{{"model": "gpt-4", "messages": [{{"role": "user", "content": "Hello"}}]}}'
-
+{lab}
   # admin plane
   curl -s http://{admin}/health
   curl -s http://{admin}/ready -H "Authorization: Bearer demo-admin-token"

@@ -23,7 +23,7 @@ fn run(args: &[&str]) -> (i32, String, String) {
 fn check_accepts_the_demo_config() {
     let (code, out, _) = run(&["check", "-c", "conf/demo.yaml"]);
     assert_eq!(code, 0);
-    assert!(out.contains("ok (4 consumers, 4 backends"), "{out}");
+    assert!(out.contains("ok (5 consumers, 4 backends"), "{out}");
 }
 
 #[test]
