@@ -11,7 +11,8 @@
 #                                  pricing, and the spend file and access log in WORK, named NAME
 #   tg_demo_filter                 the demo's content filter (conf/demo.yaml), as shipped
 #                                  (TG_CLASSIFIER=off: without its classifier section;
-#                                  TG_OUTPUT=off: without its rules on answers)
+#                                  TG_OUTPUT=off: without its rules on answers;
+#                                  TG_CASED=off: every rule ignoring case)
 #   tg_wait_ready ADMIN            until the admin plane reports ready (or exit after 30 s)
 #   tg_rss_kib PID                 resident memory now
 
@@ -64,12 +65,13 @@ YAML
 }
 
 tg_demo_filter() {
-  awk -v classifier="${TG_CLASSIFIER:-on}" -v output="${TG_OUTPUT:-on}" '
+  awk -v classifier="${TG_CLASSIFIER:-on}" -v output="${TG_OUTPUT:-on}" -v cased="${TG_CASED:-on}" '
     function flush() { if (item != "" && !(output == "off" && item ~ /applies_to: \[response\]/)) printf "%s", item; item = "" }
     /^content_filter:/ {on=1; print; next}
     on && /^[a-z_]+:/ {flush(); on=0}
     !on {next}
     classifier == "off" && /^  classifier:/ {skip=1; next}
+    cased == "off" && /^      case_sensitive:/ {next}
     skip && /^    / {next}
     skip {skip=0}
     /^    - / {flush(); item = $0 "\n"; next}

@@ -415,14 +415,19 @@ impl Filter {
         }
         let mut scans = self.normalize(texts.iter().map(|t| &*t.text));
         let own = scans.len();
-        let mut raw: Vec<&str> = texts.iter().map(|t| &*t.text).collect();
         let seams = if self.rules.is_empty() {
             Vec::new()
         } else {
             seam_windows(texts, SEAM)
         };
         scans.extend(self.normalize(seams.iter().map(String::as_str)));
-        raw.extend(seams.iter().map(String::as_str));
+        // The texts as written, for the case-sensitive rules only.
+        let raw: Vec<&str> = if self.cased.is_empty() {
+            Vec::new()
+        } else {
+            let seams = seams.iter().map(String::as_str);
+            texts.iter().map(|t| &*t.text).chain(seams).collect()
+        };
         let mut verdict = self.decide(self.matches_normalized(&raw, &scans), role);
         if verdict.blocked.is_none() {
             verdict.classifier = self.classify(scans[..own].iter().map(String::as_str), role);
