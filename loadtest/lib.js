@@ -28,3 +28,16 @@ export function chatBody(content, stream, maxTokens, model) {
     messages: [{ role: 'user', content }],
   });
 }
+
+// A constant-arrival-rate scenario: RATE requests a second (100) for DURATION, with VUS users
+// allocated up front and at most MAX_VUS, each overridable from the environment.
+export function arrivalRate(duration, vus, maxVus) {
+  return {
+    executor: 'constant-arrival-rate',
+    rate: Number(__ENV.RATE || 100),
+    timeUnit: '1s',
+    duration: __ENV.DURATION || duration,
+    preAllocatedVUs: Number(__ENV.VUS || vus),
+    maxVUs: Number(__ENV.MAX_VUS || maxVus),
+  };
+}

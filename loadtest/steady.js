@@ -3,18 +3,11 @@
 //   RATE=200 DURATION=30s k6 run loadtest/steady.js
 import http from 'k6/http';
 import { check } from 'k6';
-import { GATEWAY_URL, pastTheCache, chatBody } from './lib.js';
+import { GATEWAY_URL, arrivalRate, pastTheCache, chatBody } from './lib.js';
 
 export const options = {
   scenarios: {
-    steady: {
-      executor: 'constant-arrival-rate',
-      rate: Number(__ENV.RATE || 100),
-      timeUnit: '1s',
-      duration: __ENV.DURATION || '30s',
-      preAllocatedVUs: Number(__ENV.VUS || 32),
-      maxVUs: Number(__ENV.MAX_VUS || 256),
-    },
+    steady: arrivalRate('30s', 32, 256),
   },
   thresholds: {
     http_req_failed: ['rate<0.001'],

@@ -6,20 +6,13 @@
 import http from 'k6/http';
 import { check } from 'k6';
 import { Trend } from 'k6/metrics';
-import { GATEWAY_URL, pastTheCache, chatBody } from './lib.js';
+import { GATEWAY_URL, arrivalRate, pastTheCache, chatBody } from './lib.js';
 
 const ttfb = new Trend('stream_time_to_first_byte', true);
 
 export const options = {
   scenarios: {
-    streaming: {
-      executor: 'constant-arrival-rate',
-      rate: Number(__ENV.RATE || 100),
-      timeUnit: '1s',
-      duration: __ENV.DURATION || '20s',
-      preAllocatedVUs: Number(__ENV.VUS || 20),
-      maxVUs: Number(__ENV.MAX_VUS || 200),
-    },
+    streaming: arrivalRate('20s', 20, 200),
   },
   thresholds: {
     http_req_failed: ['rate==0'],
