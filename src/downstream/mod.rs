@@ -4,4 +4,5 @@
 
 pub mod body;
 pub mod connections;
+pub mod proxy_protocol;
 pub mod response;
