@@ -4,6 +4,7 @@
 use crate::access_log::AccessLog;
 use crate::admin::Admin;
 use crate::downstream::connections::Connections;
+use crate::downstream::tls::Plane;
 use crate::gateway::Gateway;
 use crate::mock::{Mock, MockOptions};
 use crate::reload::{Reloader, SighupService};
@@ -13,6 +14,7 @@ use crate::state::State;
 use crate::upstream::health::{HealthChecker, HealthService};
 use crate::upstream::peer::Resolver;
 use pingora::apps::http_app::HttpServer;
+use pingora::apps::HttpServerOptions;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server};
 use pingora::services::background::background_service;
@@ -129,38 +131,46 @@ pub fn build_process(
     ));
 
     // The consumer plane runs Pingora's HTTP/1 loop itself, over guarded client streams (header
-    // deadline, idle-connection cap; see `connections`).
-    let mut proxy = Service::new(
-        "tollgate consumer plane".to_string(),
-        Connections::new(
-            pingora::proxy::http_proxy(
-                &server.configuration,
-                Gateway::new(
-                    live.clone(),
-                    Arc::clone(&state),
-                    Arc::clone(&resolver),
-                    Arc::clone(&access_log),
-                ),
-            ),
+    // deadline, idle-connection cap; see `connections`); HTTP/2 connections go to Pingora's.
+    let mut gateway = pingora::proxy::http_proxy(
+        &server.configuration,
+        Gateway::new(
             live.clone(),
+            Arc::clone(&state),
+            Arc::clone(&resolver),
+            Arc::clone(&access_log),
         ),
     );
-    proxy.add_tcp(&server_cfg.listen.to_string());
+    gateway.server_options = Some(http_options(server_cfg.h2c));
+    let mut proxy = Service::new(
+        "tollgate consumer plane".to_string(),
+        Connections::new(gateway, live.clone()),
+    );
+    listen(
+        &mut proxy,
+        server_cfg.listen,
+        server_cfg.tls.as_ref(),
+        (&live, Plane::Consumer, server_cfg.http2),
+    )?;
     proxy.threads = Some(server_cfg.threads);
     server.add_service(proxy);
 
+    let mut admin_app = HttpServer::new_app(Admin::new(
+        live.clone(),
+        Arc::clone(&state),
+        Arc::clone(&reloader),
+    ));
+    admin_app.server_options = Some(http_options(false));
     let mut admin = Service::new(
         "tollgate admin plane".to_string(),
-        Connections::new(
-            HttpServer::new_app(Admin::new(
-                live.clone(),
-                Arc::clone(&state),
-                Arc::clone(&reloader),
-            )),
-            live.clone(),
-        ),
+        Connections::new(admin_app, live.clone()),
     );
-    admin.add_tcp(&server_cfg.admin.listen.to_string());
+    listen(
+        &mut admin,
+        server_cfg.admin.listen,
+        server_cfg.admin.tls.as_ref(),
+        (&live, Plane::Admin, server_cfg.http2),
+    )?;
     admin.threads = Some(1);
     server.add_service(admin);
 
@@ -189,6 +199,36 @@ pub fn build_process(
         server.add_service(mock_service(m));
     }
     Ok(Daemon { server, access_log })
+}
+
+/// How long an HTTP/2 connection with no stream open is kept.
+const H2_IDLE: Duration = Duration::from_secs(60);
+
+/// Pingora's options for a plane: prior-knowledge HTTP/2 on a plain listener when `h2c`, and
+/// idle HTTP/2 connections closed after [`H2_IDLE`].
+fn http_options(h2c: bool) -> HttpServerOptions {
+    let mut o = HttpServerOptions::default();
+    o.h2c = h2c;
+    o.h2_idle_timeout = Some(H2_IDLE);
+    o
+}
+
+/// Adds the plane's listener: plain TCP, or TLS with the live certificate.
+fn listen<A>(
+    service: &mut Service<A>,
+    addr: std::net::SocketAddr,
+    tls: Option<&crate::config::tls::ServerTls>,
+    (live, plane, http2): (&LiveState, Plane, bool),
+) -> Result<(), String> {
+    match tls {
+        None => service.add_tcp(&addr.to_string()),
+        Some(tls) => service.add_tls_with_settings(
+            &addr.to_string(),
+            None,
+            crate::downstream::tls::settings(live, plane, tls, http2)?,
+        ),
+    }
+    Ok(())
 }
 
 fn mock_service(m: MockService) -> Service<Mock> {

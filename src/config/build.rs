@@ -355,6 +355,30 @@ fn build_server(
         "server.grace_period_seconds",
         problems,
     );
+    let tls_of = |t: &Option<super::file::TlsSection>, path: &str, problems: &mut Vec<Problem>| {
+        t.as_ref().map(|t| super::tls::build(t, path, problems))
+    };
+    let tls = tls_of(&s.tls, "server.tls", problems);
+    let admin_tls = tls_of(&s.admin.tls, "server.admin.tls", problems);
+    if s.h2c && s.tls.is_some() {
+        problems.push(Problem::new(
+            "server.h2c",
+            "is for a plain listener; with tls, HTTP/2 is offered by ALPN (server.http2)",
+        ));
+    }
+    let trusted_proxies =
+        super::cidr::parse_list(&s.trusted_proxies, "server.trusted_proxies", problems);
+    let deny_ips = super::cidr::parse_list(&s.deny_ips, "server.deny_ips", problems);
+    if s.proxy_protocol && trusted_proxies.is_empty() {
+        problems.push(Problem::new(
+            "server.proxy_protocol",
+            "needs server.trusted_proxies: a PROXY header is read only from a trusted peer",
+        ));
+    }
+    // A section that failed to load is a problem already reported.
+    let (tls, admin_tls) = (tls.map(|t| t.ok_or(())), admin_tls.map(|t| t.ok_or(())));
+    let tls = tls.transpose().ok()?;
+    let admin_tls = admin_tls.transpose().ok()?;
     Some(ServerConfig {
         listen: listen?,
         threads: s.threads,
@@ -368,8 +392,16 @@ fn build_server(
         admin: AdminConfig {
             listen: admin_listen?,
             token: token?,
+            tls: admin_tls,
         },
         lab_endpoints: s.lab_endpoints,
+        tls,
+        http2: s.http2,
+        h2c: s.h2c,
+        trusted_proxies,
+        proxy_protocol: s.proxy_protocol,
+        deny_ips,
+        forward_client_address: s.forward_client_address,
     })
 }
 

@@ -390,6 +390,43 @@ pub struct ServerSection {
     /// plane's, behind its token.
     #[serde(default)]
     pub lab_endpoints: bool,
+    /// TLS on the consumer listener (off: plain HTTP).
+    #[serde(default)]
+    pub tls: Option<TlsSection>,
+    /// HTTP/2 for clients: offered by ALPN on TLS listeners (default on).
+    #[serde(default = "default_true")]
+    pub http2: bool,
+    /// HTTP/2 with prior knowledge (h2c) on a plain listener, beside HTTP/1.1.
+    #[serde(default)]
+    pub h2c: bool,
+    /// Peers whose `X-Forwarded-For` (and PROXY header) name the client: CIDRs.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// The consumer listener expects a PROXY protocol header (v1 or v2) from trusted proxies.
+    #[serde(default)]
+    pub proxy_protocol: bool,
+    /// Clients refused on every route before anything else: CIDRs.
+    #[serde(default)]
+    pub deny_ips: Vec<String>,
+    /// Send `X-Forwarded-For` to backends (the client's address appended to a trusted chain).
+    #[serde(default)]
+    pub forward_client_address: bool,
+}
+
+/// `tls:` of a listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// The certificate chain presented, PEM, leaf first.
+    pub cert_file: String,
+    /// Its private key, PEM.
+    pub key_file: String,
+    /// CA certificates (PEM) client certificates must chain to: mutual TLS.
+    #[serde(default)]
+    pub client_ca_file: Option<String>,
+    /// `required` (default with a CA) or `optional`.
+    #[serde(default)]
+    pub client_auth: Option<String>,
 }
 
 impl Default for ServerSection {
@@ -406,6 +443,13 @@ impl Default for ServerSection {
             timeouts: TimeoutsSection::default(),
             admin: AdminSection::default(),
             lab_endpoints: false,
+            tls: None,
+            http2: true,
+            h2c: false,
+            trusted_proxies: Vec::new(),
+            proxy_protocol: false,
+            deny_ips: Vec::new(),
+            forward_client_address: false,
         }
     }
 }
@@ -466,6 +510,9 @@ pub struct AdminSection {
     /// Name of an environment variable holding the admin bearer token.
     #[serde(default)]
     pub token_env: Option<String>,
+    /// TLS on the admin listener.
+    #[serde(default)]
+    pub tls: Option<TlsSection>,
 }
 
 impl Default for AdminSection {
@@ -474,6 +521,7 @@ impl Default for AdminSection {
             listen: default_admin_listen(),
             token_sha256: None,
             token_env: None,
+            tls: None,
         }
     }
 }

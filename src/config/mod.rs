@@ -14,6 +14,7 @@ pub mod filter;
 pub mod money;
 pub mod schema;
 pub mod screen;
+pub mod tls;
 pub mod types;
 
 pub use types::{
@@ -62,6 +63,27 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<Problem> {
         ("server.listen", o.listen != n.listen),
         ("server.threads", o.threads != n.threads),
         ("server.admin.listen", o.admin.listen != n.admin.listen),
+        // A certificate reloads (new handshakes present the new one); whether a listener speaks
+        // TLS, what it offers and what it asks of clients are fixed when it starts.
+        ("server.tls", o.tls.is_some() != n.tls.is_some()),
+        (
+            "server.tls.client_ca_file",
+            client_auth(&o.tls) != client_auth(&n.tls),
+        ),
+        (
+            "server.admin.tls",
+            o.admin.tls.is_some() != n.admin.tls.is_some(),
+        ),
+        (
+            "server.admin.tls.client_ca_file",
+            client_auth(&o.admin.tls) != client_auth(&n.admin.tls),
+        ),
+        ("server.http2", o.http2 != n.http2),
+        ("server.h2c", o.h2c != n.h2c),
+        (
+            "server.proxy_protocol",
+            o.proxy_protocol != n.proxy_protocol,
+        ),
         (
             "server.grace_period_seconds",
             o.grace_period_seconds != n.grace_period_seconds,
@@ -92,6 +114,12 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<Problem> {
             )
         })
         .collect()
+}
+
+/// A listener's client-certificate settings: the CA file and whether a certificate is required.
+fn client_auth(tls: &Option<tls::ServerTls>) -> Option<(&str, bool)> {
+    let c = tls.as_ref()?.clients.as_ref()?;
+    Some((c.ca_file.as_str(), c.required))
 }
 
 /// Largest configuration file read; anything bigger is a mistake or an attack.

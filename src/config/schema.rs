@@ -113,6 +113,13 @@ pub(crate) const SERVER_KEYS: &[&str] = &[
     "timeouts",
     "admin",
     "lab_endpoints",
+    "tls",
+    "http2",
+    "h2c",
+    "trusted_proxies",
+    "proxy_protocol",
+    "deny_ips",
+    "forward_client_address",
 ];
 pub(crate) const TIMEOUT_KEYS: &[&str] = &[
     "connect_ms",
@@ -123,7 +130,8 @@ pub(crate) const TIMEOUT_KEYS: &[&str] = &[
     "client_body_total_ms",
     "upstream_idle_ms",
 ];
-pub(crate) const ADMIN_KEYS: &[&str] = &["listen", "token_sha256", "token_env"];
+pub(crate) const ADMIN_KEYS: &[&str] = &["listen", "token_sha256", "token_env", "tls"];
+pub(crate) const TLS_KEYS: &[&str] = &["cert_file", "key_file", "client_ca_file", "client_auth"];
 pub(crate) const CONSUMER_KEYS: &[&str] = &[
     "id",
     "team",
@@ -201,8 +209,14 @@ pub fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<Parsed> {
                 if let Some(Value::Mapping(t)) = m.get_mut("timeouts") {
                     prune_unknown(t, "server.timeouts", TIMEOUT_KEYS, problems);
                 }
+                if let Some(Value::Mapping(t)) = m.get_mut("tls") {
+                    prune_unknown(t, "server.tls", TLS_KEYS, problems);
+                }
                 if let Some(Value::Mapping(a)) = m.get_mut("admin") {
                     prune_unknown(a, "server.admin", ADMIN_KEYS, problems);
+                    if let Some(Value::Mapping(t)) = a.get_mut("tls") {
+                        prune_unknown(t, "server.admin.tls", TLS_KEYS, problems);
+                    }
                 }
             }
             item::<ServerSection>(&v, "server", problems)
@@ -496,7 +510,7 @@ fn levenshtein(a: &str, b: &str) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::super::file::{AdminSection, FileConfig, TimeoutsSection};
+    use super::super::file::{AdminSection, FileConfig, TimeoutsSection, TlsSection};
     use super::super::file::{
         BackendTimeoutsSection, CircuitSection, HealthCheckSection, RouteMatchSection,
         RouteRuleSection, RouteWantSection,
@@ -534,6 +548,7 @@ mod tests {
         assert_eq!(serde_fields::<ServerSection>(), sorted(SERVER_KEYS));
         assert_eq!(serde_fields::<TimeoutsSection>(), sorted(TIMEOUT_KEYS));
         assert_eq!(serde_fields::<AdminSection>(), sorted(ADMIN_KEYS));
+        assert_eq!(serde_fields::<TlsSection>(), sorted(TLS_KEYS));
         assert_eq!(serde_fields::<ConsumerSection>(), sorted(CONSUMER_KEYS));
         assert_eq!(serde_fields::<BackendSection>(), sorted(BACKEND_KEYS));
         assert_eq!(serde_fields::<PriceSection>(), sorted(PRICE_KEYS));

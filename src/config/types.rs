@@ -1,6 +1,8 @@
 //! The validated runtime form of the configuration: what the gateway runs on.
 
+pub use super::cidr::CidrSet;
 pub use super::filter::FilterConfig;
+pub use super::tls::ServerTls;
 use crate::digest::{KeyDigest, Secret};
 use pingora::utils::tls::WrappedX509;
 use std::collections::BTreeMap;
@@ -178,6 +180,20 @@ pub struct ServerConfig {
     pub admin: AdminConfig,
     /// The lab's reports are served on the consumer listener too (`server.lab_endpoints`).
     pub lab_endpoints: bool,
+    /// TLS on the consumer listener.
+    pub tls: Option<ServerTls>,
+    /// HTTP/2 offered by ALPN on TLS listeners.
+    pub http2: bool,
+    /// HTTP/2 with prior knowledge on a plain listener.
+    pub h2c: bool,
+    /// Peers trusted to name the client (`X-Forwarded-For`, PROXY headers).
+    pub trusted_proxies: CidrSet,
+    /// The consumer listener reads a PROXY protocol header from trusted peers.
+    pub proxy_protocol: bool,
+    /// Clients refused before anything else.
+    pub deny_ips: CidrSet,
+    /// `X-Forwarded-For` is sent to backends.
+    pub forward_client_address: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -197,6 +213,8 @@ pub struct AdminConfig {
     pub listen: SocketAddr,
     /// Digest of the admin bearer token.
     pub token: KeyDigest,
+    /// TLS on the admin listener.
+    pub tls: Option<ServerTls>,
 }
 
 /// Content-filter strictness (see the content filter stage).

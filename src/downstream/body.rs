@@ -143,6 +143,8 @@ async fn read_within(
             .await
             .map_err(|_| GatewayError::ClientGone)?;
     }
+    // Pingora's own read timeout (HTTP/1), and a deadline per read of ours, which an HTTP/2
+    // stream needs: Pingora sets none there.
     session.set_read_timeout(Some(idle_timeout));
     // Grow with what actually arrives: a declared length alone must not make us allocate.
     let capacity = match declared {
@@ -151,7 +153,10 @@ async fn read_within(
     };
     let mut buf = BytesMut::with_capacity(capacity);
     loop {
-        match session.read_request_body().await {
+        let Ok(read) = tokio::time::timeout(idle_timeout, session.read_request_body()).await else {
+            return Err(GatewayError::RequestTimeout { part: "body" });
+        };
+        match read {
             Ok(Some(chunk)) => {
                 if buf.len() + chunk.len() > limit {
                     return Err(GatewayError::PayloadTooLarge { limit });

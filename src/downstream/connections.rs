@@ -31,6 +31,7 @@ use crate::runtime::LiveState;
 use async_trait::async_trait;
 use pingora::apps::{HttpServerApp, ReusedHttpStream, ServerApp};
 use pingora::protocols::http::ServerSession;
+use pingora::protocols::l4::stream::Stream as L4Stream;
 use pingora::protocols::{
     GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream,
     TimingDigest, UniqueID, UniqueIDType, ALPN,
@@ -239,10 +240,26 @@ where
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let (header_limit, cap) = {
+        let (header_limit, cap, h2c) = {
             let rt = self.live.current();
             let s = &rt.config.server;
-            (s.timeouts.client_header, s.max_idle_connections)
+            (s.timeouts.client_header, s.max_idle_connections, s.h2c)
+        };
+        // HTTP/2 (by ALPN on TLS, or prior knowledge when h2c is on) runs Pingora's own loop:
+        // its streams share one connection, so neither the header deadline nor the idle cap
+        // (both per HTTP/1 request) applies; Pingora closes an HTTP/2 connection idle for its
+        // `h2_idle_timeout`, and each request's body reads have their own deadlines (`body`).
+        let stream = if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+            return <A as ServerApp>::process_new(&self.app, stream, shutdown).await;
+        } else if h2c {
+            match sniff_h2c(stream, header_limit).await? {
+                (stream, true) => {
+                    return <A as ServerApp>::process_new(&self.app, stream, shutdown).await
+                }
+                (stream, false) => stream,
+            }
+        } else {
+            stream
         };
         let conn = Arc::new(Conn::new());
         let _registration = Registration {
@@ -293,6 +310,38 @@ where
     async fn cleanup(&self) {
         self.app.http_cleanup().await;
     }
+}
+
+/// The HTTP/2 connection preface a prior-knowledge client opens with.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Whether a plain connection opens with the HTTP/2 preface, read as far as it matches (within
+/// `limit`, like a header); the bytes read are put back either way. A client too slow to tell is
+/// left to the HTTP/1 header deadline (already due); `None` when it went away.
+async fn sniff_h2c(stream: Stream, limit: Duration) -> Option<(Stream, bool)> {
+    use tokio::io::AsyncReadExt;
+    // Only a plain TCP stream can take bytes back; TLS streams use ALPN instead.
+    if !stream.as_any().is::<L4Stream>() {
+        return Some((stream, false));
+    }
+    let mut l4 = stream.into_any().downcast::<L4Stream>().ok()?;
+    let mut seen = Vec::with_capacity(H2_PREFACE.len());
+    let read = async {
+        let mut buf = [0u8; 24];
+        while seen.len() < H2_PREFACE.len() && H2_PREFACE.starts_with(&seen) {
+            let want = H2_PREFACE.len() - seen.len();
+            let n = l4.read(&mut buf[..want]).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            seen.extend_from_slice(&buf[..n]);
+        }
+        Some(())
+    };
+    let gone = matches!(tokio::time::timeout(limit, read).await, Ok(None));
+    let is_h2 = seen == H2_PREFACE;
+    l4.rewind(&seen);
+    (!gone).then_some((l4 as Stream, is_h2))
 }
 
 /// Marks the session's connection as in a request: no header deadline, not idle. Called from the

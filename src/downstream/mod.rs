@@ -1,8 +1,10 @@
 //! The client side of the consumer plane: its connections below HTTP ([`connections`]: header
 //! deadline, idle cap, Pingora's own answers replaced), reading a request body bounded
-//! ([`body`]), and writing answers with the headers every answer carries ([`response`]).
+//! ([`body`]), writing answers with the headers every answer carries ([`response`]), and TLS on
+//! the listeners ([`tls`]: the live certificate, client certificates).
 
 pub mod body;
 pub mod connections;
 pub mod proxy_protocol;
 pub mod response;
+pub mod tls;

@@ -1,0 +1,185 @@
+//! TLS on the gateway's own listeners: the certificate chain and key each listener presents,
+//! read and checked when the configuration is loaded (and so at every reload), and the CA that
+//! client certificates must chain to when a listener asks for them (mutual TLS).
+//!
+//! A pair that cannot be read, is not PEM, or whose key does not match the certificate is a
+//! configuration problem at the setting's path: at start the gateway refuses to run, at a reload
+//! the running configuration (and its certificate) stays.
+
+use super::file::TlsSection;
+use super::Problem;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::danger::ClientCertVerifier;
+use rustls::server::WebPkiClientVerifier;
+use rustls::sign::CertifiedKey;
+use rustls::RootCertStore;
+use std::sync::Arc;
+
+/// The crypto provider every TLS listener uses (rustls with *ring*, as Pingora's).
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A listener's TLS settings, loaded.
+#[derive(Clone)]
+pub struct ServerTls {
+    pub cert_file: String,
+    pub key_file: String,
+    /// The chain and its signing key, checked to belong together.
+    pub certified: Arc<CertifiedKey>,
+    /// SHA-256 of the leaf certificate, hex: tells two loaded certificates apart.
+    pub fingerprint: String,
+    /// Client certificates, when the listener asks for them.
+    pub clients: Option<ClientAuth>,
+}
+
+/// Mutual TLS: the CA client certificates must chain to.
+#[derive(Clone)]
+pub struct ClientAuth {
+    pub ca_file: String,
+    /// Without a certificate the handshake fails (`required`), or succeeds and the request is
+    /// judged on its key alone (`optional`).
+    pub required: bool,
+    pub verifier: Arc<dyn ClientCertVerifier>,
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerTls")
+            .field("cert_file", &self.cert_file)
+            .field("key_file", &self.key_file)
+            .field("fingerprint", &self.fingerprint)
+            .field("client_ca_file", &self.clients.as_ref().map(|c| &c.ca_file))
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for ServerTls {
+    /// The same files, holding the same certificate, asking the same of clients.
+    fn eq(&self, other: &Self) -> bool {
+        self.cert_file == other.cert_file
+            && self.key_file == other.key_file
+            && self.fingerprint == other.fingerprint
+            && self.clients.as_ref().map(|c| (&c.ca_file, c.required))
+                == other.clients.as_ref().map(|c| (&c.ca_file, c.required))
+    }
+}
+
+/// Reads and checks the `tls:` section at `path`.
+pub fn build(s: &TlsSection, path: &str, problems: &mut Vec<Problem>) -> Option<ServerTls> {
+    let provider = provider();
+    let chain = read_chain(&s.cert_file)
+        .map_err(|e| problems.push(Problem::new(format!("{path}.cert_file"), e)))
+        .ok();
+    let key = PrivateKeyDer::from_pem_file(&s.key_file)
+        .map_err(|e| {
+            problems.push(Problem::new(
+                format!("{path}.key_file"),
+                format!("no PEM private key could be read from {}: {e}", s.key_file),
+            ))
+        })
+        .ok();
+    let clients = match (&s.client_ca_file, s.client_auth.as_deref()) {
+        (None, None) => None,
+        (None, Some(_)) => {
+            problems.push(Problem::new(
+                format!("{path}.client_auth"),
+                "needs client_ca_file: the CA client certificates must chain to",
+            ));
+            None
+        }
+        (Some(ca), auth) => {
+            let required = match auth.unwrap_or("required") {
+                "required" => Some(true),
+                "optional" => Some(false),
+                other => {
+                    problems.push(Problem::new(
+                        format!("{path}.client_auth"),
+                        format!("`{other}` is not one of required, optional"),
+                    ));
+                    None
+                }
+            };
+            let verifier = client_verifier(ca, required.unwrap_or(true), &provider)
+                .map_err(|e| problems.push(Problem::new(format!("{path}.client_ca_file"), e)))
+                .ok();
+            match (required, verifier) {
+                (Some(required), Some(verifier)) => Some(ClientAuth {
+                    ca_file: ca.clone(),
+                    required,
+                    verifier,
+                }),
+                _ => None,
+            }
+        }
+    };
+    let (chain, key) = (chain?, key?);
+    let fingerprint = chain
+        .first()
+        .map(|leaf| crate::digest::sha256_hex(leaf.as_ref()))
+        .unwrap_or_default();
+    let certified = CertifiedKey::from_der(chain, key, &provider)
+        .map_err(|e| {
+            problems.push(Problem::new(
+                format!("{path}.key_file"),
+                format!(
+                    "{} does not go with the certificate in {}: {e}",
+                    s.key_file, s.cert_file
+                ),
+            ))
+        })
+        .ok()?;
+    if s.client_ca_file.is_some() && clients.is_none() {
+        return None;
+    }
+    Some(ServerTls {
+        cert_file: s.cert_file.clone(),
+        key_file: s.key_file.clone(),
+        certified: Arc::new(certified),
+        fingerprint,
+        clients,
+    })
+}
+
+/// The certificates of a PEM file, leaf first.
+fn read_chain(file: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let chain = CertificateDer::pem_file_iter(file)
+        .map_err(|e| format!("cannot read {file}: {e}"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{file}: not a PEM certificate chain: {e}"))?;
+    if chain.is_empty() {
+        return Err(format!("{file} holds no PEM certificate"));
+    }
+    for der in &chain {
+        if x509_parser::parse_x509_certificate(der.as_ref()).is_err() {
+            return Err(format!("{file}: a certificate is not valid X.509"));
+        }
+    }
+    Ok(chain)
+}
+
+/// A verifier of client certificates issued by the CAs in `ca_file`.
+fn client_verifier(
+    ca_file: &str,
+    required: bool,
+    provider: &Arc<CryptoProvider>,
+) -> Result<Arc<dyn ClientCertVerifier>, String> {
+    let mut roots = RootCertStore::empty();
+    for der in read_chain(ca_file)? {
+        roots
+            .add(der)
+            .map_err(|e| format!("{ca_file}: not a usable CA certificate: {e}"))?;
+    }
+    let builder =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(provider));
+    let builder = if required {
+        builder
+    } else {
+        builder.allow_unauthenticated()
+    };
+    builder
+        .build()
+        .map_err(|e| format!("{ca_file}: cannot verify clients with it: {e}"))
+}

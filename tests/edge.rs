@@ -1,0 +1,262 @@
+//! The gateway as an edge daemon: TLS on its listeners (a CA made for the test), HTTP/2 by ALPN
+//! and by prior knowledge, certificate rotation by SIGHUP under load. Clients are `curl` and
+//! `openssl s_client`, which `make test` installs.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+const CHAT: &str =
+    r#"{"model":"gpt-4o","max_tokens":4,"messages":[{"role":"user","content":"hi"}]}"#;
+const STREAM: &str = r#"{"model":"gpt-4o","stream":true,"max_tokens":4,"messages":[{"role":"user","content":"hi"}]}"#;
+
+/// `curl` with `args`: (exit success, stdout).
+fn curl(args: &[&str]) -> (bool, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "20"])
+        .args(args)
+        .output()
+        .expect("curl is installed by `make test`");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// A chat request over `scheme` on `port` with the curl options `extra`; prints the answer,
+/// then a line with the HTTP version and status.
+fn ask(ca: &TestCa, port: u16, body: &str, extra: &[&str]) -> (String, String) {
+    let url = format!("https://127.0.0.1:{port}/v1/chat/completions");
+    let auth = format!("Authorization: Bearer {KEY_STANDARD}");
+    let ca = ca.cert_str();
+    let mut args = vec![
+        "--cacert",
+        &ca,
+        "-H",
+        &auth,
+        "-H",
+        "Content-Type: application/json",
+        "-H",
+        "Cache-Control: no-store",
+        "-d",
+        body,
+        "-w",
+        "\n%{http_version} %{http_code}",
+        &url,
+    ];
+    args.extend_from_slice(extra);
+    let (ok, out) = curl(&args);
+    assert!(ok, "curl {args:?}: {out}");
+    let (answer, last) = out.rsplit_once('\n').unwrap();
+    (answer.to_string(), last.to_string())
+}
+
+fn tls_lines(pair: &Issued) -> String {
+    format!(
+        "  tls: {{cert_file: \"{}\", key_file: \"{}\"}}",
+        pair.cert_str(),
+        pair.key_str()
+    )
+}
+
+/// The subject of the certificate a fresh handshake on `port` gets.
+fn served_subject(port: u16) -> String {
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "echo | openssl s_client -connect 127.0.0.1:{port} 2>/dev/null | openssl x509 -noout -subject"
+            ),
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn tls_serves_http1_and_http2_with_streams_and_refuses_tls_1_1() {
+    let ca = TestCa::new("Edge Test CA");
+    let pair = ca.server("server");
+    let mock = MockServer::start(&[]);
+    let gw = GatewayServer::start(&backends_for(mock.port), &tls_lines(&pair));
+
+    let (answer, line) = ask(&ca, gw.port, CHAT, &["--http2"]);
+    assert_eq!(line, "2 200", "ALPN picks HTTP/2: {answer}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&answer).unwrap()["object"],
+        "chat.completion"
+    );
+    let (_, line) = ask(&ca, gw.port, CHAT, &["--http1.1"]);
+    assert_eq!(line, "1.1 200");
+    for version in ["--http2", "--http1.1"] {
+        let (stream, line) = ask(&ca, gw.port, STREAM, &["-N", version]);
+        assert!(line.ends_with(" 200"), "{version}: {line}");
+        assert!(
+            stream.trim_end().ends_with("data: [DONE]"),
+            "{version}: {stream}"
+        );
+        assert!(
+            stream.contains("chat.completion.chunk"),
+            "{version}: {stream}"
+        );
+    }
+    // Each is accounted once, whatever the protocol: four requests settled.
+    wait_until("four requests settled", 5, || {
+        gw.admin("/stats")["aggregate"]["total_requests"] == 4
+    });
+    // Plain HTTP on the TLS port is not answered as a request.
+    let (ok, out) = curl(&[&format!("http://127.0.0.1:{}/health", gw.port)]);
+    assert!(!ok || !out.contains("\"status\""), "{out}");
+    // TLS 1.2 is accepted; TLS 1.1 is refused by the server.
+    let handshake = |flag: &str| {
+        let out = Command::new("sh")
+            .args([
+                "-c",
+                &format!(
+                    "echo | openssl s_client -connect 127.0.0.1:{} {flag} -cipher DEFAULT@SECLEVEL=0 2>&1",
+                    gw.port
+                ),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let v12 = handshake("-tls1_2");
+    assert!(
+        v12.contains("Protocol  : TLSv1.2") || v12.contains("TLSv1.2"),
+        "{v12}"
+    );
+    assert!(!v12.contains("Cipher is (NONE)"), "{v12}");
+    let v11 = handshake("-tls1_1");
+    assert!(v11.contains("alert"), "refused with an alert: {v11}");
+    assert!(
+        !v11.contains("Protocol  : TLSv1.1\n    Cipher    : E"),
+        "{v11}"
+    );
+}
+
+#[test]
+fn a_certificate_rotated_by_sighup_reaches_new_handshakes_with_no_failed_request() {
+    let ca = TestCa::new("Rotation CA");
+    let first = ca.issue(
+        "first",
+        "/CN=first",
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth",
+    );
+    let second = ca.issue(
+        "second",
+        "/CN=second",
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth",
+    );
+    // The gateway reads the pair from fixed paths, rewritten in place by the rotation.
+    let live = Issued {
+        cert: ca.dir.join("live.pem"),
+        key: ca.dir.join("live.key"),
+    };
+    std::fs::copy(&first.cert, &live.cert).unwrap();
+    std::fs::copy(&first.key, &live.key).unwrap();
+    let mock = MockServer::start(&[]);
+    let gw = GatewayServer::start(&backends_for(mock.port), &tls_lines(&live));
+    assert!(served_subject(gw.port).contains("CN = first"));
+
+    // Clients keep asking, each on new connections (new handshakes), while the pair rotates.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (done, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let clients: Vec<_> = (0..3)
+        .map(|_| {
+            let (stop, done, failed) = (stop.clone(), done.clone(), failed.clone());
+            let (ca_file, port) = (ca.cert_str(), gw.port);
+            std::thread::spawn(move || {
+                let url = format!("https://127.0.0.1:{port}/v1/chat/completions");
+                let auth = format!("Authorization: Bearer {KEY_STANDARD}");
+                while !stop.load(Ordering::Relaxed) {
+                    // Three requests per connection: one handshake, then keep-alive.
+                    let one = [
+                        "--cacert",
+                        &ca_file,
+                        "-H",
+                        &auth,
+                        "-H",
+                        "Cache-Control: no-store",
+                        "-d",
+                        CHAT,
+                        "-o",
+                        "/dev/null",
+                        "-w",
+                        "%{http_code}\n",
+                        &url,
+                    ];
+                    let mut args: Vec<&str> = one.to_vec();
+                    for _ in 0..2 {
+                        args.push("--next");
+                        args.extend_from_slice(&one);
+                    }
+                    let (ok, out) = curl(&args);
+                    let codes: Vec<&str> = out.lines().collect();
+                    if ok && codes.len() == 3 && codes.iter().all(|c| *c == "200") {
+                        done.fetch_add(3, Ordering::Relaxed);
+                    } else {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                        eprintln!("failed: {out}");
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    // A broken pair first: refused, and the running configuration and certificate stay.
+    std::fs::write(&live.key, "not a key").unwrap();
+    gw.proc.signal("HUP");
+    wait_until("the bad pair is reported", 5, || {
+        gw.proc.log_text().contains("server.tls.key_file")
+    });
+    assert!(
+        served_subject(gw.port).contains("CN = first"),
+        "the old pair serves on"
+    );
+    // Then the new pair.
+    std::fs::copy(&second.key, &live.key).unwrap();
+    std::fs::copy(&second.cert, &live.cert).unwrap();
+    gw.proc.signal("HUP");
+    wait_until("new handshakes get the new certificate", 10, || {
+        served_subject(gw.port).contains("CN = second")
+    });
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.join().unwrap();
+    }
+    assert_eq!(failed.load(Ordering::Relaxed), 0, "no request failed");
+    assert!(done.load(Ordering::Relaxed) >= 30, "{done:?} requests");
+}
+
+#[test]
+fn h2c_by_prior_knowledge_beside_http1_on_a_plain_listener() {
+    let mock = MockServer::start(&[]);
+    let gw = GatewayServer::start(&backends_for(mock.port), "  h2c: true");
+    let url = format!("http://127.0.0.1:{}/v1/chat/completions", gw.port);
+    let auth = format!("Authorization: Bearer {KEY_STANDARD}");
+    for (flag, version) in [("--http2-prior-knowledge", "2"), ("--http1.1", "1.1")] {
+        let (ok, out) = curl(&[
+            flag,
+            "-N",
+            "-H",
+            &auth,
+            "-d",
+            STREAM,
+            "-w",
+            "\n%{http_version} %{http_code}",
+            &url,
+        ]);
+        assert!(ok, "{flag}: {out}");
+        assert!(out.ends_with(&format!("\n{version} 200")), "{flag}: {out}");
+        assert!(out.contains("data: [DONE]"), "{flag}: {out}");
+    }
+    // A short HTTP/1.0 request (shorter than the HTTP/2 preface) is answered, not held.
+    let (status, _) = raw(gw.port, b"GET /health HTTP/1.0\r\n\r\n");
+    assert_eq!(status, 200);
+}
