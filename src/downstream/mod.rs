@@ -4,6 +4,7 @@
 //! the listeners ([`tls`]: the live certificate, client certificates).
 
 pub mod body;
+pub mod client_addr;
 pub mod connections;
 pub mod proxy_protocol;
 pub mod response;
