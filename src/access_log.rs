@@ -54,6 +54,11 @@ pub struct Entry<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub guardrail: Option<&'a GuardrailEntry>,
     pub rate_limit_remaining: Option<u64>,
+    /// The client's address: the peer, or the client a trusted proxy named.
+    pub client_ip: Option<std::net::IpAddr>,
+    /// `1.1` or `2`.
+    pub http_version: &'a str,
+    pub tls: bool,
 }
 
 /// The classifier's verdict on a request: its score, never the text.

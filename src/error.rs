@@ -26,6 +26,12 @@ pub enum GatewayError {
     },
     /// Missing, malformed or unknown key: one message for all, so nothing is learned by probing.
     Unauthorized,
+    /// The client's address is on the deny list (`server.deny_ips`).
+    ClientDenied,
+    /// The consumer's key was used from an address outside its `allowed_ips`.
+    AddressNotAllowed {
+        consumer: String,
+    },
     ModelNotAllowed {
         consumer: String,
         model: String,
@@ -114,6 +120,8 @@ impl GatewayError {
             | MethodNotAllowed { .. }
             | AdminOnly { .. }
             | Unauthorized
+            | ClientDenied
+            | AddressNotAllowed { .. }
             | ModelNotAllowed { .. }
             | ModelNotServed { .. }
             | BadRequest(_)
@@ -143,6 +151,7 @@ impl GatewayError {
             NotFound | AdminOnly { .. } => 404,
             MethodNotAllowed { .. } => 405,
             Unauthorized => 401,
+            ClientDenied | AddressNotAllowed { .. } => 403,
             ModelNotAllowed { .. } => 403,
             ModelNotServed { .. } => 404,
             BadRequest(_) => 400,
@@ -168,6 +177,8 @@ impl GatewayError {
             NotFound | AdminOnly { .. } => "not_found",
             MethodNotAllowed { .. } => "method_not_allowed",
             Unauthorized => "unauthorized",
+            ClientDenied => "client_denied",
+            AddressNotAllowed { .. } => "address_not_allowed",
             ModelNotAllowed { .. } => "model_not_allowed",
             ModelNotServed { .. } => "model_not_served",
             BadRequest(_) => "bad_request",
@@ -204,6 +215,10 @@ impl GatewayError {
             Unauthorized => {
                 "Invalid or missing API key. Provide X-API-Key header or Authorization: Bearer."
                     .into()
+            }
+            ClientDenied => "Requests from this address are refused.".into(),
+            AddressNotAllowed { consumer } => {
+                format!("Consumer '{consumer}' may not be used from this address.")
             }
             ModelNotAllowed { consumer, model } => {
                 format!("Consumer '{consumer}' is not authorized for model '{model}'.")

@@ -144,7 +144,7 @@ pub fn build_process(
     gateway.server_options = Some(http_options(server_cfg.h2c));
     let mut proxy = Service::new(
         "tollgate consumer plane".to_string(),
-        Connections::new(gateway, live.clone()),
+        Connections::new(gateway, live.clone(), Plane::Consumer),
     );
     listen(
         &mut proxy,
@@ -152,6 +152,13 @@ pub fn build_process(
         server_cfg.tls.as_ref(),
         (&live, Plane::Consumer, server_cfg.http2),
     )?;
+    if server_cfg.proxy_protocol && server_cfg.tls.is_some() {
+        proxy
+            .endpoints()
+            .set_pre_tls_callback(Arc::new(crate::downstream::proxied::PreTls {
+                live: live.clone(),
+            }));
+    }
     proxy.threads = Some(server_cfg.threads);
     server.add_service(proxy);
 
@@ -163,7 +170,7 @@ pub fn build_process(
     admin_app.server_options = Some(http_options(false));
     let mut admin = Service::new(
         "tollgate admin plane".to_string(),
-        Connections::new(admin_app, live.clone()),
+        Connections::new(admin_app, live.clone(), Plane::Admin),
     );
     listen(
         &mut admin,

@@ -260,3 +260,144 @@ fn h2c_by_prior_knowledge_beside_http1_on_a_plain_listener() {
     let (status, _) = raw(gw.port, b"GET /health HTTP/1.0\r\n\r\n");
     assert_eq!(status, 200);
 }
+
+/// The access-log entry of the gateway's `n`th request (from `/stats`, once it is recorded).
+fn entry(gw: &GatewayServer, n: usize) -> serde_json::Value {
+    let mut found = serde_json::Value::Null;
+    wait_until("the request is recorded", 5, || {
+        let stats = gw.admin("/stats");
+        found = stats["recent_entries"][n - 1].clone();
+        !found.is_null()
+    });
+    found
+}
+
+/// A chat request as `key` on a fresh connection, with extra headers.
+fn chat_as(port: u16, key: &str, headers: &[(&str, &str)]) -> Response {
+    let auth = format!("Bearer {key}");
+    let mut all = vec![
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    all.extend_from_slice(headers);
+    request(port, "POST", "/v1/chat/completions", &all, CHAT.as_bytes())
+}
+
+#[test]
+fn a_trusted_proxy_names_the_client_an_untrusted_one_does_not_and_ip_rules_hold() {
+    let mock = MockServer::start(&[]);
+    let gw = GatewayServer::start(
+        &backends_for(mock.port),
+        "  trusted_proxies: [\"127.0.0.1/32\", \"10.0.0.0/8\"]\n  deny_ips: [\"203.0.113.0/24\"]\n  forward_client_address: true",
+    );
+    // The peer (127.0.0.1) is trusted: the rightmost untrusted hop is the client.
+    let r = chat_as(
+        gw.port,
+        KEY_STANDARD,
+        &[("X-Forwarded-For", "192.0.2.1, 198.51.100.7, 10.1.2.3")],
+    );
+    assert_eq!(r.status, 200, "{}", r.body_text());
+    assert_eq!(entry(&gw, 1)["client_ip"], "198.51.100.7");
+    // The backend gets the chain as received plus the peer, and nothing the client forged
+    // beyond it.
+    let seen = &mock.ledger()["last_request"]["header_sha256"];
+    assert_eq!(
+        seen["x-forwarded-for"],
+        sha256_hex(b"192.0.2.1, 198.51.100.7, 10.1.2.3, 127.0.0.1")
+    );
+    // The deny list refuses the client before its key is even looked at.
+    let r = chat_as(
+        gw.port,
+        "no-such-key",
+        &[("X-Forwarded-For", "203.0.113.9")],
+    );
+    assert_eq!(r.status, 403);
+    assert_eq!(r.json()["error"]["code"], "client_denied");
+
+    // A consumer bound to addresses: refused from elsewhere, with a clear message, and logged.
+    let path = gw.config_path().to_path_buf();
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "  - id: limited\n",
+        "  - id: limited\n    allowed_ips: [\"198.51.100.0/24\"]\n",
+    );
+    std::fs::write(&path, text).unwrap();
+    assert_eq!(gw.reload().status, 200);
+    let inside = chat_as(
+        gw.port,
+        KEY_LIMITED,
+        &[("X-Forwarded-For", "198.51.100.20")],
+    );
+    assert_eq!(inside.status, 200, "{}", inside.body_text());
+    let outside = chat_as(gw.port, KEY_LIMITED, &[("X-Forwarded-For", "192.0.2.50")]);
+    assert_eq!(outside.status, 403);
+    let body = outside.json();
+    assert_eq!(body["error"]["code"], "address_not_allowed");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("'limited'"),
+        "{body}"
+    );
+    assert_eq!(entry(&gw, 4)["error"], "address_not_allowed");
+    assert!(gw.proc.log_text().contains("outside its allowed_ips"));
+
+    // Without trusted proxies, the same header is the client's own claim: ignored, and not
+    // passed on; the backend hears of the peer only.
+    let plain = GatewayServer::start(&backends_for(mock.port), "  forward_client_address: true");
+    let r = chat_as(
+        plain.port,
+        KEY_STANDARD,
+        &[("X-Forwarded-For", "198.51.100.7")],
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(entry(&plain, 1)["client_ip"], "127.0.0.1");
+    let seen = &mock.ledger()["last_request"]["header_sha256"];
+    assert_eq!(seen["x-forwarded-for"], sha256_hex(b"127.0.0.1"));
+}
+
+/// A PROXY protocol v2 header for a TCP4 connection from `src` to `dst`.
+fn proxy_v2(src: ([u8; 4], u16), dst: ([u8; 4], u16)) -> Vec<u8> {
+    let mut h = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    h.extend_from_slice(&[0x21, 0x11, 0, 12]);
+    h.extend_from_slice(&src.0);
+    h.extend_from_slice(&dst.0);
+    h.extend_from_slice(&src.1.to_be_bytes());
+    h.extend_from_slice(&dst.1.to_be_bytes());
+    h
+}
+
+#[test]
+fn the_proxy_protocol_names_the_client_for_trusted_peers_only() {
+    let mock = MockServer::start(&[]);
+    let gw = GatewayServer::start(
+        &backends_for(mock.port),
+        "  trusted_proxies: [\"127.0.0.1/32\"]\n  proxy_protocol: true",
+    );
+    // v2, then the request on the same connection.
+    let mut bytes = proxy_v2(([192, 0, 2, 55], 40_000), ([127, 0, 0, 1], gw.port));
+    bytes.extend_from_slice(&post_bytes(
+        "/v1/chat/completions",
+        &[("Connection", "close")],
+        CHAT,
+    ));
+    let (status, answer) = raw(gw.port, &bytes);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(entry(&gw, 1)["client_ip"], "192.0.2.55");
+    // v1, as curl sends it (the real addresses).
+    let (ok, out) = curl(&[
+        "--haproxy-protocol",
+        "-w",
+        "%{http_code}",
+        "-o",
+        "/dev/null",
+        &format!("http://127.0.0.1:{}/health", gw.port),
+    ]);
+    assert!(ok && out == "200", "{out}");
+    // A trusted peer that sends no header is not served: the request is not taken for one.
+    let (status, answer) = raw(
+        gw.port,
+        &post_bytes("/v1/chat/completions", &[("Connection", "close")], CHAT),
+    );
+    assert_ne!(status, 200, "{answer}");
+}

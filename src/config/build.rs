@@ -455,6 +455,8 @@ fn build_consumer(
             ));
         }
     }
+    let allowed_ips =
+        super::cidr::parse_list(&c.allowed_ips, &format!("{path}.allowed_ips"), problems);
     if problems.len() != before {
         return None;
     }
@@ -465,6 +467,7 @@ fn build_consumer(
         key: key?,
         daily_budget_micros: budget?,
         allowed_models: c.allowed_models.clone(),
+        allowed_ips,
         tokens_per_minute: c.tokens_per_minute,
         tokens_per_hour: c.tokens_per_hour,
         tokens_per_day: c.tokens_per_day,

@@ -547,6 +547,9 @@ pub struct ConsumerSection {
     /// Models this consumer may use; empty means all.
     #[serde(default)]
     pub allowed_models: Vec<String>,
+    /// Client addresses its key may be used from (CIDRs); empty means any.
+    #[serde(default)]
+    pub allowed_ips: Vec<String>,
     /// Token limit per minute.
     #[serde(default = "default_tpm")]
     pub tokens_per_minute: u64,

@@ -138,6 +138,7 @@ pub(crate) const CONSUMER_KEYS: &[&str] = &[
     "role",
     "key_sha256",
     "daily_budget_usd",
+    "allowed_ips",
     "allowed_models",
     "tokens_per_minute",
     "tokens_per_hour",

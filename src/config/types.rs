@@ -262,6 +262,8 @@ pub struct Consumer {
     pub daily_budget_micros: u64,
     /// Empty means every model.
     pub allowed_models: Vec<String>,
+    /// Client addresses the key may be used from; empty means any.
+    pub allowed_ips: CidrSet,
     pub tokens_per_minute: u64,
     pub tokens_per_hour: u64,
     pub tokens_per_day: u64,
@@ -279,6 +281,7 @@ impl Consumer {
             key: KeyDigest::of(key),
             daily_budget_micros: 1,
             allowed_models: Vec::new(),
+            allowed_ips: CidrSet::default(),
             tokens_per_minute: 1,
             tokens_per_hour: 1,
             tokens_per_day: 1,

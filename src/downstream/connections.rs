@@ -206,14 +206,17 @@ pub struct Connections<A> {
     app: Arc<A>,
     live: LiveState,
     idle: Arc<IdleSet>,
+    /// The consumer plane's listener may take h2c and PROXY headers; the admin plane's neither.
+    consumer: bool,
 }
 
 impl<A> Connections<A> {
-    pub fn new(app: A, live: LiveState) -> Self {
+    pub fn new(app: A, live: LiveState, plane: super::tls::Plane) -> Self {
         Connections {
             app: Arc::new(app),
             live,
             idle: Arc::new(IdleSet::default()),
+            consumer: plane == super::tls::Plane::Consumer,
         }
     }
 }
@@ -240,10 +243,28 @@ where
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let (header_limit, cap, h2c) = {
+        let (header_limit, cap, h2c, proxy_protocol) = {
             let rt = self.live.current();
             let s = &rt.config.server;
-            (s.timeouts.client_header, s.max_idle_connections, s.h2c)
+            let (limit, cap) = (s.timeouts.client_header, s.max_idle_connections);
+            (
+                limit,
+                cap,
+                s.h2c && self.consumer,
+                s.proxy_protocol && self.consumer,
+            )
+        };
+        // A plain connection through a trusted load balancer opens with its PROXY header (a TLS
+        // one had it read before the handshake: `proxied::PreTls`).
+        let stream = if proxy_protocol && stream.as_any().is::<L4Stream>() {
+            let mut l4 = stream.into_any().downcast::<L4Stream>().ok()?;
+            if let Err(e) = super::proxied::take_header(&mut l4, &self.live).await {
+                log::debug!("connection dropped: {e}");
+                return None;
+            }
+            l4 as Stream
+        } else {
+            stream
         };
         // HTTP/2 (by ALPN on TLS, or prior knowledge when h2c is on) runs Pingora's own loop:
         // its streams share one connection, so neither the header deadline nor the idle cap

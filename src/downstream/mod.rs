@@ -6,6 +6,7 @@
 pub mod body;
 pub mod client_addr;
 pub mod connections;
+pub mod proxied;
 pub mod proxy_protocol;
 pub mod response;
 pub mod tls;

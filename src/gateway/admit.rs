@@ -10,6 +10,7 @@ use crate::config::filter::{Action, Category};
 use crate::config::screen::Mode;
 use crate::config::{Consumer, Role};
 use crate::downstream::body::{self, Declared};
+use crate::downstream::client_addr;
 use crate::downstream::response::Extra;
 use crate::error::GatewayError;
 use crate::metrics;
@@ -69,6 +70,70 @@ pub(super) fn accept(
         max_body_bytes,
     )?;
     Ok((route, declared))
+}
+
+/// Who is asking, below the key: the client's address (the peer, or, from a trusted proxy, the
+/// client its `X-Forwarded-For` names; a PROXY header already made it the peer), the protocol,
+/// and the `X-Forwarded-For` the backends get when the gateway forwards one. A client on the
+/// deny list is refused here, before anything else is read.
+pub(super) fn identify(
+    session: &Session,
+    server: &crate::config::ServerConfig,
+    ctx: &mut RequestCtx,
+) -> Result<(), GatewayError> {
+    let downstream = session.as_downstream();
+    ctx.http_version = if downstream.is_http2() { "2" } else { "1.1" };
+    ctx.tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+    let Some(peer) = session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip().to_canonical())
+    else {
+        return Ok(());
+    };
+    let trusted = server.trusted_proxies.contains(peer);
+    let forwarded = || -> Vec<&[u8]> {
+        session
+            .req_header()
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .map(|v| v.as_bytes())
+            .collect()
+    };
+    let client = if trusted {
+        client_addr::client_ip(peer, &forwarded(), &server.trusted_proxies)
+    } else {
+        peer
+    };
+    ctx.client = Some(client);
+    if server.forward_client_address {
+        ctx.forwarded_for = Some(client_addr::forwarded_for(&forwarded(), peer, trusted));
+    }
+    if server.deny_ips.contains(client) {
+        return Err(GatewayError::ClientDenied);
+    }
+    Ok(())
+}
+
+/// A consumer whose key is bound to addresses (`allowed_ips`) is refused from any other.
+pub(super) fn check_address(consumer: &Consumer, ctx: &RequestCtx) -> Result<(), GatewayError> {
+    if consumer.allowed_ips.is_empty()
+        || ctx
+            .client
+            .is_some_and(|ip| consumer.allowed_ips.contains(ip))
+    {
+        return Ok(());
+    }
+    log::info!(
+        target: "tollgate::audit",
+        "key of consumer {} used from {} outside its allowed_ips: refused",
+        consumer.id,
+        ctx.client.map_or_else(|| "an unknown address".to_string(), |ip| ip.to_string())
+    );
+    Err(GatewayError::AddressNotAllowed {
+        consumer: consumer.id.clone(),
+    })
 }
 
 /// The consumer whose key the request presents (401 for every kind of failure).

@@ -112,6 +112,13 @@ pub struct RequestCtx {
     mark: Instant,
     /// Refused by a policy (filter, allowlist, limits, budget), for `/stats`.
     pub blocked: bool,
+    /// The client's address: the peer, or the client a trusted proxy names.
+    pub client: Option<std::net::IpAddr>,
+    /// `X-Forwarded-For` for the backends (`server.forward_client_address`).
+    pub forwarded_for: Option<String>,
+    /// `1.1` or `2`.
+    pub http_version: &'static str,
+    pub tls: bool,
 }
 
 impl RequestCtx {
@@ -148,6 +155,10 @@ impl RequestCtx {
             phases: Vec::new(),
             mark: now,
             blocked: false,
+            client: None,
+            forwarded_for: None,
+            http_version: "1.1",
+            tls: false,
         }
     }
 

@@ -103,11 +103,13 @@ impl Gateway {
         rt: &Runtime,
     ) -> Result<(), Failure> {
         let server = &rt.config.server;
+        admit::identify(session, server, ctx)?;
         let (route, declared) = admit::accept(session, ctx, server.max_body_bytes)?;
         if let Route::Page(page) = route {
             return record::answer_page(session, ctx, &self.state, rt, page).await;
         }
         let consumer = admit::authenticate(session.req_header(), &rt.keys, ctx)?;
+        admit::check_address(&consumer, ctx)?;
         if route == Route::Models {
             return record::answer_models(session, ctx, &rt.config, &consumer).await;
         }

@@ -70,6 +70,9 @@ impl Gateway {
             classifier: ctx.classifier.as_ref(),
             guardrail: ctx.guardrail.as_ref(),
             rate_limit_remaining: ctx.headroom.map(|h| h.remaining),
+            client_ip: ctx.client,
+            http_version: ctx.http_version,
+            tls: ctx.tls,
         };
         // Serialised once, for the log line and for `recent_entries`.
         let line = serde_json::to_string(&entry).unwrap_or_default();

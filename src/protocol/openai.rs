@@ -470,7 +470,12 @@ pub fn answer_texts_mut(v: &mut serde_json::Value) -> Vec<&mut String> {
 pub fn error_body(e: &GatewayError) -> serde_json::Value {
     let kind = match (e, e.fault()) {
         (GatewayError::Unauthorized, _) => "authentication_error",
-        (GatewayError::ModelNotAllowed { .. }, _) => "permission_error",
+        (
+            GatewayError::ModelNotAllowed { .. }
+            | GatewayError::ClientDenied
+            | GatewayError::AddressNotAllowed { .. },
+            _,
+        ) => "permission_error",
         (GatewayError::RateLimited { .. } | GatewayError::BudgetExceeded { .. }, _) => {
             "rate_limit_error"
         }

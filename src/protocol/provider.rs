@@ -5,9 +5,17 @@
 
 use crate::config::{Backend, Protocol, Provider};
 
-/// Request headers that carry a credential or choose an API version: a client's are never
-/// forwarded; the gateway sets the backend's own.
-pub const GATEWAY_OWNED: &[&str] = &["x-api-key", "api-key", "authorization", "anthropic-version"];
+/// Request headers that carry a credential, choose an API version or name the client: a
+/// client's are never forwarded (not even by a backend's `forward_headers`); the gateway sets
+/// the backend's own, and `X-Forwarded-For` when `server.forward_client_address` says so.
+pub const GATEWAY_OWNED: &[&str] = &[
+    "x-api-key",
+    "api-key",
+    "authorization",
+    "anthropic-version",
+    "x-forwarded-for",
+    "forwarded",
+];
 
 /// The path on `backend` for a request the dialect sends to `path` (below the backend's prefix).
 pub fn path(backend: &Backend, path: &str) -> String {
