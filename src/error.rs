@@ -32,6 +32,10 @@ pub enum GatewayError {
     AddressNotAllowed {
         consumer: String,
     },
+    /// The consumer is bound to a client certificate the connection did not present.
+    CertificateRequired {
+        consumer: String,
+    },
     ModelNotAllowed {
         consumer: String,
         model: String,
@@ -122,6 +126,7 @@ impl GatewayError {
             | Unauthorized
             | ClientDenied
             | AddressNotAllowed { .. }
+            | CertificateRequired { .. }
             | ModelNotAllowed { .. }
             | ModelNotServed { .. }
             | BadRequest(_)
@@ -151,7 +156,7 @@ impl GatewayError {
             NotFound | AdminOnly { .. } => 404,
             MethodNotAllowed { .. } => 405,
             Unauthorized => 401,
-            ClientDenied | AddressNotAllowed { .. } => 403,
+            ClientDenied | AddressNotAllowed { .. } | CertificateRequired { .. } => 403,
             ModelNotAllowed { .. } => 403,
             ModelNotServed { .. } => 404,
             BadRequest(_) => 400,
@@ -179,6 +184,7 @@ impl GatewayError {
             Unauthorized => "unauthorized",
             ClientDenied => "client_denied",
             AddressNotAllowed { .. } => "address_not_allowed",
+            CertificateRequired { .. } => "certificate_required",
             ModelNotAllowed { .. } => "model_not_allowed",
             ModelNotServed { .. } => "model_not_served",
             BadRequest(_) => "bad_request",
@@ -220,6 +226,9 @@ impl GatewayError {
             AddressNotAllowed { consumer } => {
                 format!("Consumer '{consumer}' may not be used from this address.")
             }
+            CertificateRequired { consumer } => format!(
+                "Consumer '{consumer}' must present its client certificate (mutual TLS)."
+            ),
             ModelNotAllowed { consumer, model } => {
                 format!("Consumer '{consumer}' is not authorized for model '{model}'.")
             }

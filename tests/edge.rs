@@ -401,3 +401,113 @@ fn the_proxy_protocol_names_the_client_for_trusted_peers_only() {
     );
     assert_ne!(status, 200, "{answer}");
 }
+
+#[test]
+fn mutual_tls_identifies_consumers_by_certificate_and_refuses_the_wrong_ones() {
+    let ca = TestCa::new("Server CA");
+    let server = ca.server("server");
+    let clients = TestCa::new("Client CA");
+    let robot = clients.issue(
+        "robot",
+        "/CN=robot/O=Corp",
+        "subjectAltName=URI:spiffe://corp/ns/a/sa/bot\nextendedKeyUsage=clientAuth",
+    );
+    let limited = clients.issue(
+        "limited",
+        "/CN=limited-client/O=Corp",
+        "extendedKeyUsage=clientAuth",
+    );
+    let stranger =
+        TestCa::new("Other CA").issue("x", "/CN=robot/O=Corp", "extendedKeyUsage=clientAuth");
+    let tls = |auth: &str| {
+        format!(
+            "  tls: {{cert_file: \"{}\", key_file: \"{}\", client_ca_file: \"{}\", client_auth: {auth}}}",
+            server.cert_str(),
+            server.key_str(),
+            clients.cert_str()
+        )
+    };
+    let mock = MockServer::start(&[]);
+    let gw = GatewayServer::start(&backends_for(mock.port), &tls("optional"));
+    // A consumer known by its certificate alone, and one whose key also needs its certificate.
+    let path = gw.config_path().to_path_buf();
+    let text = std::fs::read_to_string(&path).unwrap()
+        .replace(
+            "  - id: limited\n",
+            "  - id: robot\n    team: Robots\n    client_cert: {uri: \"spiffe://corp/ns/a/sa/bot\"}\n  - id: limited\n    client_cert: {subject: \"CN=limited-client, O=Corp\"}\n",
+        );
+    std::fs::write(&path, text).unwrap();
+    assert_eq!(gw.reload().status, 200, "{}", gw.proc.log_text());
+
+    let url = format!("https://127.0.0.1:{}/v1/chat/completions", gw.port);
+    let ca_file = ca.cert_str();
+    let call = |cert: Option<&Issued>, key: Option<&str>| -> (bool, String) {
+        let mut args: Vec<String> = [
+            "--cacert",
+            &ca_file,
+            "-H",
+            "Content-Type: application/json",
+            "-H",
+            "Cache-Control: no-store",
+            "-d",
+            CHAT,
+            "-w",
+            "\n%{http_code}",
+            &url,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if let Some(c) = cert {
+            args.extend(["--cert".into(), c.cert_str(), "--key".into(), c.key_str()]);
+        }
+        if let Some(k) = key {
+            args.extend(["-H".into(), format!("Authorization: Bearer {k}")]);
+        }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        curl(&refs)
+    };
+    let (ok, out) = call(Some(&robot), None);
+    assert!(
+        ok && out.ends_with("\n200"),
+        "the certificate is the credential: {out}"
+    );
+    assert_eq!(entry(&gw, 1)["consumer_id"], "robot");
+    let (ok, out) = call(None, None);
+    assert!(ok && out.ends_with("\n401"), "{out}");
+    let (ok, out) = call(None, Some(KEY_LIMITED));
+    assert!(
+        ok && out.ends_with("\n403"),
+        "the key alone is not enough: {out}"
+    );
+    assert!(out.contains("certificate_required"), "{out}");
+    let (ok, out) = call(Some(&robot), Some(KEY_LIMITED));
+    assert!(
+        ok && out.ends_with("\n403"),
+        "another consumer's certificate: {out}"
+    );
+    let (ok, out) = call(Some(&limited), Some(KEY_LIMITED));
+    assert!(ok && out.ends_with("\n200"), "{out}");
+    // Keys alone still work for consumers not bound to a certificate.
+    let (ok, out) = call(None, Some(KEY_STANDARD));
+    assert!(ok && out.ends_with("\n200"), "{out}");
+    // A certificate from another CA fails the handshake.
+    let (ok, out) = call(Some(&stranger), None);
+    assert!(!ok, "{out}");
+
+    // Required: no certificate, no handshake.
+    let strict = GatewayServer::start(&backends_for(mock.port), &tls("required"));
+    let url = format!("https://127.0.0.1:{}/health", strict.port);
+    let (ok, _) = curl(&["--cacert", &ca_file, &url]);
+    assert!(!ok, "refused without a certificate");
+    let (ok, out) = curl(&[
+        "--cacert",
+        &ca_file,
+        "--cert",
+        &limited.cert_str(),
+        "--key",
+        &limited.key_str(),
+        &url,
+    ]);
+    assert!(ok && out.contains("\"ok\""), "{out}");
+}

@@ -78,7 +78,7 @@ pub fn build(
     );
     let mut digests: HashMap<KeyDigest, usize> = HashMap::new();
     for (i, c) in &file.consumers {
-        if let Some(d) = KeyDigest::from_hex(&c.key_sha256) {
+        if let Some(d) = c.key_sha256.as_deref().and_then(KeyDigest::from_hex) {
             if let Some(first) = digests.insert(d, *i) {
                 problems.push(Problem::new(
                     format!("consumers[{i}].key_sha256"),
@@ -419,11 +419,36 @@ fn build_consumer(
         ));
         None
     });
-    let key = KeyDigest::from_hex(&c.key_sha256);
+    let key = match c.key_sha256.as_deref() {
+        None => Some(None),
+        Some(hex) => KeyDigest::from_hex(hex).map(Some),
+    };
     if key.is_none() {
         problems.push(Problem::new(
             format!("{path}.key_sha256"),
             "must be 64 hexadecimal characters (see `tollgate hash-key`)",
+        ));
+    }
+    let client_cert =
+        c.client_cert
+            .as_ref()
+            .and_then(|cc| match (cc.subject.as_deref(), cc.uri.as_deref()) {
+                (Some(s), None) if !s.trim().is_empty() => {
+                    Some(CertBinding::Subject(s.to_string()))
+                }
+                (None, Some(u)) if !u.trim().is_empty() => Some(CertBinding::Uri(u.to_string())),
+                _ => {
+                    problems.push(Problem::new(
+                        format!("{path}.client_cert"),
+                        "set exactly one of `subject` and `uri`, not empty",
+                    ));
+                    None
+                }
+            });
+    if c.key_sha256.is_none() && c.client_cert.is_none() {
+        problems.push(Problem::new(
+            format!("{path}.key_sha256"),
+            "required unless client_cert identifies the consumer",
         ));
     }
     let budget = parse_usd(&c.daily_budget_usd)
@@ -468,6 +493,7 @@ fn build_consumer(
         daily_budget_micros: budget?,
         allowed_models: c.allowed_models.clone(),
         allowed_ips,
+        client_cert,
         tokens_per_minute: c.tokens_per_minute,
         tokens_per_hour: c.tokens_per_hour,
         tokens_per_day: c.tokens_per_day,

@@ -413,6 +413,18 @@ pub struct ServerSection {
     pub forward_client_address: bool,
 }
 
+/// `client_cert:` of a consumer: exactly one of the two.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientCertSection {
+    /// The certificate's subject, as `CN=bot, O=Corp` (attributes in certificate order).
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// A URI subject alternative name, e.g. a SPIFFE id.
+    #[serde(default)]
+    pub uri: Option<String>,
+}
+
 /// `tls:` of a listener.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -538,8 +550,14 @@ pub struct ConsumerSection {
     /// `standard`, `elevated` or `admin`; grades the content filter.
     #[serde(default = "default_role")]
     pub role: String,
-    /// SHA-256 (hex) of the consumer's API key (`tollgate hash-key`).
-    pub key_sha256: String,
+    /// SHA-256 (hex) of the consumer's API key (`tollgate hash-key`); may be left out when
+    /// `client_cert` identifies the consumer instead.
+    #[serde(default)]
+    pub key_sha256: Option<String>,
+    /// The client certificate the consumer must present (mutual TLS): `{subject: "CN=bot,
+    /// O=Corp"}` or `{uri: "spiffe://corp/ns/a/sa/bot"}`.
+    #[serde(default)]
+    pub client_cert: Option<ClientCertSection>,
     /// Daily budget in USD, e.g. `100` or `"12.50"` (at most 6 decimals); the lab's $10 when
     /// not given.
     #[serde(default = "default_daily_budget_usd")]

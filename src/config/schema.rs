@@ -131,6 +131,7 @@ pub(crate) const TIMEOUT_KEYS: &[&str] = &[
     "upstream_idle_ms",
 ];
 pub(crate) const ADMIN_KEYS: &[&str] = &["listen", "token_sha256", "token_env", "tls"];
+pub(crate) const CLIENT_CERT_KEYS: &[&str] = &["subject", "uri"];
 pub(crate) const TLS_KEYS: &[&str] = &["cert_file", "key_file", "client_ca_file", "client_auth"];
 pub(crate) const CONSUMER_KEYS: &[&str] = &[
     "id",
@@ -139,6 +140,7 @@ pub(crate) const CONSUMER_KEYS: &[&str] = &[
     "key_sha256",
     "daily_budget_usd",
     "allowed_ips",
+    "client_cert",
     "allowed_models",
     "tokens_per_minute",
     "tokens_per_hour",
@@ -225,10 +227,11 @@ pub fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<Parsed> {
         None => Some(ServerSection::default()),
     };
 
-    let consumers = list::<ConsumerSection>(
+    let consumers = list_nested::<ConsumerSection>(
         top.remove("consumers"),
         "consumers",
         CONSUMER_KEYS,
+        &[("client_cert", CLIENT_CERT_KEYS)],
         problems,
     );
     let backends = list_nested::<BackendSection>(
@@ -511,7 +514,9 @@ fn levenshtein(a: &str, b: &str) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::super::file::{AdminSection, FileConfig, TimeoutsSection, TlsSection};
+    use super::super::file::{
+        AdminSection, ClientCertSection, FileConfig, TimeoutsSection, TlsSection,
+    };
     use super::super::file::{
         BackendTimeoutsSection, CircuitSection, HealthCheckSection, RouteMatchSection,
         RouteRuleSection, RouteWantSection,
@@ -550,6 +555,10 @@ mod tests {
         assert_eq!(serde_fields::<TimeoutsSection>(), sorted(TIMEOUT_KEYS));
         assert_eq!(serde_fields::<AdminSection>(), sorted(ADMIN_KEYS));
         assert_eq!(serde_fields::<TlsSection>(), sorted(TLS_KEYS));
+        assert_eq!(
+            serde_fields::<ClientCertSection>(),
+            sorted(CLIENT_CERT_KEYS)
+        );
         assert_eq!(serde_fields::<ConsumerSection>(), sorted(CONSUMER_KEYS));
         assert_eq!(serde_fields::<BackendSection>(), sorted(BACKEND_KEYS));
         assert_eq!(serde_fields::<PriceSection>(), sorted(PRICE_KEYS));

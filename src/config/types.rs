@@ -258,7 +258,10 @@ pub struct Consumer {
     pub id: String,
     pub team: String,
     pub role: Role,
-    pub key: KeyDigest,
+    /// Its API key's digest; `None` for a consumer known by its client certificate alone.
+    pub key: Option<KeyDigest>,
+    /// The client certificate it must present (mutual TLS).
+    pub client_cert: Option<CertBinding>,
     pub daily_budget_micros: u64,
     /// Empty means every model.
     pub allowed_models: Vec<String>,
@@ -278,7 +281,8 @@ impl Consumer {
             id: id.into(),
             team: team.into(),
             role: Role::Standard,
-            key: KeyDigest::of(key),
+            key: Some(KeyDigest::of(key)),
+            client_cert: None,
             daily_budget_micros: 1,
             allowed_models: Vec::new(),
             allowed_ips: CidrSet::default(),
@@ -295,6 +299,25 @@ impl Consumer {
         model == "default"
             || self.allowed_models.is_empty()
             || self.allowed_models.iter().any(|m| m == model)
+    }
+}
+
+/// What a consumer's client certificate must name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertBinding {
+    /// The subject, as `CN=bot, O=Corp`.
+    Subject(String),
+    /// A URI subject alternative name (a SPIFFE id).
+    Uri(String),
+}
+
+impl CertBinding {
+    /// Whether a verified certificate with this `subject` and these URI SANs is the one bound.
+    pub fn matches(&self, subject: &str, uris: &[String]) -> bool {
+        match self {
+            CertBinding::Subject(s) => s == subject,
+            CertBinding::Uri(u) => uris.iter().any(|x| x == u),
+        }
     }
 }
 

@@ -10,8 +10,8 @@ use crate::config::filter::{Action, Category};
 use crate::config::screen::Mode;
 use crate::config::{Consumer, Role};
 use crate::downstream::body::{self, Declared};
-use crate::downstream::client_addr;
 use crate::downstream::response::Extra;
+use crate::downstream::{client_addr, tls};
 use crate::error::GatewayError;
 use crate::metrics;
 use crate::protocol::{self, RequestView, Route, Text};
@@ -24,7 +24,6 @@ use crate::stages::routing;
 use crate::state::unix_now;
 use crate::upstream::guardrail::Verdict as Said;
 use bytes::Bytes;
-use pingora::http::RequestHeader;
 use pingora::proxy::Session;
 use std::sync::Arc;
 
@@ -137,17 +136,33 @@ pub(super) fn check_address(consumer: &Consumer, ctx: &RequestCtx) -> Result<(),
 }
 
 /// The consumer whose key the request presents (401 for every kind of failure).
+/// With mutual TLS, a consumer may be known by its verified client certificate instead of a
+/// key, and a consumer bound to a certificate is refused without it, key or not (403).
 pub(super) fn authenticate(
-    req: &RequestHeader,
+    session: &Session,
     keys: &KeyIndex,
     ctx: &mut RequestCtx,
 ) -> Result<Arc<Consumer>, GatewayError> {
     ctx.mark();
-    let consumer = auth::presented_key(&req.headers)
-        .and_then(|key| keys.authenticate(key))
-        .cloned()
-        .ok_or(GatewayError::Unauthorized)?;
+    let peer = tls::peer_identity(session.digest());
+    let cert = peer.map(|p| auth::Certificate {
+        subject: &p.subject,
+        uris: &p.uris,
+    });
+    let consumer = match auth::presented_key(&session.req_header().headers) {
+        Some(key) => keys.authenticate(key),
+        None => cert.and_then(|c| keys.by_certificate(c)),
+    }
+    .cloned()
+    .ok_or(GatewayError::Unauthorized)?;
     ctx.consumer = Some(consumer.id.clone());
+    if let Some(binding) = &consumer.client_cert {
+        if !cert.is_some_and(|c| binding.matches(c.subject, c.uris)) {
+            return Err(GatewayError::CertificateRequired {
+                consumer: consumer.id.clone(),
+            });
+        }
+    }
     ctx.phase("auth");
     Ok(consumer)
 }

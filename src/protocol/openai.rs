@@ -473,7 +473,8 @@ pub fn error_body(e: &GatewayError) -> serde_json::Value {
         (
             GatewayError::ModelNotAllowed { .. }
             | GatewayError::ClientDenied
-            | GatewayError::AddressNotAllowed { .. },
+            | GatewayError::AddressNotAllowed { .. }
+            | GatewayError::CertificateRequired { .. },
             _,
         ) => "permission_error",
         (GatewayError::RateLimited { .. } | GatewayError::BudgetExceeded { .. }, _) => {

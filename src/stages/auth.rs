@@ -14,16 +14,33 @@ use std::sync::Arc;
 /// Longest key accepted; real keys are ~40–100 bytes.
 const MAX_KEY_BYTES: usize = 512;
 
-/// The consumers of one configuration, indexed by key digest.
+/// The consumers of one configuration, indexed by key digest, and those known by their client
+/// certificate alone.
 #[derive(Debug, Default)]
 pub struct KeyIndex {
     by_digest: HashMap<KeyDigest, Arc<Consumer>>,
+    by_cert: Vec<Arc<Consumer>>,
+}
+
+/// A verified client certificate: its subject and URI SANs.
+#[derive(Debug, Clone, Copy)]
+pub struct Certificate<'a> {
+    pub subject: &'a str,
+    pub uris: &'a [String],
 }
 
 impl KeyIndex {
     pub fn new(consumers: &[Arc<Consumer>]) -> Self {
         KeyIndex {
-            by_digest: consumers.iter().map(|c| (c.key, Arc::clone(c))).collect(),
+            by_digest: consumers
+                .iter()
+                .filter_map(|c| Some((c.key?, Arc::clone(c))))
+                .collect(),
+            by_cert: consumers
+                .iter()
+                .filter(|c| c.key.is_none())
+                .cloned()
+                .collect(),
         }
     }
 
@@ -32,7 +49,18 @@ impl KeyIndex {
         let digest = KeyDigest::of(key);
         // The map lookup runs over digests, which tell an attacker nothing about the key; the
         // final comparison is constant-time anyway so no code path compares secrets early-exit.
-        self.by_digest.get(&digest).filter(|c| c.key.ct_eq(&digest))
+        self.by_digest
+            .get(&digest)
+            .filter(|c| c.key.is_some_and(|k| k.ct_eq(&digest)))
+    }
+
+    /// The consumer without a key whose bound certificate `cert` is, if any.
+    pub fn by_certificate(&self, cert: Certificate<'_>) -> Option<&Arc<Consumer>> {
+        self.by_cert.iter().find(|c| {
+            c.client_cert
+                .as_ref()
+                .is_some_and(|b| b.matches(cert.subject, cert.uris))
+        })
     }
 }
 
