@@ -95,6 +95,14 @@ enum Command {
         /// Where the mock listens (the demo backends point here).
         #[arg(long, default_value = "127.0.0.1:9100")]
         mock_listen: String,
+        /// Serve the consumer plane over TLS (HTTP/2 and HTTP/1.1) with a certificate made now
+        /// for 127.0.0.1 and localhost, signed by a CA made with it (`ca.pem`, for `curl
+        /// --cacert`), both written to `--tls-dir`.
+        #[arg(long)]
+        tls: bool,
+        /// Where `--tls` writes the CA, the certificate, its key and the configuration using them.
+        #[arg(long, default_value_os_t = std::env::temp_dir().join("tollgate-demo-tls"))]
+        tls_dir: PathBuf,
     },
 }
 
@@ -213,11 +221,30 @@ pub fn main() -> ExitCode {
         Command::Demo {
             config,
             mock_listen,
+            tls,
+            tls_dir,
         } => {
             crate::logging::init();
+            let config = if tls {
+                match demo_tls(&config, &tls_dir) {
+                    Ok(path) => path,
+                    Err(e) => {
+                        eprintln!("--tls: {e}");
+                        return ExitCode::from(2);
+                    }
+                }
+            } else {
+                config
+            };
             let Some(rt) = load(&config) else {
                 return ExitCode::from(2);
             };
+            let tls_ca = rt
+                .config
+                .server
+                .tls
+                .is_some()
+                .then(|| tls_dir.join("ca.pem"));
             let listen = rt.config.server.listen;
             let admin = rt.config.server.admin.listen;
             let lab_endpoints = rt.config.server.lab_endpoints;
@@ -228,7 +255,13 @@ pub fn main() -> ExitCode {
             };
             match server::build(rt, &config, Some(mock)) {
                 Ok(s) => {
-                    print_demo(listen, admin, &mock_listen, lab_endpoints);
+                    print_demo(
+                        listen,
+                        admin,
+                        &mock_listen,
+                        lab_endpoints,
+                        tls_ca.as_deref(),
+                    );
                     s.run_forever()
                 }
                 Err(e) => {
@@ -406,44 +439,92 @@ fn hash_key(key: Option<String>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// For `demo --tls`: a CA and a certificate for 127.0.0.1 and localhost signed by it, written to
+/// `dir` with the demo configuration serving them (`server.tls`); the path of that
+/// configuration. SIGHUP re-reads it (not `config`).
+fn demo_tls(config: &Path, dir: &Path) -> Result<PathBuf, String> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let fail = |e: rcgen::Error| format!("cannot make the demo certificate: {e}");
+    let ca_key = KeyPair::generate().map_err(fail)?;
+    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(fail)?;
+    ca.distinguished_name
+        .push(DnType::CommonName, "Tollgate demo CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca.self_signed(&ca_key).map_err(fail)?;
+    let key = KeyPair::generate().map_err(fail)?;
+    let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .map_err(fail)?;
+    leaf.distinguished_name
+        .push(DnType::CommonName, "Tollgate demo");
+    let leaf = leaf.signed_by(&key, &ca, &ca_key).map_err(fail)?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let text = std::fs::read_to_string(config)
+        .map_err(|e| format!("cannot read {}: {e}", config.display()))?;
+    let (cert_file, key_file) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let tls = format!(
+        "  tls: {{cert_file: \"{}\", key_file: \"{}\"}}  # tollgate demo --tls\n",
+        cert_file.display(),
+        key_file.display()
+    );
+    let Some(at) = text.find("\nserver:\n").map(|i| i + "\nserver:\n".len()) else {
+        return Err(format!("{} has no `server:` section", config.display()));
+    };
+    let derived = format!("{}{tls}{}", &text[..at], &text[at..]);
+    let path = dir.join("demo-tls.yaml");
+    for (file, body) in [
+        (dir.join("ca.pem"), ca.pem()),
+        (cert_file, leaf.pem()),
+        (key_file, key.serialize_pem()),
+        (path.clone(), derived),
+    ] {
+        std::fs::write(&file, body).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    }
+    Ok(path)
+}
+
 fn print_demo(
     gw: std::net::SocketAddr,
     admin: std::net::SocketAddr,
     mock_listen: &str,
     lab_endpoints: bool,
+    tls_ca: Option<&Path>,
 ) {
     let host = if gw.ip().is_unspecified() {
         format!("localhost:{}", gw.port())
     } else {
         gw.to_string()
     };
+    let (scheme, curl) = match tls_ca {
+        Some(ca) => ("https", format!("curl --cacert {}", ca.display())),
+        None => ("http", "curl".to_string()),
+    };
     let lab = if lab_endpoints {
         format!(
-            "\n  # the lab's management commands (server.lab_endpoints is on)\n  curl {host}/health\n  \
-             curl {host}/metrics\n  curl {host}/costs\n  curl {host}/cache/stats\n"
+            "\n  # the lab's management commands (server.lab_endpoints is on)\n  {curl} {scheme}://{host}/health\n  \
+             {curl} {scheme}://{host}/metrics\n  {curl} {scheme}://{host}/costs\n  {curl} {scheme}://{host}/cache/stats\n"
         )
     } else {
-        format!("\n  # health (the lab's reports are on the admin plane)\n  curl {host}/health\n")
+        format!("\n  # health (the lab's reports are on the admin plane)\n  {curl} {scheme}://{host}/health\n")
     };
     println!(
         r#"
-Tollgate demo: gateway on http://{host}, admin on http://{admin}, mock LLM on http://{mock_listen}
+Tollgate demo: gateway on {scheme}://{host}, admin on http://{admin}, mock LLM on http://{mock_listen}
 The demo keys (key-team-support, key-team-engineering, key-team-intern, key-team-security, and
 key-load-test for loadtest/) and the admin token (demo-admin-token) are for this demo only.
 
   # an authenticated /chat request (the seed's Test 1)
-  curl -s -X POST http://{host}/chat -H "X-API-Key: key-team-support" -H "Content-Type: application/json" \
+  {curl} -s -X POST {scheme}://{host}/chat -H "X-API-Key: key-team-support" -H "Content-Type: application/json" \
        -d '{{"message": "Look up customer Alice Thornton", "session_id": "gw-test1"}}'
 
   # no key: 401 (Test 2)
-  curl -s -X POST http://{host}/chat -H "Content-Type: application/json" -d '{{"message": "Hello", "session_id": "gw-test2"}}'
+  {curl} -s -X POST {scheme}://{host}/chat -H "Content-Type: application/json" -d '{{"message": "Hello", "session_id": "gw-test2"}}'
 
   # OpenAI-compatible, streaming
-  curl -sN http://{host}/v1/chat/completions -H "Authorization: Bearer key-team-support" -H "Content-Type: application/json" \
+  {curl} -sN {scheme}://{host}/v1/chat/completions -H "Authorization: Bearer key-team-support" -H "Content-Type: application/json" \
        -d '{{"model": "gpt-4", "stream": true, "messages": [{{"role": "user", "content": "Hello"}}]}}'
 
   # a model the intern may not use: 403
-  curl -s http://{host}/v1/chat/completions -H "X-API-Key: key-team-intern" -H "Content-Type: application/json" \
+  {curl} -s {scheme}://{host}/v1/chat/completions -H "X-API-Key: key-team-intern" -H "Content-Type: application/json" \
        -d '{{"model": "gpt-4", "messages": [{{"role": "user", "content": "Hello"}}]}}'
 {lab}
   # admin plane

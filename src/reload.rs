@@ -51,10 +51,11 @@ impl Reloader {
         let _one = self.busy.lock().unwrap_or_else(|p| p.into_inner());
         let result = runtime::load_file(&self.path);
         let outcome = match result {
-            Ok(new) => {
+            Ok(mut new) => {
                 let version = new.version.clone();
                 let old = self.live.current();
                 let not_applied = crate::config::restart_only_changes(&old.config, &new.config);
+                crate::config::keep_running(&old.config, &mut new.config);
                 for p in &not_applied {
                     log::warn!("reload: {p}");
                 }

@@ -511,3 +511,48 @@ fn mutual_tls_identifies_consumers_by_certificate_and_refuses_the_wrong_ones() {
     ]);
     assert!(ok && out.contains("\"ok\""), "{out}");
 }
+
+#[test]
+fn the_demo_serves_tls_with_a_certificate_it_makes() {
+    let dir = temp_dir().join("demo-tls");
+    let dir_s = dir.display().to_string();
+    let demo = DemoServer::start_with(&["--tls", "--tls-dir", &dir_s]);
+    let ca = dir.join("ca.pem").display().to_string();
+    let (ok, out) = curl(&[
+        "--cacert",
+        &ca,
+        "-w",
+        "\n%{http_version}",
+        &format!("https://localhost:{}/health", demo.port),
+    ]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("\"status\":\"ok\"") && out.ends_with("\n2"),
+        "{out}"
+    );
+    // The configuration it serves is the demo's with the certificate added.
+    let served = std::fs::read_to_string(dir.join("demo-tls.yaml")).unwrap();
+    assert!(served.contains("tollgate demo --tls") && served.contains("lab_endpoints: true"));
+}
+
+#[test]
+fn a_reload_that_drops_tls_keeps_the_running_listener_serving_it() {
+    let ca = TestCa::new("Reload CA");
+    let pair = ca.server("server");
+    let mock = MockServer::start(&[]);
+    let gw = GatewayServer::start(&backends_for(mock.port), &tls_lines(&pair));
+    let path = gw.config_path().to_path_buf();
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(&tls_lines(&pair), "");
+    std::fs::write(&path, text).unwrap();
+    let r = gw.reload();
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body_text().contains("server.tls"),
+        "reported as not applied: {}",
+        r.body_text()
+    );
+    let (_, line) = ask(&ca, gw.port, CHAT, &[]);
+    assert_eq!(line, "2 200", "new handshakes still get the certificate");
+}

@@ -116,6 +116,24 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<Problem> {
         .collect()
 }
 
+/// Keeps in `new` the running values of the settings its listeners fixed when they started and
+/// still read: whether each speaks TLS and what it asks of clients, HTTP/2, h2c and the PROXY
+/// protocol. (`restart_only_changes` reports them.) A reload that drops `server.tls` must not
+/// leave a TLS listener with no certificate to present; one that changes the certificate does
+/// reach new handshakes.
+pub fn keep_running(old: &Config, new: &mut Config) {
+    let (o, n) = (&old.server, &mut new.server);
+    for (old_tls, new_tls) in [(&o.tls, &mut n.tls), (&o.admin.tls, &mut n.admin.tls)] {
+        match (old_tls, new_tls.as_mut()) {
+            (Some(running), Some(next)) => next.clients = running.clients.clone(),
+            (running, _) => *new_tls = running.clone(),
+        }
+    }
+    n.http2 = o.http2;
+    n.h2c = o.h2c;
+    n.proxy_protocol = o.proxy_protocol;
+}
+
 /// A listener's client-certificate settings: the CA file and whether a certificate is required.
 fn client_auth(tls: &Option<tls::ServerTls>) -> Option<(&str, bool)> {
     let c = tls.as_ref()?.clients.as_ref()?;

@@ -339,6 +339,11 @@ pub struct DemoServer {
 
 impl DemoServer {
     pub fn start() -> DemoServer {
+        Self::start_with(&[])
+    }
+
+    /// As [`DemoServer::start`], with more arguments to `tollgate demo`.
+    pub fn start_with(args: &[&str]) -> DemoServer {
         let (port, admin_port, mock_port) = (free_port(), free_port(), free_port());
         let dir = temp_dir();
         let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/conf/demo.yaml"))
@@ -362,14 +367,11 @@ impl DemoServer {
         let path = dir.join("demo.yaml");
         std::fs::write(&path, text).unwrap();
         let mock_listen = format!("127.0.0.1:{mock_port}");
+        let path = path.to_string_lossy();
+        let mut all = vec!["demo", "-c", &path, "--mock-listen", &mock_listen];
+        all.extend_from_slice(args);
         let proc = spawn(
-            &[
-                "demo",
-                "-c",
-                &path.to_string_lossy(),
-                "--mock-listen",
-                &mock_listen,
-            ],
+            &all,
             // The per-request diagnostic line is at debug.
             &[("RUST_LOG", "info,tollgate::request=debug")],
         );
