@@ -556,3 +556,89 @@ fn a_reload_that_drops_tls_keeps_the_running_listener_serving_it() {
     let (_, line) = ask(&ca, gw.port, CHAT, &[]);
     assert_eq!(line, "2 200", "new handshakes still get the certificate");
 }
+
+#[test]
+fn every_route_works_over_http2_and_is_accounted_as_over_http1() {
+    let ca = TestCa::new("Routes CA");
+    let pair = ca.server("server");
+    let mock = MockServer::start(&[]);
+    let backends = format!(
+        "{}  - id: claude\n    url: \"http://127.0.0.1:{port}\"\n    protocol: anthropic\n    models: [claude-sonnet]\n    credential_env: TG_TEST_BACKEND_KEY\n  - id: embedder\n    url: \"http://127.0.0.1:{port}\"\n    protocol: openai\n    models: [text-embedding-3-small]\n",
+        backends_for(mock.port),
+        port = mock.port
+    );
+    let routes = [
+        ("/v1/chat/completions", CHAT),
+        ("/v1/chat/completions", STREAM),
+        ("/chat", r#"{"message":"hello there","session_id":"h2"}"#),
+        (
+            "/v1/messages",
+            r#"{"model":"claude-sonnet","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}"#,
+        ),
+        (
+            "/v1/messages",
+            r#"{"model":"claude-sonnet","max_tokens":8,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#,
+        ),
+        (
+            "/v1/embeddings",
+            r#"{"model":"text-embedding-3-small","input":"hello"}"#,
+        ),
+        (
+            "/v1/responses",
+            r#"{"model":"gpt-4","input":"hi","max_output_tokens":8}"#,
+        ),
+        (
+            "/v1/responses",
+            r#"{"model":"gpt-4","input":"hi","stream":true,"max_output_tokens":8}"#,
+        ),
+    ];
+    // The same requests over HTTP/1.1 (plain) and HTTP/2 (TLS): the same tokens and cost.
+    let mut totals = Vec::new();
+    for tls in [false, true] {
+        let extra = if tls { tls_lines(&pair) } else { String::new() };
+        let gw = GatewayServer::start(&backends, &extra);
+        let scheme = if tls { "https" } else { "http" };
+        let auth = format!("Authorization: Bearer {KEY_STANDARD}");
+        let ca_file = ca.cert_str();
+        for (path, body) in routes {
+            let url = format!("{scheme}://127.0.0.1:{}{path}", gw.port);
+            let mut args = vec![
+                "-N",
+                "-H",
+                &auth,
+                "-H",
+                "Content-Type: application/json",
+                "-H",
+                "Cache-Control: no-store",
+                "-d",
+                body,
+                "-w",
+                "\n%{http_version} %{http_code}",
+                &url,
+            ];
+            if tls {
+                args.extend_from_slice(&["--cacert", &ca_file, "--http2"]);
+            }
+            let (ok, out) = curl(&args);
+            let want = if tls { "\n2 200" } else { "\n1.1 200" };
+            assert!(ok && out.ends_with(want), "{path} {body}: {out}");
+        }
+        let mut costs = serde_json::Value::Null;
+        wait_until("every request settled", 5, || {
+            costs = gw.admin("/costs")["consumers"]["tester"].clone();
+            costs["recent_requests"].as_array().map(Vec::len) == Some(routes.len())
+                && costs["reserved_usd"] == "0.000000"
+        });
+        let stats = gw.admin("/stats")["aggregate"].clone();
+        totals.push((
+            costs["spent_today_nanos"].clone(),
+            stats["total_input_tokens"].clone(),
+            stats["total_output_tokens"].clone(),
+        ));
+    }
+    assert_eq!(
+        totals[0], totals[1],
+        "HTTP/1.1 and HTTP/2 are accounted alike"
+    );
+    assert_ne!(totals[0].0, 0);
+}
