@@ -1,15 +1,18 @@
 """The official openai SDK against a running Tollgate: one completion, then one stream.
 
-Usage: python3 openai_chat.py BASE_URL API_KEY MODEL
-Prints one JSON line with what the SDK saw; exits non-zero on any SDK error.
+Usage: [TOLLGATE_CA=ca.pem] python3 openai_chat.py BASE_URL API_KEY MODEL
+Prints one JSON line with what the SDK saw; exits non-zero on any SDK error. With TOLLGATE_CA,
+over TLS and HTTP/2 (see sdk_client.py).
 """
 import json
 import sys
 
 import openai
 
+import sdk_client
+
 base_url, api_key, model = sys.argv[1], sys.argv[2], sys.argv[3]
-client = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=30)
+client = sdk_client.client(base_url, api_key, timeout=30)
 
 completion = client.chat.completions.create(
     model=model, messages=[{"role": "user", "content": "Say hello"}]
@@ -33,7 +36,7 @@ _, chunks_usage, usage_chunks_asked, usage_asked = stream(stream_options={"inclu
 
 denied = None
 try:
-    openai.OpenAI(base_url=base_url, api_key="not-a-key", max_retries=0).chat.completions.create(
+    sdk_client.client(base_url, "not-a-key").chat.completions.create(
         model=model, messages=[{"role": "user", "content": "x"}]
     )
 except openai.AuthenticationError as e:
@@ -51,4 +54,5 @@ print(json.dumps({
     "usage_asked": usage_asked,
     "denied_status": denied,
     "sdk_version": openai.__version__,
+    **sdk_client.transport(),
 }))

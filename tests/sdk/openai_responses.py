@@ -1,12 +1,17 @@
 """The official openai SDK's Responses API through the gateway: a whole answer, a stream, and a
-refusal (an SSN in a function_call_output item). Prints one JSON object."""
+refusal (an SSN in a function_call_output item). Prints one JSON object.
+
+Usage: [TOLLGATE_CA=ca.pem] python3 openai_responses.py BASE_URL API_KEY MODEL (with TOLLGATE_CA,
+over TLS and HTTP/2: see sdk_client.py)."""
 import json
 import sys
 
 import openai
 
+import sdk_client
+
 base, key, model = sys.argv[1:4]
-client = openai.OpenAI(base_url=base, api_key=key, max_retries=0)
+client = sdk_client.client(base, key)
 out = {}
 r = client.responses.create(model=model, input="hello there", instructions="be brief")
 out["text"] = r.output_text
@@ -35,4 +40,5 @@ try:
 except openai.BadRequestError as e:
     out["refused"] = e.status_code
     out["refused_code"] = (e.body or {}).get("code")
+out.update(sdk_client.transport())
 print(json.dumps(out))
