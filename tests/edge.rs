@@ -27,15 +27,12 @@ fn curl(args: &[&str]) -> (bool, String) {
     )
 }
 
-/// A chat request over `scheme` on `port` with the curl options `extra`; prints the answer,
-/// then a line with the HTTP version and status.
-fn ask(ca: &TestCa, port: u16, body: &str, extra: &[&str]) -> (String, String) {
-    let url = format!("https://127.0.0.1:{port}/v1/chat/completions");
+/// POSTs `body` to `url` as `KEY_STANDARD`, past the cache, with the curl options `extra`: the
+/// answer, and a line with the HTTP version and status.
+fn call(url: &str, body: &str, extra: &[&str]) -> (String, String) {
     let auth = format!("Authorization: Bearer {KEY_STANDARD}");
-    let ca = ca.cert_str();
     let mut args = vec![
-        "--cacert",
-        &ca,
+        "-N",
         "-H",
         &auth,
         "-H",
@@ -46,13 +43,22 @@ fn ask(ca: &TestCa, port: u16, body: &str, extra: &[&str]) -> (String, String) {
         body,
         "-w",
         "\n%{http_version} %{http_code}",
-        &url,
+        url,
     ];
     args.extend_from_slice(extra);
     let (ok, out) = curl(&args);
     assert!(ok, "curl {args:?}: {out}");
     let (answer, last) = out.rsplit_once('\n').unwrap();
     (answer.to_string(), last.to_string())
+}
+
+/// A chat request over TLS on `port`, trusting `ca`, with the curl options `extra`.
+fn ask(ca: &TestCa, port: u16, body: &str, extra: &[&str]) -> (String, String) {
+    let url = format!("https://127.0.0.1:{port}/v1/chat/completions");
+    let ca = ca.cert_str();
+    let mut all = vec!["--cacert", ca.as_str()];
+    all.extend_from_slice(extra);
+    call(&url, body, &all)
 }
 
 fn tls_lines(pair: &Issued) -> String {
@@ -598,30 +604,17 @@ fn every_route_works_over_http2_and_is_accounted_as_over_http1() {
         let extra = if tls { tls_lines(&pair) } else { String::new() };
         let gw = GatewayServer::start(&backends, &extra);
         let scheme = if tls { "https" } else { "http" };
-        let auth = format!("Authorization: Bearer {KEY_STANDARD}");
         let ca_file = ca.cert_str();
+        let options: &[&str] = if tls {
+            &["--cacert", &ca_file, "--http2"]
+        } else {
+            &[]
+        };
         for (path, body) in routes {
             let url = format!("{scheme}://127.0.0.1:{}{path}", gw.port);
-            let mut args = vec![
-                "-N",
-                "-H",
-                &auth,
-                "-H",
-                "Content-Type: application/json",
-                "-H",
-                "Cache-Control: no-store",
-                "-d",
-                body,
-                "-w",
-                "\n%{http_version} %{http_code}",
-                &url,
-            ];
-            if tls {
-                args.extend_from_slice(&["--cacert", &ca_file, "--http2"]);
-            }
-            let (ok, out) = curl(&args);
-            let want = if tls { "\n2 200" } else { "\n1.1 200" };
-            assert!(ok && out.ends_with(want), "{path} {body}: {out}");
+            let (answer, line) = call(&url, body, options);
+            let want = if tls { "2 200" } else { "1.1 200" };
+            assert_eq!(line, want, "{path} {body}: {answer}");
         }
         let mut costs = serde_json::Value::Null;
         wait_until("every request settled", 5, || {

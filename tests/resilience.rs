@@ -238,73 +238,11 @@ fn with_every_backend_down_the_answer_is_a_fast_503_with_retry_after() {
 
 #[test]
 fn an_https_backend_signed_by_a_private_ca_works_end_to_end() {
-    let dir = std::env::temp_dir().join(format!("tollgate-tls-{}", free_port()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .args(args)
-            .current_dir(&dir)
-            .output()
-            .expect("openssl is installed by `make test`");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=Tollgate Test CA",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-    ]);
-    run(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-    ]);
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-        "-out",
-        "server.pem",
-    ]);
-    let cert = dir.join("server.pem").display().to_string();
-    let key = dir.join("server.key").display().to_string();
+    let ca_made = TestCa::new("Tollgate Test CA");
+    let server = ca_made.server("server");
+    let (cert, key) = (server.cert_str(), server.key_str());
     let tls_mock = MockServer::start(&["--tls-cert", &cert, "--tls-key", &key]);
-    let ca = dir.join("ca.pem").display().to_string();
+    let ca = ca_made.cert_str();
     let item = format!(
         "  - id: secure\n    url: \"https://127.0.0.1:{}\"\n    protocol: openai\n    models: [gpt-4o]\n    ca_file: \"{ca}\"\n    {}\n",
         tls_mock.port,
