@@ -143,9 +143,10 @@ async fn read_within(
             .await
             .map_err(|_| GatewayError::ClientGone)?;
     }
-    // Pingora's own read timeout (HTTP/1), and a deadline per read of ours, which an HTTP/2
-    // stream needs: Pingora sets none there.
+    // Pingora's own read timeout bounds each read over HTTP/1; over HTTP/2 it sets none, and
+    // each read gets a deadline of ours.
     session.set_read_timeout(Some(idle_timeout));
+    let h2 = session.as_downstream().is_http2();
     // Grow with what actually arrives: a declared length alone must not make us allocate.
     let capacity = match declared {
         Declared::Length(n) => (n as usize).min(INITIAL_CAPACITY),
@@ -153,8 +154,13 @@ async fn read_within(
     };
     let mut buf = BytesMut::with_capacity(capacity);
     loop {
-        let Ok(read) = tokio::time::timeout(idle_timeout, session.read_request_body()).await else {
-            return Err(GatewayError::RequestTimeout { part: "body" });
+        let read = if h2 {
+            match tokio::time::timeout(idle_timeout, session.read_request_body()).await {
+                Ok(read) => read,
+                Err(_) => return Err(GatewayError::RequestTimeout { part: "body" }),
+            }
+        } else {
+            session.read_request_body().await
         };
         match read {
             Ok(Some(chunk)) => {
