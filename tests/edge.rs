@@ -635,3 +635,45 @@ fn every_route_works_over_http2_and_is_accounted_as_over_http1() {
     );
     assert_ne!(totals[0].0, 0);
 }
+
+#[test]
+fn the_admin_plane_can_speak_tls_too() {
+    let ca = TestCa::new("Admin CA");
+    let pair = ca.server("admin");
+    let mock = MockServer::start(&[]);
+    let (port, admin_port) = (free_port(), free_port());
+    let dir = temp_dir();
+    let yaml = gateway_yaml(
+        &Ports { port, admin_port },
+        &dir,
+        &backends_for(mock.port),
+        "",
+        "",
+        "",
+    )
+    .replace(
+        "  admin:\n",
+        &format!(
+            "  admin:\n    tls: {{cert_file: \"{}\", key_file: \"{}\"}}\n",
+            pair.cert_str(),
+            pair.key_str()
+        ),
+    );
+    let path = dir.join("tollgate.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let _gw = spawn(
+        &["run", "-c", &path.display().to_string()],
+        &[("TG_TEST_BACKEND_KEY", BACKEND_SECRET)],
+    );
+    let url = format!("https://127.0.0.1:{admin_port}/ready");
+    let auth = format!("Authorization: Bearer {ADMIN_TOKEN}");
+    let ca_file = ca.cert_str();
+    let mut answer = String::new();
+    wait_until("the admin plane answers over TLS", 20, || {
+        let (ok, out) = curl(&["--cacert", &ca_file, "-H", &auth, &url]);
+        answer = out;
+        ok && answer.contains("\"ready\"")
+    });
+    let (ok, out) = curl(&[&format!("http://127.0.0.1:{admin_port}/ready"), "-H", &auth]);
+    assert!(!ok || !out.contains("\"ready\""), "not in clear: {out}");
+}

@@ -183,3 +183,67 @@ fn client_verifier(
         .build()
         .map_err(|e| format!("{ca_file}: cannot verify clients with it: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A self-signed certificate for 127.0.0.1 and its key, PEM, written to `dir` as `name`.
+    fn pair(dir: &std::path::Path, name: &str) -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let (c, k) = (
+            dir.join(format!("{name}.pem")),
+            dir.join(format!("{name}.key")),
+        );
+        std::fs::write(&c, cert.pem()).unwrap();
+        std::fs::write(&k, key.serialize_pem()).unwrap();
+        (c.display().to_string(), k.display().to_string())
+    }
+
+    fn section(cert: &str, key: &str) -> TlsSection {
+        TlsSection {
+            cert_file: cert.into(),
+            key_file: key.into(),
+            client_ca_file: None,
+            client_auth: None,
+        }
+    }
+
+    #[test]
+    fn a_pair_loads_and_a_mismatched_or_unreadable_one_is_a_problem_at_its_path() {
+        let dir = std::env::temp_dir().join(format!("tollgate-tls-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (a_cert, a_key) = pair(&dir, "a");
+        let (_, b_key) = pair(&dir, "b");
+        let mut problems = Vec::new();
+        let tls = build(&section(&a_cert, &a_key), "server.tls", &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(tls.map(|t| t.fingerprint.len()), Some(64));
+
+        let mut problems = Vec::new();
+        assert!(build(&section(&a_cert, &b_key), "server.tls", &mut problems).is_none());
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].path, "server.tls.key_file");
+        assert!(
+            problems[0].message.contains("does not go with"),
+            "{problems:?}"
+        );
+
+        let mut problems = Vec::new();
+        let missing = dir.join("nothing.pem").display().to_string();
+        assert!(build(&section(&missing, &a_key), "server.tls", &mut problems).is_none());
+        assert_eq!(problems[0].path, "server.tls.cert_file");
+
+        let mut problems = Vec::new();
+        let mut s = section(&a_cert, &a_key);
+        s.client_auth = Some("sometimes".into());
+        s.client_ca_file = Some(a_cert.clone());
+        assert!(build(&s, "server.tls", &mut problems).is_none());
+        assert_eq!(problems[0].path, "server.tls.client_auth");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
