@@ -68,16 +68,8 @@ http {
 NGINX
 "$NGINX" -c "$WORK/nginx.conf" -e "$WORK/nginx/error.log" >"$WORK/nginx.out" 2>&1 & NGX_PID=$!; PIDS+=($NGX_PID)
 
-{
-  tg_server "$GW" "$ADMIN"
-  echo "consumers:"
-  tg_consumer bench "$KEY" "role: standard"
-  tg_backends "$MOCK" gw
-  echo "max_output_tokens: {default: 1024}"
-  echo "cache: {enabled: true, scope: consumer, ttl_seconds: 300, max_entries: 1000, max_bytes: 67108864}"
-  # The organisation's content filter exactly as the demo ships it.
-  tg_demo_filter
-} > "$WORK/tollgate.yaml"
+# The full pipeline, with the organisation's content filter exactly as the demo ships it.
+tg_pipeline "$GW" "$ADMIN" gw > "$WORK/tollgate.yaml"
 $BIN check -c "$WORK/tollgate.yaml" >/dev/null
 $BIN run -c "$WORK/tollgate.yaml" >"$WORK/gw.log" 2>&1 & GW_PID=$!; PIDS+=($GW_PID)
 

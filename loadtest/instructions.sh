@@ -26,15 +26,7 @@ BODY=$(printf '{"model":"gpt-4","max_tokens":64,"messages":[{"role":"user","cont
 # Total instructions of one gateway process serving $2 requests with binary $1.
 count() {
   local bin=$1 n=$2 out=$WORK/callgrind.$RANDOM
-  {
-    BIN=$bin tg_server "$GW" "$ADMIN"
-    echo "consumers:"
-    BIN=$bin tg_consumer bench "$KEY" "role: standard"
-    tg_backends "$MOCK" gw
-    echo "max_output_tokens: {default: 1024}"
-    echo "cache: {enabled: true, scope: consumer, ttl_seconds: 300, max_entries: 1000, max_bytes: 67108864}"
-    tg_demo_filter
-  } > "$WORK/tollgate.yaml"
+  BIN=$bin tg_pipeline "$GW" "$ADMIN" gw > "$WORK/tollgate.yaml"
   valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" run -c "$WORK/tollgate.yaml" \
     >"$WORK/gw.log" 2>&1 & local pid=$!
   tg_wait_ready "$ADMIN"

@@ -13,6 +13,10 @@
 #                                  (TG_CLASSIFIER=off: without its classifier section;
 #                                  TG_OUTPUT=off: without its rules on answers;
 #                                  TG_CASED=off: every rule ignoring case)
+#   tg_pipeline LISTEN ADMIN NAME [LINE]
+#                                  the full pipeline compare.sh measures: one consumer (KEY, role
+#                                  standard), the mock as backend, an output cap, the cache and the
+#                                  demo's content filter; each LINE goes into `server:`
 #   tg_wait_ready ADMIN            until the admin plane reports ready (or exit after 30 s)
 #   tg_rss_kib PID                 resident memory now
 
@@ -78,6 +82,17 @@ tg_demo_filter() {
     item != "" && /^      / {item = item $0 "\n"; next}
     {flush(); print}
     END {flush()}' conf/demo.yaml
+}
+
+tg_pipeline() {
+  local listen=$1 admin=$2 name=$3; shift 3
+  tg_server "$listen" "$admin" "$@"
+  echo "consumers:"
+  tg_consumer bench "$KEY" "role: standard"
+  tg_backends "$MOCK" "$name"
+  echo "max_output_tokens: {default: 1024}"
+  echo "cache: {enabled: true, scope: consumer, ttl_seconds: 300, max_entries: 1000, max_bytes: 67108864}"
+  tg_demo_filter
 }
 
 tg_wait_ready() {

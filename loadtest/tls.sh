@@ -67,16 +67,8 @@ $BIN mock --listen "$MOCK" --threads "$THREADS" >"$WORK/mock.log" 2>&1 & MOCK_PI
 
 gateway() { # NAME LISTEN ADMIN [server LINE…]; sets GW_PID
   local name=$1 listen=$2 admin=$3; shift 3
-  {
-    tg_server "$listen" "$admin" "$@"
-    echo "consumers:"
-    tg_consumer bench "$KEY" "role: standard"
-    tg_backends "$MOCK" "$name"
-    echo "max_output_tokens: {default: 1024}"
-    # As in compare.sh; `no-store` on every request keeps the cache out of the way.
-    echo "cache: {enabled: true, scope: consumer, ttl_seconds: 300, max_entries: 1000, max_bytes: 67108864}"
-    tg_demo_filter
-  } > "$WORK/$name.yaml"
+  # As in compare.sh; `no-store` on every request keeps the cache out of the way.
+  tg_pipeline "$listen" "$admin" "$name" "$@" > "$WORK/$name.yaml"
   $BIN check -c "$WORK/$name.yaml" >/dev/null
   $BIN run -c "$WORK/$name.yaml" >"$WORK/gw-$name.log" 2>&1 & GW_PID=$!; PIDS+=($GW_PID)
 }
