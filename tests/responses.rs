@@ -10,22 +10,6 @@ use common::*;
 use std::path::Path;
 use std::process::Command;
 
-const SSN_RULES: &str = "content_filter:
-  rules:
-    - id: pii_input_ssn
-      category: pii
-      pattern: '\\b\\d{3}-\\d{2}-\\d{4}\\b'
-      severity: critical
-      reason: no SSNs
-    - id: ssn_out
-      category: pii
-      applies_to: [response]
-      action: redact
-      pattern: '\\b\\d{3}-\\d{2}-\\d{4}\\b'
-      severity: critical
-      reason: no SSNs in answers
-";
-
 fn post(port: u16, body: &serde_json::Value, headers: &[(&str, &str)]) -> Response {
     post_as(port, "/v1/responses", headers, &body.to_string())
 }
@@ -79,7 +63,7 @@ fn a_request_the_provider_keeps_state_for_is_never_answered_from_the_cache() {
 #[test]
 fn answer_rules_redact_its_stream_deltas_and_the_full_text_its_final_events_repeat() {
     let mock = MockServer::start(&[]);
-    let gw = GatewayServer::start_with(&backends_for(mock.port), "", SSN_RULES, &[]);
+    let gw = GatewayServer::start_with(&backends_for(mock.port), "", &ssn_filter(true), &[]);
     let body = serde_json::json!({"model": "gpt-4", "input": "tell me", "stream": true});
     let r = post(
         gw.port,

@@ -24,16 +24,6 @@ const EXPECTED: &str = "w0 w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12 w13 w14 w15 ";
 const INPUT_NANOS: u64 = 30_000;
 const OUTPUT_NANOS: u64 = 60_000;
 
-/// The Responses script sends an SSN in a `function_call_output`; this refuses it.
-const SSN_RULES: &str = "content_filter:
-  rules:
-    - id: pii_input_ssn
-      category: pii
-      pattern: '\\b\\d{3}-\\d{2}-\\d{4}\\b'
-      severity: critical
-      reason: no SSNs
-";
-
 /// How the SDK reaches the gateway.
 enum Transport {
     /// Plain HTTP/1.1 through the SDK's own HTTP client.
@@ -254,7 +244,14 @@ fn chat_completions(python: &str, transport: &Transport) {
 
 /// The Responses API: a whole answer, a stream, and a refused SSN.
 fn responses_api(python: &str, transport: &Transport) {
-    let ex = exchange(python, transport, "openai_responses.py", SSN_RULES, 3);
+    // The script sends an SSN in a `function_call_output`; the filter refuses it.
+    let ex = exchange(
+        python,
+        transport,
+        "openai_responses.py",
+        &ssn_filter(false),
+        3,
+    );
     let v = &ex.sdk;
     assert_eq!(v["text"], EXPECTED, "{v}");
     assert_eq!(v["status"], "completed");

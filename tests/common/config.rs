@@ -133,3 +133,29 @@ state:
         },
     )
 }
+
+/// A content filter that refuses SSNs in requests and, with `answers`, redacts them in answers.
+pub fn ssn_filter(answers: bool) -> String {
+    let mut yaml = "content_filter:
+  rules:
+    - id: pii_input_ssn
+      category: pii
+      pattern: '\\b\\d{3}-\\d{2}-\\d{4}\\b'
+      severity: critical
+      reason: no SSNs
+"
+    .to_string();
+    if answers {
+        yaml.push_str(
+            "    - id: ssn_out
+      category: pii
+      applies_to: [response]
+      action: redact
+      pattern: '\\b\\d{3}-\\d{2}-\\d{4}\\b'
+      severity: critical
+      reason: no SSNs in answers
+",
+        );
+    }
+    yaml
+}
