@@ -457,7 +457,17 @@ fn demo_tls(config: &Path, dir: &Path) -> Result<PathBuf, String> {
     leaf.distinguished_name
         .push(DnType::CommonName, "Tollgate demo");
     let leaf = leaf.signed_by(&key, &ca, &ca_key).map_err(fail)?;
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    // Only this user may read the key: the directory is 0700 and each file is made anew, 0600
+    // (never written through a link someone left in its place).
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)))
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
     let text = std::fs::read_to_string(config)
         .map_err(|e| format!("cannot read {}: {e}", config.display()))?;
     let (cert_file, key_file) = (dir.join("cert.pem"), dir.join("key.pem"));
@@ -477,7 +487,21 @@ fn demo_tls(config: &Path, dir: &Path) -> Result<PathBuf, String> {
         (key_file, key.serialize_pem()),
         (path.clone(), derived),
     ] {
-        std::fs::write(&file, body).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        match std::fs::remove_file(&file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(format!("cannot replace {}: {e}", file.display()))
+            }
+            _ => {}
+        }
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&file)
+            .and_then(|mut f| f.write_all(body.as_bytes()))
+            .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
     }
     Ok(path)
 }

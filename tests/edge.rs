@@ -538,6 +538,13 @@ fn the_demo_serves_tls_with_a_certificate_it_makes() {
     );
     // The configuration it serves is the demo's with the certificate added.
     let served = std::fs::read_to_string(dir.join("demo-tls.yaml")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |f: &str| std::fs::metadata(dir.join(f)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        (mode("key.pem"), mode(".")),
+        (0o600, 0o700),
+        "only its user reads the key"
+    );
     assert!(served.contains("tollgate demo --tls") && served.contains("lab_endpoints: true"));
 }
 
@@ -676,4 +683,49 @@ fn the_admin_plane_can_speak_tls_too() {
     });
     let (ok, out) = curl(&[&format!("http://127.0.0.1:{admin_port}/ready"), "-H", &auth]);
     assert!(!ok || !out.contains("\"ready\""), "not in clear: {out}");
+}
+
+#[test]
+fn an_http2_client_that_sends_no_preface_is_cut_at_the_header_deadline() {
+    let ca = TestCa::new("Preface CA");
+    let pair = ca.server("server");
+    let mock = MockServer::start(&[]);
+    let gw = GatewayServer::start(
+        &backends_for(mock.port),
+        &format!(
+            "{}\n  timeouts:\n    client_header_ms: 800",
+            tls_lines(&pair)
+        ),
+    );
+    // ALPN h2, then silence: the stdin pipe stays open, so only the server can end this.
+    let mut client = Command::new("openssl")
+        .args([
+            "s_client",
+            "-quiet",
+            "-alpn",
+            "h2",
+            "-connect",
+            &format!("127.0.0.1:{}", gw.port),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut closed = false;
+    while started.elapsed() < std::time::Duration::from_secs(8) {
+        if client.try_wait().unwrap().is_some() {
+            closed = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = client.kill();
+    let _ = client.wait();
+    assert!(closed, "the connection was still open after 8 s");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(700));
+    // A real HTTP/2 client is unaffected.
+    let (_, line) = ask(&ca, gw.port, CHAT, &["--http2"]);
+    assert_eq!(line, "2 200");
 }

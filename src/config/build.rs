@@ -51,6 +51,19 @@ pub fn build(
         .filter_map(|(i, c)| build_consumer(c, &format!("consumers[{i}]"), problems))
         .map(Arc::new)
         .collect();
+    // A certificate that identifies a consumer without a key must name only one.
+    for (i, c) in consumers.iter().enumerate() {
+        let same = |o: &&Arc<Consumer>| o.key.is_none() && o.client_cert == c.client_cert;
+        if c.key.is_none() && consumers[..i].iter().any(|o| same(&o)) {
+            problems.push(Problem::new(
+                format!("consumers[{i}].client_cert"),
+                format!(
+                    "consumer {} has the same certificate as another consumer without a key",
+                    c.id
+                ),
+            ));
+        }
+    }
     let backends: Vec<Arc<Backend>> = file
         .backends
         .iter()

@@ -254,11 +254,15 @@ where
                 s.proxy_protocol && self.consumer,
             )
         };
+        // Whatever comes first on the connection (a PROXY header, the HTTP/2 preface, the first
+        // request's header) is due a fixed time after the accept.
+        let due = Instant::now() + header_limit;
         // A plain connection through a trusted load balancer opens with its PROXY header (a TLS
         // one had it read before the handshake: `proxied::PreTls`).
         let stream = if proxy_protocol && stream.as_any().is::<L4Stream>() {
             let mut l4 = stream.into_any().downcast::<L4Stream>().ok()?;
-            if let Err(e) = super::proxied::take_header(&mut l4, &self.live).await {
+            let within = due.saturating_duration_since(Instant::now());
+            if let Err(e) = super::proxied::take_header(&mut l4, &self.live, within).await {
                 log::debug!("connection dropped: {e}");
                 return None;
             }
@@ -270,12 +274,16 @@ where
         // its streams share one connection, so neither the header deadline nor the idle cap
         // (both per HTTP/1 request) applies; Pingora closes an HTTP/2 connection idle for its
         // `h2_idle_timeout`, and each request's body reads have their own deadlines (`body`).
+        let h2 = |stream: Stream| -> Stream {
+            let left = due.saturating_duration_since(Instant::now());
+            Box::new(PrefaceDue::new(stream, left))
+        };
         let stream = if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
-            return <A as ServerApp>::process_new(&self.app, stream, shutdown).await;
+            return <A as ServerApp>::process_new(&self.app, h2(stream), shutdown).await;
         } else if h2c {
-            match sniff_h2c(stream, header_limit).await? {
+            match sniff_h2c(stream, due).await? {
                 (stream, true) => {
-                    return <A as ServerApp>::process_new(&self.app, stream, shutdown).await
+                    return <A as ServerApp>::process_new(&self.app, h2(stream), shutdown).await
                 }
                 (stream, false) => stream,
             }
@@ -288,7 +296,7 @@ where
             conn: Arc::clone(&conn),
         };
         // The first request's header is due a fixed time after the accept, bytes or not.
-        conn.set_deadline(Some(Instant::now() + header_limit));
+        conn.set_deadline(Some(due));
         self.idle.enter(&conn, cap);
         let guarded = Guarded {
             inner: stream,
@@ -336,10 +344,11 @@ where
 /// The HTTP/2 connection preface a prior-knowledge client opens with.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// Whether a plain connection opens with the HTTP/2 preface, read as far as it matches (within
-/// `limit`, like a header); the bytes read are put back either way. A client too slow to tell is
-/// left to the HTTP/1 header deadline (already due); `None` when it went away.
-async fn sniff_h2c(stream: Stream, limit: Duration) -> Option<(Stream, bool)> {
+/// Whether a plain connection opens with the HTTP/2 preface, read as far as it matches (by
+/// `due`, the connection's first deadline); the bytes read are put back either way. A client too
+/// slow to tell is left to the HTTP/1 header deadline, which has then passed (a 408); `None`
+/// when it went away.
+async fn sniff_h2c(stream: Stream, due: Instant) -> Option<(Stream, bool)> {
     use tokio::io::AsyncReadExt;
     // Only a plain TCP stream can take bytes back; TLS streams use ALPN instead.
     if !stream.as_any().is::<L4Stream>() {
@@ -359,7 +368,7 @@ async fn sniff_h2c(stream: Stream, limit: Duration) -> Option<(Stream, bool)> {
         }
         Some(())
     };
-    let gone = matches!(tokio::time::timeout(limit, read).await, Ok(None));
+    let gone = matches!(tokio::time::timeout_at(due.into(), read).await, Ok(None));
     let is_h2 = seen == H2_PREFACE;
     l4.rewind(&seen);
     (!gone).then_some((l4 as Stream, is_h2))
@@ -621,71 +630,156 @@ impl AsyncWrite for Guarded {
     }
 }
 
-#[async_trait]
-impl Shutdown for Guarded {
-    async fn shutdown(&mut self) {
-        self.inner.shutdown().await
+/// The transport traits of a wrapper stream, passed through to its `inner` stream.
+macro_rules! pass_through_transport {
+    ($wrapper:ty) => {
+        #[async_trait]
+        impl Shutdown for $wrapper {
+            async fn shutdown(&mut self) {
+                self.inner.shutdown().await
+            }
+        }
+
+        impl UniqueID for $wrapper {
+            fn id(&self) -> UniqueIDType {
+                self.inner.id()
+            }
+        }
+
+        impl Ssl for $wrapper {
+            fn get_ssl(&self) -> Option<&pingora::protocols::tls::TlsRef> {
+                self.inner.get_ssl()
+            }
+
+            fn get_ssl_digest(&self) -> Option<Arc<pingora::protocols::tls::SslDigest>> {
+                self.inner.get_ssl_digest()
+            }
+
+            fn selected_alpn_proto(&self) -> Option<ALPN> {
+                self.inner.selected_alpn_proto()
+            }
+        }
+
+        impl GetTimingDigest for $wrapper {
+            fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
+                self.inner.get_timing_digest()
+            }
+
+            fn get_read_pending_time(&self) -> Duration {
+                self.inner.get_read_pending_time()
+            }
+
+            fn get_write_pending_time(&self) -> Duration {
+                self.inner.get_write_pending_time()
+            }
+        }
+
+        impl GetProxyDigest for $wrapper {
+            fn get_proxy_digest(
+                &self,
+            ) -> Option<Arc<pingora::protocols::raw_connect::ProxyDigest>> {
+                self.inner.get_proxy_digest()
+            }
+
+            fn set_proxy_digest(&mut self, digest: pingora::protocols::raw_connect::ProxyDigest) {
+                self.inner.set_proxy_digest(digest)
+            }
+        }
+
+        impl GetSocketDigest for $wrapper {
+            fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
+                self.inner.get_socket_digest()
+            }
+
+            fn set_socket_digest(&mut self, digest: SocketDigest) {
+                self.inner.set_socket_digest(digest)
+            }
+        }
+
+        #[async_trait]
+        impl Peek for $wrapper {
+            async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
+                self.inner.try_peek(buf).await
+            }
+        }
+    };
+}
+
+pass_through_transport!(Guarded);
+pass_through_transport!(PrefaceDue);
+
+/// An HTTP/2 connection whose client preface must arrive by a deadline: Pingora awaits the
+/// HTTP/2 handshake without one, so a client that negotiated `h2` and then sent nothing would
+/// hold its connection forever. Reads fail once the deadline passes with fewer than the
+/// preface's 24 bytes read; after that it is a plain stream.
+#[derive(Debug)]
+struct PrefaceDue {
+    inner: Stream,
+    read: usize,
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl PrefaceDue {
+    fn new(inner: Stream, limit: Duration) -> Self {
+        PrefaceDue {
+            inner,
+            read: 0,
+            timer: Some(Box::pin(tokio::time::sleep(limit))),
+        }
     }
 }
 
-impl UniqueID for Guarded {
-    fn id(&self) -> UniqueIDType {
-        self.inner.id()
+impl AsyncRead for PrefaceDue {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let result = Pin::new(&mut this.inner).poll_read(cx, buf);
+        this.read += buf.filled().len() - before;
+        if this.read >= H2_PREFACE.len() {
+            this.timer = None;
+        } else if let (Poll::Pending, Some(timer)) = (&result, this.timer.as_mut()) {
+            if timer.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "no HTTP/2 preface in time",
+                )));
+            }
+        }
+        result
     }
 }
 
-impl Ssl for Guarded {
-    fn get_ssl(&self) -> Option<&pingora::protocols::tls::TlsRef> {
-        self.inner.get_ssl()
+impl AsyncWrite for PrefaceDue {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
     }
 
-    fn get_ssl_digest(&self) -> Option<Arc<pingora::protocols::tls::SslDigest>> {
-        self.inner.get_ssl_digest()
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
     }
 
-    fn selected_alpn_proto(&self) -> Option<ALPN> {
-        self.inner.selected_alpn_proto()
-    }
-}
-
-impl GetTimingDigest for Guarded {
-    fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
-        self.inner.get_timing_digest()
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
     }
 
-    fn get_read_pending_time(&self) -> Duration {
-        self.inner.get_read_pending_time()
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
     }
 
-    fn get_write_pending_time(&self) -> Duration {
-        self.inner.get_write_pending_time()
-    }
-}
-
-impl GetProxyDigest for Guarded {
-    fn get_proxy_digest(&self) -> Option<Arc<pingora::protocols::raw_connect::ProxyDigest>> {
-        self.inner.get_proxy_digest()
-    }
-
-    fn set_proxy_digest(&mut self, digest: pingora::protocols::raw_connect::ProxyDigest) {
-        self.inner.set_proxy_digest(digest)
-    }
-}
-
-impl GetSocketDigest for Guarded {
-    fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
-        self.inner.get_socket_digest()
-    }
-
-    fn set_socket_digest(&mut self, digest: SocketDigest) {
-        self.inner.set_socket_digest(digest)
-    }
-}
-
-#[async_trait]
-impl Peek for Guarded {
-    async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
-        self.inner.try_peek(buf).await
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
 

@@ -18,22 +18,25 @@ use pingora::protocols::l4::stream::Stream as L4Stream;
 use pingora::protocols::{GetSocketDigest, SocketDigest};
 use std::os::unix::io::AsRawFd;
 
-/// Reads the PROXY header of a connection from a trusted peer and takes its client as the
-/// connection's peer; connections from other peers are left as they are.
-pub async fn take_header(l4: &mut L4Stream, live: &LiveState) -> Result<(), String> {
-    let (trusted, limit) = {
+/// Reads the PROXY header of a connection from a trusted peer, `within` a deadline, and takes
+/// its client as the connection's peer; connections from other peers are left as they are.
+pub async fn take_header(
+    l4: &mut L4Stream,
+    live: &LiveState,
+    within: std::time::Duration,
+) -> Result<(), String> {
+    let trusted = {
         let rt = live.current();
         let s = &rt.config.server;
         let peer = l4
             .get_socket_digest()
             .and_then(|d| d.peer_addr().and_then(PeerAddr::as_inet).map(|a| a.ip()));
-        let trusted = peer.is_some_and(|ip| s.trusted_proxies.contains(ip));
-        (trusted, s.timeouts.client_header)
+        peer.is_some_and(|ip| s.trusted_proxies.contains(ip))
     };
     if !trusted {
         return Ok(());
     }
-    let (source, rest) = proxy_protocol::read_header(l4, limit).await?;
+    let (source, rest) = proxy_protocol::read_header(l4, within).await?;
     l4.rewind(&rest);
     if let Some(source) = source {
         let digest = SocketDigest::from_raw_fd(l4.as_raw_fd());
@@ -51,7 +54,8 @@ pub struct PreTls {
 #[async_trait]
 impl PreTlsProcess for PreTls {
     async fn process(&self, stream: &mut L4Stream) -> pingora::Result<()> {
-        take_header(stream, &self.live).await.map_err(|e| {
+        let within = self.live.current().config.server.timeouts.client_header;
+        take_header(stream, &self.live, within).await.map_err(|e| {
             log::debug!("connection dropped: {e}");
             pingora::Error::explain(
                 pingora::ErrorType::ConnectionClosed,

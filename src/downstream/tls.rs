@@ -64,7 +64,9 @@ impl ResolvesServerCert for LiveCert {
 /// Who a verified client certificate names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerIdentity {
-    /// The subject, as `CN=bot, O=Corp` (RFC 4514 attribute names, in certificate order).
+    /// The subject, as `CN=bot, O=Corp`: RFC 4514 attribute names and value escaping (a `,` in
+    /// a value is `\,`, so no value can pass for two attributes), attributes of one RDN joined
+    /// by `+`, RDNs in certificate order; a value that is not a string is `#` and its DER in hex.
     pub subject: String,
     /// The URI subject alternative names (SPIFFE ids among them).
     pub uris: Vec<String>,
@@ -77,16 +79,23 @@ impl PeerIdentity {
         let subject = cert
             .subject()
             .iter_rdn()
-            .flat_map(|rdn| rdn.iter())
-            .map(|atv| {
-                let name = x509_parser::objects::oid2abbrev(
-                    atv.attr_type(),
-                    x509_parser::objects::oid_registry(),
-                )
-                .map(str::to_string)
-                .unwrap_or_else(|_| atv.attr_type().to_id_string());
-                let value = atv.as_str().map(str::to_string).unwrap_or_default();
-                format!("{name}={value}")
+            .map(|rdn| {
+                rdn.iter()
+                    .map(|atv| {
+                        let name = x509_parser::objects::oid2abbrev(
+                            atv.attr_type(),
+                            x509_parser::objects::oid_registry(),
+                        )
+                        .map(str::to_string)
+                        .unwrap_or_else(|_| atv.attr_type().to_id_string());
+                        let value = match atv.as_str() {
+                            Ok(v) => escape_dn_value(v),
+                            Err(_) => format!("#{}", crate::digest::to_hex(atv.attr_value().data)),
+                        };
+                        format!("{name}={value}")
+                    })
+                    .collect::<Vec<_>>()
+                    .join("+")
             })
             .collect::<Vec<_>>()
             .join(", ");
@@ -107,6 +116,23 @@ impl PeerIdentity {
             .unwrap_or_default();
         Some(PeerIdentity { subject, uris })
     }
+}
+
+/// A distinguished-name value escaped as RFC 4514 says: `"+,;<>\\` and `=` anywhere, `#` and
+/// a space at the start, a space at the end.
+fn escape_dn_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    let last = v.chars().count().saturating_sub(1);
+    for (i, c) in v.chars().enumerate() {
+        let special = matches!(c, '"' | '+' | ',' | ';' | '<' | '>' | '\\' | '=')
+            || (i == 0 && matches!(c, '#' | ' '))
+            || (i == last && c == ' ');
+        if special {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Reads the verified client certificate once, when the handshake completes.
@@ -146,4 +172,30 @@ pub fn settings(
 /// The verified client certificate's identity on a connection, if it presented one.
 pub fn peer_identity(digest: Option<&pingora::protocols::Digest>) -> Option<&PeerIdentity> {
     digest?.ssl_digest.as_ref()?.extension.get::<PeerIdentity>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity(dn: &[(rcgen::DnType, &str)]) -> PeerIdentity {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        for (t, v) in dn {
+            params.distinguished_name.push(t.clone(), *v);
+        }
+        let cert = params.self_signed(&key).unwrap();
+        PeerIdentity::of_der(cert.der()).unwrap()
+    }
+
+    #[test]
+    fn a_comma_in_a_value_cannot_pass_for_a_second_attribute() {
+        use rcgen::DnType::{CommonName, OrganizationName};
+        let two = identity(&[(CommonName, "bot"), (OrganizationName, "Corp")]);
+        assert_eq!(two.subject, "CN=bot, O=Corp");
+        let one = identity(&[(CommonName, "bot, O=Corp")]);
+        assert_eq!(one.subject, "CN=bot\\, O\\=Corp");
+        assert_ne!(one.subject, two.subject);
+        assert_eq!(escape_dn_value(" #a+b "), "\\ #a\\+b\\ ");
+    }
 }

@@ -71,48 +71,58 @@ pub(super) fn accept(
     Ok((route, declared))
 }
 
-/// Who is asking, below the key: the client's address (the peer, or, from a trusted proxy, the
-/// client its `X-Forwarded-For` names; a PROXY header already made it the peer), the protocol,
-/// and the `X-Forwarded-For` the backends get when the gateway forwards one. A client on the
-/// deny list is refused here, before anything else is read.
+/// Who is asking, below the key, recorded for every request (refusals included): the client's
+/// address (the peer, or, from a trusted proxy, the client its `X-Forwarded-For` names), the
+/// protocol, and the `X-Forwarded-For` the backends get when the gateway forwards one. With
+/// `server.proxy_protocol` the PROXY header alone names the client: behind a layer-4 balancer
+/// every `X-Forwarded-For` byte is the client's own, so it is never walked (a header naming no
+/// source, `LOCAL`, would otherwise let the client choose its address).
 pub(super) fn identify(
     session: &Session,
     server: &crate::config::ServerConfig,
     ctx: &mut RequestCtx,
-) -> Result<(), GatewayError> {
+) {
     let downstream = session.as_downstream();
-    ctx.http_version = if downstream.is_http2() { "2" } else { "1.1" };
+    ctx.http_version = match (downstream.is_http2(), session.req_header().version) {
+        (true, _) => "2",
+        (false, http::Version::HTTP_10) => "1.0",
+        _ => "1.1",
+    };
     ctx.tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
     let Some(peer) = session
         .client_addr()
         .and_then(|a| a.as_inet())
         .map(|a| a.ip().to_canonical())
     else {
-        return Ok(());
+        return;
     };
-    let trusted = server.trusted_proxies.contains(peer);
-    let forwarded = || -> Vec<&[u8]> {
-        session
-            .req_header()
-            .headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .map(|v| v.as_bytes())
-            .collect()
+    let trusted = !server.proxy_protocol && server.trusted_proxies.contains(peer);
+    let forwarded: Vec<&[u8]> = if trusted || server.forward_client_address {
+        let values = session.req_header().headers.get_all("x-forwarded-for");
+        values.iter().map(|v| v.as_bytes()).collect()
+    } else {
+        Vec::new()
     };
     let client = if trusted {
-        client_addr::client_ip(peer, &forwarded(), &server.trusted_proxies)
+        client_addr::client_ip(peer, &forwarded, &server.trusted_proxies)
     } else {
         peer
     };
     ctx.client = Some(client);
     if server.forward_client_address {
-        ctx.forwarded_for = Some(client_addr::forwarded_for(&forwarded(), peer, trusted));
+        ctx.forwarded_for = Some(client_addr::forwarded_for(&forwarded, peer, trusted));
     }
-    if server.deny_ips.contains(client) {
-        return Err(GatewayError::ClientDenied);
+}
+
+/// A client on the deny list is refused before anything else is read.
+pub(super) fn check_denied(
+    server: &crate::config::ServerConfig,
+    ctx: &RequestCtx,
+) -> Result<(), GatewayError> {
+    match ctx.client {
+        Some(ip) if server.deny_ips.contains(ip) => Err(GatewayError::ClientDenied),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// A consumer whose key is bound to addresses (`allowed_ips`) is refused from any other.

@@ -103,7 +103,7 @@ impl Gateway {
         rt: &Runtime,
     ) -> Result<(), Failure> {
         let server = &rt.config.server;
-        admit::identify(session, server, ctx)?;
+        admit::check_denied(server, ctx)?;
         let (route, declared) = admit::accept(session, ctx, server.max_body_bytes)?;
         if let Route::Page(page) = route {
             return record::answer_page(session, ctx, &self.state, rt, page).await;
@@ -213,6 +213,7 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let rt = self.live.current();
         ctx.request_id = self.ids.for_request(session.req_header());
+        admit::identify(session, &rt.config.server, ctx);
         if let Some(m) = metrics::get() {
             m.in_flight.inc();
             ctx.in_flight = true;

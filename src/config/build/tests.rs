@@ -345,3 +345,28 @@ fn a_model_is_priced_by_the_name_its_backend_is_asked_for() {
         "the most any backend serving it charges"
     );
 }
+
+#[test]
+fn a_consumer_needs_a_key_or_a_certificate_and_a_certificate_names_one_keyless_consumer() {
+    let ok = config(
+        "consumers:\n  - {id: bot, client_cert: {uri: \"spiffe://corp/bot\"}}\n  - {id: both, key_sha256: \"35aa5085c1991080747f020f2807d382ac78cfacc7ec76105eb83a1fe8bde29e\", client_cert: {subject: \"CN=x\"}}\n",
+    );
+    let c = load_str(&ok, &no_env).unwrap();
+    assert!(c.consumers[0].key.is_none());
+    assert_eq!(
+        paths(&config("consumers:\n  - {id: none}\n")),
+        ["consumers[0].key_sha256"]
+    );
+    assert_eq!(
+        paths(&config(
+            "consumers:\n  - {id: a, client_cert: {uri: \"spiffe://x\"}}\n  - {id: b, client_cert: {uri: \"spiffe://x\"}}\n"
+        )),
+        ["consumers[1].client_cert"]
+    );
+    assert_eq!(
+        paths(&config(
+            "consumers:\n  - {id: a, client_cert: {uri: \"spiffe://x\", subject: \"CN=y\"}}\n"
+        )),
+        ["consumers[0].client_cert"]
+    );
+}
