@@ -24,6 +24,15 @@ fn ssn_answer_rule(action: &str, extra: &str) -> String {
     )
 }
 
+/// The metrics count `n` redactions by the answer rule `ssn_out` in `mode`.
+fn assert_redactions(gw: &GatewayServer, mode: &str, n: u64) {
+    let metrics = gw.admin_text("/metrics");
+    let series = format!(
+        r#"tollgate_filter_decisions_total{{action="redact",mode="{mode}",rule="ssn_out",stage="response"}} {n}"#
+    );
+    assert!(metrics.contains(&series), "{metrics}");
+}
+
 fn gateway(mock: &MockServer, filter: &str) -> (GatewayServer, PathBuf) {
     let log = temp_dir().join("access.log");
     let gw = GatewayServer::start_with(
@@ -68,13 +77,7 @@ fn a_whole_answer_is_redacted_before_the_client_and_the_cache_see_it() {
     let line = &log_lines(&log)[0];
     assert_eq!(line["response_filter"], "ssn_out:redact");
     assert!(!line.to_string().contains("6789"));
-    let metrics = gw.admin_text("/metrics");
-    assert!(
-        metrics.contains(
-            r#"tollgate_filter_decisions_total{action="redact",mode="enforce",rule="ssn_out",stage="response"} 1"#
-        ),
-        "{metrics}"
-    );
+    assert_redactions(&gw, "enforce", 1);
 }
 
 #[test]
@@ -235,13 +238,7 @@ fn a_shadow_answer_rule_changes_nothing_and_counts_what_it_would_have_done() {
         "It is 123-45-6789."
     );
     assert_eq!(r.header("x-tollgate-redacted"), None);
-    let metrics = gw.admin_text("/metrics");
-    assert!(
-        metrics.contains(
-            r#"tollgate_filter_decisions_total{action="redact",mode="shadow",rule="ssn_out",stage="response"} 2"#
-        ),
-        "{metrics}"
-    );
+    assert_redactions(&gw, "shadow", 2);
 }
 
 #[test]

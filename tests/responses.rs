@@ -177,17 +177,11 @@ fn mixed_responses_traffic_settles_what_the_backend_counted() {
         (completed, cut, failed) = (completed + c, cut + k, failed + f);
     }
     assert_eq!(completed + cut + failed, 320);
-    wait_until("every request is settled and logged", 20, || {
-        gw.admin("/costs")["consumers"]["tester"]["reserved_usd"] == "0.000000"
-            && gw.proc.log_text().matches("tollgate::request").count() == 320
-    });
+    wait_settled_and_logged(&gw, 320);
     let log = gw.proc.log_text();
-    let truth = good.ledger();
-    let settled = sum_field(&log, "model=gpt-4o", "tokens_in")
-        + sum_field(&log, "model=gpt-4o", "tokens_out");
     assert_eq!(
-        settled,
-        truth["prompt_tokens"].as_u64().unwrap() + truth["completion_tokens"].as_u64().unwrap(),
+        settled_tokens(&log, "gpt-4o"),
+        ledger_tokens(&good),
         "completed requests settle exactly what the backend counted"
     );
     let gpt_x: Vec<&str> = log

@@ -196,20 +196,10 @@ fn a_thousand_mixed_requests_settle_exactly_what_the_backend_reports() {
         cut += k;
     }
     assert_eq!(completed + cut, 1_000);
-    wait_until("every request is settled and logged", 20, || {
-        let c = &gw.admin("/costs")["consumers"]["tester"];
-        c["reserved_usd"] == "0.000000"
-            && gw.proc.log_text().matches("tollgate::request").count() == 1_000
-    });
+    wait_settled_and_logged(&gw, 1_000);
     let log = gw.proc.log_text();
     // Completed requests: what the gateway settled is exactly what the backend counted.
-    let truth = good.ledger();
-    let settled = sum_field(&log, "model=gpt-4o", "tokens_in")
-        + sum_field(&log, "model=gpt-4o", "tokens_out");
-    assert_eq!(
-        settled,
-        truth["prompt_tokens"].as_u64().unwrap() + truth["completion_tokens"].as_u64().unwrap()
-    );
+    assert_eq!(settled_tokens(&log, "gpt-4o"), ledger_tokens(&good));
     assert_eq!(
         log.lines()
             .filter(|l| l.contains("model=gpt-4o") && l.contains("estimated=true"))

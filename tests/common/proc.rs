@@ -414,6 +414,27 @@ pub fn sum_field(log: &str, filter: &str, key: &str) -> u64 {
         .sum()
 }
 
+/// Waits until `n` requests are logged (one diagnostic line each) and the `tester` consumer has
+/// nothing left reserved.
+pub fn wait_settled_and_logged(gw: &GatewayServer, n: usize) {
+    wait_until("every request is settled and logged", 20, || {
+        gw.admin("/costs")["consumers"]["tester"]["reserved_usd"] == "0.000000"
+            && gw.proc.log_text().matches("tollgate::request").count() == n
+    });
+}
+
+/// The tokens (in and out) the gateway settled for requests whose log line names `model`.
+pub fn settled_tokens(log: &str, model: &str) -> u64 {
+    let filter = format!("model={model}");
+    sum_field(log, &filter, "tokens_in") + sum_field(log, &filter, "tokens_out")
+}
+
+/// The tokens (prompt and completion) a mock's ledger counted.
+pub fn ledger_tokens(mock: &MockServer) -> u64 {
+    let truth = mock.ledger();
+    truth["prompt_tokens"].as_u64().unwrap() + truth["completion_tokens"].as_u64().unwrap()
+}
+
 /// The Python with the official `openai` SDK (with the Responses API), or `None` to skip the
 /// test when the SDK is not installed and `TOLLGATE_REQUIRE_SDK` is not set (`make test` sets
 /// it after installing the SDK).
