@@ -62,7 +62,7 @@ pub fn costs(state: &State, rt: &Runtime) -> Value {
     let day = utc_day(now);
     let mut consumers = serde_json::Map::new();
     for c in &rt.config.consumers {
-        let (spent, total, recent) = state.spend.report(&c.id, day);
+        let (_, total, recent) = state.spend.report(&c.id, day);
         let budget = c.daily_budget_micros.saturating_mul(1000);
         let standing = state.spend.standing(&c.id, budget, day);
         let used = state.limiter.used(&c.id, now);
@@ -81,35 +81,41 @@ pub fn costs(state: &State, rt: &Runtime) -> Value {
                 })
             })
             .collect();
-        consumers.insert(
-            c.id.clone(),
-            json!({
-                "team": c.team,
-                "daily_budget_usd": usd(budget, 2),
-                "daily_budget": usd_number(budget),
-                "spent_today_usd": usd(spent, 6),
-                "spent_today": usd_number(spent),
-                "spent_today_nanos": spent,
-                "reserved_usd": usd(standing.reserved, 6),
-                "percent_used": standing.percent_used(),
-                "total_all_time_usd": usd(total, 6),
-                "total_all_time": usd_number(total),
-                "tokens_used": {
-                    "minute": used[0],
-                    "hour": used[1],
-                    "day": used[2],
-                },
-                "recent_requests": recent,
-            }),
-        );
+        let mut entry = json!({
+            "team": c.team,
+            "daily_budget_usd": usd(budget, 2),
+            "daily_budget": usd_number(budget),
+            "total_all_time_usd": usd(total, 6),
+            "total_all_time": usd_number(total),
+            "recent_requests": recent,
+        });
+        if let Some(map) = entry.as_object_mut() {
+            today_fields(map, &standing, used);
+        }
+        consumers.insert(c.id.clone(), entry);
     }
     json!({"date": utc_date(day), "consumers": consumers})
+}
+
+/// A consumer's figures for today, wherever they were read: spend, reservations and the token
+/// windows (minute, hour, day).
+fn today_fields(c: &mut serde_json::Map<String, Value>, today: &Standing, tokens: [u64; 3]) {
+    let [minute, hour, day] = tokens;
+    c.insert("spent_today_usd".into(), json!(usd(today.spent, 6)));
+    c.insert("spent_today".into(), json!(usd_number(today.spent)));
+    c.insert("spent_today_nanos".into(), json!(today.spent));
+    c.insert("reserved_usd".into(), json!(usd(today.reserved, 6)));
+    c.insert("percent_used".into(), json!(today.percent_used()));
+    c.insert(
+        "tokens_used".into(),
+        json!({"minute": minute, "hour": hour, "day": day}),
+    );
 }
 
 /// With shared state, today's spend and the token windows in `costs` are every instance's (read
 /// from Redis, which enforces them); the recent requests and all-time totals stay this
 /// instance's own.
-pub async fn shared_costs(state: &State, rt: &Runtime, costs: &mut Value) {
+async fn shared_costs(state: &State, rt: &Runtime, costs: &mut Value) {
     let Some(shared) = &state.shared else {
         return;
     };
@@ -129,16 +135,7 @@ pub async fn shared_costs(state: &State, rt: &Runtime, costs: &mut Value) {
                     reserved: today.committed.saturating_sub(today.spent),
                     budget: consumer.daily_budget_micros.saturating_mul(1000),
                 };
-                c.insert("spent_today_usd".into(), json!(usd(today.spent, 6)));
-                c.insert("spent_today".into(), json!(usd_number(today.spent)));
-                c.insert("spent_today_nanos".into(), json!(today.spent));
-                c.insert("reserved_usd".into(), json!(usd(standing.reserved, 6)));
-                c.insert("percent_used".into(), json!(standing.percent_used()));
-                let [minute, hour, day] = today.tokens;
-                c.insert(
-                    "tokens_used".into(),
-                    json!({"minute": minute, "hour": hour, "day": day}),
-                );
+                today_fields(c, &standing, today.tokens);
             }
             costs["spend_source"] = json!("redis");
             costs["settlements_waiting"] = json!(shared.store.pending());

@@ -5,7 +5,6 @@ use super::build::check_id;
 use super::file::{BackendSection, HealthCheckSection, RouteWantSection, RoutingSection};
 use super::types::*;
 use super::Problem;
-use crate::digest::decode_base64;
 use crate::digest::Secret;
 use pingora::utils::tls::{parse_x509, WrappedX509};
 use std::sync::Arc;
@@ -405,7 +404,6 @@ fn want(w: &RouteWantSection, path: &str, problems: &mut Vec<Problem>) -> Want {
     }
 }
 
-/// The certificates in a PEM file, each checked to be a valid X.509 certificate.
 /// The secret in the environment variable `var` (a `credential_env` setting of the section at
 /// `path`); unset or empty is a problem.
 pub(super) fn credential(
@@ -427,30 +425,12 @@ pub(super) fn credential(
     }
 }
 
+/// The certificates in a PEM file, each checked to be a valid X.509 certificate.
 pub(super) fn read_pem_certs(file: &str) -> Result<Arc<[WrappedX509]>, String> {
-    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {file}: {e}"))?;
-    let mut certs = Vec::new();
-    let mut body: Option<String> = None;
-    for line in text.lines() {
-        let line = line.trim();
-        if line == "-----BEGIN CERTIFICATE-----" {
-            body = Some(String::new());
-        } else if line == "-----END CERTIFICATE-----" {
-            if let Some(b64) = body.take() {
-                let der = decode_base64(b64.trim_end_matches('=').as_bytes())
-                    .ok_or_else(|| format!("{file}: a certificate is not valid base64"))?;
-                if x509_parser::parse_x509_certificate(&der).is_err() {
-                    return Err(format!("{file}: a certificate is not valid X.509"));
-                }
-                // Parsing again cannot fail: it was just checked.
-                certs.push(WrappedX509::new(der, parse_x509));
-            }
-        } else if let Some(b) = body.as_mut() {
-            b.push_str(line);
-        }
-    }
-    if certs.is_empty() {
-        return Err(format!("{file} holds no PEM certificate"));
-    }
-    Ok(Arc::from(certs))
+    let chain = super::tls::read_chain(file)?;
+    Ok(chain
+        .into_iter()
+        // Parsing cannot fail: `read_chain` checked each certificate.
+        .map(|der| WrappedX509::new(der.to_vec(), parse_x509))
+        .collect())
 }

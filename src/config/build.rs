@@ -368,11 +368,12 @@ fn build_server(
         "server.grace_period_seconds",
         problems,
     );
-    let tls_of = |t: &Option<super::file::TlsSection>, path: &str, problems: &mut Vec<Problem>| {
-        t.as_ref().map(|t| super::tls::build(t, path, problems))
-    };
-    let tls = tls_of(&s.tls, "server.tls", problems);
-    let admin_tls = tls_of(&s.admin.tls, "server.admin.tls", problems);
+    let tls = s
+        .tls
+        .as_ref()
+        .map(|t| super::tls::build(t, "server.tls", problems));
+    let admin_tls =
+        (s.admin.tls.as_ref()).map(|t| super::tls::build(t, "server.admin.tls", problems));
     if s.h2c && s.tls.is_some() {
         problems.push(Problem::new(
             "server.h2c",
@@ -388,10 +389,6 @@ fn build_server(
             "needs server.trusted_proxies: a PROXY header is read only from a trusted peer",
         ));
     }
-    // A section that failed to load is a problem already reported.
-    let (tls, admin_tls) = (tls.map(|t| t.ok_or(())), admin_tls.map(|t| t.ok_or(())));
-    let tls = tls.transpose().ok()?;
-    let admin_tls = admin_tls.transpose().ok()?;
     Some(ServerConfig {
         listen: listen?,
         threads: s.threads,
@@ -405,10 +402,10 @@ fn build_server(
         admin: AdminConfig {
             listen: admin_listen?,
             token: token?,
-            tls: admin_tls,
+            tls: loaded(admin_tls)?,
         },
         lab_endpoints: s.lab_endpoints,
-        tls,
+        tls: loaded(tls)?,
         http2: s.http2,
         h2c: s.h2c,
         trusted_proxies,
@@ -416,6 +413,15 @@ fn build_server(
         deny_ips,
         forward_client_address: s.forward_client_address,
     })
+}
+
+/// An optional section that was loaded: `None` when it was given and failed (its problems are
+/// reported), else what it holds.
+fn loaded<T>(section: Option<Option<T>>) -> Option<Option<T>> {
+    match section {
+        Some(None) => None,
+        s => Some(s.flatten()),
+    }
 }
 
 fn build_consumer(

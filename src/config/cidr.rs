@@ -101,11 +101,6 @@ impl Cidr {
         }
     }
 
-    /// The network address (host bits cleared).
-    pub fn addr(&self) -> IpAddr {
-        self.addr
-    }
-
     /// The number of leading bits that must match.
     pub fn prefix(&self) -> u8 {
         self.prefix

@@ -56,17 +56,6 @@ impl std::fmt::Debug for ServerTls {
     }
 }
 
-impl PartialEq for ServerTls {
-    /// The same files, holding the same certificate, asking the same of clients.
-    fn eq(&self, other: &Self) -> bool {
-        self.cert_file == other.cert_file
-            && self.key_file == other.key_file
-            && self.fingerprint == other.fingerprint
-            && self.clients.as_ref().map(|c| (&c.ca_file, c.required))
-                == other.clients.as_ref().map(|c| (&c.ca_file, c.required))
-    }
-}
-
 /// Reads and checks the `tls:` section at `path`.
 pub fn build(s: &TlsSection, path: &str, problems: &mut Vec<Problem>) -> Option<ServerTls> {
     let provider = provider();
@@ -143,8 +132,8 @@ pub fn build(s: &TlsSection, path: &str, problems: &mut Vec<Problem>) -> Option<
     })
 }
 
-/// The certificates of a PEM file, leaf first.
-fn read_chain(file: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+/// The certificates of a PEM file, leaf first, each checked to be valid X.509.
+pub(super) fn read_chain(file: &str) -> Result<Vec<CertificateDer<'static>>, String> {
     let chain = CertificateDer::pem_file_iter(file)
         .map_err(|e| format!("cannot read {file}: {e}"))?
         .collect::<Result<Vec<_>, _>>()

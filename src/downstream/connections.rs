@@ -243,8 +243,8 @@ where
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
+        let rt = self.live.current();
         let (header_limit, cap, h2c, proxy_protocol) = {
-            let rt = self.live.current();
             let s = &rt.config.server;
             let (limit, cap) = (s.timeouts.client_header, s.max_idle_connections);
             (
@@ -262,7 +262,8 @@ where
         let stream = if proxy_protocol && stream.as_any().is::<L4Stream>() {
             let mut l4 = stream.into_any().downcast::<L4Stream>().ok()?;
             let within = due.saturating_duration_since(Instant::now());
-            if let Err(e) = super::proxied::take_header(&mut l4, &self.live, within).await {
+            let trusted = &rt.config.server.trusted_proxies;
+            if let Err(e) = super::proxied::take_header(&mut l4, trusted, within).await {
                 log::debug!("connection dropped: {e}");
                 return None;
             }
@@ -270,20 +271,21 @@ where
         } else {
             stream
         };
+        // The connection outlives this configuration: it is not kept.
+        drop(rt);
         // HTTP/2 (by ALPN on TLS, or prior knowledge when h2c is on) runs Pingora's own loop:
         // its streams share one connection, so neither the header deadline nor the idle cap
         // (both per HTTP/1 request) applies; Pingora closes an HTTP/2 connection idle for its
         // `h2_idle_timeout`, and each request's body reads have their own deadlines (`body`).
-        let h2 = |stream: Stream| -> Stream {
-            let left = due.saturating_duration_since(Instant::now());
-            Box::new(PrefaceDue::new(stream, left))
-        };
         let stream = if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
-            return <A as ServerApp>::process_new(&self.app, h2(stream), shutdown).await;
+            let left = due.saturating_duration_since(Instant::now());
+            let stream = Box::new(PrefaceDue::new(stream, left));
+            return <A as ServerApp>::process_new(&self.app, stream, shutdown).await;
         } else if h2c {
+            // The sniff already read the whole preface (and put it back): nothing left to await.
             match sniff_h2c(stream, due).await? {
                 (stream, true) => {
-                    return <A as ServerApp>::process_new(&self.app, h2(stream), shutdown).await
+                    return <A as ServerApp>::process_new(&self.app, stream, shutdown).await
                 }
                 (stream, false) => stream,
             }

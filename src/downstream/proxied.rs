@@ -10,6 +10,7 @@
 //! valid header in time is disconnected.
 
 use super::proxy_protocol;
+use crate::config::cidr::CidrSet;
 use crate::runtime::LiveState;
 use async_trait::async_trait;
 use pingora::listeners::PreTlsProcess;
@@ -22,18 +23,13 @@ use std::os::unix::io::AsRawFd;
 /// its client as the connection's peer; connections from other peers are left as they are.
 pub async fn take_header(
     l4: &mut L4Stream,
-    live: &LiveState,
+    trusted_proxies: &CidrSet,
     within: std::time::Duration,
 ) -> Result<(), String> {
-    let trusted = {
-        let rt = live.current();
-        let s = &rt.config.server;
-        let peer = l4
-            .get_socket_digest()
-            .and_then(|d| d.peer_addr().and_then(PeerAddr::as_inet).map(|a| a.ip()));
-        peer.is_some_and(|ip| s.trusted_proxies.contains(ip))
-    };
-    if !trusted {
+    let peer = l4
+        .get_socket_digest()
+        .and_then(|d| d.peer_addr().and_then(PeerAddr::as_inet).map(|a| a.ip()));
+    if !peer.is_some_and(|ip| trusted_proxies.contains(ip)) {
         return Ok(());
     }
     let (source, rest) = proxy_protocol::read_header(l4, within).await?;
@@ -54,13 +50,16 @@ pub struct PreTls {
 #[async_trait]
 impl PreTlsProcess for PreTls {
     async fn process(&self, stream: &mut L4Stream) -> pingora::Result<()> {
-        let within = self.live.current().config.server.timeouts.client_header;
-        take_header(stream, &self.live, within).await.map_err(|e| {
-            log::debug!("connection dropped: {e}");
-            pingora::Error::explain(
-                pingora::ErrorType::ConnectionClosed,
-                "no valid PROXY header",
-            )
-        })
+        let rt = self.live.current();
+        let s = &rt.config.server;
+        take_header(stream, &s.trusted_proxies, s.timeouts.client_header)
+            .await
+            .map_err(|e| {
+                log::debug!("connection dropped: {e}");
+                pingora::Error::explain(
+                    pingora::ErrorType::ConnectionClosed,
+                    "no valid PROXY header",
+                )
+            })
     }
 }
