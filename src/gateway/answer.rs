@@ -17,18 +17,15 @@ pub(super) fn check_whole(
     rules: &Arc<OutputRules>,
     texts: Vec<&mut String>,
 ) -> (Vec<Finding>, Option<String>) {
-    let mut found = Vec::new();
+    let mut scanner = rules.scanner();
     for text in texts {
-        let mut scanner = rules.scanner();
-        let mut out = scanner.push(text);
-        out.push_str(&scanner.finish());
-        found.append(&mut scanner.found);
+        let out = scanner.whole(text);
         if scanner.blocked.is_some() {
-            return (found, scanner.blocked);
+            return (scanner.found, scanner.blocked);
         }
         *text = out;
     }
-    (found, None)
+    (scanner.found, None)
 }
 
 /// Which text the rules rewrote.

@@ -211,18 +211,14 @@ impl Gateway {
         let out = req
             .view
             .outbound(req.raw.clone(), backend.protocol, req.cap.inject, rename);
-        let mut header = peer::request_header(
+        let header = peer::request_header(
             backend,
             out.path,
             &session.req_header().headers,
             out.body.len(),
             out.rewritten,
+            ctx.forwarded_for.as_deref(),
         )?;
-        if let Some(chain) = &ctx.forwarded_for {
-            header
-                .insert_header("x-forwarded-for", chain.as_str())
-                .map_err(|_| GatewayError::Internal)?;
-        }
         if ctx.tried.len() == 1 {
             ctx.phase("routing");
         }

@@ -478,9 +478,7 @@ fn responses_text_event(key: u64, text: &str) -> Bytes {
 /// `text`, redacted whole by the rules (the full text a Responses stream repeats in its `done`
 /// and terminal events, whose deltas the scanners checked).
 fn redact_whole(rules: &Arc<OutputRules>, text: &mut String) -> bool {
-    let mut scanner = rules.scanner();
-    let mut out = scanner.push(text);
-    out.push_str(&scanner.finish());
+    let out = rules.scanner().whole(text);
     let changed = out != *text;
     *text = out;
     changed

@@ -1,5 +1,5 @@
-//! Checking answer text as it passes, with a hold-back window: the groundwork of the filter's
-//! output side (not yet wired to configuration or to the response path).
+//! Checking answer text as it passes, with a hold-back window: the filter's rules on answers
+//! (whole and streamed) and on request bodies (redaction).
 //!
 //! A [`Scanner`] takes the text of one answer (one choice or content block) piece by piece, in
 //! the order a stream delivers it, and gives back what may be released to the client now: text
@@ -169,6 +169,14 @@ impl Scanner {
         }
         self.held.push_str(piece);
         self.settle(false)
+    }
+
+    /// A whole text, checked at once: what the client may read of it. The scanner is then
+    /// ready for the next text (nothing held), and keeps what it found.
+    pub fn whole(&mut self, text: &str) -> String {
+        let mut out = self.push(text);
+        out.push_str(&self.finish());
+        out
     }
 
     /// Text is held back now.
@@ -462,7 +470,8 @@ mod tests {
 pub fn redact_json(rules: &Arc<OutputRules>, body: &[u8]) -> (Option<Vec<u8>>, Vec<Finding>) {
     let mut out: Vec<u8> = Vec::new();
     let mut copied = 0;
-    let mut found = Vec::new();
+    // One scanner (and DFA cache) for every string of the body.
+    let mut scanner = rules.scanner();
     let mut i = 0;
     while i < body.len() {
         if body[i] != b'"' {
@@ -484,10 +493,7 @@ pub fn redact_json(rules: &Arc<OutputRules>, body: &[u8]) -> (Option<Vec<u8>>, V
         let Ok(text) = serde_json::from_slice::<String>(&body[start..end]) else {
             continue;
         };
-        let mut scanner = rules.scanner();
-        let mut redacted = scanner.push(&text);
-        redacted.push_str(&scanner.finish());
-        found.append(&mut scanner.found);
+        let redacted = scanner.whole(&text);
         if redacted != text {
             out.extend_from_slice(&body[copied..start]);
             let encoded = serde_json::to_string(&redacted).unwrap_or_default();
@@ -496,10 +502,10 @@ pub fn redact_json(rules: &Arc<OutputRules>, body: &[u8]) -> (Option<Vec<u8>>, V
         }
     }
     if copied == 0 {
-        return (None, found);
+        return (None, scanner.found);
     }
     out.extend_from_slice(&body[copied..]);
-    (Some(out), found)
+    (Some(out), scanner.found)
 }
 
 #[cfg(test)]

@@ -94,13 +94,15 @@ pub fn verified_peer(
 
 /// The request header for the backend: `path` below the backend's prefix (or the provider's own
 /// path), the client's headers the backend may get (see the module header; never one that
-/// `Connection` names), plus ours.
+/// `Connection` names), plus ours: `X-Forwarded-For` is `forwarded_for` when the gateway sends
+/// one (`server.forward_client_address`), never the client's.
 pub fn request_header(
     backend: &Backend,
     path: &str,
     client: &HeaderMap,
     body_len: usize,
     json_body: bool,
+    forwarded_for: Option<&str>,
 ) -> Result<RequestHeader, GatewayError> {
     let full_path = provider::path(backend, path);
     let mut req = RequestHeader::build("POST", full_path.as_bytes(), Some(client.len() + 4))
@@ -136,6 +138,9 @@ pub fn request_header(
     }
     for (name, value) in provider::headers(backend) {
         set(&mut req, name, value)?;
+    }
+    if let Some(chain) = forwarded_for {
+        set(&mut req, "x-forwarded-for", chain.to_string())?;
     }
     Ok(req)
 }
@@ -181,6 +186,7 @@ mod tests {
             &client_headers(),
             42,
             false,
+            None,
         )
         .unwrap();
         let h = &req.headers;
@@ -209,14 +215,22 @@ mod tests {
             deployment: "gpt4o-prod".into(),
             api_version: "2024-10-21".into(),
         };
-        let req = request_header(&b, "/v1/chat/completions", &client_headers(), 1, false).unwrap();
+        let req = request_header(
+            &b,
+            "/v1/chat/completions",
+            &client_headers(),
+            1,
+            false,
+            None,
+        )
+        .unwrap();
         assert_eq!(
             req.uri.to_string(),
             "/openai/deployments/gpt4o-prod/chat/completions?api-version=2024-10-21"
         );
         assert_eq!(req.headers.get("api-key").unwrap(), "azure-secret");
         assert!(req.headers.get("authorization").is_none());
-        let req = request_header(&b, "/v1/responses", &client_headers(), 1, false).unwrap();
+        let req = request_header(&b, "/v1/responses", &client_headers(), 1, false, None).unwrap();
         assert_eq!(
             req.uri.to_string(),
             "/openai/responses?api-version=2024-10-21"
@@ -231,6 +245,7 @@ mod tests {
             &client_headers(),
             1,
             true,
+            None,
         )
         .unwrap();
         assert!(req.headers.get("authorization").is_none());

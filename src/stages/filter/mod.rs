@@ -489,14 +489,8 @@ impl Filter {
     }
 }
 
-/// The patterns of `rule` for the raw text of answers and request bodies: its expressions, or
-/// its keywords in any case.
-fn raw_patterns(rule: &crate::config::filter::FilterRule) -> Vec<String> {
-    raw_patterns_of(&rule.matcher, true)
-}
-
 /// A matcher's expressions as written, or its keywords as one alternation (in any case when
-/// `keywords_any_case`).
+/// `keywords_any_case`, as answers and request bodies are matched).
 fn raw_patterns_of(matcher: &Matcher, keywords_any_case: bool) -> Vec<String> {
     match matcher {
         Matcher::Regex { patterns, .. } => patterns.iter().map(|(_, p)| p.clone()).collect(),
@@ -522,7 +516,7 @@ fn redact_rules(cfg: &FilterConfig) -> Result<Option<OutputRules>, String> {
         .iter()
         .filter(|r| r.on_request && r.action == Some(Action::Redact))
         .flat_map(|r| {
-            raw_patterns(r)
+            raw_patterns_of(&r.matcher, true)
                 .into_iter()
                 .map(|p| (r.id.clone(), p, OutputAction::Redact, r.mode))
         })
@@ -554,7 +548,7 @@ fn output_rules(cfg: &FilterConfig, role: Role) -> Result<Option<OutputRules>, S
             Action::Audit => OutputAction::Audit,
             Action::Allow => continue,
         };
-        for p in raw_patterns(r) {
+        for p in raw_patterns_of(&r.matcher, true) {
             specs.push((r.id.clone(), p, action, r.mode));
         }
     }
