@@ -62,11 +62,7 @@ fn ask(ca: &TestCa, port: u16, body: &str, extra: &[&str]) -> (String, String) {
 }
 
 fn tls_lines(pair: &Issued) -> String {
-    format!(
-        "  tls: {{cert_file: \"{}\", key_file: \"{}\"}}",
-        pair.cert_str(),
-        pair.key_str()
-    )
+    format!("  tls: {}", pair.tls_yaml(""))
 }
 
 /// The subject of the certificate a fresh handshake on `port` gets.
@@ -213,7 +209,9 @@ fn a_certificate_rotated_by_sighup_reaches_new_handshakes_with_no_failed_request
             })
         })
         .collect();
-    std::thread::sleep(std::time::Duration::from_millis(700));
+    wait_until("the clients are under way", 10, || {
+        done.load(Ordering::Relaxed) >= 15
+    });
     // A broken pair first: refused, and the running configuration and certificate stay.
     std::fs::write(&live.key, "not a key").unwrap();
     gw.proc.signal("HUP");
@@ -231,7 +229,10 @@ fn a_certificate_rotated_by_sighup_reaches_new_handshakes_with_no_failed_request
     wait_until("new handshakes get the new certificate", 10, || {
         served_subject(gw.port).contains("CN = second")
     });
-    std::thread::sleep(std::time::Duration::from_millis(700));
+    let rotated = done.load(Ordering::Relaxed);
+    wait_until("more requests after the rotation", 10, || {
+        done.load(Ordering::Relaxed) >= rotated + 15
+    });
     stop.store(true, Ordering::Relaxed);
     for c in clients {
         c.join().unwrap();
@@ -245,22 +246,10 @@ fn h2c_by_prior_knowledge_beside_http1_on_a_plain_listener() {
     let mock = MockServer::start(&[]);
     let gw = GatewayServer::start(&backends_for(mock.port), "  h2c: true");
     let url = format!("http://127.0.0.1:{}/v1/chat/completions", gw.port);
-    let auth = format!("Authorization: Bearer {KEY_STANDARD}");
     for (flag, version) in [("--http2-prior-knowledge", "2"), ("--http1.1", "1.1")] {
-        let (ok, out) = curl(&[
-            flag,
-            "-N",
-            "-H",
-            &auth,
-            "-d",
-            STREAM,
-            "-w",
-            "\n%{http_version} %{http_code}",
-            &url,
-        ]);
-        assert!(ok, "{flag}: {out}");
-        assert!(out.ends_with(&format!("\n{version} 200")), "{flag}: {out}");
-        assert!(out.contains("data: [DONE]"), "{flag}: {out}");
+        let (answer, line) = call(&url, STREAM, &[flag]);
+        assert_eq!(line, format!("{version} 200"), "{flag}: {answer}");
+        assert!(answer.contains("data: [DONE]"), "{flag}: {answer}");
     }
     // A short HTTP/1.0 request (shorter than the HTTP/2 preface) is answered, not held.
     let (status, _) = raw(gw.port, b"GET /health HTTP/1.0\r\n\r\n");
@@ -280,13 +269,9 @@ fn entry(gw: &GatewayServer, n: usize) -> serde_json::Value {
 
 /// A chat request as `key` on a fresh connection, with extra headers.
 fn chat_as(port: u16, key: &str, headers: &[(&str, &str)]) -> Response {
-    let auth = format!("Bearer {key}");
-    let mut all = vec![
-        ("Authorization", auth.as_str()),
-        ("Content-Type", "application/json"),
-    ];
+    let mut all = vec![("X-API-Key", key)];
     all.extend_from_slice(headers);
-    request(port, "POST", "/v1/chat/completions", &all, CHAT.as_bytes())
+    post_as(port, "/v1/chat/completions", &all, CHAT)
 }
 
 #[test]
@@ -426,12 +411,11 @@ fn mutual_tls_identifies_consumers_by_certificate_and_refuses_the_wrong_ones() {
     let stranger =
         TestCa::new("Other CA").issue("x", "/CN=robot/O=Corp", "extendedKeyUsage=clientAuth");
     let tls = |auth: &str| {
-        format!(
-            "  tls: {{cert_file: \"{}\", key_file: \"{}\", client_ca_file: \"{}\", client_auth: {auth}}}",
-            server.cert_str(),
-            server.key_str(),
+        let ca = format!(
+            ", client_ca_file: \"{}\", client_auth: {auth}",
             clients.cert_str()
-        )
+        );
+        format!("  tls: {}", server.tls_yaml(&ca))
     };
     let mock = MockServer::start(&[]);
     let gw = GatewayServer::start(&backends_for(mock.port), &tls("optional"));
@@ -660,11 +644,7 @@ fn the_admin_plane_can_speak_tls_too() {
     )
     .replace(
         "  admin:\n",
-        &format!(
-            "  admin:\n    tls: {{cert_file: \"{}\", key_file: \"{}\"}}\n",
-            pair.cert_str(),
-            pair.key_str()
-        ),
+        &format!("  admin:\n    tls: {}\n", pair.tls_yaml("")),
     );
     let path = dir.join("tollgate.yaml");
     std::fs::write(&path, yaml).unwrap();

@@ -29,6 +29,12 @@ fn the_labs_management_commands_work_as_written_against_the_demo() {
     let again = run(&demo, ask);
     assert_eq!(again["gateway_metadata"]["cache_hit"], true, "{again}");
 
+    // Both chats are recorded before the lab reads its figures (recording follows the answer).
+    wait_until("both chats are recorded", 5, || {
+        run(&demo, "curl localhost:9000/metrics")["recent_entries"]
+            .as_array()
+            .is_some_and(|e| e.len() == 2)
+    });
     let health = run(&demo, "curl localhost:9000/health");
     assert_eq!(health["status"], "ok");
     assert_eq!(health["service"], "tollgate");

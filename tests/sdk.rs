@@ -92,11 +92,7 @@ fn exchange(
         Transport::Plain => (String::new(), "http"),
         Transport::Tls(ca) => {
             let pair = ca.server("server");
-            let lines = format!(
-                "  tls: {{cert_file: \"{}\", key_file: \"{}\"}}",
-                pair.cert_str(),
-                pair.key_str()
-            );
+            let lines = format!("  tls: {}", pair.tls_yaml(""));
             (lines, "https")
         }
     };
@@ -133,7 +129,6 @@ fn exchange(
     wait_until("every request is logged and settled", 10, || {
         log_lines(&log_file).len() >= requests
             && gw.admin("/costs")["consumers"]["tester"]["reserved_usd"] == "0.000000"
-            && gw.admin("/stats")["aggregate"]["total_requests"] == requests
     });
     Exchange {
         sdk,

@@ -36,6 +36,15 @@ impl Issued {
     pub fn key_str(&self) -> String {
         self.key.display().to_string()
     }
+
+    /// A listener's `tls:` value serving this pair, with `extra` settings (`, client_auth: …`).
+    pub fn tls_yaml(&self, extra: &str) -> String {
+        format!(
+            "{{cert_file: \"{}\", key_file: \"{}\"{extra}}}",
+            self.cert_str(),
+            self.key_str()
+        )
+    }
 }
 
 impl TestCa {

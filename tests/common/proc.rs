@@ -454,24 +454,3 @@ pub fn python_with_sdk() -> Option<String> {
     }
     Some(python)
 }
-
-/// Runs `tests/sdk/<script>` with `python` against the gateway on `port` as `KEY_STANDARD`
-/// asking for `model`; its JSON output.
-pub fn run_sdk_script(python: &str, script: &str, port: u16, model: &str) -> serde_json::Value {
-    let path = format!("{}/tests/sdk/{script}", env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(python)
-        .args([
-            path.as_str(),
-            &format!("http://127.0.0.1:{port}/v1"),
-            KEY_STANDARD,
-            model,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "SDK run failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
