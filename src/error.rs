@@ -45,6 +45,12 @@ pub enum GatewayError {
         model: String,
     },
     BadRequest(String),
+    /// The request has a field the backend's dialect cannot express (and the backend's
+    /// `drop_unsupported` does not list it); `target` names that dialect.
+    Untranslatable {
+        field: String,
+        target: String,
+    },
     PayloadTooLarge {
         limit: usize,
     },
@@ -130,6 +136,7 @@ impl GatewayError {
             | ModelNotAllowed { .. }
             | ModelNotServed { .. }
             | BadRequest(_)
+            | Untranslatable { .. }
             | PayloadTooLarge { .. }
             | HeadersTooLarge { .. }
             | RequestTimeout { .. }
@@ -159,7 +166,7 @@ impl GatewayError {
             ClientDenied | AddressNotAllowed { .. } | CertificateRequired { .. } => 403,
             ModelNotAllowed { .. } => 403,
             ModelNotServed { .. } => 404,
-            BadRequest(_) => 400,
+            BadRequest(_) | Untranslatable { .. } => 400,
             PayloadTooLarge { .. } => 413,
             HeadersTooLarge { .. } => 431,
             RequestTimeout { .. } => 408,
@@ -188,6 +195,7 @@ impl GatewayError {
             ModelNotAllowed { .. } => "model_not_allowed",
             ModelNotServed { .. } => "model_not_served",
             BadRequest(_) => "bad_request",
+            Untranslatable { .. } => "unsupported_field",
             PayloadTooLarge { .. } => "payload_too_large",
             HeadersTooLarge { .. } => "request_header_fields_too_large",
             RequestTimeout { .. } => "request_timeout",
@@ -234,6 +242,10 @@ impl GatewayError {
             }
             ModelNotServed { model } => format!("No backend serves model '{model}' on this route."),
             BadRequest(reason) => format!("Invalid request: {reason}"),
+            Untranslatable { field, target } => format!(
+                "Invalid request: `{field}` cannot be expressed for the {target} backend that \
+                 serves this model (its drop_unsupported may list it to drop it instead)."
+            ),
             PayloadTooLarge { limit } => {
                 format!("Request body is larger than the gateway's limit of {limit} bytes.")
             }

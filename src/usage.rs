@@ -10,8 +10,11 @@ use crate::config::Price;
 pub struct Usage {
     pub input: u64,
     pub output: u64,
-    /// Prompt tokens served from the provider's prompt cache (when reported).
+    /// Prompt tokens served from the provider's prompt cache (when reported), inside `input`.
     pub cached: u64,
+    /// Prompt tokens written to the provider's prompt cache (Anthropic's
+    /// `cache_creation_input_tokens`, Bedrock's `cacheWriteInputTokens`), inside `input`.
+    pub cache_write: u64,
     /// Reasoning tokens inside `output` (when reported).
     pub reasoning: u64,
     /// True when the gateway estimated instead of reading the backend's report.

@@ -330,6 +330,12 @@ pub enum Protocol {
     LabAgent,
     /// The Anthropic Messages API (`/v1/messages`).
     Anthropic,
+    /// Google's Generative Language API (`models/{model}:generateContent`,
+    /// `:streamGenerateContent`).
+    Gemini,
+    /// AWS Bedrock Runtime's Converse API (`/model/{model}/converse`, `/converse-stream`),
+    /// SigV4-signed.
+    Bedrock,
 }
 
 impl Protocol {
@@ -338,6 +344,8 @@ impl Protocol {
             Protocol::OpenAi => "openai",
             Protocol::LabAgent => "lab-agent",
             Protocol::Anthropic => "anthropic",
+            Protocol::Gemini => "gemini",
+            Protocol::Bedrock => "bedrock",
         }
     }
 }

@@ -385,6 +385,7 @@ fn checked(
             Some(serde_json::Value::String(s)) => vec![s],
             _ => Vec::new(),
         },
+        Protocol::Gemini | Protocol::Bedrock => Vec::new(),
     };
     let (found, blocked) = answer::check_whole(rules, texts);
     let redacted = found

@@ -181,15 +181,7 @@ impl HttpServerApp for Mock {
         }
         // Faults hit the model routes; `/health`, `/ledger` and `/v1/models` keep answering, as a
         // live process with a failing model does.
-        let model_route = method == "POST"
-            && matches!(
-                path.as_str(),
-                "/v1/chat/completions"
-                    | "/chat"
-                    | "/v1/messages"
-                    | "/v1/embeddings"
-                    | "/v1/responses"
-            );
+        let model_route = reply::is_model_route(&method, &path);
         let reply = if let Some(status) = plan.fault_status.filter(|_| model_route) {
             Reply::fault(status)
         } else {
@@ -211,10 +203,13 @@ impl HttpServerApp for Mock {
                 };
                 write_whole(&mut session, status, content_type, body, retry_after, &plan).await?;
             }
-            Reply::Stream { events } => {
+            Reply::Stream {
+                content_type,
+                events,
+            } => {
                 let mut h = ResponseHeader::build(200, Some(4)).ok()?;
                 h.insert_header("server", MOCK_SERVER).ok()?;
-                h.insert_header("content-type", "text/event-stream").ok()?;
+                h.insert_header("content-type", content_type).ok()?;
                 h.insert_header("cache-control", "no-cache").ok()?;
                 if plan.provider_headers {
                     for (name, value) in reply::PROVIDER_HEADERS {

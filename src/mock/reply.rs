@@ -114,9 +114,13 @@ pub enum Reply {
         content_type: &'static str,
         body: Bytes,
     },
-    /// SSE events, each already framed (`data: …\n\n`), with the completion tokens each
-    /// carries; the ledger counts those as each event is delivered.
-    Stream { events: Vec<(Bytes, u64)> },
+    /// Stream events, each already framed (SSE's `data: …\n\n`, or an AWS event-stream
+    /// message), with the completion tokens each carries; the ledger counts those as each event
+    /// is delivered.
+    Stream {
+        content_type: &'static str,
+        events: Vec<(Bytes, u64)>,
+    },
 }
 
 impl Reply {
@@ -142,6 +146,18 @@ impl Reply {
             }}),
         )
     }
+}
+
+/// The content type of a server-sent event stream.
+pub const SSE: &str = "text/event-stream";
+
+/// Whether `path` is a model route (fault injection applies to it).
+pub fn is_model_route(method: &str, path: &str) -> bool {
+    method == "POST"
+        && matches!(
+            path,
+            "/v1/chat/completions" | "/chat" | "/v1/messages" | "/v1/embeddings" | "/v1/responses"
+        )
 }
 
 pub fn route(
@@ -272,7 +288,10 @@ fn responses(body: &[u8], plan: &Plan, ledger: &Ledger) -> Reply {
         ),
         0,
     ));
-    Reply::Stream { events }
+    Reply::Stream {
+        content_type: SSE,
+        events,
+    }
 }
 
 fn bad_request(msg: &str) -> Reply {
@@ -365,7 +384,10 @@ fn chat_completions(body: &[u8], plan: &Plan, ledger: &Ledger) -> Reply {
         events.push((sse(&v.to_string()), 0));
     }
     events.push((sse("[DONE]"), 0));
-    Reply::Stream { events }
+    Reply::Stream {
+        content_type: SSE,
+        events,
+    }
 }
 
 /// The Anthropic Messages API: JSON with `usage`, or its event stream (usage in
@@ -457,7 +479,10 @@ fn messages(body: &[u8], plan: &Plan, ledger: &Ledger) -> Reply {
         0,
     ));
     events.push((event("message_stop", json!({"type": "message_stop"})), 0));
-    Reply::Stream { events }
+    Reply::Stream {
+        content_type: SSE,
+        events,
+    }
 }
 
 fn part_tokens(p: &Value) -> u64 {
@@ -573,7 +598,7 @@ mod tests {
     fn stream_ends_with_usage_only_when_asked_then_done() {
         let ledger = Ledger::default();
         let with = br#"{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}"#;
-        let Reply::Stream { events } = chat_completions(with, &plan(), &ledger) else {
+        let Reply::Stream { events, .. } = chat_completions(with, &plan(), &ledger) else {
             panic!("stream expected")
         };
         assert_eq!(events.last().unwrap().0, Bytes::from("data: [DONE]\n\n"));
@@ -584,7 +609,7 @@ mod tests {
             "one token per content event"
         );
         let without = br#"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
-        let Reply::Stream { events } = chat_completions(without, &plan(), &ledger) else {
+        let Reply::Stream { events, .. } = chat_completions(without, &plan(), &ledger) else {
             panic!("stream expected")
         };
         assert!(events
@@ -617,7 +642,7 @@ mod tests {
         assert_eq!(v["usage"]["input_tokens"], 2 + 3 + 3);
         assert_eq!(v["output"][0]["content"][0]["text"], "w0 w1 w2 ");
         let streamed = br#"{"model":"gpt-4o","input":"hi","stream":true}"#;
-        let Reply::Stream { events } = responses(streamed, &plan(), &ledger) else {
+        let Reply::Stream { events, .. } = responses(streamed, &plan(), &ledger) else {
             panic!("a stream");
         };
         let last = String::from_utf8(events.last().unwrap().0.to_vec()).unwrap();

@@ -179,14 +179,38 @@ pub fn parse(body: &[u8]) -> Result<MessagesView, GatewayError> {
     Ok(v)
 }
 
+/// Anthropic's usage object. `input_tokens` counts only the prompt tokens after the last cache
+/// breakpoint: tokens read from the prompt cache and tokens written to it are reported beside
+/// it, and all three are billed (at their own prices).
 #[derive(Deserialize)]
-struct UsageWire {
+pub(super) struct UsageWire {
     #[serde(default)]
     input_tokens: Option<u64>,
     #[serde(default)]
     output_tokens: Option<u64>,
     #[serde(default)]
     cache_read_input_tokens: Option<u64>,
+    #[serde(default)]
+    cache_creation_input_tokens: Option<u64>,
+}
+
+impl UsageWire {
+    /// The usage, with every prompt token in `input` (cache reads and writes inside it).
+    pub(super) fn usage(&self) -> Option<Usage> {
+        let cached = self.cache_read_input_tokens.unwrap_or(0);
+        let cache_write = self.cache_creation_input_tokens.unwrap_or(0);
+        Some(Usage {
+            input: self
+                .input_tokens?
+                .saturating_add(cached)
+                .saturating_add(cache_write),
+            output: self.output_tokens.unwrap_or(0),
+            cached,
+            cache_write,
+            reasoning: 0,
+            estimated: false,
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -197,14 +221,7 @@ struct Answer {
 
 /// The `usage` of a Messages JSON answer.
 pub fn usage(body: &[u8]) -> Option<Usage> {
-    let u = serde_json::from_slice::<Answer>(body).ok()?.usage?;
-    Some(Usage {
-        input: u.input_tokens?,
-        output: u.output_tokens.unwrap_or(0),
-        cached: u.cache_read_input_tokens.unwrap_or(0),
-        reasoning: 0,
-        estimated: false,
-    })
+    serde_json::from_slice::<Answer>(body).ok()?.usage?.usage()
 }
 
 #[derive(Deserialize)]
@@ -234,9 +251,11 @@ struct DeltaWire {
 /// What one stream event tells: usage so far, and delivered text.
 #[derive(Debug, Default)]
 pub struct StreamState {
+    /// Prompt tokens, cache reads and writes included.
     pub input: Option<u64>,
     pub output: Option<u64>,
     pub cached: u64,
+    pub cache_write: u64,
     pub delivered_chars: u64,
     pub stopped: bool,
 }
@@ -249,17 +268,23 @@ impl StreamState {
         };
         match e.kind.as_str() {
             "message_start" => {
-                if let Some(u) = e.message.and_then(|m| m.usage) {
-                    self.input = u.input_tokens.or(self.input);
-                    self.output = u.output_tokens.or(self.output);
-                    self.cached = u.cache_read_input_tokens.unwrap_or(self.cached);
+                if let Some(u) = e.message.and_then(|m| m.usage).and_then(|u| u.usage()) {
+                    self.input = Some(u.input);
+                    self.output = Some(u.output);
+                    self.cached = u.cached;
+                    self.cache_write = u.cache_write;
                 }
             }
-            // The output count in `message_delta` is cumulative.
+            // The output count in `message_delta` is cumulative; where it repeats the prompt's
+            // counts, they replace `message_start`'s.
             "message_delta" => {
                 if let Some(u) = e.usage {
                     self.output = u.output_tokens.or(self.output);
-                    self.input = u.input_tokens.or(self.input);
+                    if let Some(full) = u.usage() {
+                        self.input = Some(full.input);
+                        self.cached = full.cached;
+                        self.cache_write = full.cache_write;
+                    }
                 }
             }
             "content_block_delta" => {
@@ -286,6 +311,7 @@ impl StreamState {
             input: self.input?,
             output: self.output?,
             cached: self.cached,
+            cache_write: self.cache_write,
             reasoning: 0,
             estimated: false,
         })
@@ -334,10 +360,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn usage_comes_from_the_json_answer() {
-        let body = br#"{"type":"message","content":[],"usage":{"input_tokens":12,"output_tokens":7,"cache_read_input_tokens":3}}"#;
+    fn usage_comes_from_the_json_answer_with_cache_reads_and_writes_in_the_prompt() {
+        let body = br#"{"type":"message","content":[],"usage":{"input_tokens":12,"output_tokens":7,"cache_read_input_tokens":3,"cache_creation_input_tokens":5}}"#;
         let u = usage(body).unwrap();
-        assert_eq!((u.input, u.output, u.cached), (12, 7, 3));
+        assert_eq!(
+            (u.input, u.output, u.cached, u.cache_write),
+            (12 + 3 + 5, 7, 3, 5),
+            "Anthropic's input_tokens leaves out what the prompt cache read and wrote"
+        );
     }
 
     #[test]

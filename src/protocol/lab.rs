@@ -80,7 +80,7 @@ impl LabView {
             Protocol::LabAgent => {
                 json!({"message": self.message, "session_id": self.agent_session})
             }
-            Protocol::OpenAi | Protocol::Anthropic => {
+            Protocol::OpenAi | Protocol::Anthropic | Protocol::Gemini | Protocol::Bedrock => {
                 let mut v = json!({
                     "model": rename.unwrap_or(&self.model),
                     "messages": [{"role": "user", "content": self.message}],
@@ -120,6 +120,7 @@ pub fn answer_text(body: &[u8], protocol: Protocol) -> Result<String, GatewayErr
             .and_then(|v| v.get("response")?.as_str().map(str::to_string)),
         Protocol::OpenAi => openai::answer_text(body),
         Protocol::Anthropic => anthropic::answer_text(body),
+        Protocol::Gemini | Protocol::Bedrock => None,
     };
     text.ok_or_else(|| GatewayError::UpstreamFailed("invalid response body".into()))
 }

@@ -20,6 +20,7 @@ pub mod provider;
 pub mod responses;
 pub mod sse;
 pub mod text;
+pub mod translate;
 
 use crate::config::Protocol;
 use crate::error::GatewayError;
@@ -329,7 +330,7 @@ impl RequestView {
             (RequestView::Messages(_), _) | (_, Protocol::Anthropic) => anthropic::usage(body),
             (RequestView::Responses(_), _) => responses::usage(body),
             (_, Protocol::OpenAi) => openai::usage(body),
-            (_, Protocol::LabAgent) => None,
+            (_, Protocol::LabAgent | Protocol::Gemini | Protocol::Bedrock) => None,
         }
     }
 

@@ -314,6 +314,7 @@ impl From<UsageWire> for Usage {
                 .completion_tokens_details
                 .and_then(|d| d.reasoning_tokens)
                 .unwrap_or(0),
+            cache_write: 0,
             estimated: false,
         }
     }
@@ -655,6 +656,7 @@ mod tests {
                 input: 10,
                 output: 5,
                 cached: 4,
+                cache_write: 0,
                 reasoning: 2,
                 estimated: false
             })

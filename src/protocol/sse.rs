@@ -329,7 +329,7 @@ impl SseTap {
 }
 
 /// The `data` of an event (its `data:` lines joined), when it has any.
-fn event_data(event: &[u8]) -> Option<String> {
+pub(super) fn event_data(event: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(event).ok()?;
     let mut data = String::new();
     for line in text.lines() {
@@ -571,7 +571,7 @@ fn responses_checked(checks: &mut StreamChecks, data: &str) -> Option<Bytes> {
 
 /// The length of the first complete event in `buf` (including its blank-line terminator),
 /// searching from `from`.
-fn event_end(buf: &[u8], from: usize) -> Option<usize> {
+pub(super) fn event_end(buf: &[u8], from: usize) -> Option<usize> {
     let mut i = from;
     while i + 1 < buf.len() {
         if buf[i] == b'\n' && buf[i + 1] == b'\n' {
