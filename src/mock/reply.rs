@@ -33,6 +33,15 @@ pub struct Plan {
     /// `x-mock-stamp`: each chat-stream event carries `sent_ns`, the Unix time in nanoseconds
     /// when the mock wrote it (for measuring what a proxy adds).
     pub stamp: bool,
+    /// `x-mock-cache-read`: prompt tokens reported as read from the provider's prompt cache
+    /// (Anthropic, Bedrock, OpenAI's `cached_tokens`, Gemini's `cachedContentTokenCount`).
+    pub cache_read: u64,
+    /// `x-mock-cache-write`: prompt tokens reported as written to the prompt cache (Anthropic,
+    /// Bedrock).
+    pub cache_write: u64,
+    /// `x-mock-thoughts`: reasoning tokens the answer reports beside its text (Gemini's
+    /// `thoughtsTokenCount`), counted as produced.
+    pub thoughts: u64,
 }
 
 impl Plan {
@@ -60,6 +69,9 @@ impl Plan {
                 .map(|v| v.split('|').map(str::to_string).collect()),
             escape: headers.contains_key("x-mock-answer-escape"),
             stamp: headers.contains_key("x-mock-stamp"),
+            cache_read: num("x-mock-cache-read").unwrap_or(0),
+            cache_write: num("x-mock-cache-write").unwrap_or(0),
+            thoughts: num("x-mock-thoughts").unwrap_or(0),
         }
     }
 
