@@ -45,12 +45,61 @@ pub fn estimate_tokens(text: &str) -> u64 {
 /// Per-message framing the providers add (role markers), counted into the prompt estimate.
 pub const PER_MESSAGE_TOKENS: u64 = 4;
 
-/// Cost in nano-dollars of `input` + `output` tokens at `price` (rounded up).
+/// Cost in nano-dollars of `input` + `output` tokens at `price`'s plain rates (rounded up).
 pub fn cost_nanos(price: Price, input: u64, output: u64) -> u64 {
-    // price is micro-dollars per million tokens = nano-dollars per thousand tokens.
-    let nanos = u128::from(input) * u128::from(price.input_micros_per_million)
-        + u128::from(output) * u128::from(price.output_micros_per_million);
-    u64::try_from(nanos.div_ceil(1000)).unwrap_or(u64::MAX)
+    nanos(&[
+        (input, price.input_micros_per_million),
+        (output, price.output_micros_per_million),
+    ])
+}
+
+/// The most `input` + `output` tokens can cost at `price`, whatever share of the prompt the
+/// provider's cache reads or writes and whatever share of the output is reasoning: what a
+/// reservation holds.
+pub fn cost_bound_nanos(price: Price, input: u64, output: u64) -> u64 {
+    nanos(&[
+        (input, price.prompt_bound()),
+        (output, price.output_bound()),
+    ])
+}
+
+impl Usage {
+    /// What this usage costs at `price`, in nano-dollars (rounded up): cache reads, cache
+    /// writes and reasoning tokens at their own prices where `price` has them.
+    pub fn cost_nanos(&self, price: Price) -> u64 {
+        let cached = self.cached.min(self.input);
+        let cache_write = self.cache_write.min(self.input - cached);
+        let plain_input = self.input - cached - cache_write;
+        let reasoning = self.reasoning.min(self.output);
+        let input = price.input_micros_per_million;
+        let output = price.output_micros_per_million;
+        nanos(&[
+            (plain_input, input),
+            (
+                cached,
+                price.cached_input_micros_per_million.unwrap_or(input),
+            ),
+            (
+                cache_write,
+                price.cache_write_micros_per_million.unwrap_or(input),
+            ),
+            (self.output - reasoning, output),
+            (
+                reasoning,
+                price.reasoning_micros_per_million.unwrap_or(output),
+            ),
+        ])
+    }
+}
+
+/// Sum of tokens × micro-dollars per million, in nano-dollars rounded up once.
+fn nanos(terms: &[(u64, u64)]) -> u64 {
+    // micro-dollars per million tokens = nano-dollars per thousand tokens.
+    let total: u128 = terms
+        .iter()
+        .map(|&(tokens, rate)| u128::from(tokens) * u128::from(rate))
+        .sum();
+    u64::try_from(total.div_ceil(1000)).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
@@ -59,28 +108,55 @@ mod tests {
 
     #[test]
     fn cost_is_exact_integer_arithmetic_rounded_up() {
-        let gpt4 = Price {
-            input_micros_per_million: 30_000_000,
-            output_micros_per_million: 60_000_000,
-        };
+        let gpt4 = Price::flat(30_000_000, 60_000_000);
         // 1,000 prompt tokens at $30/M = $0.03 = 30,000,000 nano-dollars.
         assert_eq!(cost_nanos(gpt4, 1_000, 0), 30_000_000);
         assert_eq!(cost_nanos(gpt4, 0, 1), 60_000);
-        let cheap = Price {
-            input_micros_per_million: 250_000,
-            output_micros_per_million: 0,
-        };
+        let cheap = Price::flat(250_000, 0);
         assert_eq!(cost_nanos(cheap, 1, 0), 250);
+        assert_eq!(cost_nanos(Price::flat(1, 0), 1, 0), 1);
+    }
+
+    #[test]
+    fn cache_reads_writes_and_reasoning_are_priced_at_their_own_rates_when_given() {
+        // Claude Sonnet's published rates: $3 input, $0.30 cache read, $3.75 cache write, $15
+        // output (per million tokens).
+        let sonnet = Price {
+            cached_input_micros_per_million: Some(300_000),
+            cache_write_micros_per_million: Some(3_750_000),
+            ..Price::flat(3_000_000, 15_000_000)
+        };
+        let used = Usage {
+            input: 1_000 + 2_000 + 4_000,
+            cached: 2_000,
+            cache_write: 4_000,
+            output: 100,
+            ..Usage::default()
+        };
+        // 1,000 × 3 + 2,000 × 0.30 + 4,000 × 3.75 + 100 × 15 micro-dollars per million tokens.
+        assert_eq!(used.cost_nanos(sonnet), 3_000 + 600 + 15_000 + 1_500);
         assert_eq!(
-            cost_nanos(
-                Price {
-                    input_micros_per_million: 1,
-                    output_micros_per_million: 0
-                },
-                1,
-                0
-            ),
-            1
+            used.cost_nanos(Price::flat(3_000_000, 15_000_000)),
+            7_000 * 3 + 100 * 15,
+            "without their own rates they are prompt tokens"
+        );
+        let flash = Price {
+            reasoning_micros_per_million: Some(3_500_000),
+            ..Price::flat(150_000, 600_000)
+        };
+        let thought = Usage {
+            input: 10,
+            output: 1_000,
+            reasoning: 800,
+            ..Usage::default()
+        };
+        assert_eq!(
+            thought.cost_nanos(flash),
+            (10 * 150 + 200 * 600 + 800 * 3_500) / 1_000 + 1
+        );
+        assert!(
+            cost_bound_nanos(sonnet, used.input, used.output) >= used.cost_nanos(sonnet),
+            "the reservation bound covers any split of the prompt"
         );
     }
 

@@ -2,7 +2,9 @@
 //! timeouts, health checks, the circuit breaker and routing rules.
 
 use super::build::check_id;
-use super::file::{BackendSection, HealthCheckSection, RouteWantSection, RoutingSection};
+use super::file::{
+    AwsSection, BackendSection, HealthCheckSection, RouteWantSection, RoutingSection,
+};
 use super::types::*;
 use super::Problem;
 use crate::digest::Secret;
@@ -19,9 +21,41 @@ pub(super) fn build_backend(
 ) -> Option<Backend> {
     let before = problems.len();
     check_id(&b.id, &format!("{path}.id"), problems);
+    let protocol = match b.protocol.as_str() {
+        "openai" => Some(Protocol::OpenAi),
+        "anthropic" => Some(Protocol::Anthropic),
+        "gemini" => Some(Protocol::Gemini),
+        "bedrock" => Some(Protocol::Bedrock),
+        "lab-agent" => Some(Protocol::LabAgent),
+        other => {
+            problems.push(Problem::new(
+                format!("{path}.protocol"),
+                format!("`{other}` is not one of openai, anthropic, gemini, bedrock, lab-agent"),
+            ));
+            None
+        }
+    };
+    let aws = match protocol {
+        Some(Protocol::Bedrock) => aws_auth(b.aws.as_ref(), path, env, problems),
+        _ => {
+            if b.aws.is_some() {
+                problems.push(Problem::new(
+                    format!("{path}.aws"),
+                    "is for `bedrock` backends only",
+                ));
+            }
+            None
+        }
+    };
     let url = if b.url.trim().is_empty() {
-        problems.push(Problem::new(format!("{path}.url"), "must not be empty"));
-        None
+        let preset = protocol.and_then(|p| preset_url(p, &b.provider, aws.as_ref()));
+        if preset.is_none() {
+            problems.push(Problem::new(
+                format!("{path}.url"),
+                "must not be empty (only a provider's own API has a preset URL)",
+            ));
+        }
+        preset
     } else {
         BackendUrl::parse(b.url.trim())
             .map_err(|e| {
@@ -31,18 +65,6 @@ pub(super) fn build_backend(
                 ))
             })
             .ok()
-    };
-    let protocol = match b.protocol.as_str() {
-        "openai" => Some(Protocol::OpenAi),
-        "anthropic" => Some(Protocol::Anthropic),
-        "lab-agent" => Some(Protocol::LabAgent),
-        other => {
-            problems.push(Problem::new(
-                format!("{path}.protocol"),
-                format!("`{other}` is not one of openai, anthropic, lab-agent"),
-            ));
-            None
-        }
     };
     if b.models.is_empty() {
         problems.push(Problem::new(
@@ -116,6 +138,88 @@ pub(super) fn build_backend(
         health_check,
         anthropic_version: b.anthropic_version.clone(),
         forward_headers,
+        aws,
+        drop_unsupported: b.drop_unsupported.clone(),
+    })
+}
+
+/// The base URL of a provider's own API, for a backend that names none.
+fn preset_url(protocol: Protocol, provider: &str, aws: Option<&AwsAuth>) -> Option<BackendUrl> {
+    let url = match (protocol, provider) {
+        (Protocol::OpenAi, "openai") => "https://api.openai.com".to_string(),
+        (Protocol::Anthropic, _) => "https://api.anthropic.com".to_string(),
+        (Protocol::Gemini, _) => "https://generativelanguage.googleapis.com/v1beta".to_string(),
+        (Protocol::Bedrock, _) => {
+            format!("https://bedrock-runtime.{}.amazonaws.com", aws?.region)
+        }
+        _ => return None,
+    };
+    BackendUrl::parse(&url).ok()
+}
+
+/// A `bedrock` backend's region and credentials: from its `aws` section, else the standard AWS
+/// environment variables.
+fn aws_auth(
+    section: Option<&AwsSection>,
+    path: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<Problem>,
+) -> Option<AwsAuth> {
+    let default = AwsSection::standard();
+    let a = section.unwrap_or(&default);
+    let set = |var: &str| env(var).filter(|v| !v.is_empty());
+    let region = a
+        .region
+        .clone()
+        .or_else(|| set("AWS_REGION"))
+        .or_else(|| set("AWS_DEFAULT_REGION"));
+    let valid_region = |r: &String| {
+        !r.is_empty()
+            && r.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    };
+    let region = match region {
+        Some(r) if valid_region(&r) => Some(r),
+        Some(r) => {
+            problems.push(Problem::new(
+                format!("{path}.aws.region"),
+                format!("`{r}` is not an AWS region name"),
+            ));
+            None
+        }
+        None => {
+            problems.push(Problem::new(
+                format!("{path}.aws.region"),
+                "is required (or AWS_REGION / AWS_DEFAULT_REGION in the environment)",
+            ));
+            None
+        }
+    };
+    let key_id = a
+        .access_key_id
+        .clone()
+        .or_else(|| set(&a.access_key_id_env));
+    if key_id.is_none() {
+        problems.push(Problem::new(
+            format!("{path}.aws.access_key_id_env"),
+            format!("environment variable {} is not set", a.access_key_id_env),
+        ));
+    }
+    let secret = set(&a.secret_access_key_env);
+    if secret.is_none() {
+        problems.push(Problem::new(
+            format!("{path}.aws.secret_access_key_env"),
+            format!(
+                "environment variable {} is not set",
+                a.secret_access_key_env
+            ),
+        ));
+    }
+    Some(AwsAuth {
+        region: region?,
+        access_key_id: key_id?,
+        secret_access_key: Secret::new(secret?),
+        session_token: set(&a.session_token_env).map(Secret::new),
     })
 }
 

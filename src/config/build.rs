@@ -117,12 +117,32 @@ pub fn build(
             .map_err(|e| problems.push(Problem::new(format!("{path}.input_per_million_usd"), e)));
         let output = parse_usd(&p.output_per_million_usd)
             .map_err(|e| problems.push(Problem::new(format!("{path}.output_per_million_usd"), e)));
-        if let (Ok(i), Ok(o)) = (input, output) {
+        let mut optional = |name: &str, v: &Option<serde_yaml::Value>| match v {
+            None => Ok(None),
+            Some(v) => parse_usd(v)
+                .map(Some)
+                .map_err(|e| problems.push(Problem::new(format!("{path}.{name}"), e))),
+        };
+        let cached = optional(
+            "cached_input_per_million_usd",
+            &p.cached_input_per_million_usd,
+        );
+        let write = optional(
+            "cache_write_per_million_usd",
+            &p.cache_write_per_million_usd,
+        );
+        let reasoning = optional("reasoning_per_million_usd", &p.reasoning_per_million_usd);
+        if let (Ok(i), Ok(o), Ok(cached), Ok(write), Ok(reasoning)) =
+            (input, output, cached, write, reasoning)
+        {
             pricing.insert(
                 model.clone(),
                 Price {
                     input_micros_per_million: i,
                     output_micros_per_million: o,
+                    cached_input_micros_per_million: cached,
+                    cache_write_micros_per_million: write,
+                    reasoning_micros_per_million: reasoning,
                 },
             );
         }

@@ -588,9 +588,14 @@ pub struct ConsumerSection {
 pub struct BackendSection {
     /// Stable id, used in logs, metrics, state and `x-tollgate-backend`.
     pub id: String,
-    /// Base URL, `http://host:port[/prefix]` or `https://…`; route paths are appended.
+    /// Base URL, `http://host:port[/prefix]` or `https://…`; route paths are appended. Optional
+    /// for a provider's own API (its preset: `https://api.openai.com`,
+    /// `https://api.anthropic.com`, `https://generativelanguage.googleapis.com/v1beta`,
+    /// `https://bedrock-runtime.{region}.amazonaws.com`).
+    #[serde(default)]
     pub url: String,
-    /// `openai`, `anthropic` or `lab-agent`.
+    /// `openai`, `anthropic`, `gemini`, `bedrock` or `lab-agent`. A client's request in another
+    /// dialect is translated for it.
     pub protocol: String,
     /// Model names this backend serves (`default` included where it should take it).
     pub models: Vec<String>,
@@ -607,9 +612,19 @@ pub struct BackendSection {
     #[serde(default = "default_cost_tier")]
     pub cost_tier: String,
     /// Environment variable holding the provider credential (sent as `Authorization: Bearer`,
-    /// or `api-key` for Azure).
+    /// `api-key` for Azure, `x-api-key` for Anthropic, `x-goog-api-key` for Gemini). Bedrock
+    /// signs with AWS credentials instead (`aws`).
     #[serde(default)]
     pub credential_env: Option<String>,
+    /// AWS signing for a `bedrock` backend: region and credentials (by default from the
+    /// standard AWS environment variables).
+    #[serde(default)]
+    pub aws: Option<AwsSection>,
+    /// Request fields the gateway may drop, instead of refusing the request with a 400, when
+    /// it translates a request for this backend and its dialect cannot express them: names as
+    /// the client sends them (`logprobs`, `cache_control`), or `*` for any.
+    #[serde(default)]
+    pub drop_unsupported: Vec<String>,
     /// Takes requests for the model `default`.
     #[serde(default)]
     pub default: bool,
@@ -645,6 +660,50 @@ pub struct BackendSection {
     /// forwarded is part of the cache key. Credentials and the gateway's own headers never are.
     #[serde(default)]
     pub forward_headers: Vec<String>,
+}
+
+/// `backends[].aws:` (a `bedrock` backend's SigV4 signing).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsSection {
+    /// The region (`us-east-1`); else `AWS_REGION`, else `AWS_DEFAULT_REGION`.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// The access key id itself (not a secret); else the variable `access_key_id_env` names.
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    /// Variable holding the access key id (`AWS_ACCESS_KEY_ID`).
+    #[serde(default = "default_aws_key_env")]
+    pub access_key_id_env: String,
+    /// Variable holding the secret access key (`AWS_SECRET_ACCESS_KEY`).
+    #[serde(default = "default_aws_secret_env")]
+    pub secret_access_key_env: String,
+    /// Variable holding a session token, used when it is set (`AWS_SESSION_TOKEN`).
+    #[serde(default = "default_aws_token_env")]
+    pub session_token_env: String,
+}
+
+impl AwsSection {
+    /// The standard AWS environment variables, no region or key id given.
+    pub fn standard() -> AwsSection {
+        AwsSection {
+            region: None,
+            access_key_id: None,
+            access_key_id_env: default_aws_key_env(),
+            secret_access_key_env: default_aws_secret_env(),
+            session_token_env: default_aws_token_env(),
+        }
+    }
+}
+
+fn default_aws_key_env() -> String {
+    "AWS_ACCESS_KEY_ID".into()
+}
+fn default_aws_secret_env() -> String {
+    "AWS_SECRET_ACCESS_KEY".into()
+}
+fn default_aws_token_env() -> String {
+    "AWS_SESSION_TOKEN".into()
 }
 
 /// `backends[].timeouts:` (milliseconds; unset ones come from `server.timeouts`).
@@ -801,6 +860,18 @@ pub struct PriceSection {
     pub input_per_million_usd: serde_yaml::Value,
     /// USD per million completion tokens.
     pub output_per_million_usd: serde_yaml::Value,
+    /// USD per million prompt tokens read from the provider's prompt cache (OpenAI's
+    /// `cached_tokens`, Anthropic's and Bedrock's cache reads, Gemini's cached content); the
+    /// input price when unset.
+    #[serde(default)]
+    pub cached_input_per_million_usd: Option<serde_yaml::Value>,
+    /// USD per million prompt tokens written to the provider's prompt cache (Anthropic,
+    /// Bedrock); the input price when unset.
+    #[serde(default)]
+    pub cache_write_per_million_usd: Option<serde_yaml::Value>,
+    /// USD per million reasoning (thought) tokens; the output price when unset.
+    #[serde(default)]
+    pub reasoning_per_million_usd: Option<serde_yaml::Value>,
 }
 
 fn default_anthropic_version() -> String {

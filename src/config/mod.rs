@@ -18,7 +18,7 @@ pub mod tls;
 pub mod types;
 
 pub use types::{
-    AdminConfig, Backend, BackendTimeouts, BackendUrl, CacheConfig, CacheScope, CheckKind,
+    AdminConfig, AwsAuth, Backend, BackendTimeouts, BackendUrl, CacheConfig, CacheScope, CheckKind,
     CircuitConfig, Config, Consumer, CostTier, FilterConfig, HealthCheck, LogDestination,
     OutputCaps, Price, Protocol, Provider, Role, RouteMatch, RouteRule, RoutingConfig,
     ServerConfig, StateConfig, Timeouts, Want,

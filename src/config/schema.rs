@@ -35,6 +35,13 @@ pub(crate) const ROUTE_RULE_KEYS: &[&str] = &["name", "when", "prefer", "require
 pub(crate) const ROUTE_MATCH_KEYS: &[&str] =
     &["team", "role", "consumer", "model", "estimated_tokens_over"];
 pub(crate) const ROUTE_WANT_KEYS: &[&str] = &["cost_tier", "context_factor"];
+pub(crate) const AWS_KEYS: &[&str] = &[
+    "region",
+    "access_key_id",
+    "access_key_id_env",
+    "secret_access_key_env",
+    "session_token_env",
+];
 pub(crate) const BACKEND_TIMEOUT_KEYS: &[&str] =
     &["connect_ms", "first_byte_ms", "idle_ms", "total_ms"];
 pub(crate) const HEALTH_KEYS: &[&str] = &[
@@ -157,6 +164,8 @@ pub(crate) const BACKEND_KEYS: &[&str] = &[
     "max_context_tokens",
     "cost_tier",
     "credential_env",
+    "aws",
+    "drop_unsupported",
     "default",
     "aliases",
     "provider",
@@ -168,7 +177,13 @@ pub(crate) const BACKEND_KEYS: &[&str] = &[
     "anthropic_version",
     "forward_headers",
 ];
-pub(crate) const PRICE_KEYS: &[&str] = &["input_per_million_usd", "output_per_million_usd"];
+pub(crate) const PRICE_KEYS: &[&str] = &[
+    "input_per_million_usd",
+    "output_per_million_usd",
+    "cached_input_per_million_usd",
+    "cache_write_per_million_usd",
+    "reasoning_per_million_usd",
+];
 
 /// The file, parsed item by item. Items that failed to parse are left out (their problems are
 /// recorded) so the remaining ones can still be validated; indexes are the original positions.
@@ -241,6 +256,7 @@ pub fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<Parsed> {
         &[
             ("timeouts", BACKEND_TIMEOUT_KEYS),
             ("health_check", HEALTH_KEYS),
+            ("aws", AWS_KEYS),
         ],
         problems,
     );
@@ -580,6 +596,7 @@ mod tests {
             sorted(BACKEND_TIMEOUT_KEYS)
         );
         assert_eq!(serde_fields::<HealthCheckSection>(), sorted(HEALTH_KEYS));
+        assert_eq!(serde_fields::<AwsSection>(), sorted(AWS_KEYS));
     }
 
     #[test]

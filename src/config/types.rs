@@ -51,17 +51,16 @@ impl Config {
         all
     }
 
-    /// The price of `model` when `backend` serves it: an explicit price for the name the client
-    /// asked for wins; otherwise the price of the model the backend is asked for (an alias's
-    /// target), else `default`.
+    /// The price of `model` when `backend` serves it: pricing follows the model the backend is
+    /// asked for (an alias's target, so one public name served by several providers is priced
+    /// per provider), when the table lists it; else the public name's price, else `default`.
     pub fn price_on(&self, model: &str, backend: &Backend) -> Price {
-        // The `default` entry prices what is unlisted: it is not a price of its own for the
-        // model named `default`.
-        let explicit = self.pricing.get(model).filter(|_| model != "default");
-        match (explicit, backend.renamed(model)) {
-            (Some(p), _) => *p,
-            (None, Some(own)) => self.price_for(own),
-            (None, None) => self.price_for(model),
+        let own = backend
+            .renamed(model)
+            .and_then(|own| self.pricing.get(own).filter(|_| own != "default"));
+        match own {
+            Some(p) => *p,
+            None => self.price_for(model),
         }
     }
 
@@ -72,14 +71,7 @@ impl Config {
             .iter()
             .filter(|b| serves(b))
             .map(|b| self.price_on(model, b))
-            .reduce(|a, b| Price {
-                input_micros_per_million: a
-                    .input_micros_per_million
-                    .max(b.input_micros_per_million),
-                output_micros_per_million: a
-                    .output_micros_per_million
-                    .max(b.output_micros_per_million),
-            })
+            .reduce(Price::max)
             .unwrap_or_else(|| self.price_for(model))
     }
 
@@ -89,10 +81,7 @@ impl Config {
             .get(model)
             .or_else(|| self.pricing.get("default"))
             .copied()
-            .unwrap_or(Price {
-                input_micros_per_million: 0,
-                output_micros_per_million: 0,
-            })
+            .unwrap_or_default()
     }
 }
 
@@ -550,6 +539,19 @@ pub struct Backend {
     /// Client headers forwarded beyond the gateway's own list (lower-case names; a trailing
     /// `*` matches a prefix).
     pub forward_headers: Vec<String>,
+    /// SigV4 signing (`bedrock` backends).
+    pub aws: Option<AwsAuth>,
+    /// Fields a translated request may lose for this backend instead of being refused.
+    pub drop_unsupported: Vec<String>,
+}
+
+/// A `bedrock` backend's SigV4 signing: region and credentials (`Debug` shows no secret).
+#[derive(Debug, Clone)]
+pub struct AwsAuth {
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: Secret,
+    pub session_token: Option<Secret>,
 }
 
 impl Backend {
@@ -592,6 +594,8 @@ impl Backend {
             health_check: None,
             anthropic_version: "2023-06-01".into(),
             forward_headers: Vec::new(),
+            aws: None,
+            drop_unsupported: Vec::new(),
         }
     }
 
@@ -624,9 +628,69 @@ pub fn header_pattern_matches(pattern: &str, name: &str) -> bool {
     }
 }
 
-/// Integer price of a model, micro-dollars per million tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Integer price of a model, micro-dollars per million tokens. Prompt-cache reads and writes
+/// and reasoning tokens have their own prices where the pricing table gives them; otherwise
+/// they cost what any prompt (or output) token costs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Price {
     pub input_micros_per_million: u64,
     pub output_micros_per_million: u64,
+    /// Prompt tokens read from the provider's prompt cache.
+    pub cached_input_micros_per_million: Option<u64>,
+    /// Prompt tokens written to the provider's prompt cache (Anthropic, Bedrock).
+    pub cache_write_micros_per_million: Option<u64>,
+    /// Reasoning (thought) tokens, which are output tokens.
+    pub reasoning_micros_per_million: Option<u64>,
+}
+
+impl Price {
+    /// A price with plain input and output rates only.
+    pub fn flat(input_micros_per_million: u64, output_micros_per_million: u64) -> Price {
+        Price {
+            input_micros_per_million,
+            output_micros_per_million,
+            ..Price::default()
+        }
+    }
+
+    /// The most one prompt token may cost (whether read from or written to a cache).
+    pub fn prompt_bound(&self) -> u64 {
+        self.input_micros_per_million
+            .max(self.cached_input_micros_per_million.unwrap_or(0))
+            .max(self.cache_write_micros_per_million.unwrap_or(0))
+    }
+
+    /// The most one output token may cost (reasoning included).
+    pub fn output_bound(&self) -> u64 {
+        self.output_micros_per_million
+            .max(self.reasoning_micros_per_million.unwrap_or(0))
+    }
+
+    /// Each component at the higher of the two prices.
+    pub fn max(self, other: Price) -> Price {
+        let opt = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        Price {
+            input_micros_per_million: self
+                .input_micros_per_million
+                .max(other.input_micros_per_million),
+            output_micros_per_million: self
+                .output_micros_per_million
+                .max(other.output_micros_per_million),
+            cached_input_micros_per_million: opt(
+                self.cached_input_micros_per_million,
+                other.cached_input_micros_per_million,
+            ),
+            cache_write_micros_per_million: opt(
+                self.cache_write_micros_per_million,
+                other.cache_write_micros_per_million,
+            ),
+            reasoning_micros_per_million: opt(
+                self.reasoning_micros_per_million,
+                other.reasoning_micros_per_million,
+            ),
+        }
+    }
 }

@@ -21,7 +21,7 @@ use crate::state::limits::{Headroom, Refusal, TokenTicket};
 use crate::state::redis::{Held, Refused};
 use crate::state::spend::{OverBudget, Recent, SpendTicket, Standing};
 use crate::state::{utc_day, State};
-use crate::usage::{cost_nanos, Usage};
+use crate::usage::{cost_bound_nanos, Usage};
 
 /// The model allowlist: 403 for a model the consumer may not use.
 pub fn check_model(consumer: &Consumer, model: &str) -> Result<(), GatewayError> {
@@ -139,7 +139,7 @@ pub async fn admit(
     ];
     let worst_tokens = prompt_estimate.saturating_add(output_cap);
     let budget = consumer.daily_budget_micros.saturating_mul(1000);
-    let worst_cost = cost_nanos(price, prompt_estimate, output_cap);
+    let worst_cost = cost_bound_nanos(price, prompt_estimate, output_cap);
     let reservation = |tokens, spend, held| Reservation {
         consumer: consumer.id.clone(),
         model: model.to_string(),
@@ -247,7 +247,7 @@ pub struct Settled {
 
 /// Settles a reservation with `usage`, against the windows and the day it was made in.
 pub async fn settle(state: &State, r: &Reservation, usage: Usage, now: u64) -> Settled {
-    let cost = cost_nanos(r.price, usage.input, usage.output);
+    let cost = usage.cost_nanos(r.price);
     let headroom = match (&state.shared, &r.held) {
         (Some(sh), Some(held)) => sh
             .store
@@ -354,10 +354,7 @@ mod tests {
     async fn a_reservation_is_released_whole_and_settled_to_usage() {
         let state = State::default();
         let c = consumer(&[]);
-        let price = Price {
-            input_micros_per_million: 1_000_000,
-            output_micros_per_million: 1_000_000,
-        };
+        let price = Price::flat(1_000_000, 1_000_000);
         let a = admit(&state, &c, "m", price, 100, 200, 86_400 * 10 + 5)
             .await
             .unwrap();
@@ -374,7 +371,7 @@ mod tests {
             86_400 * 10 + 6,
         )
         .await;
-        assert_eq!(settled.cost, cost_nanos(price, 10, 5));
+        assert_eq!(settled.cost, crate::usage::cost_nanos(price, 10, 5));
         assert_eq!(settled.headroom.map(|h| h.remaining), Some(1_000 - 15));
         assert_eq!(state.limiter.used("c", 86_400 * 10 + 6)[0], 15);
     }
