@@ -4,7 +4,8 @@
 //! a final usage chunk when `stream_options.include_usage` is set, then `[DONE]`), Anthropic
 //! `POST /v1/messages` (JSON or its event stream), OpenAI `POST /v1/responses` (JSON with
 //! `usage`, or its typed events ending in `response.completed`, or `response.incomplete` when
-//! `max_output_tokens` cut it short), OpenAI `POST /v1/embeddings`, the lab agent's
+//! `max_output_tokens` cut it short), Gemini `POST /v1beta/models/{model}:generateContent` and
+//! `:streamGenerateContent` (see `gemini`), OpenAI `POST /v1/embeddings`, the lab agent's
 //! `POST /chat`, `GET /v1/models`, `GET /health`, and `GET /ledger` (`POST /ledger/reset`) with the
 //! token totals it received and produced. Behaviour is set per process ([`MockOptions`]) and per
 //! request with headers:
@@ -20,6 +21,7 @@
 //! Completion tokens of a stream count in the ledger as their events are delivered.
 //! Tokens are counted as ceil(characters / 4) of every text the model would read.
 
+mod gemini;
 mod ledger;
 mod reply;
 
@@ -174,7 +176,8 @@ impl HttpServerApp for Mock {
             self.ledger
                 .record_request(&method, &path, &req.headers, &body);
         }
-        let plan = Plan::from_request(&self.options, &req.headers);
+        let mut plan = Plan::from_request(&self.options, &req.headers);
+        plan.google_key |= gemini::key_in_query(req.uri.query());
 
         if plan.latency_ms > 0 {
             tokio::time::sleep(Duration::from_millis(plan.latency_ms)).await;

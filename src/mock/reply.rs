@@ -1,6 +1,6 @@
 //! What the mock answers: plain functions from a request to a [`Reply`].
 
-use super::{count_tokens, Ledger, MockOptions};
+use super::{count_tokens, gemini, Ledger, MockOptions};
 use bytes::Bytes;
 use serde_json::{json, Value};
 
@@ -42,6 +42,9 @@ pub struct Plan {
     /// `x-mock-thoughts`: reasoning tokens the answer reports beside its text (Gemini's
     /// `thoughtsTokenCount`), counted as produced.
     pub thoughts: u64,
+    /// A Google API key came with the request (`x-goog-api-key`, or `?key=`, which the server
+    /// reads from the query): the Gemini routes refuse requests without one.
+    pub google_key: bool,
 }
 
 impl Plan {
@@ -72,11 +75,12 @@ impl Plan {
             cache_read: num("x-mock-cache-read").unwrap_or(0),
             cache_write: num("x-mock-cache-write").unwrap_or(0),
             thoughts: num("x-mock-thoughts").unwrap_or(0),
+            google_key: headers.get("x-goog-api-key").is_some_and(|v| !v.is_empty()),
         }
     }
 
     /// Completion tokens of an answer capped at `cap`: the answer's pieces when given.
-    fn tokens(&self, cap: u64) -> u64 {
+    pub(super) fn tokens(&self, cap: u64) -> u64 {
         match &self.answer {
             Some(pieces) => (pieces.len() as u64).min(cap),
             None => self.chunks.min(cap),
@@ -84,7 +88,7 @@ impl Plan {
     }
 
     /// The answer's pieces, `n` of them.
-    fn pieces(&self, n: u64) -> Vec<String> {
+    pub(super) fn pieces(&self, n: u64) -> Vec<String> {
         match &self.answer {
             Some(pieces) => pieces.iter().take(n as usize).cloned().collect(),
             None => words(n),
@@ -92,7 +96,7 @@ impl Plan {
     }
 
     /// An event's JSON with `piece` (a string in it) written as `\u` escapes when asked.
-    fn escaped(&self, json: String, piece: &str) -> String {
+    pub(super) fn escaped(&self, json: String, piece: &str) -> String {
         if !self.escape || piece.is_empty() {
             return json;
         }
@@ -166,10 +170,10 @@ pub const SSE: &str = "text/event-stream";
 /// Whether `path` is a model route (fault injection applies to it).
 pub fn is_model_route(method: &str, path: &str) -> bool {
     method == "POST"
-        && matches!(
+        && (matches!(
             path,
             "/v1/chat/completions" | "/chat" | "/v1/messages" | "/v1/embeddings" | "/v1/responses"
-        )
+        ) || gemini::route_of(path).is_some())
 }
 
 pub fn route(
@@ -199,6 +203,7 @@ pub fn route(
         ("POST", "/v1/messages") => messages(body, plan, ledger),
         ("POST", "/v1/responses") => responses(body, plan, ledger),
         ("POST", "/v1/embeddings") => embeddings(body, ledger),
+        ("POST", p) if gemini::route_of(p).is_some() => gemini::generate(p, body, plan, ledger),
         _ => Reply::json(
             404,
             json!({"error": {"message": "not found", "type": "not_found"}}),
