@@ -22,7 +22,8 @@ pub struct Plan {
     pub provider_headers: bool,
     /// Declare a stream's whole length with `Content-Length` instead of sending it chunked.
     pub sse_content_length: bool,
-    /// Answer with a tool call (its arguments streamed in pieces) instead of text.
+    /// Answer chat completions with a tool call instead of text: a call to the request's first
+    /// tool (else `lookup`) whose arguments, `{"q": <the answer>}`, are streamed in pieces.
     pub tool_calls: bool,
     /// `x-mock-answer`: the answer's text instead of `w0 w1 …`, its pieces (one per stream event
     /// and per completion token) separated by `|`.
@@ -348,15 +349,34 @@ fn chat_completions(body: &[u8], plan: &Plan, ledger: &Ledger) -> Reply {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": plan.cache_read.min(prompt_tokens)},
     });
     let id = "chatcmpl-mock";
     let created = 1_700_000_000u64;
+    // A tool call names the request's first tool, as a model would; its arguments are the
+    // answer's pieces inside one JSON object.
+    let tool = req
+        .pointer("/tools/0/function/name")
+        .and_then(Value::as_str)
+        .unwrap_or("lookup");
+    let pieces = plan.pieces(completion_tokens);
     if !streaming {
+        let text = pieces.concat();
+        let (message, finish) = if plan.tool_calls {
+            let call = json!({"id": "call_mock", "type": "function",
+                "function": {"name": tool, "arguments": json!({"q": text}).to_string()}});
+            (
+                json!({"role": "assistant", "content": null, "tool_calls": [call]}),
+                "tool_calls",
+            )
+        } else {
+            (json!({"role": "assistant", "content": text}), "stop")
+        };
         return Reply::json(
             200,
             json!({
                 "id": id, "object": "chat.completion", "created": created, "model": model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": plan.pieces(completion_tokens).concat()}, "finish_reason": "stop"}],
+                "choices": [{"index": 0, "message": message, "finish_reason": finish}],
                 "usage": usage,
             }),
         );
@@ -368,18 +388,35 @@ fn chat_completions(body: &[u8], plan: &Plan, ledger: &Ledger) -> Reply {
         });
         sse(&v.to_string())
     };
-    let (first, finish) = if plan.tool_calls {
+    let (first, finish, pieces) = if plan.tool_calls {
+        // `{"q":"` opens the first piece and `"}` closes the last, so the pieces joined are
+        // valid JSON and each still carries one token.
+        let last = pieces.len().saturating_sub(1);
+        let args: Vec<String> = pieces
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let quoted = serde_json::to_string(w).unwrap_or_default();
+                let inner = quoted.strip_prefix('"').and_then(|q| q.strip_suffix('"'));
+                let inner = inner.unwrap_or_default();
+                let open = if i == 0 { "{\"q\":\"" } else { "" };
+                let close = if i == last { "\"}" } else { "" };
+                format!("{open}{inner}{close}")
+            })
+            .collect();
+        let empty = if args.is_empty() { "{}" } else { "" };
         let call = json!([{"index": 0, "id": "call_mock", "type": "function",
-            "function": {"name": "lookup", "arguments": ""}}]);
+            "function": {"name": tool, "arguments": empty}}]);
         (
-            json!({"role": "assistant", "tool_calls": call}),
+            json!({"role": "assistant", "content": null, "tool_calls": call}),
             "tool_calls",
+            args,
         )
     } else {
-        (json!({"role": "assistant", "content": ""}), "stop")
+        (json!({"role": "assistant", "content": ""}), "stop", pieces)
     };
     let mut events = vec![(chunk(first, Value::Null), 0)];
-    for w in plan.pieces(completion_tokens) {
+    for w in pieces {
         let delta = if plan.tool_calls {
             json!({"tool_calls": [{"index": 0, "function": {"arguments": w}}]})
         } else {
@@ -632,6 +669,114 @@ mod tests {
         assert!(events
             .iter()
             .all(|e| !String::from_utf8_lossy(&e.0).contains("\"usage\"")));
+    }
+
+    fn plan_with(headers: &[(&'static str, &'static str)]) -> Plan {
+        let mut h = http::HeaderMap::new();
+        for (name, value) in headers {
+            h.insert(*name, value.parse().unwrap());
+        }
+        Plan::from_request(&MockOptions::default(), &h)
+    }
+
+    #[test]
+    fn a_tool_call_answer_names_the_first_tool_with_json_arguments() {
+        let ledger = Ledger::default();
+        let plan = plan_with(&[("x-mock-tool-calls", "1"), ("x-mock-chunks", "3")]);
+        let body = br#"{"model":"m","messages":[{"role":"user","content":"hi"}],
+            "tools":[{"type":"function","function":{"name":"get_weather"}}]}"#;
+        let Reply::Whole { body: answer, .. } = chat_completions(body, &plan, &ledger) else {
+            panic!("whole reply expected")
+        };
+        let v: Value = serde_json::from_slice(&answer).unwrap();
+        let message = &v["choices"][0]["message"];
+        assert_eq!(message["content"], Value::Null);
+        assert_eq!(message["tool_calls"][0]["id"], "call_mock");
+        assert_eq!(message["tool_calls"][0]["type"], "function");
+        assert_eq!(message["tool_calls"][0]["function"]["name"], "get_weather");
+        let args = message["tool_calls"][0]["function"]["arguments"]
+            .as_str()
+            .unwrap();
+        assert_eq!(
+            serde_json::from_str::<Value>(args).unwrap(),
+            json!({"q": "w0 w1 w2 "})
+        );
+        assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
+        assert_eq!(v["usage"]["completion_tokens"], 3);
+        // Without tools in the request, the call is to `lookup`.
+        let bare = br#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
+        let Reply::Whole { body: answer, .. } = chat_completions(bare, &plan, &ledger) else {
+            panic!("whole reply expected")
+        };
+        let v: Value = serde_json::from_slice(&answer).unwrap();
+        assert_eq!(
+            v["choices"][0]["message"]["tool_calls"][0]["function"]["name"],
+            "lookup"
+        );
+    }
+
+    #[test]
+    fn a_streamed_tool_call_joins_into_json_one_token_per_piece() {
+        let ledger = Ledger::default();
+        let plan = plan_with(&[
+            ("x-mock-tool-calls", "1"),
+            ("x-mock-answer", "say \"hi\"|there"),
+        ]);
+        let body = br#"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}],
+            "tools":[{"type":"function","function":{"name":"get_weather"}}]}"#;
+        let Reply::Stream { events, .. } = chat_completions(body, &plan, &ledger) else {
+            panic!("stream expected")
+        };
+        let mut name = None;
+        let mut args = String::new();
+        for (event, _) in &events {
+            let text = String::from_utf8_lossy(event);
+            let Some(data) = text.trim().strip_prefix("data: ") else {
+                continue;
+            };
+            let Ok(v) = serde_json::from_str::<Value>(data) else {
+                continue;
+            };
+            let call = &v["choices"][0]["delta"]["tool_calls"][0]["function"];
+            if let Some(n) = call["name"].as_str() {
+                name = Some(n.to_string());
+            }
+            args.push_str(call["arguments"].as_str().unwrap_or(""));
+        }
+        assert_eq!(name.as_deref(), Some("get_weather"));
+        assert_eq!(
+            serde_json::from_str::<Value>(&args).unwrap(),
+            json!({"q": "say \"hi\"there"})
+        );
+        assert_eq!(
+            events.iter().map(|e| e.1).sum::<u64>(),
+            2,
+            "one token per piece"
+        );
+        assert!(String::from_utf8_lossy(&events[events.len() - 2].0).contains("tool_calls"));
+    }
+
+    #[test]
+    fn cache_reads_are_reported_as_cached_prompt_tokens() {
+        let ledger = Ledger::default();
+        let body = br#"{"model":"m","messages":[{"role":"user","content":"12345678"}]}"#;
+        let answer = |plan: &Plan| {
+            let Reply::Whole { body, .. } = chat_completions(body, plan, &ledger) else {
+                panic!("whole reply expected")
+            };
+            serde_json::from_slice::<Value>(&body).unwrap()
+        };
+        let v = answer(&plan_with(&[("x-mock-cache-read", "1")]));
+        assert_eq!(v["usage"]["prompt_tokens_details"]["cached_tokens"], 1);
+        let v = answer(&plan_with(&[("x-mock-cache-read", "50")]));
+        assert_eq!(
+            v["usage"]["prompt_tokens_details"]["cached_tokens"], 2,
+            "never more than the prompt"
+        );
+        assert_eq!(
+            answer(&plan())["usage"]["prompt_tokens_details"]["cached_tokens"],
+            0
+        );
     }
 
     #[test]
