@@ -445,7 +445,11 @@ fn chat_completions(body: &[u8], plan: &Plan, ledger: &Ledger) -> Reply {
 }
 
 /// The Anthropic Messages API: JSON with `usage`, or its event stream (usage in
-/// `message_start` and the final `message_delta`).
+/// `message_start` and the final `message_delta`). With `x-mock-tool-calls` the answer is one
+/// `tool_use` block calling the request's first tool (else `lookup`) with `{"q": <the words>}`,
+/// its input streamed as one `input_json_delta` per completion token. `x-mock-cache-read` and
+/// `x-mock-cache-write` are reported as the prompt cache's reads and writes, left out of
+/// `input_tokens` as Anthropic does.
 fn messages(body: &[u8], plan: &Plan, ledger: &Ledger) -> Reply {
     let Ok(req) = serde_json::from_slice::<Value>(body) else {
         return anthropic_error("body is not JSON");
@@ -478,45 +482,83 @@ fn messages(body: &[u8], plan: &Plan, ledger: &Ledger) -> Reply {
     let output = plan.tokens(cap);
     let streaming = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
     ledger.add_tokens(input, if streaming { 0 } else { output });
+    let usage = json!({
+        "input_tokens": input.saturating_sub(plan.cache_read).saturating_sub(plan.cache_write),
+        "output_tokens": output,
+        "cache_read_input_tokens": plan.cache_read,
+        "cache_creation_input_tokens": plan.cache_write,
+    });
+    let pieces = plan.pieces(output);
+    let tool = plan.tool_calls.then(|| {
+        req.pointer("/tools/0/name")
+            .and_then(Value::as_str)
+            .unwrap_or("lookup")
+            .to_string()
+    });
+    let stop_reason = if tool.is_some() {
+        "tool_use"
+    } else {
+        "end_turn"
+    };
     if !streaming {
+        let block = match &tool {
+            Some(name) => json!({"type": "tool_use", "id": "toolu_mock", "name": name,
+                "input": {"q": pieces.concat()}}),
+            None => json!({"type": "text", "text": pieces.concat()}),
+        };
         return Reply::json(
             200,
             json!({
                 "id": "msg_mock", "type": "message", "role": "assistant", "model": model,
-                "content": [{"type": "text", "text": plan.pieces(output).concat()}],
-                "stop_reason": "end_turn", "stop_sequence": null,
-                "usage": {"input_tokens": input, "output_tokens": output},
+                "content": [block],
+                "stop_reason": stop_reason, "stop_sequence": null,
+                "usage": usage,
             }),
         );
     }
     let event = |name: &str, v: Value| Bytes::from(format!("event: {name}\ndata: {v}\n\n"));
+    let mut start_usage = usage;
+    start_usage["output_tokens"] = json!(1);
+    let block = match &tool {
+        Some(name) => json!({"type": "tool_use", "id": "toolu_mock", "name": name, "input": {}}),
+        None => json!({"type": "text", "text": ""}),
+    };
     let mut events = vec![
         (
             event(
                 "message_start",
                 json!({"type": "message_start", "message": {"id": "msg_mock", "type": "message", "role": "assistant",
-                    "model": model, "content": [], "usage": {"input_tokens": input, "output_tokens": 1}}}),
+                    "model": model, "content": [], "usage": start_usage}}),
             ),
             0,
         ),
         (
             event(
                 "content_block_start",
-                json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+                json!({"type": "content_block_start", "index": 0, "content_block": block}),
             ),
             0,
         ),
     ];
-    for w in plan.pieces(output) {
+    let deltas: Vec<(String, u64)> = match tool {
+        Some(_) => input_pieces(&pieces),
+        None => pieces.into_iter().map(|w| (w, 1)).collect(),
+    };
+    for (piece, tokens) in deltas {
+        let delta = if plan.tool_calls {
+            json!({"type": "input_json_delta", "partial_json": piece})
+        } else {
+            json!({"type": "text_delta", "text": piece})
+        };
         let delta = event(
             "content_block_delta",
-            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": w}}),
+            json!({"type": "content_block_delta", "index": 0, "delta": delta}),
         );
         let delta = match std::str::from_utf8(&delta) {
-            Ok(text) if plan.escape => Bytes::from(plan.escaped(text.to_string(), &w)),
+            Ok(text) if plan.escape => Bytes::from(plan.escaped(text.to_string(), &piece)),
             _ => delta,
         };
-        events.push((delta, 1));
+        events.push((delta, tokens));
     }
     events.push((
         event(
@@ -528,7 +570,7 @@ fn messages(body: &[u8], plan: &Plan, ledger: &Ledger) -> Reply {
     events.push((
         event(
             "message_delta",
-            json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": output}}),
+            json!({"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": null}, "usage": {"output_tokens": output}}),
         ),
         0,
     ));
@@ -537,6 +579,31 @@ fn messages(body: &[u8], plan: &Plan, ledger: &Ledger) -> Reply {
         content_type: SSE,
         events,
     }
+}
+
+/// The tool input `{"q": <pieces joined>}` as JSON text in pieces, one per answer piece and
+/// completion token: the first carries the object's opening, the last its closing (no pieces:
+/// the whole empty input, carrying no token).
+fn input_pieces(pieces: &[String]) -> Vec<(String, u64)> {
+    if pieces.is_empty() {
+        return vec![(r#"{"q":""}"#.to_string(), 0)];
+    }
+    let last = pieces.len() - 1;
+    pieces
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            // The piece as it reads inside a JSON string (escaped, without its quotes).
+            let quoted = Value::from(p.as_str()).to_string();
+            let inner = quoted
+                .strip_prefix('"')
+                .and_then(|q| q.strip_suffix('"'))
+                .unwrap_or_default();
+            let open = if i == 0 { r#"{"q":""# } else { "" };
+            let close = if i == last { r#""}"# } else { "" };
+            (format!("{open}{inner}{close}"), 1)
+        })
+        .collect()
 }
 
 fn part_tokens(p: &Value) -> u64 {
@@ -811,5 +878,128 @@ mod tests {
         assert!(last.starts_with("event: response.completed\n"), "{last}");
         assert!(last.contains("\"output_tokens\":16"), "{last}");
         assert_eq!(events.len(), 16 + 2);
+    }
+
+    fn plan_with(headers: &[(&'static str, &str)]) -> Plan {
+        let mut h = http::HeaderMap::new();
+        for (name, value) in headers {
+            h.insert(*name, value.parse().unwrap());
+        }
+        Plan::from_request(&MockOptions::default(), &h)
+    }
+
+    /// The data of each event of a stream reply, and the tokens the events carry.
+    fn stream_data(reply: Reply) -> (Vec<Value>, u64) {
+        let Reply::Stream { events, .. } = reply else {
+            panic!("a stream");
+        };
+        let tokens = events.iter().map(|e| e.1).sum();
+        let data = events
+            .iter()
+            .map(|(bytes, _)| {
+                let text = std::str::from_utf8(bytes).unwrap();
+                let data = text.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+                serde_json::from_str(data).unwrap()
+            })
+            .collect();
+        (data, tokens)
+    }
+
+    #[test]
+    fn messages_answer_with_a_tool_use_block_calling_the_first_tool_when_asked() {
+        let ledger = Ledger::default();
+        let plan = plan_with(&[("x-mock-tool-calls", "1"), ("x-mock-chunks", "3")]);
+        let body =
+            br#"{"model":"claude","max_tokens":10,"messages":[{"role":"user","content":"hi"}],
+            "tools":[{"name":"get_weather","input_schema":{"type":"object"}}]}"#;
+        let Reply::Whole { body: answer, .. } = messages(body, &plan, &ledger) else {
+            panic!("a JSON answer");
+        };
+        let v: Value = serde_json::from_slice(&answer).unwrap();
+        assert_eq!(
+            v["content"],
+            json!([{"type": "tool_use", "id": "toolu_mock", "name": "get_weather",
+                "input": {"q": "w0 w1 w2 "}}])
+        );
+        assert_eq!(v["stop_reason"], "tool_use");
+        let bare =
+            br#"{"model":"claude","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}"#;
+        let Reply::Whole { body: answer, .. } = messages(bare, &plan, &ledger) else {
+            panic!("a JSON answer");
+        };
+        let v: Value = serde_json::from_slice(&answer).unwrap();
+        assert_eq!(v["content"][0]["name"], "lookup");
+    }
+
+    #[test]
+    fn streamed_tool_use_input_comes_in_one_piece_per_token_joining_into_the_whole_input() {
+        let body = br#"{"model":"claude","max_tokens":10,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+        for escape in [false, true] {
+            let mut headers = vec![("x-mock-tool-calls", "1"), ("x-mock-answer", "a\"b|c|d")];
+            if escape {
+                headers.push(("x-mock-answer-escape", "1"));
+            }
+            let plan = plan_with(&headers);
+            if let Reply::Stream { events, .. } = messages(body, &plan, &Ledger::default()) {
+                let raw = String::from_utf8_lossy(&events[2].0).into_owned();
+                assert_eq!(raw.contains("\\u007b"), escape, "{raw}");
+            }
+            let (data, tokens) = stream_data(messages(body, &plan, &Ledger::default()));
+            assert_eq!(tokens, 3, "one token per piece");
+            assert_eq!(
+                data[1]["content_block"],
+                json!({"type": "tool_use", "id": "toolu_mock", "name": "lookup", "input": {}})
+            );
+            let input: String = data
+                .iter()
+                .filter_map(|d| d.pointer("/delta/partial_json").and_then(Value::as_str))
+                .collect();
+            assert_eq!(input, json!({"q": "a\"bcd"}).to_string());
+            let delta = data.iter().find(|d| d["type"] == "message_delta").unwrap();
+            assert_eq!(delta["delta"]["stop_reason"], "tool_use");
+        }
+        // No completion tokens: the whole (empty) input in one piece.
+        let none = plan_with(&[("x-mock-tool-calls", "1"), ("x-mock-chunks", "0")]);
+        let (data, tokens) = stream_data(messages(body, &none, &Ledger::default()));
+        assert_eq!(tokens, 0);
+        assert_eq!(data[2]["delta"]["partial_json"], r#"{"q":""}"#);
+    }
+
+    #[test]
+    fn messages_report_cache_reads_and_writes_beside_a_smaller_input_count() {
+        let plan = plan_with(&[("x-mock-cache-read", "3"), ("x-mock-cache-write", "2")]);
+        // "be brief" and "12345678": 2 + 2 prompt tokens, as the mock counts.
+        let body = br#"{"model":"claude","max_tokens":4,"system":"be brief","messages":[{"role":"user","content":"12345678"}]}"#;
+        let Reply::Whole { body: answer, .. } = messages(body, &plan, &Ledger::default()) else {
+            panic!("a JSON answer");
+        };
+        let v: Value = serde_json::from_slice(&answer).unwrap();
+        assert_eq!(
+            v["usage"],
+            json!({"input_tokens": 0, "output_tokens": 4, "cache_read_input_tokens": 3,
+                "cache_creation_input_tokens": 2}),
+            "4 − 3 − 2 saturates at 0"
+        );
+        let plan = plan_with(&[("x-mock-cache-read", "1"), ("x-mock-cache-write", "2")]);
+        let u =
+            crate::protocol::anthropic::usage(&match messages(body, &plan, &Ledger::default()) {
+                Reply::Whole { body, .. } => body,
+                Reply::Stream { .. } => panic!("a JSON answer"),
+            })
+            .unwrap();
+        assert_eq!((u.input, u.cached, u.cache_write, u.output), (4, 1, 2, 4));
+        let streamed = br#"{"model":"claude","max_tokens":4,"stream":true,"system":"be brief","messages":[{"role":"user","content":"12345678"}]}"#;
+        let (data, _) = stream_data(messages(streamed, &plan, &Ledger::default()));
+        assert_eq!(
+            data[0]["message"]["usage"],
+            json!({"input_tokens": 1, "output_tokens": 1, "cache_read_input_tokens": 1,
+                "cache_creation_input_tokens": 2})
+        );
+        let mut state = crate::protocol::anthropic::StreamState::default();
+        for d in &data {
+            state.observe(&d.to_string());
+        }
+        let u = state.usage().unwrap();
+        assert_eq!((u.input, u.cached, u.cache_write, u.output), (4, 1, 2, 4));
     }
 }

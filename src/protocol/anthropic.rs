@@ -186,8 +186,9 @@ pub fn parse(body: &[u8]) -> Result<MessagesView, GatewayError> {
 pub(super) struct UsageWire {
     #[serde(default)]
     input_tokens: Option<u64>,
+    /// Read alone by the translation's stream decoder: a `message_delta`'s cumulative count.
     #[serde(default)]
-    output_tokens: Option<u64>,
+    pub(super) output_tokens: Option<u64>,
     #[serde(default)]
     cache_read_input_tokens: Option<u64>,
     #[serde(default)]

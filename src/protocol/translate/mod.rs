@@ -16,6 +16,7 @@
 //! Input: the client's body and the backend chosen. Decision: the backend's body, or a 400.
 //! Nothing here touches a socket or the gateway's state.
 
+pub mod anthropic;
 pub mod gemini;
 
 use crate::error::GatewayError;
