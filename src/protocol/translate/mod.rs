@@ -20,6 +20,8 @@ use crate::error::GatewayError;
 use crate::usage::Usage;
 use bytes::{Bytes, BytesMut};
 
+pub mod responses;
+
 /// A chat request in no provider's dialect.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Chat {
