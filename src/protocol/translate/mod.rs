@@ -18,12 +18,12 @@
 
 pub mod anthropic;
 pub mod gemini;
+pub mod openai;
+pub mod responses;
 
 use crate::error::GatewayError;
 use crate::usage::Usage;
 use bytes::{Bytes, BytesMut};
-
-pub mod openai;
 
 /// A chat request in no provider's dialect.
 #[derive(Debug, Clone, Default, PartialEq)]
