@@ -1,6 +1,6 @@
 //! What the mock answers: plain functions from a request to a [`Reply`].
 
-use super::{count_tokens, Ledger, MockOptions};
+use super::{bedrock, count_tokens, Ledger, MockOptions};
 use bytes::Bytes;
 use serde_json::{json, Value};
 
@@ -76,7 +76,7 @@ impl Plan {
     }
 
     /// Completion tokens of an answer capped at `cap`: the answer's pieces when given.
-    fn tokens(&self, cap: u64) -> u64 {
+    pub(super) fn tokens(&self, cap: u64) -> u64 {
         match &self.answer {
             Some(pieces) => (pieces.len() as u64).min(cap),
             None => self.chunks.min(cap),
@@ -84,7 +84,7 @@ impl Plan {
     }
 
     /// The answer's pieces, `n` of them.
-    fn pieces(&self, n: u64) -> Vec<String> {
+    pub(super) fn pieces(&self, n: u64) -> Vec<String> {
         match &self.answer {
             Some(pieces) => pieces.iter().take(n as usize).cloned().collect(),
             None => words(n),
@@ -92,7 +92,7 @@ impl Plan {
     }
 
     /// An event's JSON with `piece` (a string in it) written as `\u` escapes when asked.
-    fn escaped(&self, json: String, piece: &str) -> String {
+    pub(super) fn escaped(&self, json: String, piece: &str) -> String {
         if !self.escape || piece.is_empty() {
             return json;
         }
@@ -166,15 +166,17 @@ pub const SSE: &str = "text/event-stream";
 /// Whether `path` is a model route (fault injection applies to it).
 pub fn is_model_route(method: &str, path: &str) -> bool {
     method == "POST"
-        && matches!(
+        && (matches!(
             path,
             "/v1/chat/completions" | "/chat" | "/v1/messages" | "/v1/embeddings" | "/v1/responses"
-        )
+        ) || bedrock::operation(path).is_some())
 }
 
+/// The reply to a request; `headers` are the request's (Bedrock checks its SigV4 headers).
 pub fn route(
     method: &str,
     path: &str,
+    headers: &http::HeaderMap,
     body: &[u8],
     plan: &Plan,
     o: &MockOptions,
@@ -199,6 +201,9 @@ pub fn route(
         ("POST", "/v1/messages") => messages(body, plan, ledger),
         ("POST", "/v1/responses") => responses(body, plan, ledger),
         ("POST", "/v1/embeddings") => embeddings(body, ledger),
+        ("POST", _) if bedrock::operation(path).is_some() => {
+            bedrock::converse(path, headers, body, plan, ledger)
+        }
         _ => Reply::json(
             404,
             json!({"error": {"message": "not found", "type": "not_found"}}),

@@ -16,6 +16,8 @@
 //! Input: the client's body and the backend chosen. Decision: the backend's body, or a 400.
 //! Nothing here touches a socket or the gateway's state.
 
+pub mod bedrock;
+
 use crate::error::GatewayError;
 use crate::usage::Usage;
 use bytes::{Bytes, BytesMut};
