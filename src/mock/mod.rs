@@ -5,7 +5,9 @@
 //! `POST /v1/messages` (JSON or its event stream), OpenAI `POST /v1/responses` (JSON with
 //! `usage`, or its typed events ending in `response.completed`, or `response.incomplete` when
 //! `max_output_tokens` cut it short), Gemini `POST /v1beta/models/{model}:generateContent` and
-//! `:streamGenerateContent` (see `gemini`), OpenAI `POST /v1/embeddings`, the lab agent's
+//! `:streamGenerateContent` (see `gemini`), AWS Bedrock `POST /model/{modelId}/converse` and
+//! `/converse-stream` (JSON, or AWS event-stream frames; SigV4 headers required, see
+//! `bedrock.rs`), OpenAI `POST /v1/embeddings`, the lab agent's
 //! `POST /chat`, `GET /v1/models`, `GET /health`, and `GET /ledger` (`POST /ledger/reset`) with the
 //! token totals it received and produced. Behaviour is set per process ([`MockOptions`]) and per
 //! request with headers:
@@ -21,6 +23,7 @@
 //! Completion tokens of a stream count in the ledger as their events are delivered.
 //! Tokens are counted as ceil(characters / 4) of every text the model would read.
 
+mod bedrock;
 mod gemini;
 mod ledger;
 mod reply;
@@ -188,7 +191,15 @@ impl HttpServerApp for Mock {
         let reply = if let Some(status) = plan.fault_status.filter(|_| model_route) {
             Reply::fault(status)
         } else {
-            reply::route(&method, &path, &body, &plan, &self.options, &self.ledger)
+            reply::route(
+                &method,
+                &path,
+                &req.headers,
+                &body,
+                &plan,
+                &self.options,
+                &self.ledger,
+            )
         };
         match reply {
             Reply::Whole {

@@ -1,6 +1,6 @@
 //! What the mock answers: plain functions from a request to a [`Reply`].
 
-use super::{count_tokens, gemini, Ledger, MockOptions};
+use super::{bedrock, count_tokens, gemini, Ledger, MockOptions};
 use bytes::Bytes;
 use serde_json::{json, Value};
 
@@ -174,12 +174,15 @@ pub fn is_model_route(method: &str, path: &str) -> bool {
         && (matches!(
             path,
             "/v1/chat/completions" | "/chat" | "/v1/messages" | "/v1/embeddings" | "/v1/responses"
-        ) || gemini::route_of(path).is_some())
+        ) || gemini::route_of(path).is_some()
+            || bedrock::operation(path).is_some())
 }
 
+/// The reply to a request; `headers` are the request's (Bedrock checks its SigV4 headers).
 pub fn route(
     method: &str,
     path: &str,
+    headers: &http::HeaderMap,
     body: &[u8],
     plan: &Plan,
     o: &MockOptions,
@@ -205,6 +208,9 @@ pub fn route(
         ("POST", "/v1/responses") => responses(body, plan, ledger),
         ("POST", "/v1/embeddings") => embeddings(body, ledger),
         ("POST", p) if gemini::route_of(p).is_some() => gemini::generate(p, body, plan, ledger),
+        ("POST", _) if bedrock::operation(path).is_some() => {
+            bedrock::converse(path, headers, body, plan, ledger)
+        }
         _ => Reply::json(
             404,
             json!({"error": {"message": "not found", "type": "not_found"}}),

@@ -17,6 +17,7 @@
 //! Nothing here touches a socket or the gateway's state.
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod gemini;
 pub mod openai;
 pub mod responses;
