@@ -113,11 +113,12 @@ jssdk:
 		npm install --silent --no-audit --no-fund --prefix $(JS_SDK_DIR) ai @ai-sdk/openai; \
 	fi
 
-## sdk: the official openai Python SDK and `h2` (its HTTP client's HTTP/2 support), for the SDK
-## compatibility tests over HTTP/1.1 and over TLS + HTTP/2. `--upgrade` lets pip --target replace
-## what an earlier, partial install left there.
+## sdk: the official openai and anthropic Python SDKs and `h2` (the HTTP client's HTTP/2
+## support), for the SDK compatibility tests over HTTP/1.1 and over TLS + HTTP/2 and the
+## translation tests. `--upgrade` lets pip --target replace what an earlier, partial install left
+## there.
 sdk:
-	@if PYTHONPATH=$(abspath $(SDK_DIR)) python3 -c "import openai, h2" 2>/dev/null; then :; else \
-		echo "installing the openai Python SDK and h2 into $(SDK_DIR)"; \
-		python3 -m pip install --quiet --disable-pip-version-check --no-warn-conflicts --root-user-action=ignore --upgrade --target $(SDK_DIR) openai h2; \
+	@if PYTHONPATH=$(abspath $(SDK_DIR)) python3 -c "import openai, anthropic, h2" 2>/dev/null; then :; else \
+		echo "installing the openai and anthropic Python SDKs and h2 into $(SDK_DIR)"; \
+		python3 -m pip install --quiet --disable-pip-version-check --no-warn-conflicts --root-user-action=ignore --upgrade --target $(SDK_DIR) openai anthropic h2; \
 	fi

@@ -1,5 +1,6 @@
-//! Stage benchmarks for the spine: key lookup, request-body parsing and backend selection, each
-//! beside a naive baseline. Figures and machine: `benches/README.md`.
+//! Stage benchmarks for the spine: key lookup, request-body parsing, backend selection and
+//! translation between dialects, each beside a baseline (a naive one, or the passthrough a
+//! translation replaces). Figures and machine: `benches/README.md`.
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::sync::Arc;
@@ -115,6 +116,47 @@ fn select(c: &mut Criterion) {
     g.finish();
 }
 
+/// What translation adds per request: the body for an Anthropic backend built from an OpenAI
+/// request (the request parsed into the neutral form and written in Anthropic's dialect) beside
+/// the passthrough body for an OpenAI backend (the client's bytes with the gateway's edits); and
+/// an Anthropic answer written back as an OpenAI one beside reading an OpenAI answer's usage.
+fn translate(c: &mut Criterion) {
+    use bytes::Bytes;
+    use tollgate::protocol::translate::{pair, Drops};
+    let mut g = c.benchmark_group("translate");
+    let raw = Bytes::from(chat_body(1024));
+    let view = request::parse(Route::ChatCompletions, &raw).unwrap();
+    for (name, protocol) in [
+        ("request_passthrough_openai", Protocol::OpenAi),
+        ("request_to_anthropic", Protocol::Anthropic),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                view.outbound(raw.clone(), protocol, Some(256), None, Drops(&[]))
+                    .map(|o| o.body.len())
+            })
+        });
+    }
+    let words = "w0 w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12 w13 w14 w15 ";
+    let anthropic_answer = format!(
+        r#"{{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4","content":[{{"type":"text","text":"{words}"}}],"stop_reason":"end_turn","stop_sequence":null,"usage":{{"input_tokens":40,"output_tokens":16}}}}"#
+    );
+    let openai_answer = format!(
+        r#"{{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4","choices":[{{"index":0,"message":{{"role":"assistant","content":"{words}"}},"finish_reason":"stop"}}],"usage":{{"prompt_tokens":40,"completion_tokens":16,"total_tokens":56}}}}"#
+    );
+    g.bench_function("answer_passthrough_openai_usage", |b| {
+        b.iter(|| view.reported_usage(black_box(openai_answer.as_bytes())))
+    });
+    let client = pair::Client::of(&view, &raw).unwrap();
+    g.bench_function("answer_from_anthropic", |b| {
+        b.iter(|| {
+            pair::decode_answer(Protocol::Anthropic, black_box(anthropic_answer.as_bytes()))
+                .map(|a| pair::encode_answer(&client, &a).len())
+        })
+    });
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -122,5 +164,5 @@ fn config() -> Criterion {
         .sample_size(30)
 }
 
-criterion_group! { name = benches; config = config(); targets = auth, parse, select }
+criterion_group! { name = benches; config = config(); targets = auth, parse, select, translate }
 criterion_main!(benches);

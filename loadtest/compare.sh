@@ -5,6 +5,8 @@
 #   tollgate    oha → tollgate, full pipeline (auth, filter with the demo rules, token limits,
 #               budget, cache key + store, metrics, access log) → mock
 #   cache-hit   oha → tollgate answering from its cache
+#   translated  oha → tollgate, full pipeline, the OpenAI request translated for a backend that
+#               speaks Anthropic's Messages API (the mock's /v1/messages), and its answer back
 # each non-streaming and streaming (SSE, 16 events), at 1 connection (added latency) and at 16.
 # For every run: requests/s, p50/p99, CPU seconds used by the proxy's processes, requests per proxy
 # CPU-second, and the proxy's peak RSS during that run. Then the ratios Tollgate/nginx.
@@ -88,7 +90,8 @@ reset_peak() { local p; for p in "$@"; do echo 5 > "/proc/$p/clear_refs" 2>/dev/
 peak_kib() { local t=0 p; for p in "$@"; do t=$((t + $(awk '/^VmHWM/ {print $2}' "/proc/$p/status"))); done; echo $t; }
 
 PROMPT="Summarise the quarterly support tickets about login problems and suggest three improvements to the help-centre articles."
-body() { printf '{"model":"gpt-4","stream":%s,"max_tokens":64,"messages":[{"role":"user","content":"%s"}]}' "$1" "$PROMPT"; }
+MODEL=gpt-4
+body() { printf '{"model":"%s","stream":%s,"max_tokens":64,"messages":[{"role":"user","content":"%s"}]}' "$MODEL" "$1" "$PROMPT"; }
 
 RESULTS=$WORK/results.tsv
 run() { # target url stream conns pids... ; extra headers in $HDRS
@@ -125,6 +128,7 @@ for mode in $MODES; do
     HDRS=(); run nginx "http://$NGX/v1/chat/completions" $stream "$conns" $(NGX_PIDS)
     HDRS=(-H "Authorization: Bearer $KEY" -H "Cache-Control: no-cache")
     run tollgate "http://$GW/v1/chat/completions" $stream "$conns" "$GW_PID"
+    MODEL=claude-sonnet-4 run translated "http://$GW/v1/chat/completions" $stream "$conns" "$GW_PID"
     if [ $stream = false ]; then
       HDRS=(-H "Authorization: Bearer $KEY")
       run cache-hit "http://$GW/v1/chat/completions" $stream "$conns" "$GW_PID"
@@ -145,13 +149,15 @@ for r in rows:
     print(line(r))
 get = {(r[0], r[1], r[2]): r for r in rows}
 print()
-print("| mode | conns | tollgate/nginx req per CPU-s | cache-hit/nginx | added p50 µs (nginx, tollgate) | added p99 µs (nginx, tollgate) |")
-print("|---|---|---|---|---|---|")
+print("| mode | conns | tollgate/nginx req per CPU-s | cache-hit/nginx | added p50 µs (nginx, tollgate) | added p99 µs (nginx, tollgate) | translated CPU per request / tollgate's |")
+print("|---|---|---|---|---|---|---|")
 for (t, mode, conns), r in get.items():
     if t != "tollgate": continue
     n, d, c = get.get(("nginx", mode, conns)), get.get(("direct", mode, conns)), get.get(("cache-hit", mode, conns))
     ratio = lambda a: f"{float(a[7]) / float(n[7]):.2f}" if a and a[7] != "-" and n[7] != "-" else "-"
     add = lambda a, i: f"{int(a[i]) - int(d[i])}"
-    print(f"| {mode} | {conns} | {ratio(r)} | {ratio(c)} | {add(n,4)}, {add(r,4)} | {add(n,5)}, {add(r,5)} |")
+    x = get.get(("translated", mode, conns))
+    cost = f"{float(r[7]) / float(x[7]):.2f}" if x and x[7] != "-" and r[7] != "-" else "-"
+    print(f"| {mode} | {conns} | {ratio(r)} | {ratio(c)} | {add(n,4)}, {add(r,4)} | {add(n,5)}, {add(r,5)} | {cost} |")
 PY
 if grep -q . "$WORK/nginx/error.log" 2>/dev/null; then echo; echo "nginx error log:"; tail -5 "$WORK/nginx/error.log"; fi

@@ -15,8 +15,10 @@
 #                                  TG_CASED=off: every rule ignoring case)
 #   tg_pipeline LISTEN ADMIN NAME [LINE]
 #                                  the full pipeline compare.sh measures: one consumer (KEY, role
-#                                  standard), the mock as backend, an output cap, the cache and the
-#                                  demo's content filter; each LINE goes into `server:`
+#                                  standard), the mock as backend (OpenAI's dialect for gpt-4,
+#                                  Anthropic's for claude-sonnet-4, so an OpenAI request for it is
+#                                  translated), an output cap, the cache and the demo's content
+#                                  filter; each LINE goes into `server:`
 #   tg_wait_ready ADMIN            until the admin plane reports ready (or exit after 30 s)
 #   tg_rss_kib PID                 resident memory now
 
@@ -62,6 +64,7 @@ tg_backends() {
   cat <<YAML
 backends:
   - {id: mock, url: "http://$mock", protocol: openai, models: [gpt-4], forward_headers: ["x-mock-*"]${extra:+, $extra}}
+  - {id: mock-anthropic, url: "http://$mock", protocol: anthropic, models: [claude-sonnet-4], forward_headers: ["x-mock-*"]${extra:+, $extra}}
 pricing: {default: {input_per_million_usd: 30, output_per_million_usd: 60}}
 state: {spend_file: "$WORK/spend-$name.json"}
 access_log: {to: "$WORK/access-$name.log"}

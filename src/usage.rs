@@ -133,11 +133,14 @@ mod tests {
             output: 100,
             ..Usage::default()
         };
-        // 1,000 × 3 + 2,000 × 0.30 + 4,000 × 3.75 + 100 × 15 micro-dollars per million tokens.
-        assert_eq!(used.cost_nanos(sonnet), 3_000 + 600 + 15_000 + 1_500);
+        // 1,000 × $3 + 2,000 × $0.30 + 4,000 × $3.75 + 100 × $15 a million, in nano-dollars.
+        assert_eq!(
+            used.cost_nanos(sonnet),
+            3_000_000 + 600_000 + 15_000_000 + 1_500_000
+        );
         assert_eq!(
             used.cost_nanos(Price::flat(3_000_000, 15_000_000)),
-            7_000 * 3 + 100 * 15,
+            7_000 * 3_000 + 100 * 15_000,
             "without their own rates they are prompt tokens"
         );
         let flash = Price {
@@ -150,10 +153,8 @@ mod tests {
             reasoning: 800,
             ..Usage::default()
         };
-        assert_eq!(
-            thought.cost_nanos(flash),
-            (10 * 150 + 200 * 600 + 800 * 3_500) / 1_000 + 1
-        );
+        // 10 × $0.15 + 200 × $0.60 + 800 × $3.50 a million, in nano-dollars.
+        assert_eq!(thought.cost_nanos(flash), 1_500 + 120_000 + 2_800_000);
         assert!(
             cost_bound_nanos(sonnet, used.input, used.output) >= used.cost_nanos(sonnet),
             "the reservation bound covers any split of the prompt"

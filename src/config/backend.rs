@@ -49,7 +49,9 @@ pub(super) fn build_backend(
     };
     let url = if b.url.trim().is_empty() {
         let preset = protocol.and_then(|p| preset_url(p, &b.provider, aws.as_ref()));
-        if preset.is_none() {
+        // A bedrock backend without its region has been told so already.
+        let told = protocol == Some(Protocol::Bedrock) && aws.is_none();
+        if preset.is_none() && !told {
             problems.push(Problem::new(
                 format!("{path}.url"),
                 "must not be empty (only a provider's own API has a preset URL)",
@@ -205,7 +207,10 @@ fn aws_auth(
             format!("environment variable {} is not set", a.access_key_id_env),
         ));
     }
-    let secret = set(&a.secret_access_key_env);
+    let secret = a
+        .secret_access_key
+        .clone()
+        .or_else(|| set(&a.secret_access_key_env));
     if secret.is_none() {
         problems.push(Problem::new(
             format!("{path}.aws.secret_access_key_env"),

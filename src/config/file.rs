@@ -678,6 +678,10 @@ pub struct AwsSection {
     /// Variable holding the secret access key (`AWS_SECRET_ACCESS_KEY`).
     #[serde(default = "default_aws_secret_env")]
     pub secret_access_key_env: String,
+    /// The secret access key itself, for a mock or a demo: a real one belongs in the variable
+    /// `secret_access_key_env` names, not in a file.
+    #[serde(default)]
+    pub secret_access_key: Option<String>,
     /// Variable holding a session token, used when it is set (`AWS_SESSION_TOKEN`).
     #[serde(default = "default_aws_token_env")]
     pub session_token_env: String,
@@ -691,6 +695,7 @@ impl AwsSection {
             access_key_id: None,
             access_key_id_env: default_aws_key_env(),
             secret_access_key_env: default_aws_secret_env(),
+            secret_access_key: None,
             session_token_env: default_aws_token_env(),
         }
     }

@@ -40,6 +40,7 @@ pub(crate) const AWS_KEYS: &[&str] = &[
     "access_key_id",
     "access_key_id_env",
     "secret_access_key_env",
+    "secret_access_key",
     "session_token_env",
 ];
 pub(crate) const BACKEND_TIMEOUT_KEYS: &[&str] =
@@ -530,6 +531,7 @@ fn levenshtein(a: &str, b: &str) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use super::super::file::AwsSection;
     use super::super::file::{
         AdminSection, ClientCertSection, FileConfig, TimeoutsSection, TlsSection,
     };

@@ -9,8 +9,9 @@ use super::admit::Admitted;
 use super::ctx::{Failure, RequestCtx};
 use super::Gateway;
 use crate::config::Backend;
-use crate::error::GatewayError;
+use crate::error::{Fault, GatewayError};
 use crate::metrics;
+use crate::protocol::translate::Drops;
 use crate::runtime::Runtime;
 use crate::stages::routing::{self, Candidates};
 use crate::state::health::{Availability, Health, Outcome, Permit};
@@ -110,6 +111,13 @@ impl Gateway {
                     permit.record(Outcome::Neutral, circuit);
                     return Err(e.into());
                 }
+                // The request cannot be put in this backend's dialect: another backend of the
+                // pool may take it; if none does, the client learns which field.
+                Err(e) if e.fault() == Fault::Client => {
+                    permit.record(Outcome::Neutral, circuit);
+                    last_error = Some(e);
+                    continue;
+                }
                 Err(e) => {
                     log::warn!("backend {} failed: {}", backend.id, e.label());
                     permit.record(Outcome::Failure, circuit);
@@ -208,14 +216,18 @@ impl Gateway {
         backend: &Backend,
     ) -> Result<Prepared, GatewayError> {
         let rename = backend.renamed(req.view.model());
-        let out = req
-            .view
-            .outbound(req.raw.clone(), backend.protocol, req.cap.inject, rename);
+        let out = req.view.outbound(
+            req.raw.clone(),
+            backend.protocol,
+            req.cap.inject,
+            rename,
+            Drops(&backend.drop_unsupported),
+        )?;
         let header = peer::request_header(
             backend,
-            out.path,
+            &out.path,
             &session.req_header().headers,
-            out.body.len(),
+            &out.body,
             out.rewritten,
             ctx.forwarded_for.as_deref(),
         )?;

@@ -16,7 +16,9 @@ use crate::downstream::response;
 use crate::error::GatewayError;
 use crate::metrics;
 use crate::protocol::sse::SseTap;
-use crate::protocol::{self, anthropic, lab, openai, provider, responses, RequestView, Route};
+use crate::protocol::{
+    self, anthropic, lab, openai, provider, responses, translate, RequestView, Route,
+};
 use crate::runtime::Runtime;
 use crate::stages::cache::CachePlan;
 use crate::stages::output::{Finding, OutputAction, OutputRules};
@@ -140,6 +142,17 @@ impl Gateway {
         }
         self.settle_now(ctx, Usage::default()).await;
         req.extra.cost(0);
+        let dialect = Route::dialect_for_path(session.req_header().uri.path());
+        // A translated request's refusal is read in the backend's dialect and told in the
+        // client's, status kept.
+        let scrubbed = match scrubbed {
+            Some(b) if translate::pair::translated(&req.view, backend.protocol) => {
+                let message = translate::pair::error_message(&b)
+                    .unwrap_or_else(|| format!("the backend refused the request ({status})"));
+                Some(translate::pair::refusal(dialect, status, &message))
+            }
+            other => other,
+        };
         let body = match scrubbed {
             Some(b) => b,
             None => {
@@ -147,7 +160,7 @@ impl Gateway {
                 header
                     .insert_header("content-type", "application/json")
                     .map_err(|_| GatewayError::Internal)?;
-                protocol::error_body(&e, Route::dialect_for_path(session.req_header().uri.path()))
+                protocol::error_body(&e, dialect)
             }
         };
         header
@@ -181,15 +194,28 @@ impl Gateway {
             upstream.discard().await;
             return Err(GatewayError::UpstreamFailed(format!("status {status}")).into());
         }
+        let mut tap = match req.view.stream_tap(backend.protocol, &req.raw) {
+            Ok(tap) => tap,
+            Err(e) => {
+                upstream.discard().await;
+                return Err(e.into());
+            }
+        };
         let mut header = upstream.client_header(&backend.id)?;
         // The tap may remove events, so no length the backend declared can stand: the stream
         // goes out in chunks.
         header
             .insert_header("transfer-encoding", "chunked")
             .map_err(|_| GatewayError::Internal)?;
+        if translate::pair::translated(&req.view, backend.protocol) {
+            // A translated stream is server-sent events whatever the backend's framing.
+            header
+                .insert_header("content-type", "text/event-stream")
+                .map_err(|_| GatewayError::Internal)?;
+        }
+        answered_model(&mut header, &req, backend)?;
         req.extra.apply(&mut header)?;
         ctx.status = status;
-        let mut tap = req.view.stream_tap();
         if let Some(rules) = &rt.filter.output[req.consumer.role.index()] {
             tap = tap.with_checks(Arc::clone(rules));
         }
@@ -300,12 +326,39 @@ impl Gateway {
             body,
             backend,
         } = whole;
-        let reported = ctx
-            .usage
-            .or_else(|| req.view.reported_usage(backend.protocol, &body));
-        let answer_text = match &req.view {
-            RequestView::Lab(_) => Some(lab::answer_text(&body, backend.protocol)?),
-            _ => None,
+        let translated = translate::pair::translated(&req.view, backend.protocol);
+        let (body, answer_text, reported) = match &req.view {
+            RequestView::Lab(_) if backend.protocol == Protocol::LabAgent => {
+                let text = lab::answer_text(&body, backend.protocol)?;
+                (body, Some(text), None)
+            }
+            _ if translated && (200..300).contains(&status) => {
+                let mut answer = translate::pair::decode_answer(backend.protocol, &body)?;
+                if answer.model.is_empty() {
+                    backend_model(&req, backend).clone_into(&mut answer.model);
+                }
+                let client = translate::pair::Client::of(&req.view, &req.raw)?;
+                let text = matches!(client, translate::pair::Client::Lab).then(|| answer.text());
+                let body = translate::pair::encode_answer(&client, &answer);
+                (body, text, answer.usage)
+            }
+            _ => {
+                let usage = req.view.reported_usage(&body);
+                (body, None, usage)
+            }
+        };
+        if translated {
+            header
+                .insert_header("content-type", "application/json")
+                .map_err(|_| GatewayError::Internal)?;
+        }
+        answered_model(&mut header, &req, backend)?;
+        let reported = ctx.usage.or(reported);
+        // The dialect the body is now in: the client's own once translated.
+        let protocol = match (&req.view, translated) {
+            (RequestView::Messages(_), true) => Protocol::Anthropic,
+            (_, true) => Protocol::OpenAi,
+            (_, false) => backend.protocol,
         };
         let usage = reported.unwrap_or_else(|| match &answer_text {
             Some(text) => Usage::estimate(req.prompt_estimate, estimate_tokens(text)),
@@ -316,7 +369,7 @@ impl Gateway {
         refresh_headroom(ctx, &mut req, settled.headroom);
         // Checked before the cache stores it: the cache keeps what the client receives.
         let (body, answer_text) = match &rt.filter.output[req.consumer.role.index()] {
-            Some(rules) => checked(rules, body, answer_text, backend.protocol, ctx, &mut req)?,
+            Some(rules) => checked(rules, body, answer_text, protocol, ctx, &mut req)?,
             None => (body, answer_text),
         };
         if status == 200 {
@@ -385,6 +438,7 @@ fn checked(
             Some(serde_json::Value::String(s)) => vec![s],
             _ => Vec::new(),
         },
+        // Translated bodies are in the client's dialect by now.
         Protocol::Gemini | Protocol::Bedrock => Vec::new(),
     };
     let (found, blocked) = answer::check_whole(rules, texts);
@@ -397,6 +451,25 @@ fn checked(
     }
     let rewritten = serde_json::to_vec(&v).map_err(|_| GatewayError::Internal)?;
     Ok((Bytes::from(rewritten), None))
+}
+
+/// The model the backend was asked for: the alias's target, or the public name.
+fn backend_model<'a>(req: &'a Admitted, backend: &'a Backend) -> &'a str {
+    backend
+        .renamed(req.view.model())
+        .unwrap_or(req.view.model())
+}
+
+/// `x-tollgate-model`: the model the backend that answered was asked for (with
+/// `x-tollgate-backend`, which answered a cross-provider pool's request).
+fn answered_model(
+    header: &mut pingora::http::ResponseHeader,
+    req: &Admitted,
+    backend: &Backend,
+) -> Result<(), GatewayError> {
+    header
+        .insert_header("x-tollgate-model", backend_model(req, backend))
+        .map_err(|_| GatewayError::Internal)
 }
 
 /// Reports what the rules on answers found in a whole answer (its headers are still to go).

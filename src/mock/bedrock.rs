@@ -383,7 +383,8 @@ mod tests {
 
     #[test]
     fn headers_from_the_gateways_signer_pass_the_check() {
-        let creds = crate::upstream::sigv4::AwsCredentials {
+        let creds = crate::config::AwsAuth {
+            region: "us-east-1".into(),
             access_key_id: "AKIDEXAMPLE".into(),
             secret_access_key: crate::digest::Secret::new("secret".into()),
             session_token: None,

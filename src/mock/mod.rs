@@ -179,8 +179,7 @@ impl HttpServerApp for Mock {
             self.ledger
                 .record_request(&method, &path, &req.headers, &body);
         }
-        let mut plan = Plan::from_request(&self.options, &req.headers);
-        plan.google_key |= gemini::key_in_query(req.uri.query());
+        let plan = Plan::from_request(&self.options, &req.headers);
 
         if plan.latency_ms > 0 {
             tokio::time::sleep(Duration::from_millis(plan.latency_ms)).await;

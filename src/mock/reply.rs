@@ -43,9 +43,6 @@ pub struct Plan {
     /// `x-mock-thoughts`: reasoning tokens the answer reports beside its text (Gemini's
     /// `thoughtsTokenCount`), counted as produced.
     pub thoughts: u64,
-    /// A Google API key came with the request (`x-goog-api-key`, or `?key=`, which the server
-    /// reads from the query): the Gemini routes refuse requests without one.
-    pub google_key: bool,
 }
 
 impl Plan {
@@ -76,7 +73,6 @@ impl Plan {
             cache_read: num("x-mock-cache-read").unwrap_or(0),
             cache_write: num("x-mock-cache-write").unwrap_or(0),
             thoughts: num("x-mock-thoughts").unwrap_or(0),
-            google_key: headers.get("x-goog-api-key").is_some_and(|v| !v.is_empty()),
         }
     }
 
@@ -742,14 +738,6 @@ mod tests {
         assert!(events
             .iter()
             .all(|e| !String::from_utf8_lossy(&e.0).contains("\"usage\"")));
-    }
-
-    fn plan_with(headers: &[(&'static str, &'static str)]) -> Plan {
-        let mut h = http::HeaderMap::new();
-        for (name, value) in headers {
-            h.insert(*name, value.parse().unwrap());
-        }
-        Plan::from_request(&MockOptions::default(), &h)
     }
 
     #[test]

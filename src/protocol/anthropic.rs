@@ -343,7 +343,12 @@ pub fn answer_texts_mut(v: &mut serde_json::Value) -> Vec<&mut String> {
 
 /// `{"type":"error","error":{"type","message"}}`, what Anthropic SDKs parse.
 pub fn error_body(e: &GatewayError) -> serde_json::Value {
-    let kind = match e.status() {
+    json!({"type": "error", "error": {"type": error_type(e.status()), "message": e.message()}})
+}
+
+/// The Anthropic error type for an HTTP status.
+pub fn error_type(status: u16) -> &'static str {
+    match status {
         401 => "authentication_error",
         403 => "permission_error",
         404 => "not_found_error",
@@ -352,8 +357,7 @@ pub fn error_body(e: &GatewayError) -> serde_json::Value {
         500 => "api_error",
         502..=504 => "overloaded_error",
         _ => "invalid_request_error",
-    };
-    json!({"type": "error", "error": {"type": kind, "message": e.message()}})
+    }
 }
 
 #[cfg(test)]

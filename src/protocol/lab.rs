@@ -2,12 +2,12 @@
 //! `{"response","gateway_metadata"}` out, errors as FastAPI's `{"detail"}`.
 //!
 //! A `/chat` request is translated for the backend that serves it: a lab agent gets
-//! `{"message","session_id"}` on its own `/chat`; an OpenAI backend a one-message chat completion
-//! with the gateway's output cap. The answer's text is read back from either and wrapped with
-//! the gateway's metadata.
+//! `{"message","session_id"}` on its own `/chat`; any chat backend a one-message chat in its
+//! dialect with the gateway's output cap. The answer's text is read back and wrapped with the
+//! gateway's metadata.
 
 use super::json::json_error;
-use super::{anthropic, openai};
+use super::translate;
 use crate::config::Protocol;
 use crate::error::GatewayError;
 use bytes::Bytes;
@@ -66,31 +66,10 @@ impl LabView {
         };
     }
 
-    /// The path on a backend speaking `protocol`.
-    pub fn path(protocol: Protocol) -> &'static str {
-        match protocol {
-            Protocol::LabAgent => "/chat",
-            _ => "/v1/chat/completions",
-        }
-    }
-
-    /// The body a backend speaking `protocol` receives.
-    pub fn outbound(&self, protocol: Protocol, cap: Option<u64>, rename: Option<&str>) -> Bytes {
-        let value = match protocol {
-            Protocol::LabAgent => {
-                json!({"message": self.message, "session_id": self.agent_session})
-            }
-            Protocol::OpenAi | Protocol::Anthropic | Protocol::Gemini | Protocol::Bedrock => {
-                let mut v = json!({
-                    "model": rename.unwrap_or(&self.model),
-                    "messages": [{"role": "user", "content": self.message}],
-                });
-                if let (Some(cap), Some(obj)) = (cap, v.as_object_mut()) {
-                    obj.insert("max_tokens".into(), json!(cap));
-                }
-                v
-            }
-        };
+    /// The body a lab agent receives on its `/chat` (other backends get a one-message chat,
+    /// translated; see [`crate::protocol::translate`]).
+    pub fn outbound(&self) -> Bytes {
+        let value = json!({"message": self.message, "session_id": self.agent_session});
         Bytes::from(value.to_string())
     }
 
@@ -112,17 +91,15 @@ fn fresh_session() -> String {
     format!("tg-{}", crate::digest::to_hex(&bytes))
 }
 
-/// The answer text in a backend's response to a translated `/chat` request.
+/// The answer text in a backend's response to a `/chat` request.
 pub fn answer_text(body: &[u8], protocol: Protocol) -> Result<String, GatewayError> {
-    let text = match protocol {
-        Protocol::LabAgent => serde_json::from_slice::<serde_json::Value>(body)
-            .ok()
-            .and_then(|v| v.get("response")?.as_str().map(str::to_string)),
-        Protocol::OpenAi => openai::answer_text(body),
-        Protocol::Anthropic => anthropic::answer_text(body),
-        Protocol::Gemini | Protocol::Bedrock => None,
-    };
-    text.ok_or_else(|| GatewayError::UpstreamFailed("invalid response body".into()))
+    if protocol != Protocol::LabAgent {
+        return translate::pair::decode_answer(protocol, body).map(|a| a.text());
+    }
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("response")?.as_str().map(str::to_string))
+        .ok_or_else(|| GatewayError::UpstreamFailed("invalid response body".into()))
 }
 
 /// The `/chat` answer: the text and the gateway's metadata.
@@ -165,14 +142,25 @@ mod tests {
             agent_session: String::new(),
         };
         view.bind("team-a");
-        let agent: serde_json::Value =
-            serde_json::from_slice(&view.outbound(Protocol::LabAgent, Some(9), None)).unwrap();
+        let agent: serde_json::Value = serde_json::from_slice(&view.outbound()).unwrap();
         assert_eq!(agent, json!({"message": "hi", "session_id": "team-a:s1"}));
-        let openai: serde_json::Value =
-            serde_json::from_slice(&view.outbound(Protocol::OpenAi, Some(9), Some("dep"))).unwrap();
+        let request = crate::protocol::RequestView::Lab(view);
+        let drops = crate::protocol::translate::Drops(&[]);
+        let out = request
+            .outbound(Bytes::new(), Protocol::OpenAi, Some(9), Some("dep"), drops)
+            .unwrap();
+        let openai: serde_json::Value = serde_json::from_slice(&out.body).unwrap();
+        assert_eq!(out.path, "/v1/chat/completions");
         assert_eq!(openai["messages"][0]["content"], "hi");
         assert_eq!(openai["model"], "dep", "an alias names the backend's model");
         assert_eq!(openai["max_tokens"], 9);
+        let out = request
+            .outbound(Bytes::new(), Protocol::Anthropic, Some(9), None, drops)
+            .unwrap();
+        let anthropic: serde_json::Value = serde_json::from_slice(&out.body).unwrap();
+        assert_eq!(out.path, "/v1/messages");
+        assert_eq!(anthropic["messages"][0]["content"][0]["text"], "hi");
+        assert_eq!(anthropic["max_tokens"], 9);
     }
 
     #[test]

@@ -32,7 +32,9 @@ use lab::LabView;
 use openai::ChatView;
 use responses::ResponsesView;
 use sse::SseTap;
+use std::borrow::Cow;
 pub use text::{Origin, Text, Texts};
+use translate::Drops;
 
 /// The consumer-plane routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,15 +136,18 @@ impl Route {
         }
     }
 
-    /// Whether a backend speaking `protocol` can serve this route.
+    /// Whether a backend speaking `protocol` can serve this route: the chat routes are
+    /// translated for every chat backend (see [`translate`]); embeddings are OpenAI's, and a lab
+    /// agent serves the lab's `/chat` only.
     pub fn accepts(self, protocol: Protocol) -> bool {
+        let chat_backend = matches!(
+            protocol,
+            Protocol::OpenAi | Protocol::Anthropic | Protocol::Gemini | Protocol::Bedrock
+        );
         match self {
-            Route::ChatCompletions | Route::Embeddings | Route::Responses => {
-                protocol == Protocol::OpenAi
-            }
-            // `/chat` is translated for OpenAI backends.
-            Route::LabChat => matches!(protocol, Protocol::LabAgent | Protocol::OpenAi),
-            Route::Messages => protocol == Protocol::Anthropic,
+            Route::ChatCompletions | Route::Messages | Route::Responses => chat_backend,
+            Route::Embeddings => protocol == Protocol::OpenAi,
+            Route::LabChat => chat_backend || protocol == Protocol::LabAgent,
             Route::Models | Route::Page(_) => false,
         }
     }
@@ -184,7 +189,7 @@ pub fn parse(route: Route, body: &[u8]) -> Result<RequestView, GatewayError> {
 /// What goes to the backend: the path below its prefix and the body.
 #[derive(Debug)]
 pub struct Outbound {
-    pub path: &'static str,
+    pub path: Cow<'static, str>,
     pub body: Bytes,
     /// The gateway wrote this body (so it sets `Content-Type` itself).
     pub rewritten: bool,
@@ -274,38 +279,45 @@ impl RequestView {
 
     /// The request as a backend speaking `protocol` receives it, with the gateway's output cap
     /// (`inject_cap`, when the client set none) and the backend's own model name (`rename`, an
-    /// alias).
+    /// alias): the client's body, edited where needed, when the backend speaks its dialect;
+    /// otherwise translated (see [`translate`]), or a 400 naming a field the backend's dialect
+    /// cannot express and `drops` does not let go.
     pub fn outbound(
         &self,
         raw: Bytes,
         protocol: Protocol,
         inject_cap: Option<u64>,
         rename: Option<&str>,
-    ) -> Outbound {
-        let (path, body, rewritten) = match self {
-            RequestView::Chat(c) => (
-                "/v1/chat/completions",
-                c.outbound(raw, inject_cap, rename),
-                false,
-            ),
-            RequestView::Lab(l) => (
-                LabView::path(protocol),
-                l.outbound(protocol, inject_cap, rename),
-                true,
-            ),
-            RequestView::Messages(m) => {
-                ("/v1/messages", m.outbound(raw, inject_cap, rename), false)
+        drops: Drops<'_>,
+    ) -> Result<Outbound, GatewayError> {
+        let (path, body) = match self {
+            _ if translate::pair::translated(self, protocol) => {
+                let model = rename.unwrap_or(self.model());
+                let chat = translate::pair::decode_request(self, &raw, model, inject_cap)?;
+                let (path, body) = translate::pair::encode_request(&chat, protocol, drops)?;
+                return Ok(Outbound {
+                    path: Cow::Owned(path),
+                    body,
+                    rewritten: true,
+                });
             }
-            RequestView::Embeddings(e) => ("/v1/embeddings", e.outbound(raw, rename), false),
-            RequestView::Responses(r) => {
-                ("/v1/responses", r.outbound(raw, inject_cap, rename), false)
+            RequestView::Lab(l) => {
+                return Ok(Outbound {
+                    path: Cow::Borrowed("/chat"),
+                    body: l.outbound(),
+                    rewritten: true,
+                })
             }
+            RequestView::Chat(c) => ("/v1/chat/completions", c.outbound(raw, inject_cap, rename)),
+            RequestView::Messages(m) => ("/v1/messages", m.outbound(raw, inject_cap, rename)),
+            RequestView::Embeddings(e) => ("/v1/embeddings", e.outbound(raw, rename)),
+            RequestView::Responses(r) => ("/v1/responses", r.outbound(raw, inject_cap, rename)),
         };
-        Outbound {
-            path,
+        Ok(Outbound {
+            path: Cow::Borrowed(path),
             body,
-            rewritten,
-        }
+            rewritten: false,
+        })
     }
 
     /// What identifies the request for the response cache: the canonical body as the backend
@@ -324,25 +336,36 @@ impl RequestView {
         json::canonical(&edited, None)
     }
 
-    /// The usage a backend speaking `protocol` reported in a whole (non-streamed) answer.
-    pub fn reported_usage(&self, protocol: Protocol, body: &[u8]) -> Option<Usage> {
-        match (self, protocol) {
-            (RequestView::Messages(_), _) | (_, Protocol::Anthropic) => anthropic::usage(body),
-            (RequestView::Responses(_), _) => responses::usage(body),
-            (_, Protocol::OpenAi) => openai::usage(body),
-            (_, Protocol::LabAgent | Protocol::Gemini | Protocol::Bedrock) => None,
+    /// The usage a backend speaking this request's own dialect reported in a whole
+    /// (non-streamed) answer (a translated answer's usage comes from its translation).
+    pub fn reported_usage(&self, body: &[u8]) -> Option<Usage> {
+        match self {
+            RequestView::Messages(_) => anthropic::usage(body),
+            RequestView::Responses(_) => responses::usage(body),
+            RequestView::Chat(_) | RequestView::Embeddings(_) => openai::usage(body),
+            RequestView::Lab(_) => None,
         }
     }
 
-    /// The reader for this request's event stream. The gateway asked an OpenAI stream for its
-    /// usage when the client did not; that event is removed from what the client sees.
-    pub fn stream_tap(&self) -> SseTap {
-        match self {
+    /// The reader for this request's event stream from a backend speaking `protocol`. The
+    /// gateway asked an OpenAI stream for its usage when the client did not; that event is
+    /// removed from what the client sees. Another dialect's stream is translated into the
+    /// client's as it passes.
+    pub fn stream_tap(&self, protocol: Protocol, raw: &[u8]) -> Result<SseTap, GatewayError> {
+        let tap = match self {
             RequestView::Messages(_) => SseTap::anthropic(),
             RequestView::Chat(c) => SseTap::new(!c.wants_usage()),
             RequestView::Responses(_) => SseTap::responses(),
             _ => SseTap::new(false),
+        };
+        if !translate::pair::translated(self, protocol) {
+            return Ok(tap);
         }
+        let client = translate::pair::Client::of(self, raw)?;
+        let translator = translate::pair::StreamTranslator::new(protocol, &client)
+            .ok_or(GatewayError::Internal)?;
+        // The translator writes the usage event the client asked for, and no other.
+        Ok(tap.translating(translator))
     }
 }
 

@@ -1,6 +1,8 @@
 //! How each kind of backend is addressed: the path a request goes to (Azure OpenAI names its
-//! deployment in the path), the header that carries the gateway's credential, and the API
-//! version header Anthropic requires. The client's own values for these headers never leave the
+//! deployment in the path; Gemini and Bedrock name the model in theirs, see
+//! [`super::translate`]), the header that carries the gateway's credential (`Authorization:
+//! Bearer`, Azure's `api-key`, Anthropic's `x-api-key`, Gemini's `x-goog-api-key`; Bedrock's
+//! requests are SigV4-signed instead), and the API version header Anthropic requires. The client's own values for these headers never leave the
 //! gateway ([`GATEWAY_OWNED`]).
 
 use crate::config::{Backend, Protocol, Provider};
@@ -10,6 +12,10 @@ use crate::config::{Backend, Protocol, Provider};
 /// the backend's own, and `X-Forwarded-For` when `server.forward_client_address` says so.
 pub const GATEWAY_OWNED: &[&str] = &[
     "x-api-key",
+    "x-goog-api-key",
+    "x-amz-date",
+    "x-amz-security-token",
+    "x-amz-content-sha256",
     "api-key",
     "authorization",
     "anthropic-version",
@@ -48,6 +54,7 @@ pub fn headers(backend: &Backend) -> Vec<(&'static str, String)> {
         let secret = cred.expose();
         out.push(match (&backend.provider, backend.protocol) {
             (_, Protocol::Anthropic) => ("x-api-key", secret.to_string()),
+            (_, Protocol::Gemini) => ("x-goog-api-key", secret.to_string()),
             (Provider::Azure { .. }, _) => ("api-key", secret.to_string()),
             _ => ("authorization", format!("Bearer {secret}")),
         });

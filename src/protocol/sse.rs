@@ -8,6 +8,7 @@
 //! forwarded event by event and the usage-only event is removed, so the client sees exactly the
 //! stream it would have seen without the gateway. Anthropic streams are never edited.
 
+use super::translate::pair::StreamTranslator;
 use super::{anthropic, openai, responses};
 use crate::stages::output::{Finding, OutputRules, Scanner};
 use crate::usage::Usage;
@@ -47,6 +48,8 @@ pub struct SseTap {
     gave_up: bool,
     /// The rules that check the answer as it passes, when any apply.
     checks: Option<StreamChecks>,
+    /// Rewrites another dialect's stream into the client's before anything else reads it.
+    translator: Option<Box<StreamTranslator>>,
 }
 
 /// The answer rules applied to a stream: one scanner per choice (OpenAI) or content block
@@ -134,6 +137,14 @@ impl SseTap {
         }
     }
 
+    /// Translates the backend's stream (another dialect) into this tap's before it is read.
+    /// The translator writes only the usage event the client asked for, so none is removed.
+    pub fn translating(mut self, translator: StreamTranslator) -> Self {
+        self.translator = Some(Box::new(translator));
+        self.strip_usage = false;
+        self
+    }
+
     /// Checks the answer as it passes with `rules` (see [`crate::stages::output`]): text is
     /// released only once no rule can still match across events, redacted where one did; a
     /// block ends the stream ([`SseTap::blocked`]).
@@ -195,8 +206,12 @@ impl SseTap {
         self.strip_usage || self.checks.is_some()
     }
 
-    /// The usage the stream reported, once it did.
+    /// The usage the stream reported, once it did (a translated stream's from the backend's
+    /// own report, once it ended).
     pub fn usage(&self) -> Option<Usage> {
+        if let Some(t) = &self.translator {
+            return t.usage();
+        }
         match &self.reader {
             Reader::OpenAi(s) => s.usage,
             Reader::Anthropic(s) => s.usage(),
@@ -223,14 +238,27 @@ impl SseTap {
     }
 
     /// The event that ends a stream the backend broke off, so the client cannot take the
-    /// truncated answer for a complete one (`code` is the failure's label).
+    /// truncated answer for a complete one (`code` is the failure's label), in the client's
+    /// dialect.
     pub fn error_event(&self, code: &str) -> Bytes {
-        let event = serde_json::json!({"error": {
-            "message": "The backend failed in the middle of the stream.",
-            "type": "upstream_error",
-            "code": code,
-        }});
-        Bytes::from(format!("data: {event}\n\n"))
+        let message = "The backend failed in the middle of the stream.";
+        match self.reader {
+            Reader::Anthropic(_) => {
+                let event = serde_json::json!({"type": "error", "error": {
+                    "type": "api_error", "message": message}});
+                Bytes::from(format!("event: error\ndata: {event}\n\n"))
+            }
+            Reader::Responses(_) => {
+                let event = serde_json::json!({"type": "error",
+                    "code": code, "message": message, "param": null});
+                Bytes::from(format!("event: error\ndata: {event}\n\n"))
+            }
+            Reader::OpenAi(_) => {
+                let event = serde_json::json!({"error": {
+                    "message": message, "type": "upstream_error", "code": code}});
+                Bytes::from(format!("data: {event}\n\n"))
+            }
+        }
     }
 
     /// Takes the next chunk from the backend; returns what to forward to the client now.
@@ -238,6 +266,17 @@ impl SseTap {
         if self.first_chunk.is_none() && !chunk.is_empty() {
             self.first_chunk = Some(std::time::Instant::now());
         }
+        match self.translator.as_mut() {
+            Some(t) => {
+                let translated = t.feed(chunk);
+                self.read(&translated)
+            }
+            None => self.read(chunk),
+        }
+    }
+
+    /// Reads (and forwards, or edits) a chunk of the client's dialect.
+    fn read(&mut self, chunk: &[u8]) -> Bytes {
         if self.gave_up {
             return Bytes::copy_from_slice(chunk);
         }
@@ -275,13 +314,21 @@ impl SseTap {
         }
     }
 
-    /// Whatever is left when the stream ends (an unterminated last event), to forward as is.
+    /// Whatever is left when the stream ends (an unterminated last event; a translated
+    /// stream's closing events), to forward as is.
     pub fn finish(&mut self) -> Bytes {
+        let closing = match self.translator.as_mut() {
+            Some(t) => {
+                let tail = t.end();
+                self.read(&tail)
+            }
+            None => Bytes::new(),
+        };
         let rest = self.pending.split();
         if !rest.is_empty() && self.blocked().is_none() {
             self.observe(event_data(&rest).as_deref());
         }
-        let mut out = BytesMut::new();
+        let mut out = BytesMut::from(&closing[..]);
         if self.edits() {
             out.extend_from_slice(&rest);
         }

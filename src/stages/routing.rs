@@ -310,7 +310,7 @@ mod tests {
         small.max_context_tokens = 8_000;
         let mut big = Backend::basic("big", Protocol::OpenAi, &["m"], 2, 0);
         big.max_context_tokens = 200_000;
-        let mut other = Backend::basic("other", Protocol::Anthropic, &["m"], 1, 1);
+        let mut other = Backend::basic("other", Protocol::LabAgent, &["m"], 1, 1);
         other.max_context_tokens = 1_000_000;
         let bs = [Arc::new(small), Arc::new(big), Arc::new(other)];
         assert_eq!(
@@ -318,7 +318,7 @@ mod tests {
             Some(200_000),
             "a zero weight still bounds the context, as before"
         );
-        assert_eq!(largest_context(&bs, "m", Route::Messages), Some(1_000_000));
+        assert_eq!(largest_context(&bs, "m", Route::LabChat), Some(1_000_000));
         assert_eq!(largest_context(&bs, "x", Route::ChatCompletions), None);
     }
 }

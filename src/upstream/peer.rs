@@ -96,11 +96,15 @@ pub fn verified_peer(
 /// path), the client's headers the backend may get (see the module header; never one that
 /// `Connection` names), plus ours: `X-Forwarded-For` is `forwarded_for` when the gateway sends
 /// one (`server.forward_client_address`), never the client's.
+///
+/// A body the gateway wrote (`json_body`: translated, or the lab's) gets the gateway's own
+/// content negotiation, not the client's. A `bedrock` backend's request is signed (SigV4) last,
+/// over its host, content type and body.
 pub fn request_header(
     backend: &Backend,
     path: &str,
     client: &HeaderMap,
-    body_len: usize,
+    body: &[u8],
     json_body: bool,
     forwarded_for: Option<&str>,
 ) -> Result<RequestHeader, GatewayError> {
@@ -120,7 +124,7 @@ pub fn request_header(
         if !allowed
             || provider::GATEWAY_OWNED.contains(&n)
             || named_by_connection.contains(name)
-            || (json_body && n == "content-type")
+            || (json_body && (n == "content-type" || n == "accept"))
         {
             continue;
         }
@@ -132,7 +136,7 @@ pub fn request_header(
             .map_err(|_| GatewayError::Internal)
     };
     set(&mut req, "host", backend.url.authority())?;
-    set(&mut req, "content-length", body_len.to_string())?;
+    set(&mut req, "content-length", body.len().to_string())?;
     if json_body {
         set(&mut req, "content-type", "application/json".into())?;
     }
@@ -141,6 +145,19 @@ pub fn request_header(
     }
     if let Some(chain) = forwarded_for {
         set(&mut req, "x-forwarded-for", chain.to_string())?;
+    }
+    if let Some(aws) = &backend.aws {
+        let url = format!("https://{}{full_path}", backend.url.authority());
+        let authority = backend.url.authority();
+        let content_type = if json_body { "application/json" } else { "" };
+        let signed = [("host", authority.as_str()), ("content-type", content_type)];
+        let now = std::time::SystemTime::now();
+        let region = aws.region.as_str();
+        let headers = super::sigv4::sign(aws, region, "bedrock", "POST", &url, &signed, body, now)?;
+        for (name, value) in headers {
+            req.insert_header(name, value)
+                .map_err(|_| GatewayError::Internal)?;
+        }
     }
     Ok(req)
 }
@@ -184,7 +201,7 @@ mod tests {
             &backend("http://10.0.0.1:8080/openai", Some("sk-backend")),
             "/v1/chat/completions",
             &client_headers(),
-            42,
+            &[b'x'; 42],
             false,
             None,
         )
@@ -219,7 +236,7 @@ mod tests {
             &b,
             "/v1/chat/completions",
             &client_headers(),
-            1,
+            b"x",
             false,
             None,
         )
@@ -230,7 +247,8 @@ mod tests {
         );
         assert_eq!(req.headers.get("api-key").unwrap(), "azure-secret");
         assert!(req.headers.get("authorization").is_none());
-        let req = request_header(&b, "/v1/responses", &client_headers(), 1, false, None).unwrap();
+        let req =
+            request_header(&b, "/v1/responses", &client_headers(), b"x", false, None).unwrap();
         assert_eq!(
             req.uri.to_string(),
             "/openai/responses?api-version=2024-10-21"
@@ -243,7 +261,7 @@ mod tests {
             &backend("https://api.example.com", None),
             "/chat",
             &client_headers(),
-            1,
+            b"x",
             true,
             None,
         )

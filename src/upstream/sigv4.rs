@@ -10,7 +10,7 @@
 //!
 //! Secrets stay in [`Secret`]s; nothing here prints them.
 
-use crate::digest::Secret;
+use crate::config::AwsAuth;
 use crate::error::GatewayError;
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{
@@ -20,20 +20,13 @@ use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use std::time::SystemTime;
 
-/// AWS credentials; Debug prints no secret.
-#[derive(Clone, Debug)]
-pub struct AwsCredentials {
-    pub access_key_id: String,
-    pub secret_access_key: Secret,
-    pub session_token: Option<Secret>,
-}
-
 /// The headers to add (`x-amz-date`, `authorization`, and `x-amz-security-token` when a session
 /// token is set) for a request with these `headers` (must include `host` and `content-type`)
-/// and `body`, signed for `service` (`bedrock`) in `region` at `time`.
+/// and `body`, signed with `creds` (a backend's [`AwsAuth`]; its own region is the caller's to
+/// pass) for `service` (`bedrock`) in `region` at `time`.
 #[allow(clippy::too_many_arguments)]
 pub fn sign(
-    creds: &AwsCredentials,
+    creds: &AwsAuth,
     region: &str,
     service: &str,
     method: &str,
@@ -82,6 +75,7 @@ pub fn sign(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::digest::Secret;
     use std::time::{Duration, UNIX_EPOCH};
 
     /// The AWS SigV4 test suite's credentials and instant (2015-08-30T12:36:00Z).
@@ -92,8 +86,9 @@ mod tests {
         UNIX_EPOCH + Duration::from_secs(1_440_938_160)
     }
 
-    fn creds(token: Option<&str>) -> AwsCredentials {
-        AwsCredentials {
+    fn creds(token: Option<&str>) -> AwsAuth {
+        AwsAuth {
+            region: "us-east-1".into(),
             access_key_id: "AKIDEXAMPLE".into(),
             secret_access_key: Secret::new(SECRET.into()),
             session_token: token.map(|t| Secret::new(t.into())),

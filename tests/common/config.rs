@@ -113,6 +113,9 @@ consumers:
     daily_budget_usd: 100
 pricing:
   gpt-4: {{input_per_million_usd: 30, output_per_million_usd: 60}}
+  claude-sonnet-4: {{input_per_million_usd: 3, output_per_million_usd: 15, cached_input_per_million_usd: "0.30", cache_write_per_million_usd: "3.75"}}
+  gemini-2.5-flash: {{input_per_million_usd: "0.30", output_per_million_usd: "2.50", reasoning_per_million_usd: "3.50"}}
+  "anthropic.claude-3-5-haiku-20241022-v1:0": {{input_per_million_usd: "0.80", output_per_million_usd: 4}}
   default: {{input_per_million_usd: "0.01", output_per_million_usd: "0.02"}}
 state:
   spend_file: "{spend}"

@@ -144,6 +144,7 @@ backends:
   - id: x
     url: ""
     protocol: openai
+    provider: compatible
     models: [m]
 "#
     ));
@@ -368,5 +369,70 @@ fn a_consumer_needs_a_key_or_a_certificate_and_a_certificate_names_one_keyless_c
             "consumers:\n  - {id: a, client_cert: {uri: \"spiffe://x\", subject: \"CN=y\"}}\n"
         )),
         ["consumers[0].client_cert"]
+    );
+}
+
+#[test]
+fn provider_backends_get_their_preset_url_and_bedrock_its_aws_signing() {
+    let text = config(
+        r#"backends:
+  - {id: a, protocol: anthropic, models: [claude]}
+  - {id: g, protocol: gemini, models: [gemini], credential_env: GEMINI_KEY}
+  - {id: b, protocol: bedrock, models: [nova], drop_unsupported: [logprobs]}
+  - {id: o, protocol: openai, models: [gpt]}
+"#,
+    );
+    let env = |name: &str| -> Option<String> {
+        let v = match name {
+            "GEMINI_KEY" => "AIza-test",
+            "AWS_REGION" => "eu-west-3",
+            "AWS_ACCESS_KEY_ID" => "AKIDTEST",
+            "AWS_SECRET_ACCESS_KEY" => "secret-test",
+            _ => return None,
+        };
+        Some(v.to_string())
+    };
+    let c = load_str(&text, &env).unwrap();
+    let url = |id: &str| {
+        let b = c.backends.iter().find(|b| b.id == id).unwrap();
+        format!("{}{}", b.url.authority(), b.url.path_prefix)
+    };
+    assert_eq!(url("a"), "api.anthropic.com");
+    assert_eq!(url("g"), "generativelanguage.googleapis.com/v1beta");
+    assert_eq!(url("b"), "bedrock-runtime.eu-west-3.amazonaws.com");
+    assert_eq!(url("o"), "api.openai.com");
+    let b = c.backends.iter().find(|b| b.id == "b").unwrap();
+    assert_eq!(b.protocol, Protocol::Bedrock);
+    let aws = b.aws.as_ref().unwrap();
+    assert_eq!(
+        (aws.region.as_str(), aws.access_key_id.as_str()),
+        ("eu-west-3", "AKIDTEST")
+    );
+    assert!(
+        !format!("{aws:?}").contains("secret-test"),
+        "the secret never shows in Debug"
+    );
+    assert!(aws.session_token.is_none());
+    assert_eq!(b.drop_unsupported, ["logprobs"]);
+
+    // Without the environment a bedrock backend names each missing piece; `aws` on another
+    // protocol and an empty URL with no preset are refused too.
+    let text = config(
+        r#"backends:
+  - {id: b, protocol: bedrock, models: [nova]}
+  - {id: x, protocol: openai, provider: compatible, models: [m], aws: {region: us-east-1}}
+"#,
+    );
+    let mut p = paths(&text);
+    p.sort();
+    assert_eq!(
+        p,
+        [
+            "backends[0].aws.access_key_id_env",
+            "backends[0].aws.region",
+            "backends[0].aws.secret_access_key_env",
+            "backends[1].aws",
+            "backends[1].url",
+        ]
     );
 }

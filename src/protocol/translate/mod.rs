@@ -20,6 +20,7 @@ pub mod anthropic;
 pub mod bedrock;
 pub mod gemini;
 pub mod openai;
+pub mod pair;
 pub mod responses;
 
 use crate::error::GatewayError;

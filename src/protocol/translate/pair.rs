@@ -1,0 +1,246 @@
+//! A client dialect and a backend dialect put together: the request, the whole answer, the
+//! stream and the backend's refusal of a translated request, each through the neutral form.
+//!
+//! Which pairs translate: the request's own dialect is never translated (an OpenAI chat request
+//! to an `openai` backend, a Messages request to an `anthropic` one, a Responses request to an
+//! `openai` one pass through as they are); every other pair of a chat dialect (chat
+//! completions, Messages, Responses, the lab's `/chat`) and a chat backend (`openai`,
+//! `anthropic`, `gemini`, `bedrock`) goes through [`Chat`]. Embeddings are OpenAI's only.
+
+use super::{
+    anthropic, bedrock, gemini, openai, responses, Answer, Chat, Drops, Event, Message, Part, Role,
+    StreamDecoder, StreamEncoder,
+};
+use crate::config::Protocol;
+use crate::error::GatewayError;
+use crate::protocol::{Dialect, RequestView};
+use crate::usage::Usage;
+use bytes::{Bytes, BytesMut};
+
+/// The dialect a client speaks, as far as answers are concerned.
+#[derive(Debug, Clone)]
+pub enum Client {
+    /// OpenAI chat completions; a stream ends with a usage chunk only when the client asked.
+    Chat { include_usage: bool },
+    /// Anthropic Messages.
+    Messages,
+    /// The Responses API; the answer echoes parts of the request.
+    Responses(Box<Chat>),
+    /// The lab's `/chat`: the gateway reads the answer's text.
+    Lab,
+}
+
+impl Client {
+    /// The client dialect of `view`; `raw` is its body (the Responses API echoes the request).
+    pub fn of(view: &RequestView, raw: &[u8]) -> Result<Client, GatewayError> {
+        Ok(match view {
+            RequestView::Chat(c) => Client::Chat {
+                include_usage: c.wants_usage(),
+            },
+            RequestView::Messages(_) => Client::Messages,
+            RequestView::Responses(_) => {
+                Client::Responses(Box::new(responses::decode_request(raw)?))
+            }
+            RequestView::Lab(_) => Client::Lab,
+            RequestView::Embeddings(_) => {
+                return Err(GatewayError::BadRequest(
+                    "embeddings are served by openai backends only".into(),
+                ))
+            }
+        })
+    }
+}
+
+/// Whether a request of `view` to a backend speaking `protocol` is translated.
+pub fn translated(view: &RequestView, protocol: Protocol) -> bool {
+    !matches!(
+        (view, protocol),
+        (RequestView::Chat(_), Protocol::OpenAi)
+            | (RequestView::Responses(_), Protocol::OpenAi)
+            | (RequestView::Embeddings(_), Protocol::OpenAi)
+            | (RequestView::Messages(_), Protocol::Anthropic)
+            | (RequestView::Lab(_), Protocol::LabAgent)
+    )
+}
+
+/// The client's request in the neutral form: the model renamed for the backend and the output
+/// cap the gateway sets (when the client set none).
+pub fn decode_request(
+    view: &RequestView,
+    raw: &[u8],
+    model: &str,
+    inject_cap: Option<u64>,
+) -> Result<Chat, GatewayError> {
+    let mut chat = match view {
+        RequestView::Chat(_) => openai::decode_request(raw)?,
+        RequestView::Messages(_) => anthropic::decode_request(raw)?,
+        RequestView::Responses(_) => responses::decode_request(raw)?,
+        RequestView::Lab(l) => Chat {
+            messages: vec![Message {
+                role: Role::User,
+                parts: vec![Part::Text(l.message.clone())],
+            }],
+            ..Chat::default()
+        },
+        RequestView::Embeddings(_) => {
+            return Err(GatewayError::BadRequest(
+                "embeddings are served by openai backends only".into(),
+            ))
+        }
+    };
+    model.clone_into(&mut chat.model);
+    if inject_cap.is_some() {
+        chat.max_tokens = inject_cap;
+    }
+    Ok(chat)
+}
+
+/// The path (below the backend's prefix) and body a backend speaking `protocol` receives for
+/// `chat`.
+pub fn encode_request(
+    chat: &Chat,
+    protocol: Protocol,
+    drops: Drops<'_>,
+) -> Result<(String, Bytes), GatewayError> {
+    Ok(match protocol {
+        Protocol::OpenAi => (
+            "/v1/chat/completions".into(),
+            openai::encode_request(chat, drops)?,
+        ),
+        Protocol::Anthropic => (
+            "/v1/messages".into(),
+            anthropic::encode_request(chat, drops)?,
+        ),
+        Protocol::Gemini => (
+            gemini::path(&chat.model, chat.stream),
+            gemini::encode_request(chat, drops)?,
+        ),
+        Protocol::Bedrock => (
+            bedrock::path(&chat.model, chat.stream),
+            bedrock::encode_request(chat, drops)?,
+        ),
+        Protocol::LabAgent => {
+            return Err(GatewayError::BadRequest(
+                "a lab agent serves only the lab's /chat".into(),
+            ))
+        }
+    })
+}
+
+/// A backend's whole answer in the neutral form.
+pub fn decode_answer(protocol: Protocol, body: &[u8]) -> Result<Answer, GatewayError> {
+    match protocol {
+        Protocol::OpenAi => openai::decode_answer(body),
+        Protocol::Anthropic => anthropic::decode_answer(body),
+        Protocol::Gemini => gemini::decode_answer(body),
+        Protocol::Bedrock => bedrock::decode_answer(body),
+        Protocol::LabAgent => Err(GatewayError::UpstreamFailed("invalid response body".into())),
+    }
+}
+
+/// A neutral answer as `client` reads it (the lab's `/chat` reads the text itself).
+pub fn encode_answer(client: &Client, answer: &Answer) -> Bytes {
+    match client {
+        Client::Chat { .. } => openai::encode_answer(answer),
+        Client::Messages => anthropic::encode_answer(answer),
+        Client::Responses(request) => responses::encode_answer(answer, request),
+        Client::Lab => Bytes::from(answer.text()),
+    }
+}
+
+/// A backend's stream, rewritten event by event into the client's dialect. The usage is taken
+/// from the backend's own report (richer than some clients' dialects: cache writes, thoughts).
+#[derive(Debug)]
+pub struct StreamTranslator {
+    decoder: Box<dyn StreamDecoder>,
+    encoder: Box<dyn StreamEncoder>,
+    events: Vec<Event>,
+    usage: Option<Usage>,
+    finished: bool,
+}
+
+impl StreamTranslator {
+    /// A translator from `protocol`'s stream to `client`'s; `None` for a pair that does not
+    /// stream (a lab agent, the lab's `/chat`).
+    pub fn new(protocol: Protocol, client: &Client) -> Option<StreamTranslator> {
+        let decoder: Box<dyn StreamDecoder> = match protocol {
+            Protocol::OpenAi => Box::new(openai::Decoder::default()),
+            Protocol::Anthropic => Box::new(anthropic::Decoder::default()),
+            Protocol::Gemini => Box::new(gemini::Decoder::default()),
+            Protocol::Bedrock => Box::new(bedrock::Decoder::default()),
+            Protocol::LabAgent => return None,
+        };
+        let encoder: Box<dyn StreamEncoder> = match client {
+            Client::Chat { include_usage } => Box::new(openai::Encoder::new(*include_usage)),
+            Client::Messages => Box::new(anthropic::Encoder::default()),
+            Client::Responses(request) => Box::new(responses::Encoder::new(request)),
+            Client::Lab => return None,
+        };
+        Some(StreamTranslator {
+            decoder,
+            encoder,
+            events: Vec::new(),
+            usage: None,
+            finished: false,
+        })
+    }
+
+    /// The client's bytes for the backend's `chunk`.
+    pub fn feed(&mut self, chunk: &[u8]) -> BytesMut {
+        self.decoder.feed(chunk, &mut self.events);
+        self.encode()
+    }
+
+    /// The backend's stream ended cleanly: what closes the client's.
+    pub fn end(&mut self) -> BytesMut {
+        self.decoder.end(&mut self.events);
+        let mut out = self.encode();
+        self.encoder.end(&mut out);
+        self.finished = true;
+        out
+    }
+
+    /// The usage the backend reported, once its stream ended cleanly.
+    pub fn usage(&self) -> Option<Usage> {
+        self.usage.filter(|_| self.finished)
+    }
+
+    fn encode(&mut self) -> BytesMut {
+        let mut out = BytesMut::new();
+        for event in self.events.drain(..) {
+            if let Event::Usage(u) = &event {
+                self.usage = Some(*u);
+            }
+            self.encoder.event(&event, &mut out);
+        }
+        out
+    }
+}
+
+/// The message of a backend's error body (JSON in any of the four dialects), if it has one.
+pub fn error_message(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let message = v
+        .pointer("/error/message")
+        .or_else(|| v.get("message"))
+        .or_else(|| v.get("Message"))?;
+    message.as_str().map(str::to_string)
+}
+
+/// A backend's refusal (a 4xx) of a translated request, in the client's dialect: its status
+/// kept, its message (already scrubbed of credentials and account ids) carried over.
+pub fn refusal(dialect: Dialect, status: u16, message: &str) -> Bytes {
+    let kind = crate::protocol::anthropic::error_type(status);
+    let v = match dialect {
+        Dialect::OpenAi => serde_json::json!({"error": {
+            "message": message,
+            "type": if status == 429 { "rate_limit_error" } else { "invalid_request_error" },
+            "code": serde_json::Value::Null,
+        }}),
+        Dialect::Anthropic => {
+            serde_json::json!({"type": "error", "error": {"type": kind, "message": message}})
+        }
+        Dialect::Detail => serde_json::json!({"detail": message}),
+    };
+    Bytes::from(v.to_string())
+}
