@@ -23,7 +23,7 @@ fn run(args: &[&str]) -> (i32, String, String) {
 fn check_accepts_the_demo_config() {
     let (code, out, _) = run(&["check", "-c", "conf/demo.yaml"]);
     assert_eq!(code, 0);
-    assert!(out.contains("ok (5 consumers, 4 backends"), "{out}");
+    assert!(out.contains("ok (5 consumers, 7 backends"), "{out}");
 }
 
 #[test]
@@ -45,6 +45,7 @@ backends:
   - id: x
     url: ""
     protocol: openai
+    provider: compatible
     models: [m]
 "#,
             admin = KeyDigest::of(b"admin-token-for-the-cli-test").to_hex(),

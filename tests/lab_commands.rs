@@ -38,7 +38,7 @@ fn the_labs_management_commands_work_as_written_against_the_demo() {
     let health = run(&demo, "curl localhost:9000/health");
     assert_eq!(health["status"], "ok");
     assert_eq!(health["service"], "tollgate");
-    assert_eq!(health["backends"]["total"], 4);
+    assert_eq!(health["backends"]["total"], 7);
 
     let metrics = run(&demo, "curl localhost:9000/metrics");
     let aggregate = &metrics["aggregate"];

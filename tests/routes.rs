@@ -95,14 +95,15 @@ fn the_messages_route_speaks_anthropic_errors() {
     );
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["error"]["type"], "invalid_request_error");
-    // Anthropic models are not served on the OpenAI route.
+    // An Anthropic model on the OpenAI route is translated both ways.
     let r = post_json(
         gw.port,
         "/v1/chat/completions",
         Some(KEY_STANDARD),
         r#"{"model":"claude-sonnet","messages":[{"role":"user","content":"x"}]}"#,
     );
-    assert_eq!(r.status, 404);
+    assert_eq!(r.status, 200, "{}", r.body_text());
+    assert_eq!(r.json()["object"], "chat.completion");
 }
 
 #[test]

@@ -182,6 +182,8 @@ fn the_openai_sdk_reaches_anthropic_gemini_and_bedrock_models() {
         let v = run_script(&python, "openai_translated.py", &base, model);
         assert_eq!(v["content"], EXPECTED, "{model}: {v}");
         assert_eq!(v["finish"], "stop", "{model}: {v}");
+        assert_eq!(v["model"], backend_model, "the model that answered: {v}");
+        assert_eq!(v["with_usage"]["model"], backend_model, "{model}: {v}");
         assert_eq!(v["completion_tokens"], 16, "{model}: {v}");
         assert_eq!(v["plain"]["text"], EXPECTED, "{model}: {v}");
         assert_eq!(v["plain"]["finish"], "stop", "{model}: {v}");
@@ -482,5 +484,41 @@ fn the_demo_configuration_routes_a_model_to_each_protocol() {
         assert_eq!(r.status, 200, "{model}: {}", r.body_text());
         assert_eq!(r.header("x-tollgate-backend"), Some(backend), "{model}");
         assert!(r.json()["choices"][0]["message"]["content"].is_string());
+    }
+}
+
+#[test]
+fn answer_rules_check_the_translated_answer_whole_and_streamed() {
+    // The SSN arrives split across three of the backend's events, in Gemini's and Bedrock's
+    // dialects; the client reads OpenAI's and Anthropic's, redacted.
+    let s = setup(false, "", &ssn_filter(true));
+    let answer = [("x-mock-answer", "SSN: 123-4|5-67|89 ok")];
+    for (path, model) in [
+        ("/v1/chat/completions", "gemini-2.5-flash"),
+        ("/v1/messages", "bedrock-haiku"),
+    ] {
+        for stream in [false, true] {
+            let body = json!({"model": model, "stream": stream, "max_tokens": 32,
+                "messages": [{"role": "user", "content": "tell me"}]});
+            let r = post_as(s.gw.port, path, &answer, &body.to_string());
+            assert_eq!(r.status, 200, "{model}: {}", r.body_text());
+            let text = r.body_text();
+            assert!(
+                !text.contains("6789") && !text.contains("5-67"),
+                "{model} {stream}: {text}"
+            );
+            if !stream {
+                let v = r.json();
+                let said = match path {
+                    "/v1/messages" => v["content"][0]["text"].clone(),
+                    _ => v["choices"][0]["message"]["content"].clone(),
+                };
+                assert!(said.as_str().unwrap().contains("ok"), "{v}");
+            }
+        }
+    }
+    let lines = logged(&s, 4);
+    for line in &lines {
+        assert_eq!(line["response_filter"], "ssn_out:redact", "{line}");
     }
 }

@@ -194,7 +194,8 @@ impl Gateway {
             upstream.discard().await;
             return Err(GatewayError::UpstreamFailed(format!("status {status}")).into());
         }
-        let mut tap = match req.view.stream_tap(backend.protocol, &req.raw) {
+        let model = backend_model(&req, backend);
+        let mut tap = match req.view.stream_tap(backend.protocol, model, &req.raw) {
             Ok(tap) => tap,
             Err(e) => {
                 upstream.discard().await;

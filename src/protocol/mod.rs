@@ -347,11 +347,16 @@ impl RequestView {
         }
     }
 
-    /// The reader for this request's event stream from a backend speaking `protocol`. The
-    /// gateway asked an OpenAI stream for its usage when the client did not; that event is
-    /// removed from what the client sees. Another dialect's stream is translated into the
-    /// client's as it passes.
-    pub fn stream_tap(&self, protocol: Protocol, raw: &[u8]) -> Result<SseTap, GatewayError> {
+    /// The reader for this request's event stream from a backend speaking `protocol`, asked for
+    /// `model`. The gateway asked an OpenAI stream for its usage when the client did not; that
+    /// event is removed from what the client sees. Another dialect's stream is translated into
+    /// the client's as it passes.
+    pub fn stream_tap(
+        &self,
+        protocol: Protocol,
+        model: &str,
+        raw: &[u8],
+    ) -> Result<SseTap, GatewayError> {
         let tap = match self {
             RequestView::Messages(_) => SseTap::anthropic(),
             RequestView::Chat(c) => SseTap::new(!c.wants_usage()),
@@ -362,7 +367,7 @@ impl RequestView {
             return Ok(tap);
         }
         let client = translate::pair::Client::of(self, raw)?;
-        let translator = translate::pair::StreamTranslator::new(protocol, &client)
+        let translator = translate::pair::StreamTranslator::new(protocol, &client, model)
             .ok_or(GatewayError::Internal)?;
         // The translator writes the usage event the client asked for, and no other.
         Ok(tap.translating(translator))

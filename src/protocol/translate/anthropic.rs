@@ -44,7 +44,9 @@ mod stream;
 
 pub use stream::{Decoder, Encoder};
 
-use super::{Answer, Chat, Drops, Finish, Image, Message, Part, Role, ToolChoice, ToolDef};
+use super::{
+    asks_for_nothing, Answer, Chat, Drops, Finish, Image, Message, Part, Role, ToolChoice, ToolDef,
+};
 use crate::error::GatewayError;
 use crate::protocol::anthropic::UsageWire;
 use crate::protocol::json::json_error;
@@ -110,7 +112,7 @@ pub fn decode_request(body: &[u8]) -> Result<Chat, GatewayError> {
     };
     let unsupported = &mut chat.unsupported;
     for (name, value) in &req.other {
-        if !value.is_null() {
+        if !asks_for_nothing(name, value) {
             unsupported.push(name.clone());
         }
     }

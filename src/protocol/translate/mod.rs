@@ -285,6 +285,20 @@ impl Drops<'_> {
     }
 }
 
+/// Whether a request member the neutral form has no place for asks for nothing: `null`, `false`,
+/// an empty list or object, or a service tier left to the provider (`auto`, `default`). Such a
+/// member is not refused (`"logprobs": false` changes nothing the backend does).
+pub fn asks_for_nothing(name: &str, value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::Null | Value::Bool(false) => true,
+        Value::Array(items) => items.is_empty(),
+        Value::Object(members) => members.is_empty(),
+        Value::String(s) => name == "service_tier" && (s == "auto" || s == "default"),
+        _ => false,
+    }
+}
+
 /// Splits an SSE byte stream into the `data` of each complete event (bytes may be split
 /// anywhere), for the decoders of dialects that stream SSE.
 #[derive(Debug, Default)]
@@ -381,6 +395,27 @@ mod tests {
         assert!(
             matches!(&chat.messages[1].parts[0], Part::ToolResult { name, .. } if name == "lookup")
         );
+    }
+
+    #[test]
+    fn a_member_at_its_default_asks_for_nothing() {
+        use serde_json::json;
+        for (name, v) in [
+            ("logprobs", json!(false)),
+            ("metadata", json!({})),
+            ("include", json!([])),
+            ("service_tier", json!("auto")),
+        ] {
+            assert!(asks_for_nothing(name, &v), "{name}: {v}");
+        }
+        for (name, v) in [
+            ("logprobs", json!(true)),
+            ("metadata", json!({"a": 1})),
+            ("service_tier", json!("flex")),
+            ("max_tool_calls", json!(0)),
+        ] {
+            assert!(!asks_for_nothing(name, &v), "{name}: {v}");
+        }
     }
 
     #[test]

@@ -38,7 +38,7 @@
 //! | `usage` | `usage {prompt_tokens, completion_tokens, total_tokens, prompt_tokens_details.cached_tokens, completion_tokens_details.reasoning_tokens}`; in a stream, the chunk with `choices: []` | `cache_write` has no OpenAI form |
 //! | `Event::Error` | `data: {"error": {…}}` | |
 
-use super::{Chat, Drops, Image, Message, Part, Role, ToolChoice, ToolDef};
+use super::{asks_for_nothing, Chat, Drops, Image, Message, Part, Role, ToolChoice, ToolDef};
 use crate::error::GatewayError;
 use crate::protocol::json::json_error;
 use bytes::Bytes;
@@ -162,6 +162,7 @@ pub fn decode_request(body: &[u8]) -> Result<Chat, GatewayError> {
                     chat.unsupported.push(key.to_string());
                 }
             }
+            _ if asks_for_nothing(key, v) => {}
             _ => chat.unsupported.push(key.to_string()),
         }
     }

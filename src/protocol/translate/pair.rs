@@ -157,12 +157,14 @@ pub struct StreamTranslator {
     events: Vec<Event>,
     usage: Option<Usage>,
     finished: bool,
+    /// The model the backend was asked for, for a stream that names none (Bedrock's).
+    model: String,
 }
 
 impl StreamTranslator {
-    /// A translator from `protocol`'s stream to `client`'s; `None` for a pair that does not
-    /// stream (a lab agent, the lab's `/chat`).
-    pub fn new(protocol: Protocol, client: &Client) -> Option<StreamTranslator> {
+    /// A translator from `protocol`'s stream to `client`'s, for a stream from `model`; `None`
+    /// for a pair that does not stream (a lab agent, the lab's `/chat`).
+    pub fn new(protocol: Protocol, client: &Client, model: &str) -> Option<StreamTranslator> {
         let decoder: Box<dyn StreamDecoder> = match protocol {
             Protocol::OpenAi => Box::new(openai::Decoder::default()),
             Protocol::Anthropic => Box::new(anthropic::Decoder::default()),
@@ -182,6 +184,7 @@ impl StreamTranslator {
             events: Vec::new(),
             usage: None,
             finished: false,
+            model: model.to_string(),
         })
     }
 
@@ -207,9 +210,11 @@ impl StreamTranslator {
 
     fn encode(&mut self) -> BytesMut {
         let mut out = BytesMut::new();
-        for event in self.events.drain(..) {
-            if let Event::Usage(u) = &event {
-                self.usage = Some(*u);
+        for mut event in self.events.drain(..) {
+            match &mut event {
+                Event::Usage(u) => self.usage = Some(*u),
+                Event::Start { model, .. } if model.is_empty() => model.clone_from(&self.model),
+                _ => {}
             }
             self.encoder.event(&event, &mut out);
         }

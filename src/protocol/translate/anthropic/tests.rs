@@ -257,7 +257,7 @@ fn fields_without_a_neutral_form_are_collected_by_their_path() {
     let body = json!({
         "model": "claude", "max_tokens": 10,
         "thinking": {"type": "enabled", "budget_tokens": 2000},
-        "service_tier": "auto",
+        "service_tier": "standard_only",
         "container": null,
         "system": [{"type": "text", "text": "sys", "cache_control": {"type": "ephemeral"}}],
         "metadata": {"user_id": "u1", "trace": "x"},
@@ -302,7 +302,7 @@ fn fields_without_a_neutral_form_are_collected_by_their_path() {
 
 #[test]
 fn untranslatable_fields_are_refused_unless_the_backend_drops_them() {
-    let body = br#"{"model":"claude","max_tokens":10,"service_tier":"auto","messages":[{"role":"user","content":"hi"}]}"#;
+    let body = br#"{"model":"claude","max_tokens":10,"service_tier":"standard_only","messages":[{"role":"user","content":"hi"}]}"#;
     let chat = decode_request(body).unwrap();
     assert_eq!(
         encode_request(&chat, Drops(&[])).unwrap_err(),
