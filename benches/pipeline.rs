@@ -122,7 +122,7 @@ fn select(c: &mut Criterion) {
 /// an Anthropic answer written back as an OpenAI one beside reading an OpenAI answer's usage.
 fn translate(c: &mut Criterion) {
     use bytes::Bytes;
-    use tollgate::protocol::translate::{pair, Drops};
+    use tollgate::protocol::translate::pair;
     let mut g = c.benchmark_group("translate");
     let raw = Bytes::from(chat_body(1024));
     let Ok(view) = request::parse(Route::ChatCompletions, &raw) else {
@@ -132,9 +132,10 @@ fn translate(c: &mut Criterion) {
         ("request_passthrough_openai", Protocol::OpenAi),
         ("request_to_anthropic", Protocol::Anthropic),
     ] {
+        let backend = Backend::basic("b", protocol, &["gpt-4"], 1, 1);
         g.bench_function(name, |b| {
             b.iter(|| {
-                view.outbound(raw.clone(), protocol, Some(256), None, Drops(&[]))
+                view.outbound(raw.clone(), &backend, Some(256))
                     .map(|o| o.body.len())
             })
         });

@@ -8,6 +8,9 @@
 #
 #   loadtest/instructions.sh BINARY [BINARY…]
 #   N1=200 N2=1200 loadtest/instructions.sh /var/tmp/tollgate-old target/release/tollgate
+#   MODEL=claude-sonnet-4 loadtest/instructions.sh BINARY
+#                                  the OpenAI request translated for the mock's Anthropic
+#                                  dialect and its answer back (the model lib.sh routes there)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -ge 1 ] || { echo "usage: $0 BINARY [BINARY…]" >&2; exit 2; }
@@ -21,7 +24,7 @@ TOLLGATE_BIN=$1 tg_setup
 tg_oha
 $BIN mock --listen "$MOCK" --threads 1 >"$WORK/mock.log" 2>&1 & PIDS+=($!)
 PROMPT="Summarise the quarterly support tickets about login problems and suggest three improvements to the help-centre articles."
-BODY=$(printf '{"model":"gpt-4","max_tokens":64,"messages":[{"role":"user","content":"%s"}]}' "$PROMPT")
+BODY=$(printf '{"model":"%s","max_tokens":64,"messages":[{"role":"user","content":"%s"}]}' "${MODEL:-gpt-4}" "$PROMPT")
 
 # Total instructions of one gateway process serving $2 requests with binary $1.
 count() {

@@ -547,6 +547,16 @@ key-load-test for loadtest/) and the admin token (demo-admin-token) are for this
   {curl} -sN {scheme}://{host}/v1/chat/completions -H "Authorization: Bearer key-team-support" -H "Content-Type: application/json" \
        -d '{{"model": "gpt-4", "stream": true, "messages": [{{"role": "user", "content": "Hello"}}]}}'
 
+  # one API to every provider: the same OpenAI request to a model the mock serves in Gemini's
+  # dialect (demo-claude: Anthropic's, demo-bedrock: Bedrock's, SigV4-signed); the answer comes
+  # back in OpenAI's, x-tollgate-backend and x-tollgate-model saying who answered
+  {curl} -si {scheme}://{host}/v1/chat/completions -H "X-API-Key: key-team-engineering" -H "Content-Type: application/json" \
+       -d '{{"model": "demo-gemini", "messages": [{{"role": "user", "content": "Hello"}}]}}'
+
+  # Anthropic's Messages API to an OpenAI model, streamed
+  {curl} -sN {scheme}://{host}/v1/messages -H "X-API-Key: key-team-engineering" -H "Content-Type: application/json" \
+       -d '{{"model": "gpt-4o", "max_tokens": 64, "stream": true, "messages": [{{"role": "user", "content": "Hello"}}]}}'
+
   # a model the intern may not use: 403
   {curl} -s {scheme}://{host}/v1/chat/completions -H "X-API-Key: key-team-intern" -H "Content-Type: application/json" \
        -d '{{"model": "gpt-4", "messages": [{{"role": "user", "content": "Hello"}}]}}'

@@ -70,7 +70,7 @@ fn backends(mock: u16, openai_port: u16, drops: &str) -> String {
     url: "http://127.0.0.1:{mock}"
     protocol: anthropic
     models: [claude-sonnet-4]
-    aliases: {{chat-large: claude-sonnet-4}}
+    aliases: {{chat-large: claude-sonnet-4, chat-small: claude-sonnet-4}}
     priority: 2
     credential_env: TG_TEST_BACKEND_KEY
     drop_unsupported: [{drops}]
@@ -79,6 +79,7 @@ fn backends(mock: u16, openai_port: u16, drops: &str) -> String {
     url: "http://127.0.0.1:{mock}/v1beta"
     protocol: gemini
     models: [gemini-2.5-flash]
+    aliases: {{chat-small: gemini-2.5-flash}}
     credential_env: TG_TEST_BACKEND_KEY
     {h}
   - id: mock-bedrock
@@ -361,6 +362,22 @@ fn a_field_the_backend_cannot_express_is_refused_by_name_unless_it_may_be_droppe
     let r = post_as(s.gw.port, "/v1/chat/completions", &[], &body);
     assert_eq!(r.status, 200, "dropped as configured: {}", r.body_text());
     assert_eq!(r.json()["choices"][0]["message"]["content"], EXPECTED);
+
+    // A pool skips the backend that cannot take a request and serves it from one that can:
+    // Gemini has no `user`, Anthropic carries it as metadata.user_id.
+    let ask = |user: Option<&str>| {
+        let mut body = json!({"model": "chat-small",
+            "messages": [{"role": "user", "content": "Say hello"}]});
+        if let Some(u) = user {
+            body["user"] = json!(u);
+        }
+        post_as(s.gw.port, "/v1/chat/completions", &[], &body.to_string())
+    };
+    let r = ask(None);
+    assert_eq!(r.header("x-tollgate-backend"), Some("mock-gemini"));
+    let r = ask(Some("end-user-7"));
+    assert_eq!(r.status, 200, "{}", r.body_text());
+    assert_eq!(r.header("x-tollgate-backend"), Some("mock-anthropic"));
 }
 
 #[test]

@@ -662,8 +662,8 @@ pub struct BackendSection {
     pub forward_headers: Vec<String>,
 }
 
-/// `backends[].aws:` (a `bedrock` backend's SigV4 signing).
-#[derive(Debug, Deserialize)]
+/// `backends[].aws:` (a `bedrock` backend's SigV4 signing). `Debug` leaves the secret out.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AwsSection {
     /// The region (`us-east-1`); else `AWS_REGION`, else `AWS_DEFAULT_REGION`.
@@ -685,6 +685,22 @@ pub struct AwsSection {
     /// Variable holding a session token, used when it is set (`AWS_SESSION_TOKEN`).
     #[serde(default = "default_aws_token_env")]
     pub session_token_env: String,
+}
+
+impl std::fmt::Debug for AwsSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsSection")
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field("access_key_id_env", &self.access_key_id_env)
+            .field("secret_access_key_env", &self.secret_access_key_env)
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "*****"),
+            )
+            .field("session_token_env", &self.session_token_env)
+            .finish()
+    }
 }
 
 impl AwsSection {

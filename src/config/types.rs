@@ -668,10 +668,19 @@ impl Price {
 
     /// Each component at the higher of the two prices.
     pub fn max(self, other: Price) -> Price {
-        let opt = |a: Option<u64>, b: Option<u64>| match (a, b) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
+        // An unset rate is the plain one: combined with a set rate, it is compared as that.
+        let opt = |a: Option<u64>, a_plain: u64, b: Option<u64>, b_plain: u64| match (a, b) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(a_plain).max(b.unwrap_or(b_plain))),
         };
+        let (ai, bi) = (
+            self.input_micros_per_million,
+            other.input_micros_per_million,
+        );
+        let (ao, bo) = (
+            self.output_micros_per_million,
+            other.output_micros_per_million,
+        );
         Price {
             input_micros_per_million: self
                 .input_micros_per_million
@@ -681,15 +690,21 @@ impl Price {
                 .max(other.output_micros_per_million),
             cached_input_micros_per_million: opt(
                 self.cached_input_micros_per_million,
+                ai,
                 other.cached_input_micros_per_million,
+                bi,
             ),
             cache_write_micros_per_million: opt(
                 self.cache_write_micros_per_million,
+                ai,
                 other.cache_write_micros_per_million,
+                bi,
             ),
             reasoning_micros_per_million: opt(
                 self.reasoning_micros_per_million,
+                ao,
                 other.reasoning_micros_per_million,
+                bo,
             ),
         }
     }

@@ -11,7 +11,6 @@ use super::Gateway;
 use crate::config::Backend;
 use crate::error::{Fault, GatewayError};
 use crate::metrics;
-use crate::protocol::translate::Drops;
 use crate::runtime::Runtime;
 use crate::stages::routing::{self, Candidates};
 use crate::state::health::{Availability, Health, Outcome, Permit};
@@ -80,7 +79,9 @@ impl Gateway {
         let circuit = &rt.config.routing.circuit;
         let max = rt.config.routing.max_attempts as usize;
         let mut last_error = None;
-        while ctx.tried.len() < max {
+        // Backends that could not take the request in their dialect: not attempts.
+        let (mut skipped, mut refused) = (0, None);
+        while ctx.tried.len() - skipped < max {
             let now = Instant::now();
             let Some((backend, permit)) = self.choose(&candidates, ctx, rt, now) else {
                 break;
@@ -90,7 +91,7 @@ impl Gateway {
                 Ok(upstream) => {
                     let status = upstream.status();
                     let again = retryable(status)
-                        && ctx.tried.len() < max
+                        && ctx.tried.len() - skipped < max
                         && another_usable(&self.state.health, &candidates.backends, ctx, now);
                     if !again {
                         return Ok(Attempt {
@@ -113,10 +114,17 @@ impl Gateway {
                 }
                 // The request cannot be put in this backend's dialect: another backend of the
                 // pool may take it; if none does, the client learns which field.
+                Err(e @ GatewayError::Untranslatable { .. }) => {
+                    permit.record(Outcome::Neutral, circuit);
+                    skipped += 1;
+                    refused = Some(e);
+                    continue;
+                }
+                // A body no dialect can carry (a tool call's arguments that are not JSON): the
+                // same for every backend.
                 Err(e) if e.fault() == Fault::Client => {
                     permit.record(Outcome::Neutral, circuit);
-                    last_error = Some(e);
-                    continue;
+                    return Err(e.into());
                 }
                 Err(e) => {
                     log::warn!("backend {} failed: {}", backend.id, e.label());
@@ -135,7 +143,10 @@ impl Gateway {
             }
             last_error = Some(error);
         }
+        // An upstream failure of a backend that could take the request says more than the
+        // refusal of one that could not.
         Err(last_error
+            .or(refused)
             .unwrap_or_else(|| GatewayError::NoBackendAvailable {
                 retry_after: retry_in(&self.state.health, &candidates.backends),
             })
@@ -215,14 +226,9 @@ impl Gateway {
         req: &Admitted,
         backend: &Backend,
     ) -> Result<Prepared, GatewayError> {
-        let rename = backend.renamed(req.view.model());
-        let out = req.view.outbound(
-            req.raw.clone(),
-            backend.protocol,
-            req.cap.inject,
-            rename,
-            Drops(&backend.drop_unsupported),
-        )?;
+        let out = req
+            .view
+            .outbound(req.raw.clone(), backend, req.cap.inject)?;
         let header = peer::request_header(
             backend,
             &out.path,

@@ -128,7 +128,7 @@ impl Gateway {
         let read = upstream.read_all(rt.config.server.max_response_bytes, session);
         let body = within(deadline, read).await?;
         let scrubbed = provider::scrub_error(&body);
-        if status == 401 || status == 403 {
+        if status == 401 || status == 403 || provider::refused_key(backend, status, &body) {
             let reason = scrubbed.as_deref().map(String::from_utf8_lossy);
             log::warn!(
                 "backend {} refused the gateway's credential ({status}): {}",
@@ -221,7 +221,10 @@ impl Gateway {
             tap = tap.with_checks(Arc::clone(rules));
         }
         let piped = upstream.pipe(header, session, &mut tap).await;
-        let complete = matches!(piped, Ok(PipeEnd::Complete));
+        // A translated stream whose backend never finished its answer is cut, however its body
+        // ended: settled at the worst case, as a broken stream.
+        let whole = tap.translated_whole();
+        let complete = matches!(piped, Ok(PipeEnd::Complete)) && whole;
         self.stream_ended(ctx, &req, backend, sent, &tap, complete);
         let withheld = tap.blocked().map(str::to_string);
         if let Some(m) = metrics::get() {
@@ -253,6 +256,10 @@ impl Gateway {
                     rule: withheld.unwrap_or_default(),
                 };
                 ctx.error = Some(e.label());
+            }
+            PipeEnd::Complete if !whole => {
+                // A translated stream the backend never finished: it ended with an error event.
+                ctx.error = Some(GatewayError::UpstreamFailed(String::new()).label());
             }
             PipeEnd::Complete => {}
         }

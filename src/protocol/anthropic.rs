@@ -196,6 +196,30 @@ pub(super) struct UsageWire {
 }
 
 impl UsageWire {
+    /// This usage over `earlier` (what a stream's `message_start` said): each count it reports
+    /// replaces the earlier one, each it leaves out is kept (a `message_delta` that repeats
+    /// `input_tokens` without the cache counts must not zero them).
+    pub(super) fn over(&self, earlier: Usage) -> Usage {
+        let cached = self.cache_read_input_tokens.unwrap_or(earlier.cached);
+        let cache_write = self
+            .cache_creation_input_tokens
+            .unwrap_or(earlier.cache_write);
+        let plain = self.input_tokens.unwrap_or_else(|| {
+            earlier
+                .input
+                .saturating_sub(earlier.cached)
+                .saturating_sub(earlier.cache_write)
+        });
+        Usage {
+            input: plain.saturating_add(cached).saturating_add(cache_write),
+            output: self.output_tokens.unwrap_or(earlier.output),
+            cached,
+            cache_write,
+            reasoning: 0,
+            estimated: false,
+        }
+    }
+
     /// The usage, with every prompt token in `input` (cache reads and writes inside it).
     pub(super) fn usage(&self) -> Option<Usage> {
         let cached = self.cache_read_input_tokens.unwrap_or(0);
@@ -276,16 +300,24 @@ impl StreamState {
                     self.cache_write = u.cache_write;
                 }
             }
-            // The output count in `message_delta` is cumulative; where it repeats the prompt's
-            // counts, they replace `message_start`'s.
+            // The output count in `message_delta` is cumulative; the prompt's counts it repeats
+            // replace `message_start`'s, one by one.
             "message_delta" => {
                 if let Some(u) = e.usage {
-                    self.output = u.output_tokens.or(self.output);
-                    if let Some(full) = u.usage() {
-                        self.input = Some(full.input);
-                        self.cached = full.cached;
-                        self.cache_write = full.cache_write;
+                    let earlier = Usage {
+                        input: self.input.unwrap_or(0),
+                        output: self.output.unwrap_or(0),
+                        cached: self.cached,
+                        cache_write: self.cache_write,
+                        ..Usage::default()
+                    };
+                    let merged = u.over(earlier);
+                    if self.input.is_some() || u.input_tokens.is_some() {
+                        self.input = Some(merged.input);
                     }
+                    self.output = u.output_tokens.or(self.output);
+                    self.cached = merged.cached;
+                    self.cache_write = merged.cache_write;
                 }
             }
             "content_block_delta" => {
@@ -372,6 +404,19 @@ mod tests {
             (u.input, u.output, u.cached, u.cache_write),
             (12 + 3 + 5, 7, 3, 5),
             "Anthropic's input_tokens leaves out what the prompt cache read and wrote"
+        );
+    }
+
+    #[test]
+    fn a_message_delta_repeating_only_input_tokens_keeps_the_cache_counts() {
+        let mut s = StreamState::default();
+        s.observe(r#"{"type":"message_start","message":{"usage":{"input_tokens":10,"output_tokens":1,"cache_read_input_tokens":100,"cache_creation_input_tokens":40}}}"#);
+        s.observe(r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"input_tokens":10,"output_tokens":7}}"#);
+        s.observe(r#"{"type":"message_stop"}"#);
+        let u = s.usage().unwrap();
+        assert_eq!(
+            (u.input, u.cached, u.cache_write, u.output),
+            (150, 100, 40, 7)
         );
     }
 

@@ -145,22 +145,33 @@ mod tests {
         let agent: serde_json::Value = serde_json::from_slice(&view.outbound()).unwrap();
         assert_eq!(agent, json!({"message": "hi", "session_id": "team-a:s1"}));
         let request = crate::protocol::RequestView::Lab(view);
-        let drops = crate::protocol::translate::Drops(&[]);
+        let mut compatible = crate::config::Backend::basic("o", Protocol::OpenAi, &["m"], 1, 1);
+        compatible.provider = crate::config::Provider::Compatible;
+        compatible.aliases.insert("gpt-4".into(), "dep".into());
         let out = request
-            .outbound(Bytes::new(), Protocol::OpenAi, Some(9), Some("dep"), drops)
+            .outbound(Bytes::new(), &compatible, Some(9))
             .unwrap();
         let openai: serde_json::Value = serde_json::from_slice(&out.body).unwrap();
         assert_eq!(out.path, "/v1/chat/completions");
         assert_eq!(openai["messages"][0]["content"], "hi");
         assert_eq!(openai["model"], "dep", "an alias names the backend's model");
         assert_eq!(openai["max_tokens"], 9);
-        let out = request
-            .outbound(Bytes::new(), Protocol::Anthropic, Some(9), None, drops)
-            .unwrap();
+        let anthropic = crate::config::Backend::basic("a", Protocol::Anthropic, &["m"], 1, 1);
+        let out = request.outbound(Bytes::new(), &anthropic, Some(9)).unwrap();
         let anthropic: serde_json::Value = serde_json::from_slice(&out.body).unwrap();
         assert_eq!(out.path, "/v1/messages");
         assert_eq!(anthropic["messages"][0]["content"][0]["text"], "hi");
         assert_eq!(anthropic["max_tokens"], 9);
+        compatible.provider = crate::config::Provider::OpenAi;
+        let out = request
+            .outbound(Bytes::new(), &compatible, Some(9))
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.body).unwrap();
+        assert_eq!(
+            (v["max_completion_tokens"].as_u64(), v.get("max_tokens")),
+            (Some(9), None),
+            "OpenAI's own API gets the name its reasoning models accept"
+        );
     }
 
     #[test]

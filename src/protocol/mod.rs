@@ -22,7 +22,7 @@ pub mod sse;
 pub mod text;
 pub mod translate;
 
-use crate::config::Protocol;
+use crate::config::{Backend, Protocol};
 use crate::error::GatewayError;
 use crate::usage::{estimate_tokens, Usage, PER_MESSAGE_TOKENS};
 use anthropic::MessagesView;
@@ -34,7 +34,6 @@ use responses::ResponsesView;
 use sse::SseTap;
 use std::borrow::Cow;
 pub use text::{Origin, Text, Texts};
-use translate::Drops;
 
 /// The consumer-plane routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -277,24 +276,23 @@ impl RequestView {
         }
     }
 
-    /// The request as a backend speaking `protocol` receives it, with the gateway's output cap
-    /// (`inject_cap`, when the client set none) and the backend's own model name (`rename`, an
-    /// alias): the client's body, edited where needed, when the backend speaks its dialect;
-    /// otherwise translated (see [`translate`]), or a 400 naming a field the backend's dialect
-    /// cannot express and `drops` does not let go.
+    /// The request as `backend` receives it, with the gateway's output cap (`inject_cap`, when
+    /// the client set none) and the backend's own model name (an alias): the client's body,
+    /// edited where needed, when the backend speaks its dialect; otherwise translated (see
+    /// [`translate`]), or a 400 naming a field the backend's dialect cannot express and its
+    /// `drop_unsupported` does not let go.
     pub fn outbound(
         &self,
         raw: Bytes,
-        protocol: Protocol,
+        backend: &Backend,
         inject_cap: Option<u64>,
-        rename: Option<&str>,
-        drops: Drops<'_>,
     ) -> Result<Outbound, GatewayError> {
+        let rename = backend.renamed(self.model());
         let (path, body) = match self {
-            _ if translate::pair::translated(self, protocol) => {
+            _ if translate::pair::translated(self, backend.protocol) => {
                 let model = rename.unwrap_or(self.model());
                 let chat = translate::pair::decode_request(self, &raw, model, inject_cap)?;
-                let (path, body) = translate::pair::encode_request(&chat, protocol, drops)?;
+                let (path, body) = translate::pair::encode_request(&chat, backend)?;
                 return Ok(Outbound {
                     path: Cow::Owned(path),
                     body,

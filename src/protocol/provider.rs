@@ -62,6 +62,15 @@ pub fn headers(backend: &Backend) -> Vec<(&'static str, String)> {
     out
 }
 
+/// Whether a 4xx refusal says the gateway's credential is wrong, where the status alone does
+/// not: Gemini answers an invalid API key with 400 `INVALID_ARGUMENT`, reason
+/// `API_KEY_INVALID` (401 and 403 say so for every provider).
+pub fn refused_key(backend: &Backend, status: u16, body: &[u8]) -> bool {
+    backend.protocol == Protocol::Gemini
+        && status == 400
+        && memchr::memmem::find(body, b"API_KEY_INVALID").is_some()
+}
+
 /// Identifiers a provider puts in its error messages that the client must not see: API keys
 /// (also partly masked, `sk-…abcd`), organisation and project ids, 32-hex-digit keys (Azure).
 /// (A constant pattern: the unit test below shows it compiles.)

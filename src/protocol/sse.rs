@@ -206,6 +206,12 @@ impl SseTap {
         self.strip_usage || self.checks.is_some()
     }
 
+    /// Whether a translated stream's answer came whole (a finish reason, no failure); a stream
+    /// that is not translated is judged by how its body ended.
+    pub fn translated_whole(&self) -> bool {
+        self.translator.as_ref().is_none_or(|t| t.complete())
+    }
+
     /// The usage the stream reported, once it did (a translated stream's from the backend's
     /// own report, once it ended).
     pub fn usage(&self) -> Option<Usage> {

@@ -100,13 +100,28 @@ pub struct Reservation {
 }
 
 impl Reservation {
-    /// The usage to settle on when the backend reported none: the worst case (conservative).
+    /// The usage to settle on when the backend reported none: the worst case (conservative),
+    /// every prompt token at the highest prompt rate (a cache write can cost more than a plain
+    /// prompt token) and every output token at the highest output rate, so it costs what the
+    /// reservation held.
     pub fn worst_case(&self) -> Usage {
+        let p = &self.price;
+        let write = p.cache_write_micros_per_million.unwrap_or(0);
+        let cached = p.cached_input_micros_per_million.unwrap_or(0);
+        let prompt_at = |rate: u64, other: u64| {
+            (rate > p.input_micros_per_million && rate >= other).then_some(self.prompt_estimate)
+        };
+        let reasoning = p
+            .reasoning_micros_per_million
+            .filter(|r| *r > p.output_micros_per_million)
+            .map_or(0, |_| self.output_cap);
         Usage {
             input: self.prompt_estimate,
             output: self.output_cap,
+            cache_write: prompt_at(write, cached).unwrap_or(0),
+            cached: prompt_at(cached, write.saturating_add(1)).unwrap_or(0),
+            reasoning,
             estimated: true,
-            ..Usage::default()
         }
     }
 }
@@ -360,6 +375,11 @@ mod tests {
             .unwrap();
         assert_eq!(a.headroom.remaining, 1_000 - 300);
         assert_eq!(a.reservation.worst_case().total(), 300);
+        assert_eq!(
+            a.reservation.worst_case().cost_nanos(price),
+            crate::usage::cost_bound_nanos(price, 100, 200),
+            "the worst case costs what was reserved"
+        );
         let settled = settle(
             &state,
             &a.reservation,
@@ -374,5 +394,17 @@ mod tests {
         assert_eq!(settled.cost, crate::usage::cost_nanos(price, 10, 5));
         assert_eq!(settled.headroom.map(|h| h.remaining), Some(1_000 - 15));
         assert_eq!(state.limiter.used("c", 86_400 * 10 + 6)[0], 15);
+        let dearer = Price {
+            cache_write_micros_per_million: Some(1_250_000),
+            reasoning_micros_per_million: Some(3_000_000),
+            ..price
+        };
+        let mut r = a.reservation;
+        r.price = dearer;
+        assert_eq!(
+            r.worst_case().cost_nanos(dearer),
+            crate::usage::cost_bound_nanos(dearer, 100, 200),
+            "at the dearest rates when cache writes or reasoning cost more"
+        );
     }
 }

@@ -3,8 +3,9 @@
 //! Input: a neutral [`Chat`] (and the backend's `drop_unsupported`). Decision: the Converse body
 //! and its path, or a 400 naming the first field Converse cannot express. Back: the Converse
 //! answer (JSON) or the ConverseStream body (AWS event-stream binary frames,
-//! `application/vnd.amazon.eventstream`) as a neutral [`Answer`] or [`Event`]s, and the message
-//! of a Bedrock error body. Signing the request (SigV4) is `upstream::sigv4`'s.
+//! `application/vnd.amazon.eventstream`) as a neutral [`Answer`] or [`Event`]s. A Bedrock error
+//! body's `message` is read with the other dialects' ([`super::pair::error_message`]). Signing
+//! the request (SigV4) is `upstream::sigv4`'s.
 //!
 //! Field names are those of the Bedrock Runtime API reference (Converse, ConverseStream,
 //! ContentBlock, ToolConfiguration, TokenUsage; the service model `bedrock-runtime` 2023-09-30).
@@ -399,16 +400,6 @@ pub fn decode_answer(body: &[u8]) -> Result<Answer, GatewayError> {
         finish: answer.stop_reason.as_deref().map_or(Finish::Stop, finish),
         usage: answer.usage.map(|u| u.neutral()),
     })
-}
-
-/// The message of a Bedrock error body (`{"message": …}`; some AWS front ends write
-/// `Message`).
-pub fn error_message(body: &[u8]) -> Option<String> {
-    let v: Value = serde_json::from_slice(body).ok()?;
-    ["message", "Message"]
-        .iter()
-        .find_map(|k| v.get(*k).and_then(Value::as_str))
-        .map(str::to_string)
 }
 
 /// Reads a ConverseStream body: AWS event-stream frames, decoded by aws-smithy-eventstream's

@@ -323,6 +323,7 @@ fn an_unreadable_answer_is_an_upstream_failure() {
 
 #[test]
 fn the_error_body_message_is_read() {
+    use crate::protocol::translate::pair::error_message;
     assert_eq!(
         error_message(ERROR.as_bytes()).as_deref(),
         Some("Malformed input request: #: required key [messages] not found, please reformat your input and try again.")

@@ -286,7 +286,8 @@ impl Drops<'_> {
 }
 
 /// Whether a request member the neutral form has no place for asks for nothing: `null`, `false`,
-/// an empty list or object, or a service tier left to the provider (`auto`, `default`). Such a
+/// an empty list or object, a service tier left to the provider (`auto`, `default`), or no log
+/// probabilities (`top_logprobs: 0`). Such a
 /// member is not refused (`"logprobs": false` changes nothing the backend does).
 pub fn asks_for_nothing(name: &str, value: &serde_json::Value) -> bool {
     use serde_json::Value;
@@ -295,27 +296,43 @@ pub fn asks_for_nothing(name: &str, value: &serde_json::Value) -> bool {
         Value::Array(items) => items.is_empty(),
         Value::Object(members) => members.is_empty(),
         Value::String(s) => name == "service_tier" && (s == "auto" || s == "default"),
+        Value::Number(n) => name == "top_logprobs" && n.as_u64() == Some(0),
         _ => false,
     }
 }
 
 /// Splits an SSE byte stream into the `data` of each complete event (bytes may be split
-/// anywhere), for the decoders of dialects that stream SSE.
+/// anywhere), for the decoders of dialects that stream SSE. An event that grows past
+/// [`super::sse::MAX_EVENT`] without its end means the body is not SSE: the rest is ignored (and
+/// the translated stream, never finished, ends with an error).
 #[derive(Debug, Default)]
 pub struct SseLines {
     pending: BytesMut,
+    /// How far `pending` has been searched for an event end.
+    scanned: usize,
+    gave_up: bool,
 }
 
 impl SseLines {
     /// The data of every event `chunk` completes.
     pub fn feed(&mut self, chunk: &[u8]) -> Vec<String> {
-        self.pending.extend_from_slice(chunk);
         let mut out = Vec::new();
-        while let Some(end) = super::sse::event_end(&self.pending, 0) {
+        if self.gave_up {
+            return out;
+        }
+        self.pending.extend_from_slice(chunk);
+        while let Some(end) = super::sse::event_end(&self.pending, self.scanned) {
             let event = self.pending.split_to(end);
+            self.scanned = 0;
             if let Some(data) = super::sse::event_data(&event) {
                 out.push(data);
             }
+        }
+        // A terminator may straddle two chunks: resume just before the end.
+        self.scanned = self.pending.len().saturating_sub(2);
+        if self.pending.len() > super::sse::MAX_EVENT {
+            self.gave_up = true;
+            self.pending = BytesMut::new();
         }
         out
     }
@@ -435,6 +452,18 @@ mod tests {
                 target: "anthropic".into()
             }
         );
+    }
+
+    #[test]
+    fn sse_lines_give_up_on_a_body_that_is_not_sse() {
+        let mut lines = SseLines::default();
+        let big = vec![b'x'; crate::protocol::sse::MAX_EVENT + 1];
+        assert!(lines.feed(&big).is_empty());
+        assert!(
+            lines.feed(b"\n\ndata: 1\n\n").is_empty(),
+            "nothing more is read"
+        );
+        assert_eq!(lines.end(), None);
     }
 
     #[test]

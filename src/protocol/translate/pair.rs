@@ -11,8 +11,9 @@ use super::{
     anthropic, bedrock, gemini, openai, responses, Answer, Chat, Drops, Event, Message, Part, Role,
     StreamDecoder, StreamEncoder,
 };
-use crate::config::Protocol;
+use crate::config::{Backend, Protocol, Provider};
 use crate::error::GatewayError;
+use crate::protocol::json;
 use crate::protocol::{Dialect, RequestView};
 use crate::usage::Usage;
 use bytes::{Bytes, BytesMut};
@@ -95,18 +96,25 @@ pub fn decode_request(
     Ok(chat)
 }
 
-/// The path (below the backend's prefix) and body a backend speaking `protocol` receives for
-/// `chat`.
-pub fn encode_request(
-    chat: &Chat,
-    protocol: Protocol,
-    drops: Drops<'_>,
-) -> Result<(String, Bytes), GatewayError> {
-    Ok(match protocol {
-        Protocol::OpenAi => (
-            "/v1/chat/completions".into(),
-            openai::encode_request(chat, drops)?,
-        ),
+/// The path (below the backend's prefix) and body `backend` receives for `chat`, in its
+/// dialect, dropping what its `drop_unsupported` lets go.
+pub fn encode_request(chat: &Chat, backend: &Backend) -> Result<(String, Bytes), GatewayError> {
+    let drops = Drops(&backend.drop_unsupported);
+    Ok(match backend.protocol {
+        Protocol::OpenAi => {
+            let body = openai::encode_request(chat, drops)?;
+            // OpenAI's own API (and Azure's) takes the output cap as `max_completion_tokens`,
+            // the only name its reasoning models accept; compatible servers know `max_tokens`.
+            let body = match (&backend.provider, chat.max_tokens) {
+                (Provider::OpenAi | Provider::Azure { .. }, Some(cap)) => json::edit_members(
+                    &body,
+                    &[("max_completion_tokens", cap.to_string())],
+                    &["max_tokens"],
+                ),
+                _ => body,
+            };
+            ("/v1/chat/completions".into(), body)
+        }
         Protocol::Anthropic => (
             "/v1/messages".into(),
             anthropic::encode_request(chat, drops)?,
@@ -156,6 +164,11 @@ pub struct StreamTranslator {
     encoder: Box<dyn StreamEncoder>,
     events: Vec<Event>,
     usage: Option<Usage>,
+    /// The backend said why its answer ended.
+    saw_finish: bool,
+    /// The backend reported a failure inside its stream.
+    saw_error: bool,
+    /// The backend's stream ended cleanly, with its answer finished.
     finished: bool,
     /// The model the backend was asked for, for a stream that names none (Bedrock's).
     model: String,
@@ -183,6 +196,8 @@ impl StreamTranslator {
             encoder,
             events: Vec::new(),
             usage: None,
+            saw_finish: false,
+            saw_error: false,
             finished: false,
             model: model.to_string(),
         })
@@ -194,16 +209,30 @@ impl StreamTranslator {
         self.encode()
     }
 
-    /// The backend's stream ended cleanly: what closes the client's.
+    /// The backend's body ended: what closes the client's stream. A body that ended without
+    /// the answer's end (no finish reason: a backend that broke off between events, or an
+    /// answer that was not a stream at all) or after a failure closes it with an error event
+    /// first, so the client cannot take a truncated answer for a whole one.
     pub fn end(&mut self) -> BytesMut {
         self.decoder.end(&mut self.events);
         let mut out = self.encode();
+        if !self.saw_finish && !self.saw_error {
+            self.saw_error = true;
+            let message = "The backend's stream ended before its answer did.".to_string();
+            self.encoder.event(&Event::Error { message }, &mut out);
+        }
         self.encoder.end(&mut out);
-        self.finished = true;
+        self.finished = !self.saw_error;
         out
     }
 
-    /// The usage the backend reported, once its stream ended cleanly.
+    /// The backend's answer came whole: its stream ended cleanly after a finish reason and no
+    /// failure.
+    pub fn complete(&self) -> bool {
+        self.finished
+    }
+
+    /// The usage the backend reported, once its answer came whole.
     pub fn usage(&self) -> Option<Usage> {
         self.usage.filter(|_| self.finished)
     }
@@ -214,6 +243,8 @@ impl StreamTranslator {
             match &mut event {
                 Event::Usage(u) => self.usage = Some(*u),
                 Event::Start { model, .. } if model.is_empty() => model.clone_from(&self.model),
+                Event::Finish(_) => self.saw_finish = true,
+                Event::Error { .. } => self.saw_error = true,
                 _ => {}
             }
             self.encoder.event(&event, &mut out);
@@ -248,4 +279,56 @@ pub fn refusal(dialect: Dialect, status: u16, message: &str) -> Bytes {
         Dialect::Detail => serde_json::json!({"detail": message}),
     };
     Bytes::from(v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gemini_chunk(text: &str, finish: Option<&str>) -> String {
+        let finish = finish.map_or(String::new(), |f| format!(",\"finishReason\":\"{f}\""));
+        format!(
+            "data: {{\"candidates\":[{{\"content\":{{\"role\":\"model\",\"parts\":[{{\"text\":\"{text}\"}}]}}{finish}}}],\"usageMetadata\":{{\"promptTokenCount\":3,\"candidatesTokenCount\":2}}}}\r\n\r\n"
+        )
+    }
+
+    fn translate(chunks: &[String]) -> (String, StreamTranslator) {
+        let client = Client::Chat {
+            include_usage: true,
+        };
+        let mut t = StreamTranslator::new(Protocol::Gemini, &client, "gemini-x").unwrap();
+        let mut out = BytesMut::new();
+        for c in chunks {
+            out.extend_from_slice(&t.feed(c.as_bytes()));
+        }
+        out.extend_from_slice(&t.end());
+        (String::from_utf8(out.to_vec()).unwrap(), t)
+    }
+
+    #[test]
+    fn a_finished_stream_is_whole_and_carries_the_backends_usage() {
+        let (text, t) = translate(&[gemini_chunk("Hel", None), gemini_chunk("lo", Some("STOP"))]);
+        assert!(t.complete());
+        assert_eq!(t.usage().map(|u| (u.input, u.output)), Some((3, 2)));
+        assert!(!text.contains("\"error\""), "{text}");
+        assert!(
+            text.contains("\"model\":\"gemini-x\""),
+            "the model the backend was asked for"
+        );
+        assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    }
+
+    #[test]
+    fn a_stream_that_ends_before_its_answer_is_cut_and_says_so() {
+        let (text, t) = translate(&[gemini_chunk("Hel", None)]);
+        assert!(!t.complete(), "no finish reason: the backend broke off");
+        assert_eq!(
+            t.usage(),
+            None,
+            "settled at the worst case, not the partial count"
+        );
+        assert!(text.contains("\"error\""), "the client is told: {text}");
+        let (_, t) = translate(&["<html>not a stream</html>".to_string()]);
+        assert!(!t.complete());
+    }
 }

@@ -45,7 +45,7 @@
 //! `total_tokens`. A stream error → an `error` event, and the stream ends with
 //! `response.failed`.
 
-use super::{Chat, Image, Message, Part, Role, ToolChoice};
+use super::{asks_for_nothing, Chat, Image, Message, Part, Role, ToolChoice};
 use crate::error::GatewayError;
 use crate::protocol::json::json_error;
 use serde_json::{json, Map, Value};
@@ -126,7 +126,7 @@ pub fn decode_request(body: &[u8]) -> Result<Chat, GatewayError> {
     let safety = opt_str(&root, "safety_identifier", "safety_identifier")?;
     chat.user = user.or(safety).map(str::to_string);
     for (key, value) in &root {
-        if !HANDLED.contains(&key.as_str()) && !is_default(key, value) {
+        if !HANDLED.contains(&key.as_str()) && !asks_for_nothing(key, value) {
             chat.unsupported.push(key.clone());
         }
     }
@@ -152,19 +152,6 @@ const HANDLED: &[&str] = &[
     "user",
     "safety_identifier",
 ];
-
-/// A member with no neutral form that asks for nothing: `null`, or the API's own default.
-fn is_default(key: &str, value: &Value) -> bool {
-    match (key, value) {
-        (_, Value::Null) => true,
-        ("background", Value::Bool(b)) => !b,
-        ("service_tier", Value::String(s)) => s == "auto",
-        ("include", Value::Array(a)) => a.is_empty(),
-        ("metadata", Value::Object(o)) => o.is_empty(),
-        ("top_logprobs", Value::Number(n)) => n.as_u64() == Some(0),
-        _ => false,
-    }
-}
 
 fn decode_item(i: usize, item: &Obj, chat: &mut Chat) -> Result<(), GatewayError> {
     let kind = opt_str(item, "type", &format!("input[{i}].type"))?;

@@ -144,18 +144,8 @@ impl Decoder {
                 }
                 if let Some(u) = e.usage {
                     // The output count is cumulative; the prompt's counts, where repeated,
-                    // replace `message_start`'s (as `StreamState` reads them).
-                    let mut usage = self.prompt.unwrap_or_default();
-                    usage.estimated = false;
-                    if let Some(output) = u.output_tokens {
-                        usage.output = output;
-                    }
-                    if let Some(full) = u.usage() {
-                        usage.input = full.input;
-                        usage.cached = full.cached;
-                        usage.cache_write = full.cache_write;
-                    }
-                    out.push(Event::Usage(usage));
+                    // replace `message_start`'s one by one (as `StreamState` reads them).
+                    out.push(Event::Usage(u.over(self.prompt.unwrap_or_default())));
                 }
             }
             "error" => out.push(Event::Error {
