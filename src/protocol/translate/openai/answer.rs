@@ -1,13 +1,12 @@
 //! `chat.completion` answers ⇄ the neutral [`Answer`] (mapping in the parent module's table),
 //! and what answers and streams share: finish reasons, the usage object, a fresh id.
 
-use super::tool_call_json;
 use crate::error::GatewayError;
 use crate::protocol::translate::{Answer, Finish, Part};
 use crate::usage::Usage;
 use bytes::Bytes;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// What the gateway reads from a `chat.completion` answer.
 #[derive(Deserialize)]
@@ -106,13 +105,86 @@ pub(super) fn finish_reason(finish: Finish) -> &'static str {
 
 /// OpenAI's usage object for `u`.
 pub(super) fn usage_json(u: &Usage) -> Value {
-    json!({
-        "prompt_tokens": u.input,
-        "completion_tokens": u.output,
-        "total_tokens": u.total(),
-        "prompt_tokens_details": {"cached_tokens": u.cached},
-        "completion_tokens_details": {"reasoning_tokens": u.reasoning},
-    })
+    serde_json::to_value(UsageOut::of(u)).unwrap_or(Value::Null)
+}
+
+/// OpenAI's usage object, written straight from the neutral usage.
+#[derive(Serialize)]
+pub(super) struct UsageOut {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    total_tokens: u64,
+    prompt_tokens_details: CachedOut,
+    completion_tokens_details: ReasoningOut,
+}
+
+#[derive(Serialize)]
+struct CachedOut {
+    cached_tokens: u64,
+}
+
+#[derive(Serialize)]
+struct ReasoningOut {
+    reasoning_tokens: u64,
+}
+
+impl UsageOut {
+    pub(super) fn of(u: &Usage) -> UsageOut {
+        UsageOut {
+            prompt_tokens: u.input,
+            completion_tokens: u.output,
+            total_tokens: u.total(),
+            prompt_tokens_details: CachedOut {
+                cached_tokens: u.cached,
+            },
+            completion_tokens_details: ReasoningOut {
+                reasoning_tokens: u.reasoning,
+            },
+        }
+    }
+}
+
+/// A `chat.completion` body, serialized from borrowed parts (no JSON tree built per answer).
+#[derive(Serialize)]
+struct CompletionOut<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: [ChoiceOut<'a>; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<UsageOut>,
+}
+
+#[derive(Serialize)]
+struct ChoiceOut<'a> {
+    index: u32,
+    message: MessageOut<'a>,
+    logprobs: Option<()>,
+    finish_reason: &'static str,
+}
+
+#[derive(Serialize)]
+struct MessageOut<'a> {
+    role: &'static str,
+    content: Option<String>,
+    refusal: Option<()>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<CallOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct CallOut<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: FunctionOut<'a>,
+}
+
+#[derive(Serialize)]
+struct FunctionOut<'a> {
+    name: &'a str,
+    arguments: &'a str,
 }
 
 /// A completion id for an answer whose backend named none.
@@ -131,7 +203,7 @@ pub(super) fn unix_now() -> u64 {
 /// Client side: neutral [`Answer`] → an OpenAI `chat.completion` JSON body.
 pub fn encode_answer(answer: &Answer) -> Bytes {
     let has_text = answer.parts.iter().any(|p| matches!(p, Part::Text(_)));
-    let calls: Vec<Value> = answer
+    let tool_calls = answer
         .parts
         .iter()
         .filter_map(|p| match p {
@@ -139,33 +211,40 @@ pub fn encode_answer(answer: &Answer) -> Bytes {
                 id,
                 name,
                 arguments,
-            } => Some(tool_call_json(id, name, arguments)),
+            } => Some(CallOut {
+                id,
+                kind: "function",
+                function: FunctionOut { name, arguments },
+            }),
             _ => None,
         })
         .collect();
-    let mut message = json!({"role": "assistant", "refusal": null});
-    message["content"] = if has_text {
-        json!(answer.text())
-    } else {
-        Value::Null
-    };
-    if !calls.is_empty() {
-        message["tool_calls"] = Value::Array(calls);
-    }
+    let fresh;
     let id = match answer.id.as_str() {
-        "" => fresh_id(),
-        id => id.to_string(),
+        "" => {
+            fresh = fresh_id();
+            fresh.as_str()
+        }
+        id => id,
     };
-    let mut body = json!({
-        "id": id,
-        "object": "chat.completion",
-        "created": unix_now(),
-        "model": answer.model,
-        "choices": [{"index": 0, "message": message, "logprobs": null,
-            "finish_reason": finish_reason(answer.finish)}],
-    });
-    if let Some(u) = &answer.usage {
-        body["usage"] = usage_json(u);
-    }
-    Bytes::from(body.to_string())
+    let body = CompletionOut {
+        id,
+        object: "chat.completion",
+        created: unix_now(),
+        model: &answer.model,
+        choices: [ChoiceOut {
+            index: 0,
+            message: MessageOut {
+                role: "assistant",
+                content: has_text.then(|| answer.text()),
+                refusal: None,
+                tool_calls,
+            },
+            logprobs: None,
+            finish_reason: finish_reason(answer.finish),
+        }],
+        usage: answer.usage.as_ref().map(UsageOut::of),
+    };
+    // Serializing these plain structs cannot fail.
+    Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
 }
