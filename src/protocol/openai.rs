@@ -355,18 +355,23 @@ struct DeltaWire {
     tool_calls: Vec<ToolCallDelta>,
 }
 
+/// A streamed tool call's piece (`delta.tool_calls[]`), also read by the translator.
 #[derive(Deserialize)]
-struct ToolCallDelta {
+pub(super) struct ToolCallDelta {
     #[serde(default)]
-    function: Option<FunctionDelta>,
+    pub(super) index: Option<u32>,
+    #[serde(default)]
+    pub(super) id: Option<String>,
+    #[serde(default)]
+    pub(super) function: Option<FunctionDelta>,
 }
 
 #[derive(Deserialize)]
-struct FunctionDelta {
+pub(super) struct FunctionDelta {
     #[serde(default)]
-    name: Option<String>,
+    pub(super) name: Option<String>,
     #[serde(default)]
-    arguments: Option<String>,
+    pub(super) arguments: Option<String>,
 }
 
 impl DeltaWire {

@@ -45,7 +45,8 @@ mod stream;
 pub use stream::{Decoder, Encoder};
 
 use super::{
-    asks_for_nothing, Answer, Chat, Drops, Finish, Image, Message, Part, Role, ToolChoice, ToolDef,
+    asks_for_nothing, role_messages, Answer, Chat, Drops, Finish, Image, Message, Part, Role,
+    ToolChoice, ToolDef,
 };
 use crate::error::GatewayError;
 use crate::protocol::anthropic::UsageWire;
@@ -461,16 +462,7 @@ fn encode_messages(chat: &Chat) -> Result<Vec<Value>, GatewayError> {
             }
         }
     }
-    Ok(out
-        .into_iter()
-        .map(|(role, content)| {
-            let role = match role {
-                Role::User => "user",
-                Role::Assistant => "assistant",
-            };
-            json!({"role": role, "content": content})
-        })
-        .collect())
+    Ok(role_messages(out))
 }
 
 #[derive(Deserialize)]

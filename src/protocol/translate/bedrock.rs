@@ -67,7 +67,10 @@
 //! | `:message-type` `exception` (`:exception-type`, payload `{"message"}`) or `error` | `Error` |
 //! | a frame failing its CRC or length checks, or a body ending inside a frame | `Error`, then nothing more is read |
 
-use super::{Answer, Chat, Drops, Event, Finish, Image, Part, Role, StreamDecoder, ToolChoice};
+use super::{
+    role_messages, text_parts, Answer, Chat, Drops, Event, Finish, Image, Part, Role,
+    StreamDecoder, ToolChoice,
+};
 use crate::error::GatewayError;
 use crate::usage::Usage;
 use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
@@ -136,12 +139,7 @@ pub fn encode_request(chat: &Chat, drops: Drops<'_>) -> Result<Bytes, GatewayErr
 
     let mut body = Map::new();
     body.insert("messages".into(), Value::Array(messages(chat, drops)?));
-    let system: Vec<Value> = chat
-        .system
-        .iter()
-        .filter(|s| !s.is_empty())
-        .map(|s| json!({"text": s}))
-        .collect();
+    let system = text_parts(&chat.system);
     if !system.is_empty() {
         body.insert("system".into(), Value::Array(system));
     }
@@ -228,16 +226,7 @@ fn messages(chat: &Chat, drops: Drops<'_>) -> Result<Vec<Value>, GatewayError> {
             _ => out.push((m.role, blocks)),
         }
     }
-    Ok(out
-        .into_iter()
-        .map(|(role, content)| {
-            let role = match role {
-                Role::User => "user",
-                Role::Assistant => "assistant",
-            };
-            json!({"role": role, "content": content})
-        })
-        .collect())
+    Ok(role_messages(out))
 }
 
 /// One content block, or `None` for a part left out (empty text, an allowed drop).

@@ -50,7 +50,8 @@
 //! A stream's `finishReason` is held until the stream ends: older models repeat it on every chunk.
 
 use super::{
-    Answer, Chat, Drops, Event, Finish, Image, Part, Role, SseLines, StreamDecoder, ToolChoice,
+    text_parts, Answer, Chat, Drops, Event, Finish, Image, Part, Role, SseDecoder, SseLines,
+    ToolChoice,
 };
 use crate::error::GatewayError;
 use crate::usage::Usage;
@@ -107,12 +108,7 @@ pub fn encode_request(chat: &Chat, drops: Drops<'_>) -> Result<Bytes, GatewayErr
     }
     let mut body = Map::new();
     body.insert("contents".into(), Value::Array(contents(chat, drops)?));
-    let system: Vec<Value> = chat
-        .system
-        .iter()
-        .filter(|s| !s.is_empty())
-        .map(|s| json!({"text": s}))
-        .collect();
+    let system = text_parts(&chat.system);
     if !system.is_empty() {
         body.insert("systemInstruction".into(), json!({"parts": system}));
     }
@@ -483,7 +479,7 @@ pub struct Decoder {
 }
 
 impl Decoder {
-    fn data(&mut self, data: &str, out: &mut Vec<Event>) {
+    fn read_event(&mut self, data: &str, out: &mut Vec<Event>) {
         if data.trim().is_empty() {
             return;
         }
@@ -541,17 +537,16 @@ impl Decoder {
     }
 }
 
-impl StreamDecoder for Decoder {
-    fn feed(&mut self, chunk: &[u8], out: &mut Vec<Event>) {
-        for data in self.lines.feed(chunk) {
-            self.data(&data, out);
-        }
+impl SseDecoder for Decoder {
+    fn lines(&mut self) -> &mut SseLines {
+        &mut self.lines
     }
 
-    fn end(&mut self, out: &mut Vec<Event>) {
-        if let Some(data) = self.lines.end() {
-            self.data(&data, out);
-        }
+    fn data(&mut self, data: &str, out: &mut Vec<Event>) {
+        self.read_event(data, out);
+    }
+
+    fn ended(&mut self, out: &mut Vec<Event>) {
         if self.blocked {
             out.push(Event::Finish(Finish::ContentFilter));
         } else if let Some(reason) = self.finish_reason.take() {

@@ -65,6 +65,34 @@ pub enum Role {
     Assistant,
 }
 
+impl Role {
+    /// The role's name in the dialects that name it so (OpenAI, Anthropic, Bedrock).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+}
+
+/// Turns as `{"role", "content"}` messages, the shape Anthropic and Bedrock share.
+pub fn role_messages(turns: Vec<(Role, Vec<serde_json::Value>)>) -> Vec<serde_json::Value> {
+    turns
+        .into_iter()
+        .map(|(role, content)| serde_json::json!({"role": role.as_str(), "content": content}))
+        .collect()
+}
+
+/// The non-empty texts as `{"text": …}` parts, the shape Gemini's and Bedrock's system
+/// instructions share.
+pub fn text_parts(texts: &[String]) -> Vec<serde_json::Value> {
+    texts
+        .iter()
+        .filter(|t| !t.is_empty())
+        .map(|t| serde_json::json!({"text": t}))
+        .collect()
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {
     pub role: Role,
@@ -246,6 +274,34 @@ pub trait StreamDecoder: Send + std::fmt::Debug {
     /// The body ended: the events still pending.
     fn end(&mut self, out: &mut Vec<Event>) {
         let _ = out;
+    }
+}
+
+/// A decoder of a dialect that streams server-sent events: it reads one event's data at a time
+/// (the framing is [`SseLines`]'s, shared).
+pub trait SseDecoder: Send + std::fmt::Debug {
+    /// The decoder's framing state.
+    fn lines(&mut self) -> &mut SseLines;
+    /// Reads one event's data.
+    fn data(&mut self, data: &str, out: &mut Vec<Event>);
+    /// The body ended, after its last event: what the dialect held back.
+    fn ended(&mut self, out: &mut Vec<Event>) {
+        let _ = out;
+    }
+}
+
+impl<D: SseDecoder> StreamDecoder for D {
+    fn feed(&mut self, chunk: &[u8], out: &mut Vec<Event>) {
+        for data in self.lines().feed(chunk) {
+            self.data(&data, out);
+        }
+    }
+
+    fn end(&mut self, out: &mut Vec<Event>) {
+        if let Some(data) = self.lines().end() {
+            self.data(&data, out);
+        }
+        self.ended(out);
     }
 }
 

@@ -13,9 +13,7 @@
 
 use super::{finish_from, fresh_id, stop_reason, usage_json, AnswerWire, BlockWire};
 use crate::protocol::anthropic::UsageWire;
-use crate::protocol::translate::{
-    sse_event, Event, Finish, SseLines, StreamDecoder, StreamEncoder,
-};
+use crate::protocol::translate::{sse_event, Event, Finish, SseDecoder, SseLines, StreamEncoder};
 use crate::usage::Usage;
 use bytes::BytesMut;
 use serde::Deserialize;
@@ -157,17 +155,13 @@ impl Decoder {
     }
 }
 
-impl StreamDecoder for Decoder {
-    fn feed(&mut self, chunk: &[u8], out: &mut Vec<Event>) {
-        for data in self.lines.feed(chunk) {
-            self.event(&data, out);
-        }
+impl SseDecoder for Decoder {
+    fn lines(&mut self) -> &mut SseLines {
+        &mut self.lines
     }
 
-    fn end(&mut self, out: &mut Vec<Event>) {
-        if let Some(data) = self.lines.end() {
-            self.event(&data, out);
-        }
+    fn data(&mut self, data: &str, out: &mut Vec<Event>) {
+        self.event(data, out);
     }
 }
 

@@ -2,6 +2,7 @@
 //! (`fixtures/gemini/`).
 
 use super::*;
+use crate::protocol::translate::StreamDecoder;
 use crate::protocol::translate::{Message, ToolDef};
 
 const REQUEST: &str = include_str!("../fixtures/gemini/request.json");

@@ -3,8 +3,9 @@
 //! The mapping is the table in the parent module; only the first choice (`index` 0) is read.
 
 use super::answer::{finish_from, finish_reason, fresh_id, unix_now, usage_json};
+use crate::protocol::openai::ToolCallDelta;
 use crate::protocol::openai::UsageWire;
-use crate::protocol::translate::{sse_event, Event, SseLines, StreamDecoder, StreamEncoder};
+use crate::protocol::translate::{sse_event, Event, SseDecoder, SseLines, StreamEncoder};
 use crate::usage::Usage;
 use bytes::BytesMut;
 use serde::Deserialize;
@@ -44,25 +45,7 @@ struct DeltaWire {
     #[serde(default)]
     refusal: Option<String>,
     #[serde(default)]
-    tool_calls: Option<Vec<CallDelta>>,
-}
-
-#[derive(Deserialize)]
-struct CallDelta {
-    #[serde(default)]
-    index: Option<u32>,
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    function: Option<FunctionDelta>,
-}
-
-#[derive(Deserialize)]
-struct FunctionDelta {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    arguments: Option<String>,
+    tool_calls: Option<Vec<ToolCallDelta>>,
 }
 
 /// Backend side: an OpenAI stream (SSE chunks, split anywhere) → neutral events.
@@ -75,7 +58,7 @@ pub struct Decoder {
 }
 
 impl Decoder {
-    fn data(&mut self, data: &str, out: &mut Vec<Event>) {
+    fn read_event(&mut self, data: &str, out: &mut Vec<Event>) {
         if data.trim() == "[DONE]" {
             return;
         }
@@ -146,17 +129,13 @@ impl Decoder {
     }
 }
 
-impl StreamDecoder for Decoder {
-    fn feed(&mut self, chunk: &[u8], out: &mut Vec<Event>) {
-        for data in self.lines.feed(chunk) {
-            self.data(&data, out);
-        }
+impl SseDecoder for Decoder {
+    fn lines(&mut self) -> &mut SseLines {
+        &mut self.lines
     }
 
-    fn end(&mut self, out: &mut Vec<Event>) {
-        if let Some(data) = self.lines.end() {
-            self.data(&data, out);
-        }
+    fn data(&mut self, data: &str, out: &mut Vec<Event>) {
+        self.read_event(data, out);
     }
 }
 
