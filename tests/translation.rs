@@ -24,6 +24,14 @@ const BEDROCK_MODEL: &str = "anthropic.claude-3-5-haiku-20241022-v1:0";
 /// The test configuration's AWS secret (a variable, as credentials are).
 const AWS_SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYTESTKEY";
 
+/// The models each backend dialect serves: the public name, the backend that serves it and the
+/// model that backend is asked for.
+const PROVIDERS: [(&str, &str, &str); 3] = [
+    ("claude-sonnet-4", "mock-anthropic", "claude-sonnet-4"),
+    ("gemini-2.5-flash", "mock-gemini", "gemini-2.5-flash"),
+    ("bedrock-haiku", "mock-bedrock", BEDROCK_MODEL),
+];
+
 /// Nano-dollars per token of each model in the harness's pricing (see `gateway_yaml`).
 struct Rates {
     input: u64,
@@ -173,11 +181,7 @@ fn the_openai_sdk_reaches_anthropic_gemini_and_bedrock_models() {
     let Some(python) = python_with_sdk() else {
         return;
     };
-    for (model, backend, backend_model) in [
-        ("claude-sonnet-4", "mock-anthropic", "claude-sonnet-4"),
-        ("gemini-2.5-flash", "mock-gemini", "gemini-2.5-flash"),
-        ("bedrock-haiku", "mock-bedrock", BEDROCK_MODEL),
-    ] {
+    for (model, backend, backend_model) in PROVIDERS {
         let s = setup(false, "", "");
         let base = format!("http://127.0.0.1:{}/v1", s.gw.port);
         let v = run_script(&python, "openai_translated.py", &base, model);
@@ -283,11 +287,7 @@ fn the_responses_api_reaches_anthropic_gemini_and_bedrock_models() {
     let Some(python) = python_with_sdk() else {
         return;
     };
-    for (model, backend, backend_model) in [
-        ("claude-sonnet-4", "mock-anthropic", "claude-sonnet-4"),
-        ("gemini-2.5-flash", "mock-gemini", "gemini-2.5-flash"),
-        ("bedrock-haiku", "mock-bedrock", BEDROCK_MODEL),
-    ] {
+    for (model, backend, backend_model) in PROVIDERS {
         let s = setup(false, "", "");
         let base = format!("http://127.0.0.1:{}/v1", s.gw.port);
         let v = run_script(&python, "openai_responses_translated.py", &base, model);

@@ -417,6 +417,18 @@ pub fn freeze(out: BytesMut) -> Bytes {
     out.freeze()
 }
 
+/// What a decoder reads from a stream cut into `chunks` (for the dialects' tests).
+#[cfg(test)]
+pub(crate) fn decode_all<D: StreamDecoder + Default>(chunks: &[&[u8]]) -> Vec<Event> {
+    let mut decoder = D::default();
+    let mut out = Vec::new();
+    for c in chunks {
+        decoder.feed(c, &mut out);
+    }
+    decoder.end(&mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

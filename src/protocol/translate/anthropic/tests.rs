@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::protocol::anthropic::StreamState;
-use crate::protocol::translate::{Event, SseLines, StreamDecoder, StreamEncoder};
+use crate::protocol::translate::{Event, SseLines, StreamEncoder};
 use bytes::BytesMut;
 
 const REQUEST: &str = include_str!("../fixtures/anthropic/request.json");
@@ -16,13 +16,7 @@ fn value(b: &[u8]) -> Value {
 }
 
 fn decode_all(chunks: &[&[u8]]) -> Vec<Event> {
-    let mut d = Decoder::default();
-    let mut out = Vec::new();
-    for c in chunks {
-        d.feed(c, &mut out);
-    }
-    d.end(&mut out);
-    out
+    crate::protocol::translate::decode_all::<Decoder>(chunks)
 }
 
 fn encode_all(events: &[Event]) -> BytesMut {

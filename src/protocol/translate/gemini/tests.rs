@@ -2,7 +2,6 @@
 //! (`fixtures/gemini/`).
 
 use super::*;
-use crate::protocol::translate::StreamDecoder;
 use crate::protocol::translate::{Message, ToolDef};
 
 const REQUEST: &str = include_str!("../fixtures/gemini/request.json");
@@ -367,13 +366,7 @@ fn tool_choice_and_json_mode_map_to_gemini_settings() {
 }
 
 fn decode_all(chunks: &[&[u8]]) -> Vec<Event> {
-    let mut d = Decoder::default();
-    let mut out = Vec::new();
-    for c in chunks {
-        d.feed(c, &mut out);
-    }
-    d.end(&mut out);
-    out
+    crate::protocol::translate::decode_all::<Decoder>(chunks)
 }
 
 fn usage(input: u64, output: u64, reasoning: u64) -> Event {

@@ -6,7 +6,7 @@ use super::answer::{finish_from, finish_reason};
 use super::*;
 use crate::protocol::openai::StreamState;
 use crate::protocol::translate::{Answer, Finish};
-use crate::protocol::translate::{Event, StreamDecoder, StreamEncoder};
+use crate::protocol::translate::{Event, StreamEncoder};
 use crate::usage::Usage;
 use bytes::BytesMut;
 
@@ -415,14 +415,8 @@ fn an_answer_without_id_or_usage_gets_a_fresh_id_and_no_usage() {
     assert_eq!(v["choices"][0]["finish_reason"], "stop");
 }
 
-fn decode_all(pieces: &[&[u8]]) -> Vec<Event> {
-    let mut decoder = Decoder::default();
-    let mut out = Vec::new();
-    for p in pieces {
-        decoder.feed(p, &mut out);
-    }
-    decoder.end(&mut out);
-    out
+fn decode_all(chunks: &[&[u8]]) -> Vec<Event> {
+    crate::protocol::translate::decode_all::<Decoder>(chunks)
 }
 
 fn reference_stream_events() -> Vec<Event> {
