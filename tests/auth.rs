@@ -258,3 +258,34 @@ fn keys_never_appear_in_logs_even_at_trace_level() {
         assert!(!log.contains(secret), "{secret} leaked into the log");
     }
 }
+
+#[test]
+fn a_consumer_rotates_its_key_by_configuration_with_expiry_and_disabled_keys() {
+    let mock = MockServer::start(&[]);
+    let gw = GatewayServer::start(&backends_for(mock.port), "");
+    let hex = |k: &str| tollgate::digest::KeyDigest::of(k.as_bytes()).to_hex();
+    let path = gw.config_path().to_path_buf();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let standard = format!("key_sha256: \"{}\"", hex(KEY_STANDARD));
+    assert!(text.contains(&standard));
+    let keys = format!(
+        "{standard}\n    keys:\n      - {{sha256: \"{}\", label: next, expires: \"2999-01-01\"}}\n      - {{sha256: \"{}\", label: leaked, expires: \"2020-01-01T00:00:00Z\"}}\n      - {{sha256: \"{}\", disabled: true}}",
+        hex("tg-next-key"),
+        hex("tg-expired-key"),
+        hex("tg-disabled-key"),
+    );
+    std::fs::write(&path, text.replace(&standard, &keys)).unwrap();
+    assert_eq!(gw.reload().status, 200, "taken without a restart");
+    let body = r#"{"model":"gpt-4","messages":[{"role":"user","content":"hi"}]}"#;
+    let status = |key: &str| post_json(gw.port, "/v1/chat/completions", Some(key), body).status;
+    assert_eq!(status(KEY_STANDARD), 200, "the old key still works");
+    assert_eq!(status("tg-next-key"), 200, "the new key works at once");
+    assert_eq!(status("tg-expired-key"), 401, "an expired key is unknown");
+    assert_eq!(status("tg-disabled-key"), 401, "a disabled key is unknown");
+    // Both keys are the same consumer: its spend counts both answers.
+    wait_until("both answers settled for the consumer", 10, || {
+        gw.admin("/costs")["consumers"]["tester"]["recent_requests"]
+            .as_array()
+            .is_some_and(|r| r.len() == 2)
+    });
+}

@@ -53,8 +53,8 @@ pub fn build(
         .collect();
     // A certificate that identifies a consumer without a key must name only one.
     for (i, c) in consumers.iter().enumerate() {
-        let same = |o: &&Arc<Consumer>| o.key.is_none() && o.client_cert == c.client_cert;
-        if c.key.is_none() && consumers[..i].iter().any(|o| same(&o)) {
+        let same = |o: &&Arc<Consumer>| o.keys.is_empty() && o.client_cert == c.client_cert;
+        if c.keys.is_empty() && consumers[..i].iter().any(|o| same(&o)) {
             problems.push(Problem::new(
                 format!("consumers[{i}].client_cert"),
                 format!(
@@ -91,12 +91,31 @@ pub fn build(
     );
     let mut digests: HashMap<KeyDigest, usize> = HashMap::new();
     for (i, c) in &file.consumers {
-        if let Some(d) = c.key_sha256.as_deref().and_then(KeyDigest::from_hex) {
-            if let Some(first) = digests.insert(d, *i) {
-                problems.push(Problem::new(
-                    format!("consumers[{i}].key_sha256"),
+        let listed = c.keys.iter().enumerate().map(|(k, e)| {
+            (
+                format!("consumers[{i}].keys[{k}].sha256"),
+                e.sha256.as_str(),
+            )
+        });
+        let all = c
+            .key_sha256
+            .as_deref()
+            .map(|h| (format!("consumers[{i}].key_sha256"), h))
+            .into_iter()
+            .chain(listed);
+        for (path, hex) in all {
+            let Some(d) = KeyDigest::from_hex(hex) else {
+                continue;
+            };
+            match digests.insert(d, *i) {
+                Some(first) if first == *i => {
+                    problems.push(Problem::new(path, "the same key twice; list each key once"))
+                }
+                Some(first) => problems.push(Problem::new(
+                    path,
                     format!("the same key as consumers[{first}]; every consumer needs its own key"),
-                ));
+                )),
+                None => {}
             }
         }
     }
@@ -458,16 +477,7 @@ fn build_consumer(
         ));
         None
     });
-    let key = match c.key_sha256.as_deref() {
-        None => Some(None),
-        Some(hex) => KeyDigest::from_hex(hex).map(Some),
-    };
-    if key.is_none() {
-        problems.push(Problem::new(
-            format!("{path}.key_sha256"),
-            "must be 64 hexadecimal characters (see `tollgate hash-key`)",
-        ));
-    }
+    let keys = consumer_keys(c, path, problems);
     let client_cert =
         c.client_cert
             .as_ref()
@@ -484,10 +494,10 @@ fn build_consumer(
                     None
                 }
             });
-    if c.key_sha256.is_none() && c.client_cert.is_none() {
+    if c.key_sha256.is_none() && c.keys.is_empty() && c.client_cert.is_none() {
         problems.push(Problem::new(
             format!("{path}.key_sha256"),
-            "required unless client_cert identifies the consumer",
+            "required unless `keys` lists the consumer's keys or client_cert identifies it",
         ));
     }
     let budget = parse_usd(&c.daily_budget_usd)
@@ -528,7 +538,7 @@ fn build_consumer(
         id: c.id.clone(),
         team: c.team.clone(),
         role: role?,
-        key: key?,
+        keys: keys?,
         daily_budget_micros: budget?,
         allowed_models: c.allowed_models.clone(),
         allowed_ips,
@@ -538,6 +548,92 @@ fn build_consumer(
         tokens_per_day: c.tokens_per_day,
         description: c.description.clone(),
     })
+}
+
+/// A consumer's keys: `key_sha256`, then the enabled entries of `keys` with their expiry.
+fn consumer_keys(
+    c: &ConsumerSection,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<Vec<ConsumerKey>> {
+    let before = problems.len();
+    let mut out = Vec::new();
+    let digest = |hex: &str, at: String, problems: &mut Vec<Problem>| {
+        let d = KeyDigest::from_hex(hex);
+        if d.is_none() {
+            problems.push(Problem::new(
+                at,
+                "must be 64 hexadecimal characters (see `tollgate hash-key`)",
+            ));
+        }
+        d
+    };
+    if let Some(hex) = c.key_sha256.as_deref() {
+        if let Some(d) = digest(hex, format!("{path}.key_sha256"), problems) {
+            out.push(ConsumerKey {
+                digest: d,
+                expires: None,
+                label: None,
+            });
+        }
+    }
+    for (k, e) in c.keys.iter().enumerate() {
+        let at = format!("{path}.keys[{k}]");
+        let d = digest(&e.sha256, format!("{at}.sha256"), problems);
+        let expires = match e.expires.as_deref() {
+            None => None,
+            Some(text) => match utc_seconds(text) {
+                Some(t) => Some(t),
+                None => {
+                    problems.push(Problem::new(
+                        format!("{at}.expires"),
+                        format!("`{text}` is not a UTC date (2027-01-31) or time (2027-01-31T12:00:00Z)"),
+                    ));
+                    None
+                }
+            },
+        };
+        if let (Some(digest), false) = (d, e.disabled) {
+            out.push(ConsumerKey {
+                digest,
+                expires,
+                label: e.label.clone(),
+            });
+        }
+    }
+    (problems.len() == before).then_some(out)
+}
+
+/// Unix seconds of a UTC date (`2027-01-31`, its first second) or time (`2027-01-31T12:00:00Z`).
+pub(super) fn utc_seconds(text: &str) -> Option<u64> {
+    let (date, time) = match text.split_once('T') {
+        Some((d, t)) => (d, Some(t.strip_suffix('Z')?)),
+        None => (text, None),
+    };
+    let mut d = date.splitn(3, '-').map(|p| p.parse::<u32>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&day) {
+        return None;
+    }
+    let (hh, mm, ss) = match time {
+        None => (0, 0, 0),
+        Some(t) => {
+            let mut p = t.splitn(3, ':').map(|p| p.parse::<u64>().ok());
+            let v = (p.next()??, p.next()??, p.next()??);
+            if v.0 > 23 || v.1 > 59 || v.2 > 59 {
+                return None;
+            }
+            v
+        }
+    };
+    // Days from 1970-01-01 to the date (Howard Hinnant's days_from_civil).
+    let (y, m) = (i64::from(y) - i64::from(m <= 2), i64::from(m));
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = u64::try_from(era * 146_097 + doe - 719_468).ok()?;
+    Some(days * 86_400 + hh * 3_600 + mm * 60 + ss)
 }
 
 /// Every model must have some backend with a non-zero weight, or it could never be served.

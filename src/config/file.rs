@@ -413,6 +413,24 @@ pub struct ServerSection {
     pub forward_client_address: bool,
 }
 
+/// One entry of a consumer's `keys:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumerKeySection {
+    /// SHA-256 (hex) of the key.
+    pub sha256: String,
+    /// A name for the key (who holds it, where it is deployed); never the key.
+    #[serde(default)]
+    pub label: Option<String>,
+    /// When the key stops working: `2027-01-31` (the start of that day, UTC) or
+    /// `2027-01-31T12:00:00Z`.
+    #[serde(default)]
+    pub expires: Option<String>,
+    /// The key is refused, as an unknown one.
+    #[serde(default)]
+    pub disabled: bool,
+}
+
 /// `client_cert:` of a consumer: exactly one of the two.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -551,9 +569,13 @@ pub struct ConsumerSection {
     #[serde(default = "default_role")]
     pub role: String,
     /// SHA-256 (hex) of the consumer's API key (`tollgate hash-key`); may be left out when
-    /// `client_cert` identifies the consumer instead.
+    /// `keys` lists its keys or `client_cert` identifies the consumer instead.
     #[serde(default)]
     pub key_sha256: Option<String>,
+    /// More keys, each with an optional expiry and label, or `disabled: true`: several keys at
+    /// once rotate a consumer's key without a gap.
+    #[serde(default)]
+    pub keys: Vec<ConsumerKeySection>,
     /// The client certificate the consumer must present (mutual TLS): `{subject: "CN=bot,
     /// O=Corp"}` or `{uri: "spiffe://corp/ns/a/sa/bot"}`.
     #[serde(default)]

@@ -19,9 +19,9 @@ pub mod types;
 
 pub use types::{
     AdminConfig, AwsAuth, Backend, BackendTimeouts, BackendUrl, CacheConfig, CacheScope, CheckKind,
-    CircuitConfig, Config, Consumer, CostTier, FilterConfig, HealthCheck, LogDestination,
-    OutputCaps, Price, Protocol, Provider, Role, RouteMatch, RouteRule, RoutingConfig,
-    ServerConfig, StateConfig, Timeouts, Want,
+    CircuitConfig, Config, Consumer, ConsumerKey, CostTier, FilterConfig, HealthCheck,
+    LogDestination, OutputCaps, Price, Protocol, Provider, Role, RouteMatch, RouteRule,
+    RoutingConfig, ServerConfig, StateConfig, Timeouts, Want,
 };
 
 use std::fmt;

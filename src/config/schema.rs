@@ -146,6 +146,7 @@ pub(crate) const CONSUMER_KEYS: &[&str] = &[
     "team",
     "role",
     "key_sha256",
+    "keys",
     "daily_budget_usd",
     "allowed_ips",
     "client_cert",

@@ -241,14 +241,31 @@ impl Role {
     }
 }
 
+/// One of a consumer's API keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerKey {
+    pub digest: KeyDigest,
+    /// Unix time (seconds) from which the key is refused.
+    pub expires: Option<u64>,
+    pub label: Option<String>,
+}
+
+impl ConsumerKey {
+    /// Whether the key works at `now` (Unix seconds).
+    pub fn valid_at(&self, now: u64) -> bool {
+        self.expires.is_none_or(|e| now < e)
+    }
+}
+
 /// A consumer's profile.
 #[derive(Debug)]
 pub struct Consumer {
     pub id: String,
     pub team: String,
     pub role: Role,
-    /// Its API key's digest; `None` for a consumer known by its client certificate alone.
-    pub key: Option<KeyDigest>,
+    /// Its API keys (`key_sha256` and the enabled entries of `keys`); none for a consumer known
+    /// by its client certificate alone.
+    pub keys: Vec<ConsumerKey>,
     /// The client certificate it must present (mutual TLS).
     pub client_cert: Option<CertBinding>,
     pub daily_budget_micros: u64,
@@ -270,7 +287,11 @@ impl Consumer {
             id: id.into(),
             team: team.into(),
             role: Role::Standard,
-            key: Some(KeyDigest::of(key)),
+            keys: vec![ConsumerKey {
+                digest: KeyDigest::of(key),
+                expires: None,
+                label: None,
+            }],
             client_cert: None,
             daily_budget_micros: 1,
             allowed_models: Vec::new(),

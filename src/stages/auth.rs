@@ -3,9 +3,11 @@
 //! Input: request headers. The key comes from `X-API-Key` or `Authorization: Bearer`; a missing,
 //! empty, oversized, non-printable, duplicated or conflicting key is refused exactly like an
 //! unknown one (one 401 message for all). Keys are hashed with SHA-256 and looked up by digest;
-//! the stored digest is then compared in constant time. The key itself is never logged or kept.
+//! the stored digest is then compared in constant time. A consumer may have several keys (a
+//! rotation); a key past its expiry is refused like an unknown one, from the second it expires.
+//! The key itself is never logged or kept.
 
-use crate::config::Consumer;
+use crate::config::{Consumer, ConsumerKey};
 use crate::digest::KeyDigest;
 use http::HeaderMap;
 use std::collections::HashMap;
@@ -18,7 +20,7 @@ const MAX_KEY_BYTES: usize = 512;
 /// certificate alone.
 #[derive(Debug, Default)]
 pub struct KeyIndex {
-    by_digest: HashMap<KeyDigest, Arc<Consumer>>,
+    by_digest: HashMap<KeyDigest, (ConsumerKey, Arc<Consumer>)>,
     by_cert: Vec<Arc<Consumer>>,
 }
 
@@ -34,24 +36,34 @@ impl KeyIndex {
         KeyIndex {
             by_digest: consumers
                 .iter()
-                .filter_map(|c| Some((c.key?, Arc::clone(c))))
+                .flat_map(|c| {
+                    c.keys
+                        .iter()
+                        .map(move |k| (k.digest, (k.clone(), Arc::clone(c))))
+                })
                 .collect(),
             by_cert: consumers
                 .iter()
-                .filter(|c| c.key.is_none())
+                .filter(|c| c.keys.is_empty())
                 .cloned()
                 .collect(),
         }
     }
 
-    /// The consumer owning `key`, if any.
+    /// The consumer owning `key`, if any and the key has not expired.
     pub fn authenticate(&self, key: &[u8]) -> Option<&Arc<Consumer>> {
+        self.authenticate_at(key, crate::state::unix_now())
+    }
+
+    /// The consumer owning `key` at `now` (Unix seconds).
+    pub fn authenticate_at(&self, key: &[u8], now: u64) -> Option<&Arc<Consumer>> {
         let digest = KeyDigest::of(key);
         // The map lookup runs over digests, which tell an attacker nothing about the key; the
         // final comparison is constant-time anyway so no code path compares secrets early-exit.
         self.by_digest
             .get(&digest)
-            .filter(|c| c.key.is_some_and(|k| k.ct_eq(&digest)))
+            .filter(|(k, _)| k.digest.ct_eq(&digest) && k.valid_at(now))
+            .map(|(_, c)| c)
     }
 
     /// The consumer without a key whose bound certificate `cert` is, if any.
@@ -124,6 +136,26 @@ mod tests {
         assert_eq!(idx.authenticate(b"key-b").unwrap().id, "b");
         assert!(idx.authenticate(b"key-c").is_none());
         assert!(idx.authenticate(b"").is_none());
+    }
+
+    #[test]
+    fn every_key_of_a_consumer_works_until_it_expires() {
+        use crate::config::ConsumerKey;
+        let mut c = Consumer::basic("a", "t", b"old-key");
+        c.keys.push(ConsumerKey {
+            digest: KeyDigest::of(b"new-key"),
+            expires: Some(1_000),
+            label: Some("rotation".into()),
+        });
+        let idx = KeyIndex::new(&[Arc::new(c)]);
+        for key in [&b"old-key"[..], b"new-key"] {
+            assert_eq!(idx.authenticate_at(key, 999).unwrap().id, "a");
+        }
+        assert!(
+            idx.authenticate_at(b"new-key", 1_000).is_none(),
+            "refused from the second it expires"
+        );
+        assert_eq!(idx.authenticate_at(b"old-key", 1_000).unwrap().id, "a");
     }
 
     #[test]

@@ -72,7 +72,13 @@ fn the_lab_configuration_is_the_demo_in_front_of_the_agent_on_8000() {
     let ids = |c: &crate::config::Config| -> Vec<String> {
         c.consumers
             .iter()
-            .map(|c| format!("{}:{:?}", c.id, c.key.map(|k| k.to_hex())))
+            .map(|c| {
+                format!(
+                    "{}:{:?}",
+                    c.id,
+                    c.keys.iter().map(|k| k.digest.to_hex()).collect::<Vec<_>>()
+                )
+            })
             .collect()
     };
     assert_eq!(ids(&lab)[..], ids(&demo)[..4], "the lab's four consumers");
@@ -97,7 +103,7 @@ fn no_shipped_configuration_but_the_demo_and_lab_ones_carries_a_demo_key() {
     let mut public: Vec<String> = demo
         .consumers
         .iter()
-        .filter_map(|c| c.key.map(|k| k.to_hex()))
+        .flat_map(|c| c.keys.iter().map(|k| k.digest.to_hex()))
         .collect();
     public.push(demo.server.admin.token.to_hex());
     let dirs = ["conf", "deploy"].map(|d| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(d));
@@ -353,7 +359,7 @@ fn a_consumer_needs_a_key_or_a_certificate_and_a_certificate_names_one_keyless_c
         "consumers:\n  - {id: bot, client_cert: {uri: \"spiffe://corp/bot\"}}\n  - {id: both, key_sha256: \"35aa5085c1991080747f020f2807d382ac78cfacc7ec76105eb83a1fe8bde29e\", client_cert: {subject: \"CN=x\"}}\n",
     );
     let c = load_str(&ok, &no_env).unwrap();
-    assert!(c.consumers[0].key.is_none());
+    assert!(c.consumers[0].keys.is_empty());
     assert_eq!(
         paths(&config("consumers:\n  - {id: none}\n")),
         ["consumers[0].key_sha256"]
@@ -435,4 +441,73 @@ fn provider_backends_get_their_preset_url_and_bedrock_its_aws_signing() {
             "backends[1].url",
         ]
     );
+}
+
+#[test]
+fn a_consumer_may_have_several_keys_with_expiry_labels_and_disabled_ones() {
+    let text = config(&format!(
+        r#"consumers:
+  - id: a
+    key_sha256: "{KEY_A}"
+    keys:
+      - {{sha256: "{KEY_B}", label: ci, expires: "2027-01-31"}}
+      - {{sha256: "{K3}", expires: "2027-01-31T12:30:05Z"}}
+      - {{sha256: "{K4}", disabled: true}}
+"#,
+        K3 = "3".repeat(64),
+        K4 = "4".repeat(64),
+    ));
+    let c = load_str(&text, &no_env).unwrap();
+    let keys = &c.consumers[0].keys;
+    assert_eq!(keys.len(), 3, "the disabled key is left out: {keys:?}");
+    assert_eq!(keys[0].expires, None);
+    // 2027-01-31 is day 20,849 since 1970-01-01.
+    assert_eq!(keys[1].expires, Some(20_849 * 86_400));
+    assert_eq!(keys[1].label.as_deref(), Some("ci"));
+    assert_eq!(
+        keys[2].expires,
+        Some(20_849 * 86_400 + 12 * 3_600 + 30 * 60 + 5)
+    );
+    assert!(keys[1].valid_at(20_849 * 86_400 - 1) && !keys[1].valid_at(20_849 * 86_400));
+
+    let bad = config(&format!(
+        r#"consumers:
+  - id: a
+    keys:
+      - {{sha256: "{KEY_A}", expires: "31/01/2027"}}
+      - {{sha256: "nothex"}}
+      - {{sha256: "{KEY_A}"}}
+  - id: b
+    keys: [{{sha256: "{KEY_B}"}}]
+    key_sha256: "{KEY_B}"
+"#
+    ));
+    let mut p = paths(&bad);
+    p.sort();
+    assert_eq!(
+        p,
+        [
+            "consumers[0].keys[0].expires",
+            "consumers[0].keys[1].sha256",
+            "consumers[0].keys[2].sha256",
+            "consumers[1].keys[0].sha256",
+        ]
+    );
+}
+
+#[test]
+fn utc_dates_and_times_become_unix_seconds() {
+    use super::utc_seconds;
+    assert_eq!(utc_seconds("1970-01-01"), Some(0));
+    assert_eq!(utc_seconds("2000-03-01"), Some(951_868_800));
+    assert_eq!(utc_seconds("2024-02-29T23:59:59Z"), Some(1_709_251_199));
+    for bad in [
+        "2024-13-01",
+        "2024-02-30T25:00:00Z",
+        "2024-01-01T00:00:00",
+        "tomorrow",
+        "",
+    ] {
+        assert_eq!(utc_seconds(bad), None, "{bad}");
+    }
 }
