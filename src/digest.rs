@@ -107,6 +107,14 @@ impl fmt::Display for Secret {
     }
 }
 
+/// 96 random bits in hex, for the ids the gateway makes up (a session, a message, a
+/// completion). A failed read leaves zeros: ids stay well-formed, only less unique.
+pub fn random_id_hex() -> String {
+    let mut bytes = [0u8; 12];
+    let _ = getrandom::getrandom(&mut bytes);
+    to_hex(&bytes)
+}
+
 /// Generates a new API key: `tg-` followed by 256 random bits in hex.
 pub fn generate_key() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 32];

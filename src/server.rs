@@ -146,12 +146,7 @@ pub fn build_process(
         "tollgate consumer plane".to_string(),
         Connections::new(gateway, live.clone(), Plane::Consumer),
     );
-    listen(
-        &mut proxy,
-        server_cfg.listen,
-        server_cfg.tls.as_ref(),
-        (&live, Plane::Consumer, server_cfg.http2),
-    )?;
+    listen(&mut proxy, &live, Plane::Consumer, &server_cfg)?;
     if server_cfg.proxy_protocol && server_cfg.tls.is_some() {
         proxy
             .endpoints()
@@ -172,12 +167,7 @@ pub fn build_process(
         "tollgate admin plane".to_string(),
         Connections::new(admin_app, live.clone(), Plane::Admin),
     );
-    listen(
-        &mut admin,
-        server_cfg.admin.listen,
-        server_cfg.admin.tls.as_ref(),
-        (&live, Plane::Admin, server_cfg.http2),
-    )?;
+    listen(&mut admin, &live, Plane::Admin, &server_cfg)?;
     admin.threads = Some(1);
     server.add_service(admin);
 
@@ -220,13 +210,19 @@ fn http_options(h2c: bool) -> HttpServerOptions {
     o
 }
 
-/// Adds the plane's listener: plain TCP, or TLS with the live certificate.
+/// Adds the plane's listener, as the configuration `server` says: plain TCP, or TLS with the
+/// live certificate.
 fn listen<A>(
     service: &mut Service<A>,
-    addr: std::net::SocketAddr,
-    tls: Option<&crate::config::tls::ServerTls>,
-    (live, plane, http2): (&LiveState, Plane, bool),
+    live: &LiveState,
+    plane: Plane,
+    server: &crate::config::ServerConfig,
 ) -> Result<(), String> {
+    let (addr, tls) = match plane {
+        Plane::Consumer => (server.listen, server.tls.as_ref()),
+        Plane::Admin => (server.admin.listen, server.admin.tls.as_ref()),
+    };
+    let http2 = server.http2;
     match tls {
         None => service.add_tcp(&addr.to_string()),
         Some(tls) => service.add_tls_with_settings(

@@ -46,6 +46,7 @@ pub fn estimate_tokens(text: &str) -> u64 {
 pub const PER_MESSAGE_TOKENS: u64 = 4;
 
 /// Cost in nano-dollars of `input` + `output` tokens at `price`'s plain rates (rounded up).
+#[cfg(test)]
 pub fn cost_nanos(price: Price, input: u64, output: u64) -> u64 {
     nanos(&[
         (input, price.input_micros_per_million),
@@ -71,23 +72,12 @@ impl Usage {
         let cache_write = self.cache_write.min(self.input - cached);
         let plain_input = self.input - cached - cache_write;
         let reasoning = self.reasoning.min(self.output);
-        let input = price.input_micros_per_million;
-        let output = price.output_micros_per_million;
         nanos(&[
-            (plain_input, input),
-            (
-                cached,
-                price.cached_input_micros_per_million.unwrap_or(input),
-            ),
-            (
-                cache_write,
-                price.cache_write_micros_per_million.unwrap_or(input),
-            ),
-            (self.output - reasoning, output),
-            (
-                reasoning,
-                price.reasoning_micros_per_million.unwrap_or(output),
-            ),
+            (plain_input, price.input_micros_per_million),
+            (cached, price.cached_rate()),
+            (cache_write, price.cache_write_rate()),
+            (self.output - reasoning, price.output_micros_per_million),
+            (reasoning, price.reasoning_rate()),
         ])
     }
 }

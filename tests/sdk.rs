@@ -106,33 +106,16 @@ fn exchange(
         &[],
     );
 
-    let path = format!("{}/tests/sdk/{script}", env!("CARGO_MANIFEST_DIR"));
-    let mut cmd = Command::new(python);
-    cmd.args([
-        path.as_str(),
-        &format!("{scheme}://127.0.0.1:{}/v1", gw.port),
-        KEY_STANDARD,
-        "gpt-4",
-    ]);
-    match transport {
-        Transport::Plain => cmd.env_remove("TOLLGATE_CA"),
-        Transport::Tls(ca) => cmd.env("TOLLGATE_CA", &ca.cert),
+    let base = format!("{scheme}://127.0.0.1:{}/v1", gw.port);
+    let ca = match transport {
+        Transport::Plain => None,
+        Transport::Tls(ca) => Some(ca.cert.as_path()),
     };
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "SDK run failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let sdk: Value = serde_json::from_slice(&out.stdout).unwrap();
-
-    wait_until("every request is logged and settled", 10, || {
-        log_lines(&log_file).len() >= requests
-            && gw.admin("/costs")["consumers"]["tester"]["reserved_usd"] == "0.000000"
-    });
+    let sdk = run_sdk_script(python, script, &base, "gpt-4", ca);
+    let log = access_log_settled(&gw, &log_file, requests, 10);
     Exchange {
         sdk,
-        log: log_lines(&log_file),
+        log,
         costs: gw.admin("/costs")["consumers"]["tester"].clone(),
         stats: gw.admin("/stats"),
         backend_requests: mock.requests(),

@@ -15,7 +15,6 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::Command;
 
 /// What the mock answers, word by word: 16 completion tokens.
 const EXPECTED: &str = "w0 w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12 w13 w14 w15 ";
@@ -122,28 +121,9 @@ fn setup(openai_down: bool, drops: &str, extra_yaml: &str) -> Setup {
     Setup { mock, gw, log }
 }
 
-fn run_script(python: &str, script: &str, base: &str, model: &str) -> Value {
-    let path = format!("{}/tests/sdk/{script}", env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(python)
-        .args([path.as_str(), base, KEY_STANDARD, model])
-        .env_remove("TOLLGATE_CA")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{script} against {model} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 /// The access log once `n` requests are in it and nothing is left reserved.
 fn logged(s: &Setup, n: usize) -> Vec<Value> {
-    wait_until("every request is settled and in the access log", 20, || {
-        s.gw.admin("/costs")["consumers"]["tester"]["reserved_usd"] == "0.000000"
-            && log_lines(&s.log).len() >= n
-    });
-    log_lines(&s.log)
+    access_log_settled(&s.gw, &s.log, n, 20)
 }
 
 /// Every request of a run was logged, answered with usage the backend reported, priced at the
@@ -184,7 +164,7 @@ fn the_openai_sdk_reaches_anthropic_gemini_and_bedrock_models() {
     for (model, backend, backend_model) in PROVIDERS {
         let s = setup(false, "", "");
         let base = format!("http://127.0.0.1:{}/v1", s.gw.port);
-        let v = run_script(&python, "openai_translated.py", &base, model);
+        let v = run_sdk_script(&python, "openai_translated.py", &base, model, None);
         assert_eq!(v["content"], EXPECTED, "{model}: {v}");
         assert_eq!(v["finish"], "stop", "{model}: {v}");
         assert_eq!(v["model"], backend_model, "the model that answered: {v}");
@@ -245,7 +225,7 @@ fn the_anthropic_sdk_reaches_an_openai_model() {
     };
     let s = setup(false, "", "");
     let base = format!("http://127.0.0.1:{}", s.gw.port);
-    let v = run_script(&python, "anthropic_translated.py", &base, "gpt-4");
+    let v = run_sdk_script(&python, "anthropic_translated.py", &base, "gpt-4", None);
     assert_eq!(v["text"], EXPECTED, "{v}");
     assert_eq!(v["stop_reason"], "end_turn", "{v}");
     assert_eq!(v["output_tokens"], 16, "{v}");
@@ -290,7 +270,13 @@ fn the_responses_api_reaches_anthropic_gemini_and_bedrock_models() {
     for (model, backend, backend_model) in PROVIDERS {
         let s = setup(false, "", "");
         let base = format!("http://127.0.0.1:{}/v1", s.gw.port);
-        let v = run_script(&python, "openai_responses_translated.py", &base, model);
+        let v = run_sdk_script(
+            &python,
+            "openai_responses_translated.py",
+            &base,
+            model,
+            None,
+        );
         assert_eq!(v["text"], EXPECTED, "{model}: {v}");
         assert_eq!(v["status"], "completed", "{model}: {v}");
         assert_eq!(v["output_tokens"], 16, "{model}: {v}");

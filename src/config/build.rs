@@ -538,7 +538,7 @@ fn build_consumer(
         id: c.id.clone(),
         team: c.team.clone(),
         role: role?,
-        keys: keys?,
+        keys,
         daily_budget_micros: budget?,
         allowed_models: c.allowed_models.clone(),
         allowed_ips,
@@ -550,13 +550,9 @@ fn build_consumer(
     })
 }
 
-/// A consumer's keys: `key_sha256`, then the enabled entries of `keys` with their expiry.
-fn consumer_keys(
-    c: &ConsumerSection,
-    path: &str,
-    problems: &mut Vec<Problem>,
-) -> Option<Vec<ConsumerKey>> {
-    let before = problems.len();
+/// A consumer's keys: `key_sha256`, then the enabled entries of `keys` with their expiry (a bad
+/// one is a problem, and the caller then builds no consumer).
+fn consumer_keys(c: &ConsumerSection, path: &str, problems: &mut Vec<Problem>) -> Vec<ConsumerKey> {
     let mut out = Vec::new();
     let digest = |hex: &str, at: String, problems: &mut Vec<Problem>| {
         let d = KeyDigest::from_hex(hex);
@@ -601,7 +597,7 @@ fn consumer_keys(
             });
         }
     }
-    (problems.len() == before).then_some(out)
+    out
 }
 
 /// Unix seconds of a UTC date (`2027-01-31`, its first second) or time (`2027-01-31T12:00:00Z`).

@@ -666,6 +666,7 @@ pub struct Price {
 
 impl Price {
     /// A price with plain input and output rates only.
+    #[cfg(test)]
     pub fn flat(input_micros_per_million: u64, output_micros_per_million: u64) -> Price {
         Price {
             input_micros_per_million,
@@ -674,34 +675,42 @@ impl Price {
         }
     }
 
+    /// A prompt token read from the provider's cache: its own rate, else the input rate.
+    pub fn cached_rate(&self) -> u64 {
+        self.cached_input_micros_per_million
+            .unwrap_or(self.input_micros_per_million)
+    }
+
+    /// A prompt token written to the provider's cache: its own rate, else the input rate.
+    pub fn cache_write_rate(&self) -> u64 {
+        self.cache_write_micros_per_million
+            .unwrap_or(self.input_micros_per_million)
+    }
+
+    /// A reasoning token: its own rate, else the output rate.
+    pub fn reasoning_rate(&self) -> u64 {
+        self.reasoning_micros_per_million
+            .unwrap_or(self.output_micros_per_million)
+    }
+
     /// The most one prompt token may cost (whether read from or written to a cache).
     pub fn prompt_bound(&self) -> u64 {
         self.input_micros_per_million
-            .max(self.cached_input_micros_per_million.unwrap_or(0))
-            .max(self.cache_write_micros_per_million.unwrap_or(0))
+            .max(self.cached_rate())
+            .max(self.cache_write_rate())
     }
 
     /// The most one output token may cost (reasoning included).
     pub fn output_bound(&self) -> u64 {
-        self.output_micros_per_million
-            .max(self.reasoning_micros_per_million.unwrap_or(0))
+        self.output_micros_per_million.max(self.reasoning_rate())
     }
 
-    /// Each component at the higher of the two prices.
+    /// Each component at the higher of the two prices (an unset rate compared as the plain one
+    /// it stands for).
     pub fn max(self, other: Price) -> Price {
-        // An unset rate is the plain one: combined with a set rate, it is compared as that.
-        let opt = |a: Option<u64>, a_plain: u64, b: Option<u64>, b_plain: u64| match (a, b) {
-            (None, None) => None,
-            (a, b) => Some(a.unwrap_or(a_plain).max(b.unwrap_or(b_plain))),
+        let either = |a: Option<u64>, b: Option<u64>, rate: fn(&Price) -> u64| {
+            (a.is_some() || b.is_some()).then(|| rate(&self).max(rate(&other)))
         };
-        let (ai, bi) = (
-            self.input_micros_per_million,
-            other.input_micros_per_million,
-        );
-        let (ao, bo) = (
-            self.output_micros_per_million,
-            other.output_micros_per_million,
-        );
         Price {
             input_micros_per_million: self
                 .input_micros_per_million
@@ -709,23 +718,20 @@ impl Price {
             output_micros_per_million: self
                 .output_micros_per_million
                 .max(other.output_micros_per_million),
-            cached_input_micros_per_million: opt(
+            cached_input_micros_per_million: either(
                 self.cached_input_micros_per_million,
-                ai,
                 other.cached_input_micros_per_million,
-                bi,
+                Price::cached_rate,
             ),
-            cache_write_micros_per_million: opt(
+            cache_write_micros_per_million: either(
                 self.cache_write_micros_per_million,
-                ai,
                 other.cache_write_micros_per_million,
-                bi,
+                Price::cache_write_rate,
             ),
-            reasoning_micros_per_million: opt(
+            reasoning_micros_per_million: either(
                 self.reasoning_micros_per_million,
-                ao,
                 other.reasoning_micros_per_million,
-                bo,
+                Price::reasoning_rate,
             ),
         }
     }

@@ -155,10 +155,9 @@ async fn read_within(
     let mut buf = BytesMut::with_capacity(capacity);
     loop {
         let read = if h2 {
-            match tokio::time::timeout(idle_timeout, session.read_request_body()).await {
-                Ok(read) => read,
-                Err(_) => return Err(GatewayError::RequestTimeout { part: "body" }),
-            }
+            tokio::time::timeout(idle_timeout, session.read_request_body())
+                .await
+                .map_err(|_| GatewayError::RequestTimeout { part: "body" })?
         } else {
             session.read_request_body().await
         };

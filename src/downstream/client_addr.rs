@@ -95,10 +95,7 @@ fn parse_entry(entry: &[u8]) -> Option<IpAddr> {
 
 /// 1 to 5 decimal digits, at most 65535.
 fn is_port(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 5
-        && s.bytes().all(|b| b.is_ascii_digit())
-        && s.parse::<u16>().is_ok()
+    super::proxy_protocol::port(s.as_bytes()).is_some()
 }
 
 /// The entry as text if it is printable ASCII (spaces allowed inside), else `unknown`.

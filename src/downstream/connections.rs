@@ -244,16 +244,10 @@ where
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
         let rt = self.live.current();
-        let (header_limit, cap, h2c, proxy_protocol) = {
-            let s = &rt.config.server;
-            let (limit, cap) = (s.timeouts.client_header, s.max_idle_connections);
-            (
-                limit,
-                cap,
-                s.h2c && self.consumer,
-                s.proxy_protocol && self.consumer,
-            )
-        };
+        let s = &rt.config.server;
+        let (header_limit, cap) = (s.timeouts.client_header, s.max_idle_connections);
+        let h2c = s.h2c && self.consumer;
+        let proxy_protocol = s.proxy_protocol && self.consumer;
         // Whatever comes first on the connection (a PROXY header, the HTTP/2 preface, the first
         // request's header) is due a fixed time after the accept.
         let due = Instant::now() + header_limit;
@@ -262,7 +256,7 @@ where
         let stream = if proxy_protocol && stream.as_any().is::<L4Stream>() {
             let mut l4 = stream.into_any().downcast::<L4Stream>().ok()?;
             let within = due.saturating_duration_since(Instant::now());
-            let trusted = &rt.config.server.trusted_proxies;
+            let trusted = &s.trusted_proxies;
             if let Err(e) = super::proxied::take_header(&mut l4, trusted, within).await {
                 log::debug!("connection dropped: {e}");
                 return None;

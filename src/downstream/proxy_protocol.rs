@@ -249,7 +249,7 @@ fn v1_line(line: &[u8], complete: bool) -> Result<Option<SocketAddr>, &'static s
                 source.0 = Some(ip);
             }
         } else {
-            let port = v1_port(field).ok_or("PROXY v1: bad port")?;
+            let port = port(field).ok_or("PROXY v1: bad port")?;
             if i == 2 {
                 source.1 = Some(port);
             }
@@ -280,8 +280,9 @@ fn v1_addr(field: &[u8], v6: bool) -> Result<IpAddr, &'static str> {
     }
 }
 
-/// A complete port field: 1 to 5 decimal digits, at most 65535.
-fn v1_port(field: &[u8]) -> Option<u16> {
+/// A complete port field: 1 to 5 decimal digits, at most 65535 (PROXY v1's, and a port in an
+/// `X-Forwarded-For` entry).
+pub(super) fn port(field: &[u8]) -> Option<u16> {
     if field.is_empty() || field.len() > 5 || !field.iter().all(u8::is_ascii_digit) {
         return None;
     }
@@ -293,7 +294,7 @@ fn port_completion(partial: &[u8]) -> Option<usize> {
     if partial.is_empty() {
         Some(MIN_PORT)
     } else {
-        v1_port(partial).map(|_| 0)
+        port(partial).map(|_| 0)
     }
 }
 

@@ -97,7 +97,8 @@ pub(super) fn identify(
         return;
     };
     let trusted = !server.proxy_protocol && server.trusted_proxies.contains(peer);
-    let forwarded: Vec<&[u8]> = if trusted || server.forward_client_address {
+    // An untrusted peer's chain is neither believed nor passed on: not even read.
+    let forwarded: Vec<&[u8]> = if trusted {
         let values = session.req_header().headers.get_all("x-forwarded-for");
         values.iter().map(|v| v.as_bytes()).collect()
     } else {

@@ -362,12 +362,6 @@ impl Gateway {
         }
         answered_model(&mut header, &req, backend)?;
         let reported = ctx.usage.or(reported);
-        // The dialect the body is now in: the client's own once translated.
-        let protocol = match (&req.view, translated) {
-            (RequestView::Messages(_), true) => Protocol::Anthropic,
-            (_, true) => Protocol::OpenAi,
-            (_, false) => backend.protocol,
-        };
         let usage = reported.unwrap_or_else(|| match &answer_text {
             Some(text) => Usage::estimate(req.prompt_estimate, estimate_tokens(text)),
             None => self::estimated(ctx),
@@ -377,7 +371,7 @@ impl Gateway {
         refresh_headroom(ctx, &mut req, settled.headroom);
         // Checked before the cache stores it: the cache keeps what the client receives.
         let (body, answer_text) = match &rt.filter.output[req.consumer.role.index()] {
-            Some(rules) => checked(rules, body, answer_text, protocol, ctx, &mut req)?,
+            Some(rules) => checked(rules, body, answer_text, ctx, &mut req)?,
             None => (body, answer_text),
         };
         if status == 200 {
@@ -424,7 +418,6 @@ fn checked(
     rules: &Arc<OutputRules>,
     body: Bytes,
     text: Option<String>,
-    protocol: Protocol,
     ctx: &mut RequestCtx,
     req: &mut Admitted,
 ) -> Result<(Bytes, Option<String>), GatewayError> {
@@ -436,18 +429,15 @@ fn checked(
     let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&body) else {
         return Ok((body, None));
     };
-    let texts = match protocol {
-        Protocol::OpenAi if matches!(req.view, RequestView::Responses(_)) => {
-            responses::answer_texts_mut(&mut v)
-        }
-        Protocol::OpenAi => openai::answer_texts_mut(&mut v),
-        Protocol::Anthropic => anthropic::answer_texts_mut(&mut v),
-        Protocol::LabAgent => match v.get_mut("response") {
+    // The body is in the client's dialect: its own backend's, or translated into it.
+    let texts = match &req.view {
+        RequestView::Responses(_) => responses::answer_texts_mut(&mut v),
+        RequestView::Chat(_) | RequestView::Embeddings(_) => openai::answer_texts_mut(&mut v),
+        RequestView::Messages(_) => anthropic::answer_texts_mut(&mut v),
+        RequestView::Lab(_) => match v.get_mut("response") {
             Some(serde_json::Value::String(s)) => vec![s],
             _ => Vec::new(),
         },
-        // Translated bodies are in the client's dialect by now.
-        Protocol::Gemini | Protocol::Bedrock => Vec::new(),
     };
     let (found, blocked) = answer::check_whole(rules, texts);
     let redacted = found

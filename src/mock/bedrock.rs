@@ -34,11 +34,7 @@ pub fn operation(path: &str) -> Option<(&str, bool)> {
 }
 
 fn error(status: u16, message: &str) -> Reply {
-    Reply::Whole {
-        status,
-        content_type: "application/json",
-        body: Bytes::from(json!({ "message": message }).to_string()),
-    }
+    Reply::json(status, json!({ "message": message }))
 }
 
 /// What is wrong with the request's SigV4 headers, if anything.
@@ -132,16 +128,6 @@ fn frame(event_type: &str, payload: String) -> Bytes {
     }
 }
 
-/// A piece as it sits inside a JSON string (escaped, without the quotes).
-fn json_inner(piece: &str) -> String {
-    let quoted = serde_json::to_string(piece).unwrap_or_default();
-    quoted
-        .strip_prefix('"')
-        .and_then(|q| q.strip_suffix('"'))
-        .unwrap_or("")
-        .to_string()
-}
-
 /// `POST /model/{modelId}/converse` and `/converse-stream`.
 pub fn converse(
     path: &str,
@@ -208,15 +194,11 @@ pub fn converse(
                 "input": {"q": pieces.concat()}}}]),
             None => json!([{"text": pieces.concat()}]),
         };
-        return Reply::Whole {
-            status: 200,
-            content_type: "application/json",
-            body: Bytes::from(
-                json!({"output": {"message": {"role": "assistant", "content": content}},
-                    "stopReason": stop, "usage": usage, "metrics": metrics})
-                .to_string(),
-            ),
-        };
+        return Reply::json(
+            200,
+            json!({"output": {"message": {"role": "assistant", "content": content}},
+                "stopReason": stop, "usage": usage, "metrics": metrics}),
+        );
     }
 
     let mut events = vec![(
@@ -234,20 +216,7 @@ pub fn converse(
             0,
         ));
         // The input `{"q":"…"}` in one piece per completion token.
-        let last = pieces.len().saturating_sub(1);
-        let mut inputs: Vec<(String, u64)> = pieces
-            .iter()
-            .enumerate()
-            .map(|(i, w)| {
-                let head = if i == 0 { "{\"q\":\"" } else { "" };
-                let tail = if i == last { "\"}" } else { "" };
-                (format!("{head}{}{tail}", json_inner(w)), 1)
-            })
-            .collect();
-        if inputs.is_empty() {
-            inputs.push(("{\"q\":\"\"}".into(), 0));
-        }
-        for (input, tokens) in inputs {
+        for (input, tokens) in super::reply::input_pieces(&pieces) {
             let delta =
                 json!({"contentBlockIndex": 0, "delta": {"toolUse": {"input": input}}}).to_string();
             events.push((frame("contentBlockDelta", delta), tokens));
@@ -392,7 +361,6 @@ mod tests {
         let host = "bedrock-runtime.us-east-1.amazonaws.com";
         let signed = crate::upstream::sigv4::sign(
             &creds,
-            "us-east-1",
             "bedrock",
             "POST",
             &format!("https://{host}{PATH}"),

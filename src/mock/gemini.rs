@@ -42,11 +42,7 @@ pub fn route_of(path: &str) -> Option<(&str, bool)> {
 /// Google's error body.
 fn error(code: u16, status: &str, message: &str) -> Reply {
     let v = json!({"error": {"code": code, "message": message, "status": status}});
-    Reply::Whole {
-        status: code,
-        content_type: "application/json",
-        body: Bytes::from(v.to_string()),
-    }
+    Reply::json(code, v)
 }
 
 /// `v[camel]`, or `v[snake]` (Google's JSON parser takes both spellings).
@@ -132,11 +128,7 @@ pub fn generate(path: &str, body: &[u8], plan: &Plan, ledger: &Ledger) -> Reply 
             None => json!({"text": text}),
         };
         let v = answer.chunk(json!([part]), Some(reason), output);
-        return Reply::Whole {
-            status: 200,
-            content_type: "application/json",
-            body: Bytes::from(v.to_string()),
-        };
+        return Reply::json(200, v);
     }
     // A stream's completion tokens count as its chunks are delivered (see `Reply::Stream`).
     ledger.add_tokens(prompt, 0);

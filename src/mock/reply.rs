@@ -137,7 +137,7 @@ pub enum Reply {
 }
 
 impl Reply {
-    fn json(status: u16, v: Value) -> Reply {
+    pub(super) fn json(status: u16, v: Value) -> Reply {
         Reply::Whole {
             status,
             content_type: "application/json",
@@ -393,19 +393,11 @@ fn chat_completions(body: &[u8], plan: &Plan, ledger: &Ledger) -> Reply {
     let (first, finish, pieces) = if plan.tool_calls {
         // `{"q":"` opens the first piece and `"}` closes the last, so the pieces joined are
         // valid JSON and each still carries one token.
-        let last = pieces.len().saturating_sub(1);
-        let args: Vec<String> = pieces
-            .iter()
-            .enumerate()
-            .map(|(i, w)| {
-                let quoted = serde_json::to_string(w).unwrap_or_default();
-                let inner = quoted.strip_prefix('"').and_then(|q| q.strip_suffix('"'));
-                let inner = inner.unwrap_or_default();
-                let open = if i == 0 { "{\"q\":\"" } else { "" };
-                let close = if i == last { "\"}" } else { "" };
-                format!("{open}{inner}{close}")
-            })
-            .collect();
+        let args: Vec<String> = if pieces.is_empty() {
+            Vec::new()
+        } else {
+            input_pieces(&pieces).into_iter().map(|(a, _)| a).collect()
+        };
         let empty = if args.is_empty() { "{}" } else { "" };
         let call = json!([{"index": 0, "id": "call_mock", "type": "function",
             "function": {"name": tool, "arguments": empty}}]);
@@ -586,7 +578,7 @@ fn messages(body: &[u8], plan: &Plan, ledger: &Ledger) -> Reply {
 /// The tool input `{"q": <pieces joined>}` as JSON text in pieces, one per answer piece and
 /// completion token: the first carries the object's opening, the last its closing (no pieces:
 /// the whole empty input, carrying no token).
-fn input_pieces(pieces: &[String]) -> Vec<(String, u64)> {
+pub(super) fn input_pieces(pieces: &[String]) -> Vec<(String, u64)> {
     if pieces.is_empty() {
         return vec![(r#"{"q":""}"#.to_string(), 0)];
     }

@@ -351,12 +351,6 @@ impl StreamState {
     }
 }
 
-/// The answer text of a Messages answer (its first content block).
-pub fn answer_text(body: &[u8]) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-    v.pointer("/content/0/text")?.as_str().map(str::to_string)
-}
-
 /// The answer texts of a Messages response, to check or redact in place: each `text` block's
 /// text.
 pub fn answer_texts_mut(v: &mut serde_json::Value) -> Vec<&mut String> {

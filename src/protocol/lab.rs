@@ -86,9 +86,7 @@ impl LabView {
 
 /// A session id of its own for a request that named none.
 fn fresh_session() -> String {
-    let mut bytes = [0u8; 12];
-    let _ = getrandom::getrandom(&mut bytes);
-    format!("tg-{}", crate::digest::to_hex(&bytes))
+    format!("tg-{}", crate::digest::random_id_hex())
 }
 
 /// The answer text in a backend's response to a `/chat` request.

@@ -106,21 +106,16 @@ impl Reservation {
     /// reservation held.
     pub fn worst_case(&self) -> Usage {
         let p = &self.price;
-        let write = p.cache_write_micros_per_million.unwrap_or(0);
-        let cached = p.cached_input_micros_per_million.unwrap_or(0);
-        let prompt_at = |rate: u64, other: u64| {
-            (rate > p.input_micros_per_million && rate >= other).then_some(self.prompt_estimate)
-        };
-        let reasoning = p
-            .reasoning_micros_per_million
-            .filter(|r| *r > p.output_micros_per_million)
-            .map_or(0, |_| self.output_cap);
+        let (prompt_rate, dearer_output) = (p.prompt_bound(), p.output_bound());
+        let dearer_prompt = prompt_rate > p.input_micros_per_million;
+        let writes = dearer_prompt && p.cache_write_rate() == prompt_rate;
+        let at = |on: bool, tokens: u64| if on { tokens } else { 0 };
         Usage {
             input: self.prompt_estimate,
             output: self.output_cap,
-            cache_write: prompt_at(write, cached).unwrap_or(0),
-            cached: prompt_at(cached, write.saturating_add(1)).unwrap_or(0),
-            reasoning,
+            cache_write: at(writes, self.prompt_estimate),
+            cached: at(dearer_prompt && !writes, self.prompt_estimate),
+            reasoning: at(dearer_output > p.output_micros_per_million, self.output_cap),
             estimated: true,
         }
     }

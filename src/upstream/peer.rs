@@ -135,7 +135,8 @@ pub fn request_header(
         req.insert_header(name, value)
             .map_err(|_| GatewayError::Internal)
     };
-    set(&mut req, "host", backend.url.authority())?;
+    let authority = backend.url.authority();
+    set(&mut req, "host", authority.clone())?;
     set(&mut req, "content-length", body.len().to_string())?;
     if json_body {
         set(&mut req, "content-type", "application/json".into())?;
@@ -147,13 +148,11 @@ pub fn request_header(
         set(&mut req, "x-forwarded-for", chain.to_string())?;
     }
     if let Some(aws) = &backend.aws {
-        let url = format!("https://{}{full_path}", backend.url.authority());
-        let authority = backend.url.authority();
+        let url = format!("https://{authority}{full_path}");
         let content_type = if json_body { "application/json" } else { "" };
         let signed = [("host", authority.as_str()), ("content-type", content_type)];
         let now = std::time::SystemTime::now();
-        let region = aws.region.as_str();
-        let headers = super::sigv4::sign(aws, region, "bedrock", "POST", &url, &signed, body, now)?;
+        let headers = super::sigv4::sign(aws, "bedrock", "POST", &url, &signed, body, now)?;
         for (name, value) in headers {
             req.insert_header(name, value)
                 .map_err(|_| GatewayError::Internal)?;

@@ -22,12 +22,11 @@ use std::time::SystemTime;
 
 /// The headers to add (`x-amz-date`, `authorization`, and `x-amz-security-token` when a session
 /// token is set) for a request with these `headers` (must include `host` and `content-type`)
-/// and `body`, signed with `creds` (a backend's [`AwsAuth`]; its own region is the caller's to
-/// pass) for `service` (`bedrock`) in `region` at `time`.
+/// and `body`, signed with `creds` (a backend's [`AwsAuth`]) for `service` (`bedrock`) in the
+/// credentials' region at `time`.
 #[allow(clippy::too_many_arguments)]
 pub fn sign(
     creds: &AwsAuth,
-    region: &str,
     service: &str,
     method: &str,
     url: &str,
@@ -49,7 +48,7 @@ pub fn sign(
     .into();
     let params = v4::SigningParams::builder()
         .identity(&identity)
-        .region(region)
+        .region(creds.region.as_str())
         .name(service)
         .time(time)
         .settings(SigningSettings::default())
@@ -98,7 +97,6 @@ mod tests {
     fn suite(method: &str, token: Option<&str>) -> Vec<(String, String)> {
         sign(
             &creds(token),
-            "us-east-1",
             "service",
             method,
             "https://example.amazonaws.com/",
@@ -152,19 +150,12 @@ mod tests {
             ("host", "bedrock-runtime.eu-west-3.amazonaws.com"),
             ("content-type", "application/json"),
         ];
-        let sign_body = |body: &[u8]| {
-            sign(
-                &creds(None),
-                "eu-west-3",
-                "bedrock",
-                "POST",
-                url,
-                &headers,
-                body,
-                suite_time(),
-            )
-            .unwrap()
+        let eu = AwsAuth {
+            region: "eu-west-3".into(),
+            ..creds(None)
         };
+        let sign_body =
+            |body: &[u8]| sign(&eu, "bedrock", "POST", url, &headers, body, suite_time()).unwrap();
         let signed = sign_body(body);
         let auth = header(&signed, "authorization").unwrap();
         assert!(

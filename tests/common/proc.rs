@@ -435,6 +435,51 @@ pub fn ledger_tokens(mock: &MockServer) -> u64 {
     truth["prompt_tokens"].as_u64().unwrap() + truth["completion_tokens"].as_u64().unwrap()
 }
 
+/// Runs `tests/sdk/<script> BASE_URL KEY_STANDARD MODEL` with `python` (trusting the CA file
+/// `ca` over TLS, else without `TOLLGATE_CA`) and returns the JSON line it printed; a failing
+/// script fails the test with its stderr.
+pub fn run_sdk_script(
+    python: &str,
+    script: &str,
+    base_url: &str,
+    model: &str,
+    ca: Option<&std::path::Path>,
+) -> serde_json::Value {
+    let path = format!("{}/tests/sdk/{script}", env!("CARGO_MANIFEST_DIR"));
+    let mut cmd = Command::new(python);
+    cmd.args([path.as_str(), base_url, KEY_STANDARD, model]);
+    match ca {
+        Some(ca) => cmd.env("TOLLGATE_CA", ca),
+        None => cmd.env_remove("TOLLGATE_CA"),
+    };
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{script} against {model} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The access log `log` once `n` requests are in it and the `tester` consumer has nothing left
+/// reserved (waiting up to `secs`).
+pub fn access_log_settled(
+    gw: &GatewayServer,
+    log: &std::path::Path,
+    n: usize,
+    secs: u64,
+) -> Vec<serde_json::Value> {
+    wait_until(
+        "every request is settled and in the access log",
+        secs,
+        || {
+            gw.admin("/costs")["consumers"]["tester"]["reserved_usd"] == "0.000000"
+                && log_lines(log).len() >= n
+        },
+    );
+    log_lines(log)
+}
+
 /// The Python with the official `openai` SDK (with the Responses API), or `None` to skip the
 /// test when the SDK is not installed and `TOLLGATE_REQUIRE_SDK` is not set (`make test` sets
 /// it after installing the SDK).

@@ -329,11 +329,8 @@ pub fn encode_request(chat: &Chat, drops: Drops<'_>) -> Result<Bytes, GatewayErr
         ("response_format", chat.json_object),
     ];
     for (field, present) in refused {
-        if present && !drops.allows(field) {
-            return Err(GatewayError::Untranslatable {
-                field: field.to_string(),
-                target: TARGET.to_string(),
-            });
+        if present {
+            drops.refuse(field, TARGET)?;
         }
     }
     let mut body = Map::new();
@@ -555,9 +552,7 @@ fn usage_json(usage: Option<&Usage>) -> Value {
 
 /// A fresh message id, for an answer whose backend gave none.
 fn fresh_id() -> String {
-    let mut bytes = [0u8; 12];
-    let _ = getrandom::getrandom(&mut bytes);
-    format!("msg_{}", crate::digest::to_hex(&bytes))
+    format!("msg_{}", crate::digest::random_id_hex())
 }
 
 /// Client side: neutral Answer → an Anthropic message JSON body.

@@ -106,35 +106,23 @@ pub fn path(model: &str, stream: bool) -> String {
     format!("/model/{segment}/{op}")
 }
 
-/// Refuses `field` unless the backend may drop it.
-fn refuse(drops: Drops<'_>, field: &str) -> Result<(), GatewayError> {
-    if drops.allows(field) {
-        Ok(())
-    } else {
-        Err(GatewayError::Untranslatable {
-            field: field.to_string(),
-            target: TARGET.to_string(),
-        })
-    }
-}
-
 /// The Converse request body for `chat` (the model goes in [`path`]).
 pub fn encode_request(chat: &Chat, drops: Drops<'_>) -> Result<Bytes, GatewayError> {
     drops.check(&chat.unsupported, TARGET)?;
     if chat.seed.is_some() {
-        refuse(drops, "seed")?;
+        drops.refuse("seed", TARGET)?;
     }
     if chat.presence_penalty.is_some() {
-        refuse(drops, "presence_penalty")?;
+        drops.refuse("presence_penalty", TARGET)?;
     }
     if chat.frequency_penalty.is_some() {
-        refuse(drops, "frequency_penalty")?;
+        drops.refuse("frequency_penalty", TARGET)?;
     }
     if chat.json_object {
-        refuse(drops, "response_format")?;
+        drops.refuse("response_format", TARGET)?;
     }
     if chat.user.is_some() {
-        refuse(drops, "user")?;
+        drops.refuse("user", TARGET)?;
     }
 
     let mut body = Map::new();
@@ -197,7 +185,7 @@ fn tool_config(chat: &Chat, drops: Drops<'_>) -> Result<Option<Value>, GatewayEr
         Some(ToolChoice::Tool(name)) => Some(json!({"tool": {"name": name}})),
         Some(ToolChoice::None) => {
             // Converse has no "call no tool"; dropping it leaves the model's default (auto).
-            refuse(drops, "tool_choice")?;
+            drops.refuse("tool_choice", TARGET)?;
             None
         }
     };
@@ -235,7 +223,7 @@ fn content_block(part: &Part, drops: Drops<'_>) -> Result<Option<Value>, Gateway
         Part::Text(t) if t.is_empty() => None,
         Part::Text(t) => Some(json!({"text": t})),
         Part::Image(Image::Url(_)) => {
-            refuse(drops, "image_url")?;
+            drops.refuse("image_url", TARGET)?;
             None
         }
         Part::Image(Image::Base64 { media_type, data }) => {
@@ -245,7 +233,7 @@ fn content_block(part: &Part, drops: Drops<'_>) -> Result<Option<Value>, Gateway
                 "image/gif" => "gif",
                 "image/webp" => "webp",
                 _ => {
-                    refuse(drops, media_type)?;
+                    drops.refuse(media_type, TARGET)?;
                     return Ok(None);
                 }
             };

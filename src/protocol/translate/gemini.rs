@@ -93,18 +93,11 @@ pub fn path(model: &str, stream: bool) -> String {
     }
 }
 
-fn untranslatable(field: &str) -> GatewayError {
-    GatewayError::Untranslatable {
-        field: field.to_string(),
-        target: TARGET.to_string(),
-    }
-}
-
 /// Neutral Chat → the generateContent request body.
 pub fn encode_request(chat: &Chat, drops: Drops<'_>) -> Result<Bytes, GatewayError> {
     drops.check(&chat.unsupported, TARGET)?;
-    if chat.user.is_some() && !drops.allows("user") {
-        return Err(untranslatable("user"));
+    if chat.user.is_some() {
+        drops.refuse("user", TARGET)?;
     }
     let mut body = Map::new();
     body.insert("contents".into(), Value::Array(contents(chat, drops)?));
@@ -234,10 +227,8 @@ fn encode_part(
             json!({"inlineData": {"mimeType": media_type, "data": data}}),
         ),
         Part::Image(Image::Url(_)) => {
-            if drops.allows("image_url") {
-                return Ok(None);
-            }
-            return Err(untranslatable("image_url"));
+            drops.refuse("image_url", TARGET)?;
+            return Ok(None);
         }
         Part::ToolCall {
             id,

@@ -25,7 +25,7 @@ pub mod responses;
 
 use crate::error::GatewayError;
 use crate::usage::Usage;
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 
 /// A chat request in no provider's dialect.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -331,12 +331,18 @@ impl Drops<'_> {
     /// `Ok` when every field in `fields` may be dropped, else the refusal naming the first that
     /// may not (for the backend `target`, a dialect's name).
     pub fn check(&self, fields: &[String], target: &str) -> Result<(), GatewayError> {
-        match fields.iter().find(|f| !self.allows(f)) {
-            None => Ok(()),
-            Some(f) => Err(GatewayError::Untranslatable {
-                field: f.clone(),
+        fields.iter().try_for_each(|f| self.refuse(f, target))
+    }
+
+    /// `Ok` when `field` may be dropped, else the refusal naming it (for the backend `target`).
+    pub fn refuse(&self, field: &str, target: &str) -> Result<(), GatewayError> {
+        if self.allows(field) {
+            Ok(())
+        } else {
+            Err(GatewayError::Untranslatable {
+                field: field.to_string(),
                 target: target.to_string(),
-            }),
+            })
         }
     }
 }
@@ -410,11 +416,6 @@ pub fn sse_event(name: Option<&str>, data: &str, out: &mut BytesMut) {
     out.extend_from_slice(b"data: ");
     out.extend_from_slice(data.as_bytes());
     out.extend_from_slice(b"\n\n");
-}
-
-/// `bytes` as a `Bytes` (helper for encoders).
-pub fn freeze(out: BytesMut) -> Bytes {
-    out.freeze()
 }
 
 /// What a decoder reads from a stream cut into `chunks` (for the dialects' tests).

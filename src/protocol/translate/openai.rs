@@ -441,7 +441,7 @@ fn decode_tool_choice(
 pub fn encode_request(chat: &Chat, drops: Drops<'_>) -> Result<Bytes, GatewayError> {
     drops.check(&chat.unsupported, TARGET)?;
     if chat.top_k.is_some() {
-        drops.check(&["top_k".to_string()], TARGET)?;
+        drops.refuse("top_k", TARGET)?;
     }
     let mut messages: Vec<Value> = chat
         .system
@@ -525,7 +525,7 @@ fn encode_user(
             Part::Image(img) => {
                 content.push(json!({"type": "image_url", "image_url": {"url": img.to_url()}}))
             }
-            Part::ToolCall { .. } => drops.check(&[format!("messages[{i}].tool_call")], TARGET)?,
+            Part::ToolCall { .. } => drops.refuse(&format!("messages[{i}].tool_call"), TARGET)?,
         }
     }
     if had_results && content.is_empty() {
@@ -551,9 +551,9 @@ fn encode_assistant(i: usize, m: &Message, drops: Drops<'_>) -> Result<Value, Ga
                 name,
                 arguments,
             } => calls.push(tool_call_json(id, name, arguments)),
-            Part::Image(_) => drops.check(&[format!("messages[{i}].image")], TARGET)?,
+            Part::Image(_) => drops.refuse(&format!("messages[{i}].image"), TARGET)?,
             Part::ToolResult { .. } => {
-                drops.check(&[format!("messages[{i}].tool_result")], TARGET)?
+                drops.refuse(&format!("messages[{i}].tool_result"), TARGET)?
             }
         }
     }

@@ -189,16 +189,10 @@ struct FunctionOut<'a> {
 
 /// A completion id for an answer whose backend named none.
 pub(super) fn fresh_id() -> String {
-    let mut bytes = [0u8; 12];
-    let _ = getrandom::getrandom(&mut bytes);
-    format!("chatcmpl-{}", crate::digest::to_hex(&bytes))
+    format!("chatcmpl-{}", crate::digest::random_id_hex())
 }
 
-pub(super) fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+pub(super) use crate::state::unix_now;
 
 /// Client side: neutral [`Answer`] → an OpenAI `chat.completion` JSON body.
 pub fn encode_answer(answer: &Answer) -> Bytes {

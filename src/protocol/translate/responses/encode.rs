@@ -2,6 +2,7 @@
 //! events ([`Encoder`]), from the neutral answer (see the mapping table in the parent module).
 
 use super::super::{Answer, Chat, Event, Finish, Part, StreamEncoder, ToolChoice};
+use crate::state::unix_now;
 use crate::usage::Usage;
 use bytes::{Bytes, BytesMut};
 use serde_json::{json, Map, Value};
@@ -18,10 +19,7 @@ struct Ids {
 impl Ids {
     /// From the backend's answer id (a fresh one when it gave none).
     fn new(answer_id: &str) -> Ids {
-        let mut bytes = [0u8; 12];
-        // A failed read leaves zeros: ids stay well-formed, only less unique.
-        let _ = getrandom::getrandom(&mut bytes);
-        let stem = crate::digest::to_hex(&bytes);
+        let stem = crate::digest::random_id_hex();
         let response = if answer_id.is_empty() {
             format!("resp_{stem}")
         } else if answer_id.starts_with("resp_") {
@@ -158,12 +156,6 @@ fn call_item(id: &str, call_id: &str, name: &str, arguments: &str, status: &str)
         "arguments": arguments, "status": status})
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// Neutral Answer → a Responses API `response` object (JSON). `request` is the neutral Chat the
 /// answer is for (echoed fields: instructions, tools, tool_choice, temperature, top_p,
 /// max_output_tokens).
@@ -201,7 +193,7 @@ pub fn encode_answer(answer: &Answer, request: &Chat) -> Bytes {
     let response = Echo::new(request).response(ResponseParts {
         id: &ids.response,
         model: &answer.model,
-        created_at: now(),
+        created_at: unix_now(),
         status,
         output,
         usage: answer.usage.as_ref(),
@@ -257,7 +249,7 @@ impl Encoder {
             echo: Echo::new(request),
             ids: Ids::new(""),
             model: String::new(),
-            created_at: now(),
+            created_at: unix_now(),
             sequence: 0,
             started: false,
             items: Vec::new(),
