@@ -135,7 +135,7 @@ fn translate(c: &mut Criterion) {
         let backend = Backend::basic("b", protocol, &["gpt-4"], 1, 1);
         g.bench_function(name, |b| {
             b.iter(|| {
-                view.outbound(raw.clone(), &backend, Some(256))
+                view.outbound(raw.clone(), &backend, Some(256), &pair::Neutral::default())
                     .map(|o| o.body.len())
             })
         });
@@ -150,7 +150,7 @@ fn translate(c: &mut Criterion) {
     g.bench_function("answer_passthrough_openai_usage", |b| {
         b.iter(|| view.reported_usage(black_box(openai_answer.as_bytes())))
     });
-    let Ok(client) = pair::Client::of(&view, &raw) else {
+    let Ok(client) = pair::Client::of(&view, &raw, &pair::Neutral::default()) else {
         return;
     };
     g.bench_function("answer_from_anthropic", |b| {

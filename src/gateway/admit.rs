@@ -14,6 +14,7 @@ use crate::downstream::response::Extra;
 use crate::downstream::{client_addr, tls};
 use crate::error::GatewayError;
 use crate::metrics;
+use crate::protocol::translate::pair::Neutral;
 use crate::protocol::{self, RequestView, Route, Text};
 use crate::runtime::Runtime;
 use crate::stages::admission::{self, OutputCap};
@@ -39,6 +40,8 @@ pub(super) struct Admitted {
     pub cap: OutputCap,
     /// Headers every answer to it carries (rate limits, warnings, cache, cost).
     pub extra: Extra,
+    /// The request in the neutral form, once a backend of another dialect needs it.
+    pub neutral: Neutral,
 }
 
 /// The route, with the framing and declared size checked first: smuggling shapes and oversized
@@ -234,6 +237,7 @@ pub(super) fn screen(
         prompt_estimate,
         cap,
         extra,
+        neutral: Neutral::default(),
     })
 }
 

@@ -228,7 +228,7 @@ impl Gateway {
     ) -> Result<Prepared, GatewayError> {
         let out = req
             .view
-            .outbound(req.raw.clone(), backend, req.cap.inject)?;
+            .outbound(req.raw.clone(), backend, req.cap.inject, &req.neutral)?;
         let header = peer::request_header(
             backend,
             &out.path,

@@ -195,7 +195,10 @@ impl Gateway {
             return Err(GatewayError::UpstreamFailed(format!("status {status}")).into());
         }
         let model = backend_model(&req, backend);
-        let mut tap = match req.view.stream_tap(backend.protocol, model, &req.raw) {
+        let mut tap = match req
+            .view
+            .stream_tap(backend.protocol, model, &req.raw, &req.neutral)
+        {
             Ok(tap) => tap,
             Err(e) => {
                 upstream.discard().await;
@@ -345,7 +348,7 @@ impl Gateway {
                 if answer.model.is_empty() {
                     backend_model(&req, backend).clone_into(&mut answer.model);
                 }
-                let client = translate::pair::Client::of(&req.view, &req.raw)?;
+                let client = translate::pair::Client::of(&req.view, &req.raw, &req.neutral)?;
                 let text = matches!(client, translate::pair::Client::Lab).then(|| answer.text());
                 let body = translate::pair::encode_answer(&client, &answer);
                 (body, text, answer.usage)

@@ -115,6 +115,7 @@ pub fn error_body(e: &GatewayError) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::translate::pair::Neutral;
     use crate::protocol::{parse as parse_route, RequestView, Route};
 
     #[test]
@@ -147,7 +148,7 @@ mod tests {
         compatible.provider = crate::config::Provider::Compatible;
         compatible.aliases.insert("gpt-4".into(), "dep".into());
         let out = request
-            .outbound(Bytes::new(), &compatible, Some(9))
+            .outbound(Bytes::new(), &compatible, Some(9), &Neutral::default())
             .unwrap();
         let openai: serde_json::Value = serde_json::from_slice(&out.body).unwrap();
         assert_eq!(out.path, "/v1/chat/completions");
@@ -155,14 +156,16 @@ mod tests {
         assert_eq!(openai["model"], "dep", "an alias names the backend's model");
         assert_eq!(openai["max_tokens"], 9);
         let anthropic = crate::config::Backend::basic("a", Protocol::Anthropic, &["m"], 1, 1);
-        let out = request.outbound(Bytes::new(), &anthropic, Some(9)).unwrap();
+        let out = request
+            .outbound(Bytes::new(), &anthropic, Some(9), &Neutral::default())
+            .unwrap();
         let anthropic: serde_json::Value = serde_json::from_slice(&out.body).unwrap();
         assert_eq!(out.path, "/v1/messages");
         assert_eq!(anthropic["messages"][0]["content"][0]["text"], "hi");
         assert_eq!(anthropic["max_tokens"], 9);
         compatible.provider = crate::config::Provider::OpenAi;
         let out = request
-            .outbound(Bytes::new(), &compatible, Some(9))
+            .outbound(Bytes::new(), &compatible, Some(9), &Neutral::default())
             .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out.body).unwrap();
         assert_eq!(

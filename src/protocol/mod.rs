@@ -286,12 +286,13 @@ impl RequestView {
         raw: Bytes,
         backend: &Backend,
         inject_cap: Option<u64>,
+        neutral: &translate::pair::Neutral,
     ) -> Result<Outbound, GatewayError> {
         let rename = backend.renamed(self.model());
         let (path, body) = match self {
             _ if translate::pair::translated(self, backend.protocol) => {
                 let model = rename.unwrap_or(self.model());
-                let chat = translate::pair::decode_request(self, &raw, model, inject_cap)?;
+                let chat = neutral.for_backend(self, &raw, model, inject_cap)?;
                 let (path, body) = translate::pair::encode_request(&chat, backend)?;
                 return Ok(Outbound {
                     path: Cow::Owned(path),
@@ -354,6 +355,7 @@ impl RequestView {
         protocol: Protocol,
         model: &str,
         raw: &[u8],
+        neutral: &translate::pair::Neutral,
     ) -> Result<SseTap, GatewayError> {
         let tap = match self {
             RequestView::Messages(_) => SseTap::anthropic(),
@@ -364,7 +366,7 @@ impl RequestView {
         if !translate::pair::translated(self, protocol) {
             return Ok(tap);
         }
-        let client = translate::pair::Client::of(self, raw)?;
+        let client = translate::pair::Client::of(self, raw, neutral)?;
         let translator = translate::pair::StreamTranslator::new(protocol, &client, model)
             .ok_or(GatewayError::Internal)?;
         // The translator writes the usage event the client asked for, and no other.

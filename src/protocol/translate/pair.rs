@@ -17,6 +17,7 @@ use crate::protocol::json;
 use crate::protocol::{Dialect, RequestView};
 use crate::usage::Usage;
 use bytes::{Bytes, BytesMut};
+use std::sync::OnceLock;
 
 /// The dialect a client speaks, as far as answers are concerned.
 #[derive(Debug, Clone)]
@@ -32,15 +33,16 @@ pub enum Client {
 }
 
 impl Client {
-    /// The client dialect of `view`; `raw` is its body (the Responses API echoes the request).
-    pub fn of(view: &RequestView, raw: &[u8]) -> Result<Client, GatewayError> {
+    /// The client dialect of `view`; `raw` is its body and `neutral` the request decoded once
+    /// (the Responses API echoes the request).
+    pub fn of(view: &RequestView, raw: &[u8], neutral: &Neutral) -> Result<Client, GatewayError> {
         Ok(match view {
             RequestView::Chat(c) => Client::Chat {
                 include_usage: c.wants_usage(),
             },
             RequestView::Messages(_) => Client::Messages,
             RequestView::Responses(_) => {
-                Client::Responses(Box::new(responses::decode_request(raw)?))
+                Client::Responses(Box::new(neutral.get(view, raw)?.clone()))
             }
             RequestView::Lab(_) => Client::Lab,
             RequestView::Embeddings(_) => {
@@ -64,15 +66,41 @@ pub fn translated(view: &RequestView, protocol: Protocol) -> bool {
     )
 }
 
-/// The client's request in the neutral form: the model renamed for the backend and the output
-/// cap the gateway sets (when the client set none).
-pub fn decode_request(
-    view: &RequestView,
-    raw: &[u8],
-    model: &str,
-    inject_cap: Option<u64>,
-) -> Result<Chat, GatewayError> {
-    let mut chat = match view {
+/// The client's request in the neutral form, decoded at most once per request however many
+/// backends it is translated for (a failover) and whatever reads it (the Responses API's echo).
+#[derive(Debug, Default)]
+pub struct Neutral(OnceLock<Chat>);
+
+impl Neutral {
+    /// The request `raw` (in `view`'s dialect) in the neutral form, as the client wrote it.
+    pub fn get(&self, view: &RequestView, raw: &[u8]) -> Result<&Chat, GatewayError> {
+        if let Some(chat) = self.0.get() {
+            return Ok(chat);
+        }
+        let chat = decode(view, raw)?;
+        Ok(self.0.get_or_init(|| chat))
+    }
+
+    /// The request as one backend gets it: `model` (the backend's name for it) and the output
+    /// cap the gateway sets (when the client set none).
+    pub fn for_backend(
+        &self,
+        view: &RequestView,
+        raw: &[u8],
+        model: &str,
+        inject_cap: Option<u64>,
+    ) -> Result<Chat, GatewayError> {
+        let mut chat = self.get(view, raw)?.clone();
+        model.clone_into(&mut chat.model);
+        if inject_cap.is_some() {
+            chat.max_tokens = inject_cap;
+        }
+        Ok(chat)
+    }
+}
+
+fn decode(view: &RequestView, raw: &[u8]) -> Result<Chat, GatewayError> {
+    Ok(match view {
         RequestView::Chat(_) => openai::decode_request(raw)?,
         RequestView::Messages(_) => anthropic::decode_request(raw)?,
         RequestView::Responses(_) => responses::decode_request(raw)?,
@@ -88,12 +116,7 @@ pub fn decode_request(
                 "embeddings are served by openai backends only".into(),
             ))
         }
-    };
-    model.clone_into(&mut chat.model);
-    if inject_cap.is_some() {
-        chat.max_tokens = inject_cap;
-    }
-    Ok(chat)
+    })
 }
 
 /// The path (below the backend's prefix) and body `backend` receives for `chat`, in its
