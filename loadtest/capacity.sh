@@ -59,9 +59,9 @@ echo "peak RSS with 1000 streams (fresh gateway): $(hwm_mib $GW_PID) MiB"
 "$TOOL" "http://$MOCK/v1/chat/completions" "$STREAMS" 1000 > "$WORK/direct.json"
 summary direct < "$WORK/direct.json"
 echo 5 > "/proc/$GW_PID/clear_refs"
-before=$(awk '{print $14 + $15}' "/proc/$GW_PID/stat")
+before=$(tg_cpu_ticks "$GW_PID")
 "$TOOL" "http://$GW/v1/chat/completions" "$STREAMS" 1000 "$KEY" > "$WORK/gateway.json"
-after=$(awk '{print $14 + $15}' "/proc/$GW_PID/stat")
+after=$(tg_cpu_ticks "$GW_PID")
 summary gateway < "$WORK/gateway.json"
 echo "peak RSS with $STREAMS streams: $(hwm_mib $GW_PID) MiB"
 python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); t=int(sys.argv[2])/int(sys.argv[3]); print("gateway CPU for the %d-stream run: %.2f s, %.1f us per event" % (r["streams"], t, t*1e6/max(r["events"],1)))' \

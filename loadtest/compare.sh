@@ -85,7 +85,6 @@ NGX_PIDS() { echo "$NGX_PID" $(pgrep -P "$NGX_PID" || true); }
 
 # --- measurement -------------------------------------------------------------------------------
 TCK=$(getconf CLK_TCK)
-cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
 reset_peak() { local p; for p in "$@"; do echo 5 > "/proc/$p/clear_refs" 2>/dev/null || true; done; }
 peak_kib() { local t=0 p; for p in "$@"; do t=$((t + $(awk '/^VmHWM/ {print $2}' "/proc/$p/status"))); done; echo $t; }
 
@@ -101,10 +100,10 @@ run() { # target url stream conns pids... ; extra headers in $HDRS
   "$OHA" --no-tui -z 1s -c "$conns" -m POST -H "Content-Type: application/json" "${HDRS[@]}" \
     -d "$(body "$stream")" "$url" >/dev/null
   reset_peak "${pids[@]}"
-  before=$(cpu_ticks "${pids[@]}")
+  before=$(tg_cpu_ticks "${pids[@]}")
   "$OHA" --no-tui --output-format json -z "$DURATION" -c "$conns" -m POST -H "Content-Type: application/json" \
     "${HDRS[@]}" -d "$(body "$stream")" "$url" > "$WORK/oha.json"
-  after=$(cpu_ticks "${pids[@]}")
+  after=$(tg_cpu_ticks "${pids[@]}")
   python3 - "$target" "$stream" "$conns" "$((after - before))" "$TCK" "$(peak_kib "${pids[@]}")" "$WORK/oha.json" >>"$RESULTS" <<'PY'
 import json, sys
 target, stream, conns, ticks, tck, peak, path = sys.argv[1:]

@@ -21,6 +21,7 @@
 #                                  filter; each LINE goes into `server:`
 #   tg_wait_ready ADMIN            until the admin plane reports ready (or exit after 30 s)
 #   tg_rss_kib PID                 resident memory now
+#   tg_cpu_ticks PID…              user + system CPU ticks of the processes so far
 
 tg_setup() {
   TARGET_DIR=${CARGO_TARGET_DIR:-target}
@@ -109,4 +110,10 @@ tg_wait_ready() {
 
 tg_rss_kib() {
   awk '/^VmRSS/ {print $2}' "/proc/$1/status"
+}
+
+tg_cpu_ticks() {
+  local t=0 p
+  for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+  echo "$t"
 }

@@ -85,7 +85,6 @@ NEGOTIATED=$(openssl s_client -connect "$TLS" -CAfile "$WORK/ca.pem" -alpn h2,ht
 
 # --- measurement ---------------------------------------------------------------------------------
 TCK=$(getconf CLK_TCK)
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }   # every CPU, not idle/iowait
 PROMPT="Summarise the quarterly support tickets about login problems and suggest three improvements to the help-centre articles."
 BODY=$(printf '{"model":"gpt-4","stream":false,"max_tokens":64,"messages":[{"role":"user","content":"%s"}]}' "$PROMPT")
@@ -101,9 +100,9 @@ QUIET_WAIT=${QUIET_WAIT:-60}
 quiet() {
   local end=$((SECONDS + QUIET_WAIT)) b0 b1 ours0 ours1
   while [ $SECONDS -lt $end ]; do
-    b0=$(busy); ours0=$(( $(ticks $MOCK_PID) + $(ticks $PLAIN_PID) + $(ticks $TLS_PID) + $(ticks $H2C_PID) ))
+    b0=$(busy); ours0=$(tg_cpu_ticks $MOCK_PID $PLAIN_PID $TLS_PID $H2C_PID)
     sleep 1
-    b1=$(busy); ours1=$(( $(ticks $MOCK_PID) + $(ticks $PLAIN_PID) + $(ticks $TLS_PID) + $(ticks $H2C_PID) ))
+    b1=$(busy); ours1=$(tg_cpu_ticks $MOCK_PID $PLAIN_PID $TLS_PID $H2C_PID)
     [ $(( (b1 - b0) - (ours1 - ours0) )) -lt $((TCK / 5)) ] && return
   done
   echo "  (the machine did not go quiet within ${QUIET_WAIT} s; running anyway)" >&2
@@ -127,10 +126,10 @@ run() { # MODE ROUND
   # shellcheck disable=SC2046 # for_time's words are options
   "${oha[@]}" $(for_time 1s) "$url/v1/chat/completions" > "$WORK/warm.json"
   local g0 m0 b0 g1 m1 b1
-  g0=$(ticks "$pid"); m0=$(ticks "$MOCK_PID"); b0=$(busy)
+  g0=$(tg_cpu_ticks "$pid"); m0=$(tg_cpu_ticks "$MOCK_PID"); b0=$(busy)
   # shellcheck disable=SC2046
   /usr/bin/time -f "%U %S" -o "$WORK/oha.time" "${oha[@]}" $(for_time "$DURATION") "$url/v1/chat/completions" > "$WORK/oha.json"
-  g1=$(ticks "$pid"); m1=$(ticks "$MOCK_PID"); b1=$(busy)
+  g1=$(tg_cpu_ticks "$pid"); m1=$(tg_cpu_ticks "$MOCK_PID"); b1=$(busy)
   python3 - "$mode" "$round" "$((g1 - g0))" "$((m1 - m0))" "$((b1 - b0))" "$TCK" "$WORK/oha.time" \
       "$WORK/warm.json" "$WORK/oha.json" "$log" "$from" "$version" "$tls" >>"$RESULTS" <<'PY'
 import json, sys, time

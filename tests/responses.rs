@@ -249,7 +249,7 @@ fn the_vercel_ai_sdk_default_openai_path_generates_and_streams_through_the_gatew
         String::from_utf8_lossy(&out.stderr)
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let expected = "w0 w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12 w13 w14 w15 ";
+    let expected = MOCK_ANSWER;
     assert_eq!(v["text"], expected, "{v}");
     assert_eq!(v["output_tokens"], 16);
     assert_eq!(v["streamed"], expected);

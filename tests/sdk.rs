@@ -16,9 +16,6 @@ use common::*;
 use serde_json::Value;
 use std::process::Command;
 
-/// What the mock answers, word by word: 16 completion tokens.
-const EXPECTED: &str = "w0 w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12 w13 w14 w15 ";
-
 /// `gpt-4`'s price in the harness configuration, in nano-dollars per token ($30 and $60 a
 /// million).
 const INPUT_NANOS: u64 = 30_000;
@@ -199,8 +196,8 @@ fn check_transport(v: &Value, transport: &Transport, responses: u64) {
 fn chat_completions(python: &str, transport: &Transport) {
     let ex = exchange(python, transport, "openai_chat.py", "", 4);
     let v = &ex.sdk;
-    assert_eq!(v["content"], EXPECTED, "{v}");
-    assert_eq!(v["streamed"], EXPECTED);
+    assert_eq!(v["content"], MOCK_ANSWER, "{v}");
+    assert_eq!(v["streamed"], MOCK_ANSWER);
     assert_eq!(v["completion_tokens"], 16);
     assert_eq!(v["denied_status"], 401);
     // Role chunk + 16 token chunks + the finish chunk; the usage chunk the gateway asked for is
@@ -231,10 +228,10 @@ fn responses_api(python: &str, transport: &Transport) {
         3,
     );
     let v = &ex.sdk;
-    assert_eq!(v["text"], EXPECTED, "{v}");
+    assert_eq!(v["text"], MOCK_ANSWER, "{v}");
     assert_eq!(v["status"], "completed");
     assert_eq!(v["output_tokens"], 16);
-    assert_eq!(v["streamed"], EXPECTED);
+    assert_eq!(v["streamed"], MOCK_ANSWER);
     assert_eq!(v["first_event"], "response.created");
     assert_eq!(v["last_event"], "response.completed");
     assert_eq!(v["stream_output_tokens"], 16);

@@ -16,8 +16,6 @@ use common::*;
 use serde_json::{json, Value};
 use std::path::Path;
 
-/// What the mock answers, word by word: 16 completion tokens.
-const EXPECTED: &str = "w0 w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12 w13 w14 w15 ";
 /// The Bedrock model id the public name `bedrock-haiku` stands for.
 const BEDROCK_MODEL: &str = "anthropic.claude-3-5-haiku-20241022-v1:0";
 /// The test configuration's AWS secret (a variable, as credentials are).
@@ -165,12 +163,12 @@ fn the_openai_sdk_reaches_anthropic_gemini_and_bedrock_models() {
         let s = setup(false, "", "");
         let base = format!("http://127.0.0.1:{}/v1", s.gw.port);
         let v = run_sdk_script(&python, "openai_translated.py", &base, model, None);
-        assert_eq!(v["content"], EXPECTED, "{model}: {v}");
+        assert_eq!(v["content"], MOCK_ANSWER, "{model}: {v}");
         assert_eq!(v["finish"], "stop", "{model}: {v}");
         assert_eq!(v["model"], backend_model, "the model that answered: {v}");
         assert_eq!(v["with_usage"]["model"], backend_model, "{model}: {v}");
         assert_eq!(v["completion_tokens"], 16, "{model}: {v}");
-        assert_eq!(v["plain"]["text"], EXPECTED, "{model}: {v}");
+        assert_eq!(v["plain"]["text"], MOCK_ANSWER, "{model}: {v}");
         assert_eq!(v["plain"]["finish"], "stop", "{model}: {v}");
         assert_eq!(
             v["plain"]["usage_chunks"], 0,
@@ -187,7 +185,7 @@ fn the_openai_sdk_reaches_anthropic_gemini_and_bedrock_models() {
             "streamed arguments join into the same call: {v}"
         );
         assert_eq!(v["stream_tool_finish"], "tool_calls", "{model}: {v}");
-        assert_eq!(v["after_tool"], EXPECTED, "{model}: {v}");
+        assert_eq!(v["after_tool"], MOCK_ANSWER, "{model}: {v}");
         check_settled(&s, 6, backend, backend_model);
         // The backend's own request: its dialect, its path, its credential.
         let seen = s.mock.ledger();
@@ -226,10 +224,10 @@ fn the_anthropic_sdk_reaches_an_openai_model() {
     let s = setup(false, "", "");
     let base = format!("http://127.0.0.1:{}", s.gw.port);
     let v = run_sdk_script(&python, "anthropic_translated.py", &base, "gpt-4", None);
-    assert_eq!(v["text"], EXPECTED, "{v}");
+    assert_eq!(v["text"], MOCK_ANSWER, "{v}");
     assert_eq!(v["stop_reason"], "end_turn", "{v}");
     assert_eq!(v["output_tokens"], 16, "{v}");
-    assert_eq!(v["streamed"], EXPECTED, "{v}");
+    assert_eq!(v["streamed"], MOCK_ANSWER, "{v}");
     assert_eq!(v["stream_stop_reason"], "end_turn", "{v}");
     assert_eq!(v["stream_usage"][1], 16, "{v}");
     assert!(
@@ -242,7 +240,7 @@ fn the_anthropic_sdk_reaches_an_openai_model() {
     assert_eq!(v["stream_tool_name"], "lookup", "{v}");
     assert_eq!(v["stream_tool_input"], v["tool_input"], "{v}");
     assert_eq!(v["stream_tool_stop_reason"], "tool_use", "{v}");
-    assert_eq!(v["after_tool"], EXPECTED, "{v}");
+    assert_eq!(v["after_tool"], MOCK_ANSWER, "{v}");
     assert_eq!(
         v["denied_status"], 401,
         "the SDK's AuthenticationError: {v}"
@@ -277,10 +275,10 @@ fn the_responses_api_reaches_anthropic_gemini_and_bedrock_models() {
             model,
             None,
         );
-        assert_eq!(v["text"], EXPECTED, "{model}: {v}");
+        assert_eq!(v["text"], MOCK_ANSWER, "{model}: {v}");
         assert_eq!(v["status"], "completed", "{model}: {v}");
         assert_eq!(v["output_tokens"], 16, "{model}: {v}");
-        assert_eq!(v["streamed"], EXPECTED, "{model}: {v}");
+        assert_eq!(v["streamed"], MOCK_ANSWER, "{model}: {v}");
         assert_eq!(v["first_event"], "response.created", "{model}: {v}");
         assert_eq!(v["last_event"], "response.completed", "{model}: {v}");
         assert_eq!(v["stream_output_tokens"], 16, "{model}: {v}");
@@ -308,7 +306,7 @@ fn a_cross_provider_pool_fails_over_to_another_dialect_with_exact_usage_and_cost
             let v = r.json();
             assert_eq!(v["object"], "chat.completion", "{v}");
             assert_eq!(v["model"], "claude-sonnet-4", "{v}");
-            assert_eq!(v["choices"][0]["message"]["content"], EXPECTED, "{v}");
+            assert_eq!(v["choices"][0]["message"]["content"], MOCK_ANSWER, "{v}");
             assert_eq!(v["usage"]["completion_tokens"], 16, "{v}");
         } else {
             let text = r.body_text();
@@ -347,7 +345,7 @@ fn a_field_the_backend_cannot_express_is_refused_by_name_unless_it_may_be_droppe
     let s = setup(false, "logprobs", "");
     let r = post_as(s.gw.port, "/v1/chat/completions", &[], &body);
     assert_eq!(r.status, 200, "dropped as configured: {}", r.body_text());
-    assert_eq!(r.json()["choices"][0]["message"]["content"], EXPECTED);
+    assert_eq!(r.json()["choices"][0]["message"]["content"], MOCK_ANSWER);
 
     // A pool skips the backend that cannot take a request and serves it from one that can:
     // Gemini has no `user`, Anthropic carries it as metadata.user_id.

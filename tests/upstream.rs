@@ -52,10 +52,7 @@ fn chat_routed_to_an_openai_backend_is_translated_both_ways() {
     assert_eq!(r.status, 200);
     let v = r.json();
     assert_eq!(v["gateway_metadata"]["routed_to"], "mock-openai");
-    assert_eq!(
-        v["response"],
-        "w0 w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12 w13 w14 w15 "
-    );
+    assert_eq!(v["response"], MOCK_ANSWER);
     assert_eq!(r.header("x-tollgate-backend"), Some("mock-openai"));
     assert_eq!(
         mock.ledger()["last_request"]["path"],

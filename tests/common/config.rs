@@ -11,6 +11,8 @@ pub const KEY_METERED: &str = "tg-test-metered-key-31c0aa";
 /// The security team: role `admin` (injections audited where the policy says so).
 pub const KEY_SECURITY: &str = "tg-test-security-key-77aa01";
 pub const BACKEND_SECRET: &str = "sk-backend-secret-for-tests";
+/// What the mock answers by default, word by word: 16 completion tokens.
+pub const MOCK_ANSWER: &str = "w0 w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12 w13 w14 w15 ";
 
 /// The backend setting that lets the mock's fault-injection headers (`x-mock-*`) reach it: a
 /// backend gets only the client headers its `forward_headers` names. Left out when the tests run

@@ -95,14 +95,9 @@ pub fn path(model: &str, stream: bool) -> String {
     } else {
         "converse"
     };
-    let mut segment = String::with_capacity(model.len() + 8);
-    for b in model.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            segment.push(char::from(b));
-        } else {
-            segment.push_str(&format!("%{b:02X}"));
-        }
-    }
+    let segment = super::percent_encode(model, |b| {
+        b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+    });
     format!("/model/{segment}/{op}")
 }
 

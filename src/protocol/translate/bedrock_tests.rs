@@ -399,13 +399,8 @@ fn expected_stream() -> Vec<Event> {
 }
 
 fn decode_in_chunks(body: &[u8], size: usize) -> Vec<Event> {
-    let mut decoder = Decoder::default();
-    let mut out = Vec::new();
-    for chunk in body.chunks(size) {
-        decoder.feed(chunk, &mut out);
-    }
-    decoder.end(&mut out);
-    out
+    let chunks: Vec<&[u8]> = body.chunks(size).collect();
+    crate::protocol::translate::decode_all::<Decoder>(&chunks)
 }
 
 #[test]

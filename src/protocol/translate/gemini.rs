@@ -72,15 +72,9 @@ const FOREIGN_SIGNATURE: &str = "skip_thought_signature_validator";
 pub fn path(model: &str, stream: bool) -> String {
     // A full resource name (`tunedModels/x`, `models/x`) is used as given; anything that could
     // end the path segment (`?`, `#`, `:` and the like) is escaped.
-    let escaped: String = model
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'/' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
+    let escaped = super::percent_encode(model, |b| {
+        b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'/')
+    });
     let resource = if escaped.contains('/') {
         escaped
     } else {

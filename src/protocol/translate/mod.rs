@@ -363,6 +363,19 @@ pub fn asks_for_nothing(name: &str, value: &serde_json::Value) -> bool {
     }
 }
 
+/// `s` with every byte `safe` refuses written as `%XX` (a model name as a path segment).
+pub fn percent_encode(s: &str, safe: impl Fn(u8) -> bool) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for b in s.bytes() {
+        if safe(b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Splits an SSE byte stream into the `data` of each complete event (bytes may be split
 /// anywhere), for the decoders of dialects that stream SSE. An event that grows past
 /// [`super::sse::MAX_EVENT`] without its end means the body is not SSE: the rest is ignored (and
