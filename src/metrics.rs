@@ -42,6 +42,9 @@ pub struct Metrics {
     pub backend_circuit: IntGaugeVec,
     pub estimated: IntCounter,
     pub access_log_dropped: IntCounter,
+    /// Commits of the embedded store that failed (their ledger rows are lost; spend in memory
+    /// still counts).
+    pub store_errors: IntCounter,
     pub redis_seconds: HistogramVec,
     pub redis_errors: IntCounterVec,
 }
@@ -102,6 +105,12 @@ fn build() -> Option<Metrics> {
     )
     .ok()?;
     register(Box::new(access_log_dropped.clone()));
+    let store_errors = IntCounter::new(
+        "tollgate_store_errors_total",
+        "Commits of the embedded store (ledger rows, daily spend, issued keys) that failed.",
+    )
+    .ok()?;
+    register(Box::new(store_errors.clone()));
     Some(Metrics {
         requests: counter(
             "tollgate_requests_total",
@@ -261,6 +270,7 @@ fn build() -> Option<Metrics> {
         )?,
         estimated,
         access_log_dropped,
+        store_errors,
     })
 }
 

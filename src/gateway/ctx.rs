@@ -69,6 +69,9 @@ pub struct RequestCtx {
     pub started: Instant,
     pub route: Option<Route>,
     pub consumer: Option<String>,
+    /// Which of the consumer's keys was presented (an issued key's id, a configured key's
+    /// label, or `sha256:` and the start of its digest), for the spend ledger.
+    pub key_id: Option<String>,
     pub model: Option<String>,
     pub backend: Option<String>,
     pub status: u16,
@@ -128,6 +131,7 @@ impl RequestCtx {
             started: now,
             route: None,
             consumer: None,
+            key_id: None,
             model: None,
             backend: None,
             status: 0,

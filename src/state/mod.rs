@@ -10,6 +10,7 @@ pub mod persist;
 pub mod redis;
 pub mod spend;
 pub mod stats;
+pub mod store;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -68,6 +69,9 @@ pub struct State {
     pub stats: stats::Stats,
     /// Limits, budgets (and optionally the cache) shared through Redis (`state.backend: redis`).
     pub shared: Option<Shared>,
+    /// The embedded database: the spend ledger, daily spend, issued keys (`None` only in unit
+    /// tests and benchmarks that need no persistence).
+    pub store: Option<Arc<store::Store>>,
 }
 
 impl State {
@@ -82,6 +86,14 @@ impl State {
             cache,
             shared,
             ..State::default()
+        }
+    }
+
+    /// With the embedded database.
+    pub fn with_store(self, store: Arc<store::Store>) -> State {
+        State {
+            store: Some(store),
+            ..self
         }
     }
 }
