@@ -85,7 +85,7 @@ type WriteJob = Box<dyn FnOnce(&Connection) -> (bool, Finish) + Send>;
 type Finish = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 
 enum Job {
-    Record(LedgerRow, oneshot::Sender<Result<(), StoreError>>),
+    Record(Box<LedgerRow>, oneshot::Sender<Result<(), StoreError>>),
     Write(WriteJob),
 }
 
@@ -165,7 +165,7 @@ impl Store {
     pub async fn record(&self, row: LedgerRow) -> Result<(), StoreError> {
         let (done, committed) = oneshot::channel();
         self.jobs
-            .send(Job::Record(row, done))
+            .send(Job::Record(Box::new(row), done))
             .await
             .map_err(|_| closed())?;
         committed.await.map_err(|_| closed())?
