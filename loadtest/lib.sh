@@ -67,7 +67,7 @@ backends:
   - {id: mock, url: "http://$mock", protocol: openai, models: [gpt-4], forward_headers: ["x-mock-*"]${extra:+, $extra}}
   - {id: mock-anthropic, url: "http://$mock", protocol: anthropic, models: [claude-sonnet-4], forward_headers: ["x-mock-*"]${extra:+, $extra}}
 pricing: {default: {input_per_million_usd: 30, output_per_million_usd: 60}}
-state: {spend_file: "$WORK/spend-$name.json"}
+state: {database: "$WORK/tollgate-$name.db"}
 access_log: {to: "$WORK/access-$name.log"}
 YAML
 }

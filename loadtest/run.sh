@@ -36,9 +36,9 @@ fi
 
 # The demo configuration, nothing changed but where it listens and writes.
 sed -e "s/127\.0\.0\.1:9000\b/$GW/g" -e "s/127\.0\.0\.1:9001\b/$ADMIN/g" -e "s/127\.0\.0\.1:9100\b/$MOCK/g" \
-  -e "s|^\(  spend_file:\).*|\1 \"$WORK/spend.json\"|" conf/demo.yaml > "$WORK/demo.yaml"
-if grep -Eq '127\.0\.0\.1:(9000|9001|9100)\b' "$WORK/demo.yaml" || ! grep -q "$WORK/spend.json" "$WORK/demo.yaml"; then
-  echo "conf/demo.yaml: could not move its ports and spend file" >&2
+  -e "s|^\(  database:\).*|\1 \"$WORK/tollgate.db\"|" conf/demo.yaml > "$WORK/demo.yaml"
+if grep -Eq '127\.0\.0\.1:(9000|9001|9100)\b' "$WORK/demo.yaml" || ! grep -q "$WORK/tollgate.db" "$WORK/demo.yaml"; then
+  echo "conf/demo.yaml: could not move its ports and database" >&2
   exit 1
 fi
 $BIN demo -c "$WORK/demo.yaml" --mock-listen "$MOCK" >"$WORK/demo.log" 2>&1 & PIDS+=($!)

@@ -115,8 +115,8 @@ impl Admin {
             ("GET", "/cache/stats") => (StatusCode::OK, reports::cache_stats(&self.state, &rt)),
             (
                 _,
-                "/ready" | "/metrics" | "/costs" | "/stats" | "/cache/stats" | "/admin/config"
-                | "/admin/reload",
+                "/ready" | "/metrics" | "/costs" | "/spend" | "/stats" | "/cache/stats"
+                | "/admin/config" | "/admin/reload",
             ) => (StatusCode::METHOD_NOT_ALLOWED, json!({"error": "use GET"})),
             _ => (
                 StatusCode::NOT_FOUND,
@@ -203,6 +203,15 @@ impl ServeHttp for Admin {
                     StatusCode::OK,
                     "application/json",
                     v.to_string().into_bytes(),
+                )
+            }
+            ("GET", "/spend") if is_admin(&rt, token) => {
+                let query = session.req_header().uri.query();
+                let (status, content_type, body) = reports::spend(&self.state, query).await;
+                (
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                    content_type,
+                    body,
                 )
             }
             _ => {

@@ -15,6 +15,7 @@ use crate::config::money::usd_number;
 use crate::protocol::Page;
 use crate::runtime::Runtime;
 use crate::state::spend::{usd, Standing};
+use crate::state::spend_report::{GroupBy, SpendLine, SpendReport};
 use crate::state::{unix_now, utc_date, utc_day, State};
 use serde_json::{json, Value};
 use std::time::Instant;
@@ -141,5 +142,206 @@ async fn shared_costs(state: &State, rt: &Runtime, costs: &mut Value) {
             costs["settlements_waiting"] = json!(shared.store.pending());
         }
         Err(_) => costs["spend_source"] = json!("local (shared state unavailable)"),
+    }
+}
+
+/// `GET /spend?from=YYYY-MM-DD&to=YYYY-MM-DD&group_by=consumer|team|model|day|key&format=json|csv`:
+/// the ledger summed over UTC days `from..=to` (both default to today). Returns the status,
+/// the content type and the body.
+pub async fn spend(state: &State, query: Option<&str>) -> (u16, &'static str, Vec<u8>) {
+    let bad = |status: u16, message: String| {
+        let body = json!({"error": message}).to_string().into_bytes();
+        (status, "application/json", body)
+    };
+    let asked = match SpendQuery::parse(query.unwrap_or(""), utc_day(unix_now())) {
+        Ok(q) => q,
+        Err(e) => return bad(400, e),
+    };
+    let Some(store) = &state.store else {
+        return bad(503, "this gateway keeps no ledger".into());
+    };
+    if !store.keeps_rows() {
+        return bad(
+            409,
+            "state.ledger is false: no per-request rows are kept to report on".into(),
+        );
+    }
+    match store
+        .spend_report(asked.from, asked.to, asked.group_by)
+        .await
+    {
+        Ok(report) if asked.csv => (200, "text/csv; charset=utf-8", spend_csv(&report)),
+        Ok(report) => (
+            200,
+            "application/json",
+            spend_json(&report).to_string().into_bytes(),
+        ),
+        Err(e) => {
+            log::error!("the spend report failed: {e}");
+            bad(500, "the ledger could not be read".into())
+        }
+    }
+}
+
+/// What `GET /spend` was asked.
+#[derive(Debug, PartialEq, Eq)]
+struct SpendQuery {
+    from: u64,
+    to: u64,
+    group_by: GroupBy,
+    csv: bool,
+}
+
+impl SpendQuery {
+    fn parse(query: &str, today: u64) -> Result<SpendQuery, String> {
+        let mut q = SpendQuery {
+            from: today,
+            to: today,
+            group_by: GroupBy::Consumer,
+            csv: false,
+        };
+        let day = |name: &str, v: &str| {
+            crate::config::build::utc_seconds(v)
+                .filter(|_| !v.contains('T'))
+                .map(utc_day)
+                .ok_or_else(|| format!("`{name}` must be a UTC date, YYYY-MM-DD"))
+        };
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match name {
+                "from" => q.from = day("from", value)?,
+                "to" => q.to = day("to", value)?,
+                "group_by" => {
+                    q.group_by = GroupBy::parse(value)
+                        .ok_or("`group_by` must be consumer, team, model, day or key".to_string())?
+                }
+                "format" => {
+                    q.csv = match value {
+                        "csv" => true,
+                        "json" => false,
+                        _ => return Err("`format` must be json or csv".into()),
+                    }
+                }
+                _ => return Err("unknown parameter; use from, to, group_by and format".to_string()),
+            }
+        }
+        if q.from > q.to {
+            return Err("`from` is after `to`".into());
+        }
+        Ok(q)
+    }
+}
+
+fn spend_line_json(l: &SpendLine) -> Value {
+    json!({
+        "requests": l.requests,
+        "input_tokens": l.input_tokens,
+        "output_tokens": l.output_tokens,
+        "cached_tokens": l.cached_tokens,
+        "cache_write_tokens": l.cache_write_tokens,
+        "reasoning_tokens": l.reasoning_tokens,
+        "cost_usd": usd(l.cost_nanos, 9),
+        "cost_nanos": l.cost_nanos,
+        "estimated_requests": l.estimated,
+    })
+}
+
+fn spend_json(r: &SpendReport) -> Value {
+    let lines: Vec<Value> = r
+        .lines
+        .iter()
+        .map(|l| {
+            let mut v = spend_line_json(l);
+            v[r.group_by.as_str()] = json!(l.group);
+            v
+        })
+        .collect();
+    json!({
+        "from": utc_date(r.from_day),
+        "to": utc_date(r.to_day),
+        "group_by": r.group_by.as_str(),
+        "rows": lines,
+        "total": spend_line_json(&r.total),
+    })
+}
+
+/// The report as CSV: a header, one line per group, then the total.
+fn spend_csv(r: &SpendReport) -> Vec<u8> {
+    let mut out = format!(
+        "{},requests,input_tokens,output_tokens,cached_tokens,cache_write_tokens,\
+         reasoning_tokens,cost_usd,cost_nanos,estimated_requests\n",
+        r.group_by.as_str()
+    );
+    for l in r.lines.iter().chain(std::iter::once(&r.total)) {
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{}\n",
+            csv_field(&l.group),
+            l.requests,
+            l.input_tokens,
+            l.output_tokens,
+            l.cached_tokens,
+            l.cache_write_tokens,
+            l.reasoning_tokens,
+            usd(l.cost_nanos, 9),
+            l.cost_nanos,
+            l.estimated
+        ));
+    }
+    out.into_bytes()
+}
+
+/// A CSV field, quoted when it holds a comma, quote or line break (RFC 4180).
+fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\"")).into()
+    } else {
+        s.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spend_query_defaults_to_today_by_consumer_and_refuses_what_it_does_not_know() {
+        let today = 20_000;
+        assert_eq!(
+            SpendQuery::parse("", today),
+            Ok(SpendQuery {
+                from: today,
+                to: today,
+                group_by: GroupBy::Consumer,
+                csv: false
+            })
+        );
+        let q = SpendQuery::parse(
+            "from=2026-11-01&to=2026-11-28&group_by=day&format=csv",
+            today,
+        )
+        .unwrap();
+        assert_eq!(
+            (utc_date(q.from), utc_date(q.to)),
+            ("2026-11-01".into(), "2026-11-28".into())
+        );
+        assert!(q.csv && q.group_by == GroupBy::Day);
+        for bad in [
+            "from=yesterday",
+            "from=2026-02-30",
+            "to=2026-11-28T00:00:00Z",
+            "group_by=user",
+            "format=xml",
+            "group-by=team",
+            "from=2026-11-02&to=2026-11-01",
+        ] {
+            assert!(SpendQuery::parse(bad, today).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn csv_quotes_only_what_needs_it() {
+        assert_eq!(csv_field("team-a"), "team-a");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
     }
 }

@@ -9,7 +9,8 @@ use crate::gateway::Gateway;
 use crate::mock::{Mock, MockOptions};
 use crate::reload::{Reloader, SighupService};
 use crate::runtime::{LiveState, Runtime};
-use crate::state::persist::{self, Persister};
+use crate::state::store::{self, Store};
+use crate::state::unix_now;
 use crate::state::State;
 use crate::upstream::health::{HealthChecker, HealthService};
 use crate::upstream::peer::Resolver;
@@ -101,9 +102,13 @@ pub fn build_process(
     let upkeep = shared
         .as_ref()
         .map(|s| crate::state::redis::Upkeep(Arc::clone(&s.store)));
-    let state = Arc::new(State::new(shared));
+    let store = Store::open(&state_cfg.database, state_cfg.durability, state_cfg.ledger)
+        .map_err(|e| format!("cannot open the database: {e}"))?;
+    let state = State::new(shared);
+    store::restore_spend(&store, &state.spend, unix_now())
+        .map_err(|e| format!("cannot read spend from the database: {e}"))?;
+    let state = Arc::new(state.with_store(Arc::new(store)));
     let resolver = Arc::new(Resolver::default());
-    state.spend.restore(persist::load(&state_cfg.spend_file)?);
     let opt = Opt {
         upgrade: process.upgrade,
         daemon: process.daemon,
@@ -179,14 +184,6 @@ pub fn build_process(
             Arc::clone(&state),
             resolver,
         )),
-    ));
-    server.add_service(background_service(
-        "spend persister",
-        Persister {
-            state,
-            path: state_cfg.spend_file,
-            interval: state_cfg.persist_interval,
-        },
     ));
 
     if let Some(u) = upkeep {

@@ -458,8 +458,7 @@ fn a_reload_names_what_it_cannot_apply() {
     let gw = GatewayServer::start(&backends_for(mock.port), "");
     let path = gw.config_path().to_path_buf();
     let text = std::fs::read_to_string(&path).unwrap();
-    let changed = text.replace("persist_interval_ms: 50", "persist_interval_ms: 75")
-        + "access_log: {to: off}\n";
+    let changed = text.replace("state:\n", "state:\n  ledger: false\n") + "access_log: {to: off}\n";
     std::fs::write(&path, changed).unwrap();
     let r = gw.reload();
     assert_eq!(r.status, 200, "{}", r.body_text());
@@ -469,12 +468,9 @@ fn a_reload_names_what_it_cannot_apply() {
         .iter()
         .map(|p| p["path"].as_str().unwrap_or("").to_string())
         .collect();
-    assert!(
-        paths.contains(&"state.persist_interval_ms".into()),
-        "{paths:?}"
-    );
+    assert!(paths.contains(&"state.ledger".into()), "{paths:?}");
     assert!(paths.contains(&"access_log.to".into()), "{paths:?}");
-    assert!(gw.proc.log_text().contains("state.persist_interval_ms"));
+    assert!(gw.proc.log_text().contains("state.ledger"));
 }
 
 #[test]
@@ -489,9 +485,9 @@ fn a_duration_too_long_for_the_clock_is_a_configuration_error() {
             "cache.ttl_seconds",
         ),
         (
-            "persist_interval_ms: 250",
-            "persist_interval_ms: 18446744073709551615",
-            "state.persist_interval_ms",
+            "connect_ms: 2000",
+            "connect_ms: 18446744073709551615",
+            "server.timeouts.connect_ms",
         ),
     ] {
         let file = dir.join("long.yaml");

@@ -86,7 +86,7 @@ fn the_unit_writes_only_where_systemd_creates_directories_for_it() {
     for dir in ["/var/lib/tollgate", "/var/log/tollgate", "/run/tollgate"] {
         assert!(created.iter().any(|d| d == dir), "{dir} not in {created:?}");
     }
-    // A relative state.spend_file (the default) lands in the state directory.
+    // A relative state.database (the default) lands in the state directory.
     assert_eq!(unit_value("WorkingDirectory"), "/var/lib/tollgate");
     // A path made writable must exist, or the service fails to start (226/NAMESPACE) on a host
     // where nothing created it; a leading `-` makes a missing path harmless.

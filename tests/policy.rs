@@ -224,10 +224,7 @@ fn spend_survives_a_restart_and_the_budget_still_binds() {
     assert_eq!(r.header("x-tollgate-cost-usd"), Some("0.060030"));
     let before = gw.admin("/costs")["consumers"]["metered"]["spent_today_usd"].clone();
     assert_eq!(before, "0.060030");
-    let file = gw.spend_file();
-    wait_until("the spend is persisted", 5, || {
-        std::fs::read_to_string(&file).is_ok_and(|t| t.contains("60030000"))
-    });
+    // The answer was written after its spend was committed: a restart at once keeps it.
     let gw = gw.restart();
     assert_eq!(
         gw.admin("/costs")["consumers"]["metered"]["spent_today_usd"],

@@ -5,6 +5,7 @@ use super::backend;
 use super::file::{BackendSection, CacheSection, ConsumerSection, ServerSection};
 use super::money::parse_usd;
 use super::schema::Parsed;
+use super::types::Durability;
 use super::types::*;
 use super::Problem;
 use crate::digest::KeyDigest;
@@ -191,15 +192,20 @@ pub fn build(
 
     let filter = super::filter::build(&file.content_filter, &file.rules, env, problems);
     let cache = build_cache(&file.cache, problems);
-    if file.state.spend_file.trim().is_empty() {
-        problems.push(Problem::new("state.spend_file", "must not be empty"));
+    if file.state.database.trim().is_empty() {
+        problems.push(Problem::new("state.database", "must not be empty"));
     }
-    if file.state.persist_interval_ms == 0 {
-        problems.push(Problem::new(
-            "state.persist_interval_ms",
-            "must be greater than 0",
-        ));
-    }
+    let durability = match file.state.durability.as_str() {
+        "process" => Durability::Process,
+        "machine" => Durability::Machine,
+        _ => {
+            problems.push(Problem::new(
+                "state.durability",
+                "must be `process` or `machine`",
+            ));
+            Durability::Process
+        }
+    };
 
     Some(Config {
         server: server?,
@@ -213,13 +219,9 @@ pub fn build(
         filter: filter?,
         cache: cache?,
         state: StateConfig {
-            spend_file: PathBuf::from(&file.state.spend_file),
-            persist_interval: duration(
-                file.state.persist_interval_ms,
-                1_000,
-                "state.persist_interval_ms",
-                problems,
-            ),
+            database: PathBuf::from(&file.state.database),
+            ledger: file.state.ledger,
+            durability,
             shared: shared_state(&file.state, env, problems),
         },
         routing: backend::routing(&file.routing, problems),
@@ -600,15 +602,24 @@ fn consumer_keys(c: &ConsumerSection, path: &str, problems: &mut Vec<Problem>) -
     out
 }
 
-/// Unix seconds of a UTC date (`2027-01-31`, its first second) or time (`2027-01-31T12:00:00Z`).
-pub(super) fn utc_seconds(text: &str) -> Option<u64> {
+/// Unix seconds of a UTC date (`2027-01-31`, its first second) or time (`2027-01-31T12:00:00Z`);
+/// `None` for anything else, a day the month does not have included (`2027-02-31`).
+pub fn utc_seconds(text: &str) -> Option<u64> {
     let (date, time) = match text.split_once('T') {
         Some((d, t)) => (d, Some(t.strip_suffix('Z')?)),
         None => (text, None),
     };
     let mut d = date.splitn(3, '-').map(|p| p.parse::<u32>().ok());
     let (y, m, day) = (d.next()??, d.next()??, d.next()??);
-    if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&day) {
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let days_in_month = match m {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=days_in_month).contains(&day)
+    {
         return None;
     }
     let (hh, mm, ss) = match time {

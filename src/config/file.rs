@@ -255,12 +255,18 @@ impl Default for CacheSection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateSection {
-    /// File where spend is persisted (atomically) so a restart keeps everyone's spent-today.
-    #[serde(default = "default_spend_file")]
-    pub spend_file: String,
-    /// How often changed spend is written, ms.
-    #[serde(default = "default_persist_interval_ms")]
-    pub persist_interval_ms: u64,
+    /// The embedded database (SQLite) holding the spend ledger, daily spend and issued keys;
+    /// a relative path is relative to the working directory.
+    #[serde(default = "default_database")]
+    pub database: String,
+    /// Keep one ledger row per request (`GET /spend` reads them); with `false` only the daily
+    /// spend per consumer is kept (budgets still survive a restart).
+    #[serde(default = "default_true")]
+    pub ledger: bool,
+    /// `process` (a commit survives the process dying, the default) or `machine` (it survives
+    /// the machine dying too: one fsync per commit).
+    #[serde(default = "default_durability")]
+    pub durability: String,
     /// `memory` (this instance only) or `redis` (shared by every instance using the same Redis).
     #[serde(default = "default_state_backend")]
     pub backend: String,
@@ -289,8 +295,9 @@ pub struct StateSection {
 impl Default for StateSection {
     fn default() -> Self {
         StateSection {
-            spend_file: default_spend_file(),
-            persist_interval_ms: default_persist_interval_ms(),
+            database: default_database(),
+            ledger: true,
+            durability: default_durability(),
             backend: default_state_backend(),
             redis_url: None,
             redis_url_env: None,
@@ -343,11 +350,11 @@ fn default_cache_bytes() -> usize {
 fn default_cache_entry_bytes() -> usize {
     1024 * 1024
 }
-fn default_spend_file() -> String {
-    "tollgate-spend.json".into()
+fn default_database() -> String {
+    "tollgate.db".into()
 }
-fn default_persist_interval_ms() -> u64 {
-    250
+fn default_durability() -> String {
+    "process".into()
 }
 
 /// `server:`

@@ -88,11 +88,9 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<Problem> {
             "server.grace_period_seconds",
             o.grace_period_seconds != n.grace_period_seconds,
         ),
-        ("state.spend_file", os.spend_file != ns.spend_file),
-        (
-            "state.persist_interval_ms",
-            os.persist_interval != ns.persist_interval,
-        ),
+        ("state.database", os.database != ns.database),
+        ("state.ledger", os.ledger != ns.ledger),
+        ("state.durability", os.durability != ns.durability),
         ("state.backend", os.shared.is_some() != ns.shared.is_some()),
         (
             "state (Redis settings)",

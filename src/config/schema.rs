@@ -98,8 +98,9 @@ pub(crate) const CACHE_KEYS: &[&str] = &[
     "max_entry_bytes",
 ];
 pub(crate) const STATE_KEYS: &[&str] = &[
-    "spend_file",
-    "persist_interval_ms",
+    "database",
+    "ledger",
+    "durability",
     "backend",
     "redis_url",
     "redis_url_env",

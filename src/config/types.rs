@@ -119,10 +119,22 @@ pub struct CacheConfig {
     pub max_entry_bytes: usize,
 }
 
+/// How hard a commit is made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Survives the process dying (`synchronous = NORMAL` in WAL mode).
+    Process,
+    /// Survives the machine dying too: one fsync per commit (`synchronous = FULL`).
+    Machine,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateConfig {
-    pub spend_file: PathBuf,
-    pub persist_interval: Duration,
+    /// The embedded database (SQLite).
+    pub database: PathBuf,
+    /// One ledger row per request is kept.
+    pub ledger: bool,
+    pub durability: Durability,
     /// Set for `backend: redis`.
     pub shared: Option<SharedStateConfig>,
 }

@@ -140,7 +140,7 @@ impl Gateway {
             )
             .into());
         }
-        self.settle_now(ctx, Usage::default()).await;
+        self.settle_now(ctx, Usage::default(), status).await;
         req.extra.cost(0);
         let dialect = Route::dialect_for_path(session.req_header().uri.path());
         // A translated request's refusal is read in the backend's dialect and told in the
@@ -369,7 +369,7 @@ impl Gateway {
             Some(text) => Usage::estimate(req.prompt_estimate, estimate_tokens(text)),
             None => self::estimated(ctx),
         });
-        let settled = self.settle_now(ctx, usage).await;
+        let settled = self.settle_now(ctx, usage, status).await;
         req.extra.cost(settled.cost);
         refresh_headroom(ctx, &mut req, settled.headroom);
         // Checked before the cache stores it: the cache keeps what the client receives.

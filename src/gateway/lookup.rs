@@ -10,10 +10,8 @@ use crate::downstream::response;
 use crate::error::GatewayError;
 use crate::protocol::{lab, RequestView};
 use crate::runtime::Runtime;
-use crate::stages::admission;
 use crate::stages::cache::{self, CachePlan};
 use crate::state::cache::{Entry, Tiers};
-use crate::state::unix_now;
 use pingora::proxy::Session;
 
 impl Gateway {
@@ -81,9 +79,7 @@ impl Gateway {
         let Some(hit) = self.state.cache.lookup(key, &rt.config.cache, tiers).await else {
             return Ok(false);
         };
-        if let Some(r) = ctx.reservation.take() {
-            admission::release(&self.state, &r, unix_now()).await;
-        }
+        self.release_for_hit(ctx).await;
         serve_hit(session, ctx, req, hit).await?;
         Ok(true)
     }

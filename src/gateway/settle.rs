@@ -2,10 +2,15 @@
 //! still open (a stream, a client that left, an upstream failure after the request was sent).
 //! Attempts that reached a backend and failed without an answer are charged on top, each at its
 //! worst case: the metering target is never to charge less than the backends bill.
+//!
+//! Every settlement and release also writes the request's row to the spend ledger (the embedded
+//! store) and waits for its commit, so a whole answer reaches the client only once its spend is
+//! on disk.
 
 use super::ctx::RequestCtx;
 use super::Gateway;
 use crate::stages::admission::{self, Reservation, Settled};
+use crate::state::store::LedgerRow;
 use crate::state::unix_now;
 use crate::usage::Usage;
 
@@ -15,7 +20,7 @@ impl Gateway {
     pub(super) async fn settle_open(&self, ctx: &mut RequestCtx) {
         if let Some(r) = ctx.reservation.take() {
             let now = unix_now();
-            if ctx.upstream_called || ctx.orphaned > 0 {
+            let (usage, cost) = if ctx.upstream_called || ctx.orphaned > 0 {
                 let answered = match (ctx.upstream_called, ctx.usage) {
                     (false, _) => Usage::default(),
                     (true, Some(u)) => u,
@@ -25,22 +30,38 @@ impl Gateway {
                 let settled = admission::settle(&self.state, &r, usage, now).await;
                 ctx.cost_nanos = Some(settled.cost);
                 ctx.usage = Some(usage);
+                (usage, settled.cost)
             } else {
                 admission::release(&self.state, &r, now).await;
-            }
+                (Usage::default(), 0)
+            };
+            let outcome = ctx.error.unwrap_or("ok");
+            self.record_spend(ctx, &r, usage, cost, ctx.status, outcome, now)
+                .await;
         }
     }
 
-    /// Settles the request's reservation with `usage` now; returns what it charged and where
-    /// the consumer's windows stand.
-    pub(super) async fn settle_now(&self, ctx: &mut RequestCtx, usage: Usage) -> Settled {
+    /// Settles the request's reservation with `usage` now, the backend having answered
+    /// `status`; returns what it charged and where the consumer's windows stand.
+    pub(super) async fn settle_now(
+        &self,
+        ctx: &mut RequestCtx,
+        usage: Usage,
+        status: u16,
+    ) -> Settled {
         let (usage, settled) = match ctx.reservation.take() {
             Some(r) => {
+                let now = unix_now();
                 let usage = with_orphans(usage, &r, ctx.orphaned);
-                (
-                    usage,
-                    admission::settle(&self.state, &r, usage, unix_now()).await,
-                )
+                let settled = admission::settle(&self.state, &r, usage, now).await;
+                let outcome = if (200..300).contains(&status) {
+                    "ok"
+                } else {
+                    "backend_refused"
+                };
+                self.record_spend(ctx, &r, usage, settled.cost, status, outcome, now)
+                    .await;
+                (usage, settled)
             }
             None => (
                 usage,
@@ -53,6 +74,54 @@ impl Gateway {
         ctx.usage = Some(usage);
         ctx.cost_nanos = Some(settled.cost);
         settled
+    }
+
+    /// Releases the reservation of a request answered from the cache: it costs nothing.
+    pub(super) async fn release_for_hit(&self, ctx: &mut RequestCtx) {
+        if let Some(r) = ctx.reservation.take() {
+            let now = unix_now();
+            admission::release(&self.state, &r, now).await;
+            self.record_spend(ctx, &r, Usage::default(), 0, 200, "cache_hit", now)
+                .await;
+        }
+    }
+
+    /// Writes the request's ledger row and waits for its commit. A store that cannot write is
+    /// counted and logged by the store itself; the request goes on (its spend still counts in
+    /// memory and in Redis).
+    #[allow(clippy::too_many_arguments)]
+    async fn record_spend(
+        &self,
+        ctx: &RequestCtx,
+        r: &Reservation,
+        usage: Usage,
+        cost_nanos: u64,
+        status: u16,
+        outcome: &str,
+        now: u64,
+    ) {
+        let Some(store) = &self.state.store else {
+            return;
+        };
+        let row = LedgerRow {
+            at: now,
+            day: r.day(),
+            request_id: ctx.request_id.clone(),
+            consumer: r.consumer.clone(),
+            team: r.team.clone(),
+            key_id: ctx.key_id.clone().unwrap_or_default(),
+            model: r.model.clone(),
+            backend: ctx
+                .backend
+                .clone()
+                .or_else(|| ctx.tried.last().cloned())
+                .unwrap_or_default(),
+            usage,
+            cost_nanos,
+            status,
+            outcome: outcome.to_string(),
+        };
+        let _ = store.record(row).await;
     }
 }
 

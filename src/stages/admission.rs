@@ -86,6 +86,7 @@ pub fn output_cap(
 #[derive(Debug)]
 pub struct Reservation {
     pub consumer: String,
+    pub team: String,
     pub model: String,
     pub price: Price,
     pub prompt_estimate: u64,
@@ -100,6 +101,11 @@ pub struct Reservation {
 }
 
 impl Reservation {
+    /// The UTC day its cost counts on (the day it was admitted).
+    pub fn day(&self) -> u64 {
+        self.spend.day
+    }
+
     /// The usage to settle on when the backend reported none: the worst case (conservative),
     /// every prompt token at the highest prompt rate (a cache write can cost more than a plain
     /// prompt token) and every output token at the highest output rate, so it costs what the
@@ -152,6 +158,7 @@ pub async fn admit(
     let worst_cost = cost_bound_nanos(price, prompt_estimate, output_cap);
     let reservation = |tokens, spend, held| Reservation {
         consumer: consumer.id.clone(),
+        team: consumer.team.clone(),
         model: model.to_string(),
         price,
         prompt_estimate,

@@ -6,9 +6,9 @@
 pub mod cache;
 pub mod health;
 pub mod limits;
-pub mod persist;
 pub mod redis;
 pub mod spend;
+pub mod spend_report;
 pub mod stats;
 pub mod store;
 

@@ -16,6 +16,7 @@
 //! Schema: migrations numbered in `migrations/`, applied in order inside a transaction each and
 //! recorded in SQLite's `user_version`; a database newer than this binary is refused.
 
+pub use crate::config::types::Durability;
 use crate::usage::Usage;
 use rusqlite::{params, Connection, OpenFlags, Transaction};
 use std::path::{Path, PathBuf};
@@ -33,15 +34,6 @@ const QUEUE: usize = 16_384;
 const MAX_BATCH: usize = 1_024;
 /// How long a connection waits for a lock held by another (a backup, a second process).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How hard a commit is made durable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Durability {
-    /// Survives the process dying (`synchronous = NORMAL` in WAL mode).
-    Process,
-    /// Survives the machine dying too: one fsync per commit (`synchronous = FULL`).
-    Machine,
-}
 
 /// What went wrong in the store (no secret, no prompt text: paths and SQLite's message).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,6 +146,11 @@ impl Store {
             reader: Arc::new(Mutex::new(reader)),
             keep_rows,
         })
+    }
+
+    /// Whether one ledger row is kept per request (`state.ledger`).
+    pub fn keeps_rows(&self) -> bool {
+        self.keep_rows
     }
 
     /// The database file.
@@ -331,7 +328,7 @@ fn failed_finish(job: Job) -> Finish {
 
 /// SQLite's integers are signed: values past `i64::MAX` (never reached by real spend) are
 /// stored as the largest it holds.
-fn int(v: u64) -> i64 {
+pub(crate) fn int(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
@@ -417,6 +414,35 @@ impl Store {
             rows.collect()
         })
     }
+}
+
+/// Puts settled spend back into the in-memory accounts at start-up: today's spend per
+/// consumer (what its daily budget counts) and its all-time total.
+pub fn restore_spend(
+    store: &Store,
+    ledger: &super::spend::Ledger,
+    now: u64,
+) -> Result<(), StoreError> {
+    let today = super::utc_day(now);
+    let mut accounts: std::collections::BTreeMap<String, super::spend::SavedAccount> = store
+        .totals()?
+        .into_iter()
+        .map(|(consumer, total)| {
+            let saved = super::spend::SavedAccount {
+                day: today,
+                spent_nanos: 0,
+                total_nanos: total,
+            };
+            (consumer, saved)
+        })
+        .collect();
+    for s in store.spent_since(today)? {
+        let a = accounts.entry(s.consumer).or_default();
+        a.day = today;
+        a.spent_nanos = a.spent_nanos.saturating_add(s.cost_nanos);
+    }
+    ledger.restore(accounts);
+    Ok(())
 }
 
 /// Back from SQLite's signed integers (the store never writes a negative one).

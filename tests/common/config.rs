@@ -120,8 +120,7 @@ pricing:
   "anthropic.claude-3-5-haiku-20241022-v1:0": {{input_per_million_usd: "0.80", output_per_million_usd: 4}}
   default: {{input_per_million_usd: "0.01", output_per_million_usd: "0.02"}}
 state:
-  spend_file: "{spend}"
-  persist_interval_ms: 50
+  database: "{database}"
 {state_extra}
 {backends}
 {extra_yaml}"#,
@@ -130,7 +129,7 @@ state:
         k2 = KeyDigest::of(KEY_LIMITED.as_bytes()).to_hex(),
         k3 = KeyDigest::of(KEY_METERED.as_bytes()).to_hex(),
         k4 = KeyDigest::of(KEY_SECURITY.as_bytes()).to_hex(),
-        spend = dir.join("spend.json").display(),
+        database = dir.join("tollgate.db").display(),
         grace = if server_extra.contains("grace_period_seconds") {
             ""
         } else {

@@ -246,3 +246,12 @@ pub fn send_post(
     s.write_all(&post_bytes(path, headers, body)).unwrap();
     BufReader::new(s)
 }
+
+/// As [`post_as`], but `None` instead of a panic when the connection fails or the answer is cut
+/// short (a gateway killed under load).
+pub fn try_post(port: u16, path: &str, headers: &[(&str, &str)], body: &str) -> Option<Response> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    s.write_all(&post_bytes(path, headers, body)).ok()?;
+    read_response(&mut BufReader::new(s))
+}

@@ -323,13 +323,13 @@ impl GatewayServer {
             .to_string()
     }
 
-    /// The spend file this gateway persists to.
-    pub fn spend_file(&self) -> PathBuf {
-        self.config.with_file_name("spend.json")
+    /// The embedded database this gateway keeps its ledger and spend in.
+    pub fn database(&self) -> PathBuf {
+        self.config.with_file_name("tollgate.db")
     }
 }
 
-/// `tollgate demo` on `conf/demo.yaml`, moved to free ports and a temporary spend file.
+/// `tollgate demo` on `conf/demo.yaml`, moved to free ports and a temporary database.
 pub struct DemoServer {
     pub port: u16,
     pub admin_port: u16,
@@ -352,8 +352,8 @@ impl DemoServer {
             .replace("127.0.0.1:9001", &format!("127.0.0.1:{admin_port}"))
             .replace("127.0.0.1:9100", &format!("127.0.0.1:{mock_port}"))
             .replace(
-                "/tmp/tollgate-demo-spend.json",
-                &dir.join("spend.json").display().to_string(),
+                "/tmp/tollgate-demo.db",
+                &dir.join("tollgate.db").display().to_string(),
             );
         // Another build under test (`TOLLGATE_TEST_BIN`) may not know newer settings.
         let text = if std::env::var_os("TOLLGATE_TEST_BIN").is_some() {
