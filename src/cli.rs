@@ -85,6 +85,16 @@ enum Command {
         /// The key to hash; `-` reads it from standard input (keeps it out of shell history).
         key: Option<String>,
     },
+    /// Copy the embedded database (ledger, spend, issued keys) to a file, consistently, while
+    /// the gateway runs (SQLite's online backup).
+    Backup {
+        /// Configuration naming the database (`state.database`).
+        #[arg(short, long)]
+        config: PathBuf,
+        /// The copy to write; must not exist yet.
+        #[arg(long)]
+        to: PathBuf,
+    },
     /// Run the built-in mock LLM backend.
     Mock(MockArgs),
     /// Run the mock and the gateway on the demo configuration, and print requests to try.
@@ -159,6 +169,7 @@ pub fn main() -> ExitCode {
             }
         },
         Command::HashKey { key } => hash_key(key),
+        Command::Backup { config, to } => backup(&config, &to),
         Command::Normalize { base64_min_len } => normalize_lines(base64_min_len),
         Command::Run {
             config,
@@ -406,6 +417,24 @@ fn normalize_lines(base64_min_len: usize) -> ExitCode {
         return ExitCode::from(1);
     }
     ExitCode::SUCCESS
+}
+
+/// `tollgate backup`: the configuration's database copied to `to`.
+fn backup(config: &Path, to: &Path) -> ExitCode {
+    let Some(rt) = load(config) else {
+        return ExitCode::from(2);
+    };
+    let from = &rt.config.state.database;
+    match crate::state::store::backup(from, to) {
+        Ok(pages) => {
+            println!("{} copied to {} ({pages} pages)", from.display(), to.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("backup failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn hash_key(key: Option<String>) -> ExitCode {
