@@ -8,7 +8,9 @@
 #                                  ADMIN_TOKEN; each LINE is added inside the block
 #   tg_consumer ID KEY [LINE]      one consumer whose windows and budget are out of the way
 #   tg_backends MOCK NAME [EXTRA]  the mock as the one gpt-4 backend (EXTRA inside its mapping),
-#                                  pricing, and the spend file and access log in WORK, named NAME
+#                                  pricing, and the database and access log in WORK, named NAME
+#                                  (TG_LEDGER=false: daily spend only, no row per request;
+#                                  TG_DURABILITY=machine: an fsync per commit)
 #   tg_demo_filter                 the demo's content filter (conf/demo.yaml), as shipped
 #                                  (TG_CLASSIFIER=off: without its classifier section;
 #                                  TG_OUTPUT=off: without its rules on answers;
@@ -67,7 +69,7 @@ backends:
   - {id: mock, url: "http://$mock", protocol: openai, models: [gpt-4], forward_headers: ["x-mock-*"]${extra:+, $extra}}
   - {id: mock-anthropic, url: "http://$mock", protocol: anthropic, models: [claude-sonnet-4], forward_headers: ["x-mock-*"]${extra:+, $extra}}
 pricing: {default: {input_per_million_usd: 30, output_per_million_usd: 60}}
-state: {database: "$WORK/tollgate-$name.db"}
+state: {database: "$WORK/tollgate-$name.db", ledger: ${TG_LEDGER:-true}, durability: ${TG_DURABILITY:-process}}
 access_log: {to: "$WORK/access-$name.log"}
 YAML
 }
