@@ -427,7 +427,11 @@ fn backup(config: &Path, to: &Path) -> ExitCode {
     let from = &rt.config.state.database;
     match crate::state::store::backup(from, to) {
         Ok(pages) => {
-            println!("{} copied to {} ({pages} pages)", from.display(), to.display());
+            println!(
+                "{} copied to {} ({pages} pages)",
+                from.display(),
+                to.display()
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {

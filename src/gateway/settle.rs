@@ -36,8 +36,13 @@ impl Gateway {
                 (Usage::default(), 0)
             };
             let outcome = ctx.error.unwrap_or("ok");
-            self.record_spend(ctx, &r, usage, cost, ctx.status, outcome, now)
-                .await;
+            let spent = Spent {
+                usage,
+                cost_nanos: cost,
+                status: ctx.status,
+                outcome,
+            };
+            self.record_spend(ctx, &r, spent, now).await;
         }
     }
 
@@ -59,8 +64,13 @@ impl Gateway {
                 } else {
                     "backend_refused"
                 };
-                self.record_spend(ctx, &r, usage, settled.cost, status, outcome, now)
-                    .await;
+                let spent = Spent {
+                    usage,
+                    cost_nanos: settled.cost,
+                    status,
+                    outcome,
+                };
+                self.record_spend(ctx, &r, spent, now).await;
                 (usage, settled)
             }
             None => (
@@ -81,25 +91,20 @@ impl Gateway {
         if let Some(r) = ctx.reservation.take() {
             let now = unix_now();
             admission::release(&self.state, &r, now).await;
-            self.record_spend(ctx, &r, Usage::default(), 0, 200, "cache_hit", now)
-                .await;
+            let spent = Spent {
+                usage: Usage::default(),
+                cost_nanos: 0,
+                status: 200,
+                outcome: "cache_hit",
+            };
+            self.record_spend(ctx, &r, spent, now).await;
         }
     }
 
     /// Writes the request's ledger row and waits for its commit. A store that cannot write is
     /// counted and logged by the store itself; the request goes on (its spend still counts in
     /// memory and in Redis).
-    #[allow(clippy::too_many_arguments)]
-    async fn record_spend(
-        &self,
-        ctx: &RequestCtx,
-        r: &Reservation,
-        usage: Usage,
-        cost_nanos: u64,
-        status: u16,
-        outcome: &str,
-        now: u64,
-    ) {
+    async fn record_spend(&self, ctx: &RequestCtx, r: &Reservation, spent: Spent, now: u64) {
         let Some(store) = &self.state.store else {
             return;
         };
@@ -116,13 +121,23 @@ impl Gateway {
                 .clone()
                 .or_else(|| ctx.tried.last().cloned())
                 .unwrap_or_default(),
-            usage,
-            cost_nanos,
-            status,
-            outcome: outcome.to_string(),
+            usage: spent.usage,
+            cost_nanos: spent.cost_nanos,
+            status: spent.status,
+            outcome: spent.outcome.to_string(),
         };
         let _ = store.record(row).await;
     }
+}
+
+/// What one request's settlement came to, for its ledger row.
+struct Spent {
+    usage: Usage,
+    cost_nanos: u64,
+    /// The status the client gets.
+    status: u16,
+    /// `ok`, `cache_hit`, `backend_refused`, or the error's label.
+    outcome: &'static str,
 }
 
 /// `usage` plus the worst case of each of `orphaned` attempts (marked estimated when any).
