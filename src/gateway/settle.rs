@@ -7,13 +7,16 @@ use super::ctx::RequestCtx;
 use super::Gateway;
 use crate::stages::admission::{self, Reservation, Settled};
 use crate::state::unix_now;
+use crate::trace::Settlement;
 use crate::usage::Usage;
+use std::time::Instant;
 
 impl Gateway {
     /// Settles a reservation still open when the request ends early or streams: released if no
     /// backend saw the request; otherwise the known usage, else the worst case (estimated).
     pub(super) async fn settle_open(&self, ctx: &mut RequestCtx) {
         if let Some(r) = ctx.reservation.take() {
+            let start = ctx.trace.is_some().then(Instant::now);
             let now = unix_now();
             if ctx.upstream_called || ctx.orphaned > 0 {
                 let answered = match (ctx.upstream_called, ctx.usage) {
@@ -25,8 +28,10 @@ impl Gateway {
                 let settled = admission::settle(&self.state, &r, usage, now).await;
                 ctx.cost_nanos = Some(settled.cost);
                 ctx.usage = Some(usage);
+                traced(ctx, start, ctx.upstream_called.then_some(answered));
             } else {
                 admission::release(&self.state, &r, now).await;
+                traced(ctx, start, None);
             }
         }
     }
@@ -36,11 +41,12 @@ impl Gateway {
     pub(super) async fn settle_now(&self, ctx: &mut RequestCtx, usage: Usage) -> Settled {
         let (usage, settled) = match ctx.reservation.take() {
             Some(r) => {
+                let start = ctx.trace.is_some().then(Instant::now);
+                let answered = usage;
                 let usage = with_orphans(usage, &r, ctx.orphaned);
-                (
-                    usage,
-                    admission::settle(&self.state, &r, usage, unix_now()).await,
-                )
+                let settled = admission::settle(&self.state, &r, usage, unix_now()).await;
+                traced(ctx, start, Some(answered));
+                (usage, settled)
             }
             None => (
                 usage,
@@ -53,6 +59,18 @@ impl Gateway {
         ctx.usage = Some(usage);
         ctx.cost_nanos = Some(settled.cost);
         settled
+    }
+}
+
+/// With tracing on, the settlement's span (from `start` to now) and the usage the answering
+/// backend reported.
+fn traced(ctx: &mut RequestCtx, start: Option<Instant>, answered: Option<Usage>) {
+    if let (Some(t), Some(start)) = (ctx.trace.as_deref_mut(), start) {
+        t.settlement = Some(Settlement {
+            start,
+            end: Instant::now(),
+        });
+        t.answer_usage = answered;
     }
 }
 
