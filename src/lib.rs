@@ -9,7 +9,7 @@
 //! 3. [`state`];
 //! 4. [`protocol`] (the wire formats), then [`stages`] (the policy decisions);
 //! 5. [`runtime`] (a configuration and what is compiled from it);
-//! 6. [`upstream`], [`downstream`], [`access_log`], [`reports`];
+//! 6. [`upstream`], [`downstream`], [`access_log`], [`reports`], [`trace`];
 //! 7. [`gateway`], [`admin`], [`reload`];
 //! 8. [`server`], [`cli`]. [`mock`] stands alone.
 
@@ -33,5 +33,6 @@ pub mod runtime;
 pub mod server;
 pub mod stages;
 pub mod state;
+pub mod trace;
 pub mod upstream;
 pub mod usage;

@@ -45,6 +45,10 @@ pub struct Metrics {
     /// Commits of the embedded store that failed (their ledger rows are lost; spend in memory
     /// still counts).
     pub store_errors: IntCounter,
+    /// Spans that did not fit the trace queue (`tracing.queue`).
+    pub trace_spans_dropped: IntCounter,
+    /// Span exports to the collector, by outcome (exported, failed).
+    pub trace_batches: IntCounterVec,
     pub redis_seconds: HistogramVec,
     pub redis_errors: IntCounterVec,
 }
@@ -111,6 +115,12 @@ fn build() -> Option<Metrics> {
     )
     .ok()?;
     register(Box::new(store_errors.clone()));
+    let trace_spans_dropped = IntCounter::new(
+        "tollgate_trace_spans_dropped_total",
+        "Trace spans dropped because the exporter's queue was full (tracing.queue).",
+    )
+    .ok()?;
+    register(Box::new(trace_spans_dropped.clone()));
     Some(Metrics {
         requests: counter(
             "tollgate_requests_total",
@@ -268,9 +278,15 @@ fn build() -> Option<Metrics> {
             "Circuit breaker: 0 closed, 1 half-open, 2 open.",
             &["backend"],
         )?,
+        trace_batches: counter(
+            "tollgate_trace_batches_total",
+            "Span exports to the OTLP collector, by outcome (exported, failed).",
+            &["outcome"],
+        )?,
         estimated,
         access_log_dropped,
         store_errors,
+        trace_spans_dropped,
     })
 }
 
@@ -296,6 +312,11 @@ pub fn prime(cfg: &crate::config::Config) {
     }
     for result in ["ok", "error"] {
         m.reloads.with_label_values(&[result]);
+    }
+    if cfg.tracing.enabled {
+        for outcome in ["exported", "failed"] {
+            m.trace_batches.with_label_values(&[outcome]);
+        }
     }
     for b in &cfg.backends {
         m.retries.with_label_values(&[b.id.as_str()]);

@@ -12,6 +12,7 @@ use crate::runtime::{LiveState, Runtime};
 use crate::state::store::{self, Store};
 use crate::state::unix_now;
 use crate::state::State;
+use crate::trace::Tracer;
 use crate::upstream::health::{HealthChecker, HealthService};
 use crate::upstream::peer::Resolver;
 use pingora::apps::http_app::HttpServer;
@@ -67,14 +68,21 @@ fn server_conf(threads: usize, grace_period_seconds: u64, process: &Process) -> 
 pub struct Daemon {
     server: Server,
     access_log: Arc<AccessLog>,
+    tracer: Option<Arc<Tracer>>,
 }
+
+/// Longest wait at exit for the last spans to reach the collector.
+const TRACE_FLUSH: Duration = Duration::from_secs(3);
 
 impl Daemon {
     /// Runs until a signal stops the server (after its graceful shutdown), writes out the access
-    /// log's last lines, and exits.
+    /// log's last lines and exports the last spans (each bounded in time), and exits.
     pub fn run_forever(self) -> ! {
         self.server.run(RunArgs::default());
         self.access_log.flush(Duration::from_secs(2));
+        if let Some(t) = &self.tracer {
+            t.flush(TRACE_FLUSH);
+        }
         std::process::exit(0)
     }
 }
@@ -128,6 +136,7 @@ pub fn build_process(
         config.access_log_queue,
     ));
     crate::metrics::prime(config);
+    let tracer = Tracer::start(&config.tracing);
     let live = LiveState::new(runtime);
     let reloader = Arc::new(Reloader::new(
         path.to_path_buf(),
@@ -144,6 +153,7 @@ pub fn build_process(
             Arc::clone(&state),
             Arc::clone(&resolver),
             Arc::clone(&access_log),
+            tracer.clone(),
         ),
     );
     gateway.server_options = Some(http_options(server_cfg.h2c));
@@ -192,7 +202,11 @@ pub fn build_process(
     if let Some(m) = mock {
         server.add_service(mock_service(m));
     }
-    Ok(Daemon { server, access_log })
+    Ok(Daemon {
+        server,
+        access_log,
+        tracer,
+    })
 }
 
 /// How long an HTTP/2 connection with no stream open is kept.

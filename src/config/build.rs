@@ -238,6 +238,7 @@ pub fn build(
             path => LogDestination::File(PathBuf::from(path)),
         },
         access_log_queue: file.access_log.queue.max(1),
+        tracing: super::tracing::build(&file.tracing, env, problems),
     })
 }
 

@@ -40,6 +40,98 @@ pub struct FileConfig {
     /// The JSON access log.
     #[serde(default)]
     pub access_log: AccessLogSection,
+    /// OpenTelemetry traces (OTLP over HTTP); off by default.
+    #[serde(default)]
+    pub tracing: TracingSection,
+}
+
+/// `tracing:` OpenTelemetry traces, exported over OTLP/HTTP off the request path. Read when the
+/// gateway starts (a reload that changes it is reported and keeps the running value). `Debug`
+/// shows header names, never their values.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TracingSection {
+    /// Off by default: no span is built and a client's `traceparent` passes to the backend as
+    /// it came.
+    #[serde(default)]
+    pub enabled: bool,
+    /// The collector's OTLP/HTTP traces URL (`http://` only).
+    #[serde(default = "default_trace_endpoint")]
+    pub endpoint: String,
+    /// `http/protobuf` (default) or `http/json`.
+    #[serde(default = "default_trace_protocol")]
+    pub protocol: String,
+    /// Share of new traces recorded, 0.0 to 1.0; a client's `traceparent` decides for its own
+    /// trace (parent-based).
+    #[serde(default = "default_sample_ratio")]
+    pub sample_ratio: f64,
+    /// The `service.name` of the exported resource.
+    #[serde(default = "default_trace_service_name")]
+    pub service_name: String,
+    /// Spans waiting for the exporter; a request's spans that do not fit are dropped and
+    /// counted (`tollgate_trace_spans_dropped_total`).
+    #[serde(default = "default_trace_queue")]
+    pub queue: usize,
+    /// Longest one export (with its retries) may take, ms.
+    #[serde(default = "default_trace_export_timeout_ms")]
+    pub export_timeout_ms: u64,
+    /// Headers sent with every export (e.g. `authorization`); the values are secrets.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Headers sent with every export, each value read from the environment variable named.
+    #[serde(default)]
+    pub headers_env: BTreeMap<String, String>,
+}
+
+impl Default for TracingSection {
+    fn default() -> Self {
+        TracingSection {
+            enabled: false,
+            endpoint: default_trace_endpoint(),
+            protocol: default_trace_protocol(),
+            sample_ratio: default_sample_ratio(),
+            service_name: default_trace_service_name(),
+            queue: default_trace_queue(),
+            export_timeout_ms: default_trace_export_timeout_ms(),
+            headers: BTreeMap::new(),
+            headers_env: BTreeMap::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for TracingSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TracingSection")
+            .field("enabled", &self.enabled)
+            .field("endpoint", &self.endpoint)
+            .field("protocol", &self.protocol)
+            .field("sample_ratio", &self.sample_ratio)
+            .field("service_name", &self.service_name)
+            .field("queue", &self.queue)
+            .field("export_timeout_ms", &self.export_timeout_ms)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("headers_env", &self.headers_env)
+            .finish()
+    }
+}
+
+fn default_trace_endpoint() -> String {
+    "http://127.0.0.1:4318/v1/traces".into()
+}
+fn default_trace_protocol() -> String {
+    "http/protobuf".into()
+}
+fn default_sample_ratio() -> f64 {
+    1.0
+}
+fn default_trace_service_name() -> String {
+    "tollgate".into()
+}
+fn default_trace_queue() -> usize {
+    2048
+}
+fn default_trace_export_timeout_ms() -> u64 {
+    10_000
 }
 
 /// `access_log:`

@@ -15,8 +15,10 @@ pub mod money;
 pub mod schema;
 pub mod screen;
 pub mod tls;
+pub mod tracing;
 pub mod types;
 
+pub use tracing::{TraceProtocol, TracingConfig};
 pub use types::{
     AdminConfig, AwsAuth, Backend, BackendTimeouts, BackendUrl, CacheConfig, CacheScope, CheckKind,
     CircuitConfig, Config, Consumer, ConsumerKey, CostTier, FilterConfig, HealthCheck,
@@ -55,7 +57,7 @@ impl fmt::Display for Problem {
 
 /// What a reload cannot apply: the settings of `new` that differ from `old` and take effect
 /// only when the process starts (listeners, threads, the grace period, the state store, the
-/// access log), each with its path.
+/// access log, tracing), each with its path.
 pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<Problem> {
     let (o, n) = (&old.server, &new.server);
     let (os, ns) = (&old.state, &new.state);
@@ -101,6 +103,8 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<Problem> {
             "access_log.queue",
             old.access_log_queue != new.access_log_queue,
         ),
+        // The exporter, its queue and the sampler are built once, when the gateway starts.
+        ("tracing", old.tracing != new.tracing),
     ];
     changed
         .into_iter()

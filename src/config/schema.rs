@@ -4,7 +4,7 @@
 
 use super::file::{
     AccessLogSection, BackendSection, CacheSection, ConsumerSection, FilterSection, PriceSection,
-    RoutingSection, RuleSection, ServerSection, StateSection,
+    RoutingSection, RuleSection, ServerSection, StateSection, TracingSection,
 };
 use super::Problem;
 use serde::de::DeserializeOwned;
@@ -22,8 +22,20 @@ pub(crate) const TOP_KEYS: &[&str] = &[
     "state",
     "routing",
     "access_log",
+    "tracing",
 ];
 pub(crate) const ACCESS_LOG_KEYS: &[&str] = &["to", "queue"];
+pub(crate) const TRACING_KEYS: &[&str] = &[
+    "enabled",
+    "endpoint",
+    "protocol",
+    "sample_ratio",
+    "service_name",
+    "queue",
+    "export_timeout_ms",
+    "headers",
+    "headers_env",
+];
 pub(crate) const ROUTING_KEYS: &[&str] = &[
     "max_attempts",
     "fallback_to_unusable",
@@ -204,6 +216,7 @@ pub struct Parsed {
     pub state: StateSection,
     pub routing: RoutingSection,
     pub access_log: AccessLogSection,
+    pub tracing: TracingSection,
 }
 
 /// Parses the text, collecting every problem it can find. `None` only when the file or its
@@ -330,6 +343,8 @@ pub fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<Parsed> {
         ACCESS_LOG_KEYS,
         problems,
     );
+    let tracing =
+        section::<TracingSection>(top.remove("tracing"), "tracing", TRACING_KEYS, problems);
     let routing = match top.remove("routing") {
         None | Some(Value::Null) => Some(RoutingSection::default()),
         Some(mut v) => {
@@ -372,6 +387,7 @@ pub fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<Parsed> {
         state: state?,
         routing: routing?,
         access_log: access_log?,
+        tracing: tracing?,
     })
 }
 
@@ -587,6 +603,7 @@ mod tests {
         assert_eq!(serde_fields::<CacheSection>(), sorted(CACHE_KEYS));
         assert_eq!(serde_fields::<StateSection>(), sorted(STATE_KEYS));
         assert_eq!(serde_fields::<AccessLogSection>(), sorted(ACCESS_LOG_KEYS));
+        assert_eq!(serde_fields::<TracingSection>(), sorted(TRACING_KEYS));
         assert_eq!(serde_fields::<RoutingSection>(), sorted(ROUTING_KEYS));
         assert_eq!(serde_fields::<CircuitSection>(), sorted(CIRCUIT_KEYS));
         assert_eq!(serde_fields::<RouteRuleSection>(), sorted(ROUTE_RULE_KEYS));

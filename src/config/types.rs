@@ -27,6 +27,8 @@ pub struct Config {
     pub routing: RoutingConfig,
     pub access_log: LogDestination,
     pub access_log_queue: usize,
+    /// OpenTelemetry traces (read at start only).
+    pub tracing: super::tracing::TracingConfig,
 }
 
 /// Where access-log lines go.

@@ -6,6 +6,7 @@ use crate::error::GatewayError;
 use crate::protocol::Route;
 use crate::stages::admission::Reservation;
 use crate::state::limits::Headroom;
+use crate::trace::RequestTrace;
 use crate::upstream::forward::MidStream;
 use crate::usage::Usage;
 use std::time::Instant;
@@ -64,6 +65,21 @@ impl FilterOutcome {
     }
 }
 
+/// One timed pipeline phase.
+#[derive(Debug, Clone, Copy)]
+pub struct Phase {
+    /// As the `tollgate_phase_seconds` histogram labels it.
+    pub name: &'static str,
+    pub start: Instant,
+    pub end: Instant,
+}
+
+impl Phase {
+    pub fn seconds(&self) -> f64 {
+        self.end.duration_since(self.start).as_secs_f64()
+    }
+}
+
 /// Per-request state, read by `logging`.
 pub struct RequestCtx {
     pub started: Instant,
@@ -109,8 +125,8 @@ pub struct RequestCtx {
     pub in_flight: bool,
     pub request_id: String,
     pub ttft_ms: Option<f64>,
-    /// Gateway time per pipeline phase (auth, filter, limits, cache, routing), seconds.
-    pub phases: Vec<(&'static str, f64)>,
+    /// Gateway time per pipeline phase (auth, filter, limits, cache, routing).
+    pub phases: Vec<Phase>,
     /// Start of the phase being timed.
     mark: Instant,
     /// Refused by a policy (filter, allowlist, limits, budget), for `/stats`.
@@ -122,6 +138,8 @@ pub struct RequestCtx {
     /// `1.1` or `2`.
     pub http_version: &'static str,
     pub tls: bool,
+    /// The request's trace, when tracing is on (its spans are built in `logging`).
+    pub trace: Option<Box<RequestTrace>>,
 }
 
 impl RequestCtx {
@@ -163,6 +181,7 @@ impl RequestCtx {
             forwarded_for: None,
             http_version: "1.1",
             tls: false,
+            trace: None,
         }
     }
 
@@ -174,8 +193,11 @@ impl RequestCtx {
     /// Records the time since the mark for `phase` and moves the mark to now.
     pub fn phase(&mut self, phase: &'static str) {
         let now = Instant::now();
-        self.phases
-            .push((phase, now.duration_since(self.mark).as_secs_f64()));
+        self.phases.push(Phase {
+            name: phase,
+            start: self.mark,
+            end: now,
+        });
         self.mark = now;
     }
 
@@ -264,9 +286,10 @@ mod tests {
         ctx.mark();
         ctx.phase("auth");
         ctx.phase("filter");
-        let names: Vec<&str> = ctx.phases.iter().map(|(p, _)| *p).collect();
+        let names: Vec<&str> = ctx.phases.iter().map(|p| p.name).collect();
         assert_eq!(names, ["auth", "filter"]);
-        assert!(ctx.phases.iter().all(|(_, s)| *s >= 0.0));
+        assert!(ctx.phases.iter().all(|p| p.seconds() >= 0.0));
+        assert_eq!(ctx.phases[0].end, ctx.phases[1].start, "back to back");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::metrics;
 use crate::runtime::Runtime;
 use crate::stages::routing::{self, Candidates};
 use crate::state::health::{Availability, Health, Outcome, Permit};
+use crate::trace::RequestTrace;
 use crate::upstream::forward::Upstream;
 use crate::upstream::peer;
 use bytes::Bytes;
@@ -87,6 +88,12 @@ impl Gateway {
                 break;
             };
             let (result, sent, deadline) = self.send(session, ctx, req, &backend).await;
+            if let Some(t) = ctx.trace.as_deref_mut() {
+                match &result {
+                    Ok(upstream) => t.attempt_answered(upstream.status()),
+                    Err(e) => t.attempt_failed(e.label()),
+                }
+            }
             let error = match result {
                 Ok(upstream) => {
                     let status = upstream.status();
@@ -105,6 +112,9 @@ impl Gateway {
                     log::warn!("backend {} answered {status}; trying another", backend.id);
                     permit.record(outcome_of_status(status, upstream.retry_after()), circuit);
                     upstream.discard().await;
+                    if let Some(t) = ctx.trace.as_deref_mut() {
+                        t.attempt_ended();
+                    }
                     ctx.upstream_called = false;
                     GatewayError::UpstreamFailed(format!("status {status}"))
                 }
@@ -198,7 +208,7 @@ impl Gateway {
         session: &mut Session,
         ctx: &mut RequestCtx,
         req: &Admitted,
-        backend: &Backend,
+        backend: &Arc<Backend>,
     ) -> (Result<Upstream<'s>, GatewayError>, Instant, Option<Instant>) {
         let prepared = self.prepare(session, ctx, req, backend).await;
         let sent = Instant::now();
@@ -216,20 +226,20 @@ impl Gateway {
         (result, sent, deadline)
     }
 
-    /// What goes to `backend`: the request header (hygiene, credential), its peers (one per
-    /// address its name resolves to, with their timeouts and TLS) and the body as that backend's
-    /// protocol wants it.
+    /// What goes to `backend`: the request header (hygiene, credential, with tracing on the
+    /// attempt's `traceparent`), its peers (one per address its name resolves to, with their
+    /// timeouts and TLS) and the body as that backend's protocol wants it.
     async fn prepare(
         &self,
         session: &Session,
         ctx: &mut RequestCtx,
         req: &Admitted,
-        backend: &Backend,
+        backend: &Arc<Backend>,
     ) -> Result<Prepared, GatewayError> {
         let out = req
             .view
             .outbound(req.raw.clone(), backend, req.cap.inject, &req.neutral)?;
-        let header = peer::request_header(
+        let mut header = peer::request_header(
             backend,
             &out.path,
             &session.req_header().headers,
@@ -237,6 +247,9 @@ impl Gateway {
             out.rewritten,
             ctx.forwarded_for.as_deref(),
         )?;
+        if let Some(t) = ctx.trace.as_deref_mut() {
+            propagate(&mut header, t, backend)?;
+        }
         if ctx.tried.len() == 1 {
             ctx.phase("routing");
         }
@@ -274,6 +287,24 @@ impl Gateway {
         }
         Err(GatewayError::UpstreamUnreachable)
     }
+}
+
+/// Opens the attempt's span and names it to the backend: the client's `traceparent` is
+/// replaced by this trace and the attempt's span; its `tracestate`, forwarded with a valid
+/// parent, is dropped with an invalid one (it belonged to a trace this request does not join).
+fn propagate(
+    header: &mut RequestHeader,
+    trace: &mut RequestTrace,
+    backend: &Arc<Backend>,
+) -> Result<(), GatewayError> {
+    let traceparent = trace.begin_attempt(backend);
+    header
+        .insert_header("traceparent", traceparent)
+        .map_err(|_| GatewayError::Internal)?;
+    if trace.parent.is_none() {
+        header.remove_header("tracestate");
+    }
+    Ok(())
 }
 
 /// A request ready for one backend.

@@ -348,6 +348,7 @@ impl Gateway {
                 if answer.model.is_empty() {
                     backend_model(&req, backend).clone_into(&mut answer.model);
                 }
+                super::spans::note_answer(ctx, &answer.model, answer.finish);
                 let client = translate::pair::Client::of(&req.view, &req.raw, &req.neutral)?;
                 let text = matches!(client, translate::pair::Client::Lab).then(|| answer.text());
                 let body = translate::pair::encode_answer(&client, &answer);

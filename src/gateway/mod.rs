@@ -22,7 +22,8 @@
 //!    do): a stream event by event, or a whole answer with its usage, cost and cache store.
 //!
 //! `logging` runs on every exit path: it settles whatever is still reserved ([`settle`]), then
-//! records the request once ([`record`]: metrics, statistics, one access-log line).
+//! records the request once ([`record`]: metrics, statistics, one access-log line) and, with
+//! tracing on, builds its spans from the instants the phases kept ([`spans`]).
 
 mod admit;
 mod answer;
@@ -32,6 +33,7 @@ mod finish;
 mod lookup;
 mod record;
 mod settle;
+mod spans;
 
 pub use ctx::{CacheOutcome, FilterOutcome, RequestCtx};
 
@@ -43,6 +45,7 @@ use crate::metrics;
 use crate::protocol::{self, Route};
 use crate::runtime::{LiveState, Runtime};
 use crate::state::State;
+use crate::trace::Tracer;
 use crate::upstream::forward::Forwarder;
 use crate::upstream::guardrail::Guardrail;
 use crate::upstream::peer::Resolver;
@@ -73,6 +76,8 @@ pub struct Gateway {
     ids: RequestIds,
     /// Requests inside `request_filter` now (compared with `server.max_in_flight`).
     active: AtomicUsize,
+    /// Traces, when `tracing.enabled` (fixed at start).
+    tracer: Option<Arc<Tracer>>,
 }
 
 impl Gateway {
@@ -81,6 +86,7 @@ impl Gateway {
         state: Arc<State>,
         resolver: Arc<Resolver>,
         access_log: Arc<AccessLog>,
+        tracer: Option<Arc<Tracer>>,
     ) -> Self {
         Gateway {
             live,
@@ -92,6 +98,7 @@ impl Gateway {
             access_log,
             ids: RequestIds::new(),
             active: AtomicUsize::new(0),
+            tracer,
         }
     }
 
@@ -109,6 +116,7 @@ impl Gateway {
             return record::answer_page(session, ctx, &self.state, rt, page).await;
         }
         let consumer = admit::authenticate(session, &rt.keys, ctx)?;
+        spans::note_consumer(ctx, &consumer);
         admit::check_address(&consumer, ctx)?;
         if route == Route::Models {
             return record::answer_models(session, ctx, &rt.config, &consumer).await;
@@ -122,6 +130,7 @@ impl Gateway {
         )
         .await?;
         let mut req = admit::screen(rt, ctx, consumer, route, raw)?;
+        spans::note_admitted(ctx, &req);
         self.guard(rt, ctx, &mut req).await?;
         if let Err(e) = self.reserve(rt, ctx, &mut req).await {
             return self.fail_open_to_cache(session, ctx, rt, &req, e).await;
@@ -213,6 +222,9 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let rt = self.live.current();
         ctx.request_id = self.ids.for_request(session.req_header());
+        if let Some(tracer) = &self.tracer {
+            ctx.trace = Some(tracer.begin(&session.req_header().headers));
+        }
         admit::identify(session, &rt.config.server, ctx);
         if let Some(m) = metrics::get() {
             m.in_flight.inc();
@@ -274,11 +286,15 @@ impl ProxyHttp for Gateway {
         }
     }
 
-    /// Runs last on every path: settles what is still reserved, then records the request once.
+    /// Runs last on every path: settles what is still reserved, then records the request once
+    /// (and, with tracing on, its spans).
     async fn logging(&self, _session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         self.settle_open(ctx).await;
         let rt = self.live.current();
         self.record(ctx, &rt.config);
+        if let (Some(tracer), Some(trace)) = (&self.tracer, &ctx.trace) {
+            spans::export(tracer, ctx, trace);
+        }
     }
 
     fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _error: &Error) -> bool {

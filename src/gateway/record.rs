@@ -125,8 +125,10 @@ fn record_metrics(ctx: &RequestCtx, model: &str) {
     m.overhead
         .with_label_values(&[route])
         .observe((total - backend).max(0.0));
-    for (phase, secs) in &ctx.phases {
-        m.phases.with_label_values(&[phase]).observe(*secs);
+    for phase in &ctx.phases {
+        m.phases
+            .with_label_values(&[phase.name])
+            .observe(phase.seconds());
     }
 }
 
@@ -273,7 +275,7 @@ fn debug_line(ctx: &RequestCtx) {
 }
 
 /// A client-chosen model name, made safe for a log line: bounded, printable, no spaces.
-fn log_safe(s: &str) -> String {
+pub(super) fn log_safe(s: &str) -> String {
     s.chars()
         .take(64)
         .map(|c| if c.is_ascii_graphic() { c } else { '?' })

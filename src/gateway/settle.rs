@@ -12,15 +12,18 @@ use super::Gateway;
 use crate::stages::admission::{self, Reservation, Settled};
 use crate::state::store::LedgerRow;
 use crate::state::unix_now;
+use crate::trace::Settlement;
 use crate::usage::Usage;
+use std::time::Instant;
 
 impl Gateway {
     /// Settles a reservation still open when the request ends early or streams: released if no
     /// backend saw the request; otherwise the known usage, else the worst case (estimated).
     pub(super) async fn settle_open(&self, ctx: &mut RequestCtx) {
         if let Some(r) = ctx.reservation.take() {
+            let start = ctx.trace.is_some().then(Instant::now);
             let now = unix_now();
-            let (usage, cost) = if ctx.upstream_called || ctx.orphaned > 0 {
+            let (usage, cost, answered) = if ctx.upstream_called || ctx.orphaned > 0 {
                 let answered = match (ctx.upstream_called, ctx.usage) {
                     (false, _) => Usage::default(),
                     (true, Some(u)) => u,
@@ -30,10 +33,10 @@ impl Gateway {
                 let settled = admission::settle(&self.state, &r, usage, now).await;
                 ctx.cost_nanos = Some(settled.cost);
                 ctx.usage = Some(usage);
-                (usage, settled.cost)
+                (usage, settled.cost, ctx.upstream_called.then_some(answered))
             } else {
                 admission::release(&self.state, &r, now).await;
-                (Usage::default(), 0)
+                (Usage::default(), 0, None)
             };
             let outcome = ctx.error.unwrap_or("ok");
             let spent = Spent {
@@ -43,6 +46,7 @@ impl Gateway {
                 outcome,
             };
             self.record_spend(ctx, &r, spent, now).await;
+            traced(ctx, start, answered);
         }
     }
 
@@ -56,6 +60,8 @@ impl Gateway {
     ) -> Settled {
         let (usage, settled) = match ctx.reservation.take() {
             Some(r) => {
+                let start = ctx.trace.is_some().then(Instant::now);
+                let answered = usage;
                 let now = unix_now();
                 let usage = with_orphans(usage, &r, ctx.orphaned);
                 let settled = admission::settle(&self.state, &r, usage, now).await;
@@ -71,6 +77,7 @@ impl Gateway {
                     outcome,
                 };
                 self.record_spend(ctx, &r, spent, now).await;
+                traced(ctx, start, Some(answered));
                 (usage, settled)
             }
             None => (
@@ -138,6 +145,18 @@ struct Spent {
     status: u16,
     /// `ok`, `cache_hit`, `backend_refused`, or the error's label.
     outcome: &'static str,
+}
+
+/// With tracing on, the settlement's span (from `start` to now) and the usage the answering
+/// backend reported.
+fn traced(ctx: &mut RequestCtx, start: Option<Instant>, answered: Option<Usage>) {
+    if let (Some(t), Some(start)) = (ctx.trace.as_deref_mut(), start) {
+        t.settlement = Some(Settlement {
+            start,
+            end: Instant::now(),
+        });
+        t.answer_usage = answered;
+    }
 }
 
 /// `usage` plus the worst case of each of `orphaned` attempts (marked estimated when any).

@@ -1,6 +1,7 @@
 //! The mock's ledger: the truth about what the mock received and produced, for comparing with the
 //! gateway's accounting. Header values are recorded only as SHA-256 digests, so the ledger can
-//! prove which credential arrived without ever showing one.
+//! prove which credential arrived without ever showing one; the trace context (`traceparent`,
+//! `tracestate`: ids, never secrets) is recorded as received, so a test can follow a trace.
 
 use crate::digest::sha256_hex;
 use serde_json::{json, Map, Value};
@@ -28,12 +29,19 @@ impl Ledger {
                 Value::String(sha256_hex(value.as_bytes())),
             );
         }
+        let clear = |name: &str| {
+            headers
+                .get(name)
+                .map(|v| Value::String(String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        };
         let entry = json!({
             "method": method,
             "path": path,
             "body_bytes": body.len(),
             "body_sha256": sha256_hex(body),
             "header_sha256": h,
+            "traceparent": clear("traceparent"),
+            "tracestate": clear("tracestate"),
         });
         if let Ok(mut last) = self.last.lock() {
             *last = Some(entry);

@@ -2,7 +2,8 @@
 //! and the request header it receives.
 //!
 //! Header hygiene, both ways, by allow lists. Of the client's request headers a backend gets only
-//! [`FORWARDED`] (content negotiation, tracing) and what its `forward_headers` names; never a
+//! [`FORWARDED`] (content negotiation, trace context: with `tracing` on, the gateway then puts its
+//! own `traceparent` in, see `gateway::failover`) and what its `forward_headers` names; never a
 //! credential, a cookie, an organisation or project header, or a beta flag that picks features
 //! or billing, since the request goes out with the gateway's credential. The backend's own
 //! credential and version headers are added ([`provider::headers`]), `Host` is set to the
