@@ -40,6 +40,9 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 # --- the three servers -------------------------------------------------------------------------
 $BIN mock --listen "$MOCK" --threads "$THREADS" >"$WORK/mock.log" 2>&1 & PIDS+=($!)
+# TG_TRACING=HOST:PORT: Tollgate exports traces to a collector there that discards them (its CPU
+# is not the proxy's); TG_LEDGER=false: no ledger row per request (see lib.sh).
+if [ -n "${TG_TRACING:-}" ]; then tg_otlp_sink "$TG_TRACING"; fi
 
 mkdir -p "$WORK/nginx"
 cat > "$WORK/nginx.conf" <<NGINX

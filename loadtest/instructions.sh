@@ -11,6 +11,8 @@
 #   MODEL=claude-sonnet-4 loadtest/instructions.sh BINARY
 #                                  the OpenAI request translated for the mock's Anthropic
 #                                  dialect and its answer back (the model lib.sh routes there)
+#   TG_LEDGER=false TG_TRACING=127.0.0.1:19626 loadtest/instructions.sh BINARY
+#                                  without the ledger's rows; with traces exported
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -ge 1 ] || { echo "usage: $0 BINARY [BINARY…]" >&2; exit 2; }
@@ -23,6 +25,8 @@ THREADS=1
 TOLLGATE_BIN=$1 tg_setup
 tg_oha
 $BIN mock --listen "$MOCK" --threads 1 >"$WORK/mock.log" 2>&1 & PIDS+=($!)
+# TG_TRACING=HOST:PORT: traces on, exported to a collector that discards them.
+if [ -n "${TG_TRACING:-}" ]; then tg_otlp_sink "$TG_TRACING"; fi
 PROMPT="Summarise the quarterly support tickets about login problems and suggest three improvements to the help-centre articles."
 BODY=$(printf '{"model":"%s","max_tokens":64,"messages":[{"role":"user","content":"%s"}]}' "${MODEL:-gpt-4}" "$PROMPT")
 

@@ -21,6 +21,8 @@
 #                                  Anthropic's for claude-sonnet-4, so an OpenAI request for it is
 #                                  translated), an output cap, the cache and the demo's content
 #                                  filter; each LINE goes into `server:`
+#                                  (TG_TRACING=HOST:PORT: traces on, sent to that collector)
+#   tg_otlp_sink ADDR              a collector that accepts and discards traces (for TG_TRACING)
 #   tg_wait_ready ADMIN            until the admin plane reports ready (or exit after 30 s)
 #   tg_rss_kib PID                 resident memory now
 #   tg_cpu_ticks PID…              user + system CPU ticks of the processes so far
@@ -98,7 +100,25 @@ tg_pipeline() {
   tg_backends "$MOCK" "$name"
   echo "max_output_tokens: {default: 1024}"
   echo "cache: {enabled: true, scope: consumer, ttl_seconds: 300, max_entries: 1000, max_bytes: 67108864}"
+  if [ -n "${TG_TRACING:-}" ]; then
+    echo "tracing: {enabled: true, endpoint: \"http://$TG_TRACING/v1/traces\"}"
+  fi
   tg_demo_filter
+}
+
+# An OTLP/HTTP collector that takes every export and keeps nothing, listening on ADDR
+# (host:port), for measuring the gateway with tracing on.
+tg_otlp_sink() {
+  python3 -c '
+import http.server, sys
+class Sink(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200); self.send_header("Content-Length", "0"); self.end_headers()
+    def log_message(self, *a): pass
+host, port = sys.argv[1].rsplit(":", 1)
+http.server.ThreadingHTTPServer((host, int(port)), Sink).serve_forever()
+' "$1" >"$WORK/otlp-sink.log" 2>&1 & PIDS+=($!)
 }
 
 tg_wait_ready() {
