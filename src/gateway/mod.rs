@@ -108,7 +108,7 @@ impl Gateway {
         if let Route::Page(page) = route {
             return record::answer_page(session, ctx, &self.state, rt, page).await;
         }
-        let consumer = admit::authenticate(session, &rt.keys, ctx)?;
+        let consumer = admit::authenticate(session, rt, &self.state.keys, ctx).await?;
         admit::check_address(&consumer, ctx)?;
         if route == Route::Models {
             return record::answer_models(session, ctx, &rt.config, &consumer).await;
