@@ -10,6 +10,7 @@ use crate::mock::{Mock, MockOptions};
 use crate::reload::{Reloader, SighupService};
 use crate::runtime::{LiveState, Runtime};
 use crate::state::persist::{self, Persister};
+use crate::state::store::{Durability, Store};
 use crate::state::State;
 use crate::upstream::health::{HealthChecker, HealthService};
 use crate::upstream::peer::Resolver;
@@ -101,7 +102,18 @@ pub fn build_process(
     let upkeep = shared
         .as_ref()
         .map(|s| crate::state::redis::Upkeep(Arc::clone(&s.store)));
-    let state = Arc::new(State::new(shared));
+    let state = State::new(shared);
+    // Interim wiring (until `state.database` configures it): the embedded store sits next to the
+    // spend file. It keeps the issued keys (unless Redis does), read in before serving.
+    let db = state_cfg.spend_file.with_file_name("tollgate.db");
+    let store = Store::open(&db, Durability::Process, false)
+        .map_err(|e| format!("cannot open the embedded store: {e}"))?;
+    let state = state.with_store(Arc::new(store));
+    state
+        .keys
+        .load_now()
+        .map_err(|e| format!("cannot read the issued keys: {e}"))?;
+    let state = Arc::new(state);
     let resolver = Arc::new(Resolver::default());
     state.spend.restore(persist::load(&state_cfg.spend_file)?);
     let opt = Opt {
@@ -179,6 +191,10 @@ pub fn build_process(
             Arc::clone(&state),
             resolver,
         )),
+    ));
+    server.add_service(background_service(
+        "issued keys",
+        crate::state::keys::Upkeep(Arc::clone(&state.keys)),
     ));
     server.add_service(background_service(
         "spend persister",

@@ -236,7 +236,25 @@ pub fn build(
             path => LogDestination::File(PathBuf::from(path)),
         },
         access_log_queue: file.access_log.queue.max(1),
+        keys: keys_config(&file.keys, problems),
     })
+}
+
+fn keys_config(k: &super::file::KeysSection, problems: &mut Vec<Problem>) -> KeysConfig {
+    if k.rotation_overlap_seconds > KeysConfig::MAX_OVERLAP_SECONDS {
+        problems.push(Problem::new(
+            "keys.rotation_overlap_seconds",
+            format!(
+                "must be at most {} (30 days)",
+                KeysConfig::MAX_OVERLAP_SECONDS
+            ),
+        ));
+    }
+    KeysConfig {
+        rotation_overlap_seconds: k
+            .rotation_overlap_seconds
+            .min(KeysConfig::MAX_OVERLAP_SECONDS),
+    }
 }
 
 fn build_cache(c: &CacheSection, problems: &mut Vec<Problem>) -> Option<CacheConfig> {
@@ -601,7 +619,7 @@ fn consumer_keys(c: &ConsumerSection, path: &str, problems: &mut Vec<Problem>) -
 }
 
 /// Unix seconds of a UTC date (`2027-01-31`, its first second) or time (`2027-01-31T12:00:00Z`).
-pub(super) fn utc_seconds(text: &str) -> Option<u64> {
+pub fn utc_seconds(text: &str) -> Option<u64> {
     let (date, time) = match text.split_once('T') {
         Some((d, t)) => (d, Some(t.strip_suffix('Z')?)),
         None => (text, None),

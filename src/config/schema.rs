@@ -3,8 +3,8 @@
 //! item does not hide the problems of the next.
 
 use super::file::{
-    AccessLogSection, BackendSection, CacheSection, ConsumerSection, FilterSection, PriceSection,
-    RoutingSection, RuleSection, ServerSection, StateSection,
+    AccessLogSection, BackendSection, CacheSection, ConsumerSection, FilterSection, KeysSection,
+    PriceSection, RoutingSection, RuleSection, ServerSection, StateSection,
 };
 use super::Problem;
 use serde::de::DeserializeOwned;
@@ -22,7 +22,9 @@ pub(crate) const TOP_KEYS: &[&str] = &[
     "state",
     "routing",
     "access_log",
+    "keys",
 ];
+pub(crate) const KEYS_SECTION_KEYS: &[&str] = &["rotation_overlap_seconds"];
 pub(crate) const ACCESS_LOG_KEYS: &[&str] = &["to", "queue"];
 pub(crate) const ROUTING_KEYS: &[&str] = &[
     "max_attempts",
@@ -203,6 +205,7 @@ pub struct Parsed {
     pub state: StateSection,
     pub routing: RoutingSection,
     pub access_log: AccessLogSection,
+    pub keys: KeysSection,
 }
 
 /// Parses the text, collecting every problem it can find. `None` only when the file or its
@@ -329,6 +332,7 @@ pub fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<Parsed> {
         ACCESS_LOG_KEYS,
         problems,
     );
+    let keys = section::<KeysSection>(top.remove("keys"), "keys", KEYS_SECTION_KEYS, problems);
     let routing = match top.remove("routing") {
         None | Some(Value::Null) => Some(RoutingSection::default()),
         Some(mut v) => {
@@ -371,6 +375,7 @@ pub fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<Parsed> {
         state: state?,
         routing: routing?,
         access_log: access_log?,
+        keys: keys?,
     })
 }
 
@@ -586,6 +591,7 @@ mod tests {
         assert_eq!(serde_fields::<CacheSection>(), sorted(CACHE_KEYS));
         assert_eq!(serde_fields::<StateSection>(), sorted(STATE_KEYS));
         assert_eq!(serde_fields::<AccessLogSection>(), sorted(ACCESS_LOG_KEYS));
+        assert_eq!(serde_fields::<KeysSection>(), sorted(KEYS_SECTION_KEYS));
         assert_eq!(serde_fields::<RoutingSection>(), sorted(ROUTING_KEYS));
         assert_eq!(serde_fields::<CircuitSection>(), sorted(CIRCUIT_KEYS));
         assert_eq!(serde_fields::<RouteRuleSection>(), sorted(ROUTE_RULE_KEYS));
