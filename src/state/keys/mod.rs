@@ -666,18 +666,26 @@ mod tests {
             .unwrap()
             .touch(130);
         keys.flush_used().await.unwrap();
+        let mut c = record("key_c", b"tg-c");
+        c.created = 140;
+        keys.rotate("key_a", |_| Ok((500, c.clone())))
+            .await
+            .unwrap();
         drop(keys);
         let again = IssuedKeys::embedded(open());
-        assert_eq!(again.load_now().unwrap(), 2);
+        assert_eq!(again.load_now().unwrap(), 3);
         let all = again.list().await.unwrap();
         assert_eq!(
             all[0],
             KeyRecord {
                 last_used: Some(130),
+                expires: Some(500),
                 ..r
             }
         );
         assert_eq!(all[1].revoked, Some(120));
+        assert_eq!(all[2], c);
+        assert!(again.find(&KeyDigest::of(b"tg-c")).await.unwrap().is_some());
         let _ = std::fs::remove_dir_all(dir);
     }
 }
