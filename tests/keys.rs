@@ -482,3 +482,60 @@ fn the_key_never_shows_again_in_the_list_the_access_log_or_the_gateways_log() {
     }
     assert!(gateway.contains(&id), "changes are logged by id");
 }
+
+#[test]
+fn the_cli_reaches_an_admin_plane_over_tls_trusting_only_the_ca_it_is_given() {
+    let ca = TestCa::new("Keys admin CA");
+    let pair = ca.server("admin");
+    let mock = MockServer::start(&[]);
+    let (port, admin_port) = (free_port(), free_port());
+    let dir = temp_dir();
+    let yaml = gateway_yaml(
+        &Ports { port, admin_port },
+        &dir,
+        &backends_for(mock.port),
+        "",
+        "",
+        "",
+    )
+    .replace(
+        "  admin:\n",
+        &format!("  admin:\n    tls: {}\n", pair.tls_yaml("")),
+    );
+    let path = dir.join("tollgate.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let _gw = spawn(
+        &["run", "-c", &path.display().to_string()],
+        &[("TG_TEST_BACKEND_KEY", BACKEND_SECRET)],
+    );
+    wait_ready_tcp(port);
+    let url = format!("https://127.0.0.1:{admin_port}");
+    let cli = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args(["keys", "--admin", &url])
+            .args(extra)
+            .env("TOLLGATE_ADMIN_TOKEN", ADMIN_TOKEN)
+            .output()
+            .unwrap()
+    };
+    let ca_file = ca.cert_str();
+    let mut created = None;
+    wait_until("the CLI creates a key over TLS", 20, || {
+        let out = cli(&["create", "--consumer", "tester", "--cacert", &ca_file]);
+        let ok = out.status.success();
+        created = Some(out);
+        ok
+    });
+    let key = field(&stdout(&created.unwrap()), "key");
+    assert_eq!(auth_status(port, &key), 200);
+    let no_ca = cli(&["list"]);
+    assert_eq!(no_ca.status.code(), Some(2), "{no_ca:?}");
+    assert!(String::from_utf8_lossy(&no_ca.stderr).contains("--cacert"));
+    let other = TestCa::new("Some other CA");
+    let wrong = cli(&["list", "--cacert", &other.cert_str()]);
+    assert_eq!(
+        wrong.status.code(),
+        Some(2),
+        "an unknown CA is not trusted: {wrong:?}"
+    );
+}
