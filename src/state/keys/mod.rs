@@ -214,6 +214,10 @@ pub struct IssuedKeys {
     started: Instant,
     synced_ms: AtomicU64,
     generation: Mutex<Option<u64>>,
+    /// Counts the changes made to the index. What was read from Redis before a change (a poll's
+    /// reload, a looked-up key, a digest found unknown) is not applied after it: it might undo
+    /// it (a revocation). Lock order: `epoch`, then `unknown`.
+    epoch: Mutex<u64>,
     unknown: Mutex<LruCache<KeyDigest, ()>>,
 }
 
@@ -246,6 +250,7 @@ impl IssuedKeys {
             started: Instant::now(),
             synced_ms: AtomicU64::new(0),
             generation: Mutex::new(None),
+            epoch: Mutex::new(0),
             unknown: Mutex::new(LruCache::new(
                 NonZeroUsize::new(UNKNOWN_REMEMBERED).unwrap_or(NonZeroUsize::MIN),
             )),
@@ -276,20 +281,44 @@ impl IssuedKeys {
         };
         let records = store.read_now(sql::load_all)?;
         let n = records.len();
-        self.replace(records);
+        self.replace_if(None, records);
         Ok(n)
     }
 
-    fn replace(&self, records: Vec<KeyRecord>) {
+    fn epoch(&self) -> u64 {
+        *self.epoch.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Replaces the whole index, unless it changed since epoch `seen`; returns whether it did.
+    fn replace_if(&self, seen: Option<u64>, records: Vec<KeyRecord>) -> bool {
+        let mut epoch = self.epoch.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.is_some_and(|s| s != *epoch) {
+            return false;
+        }
         let old = self.index.load();
         self.index.store(Arc::new(Index::build(records, &old)));
+        *epoch += 1;
         if let Ok(mut u) = self.unknown.lock() {
             u.clear();
         }
+        true
     }
 
+    /// Adds or replaces one key, unless the index changed since epoch `seen`.
+    fn put_if(&self, seen: Option<u64>, record: KeyRecord) -> bool {
+        let mut epoch = self.epoch.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.is_some_and(|s| s != *epoch) {
+            return false;
+        }
+        let next = self.index.load().with(record);
+        self.index.store(Arc::new(next));
+        *epoch += 1;
+        true
+    }
+
+    /// An admin change, stored: the index follows at once.
     fn put(&self, record: KeyRecord) {
-        self.index.rcu(|i| i.with(record.clone()));
+        self.put_if(None, record);
     }
 
     /// The issued key with this digest, if any, for the request path. `Err` when the shared
@@ -311,15 +340,31 @@ impl IssuedKeys {
         if self.unknown.lock().is_ok_and(|u| u.contains(digest)) {
             return Ok(None);
         }
+        let seen = self.epoch();
         match s.find(digest).await {
             Ok(Some(record)) => {
-                self.put(record);
-                Ok(self.index.load().by_digest.get(digest).cloned())
+                // Kept for the next requests unless the index changed meanwhile (then the next
+                // request looks it up again); this one is decided on what Redis just said.
+                let entry = Arc::new(Entry::new(record.clone()));
+                self.put_if(Some(seen), record);
+                Ok(Some(
+                    self.index
+                        .load()
+                        .by_digest
+                        .get(digest)
+                        .filter(|e| e.record.id == entry.record.id)
+                        .cloned()
+                        .unwrap_or(entry),
+                ))
             }
             Ok(None) => {
-                if let Ok(mut u) = self.unknown.lock() {
-                    u.put(*digest, ());
+                let epoch = self.epoch.lock().unwrap_or_else(|p| p.into_inner());
+                if *epoch == seen {
+                    if let Ok(mut u) = self.unknown.lock() {
+                        u.put(*digest, ());
+                    }
                 }
+                drop(epoch);
                 Ok(None)
             }
             Err(_) if s.fail_open => Ok(None),
@@ -376,13 +421,20 @@ impl IssuedKeys {
 
     /// Every key, oldest first, as the store holds it now.
     pub async fn list(&self) -> Result<Vec<KeyRecord>, KeysError> {
-        if let Backend::Shared(s) = &self.backend {
-            // Redis is the truth; what it says is fresher than the index, so it replaces it.
-            let records = s.load_all().await?;
-            self.replace(records);
-        }
-        let index = self.index.load();
-        let mut all: Vec<KeyRecord> = index.by_id.values().map(|e| e.snapshot()).collect();
+        let index = self.index.load_full();
+        let mut all: Vec<KeyRecord> = match &self.backend {
+            // Redis is the truth (other instances' changes may not have reached the index yet);
+            // the index adds the use this process saw.
+            Backend::Shared(s) => {
+                let mut records = s.load_all().await?;
+                for r in &mut records {
+                    let seen = index.by_id.get(&r.id).and_then(|e| e.last_used());
+                    r.last_used = r.last_used.max(seen);
+                }
+                records
+            }
+            _ => index.by_id.values().map(|e| e.snapshot()).collect(),
+        };
         all.sort_by(|a, b| a.created.cmp(&b.created).then_with(|| a.id.cmp(&b.id)));
         Ok(all)
     }
@@ -483,8 +535,12 @@ impl IssuedKeys {
             self.synced();
             return Ok(false);
         }
+        let seen = self.epoch();
         let records = s.load_all().await?;
-        self.replace(records);
+        if !self.replace_if(Some(seen), records) {
+            // A change landed meanwhile; the next poll reloads (the generation is not recorded).
+            return Ok(false);
+        }
         if let Ok(mut g) = self.generation.lock() {
             *g = Some(generation);
         }
@@ -538,154 +594,4 @@ impl Upkeep {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    pub(crate) fn record(id: &str, key: &[u8]) -> KeyRecord {
-        KeyRecord {
-            id: id.into(),
-            consumer: "c".into(),
-            label: None,
-            digest: KeyDigest::of(key),
-            created: 100,
-            expires: None,
-            revoked: None,
-            models: Arc::from(Vec::new()),
-            last_used: None,
-        }
-    }
-
-    #[tokio::test]
-    async fn a_created_key_is_found_by_its_digest_and_nothing_else_is() {
-        let keys = IssuedKeys::default();
-        keys.create(record("key_a", b"tg-a")).await.unwrap();
-        let e = keys.find(&KeyDigest::of(b"tg-a")).await.unwrap().unwrap();
-        assert_eq!(&*e.record.id, "key_a");
-        assert!(keys.find(&KeyDigest::of(b"tg-b")).await.unwrap().is_none());
-    }
-
-    #[tokio::test]
-    async fn a_revoked_key_stays_indexed_but_is_no_longer_valid() {
-        let keys = IssuedKeys::default();
-        keys.create(record("key_a", b"tg-a")).await.unwrap();
-        let r = keys.revoke("key_a", 150).await.unwrap();
-        assert_eq!(r.revoked, Some(150));
-        let again = keys.revoke("key_a", 160).await.unwrap();
-        assert_eq!(again.revoked, Some(150), "the first revocation stands");
-        let e = keys.find(&KeyDigest::of(b"tg-a")).await.unwrap().unwrap();
-        assert!(!e.record.valid_at(151));
-        assert_eq!(keys.revoke("key_x", 1).await, Err(KeysError::NotFound));
-    }
-
-    #[test]
-    fn a_key_works_until_the_second_it_expires() {
-        let mut r = record("key_a", b"tg-a");
-        r.expires = Some(200);
-        assert!(r.valid_at(199));
-        assert!(!r.valid_at(200));
-    }
-
-    #[test]
-    fn a_key_allowlist_narrows_and_default_stays_allowed() {
-        let mut r = record("key_a", b"tg-a");
-        assert!(r.allows("gpt-4"), "empty: the consumer's allowlist decides");
-        r.models = Arc::from(vec!["gpt-4o".to_string()]);
-        assert!(r.allows("gpt-4o"));
-        assert!(!r.allows("gpt-4"));
-        assert!(r.allows("default"));
-    }
-
-    #[tokio::test]
-    async fn rotation_stores_both_keys_and_the_old_one_expires_when_planned() {
-        let keys = IssuedKeys::default();
-        keys.create(record("key_a", b"tg-a")).await.unwrap();
-        let old = keys
-            .rotate("key_a", |old| {
-                let mut new = record("key_b", b"tg-b");
-                new.consumer = old.consumer.clone();
-                Ok((500, new))
-            })
-            .await
-            .unwrap();
-        assert_eq!(old.expires, Some(500));
-        let a = keys.find(&KeyDigest::of(b"tg-a")).await.unwrap().unwrap();
-        assert!(a.record.valid_at(499) && !a.record.valid_at(500));
-        assert!(keys.find(&KeyDigest::of(b"tg-b")).await.unwrap().is_some());
-        let refused = keys
-            .rotate("key_a", |_| Err(KeysError::Conflict("no".into())))
-            .await;
-        assert_eq!(refused, Err(KeysError::Conflict("no".into())));
-    }
-
-    #[tokio::test]
-    async fn use_is_kept_in_memory_carried_across_a_reload_and_flushed_once() {
-        let keys = IssuedKeys::default();
-        keys.create(record("key_a", b"tg-a")).await.unwrap();
-        let e = keys.find(&KeyDigest::of(b"tg-a")).await.unwrap().unwrap();
-        e.touch(300);
-        e.touch(250);
-        assert_eq!(e.last_used(), Some(300), "the latest use wins");
-        // A reload from the store (which has not seen the use yet) keeps it.
-        keys.replace(vec![record("key_a", b"tg-a")]);
-        let listed = keys.list().await.unwrap();
-        assert_eq!(listed[0].last_used, Some(300));
-        assert_eq!(keys.flush_used().await.unwrap(), 1);
-        assert_eq!(keys.flush_used().await.unwrap(), 0, "nothing new to write");
-    }
-
-    #[test]
-    fn a_shared_index_goes_stale_when_not_refreshed() {
-        let keys = IssuedKeys::default();
-        assert!(keys.stale(0), "never synced");
-        keys.synced_ms.store(1_001, Ordering::Release);
-        assert!(!keys.stale(1_000 + STALE_AFTER.as_millis() as u64));
-        assert!(keys.stale(1_001 + STALE_AFTER.as_millis() as u64));
-    }
-
-    #[tokio::test]
-    async fn keys_in_the_embedded_store_survive_reopening() {
-        let dir = std::env::temp_dir().join(format!(
-            "tollgate-keys-{}-{}",
-            std::process::id(),
-            crate::digest::random_id_hex()
-        ));
-        let path = dir.join("t.db");
-        let open = || {
-            Arc::new(Store::open(&path, super::super::store::Durability::Process, false).unwrap())
-        };
-        let keys = IssuedKeys::embedded(open());
-        let mut r = record("key_a", b"tg-a");
-        r.models = Arc::from(vec!["gpt-4o".to_string()]);
-        r.label = Some("ci".into());
-        keys.create(r.clone()).await.unwrap();
-        keys.create(record("key_b", b"tg-b")).await.unwrap();
-        keys.revoke("key_b", 120).await.unwrap();
-        keys.find(&KeyDigest::of(b"tg-a"))
-            .await
-            .unwrap()
-            .unwrap()
-            .touch(130);
-        keys.flush_used().await.unwrap();
-        let mut c = record("key_c", b"tg-c");
-        c.created = 140;
-        keys.rotate("key_a", |_| Ok((500, c.clone())))
-            .await
-            .unwrap();
-        drop(keys);
-        let again = IssuedKeys::embedded(open());
-        assert_eq!(again.load_now().unwrap(), 3);
-        let all = again.list().await.unwrap();
-        assert_eq!(
-            all[0],
-            KeyRecord {
-                last_used: Some(130),
-                expires: Some(500),
-                ..r
-            }
-        );
-        assert_eq!(all[1].revoked, Some(120));
-        assert_eq!(all[2], c);
-        assert!(again.find(&KeyDigest::of(b"tg-c")).await.unwrap().is_some());
-        let _ = std::fs::remove_dir_all(dir);
-    }
-}
+mod tests;
