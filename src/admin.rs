@@ -5,8 +5,9 @@
 //! `Authorization: Bearer <admin token>`, checked against the configured digest in constant time;
 //! consumer keys never open it. Answers are JSON: `/ready`, `/costs` (spend per consumer today
 //! and all time, with recent requests), `/stats` (the seed's aggregate), `/cache/stats`, `GET /admin/config` (active version,
-//! load time; no secrets), `POST /admin/reload` (the problems as JSON when rejected); and
-//! `/metrics` in the Prometheus text format.
+//! load time; no secrets), `POST /admin/reload` (the problems as JSON when rejected);
+//! `/metrics` in the Prometheus text format; and the issued API keys under `/keys`
+//! ([`crate::admin_keys`]).
 
 use crate::digest::KeyDigest;
 use crate::metrics;
@@ -214,6 +215,11 @@ impl ServeHttp for Admin {
                     body,
                 )
             }
+            // Issued API keys: their own module (it reads the request body).
+            _ if crate::admin_keys::is_keys_path(&path) && is_admin(&rt, token) => {
+                let (status, v) = crate::admin_keys::serve(&self.state.keys, &rt, session).await;
+                (status, "application/json", v.to_string().into_bytes())
+            }
             _ => {
                 let (status, v) = self.answer(&method, &path, token);
                 (status, "application/json", v.to_string().into_bytes())
@@ -274,6 +280,21 @@ mod tests {
                 "{path}"
             );
         }
+    }
+
+    #[test]
+    fn the_keys_routes_need_the_admin_token_too() {
+        let a = admin();
+        assert_eq!(
+            a.answer(&Method::GET, "/keys", None).0,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            a.answer(&Method::POST, "/keys", Some(b"key-team-support"))
+                .0,
+            StatusCode::UNAUTHORIZED,
+            "a consumer key never issues keys"
+        );
     }
 
     #[test]

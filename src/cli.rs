@@ -1,4 +1,5 @@
-//! The command line: `run`, `check`, `hash-key`, `mock`, `demo`.
+//! The command line: `run`, `check`, `hash-key`, `mock`, `demo`, and `keys` (the admin API's
+//! key routes; in [`crate::keys_cli`]).
 
 use crate::config::Problem;
 use crate::digest::{generate_key, KeyDigest};
@@ -95,6 +96,9 @@ enum Command {
         #[arg(long)]
         to: PathBuf,
     },
+    /// Issue, list, revoke and rotate API keys through a running gateway's admin API (the admin
+    /// token from an environment variable).
+    Keys(crate::keys_cli::KeysArgs),
     /// Run the built-in mock LLM backend.
     Mock(MockArgs),
     /// Run the mock and the gateway on the demo configuration, and print requests to try.
@@ -170,6 +174,7 @@ pub fn main() -> ExitCode {
         },
         Command::HashKey { key } => hash_key(key),
         Command::Backup { config, to } => backup(&config, &to),
+        Command::Keys(args) => crate::keys_cli::run(args),
         Command::Normalize { base64_min_len } => normalize_lines(base64_min_len),
         Command::Run {
             config,

@@ -10,11 +10,13 @@
 //! 4. [`protocol`] (the wire formats), then [`stages`] (the policy decisions);
 //! 5. [`runtime`] (a configuration and what is compiled from it);
 //! 6. [`upstream`], [`downstream`], [`access_log`], [`reports`], [`trace`];
-//! 7. [`gateway`], [`admin`], [`reload`];
-//! 8. [`server`], [`cli`]. [`mock`] stands alone.
+//! 7. [`gateway`], [`admin`] (with [`admin_keys`]), [`reload`];
+//! 8. [`server`], [`cli`] (with [`keys_cli`], over [`admin_client`]). [`mock`] stands alone.
 
 pub mod access_log;
 pub mod admin;
+pub mod admin_client;
+pub mod admin_keys;
 pub mod cli;
 pub mod config;
 pub mod digest;
@@ -23,6 +25,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gateway;
+pub mod keys_cli;
 pub mod logging;
 pub mod metrics;
 pub mod mock;

@@ -115,7 +115,12 @@ pub fn build_process(
     let state = State::new(shared);
     store::restore_spend(&store, &state.spend, unix_now())
         .map_err(|e| format!("cannot read spend from the database: {e}"))?;
-    let state = Arc::new(state.with_store(Arc::new(store)));
+    let state = state.with_store(Arc::new(store));
+    state
+        .keys
+        .load_now()
+        .map_err(|e| format!("cannot read the issued keys: {e}"))?;
+    let state = Arc::new(state);
     let resolver = Arc::new(Resolver::default());
     let opt = Opt {
         upgrade: process.upgrade,
@@ -194,6 +199,10 @@ pub fn build_process(
             Arc::clone(&state),
             resolver,
         )),
+    ));
+    server.add_service(background_service(
+        "issued keys",
+        crate::state::keys::Upkeep(Arc::clone(&state.keys)),
     ));
 
     if let Some(u) = upkeep {

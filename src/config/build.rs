@@ -239,7 +239,25 @@ pub fn build(
         },
         access_log_queue: file.access_log.queue.max(1),
         tracing: super::tracing::build(&file.tracing, env, problems),
+        keys: keys_config(&file.keys, problems),
     })
+}
+
+fn keys_config(k: &super::file::KeysSection, problems: &mut Vec<Problem>) -> KeysConfig {
+    if k.rotation_overlap_seconds > KeysConfig::MAX_OVERLAP_SECONDS {
+        problems.push(Problem::new(
+            "keys.rotation_overlap_seconds",
+            format!(
+                "must be at most {} (30 days)",
+                KeysConfig::MAX_OVERLAP_SECONDS
+            ),
+        ));
+    }
+    KeysConfig {
+        rotation_overlap_seconds: k
+            .rotation_overlap_seconds
+            .min(KeysConfig::MAX_OVERLAP_SECONDS),
+    }
 }
 
 fn build_cache(c: &CacheSection, problems: &mut Vec<Problem>) -> Option<CacheConfig> {

@@ -43,6 +43,27 @@ pub struct FileConfig {
     /// OpenTelemetry traces (OTLP over HTTP); off by default.
     #[serde(default)]
     pub tracing: TracingSection,
+    /// API keys issued through the admin API (`POST /keys`).
+    #[serde(default)]
+    pub keys: KeysSection,
+}
+
+/// `keys:` — API keys issued at runtime.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysSection {
+    /// How long a rotated key keeps working beside its replacement when `POST
+    /// /keys/{id}/rotate` names no `overlap_seconds`.
+    #[serde(default = "default_rotation_overlap_seconds")]
+    pub rotation_overlap_seconds: u64,
+}
+
+impl Default for KeysSection {
+    fn default() -> Self {
+        KeysSection {
+            rotation_overlap_seconds: default_rotation_overlap_seconds(),
+        }
+    }
 }
 
 /// `tracing:` OpenTelemetry traces, exported over OTLP/HTTP off the request path. Read when the
@@ -132,6 +153,11 @@ fn default_trace_queue() -> usize {
 }
 fn default_trace_export_timeout_ms() -> u64 {
     10_000
+}
+
+/// An hour: long enough to move a fleet of clients, short enough that a leaked key dies soon.
+fn default_rotation_overlap_seconds() -> u64 {
+    3_600
 }
 
 /// `access_log:`

@@ -21,7 +21,7 @@ pub mod types;
 pub use tracing::{TraceProtocol, TracingConfig};
 pub use types::{
     AdminConfig, AwsAuth, Backend, BackendTimeouts, BackendUrl, CacheConfig, CacheScope, CheckKind,
-    CircuitConfig, Config, Consumer, ConsumerKey, CostTier, FilterConfig, HealthCheck,
+    CircuitConfig, Config, Consumer, ConsumerKey, CostTier, FilterConfig, HealthCheck, KeysConfig,
     LogDestination, OutputCaps, Price, Protocol, Provider, Role, RouteMatch, RouteRule,
     RoutingConfig, ServerConfig, StateConfig, Timeouts, Want,
 };

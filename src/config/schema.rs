@@ -3,8 +3,8 @@
 //! item does not hide the problems of the next.
 
 use super::file::{
-    AccessLogSection, BackendSection, CacheSection, ConsumerSection, FilterSection, PriceSection,
-    RoutingSection, RuleSection, ServerSection, StateSection, TracingSection,
+    AccessLogSection, BackendSection, CacheSection, ConsumerSection, FilterSection, KeysSection,
+    PriceSection, RoutingSection, RuleSection, ServerSection, StateSection, TracingSection,
 };
 use super::Problem;
 use serde::de::DeserializeOwned;
@@ -23,7 +23,9 @@ pub(crate) const TOP_KEYS: &[&str] = &[
     "routing",
     "access_log",
     "tracing",
+    "keys",
 ];
+pub(crate) const KEYS_SECTION_KEYS: &[&str] = &["rotation_overlap_seconds"];
 pub(crate) const ACCESS_LOG_KEYS: &[&str] = &["to", "queue"];
 pub(crate) const TRACING_KEYS: &[&str] = &[
     "enabled",
@@ -217,6 +219,7 @@ pub struct Parsed {
     pub routing: RoutingSection,
     pub access_log: AccessLogSection,
     pub tracing: TracingSection,
+    pub keys: KeysSection,
 }
 
 /// Parses the text, collecting every problem it can find. `None` only when the file or its
@@ -345,6 +348,7 @@ pub fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<Parsed> {
     );
     let tracing =
         section::<TracingSection>(top.remove("tracing"), "tracing", TRACING_KEYS, problems);
+    let keys = section::<KeysSection>(top.remove("keys"), "keys", KEYS_SECTION_KEYS, problems);
     let routing = match top.remove("routing") {
         None | Some(Value::Null) => Some(RoutingSection::default()),
         Some(mut v) => {
@@ -388,6 +392,7 @@ pub fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<Parsed> {
         routing: routing?,
         access_log: access_log?,
         tracing: tracing?,
+        keys: keys?,
     })
 }
 
@@ -604,6 +609,7 @@ mod tests {
         assert_eq!(serde_fields::<StateSection>(), sorted(STATE_KEYS));
         assert_eq!(serde_fields::<AccessLogSection>(), sorted(ACCESS_LOG_KEYS));
         assert_eq!(serde_fields::<TracingSection>(), sorted(TRACING_KEYS));
+        assert_eq!(serde_fields::<KeysSection>(), sorted(KEYS_SECTION_KEYS));
         assert_eq!(serde_fields::<RoutingSection>(), sorted(ROUTING_KEYS));
         assert_eq!(serde_fields::<CircuitSection>(), sorted(CIRCUIT_KEYS));
         assert_eq!(serde_fields::<RouteRuleSection>(), sorted(ROUTE_RULE_KEYS));

@@ -29,6 +29,19 @@ pub struct Config {
     pub access_log_queue: usize,
     /// OpenTelemetry traces (read at start only).
     pub tracing: super::tracing::TracingConfig,
+    pub keys: KeysConfig,
+}
+
+/// `keys:` — API keys issued at runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeysConfig {
+    /// Seconds a rotated key keeps working when the rotation names no overlap.
+    pub rotation_overlap_seconds: u64,
+}
+
+impl KeysConfig {
+    /// The longest overlap a rotation may ask for: 30 days.
+    pub const MAX_OVERLAP_SECONDS: u64 = 30 * 86_400;
 }
 
 /// Where access-log lines go.

@@ -9,6 +9,7 @@ use crate::access_log::{ClassifierEntry, GuardrailEntry};
 use crate::config::filter::{Action, Category};
 use crate::config::screen::Mode;
 use crate::config::{Consumer, Role};
+use crate::digest::KeyDigest;
 use crate::downstream::body::{self, Declared};
 use crate::downstream::response::Extra;
 use crate::downstream::{client_addr, tls};
@@ -18,10 +19,11 @@ use crate::protocol::translate::pair::Neutral;
 use crate::protocol::{self, RequestView, Route, Text};
 use crate::runtime::Runtime;
 use crate::stages::admission::{self, OutputCap};
-use crate::stages::auth::{self, KeyIndex};
+use crate::stages::auth;
 use crate::stages::filter::{Filter, Verdict};
 use crate::stages::output;
 use crate::stages::routing;
+use crate::state::keys::IssuedKeys;
 use crate::state::unix_now;
 use crate::upstream::guardrail::Verdict as Said;
 use bytes::Bytes;
@@ -149,35 +151,71 @@ pub(super) fn check_address(consumer: &Consumer, ctx: &RequestCtx) -> Result<(),
     })
 }
 
-/// The consumer whose key the request presents (401 for every kind of failure).
+/// The consumer whose key the request presents (401 for every kind of failure): a configured
+/// key first, then an issued one (503 when the shared store cannot vouch for it); either sets
+/// the request's key id.
 /// With mutual TLS, a consumer may be known by its verified client certificate instead of a
 /// key, and a consumer bound to a certificate is refused without it, key or not (403).
-pub(super) fn authenticate(
-    session: &Session,
-    keys: &KeyIndex,
+pub(super) async fn authenticate(
+    session: &mut Session,
+    rt: &Runtime,
+    issued: &IssuedKeys,
     ctx: &mut RequestCtx,
 ) -> Result<Arc<Consumer>, GatewayError> {
     ctx.mark();
-    let peer = tls::peer_identity(session.digest());
-    let cert = peer.map(|p| auth::Certificate {
-        subject: &p.subject,
-        uris: &p.uris,
-    });
-    let consumer = match auth::presented_key(&session.req_header().headers) {
-        Some(key) => keys.authenticate(key),
-        None => cert.and_then(|c| keys.by_certificate(c)),
-    }
-    .cloned()
-    .ok_or(GatewayError::Unauthorized)?;
+    // Hashed at once: nothing borrowed from the session is held across the lookup below.
+    let digest = auth::presented_key(&session.req_header().headers).map(KeyDigest::of);
+    let consumer = match digest {
+        Some(digest) => by_key(&digest, rt, issued, ctx).await?,
+        None => {
+            let peer = tls::peer_identity(session.digest());
+            let cert = peer.map(|p| auth::Certificate {
+                subject: &p.subject,
+                uris: &p.uris,
+            });
+            cert.and_then(|c| rt.keys.by_certificate(c))
+                .cloned()
+                .ok_or(GatewayError::Unauthorized)?
+        }
+    };
     ctx.consumer = Some(consumer.id.clone());
     if let Some(binding) = &consumer.client_cert {
-        if !cert.is_some_and(|c| binding.matches(c.subject, c.uris)) {
+        let peer = tls::peer_identity(session.digest());
+        if !peer.is_some_and(|p| binding.matches(&p.subject, &p.uris)) {
             return Err(GatewayError::CertificateRequired {
                 consumer: consumer.id.clone(),
             });
         }
     }
     ctx.phase("auth");
+    Ok(consumer)
+}
+
+/// The consumer a presented key's digest names: one lookup among the configured keys, then one
+/// among the issued keys (in memory; Redis only for a digest this instance has not seen).
+async fn by_key(
+    digest: &KeyDigest,
+    rt: &Runtime,
+    issued: &IssuedKeys,
+    ctx: &mut RequestCtx,
+) -> Result<Arc<Consumer>, GatewayError> {
+    let now = unix_now();
+    if let Some((id, consumer)) = rt.keys.find(digest, now) {
+        ctx.key_id = Some(Arc::clone(id));
+        return Ok(Arc::clone(consumer));
+    }
+    let entry = issued
+        .find(digest)
+        .await
+        .map_err(|_| GatewayError::StateUnavailable { retry_after: 1 })?
+        .ok_or(GatewayError::Unauthorized)?;
+    let key = &entry.record;
+    let consumer = auth::issued_consumer(key, digest, now, &rt.keys)
+        .cloned()
+        .ok_or(GatewayError::Unauthorized)?;
+    entry.touch(now);
+    ctx.key_id = Some(Arc::clone(&key.id));
+    ctx.key_models = (!key.models.is_empty()).then(|| Arc::clone(&key.models));
     Ok(consumer)
 }
 
@@ -214,6 +252,7 @@ pub(super) fn screen(
     let model = view.model();
     ctx.model = Some(model.to_string());
     admission::check_model(&consumer, model)?;
+    admission::check_key_model(&consumer, ctx.key_models.as_deref(), model)?;
     let texts = view.texts();
     let prompt_estimate = view.prompt_estimate(&texts);
     let largest = routing::largest_context(&cfg.backends, model, route);

@@ -9,6 +9,7 @@ use crate::state::limits::Headroom;
 use crate::trace::RequestTrace;
 use crate::upstream::forward::MidStream;
 use crate::usage::Usage;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// How the response cache took part in a request.
@@ -86,8 +87,12 @@ pub struct RequestCtx {
     pub route: Option<Route>,
     pub consumer: Option<String>,
     /// Which of the consumer's keys was presented (an issued key's id, a configured key's
-    /// label, or `sha256:` and the start of its digest), for the spend ledger.
-    pub key_id: Option<String>,
+    /// label, or `sha256:` and the start of its digest), for the spend ledger. Shared with the
+    /// key index: setting it allocates nothing.
+    pub key_id: Option<Arc<str>>,
+    /// The models an issued key is narrowed to (within its consumer's allowlist); `None`: the
+    /// consumer's allowlist alone.
+    pub key_models: Option<Arc<[String]>>,
     pub model: Option<String>,
     pub backend: Option<String>,
     pub status: u16,
@@ -150,6 +155,7 @@ impl RequestCtx {
             route: None,
             consumer: None,
             key_id: None,
+            key_models: None,
             model: None,
             backend: None,
             status: 0,

@@ -115,7 +115,7 @@ impl Gateway {
         if let Route::Page(page) = route {
             return record::answer_page(session, ctx, &self.state, rt, page).await;
         }
-        let consumer = admit::authenticate(session, &rt.keys, ctx)?;
+        let consumer = admit::authenticate(session, rt, &self.state.keys, ctx).await?;
         spans::note_consumer(ctx, &consumer);
         admit::check_address(&consumer, ctx)?;
         if route == Route::Models {

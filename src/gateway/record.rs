@@ -178,7 +178,13 @@ fn model_label<'a>(cfg: &Config, model: &'a str) -> &'a str {
 
 /// `GET /v1/models`: what this consumer may ask for (served models, aliases and `default`,
 /// narrowed by its allowlist), in OpenAI's list shape.
-fn models_for(cfg: &Config, consumer: &Consumer) -> serde_json::Value {
+/// The models `consumer` may use (narrowed to `key_models` when its key is), as `/v1/models`
+/// lists them.
+fn models_for(
+    cfg: &Config,
+    consumer: &Consumer,
+    key_models: Option<&[String]>,
+) -> serde_json::Value {
     let mut names = std::collections::BTreeSet::new();
     for b in &cfg.backends {
         names.extend(b.models.iter().cloned());
@@ -190,6 +196,7 @@ fn models_for(cfg: &Config, consumer: &Consumer) -> serde_json::Value {
     let data: Vec<serde_json::Value> = names
         .into_iter()
         .filter(|m| consumer.may_use(m))
+        .filter(|m| key_models.is_none_or(|k| k.is_empty() || m == "default" || k.contains(m)))
         .map(|m| json!({"id": m, "object": "model", "owned_by": "tollgate"}))
         .collect();
     json!({"object": "list", "data": data})
@@ -203,7 +210,7 @@ pub(super) async fn answer_models(
     consumer: &Consumer,
 ) -> Result<(), Failure> {
     ctx.status = 200;
-    let list = models_for(cfg, consumer);
+    let list = models_for(cfg, consumer, ctx.key_models.as_deref());
     response::write_json(session, 200, list.to_string().into(), &Extra::default())
         .await
         .map_err(client_gone)
@@ -309,7 +316,7 @@ mod tests {
         let rt = demo();
         let names = |key: &str| -> Vec<String> {
             let c = rt.keys.authenticate(key.as_bytes()).unwrap();
-            models_for(&rt.config, c)["data"]
+            models_for(&rt.config, c, None)["data"]
                 .as_array()
                 .unwrap()
                 .iter()
@@ -320,6 +327,13 @@ mod tests {
         assert!(everything.len() > 2, "{everything:?}");
         assert_eq!(names("key-team-support"), ["default", "gpt-4"]);
         assert_eq!(names("key-team-intern"), ["default", "haiku"]);
+        let engineering = rt.keys.authenticate(b"key-team-engineering").unwrap();
+        let narrowed = models_for(&rt.config, engineering, Some(&["gpt-4".to_string()]));
+        assert_eq!(
+            narrowed["data"].as_array().unwrap().len(),
+            2,
+            "an issued key's own allowlist narrows it further: {narrowed}"
+        );
     }
 
     #[test]

@@ -121,7 +121,7 @@ impl Gateway {
             request_id: ctx.request_id.clone(),
             consumer: r.consumer.clone(),
             team: r.team.clone(),
-            key_id: ctx.key_id.clone().unwrap_or_default(),
+            key_id: ctx.key_id.as_deref().unwrap_or_default().to_string(),
             model: r.model.clone(),
             backend: ctx
                 .backend

@@ -35,6 +35,27 @@ pub fn check_model(consumer: &Consumer, model: &str) -> Result<(), GatewayError>
     }
 }
 
+/// An issued key's own allowlist (`models`, within its consumer's): 403 as the consumer's
+/// allowlist answers. `None` or empty: the consumer's allowlist alone decides; `default` (the lab
+/// agent's model) is always allowed, as there.
+pub fn check_key_model(
+    consumer: &Consumer,
+    key_models: Option<&[String]>,
+    model: &str,
+) -> Result<(), GatewayError> {
+    match key_models {
+        Some(models)
+            if !models.is_empty() && model != "default" && !models.iter().any(|m| m == model) =>
+        {
+            Err(GatewayError::ModelNotAllowed {
+                consumer: consumer.id.clone(),
+                model: model.to_string(),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A prompt no backend for `model` can hold (`largest_context`, the largest context of those
 /// serving it) is refused before anything else looks at it: the filter's cost grows with the
 /// text, so this bounds it too.
@@ -332,6 +353,23 @@ mod tests {
             Err(403)
         );
         assert!(check_model(&consumer(&[]), "anything").is_ok());
+    }
+
+    #[test]
+    fn a_key_allowlist_narrows_its_consumer_with_the_same_403() {
+        let c = consumer(&[]);
+        let key = ["a".to_string()];
+        assert!(check_key_model(&c, Some(&key), "a").is_ok());
+        assert_eq!(
+            check_key_model(&c, Some(&key), "b").map_err(|e| e.status()),
+            Err(403)
+        );
+        assert!(check_key_model(&c, Some(&key), "default").is_ok());
+        assert!(check_key_model(&c, None, "b").is_ok(), "not narrowed");
+        assert!(
+            check_key_model(&c, Some(&[]), "b").is_ok(),
+            "empty: not narrowed"
+        );
     }
 
     #[test]

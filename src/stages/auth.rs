@@ -5,10 +5,15 @@
 //! unknown one (one 401 message for all). Keys are hashed with SHA-256 and looked up by digest;
 //! the stored digest is then compared in constant time. A consumer may have several keys (a
 //! rotation); a key past its expiry is refused like an unknown one, from the second it expires.
+//! Keys issued through the admin API (`state::keys`) are looked up after the configured ones and
+//! decided by [`issued_consumer`]: revoked, expired or orphaned (their consumer no longer
+//! configured) keys are refused the same way. Every authenticated request gets a key id: an
+//! issued key's id, a configured key's label, or `sha256:` and the start of its digest.
 //! The key itself is never logged or kept.
 
 use crate::config::{Consumer, ConsumerKey};
 use crate::digest::KeyDigest;
+use crate::state::keys::KeyRecord;
 use http::HeaderMap;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,12 +21,31 @@ use std::sync::Arc;
 /// Longest key accepted; real keys are ~40–100 bytes.
 const MAX_KEY_BYTES: usize = 512;
 
-/// The consumers of one configuration, indexed by key digest, and those known by their client
-/// certificate alone.
+/// The consumers of one configuration, indexed by key digest and by id, and those known by
+/// their client certificate alone.
 #[derive(Debug, Default)]
 pub struct KeyIndex {
-    by_digest: HashMap<KeyDigest, (ConsumerKey, Arc<Consumer>)>,
+    by_digest: HashMap<KeyDigest, Configured>,
+    by_id: HashMap<String, Arc<Consumer>>,
     by_cert: Vec<Arc<Consumer>>,
+}
+
+/// A key the configuration lists.
+#[derive(Debug)]
+struct Configured {
+    key: ConsumerKey,
+    /// What the ledger records for it (see [`configured_key_id`]).
+    id: Arc<str>,
+    consumer: Arc<Consumer>,
+}
+
+/// The id of a configured key: its `label` when it has one, else `sha256:` and the first 12
+/// hex digits of its digest (enough to tell keys apart, too few to matter to an attacker).
+pub fn configured_key_id(key: &ConsumerKey) -> Arc<str> {
+    match &key.label {
+        Some(l) => Arc::from(l.as_str()),
+        None => Arc::from(format!("sha256:{}", &key.digest.to_hex()[..12])),
+    }
 }
 
 /// A verified client certificate: its subject and URI SANs.
@@ -37,10 +61,19 @@ impl KeyIndex {
             by_digest: consumers
                 .iter()
                 .flat_map(|c| {
-                    c.keys
-                        .iter()
-                        .map(move |k| (k.digest, (k.clone(), Arc::clone(c))))
+                    c.keys.iter().map(move |k| {
+                        let found = Configured {
+                            key: k.clone(),
+                            id: configured_key_id(k),
+                            consumer: Arc::clone(c),
+                        };
+                        (k.digest, found)
+                    })
                 })
+                .collect(),
+            by_id: consumers
+                .iter()
+                .map(|c| (c.id.clone(), Arc::clone(c)))
                 .collect(),
             by_cert: consumers
                 .iter()
@@ -57,13 +90,22 @@ impl KeyIndex {
 
     /// The consumer owning `key` at `now` (Unix seconds).
     pub fn authenticate_at(&self, key: &[u8], now: u64) -> Option<&Arc<Consumer>> {
-        let digest = KeyDigest::of(key);
+        self.find(&KeyDigest::of(key), now).map(|(_, c)| c)
+    }
+
+    /// The configured key with this digest, valid at `now`: its id and its consumer.
+    pub fn find(&self, digest: &KeyDigest, now: u64) -> Option<(&Arc<str>, &Arc<Consumer>)> {
         // The map lookup runs over digests, which tell an attacker nothing about the key; the
         // final comparison is constant-time anyway so no code path compares secrets early-exit.
         self.by_digest
-            .get(&digest)
-            .filter(|(k, _)| k.digest.ct_eq(&digest) && k.valid_at(now))
-            .map(|(_, c)| c)
+            .get(digest)
+            .filter(|f| f.key.digest.ct_eq(digest) && f.key.valid_at(now))
+            .map(|f| (&f.id, &f.consumer))
+    }
+
+    /// The configured consumer with this id.
+    pub fn consumer(&self, id: &str) -> Option<&Arc<Consumer>> {
+        self.by_id.get(id)
     }
 
     /// The consumer without a key whose bound certificate `cert` is, if any.
@@ -74,6 +116,30 @@ impl KeyIndex {
                 .is_some_and(|b| b.matches(cert.subject, cert.uris))
         })
     }
+}
+
+/// The consumer an issued key (`state::keys`) authenticates as at `now`: the digest matches
+/// (constant time), the key is neither revoked nor expired, and its consumer is still configured
+/// — a key whose consumer left the configuration is refused, and the refusal logged.
+pub fn issued_consumer<'a>(
+    key: &KeyRecord,
+    digest: &KeyDigest,
+    now: u64,
+    index: &'a KeyIndex,
+) -> Option<&'a Arc<Consumer>> {
+    if !key.digest.ct_eq(digest) || !key.valid_at(now) {
+        return None;
+    }
+    let consumer = index.consumer(&key.consumer);
+    if consumer.is_none() {
+        log::warn!(
+            target: "tollgate::audit",
+            "issued key {} belongs to consumer {}, which is no longer configured: refused",
+            key.id,
+            key.consumer
+        );
+    }
+    consumer
 }
 
 /// The API key presented in `headers`, or `None` when there is no single well-formed key.
@@ -156,6 +222,59 @@ mod tests {
             "refused from the second it expires"
         );
         assert_eq!(idx.authenticate_at(b"old-key", 1_000).unwrap().id, "a");
+    }
+
+    #[test]
+    fn a_configured_key_is_named_by_its_label_or_its_digest_prefix() {
+        let mut c = Consumer::basic("a", "t", b"plain-key");
+        c.keys.push(ConsumerKey {
+            digest: KeyDigest::of(b"labelled"),
+            expires: None,
+            label: Some("ci 2026".into()),
+        });
+        let idx = KeyIndex::new(&[Arc::new(c)]);
+        let (id, _) = idx.find(&KeyDigest::of(b"labelled"), 0).unwrap();
+        assert_eq!(&**id, "ci 2026");
+        let (id, _) = idx.find(&KeyDigest::of(b"plain-key"), 0).unwrap();
+        let hex = KeyDigest::of(b"plain-key").to_hex();
+        assert_eq!(id.to_string(), format!("sha256:{}", &hex[..12]));
+    }
+
+    #[test]
+    fn an_issued_key_authenticates_only_while_valid_and_its_consumer_is_configured() {
+        let idx = KeyIndex::new(&[consumer("a", "key-a")]);
+        let digest = KeyDigest::of(b"tg-issued");
+        let mut key = KeyRecord {
+            id: "key_1".into(),
+            consumer: "a".into(),
+            label: None,
+            digest,
+            created: 10,
+            expires: Some(100),
+            revoked: None,
+            models: Arc::from(Vec::new()),
+            last_used: None,
+        };
+        assert_eq!(issued_consumer(&key, &digest, 99, &idx).unwrap().id, "a");
+        assert!(
+            issued_consumer(&key, &digest, 100, &idx).is_none(),
+            "expired"
+        );
+        assert!(
+            issued_consumer(&key, &KeyDigest::of(b"other"), 50, &idx).is_none(),
+            "another digest"
+        );
+        key.revoked = Some(60);
+        assert!(
+            issued_consumer(&key, &digest, 50, &idx).is_none(),
+            "revoked"
+        );
+        key.revoked = None;
+        key.consumer = "gone".into();
+        assert!(
+            issued_consumer(&key, &digest, 50, &idx).is_none(),
+            "its consumer left the configuration"
+        );
     }
 
     #[test]

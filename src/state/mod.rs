@@ -1,10 +1,11 @@
-//! State that outlives a configuration reload: token windows, spend and the response cache,
-//! keyed by stable ids (consumer id). This is the embedded (`memory`) implementation; spend is
-//! persisted to a local state file by [`persist`]. With `state.backend: redis`, limits and budgets
+//! State that outlives a configuration reload: token windows, spend, the response cache and
+//! issued API keys ([`keys`]), keyed by stable ids (consumer id, key id). This is the embedded
+//! (`memory`) implementation; spend is persisted to a local state file by [`persist`]. With `state.backend: redis`, limits and budgets
 //! (and optionally the cache) are decided by [`redis`] for every instance at once.
 
 pub mod cache;
 pub mod health;
+pub mod keys;
 pub mod limits;
 pub mod redis;
 pub mod spend;
@@ -72,6 +73,8 @@ pub struct State {
     /// The embedded database: the spend ledger, daily spend, issued keys (`None` only in unit
     /// tests and benchmarks that need no persistence).
     pub store: Option<Arc<store::Store>>,
+    /// API keys issued at runtime: in Redis when `shared`, else in `store`.
+    pub keys: Arc<keys::IssuedKeys>,
 }
 
 impl State {
@@ -82,17 +85,28 @@ impl State {
             Some(s) if s.cache => cache::Cache::new(Some(Arc::clone(&s.store))),
             _ => cache::Cache::default(),
         };
+        let keys = match &shared {
+            Some(s) => keys::IssuedKeys::shared(Arc::clone(&s.store), s.limits_fail_open),
+            None => keys::IssuedKeys::default(),
+        };
         State {
             cache,
             shared,
+            keys: Arc::new(keys),
             ..State::default()
         }
     }
 
-    /// With the embedded database.
+    /// With the embedded database (which keeps the issued keys too, unless Redis does).
     pub fn with_store(self, store: Arc<store::Store>) -> State {
+        let keys = if self.keys.is_memory() {
+            Arc::new(keys::IssuedKeys::embedded(Arc::clone(&store)))
+        } else {
+            self.keys
+        };
         State {
             store: Some(store),
+            keys,
             ..self
         }
     }
@@ -150,9 +164,27 @@ pub fn utc_date(day: u64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// `YYYY-MM-DDTHH:MM:SSZ` of a Unix time (RFC 3339, UTC).
+pub fn utc_time(unix: u64) -> String {
+    let s = unix % 86_400;
+    format!(
+        "{}T{:02}:{:02}:{:02}Z",
+        utc_date(utc_day(unix)),
+        s / 3_600,
+        s % 3_600 / 60,
+        s % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn utc_times_are_rfc3339() {
+        assert_eq!(utc_time(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc_time(20_418 * 86_400 + 3_723), "2025-11-26T01:02:03Z");
+    }
 
     #[test]
     fn utc_dates_come_from_day_numbers() {

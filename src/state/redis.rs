@@ -10,7 +10,8 @@
 //! Keys, under the configured prefix `P`:
 //! - `P{id}:t:m:<minute>`, `P{id}:t:h:<hour>`, `P{id}:t:d:<day>` — tokens used + reserved;
 //! - `P{id}:b:<day>` — nano-dollars spent + reserved today; `P{id}:s:<day>` — spent only;
-//! - `Pcache:<key>` — a cached answer (when the cache is shared).
+//! - `Pcache:<key>` — a cached answer (when the cache is shared);
+//! - `P{@keys}:…` — API keys issued through the admin API (layout in `state::keys::shared`).
 //!
 //! Failure: every call is bounded by the configured timeout, and so is the wait for the first
 //! connection: it is made in the background, once however many requests want it, and each
@@ -320,7 +321,7 @@ impl RedisStore {
     }
 
     /// Runs one call within the timeout, counting its latency and errors.
-    async fn call<T, F, Fut>(&self, op: &'static str, f: F) -> Result<T, Unavailable>
+    pub(crate) async fn call<T, F, Fut>(&self, op: &'static str, f: F) -> Result<T, Unavailable>
     where
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
@@ -346,6 +347,11 @@ impl RedisStore {
             log::warn!("shared state: {op}: {}", e.0);
         }
         result
+    }
+
+    /// The prefix of every key this store writes.
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     /// The consumer's key prefix, `P{id}:` (its keys share one cluster slot).

@@ -25,7 +25,10 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// The schema's migrations, in order: version `i + 1` is `MIGRATIONS[i]`.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_ledger.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/0001_ledger.sql"),
+    include_str!("../../migrations/0002_api_keys.sql"),
+];
 
 /// Settlements waiting for the writer; beyond this, settling waits for room (back-pressure on
 /// the requests, never a lost row).
