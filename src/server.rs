@@ -13,6 +13,7 @@ use crate::state::persist::{self, Persister};
 use crate::state::State;
 use crate::upstream::health::{HealthChecker, HealthService};
 use crate::upstream::peer::Resolver;
+use crate::upstream::webhook::WebhookService;
 use pingora::apps::http_app::HttpServer;
 use pingora::apps::HttpServerOptions;
 use pingora::server::configuration::{Opt, ServerConf};
@@ -172,6 +173,12 @@ pub fn build_process(
     server.add_service(admin);
 
     server.add_service(background_service("sighup reload", SighupService(reloader)));
+    if let Some(queue) = state.alerts.take_receiver() {
+        server.add_service(background_service(
+            "budget alert webhook",
+            WebhookService::new(queue, Arc::clone(&resolver)),
+        ));
+    }
     server.add_service(background_service(
         "health checks",
         HealthService(HealthChecker::new(

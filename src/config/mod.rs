@@ -7,6 +7,7 @@
 //! and a reload can show them all at once.
 
 pub mod backend;
+pub mod budgets;
 pub mod build;
 pub mod cidr;
 pub mod file;
@@ -18,10 +19,10 @@ pub mod tls;
 pub mod types;
 
 pub use types::{
-    AdminConfig, AwsAuth, Backend, BackendTimeouts, BackendUrl, CacheConfig, CacheScope, CheckKind,
-    CircuitConfig, Config, Consumer, ConsumerKey, CostTier, FilterConfig, HealthCheck,
-    LogDestination, OutputCaps, Price, Protocol, Provider, Role, RouteMatch, RouteRule,
-    RoutingConfig, ServerConfig, StateConfig, Timeouts, Want,
+    AdminConfig, AlertsConfig, AwsAuth, Backend, BackendTimeouts, BackendUrl, CacheConfig,
+    CacheScope, CheckKind, CircuitConfig, Config, Consumer, ConsumerKey, CostTier, FilterConfig,
+    HealthCheck, LogDestination, OutputCaps, Price, Protocol, Provider, Role, RouteMatch,
+    RouteRule, RoutingConfig, ServerConfig, StateConfig, Team, Timeouts, Want, Webhook,
 };
 
 use std::fmt;

@@ -3,8 +3,8 @@
 //! item does not hide the problems of the next.
 
 use super::file::{
-    AccessLogSection, BackendSection, CacheSection, ConsumerSection, FilterSection, PriceSection,
-    RoutingSection, RuleSection, ServerSection, StateSection,
+    AccessLogSection, AlertsSection, BackendSection, CacheSection, ConsumerSection, FilterSection,
+    PriceSection, RoutingSection, RuleSection, ServerSection, StateSection, TeamSection,
 };
 use super::Problem;
 use serde::de::DeserializeOwned;
@@ -22,7 +22,16 @@ pub(crate) const TOP_KEYS: &[&str] = &[
     "state",
     "routing",
     "access_log",
+    "teams",
+    "alerts",
 ];
+pub(crate) const TEAM_KEYS: &[&str] = &[
+    "daily_budget_usd",
+    "monthly_budget_usd",
+    "requests_per_minute",
+];
+pub(crate) const ALERTS_KEYS: &[&str] = &["thresholds", "webhook"];
+pub(crate) const WEBHOOK_KEYS: &[&str] = &["url", "timeout_ms"];
 pub(crate) const ACCESS_LOG_KEYS: &[&str] = &["to", "queue"];
 pub(crate) const ROUTING_KEYS: &[&str] = &[
     "max_attempts",
@@ -148,6 +157,8 @@ pub(crate) const CONSUMER_KEYS: &[&str] = &[
     "key_sha256",
     "keys",
     "daily_budget_usd",
+    "monthly_budget_usd",
+    "requests_per_minute",
     "allowed_ips",
     "client_cert",
     "allowed_models",
@@ -203,6 +214,8 @@ pub struct Parsed {
     pub state: StateSection,
     pub routing: RoutingSection,
     pub access_log: AccessLogSection,
+    pub teams: BTreeMap<String, TeamSection>,
+    pub alerts: AlertsSection,
 }
 
 /// Parses the text, collecting every problem it can find. `None` only when the file or its
@@ -329,6 +342,16 @@ pub fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<Parsed> {
         ACCESS_LOG_KEYS,
         problems,
     );
+    let teams = teams(top.remove("teams"), problems);
+    let alerts = match top.remove("alerts") {
+        Some(Value::Mapping(mut m)) => {
+            if let Some(Value::Mapping(w)) = m.get_mut("webhook") {
+                prune_unknown(w, "alerts.webhook", WEBHOOK_KEYS, problems);
+            }
+            section::<AlertsSection>(Some(Value::Mapping(m)), "alerts", ALERTS_KEYS, problems)
+        }
+        other => section::<AlertsSection>(other, "alerts", ALERTS_KEYS, problems),
+    };
     let routing = match top.remove("routing") {
         None | Some(Value::Null) => Some(RoutingSection::default()),
         Some(mut v) => {
@@ -371,7 +394,42 @@ pub fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<Parsed> {
         state: state?,
         routing: routing?,
         access_log: access_log?,
+        teams,
+        alerts: alerts?,
     })
+}
+
+/// `teams:`, a mapping of team name to its limits; a bad entry is reported and left out.
+fn teams(value: Option<Value>, problems: &mut Vec<Problem>) -> BTreeMap<String, TeamSection> {
+    let mut out = BTreeMap::new();
+    match value {
+        None | Some(Value::Null) => {}
+        Some(Value::Mapping(m)) => {
+            for (k, mut v) in m {
+                let Value::String(name) = k else {
+                    problems.push(Problem::new("teams", "team names must be strings"));
+                    continue;
+                };
+                let path = format!("teams.{name}");
+                if v.is_null() {
+                    // `teams: {payments: }` lists a team with no limits yet.
+                    out.insert(name, TeamSection::default());
+                    continue;
+                }
+                if let Value::Mapping(tm) = &mut v {
+                    prune_unknown(tm, &path, TEAM_KEYS, problems);
+                }
+                if let Some(t) = item::<TeamSection>(&v, &path, problems) {
+                    out.insert(name, t);
+                }
+            }
+        }
+        Some(_) => problems.push(Problem::new(
+            "teams",
+            "expected a mapping of team name to its limits",
+        )),
+    }
+    out
 }
 
 /// A plain mapping section: unknown keys reported, defaults when absent.
@@ -600,6 +658,12 @@ mod tests {
         );
         assert_eq!(serde_fields::<HealthCheckSection>(), sorted(HEALTH_KEYS));
         assert_eq!(serde_fields::<AwsSection>(), sorted(AWS_KEYS));
+        assert_eq!(serde_fields::<TeamSection>(), sorted(TEAM_KEYS));
+        assert_eq!(serde_fields::<AlertsSection>(), sorted(ALERTS_KEYS));
+        assert_eq!(
+            serde_fields::<super::super::file::WebhookSection>(),
+            sorted(WEBHOOK_KEYS)
+        );
     }
 
     #[test]
