@@ -238,9 +238,8 @@ pub async fn admit(
             standing,
         }),
         Err(over) => {
-            // Refused on a budget: give the tokens back (the request stays counted in its
-            // minute, as every admission attempt that passed the rate does).
-            state.limiter.settle(&consumer.id, &tokens, 0, now);
+            // Refused on a budget: give the tokens and the request back, all or nothing.
+            state.limiter.refund(&consumer.id, rate_team, &tokens, now);
             Err(budget_refusal(&over, team_name, now))
         }
     }

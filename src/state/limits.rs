@@ -221,6 +221,31 @@ impl Limiter {
         })
     }
 
+    /// Takes back a whole reservation made by [`Limiter::reserve`] with the same `team`: its
+    /// tokens and its request, in the windows that are still current (a request refused on a
+    /// budget after its limits were reserved costs nothing, as in Redis).
+    pub fn refund(&self, consumer: &str, team: Option<&str>, ticket: &TokenTicket, now: u64) {
+        let minute = ticket.window_ids[0];
+        self.consumers.with(consumer, |c| {
+            c.roll(now);
+            for (counter, id) in c.tokens.iter_mut().zip(ticket.window_ids) {
+                if counter.id == id {
+                    counter.used = counter.used.saturating_sub(ticket.reserved);
+                }
+            }
+            if c.requests.id == minute {
+                c.requests.used = c.requests.used.saturating_sub(1);
+            }
+            if let Some(team) = team {
+                self.teams.with(team, |t| {
+                    if t.id == minute {
+                        t.used = t.used.saturating_sub(1);
+                    }
+                });
+            }
+        })
+    }
+
     /// Tokens used (settled plus reserved) in the current minute, hour and day.
     pub fn used(&self, consumer: &str, now: u64) -> [u64; 3] {
         self.consumers.with(consumer, |c| {
@@ -499,6 +524,21 @@ mod tests {
             l.reserve("c", Some("other"), team, 100, T0).is_ok(),
             "another team has its own minute"
         );
+    }
+
+    #[test]
+    fn a_refund_gives_back_the_tokens_and_the_request() {
+        let l = Limiter::default();
+        let team = Limits {
+            tokens: LIMITS,
+            requests: Some(1),
+            team_requests: Some(1),
+        };
+        let (t, _) = l.reserve("a", Some("t"), team, 100, T0).unwrap();
+        l.refund("a", Some("t"), &t, T0);
+        assert_eq!(l.requests("a", "t", T0), (0, 0));
+        assert_eq!(l.used("a", T0), [0, 0, 0]);
+        assert!(l.reserve("a", Some("t"), team, 100, T0).is_ok());
     }
 
     #[test]
