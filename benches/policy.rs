@@ -13,8 +13,9 @@ use tollgate::config::Role;
 use tollgate::protocol::json::canonical;
 use tollgate::runtime::{load_str, Runtime};
 use tollgate::stages::cache;
+use tollgate::state::budget::Budgets;
 use tollgate::state::cache::{Cache, Entry, Tiers};
-use tollgate::state::limits::Limiter;
+use tollgate::state::limits::{Limiter, Limits};
 
 fn demo() -> Runtime {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/conf/demo.yaml"))
@@ -152,12 +153,18 @@ fn filter(c: &mut Criterion) {
 }
 
 fn limiter(c: &mut Criterion) {
-    let limits = [u64::MAX / 4, u64::MAX / 4, u64::MAX / 4];
+    let limits = Limits::tokens([u64::MAX / 4, u64::MAX / 4, u64::MAX / 4]);
     let mut g = c.benchmark_group("limiter");
     let l = Limiter::default();
     g.bench_function("reserve_settle", |b| {
         b.iter(|| {
-            if let Ok((t, _)) = l.reserve(black_box("team-support"), limits, 1_000, 1_700_000_000) {
+            if let Ok((t, _)) = l.reserve(
+                black_box("team-support"),
+                None,
+                limits,
+                1_000,
+                1_700_000_000,
+            ) {
                 l.settle("team-support", &t, 500, 1_700_000_000);
             }
         })
@@ -173,7 +180,7 @@ fn limiter(c: &mut Criterion) {
                     std::thread::spawn(move || {
                         for _ in 0..iters / 2 {
                             if let Ok((t, _)) =
-                                l.reserve("team-support", limits, 1_000, 1_700_000_000)
+                                l.reserve("team-support", None, limits, 1_000, 1_700_000_000)
                             {
                                 l.settle("team-support", &t, 500, 1_700_000_000);
                             }
@@ -193,13 +200,15 @@ fn limiter(c: &mut Criterion) {
 fn budget(c: &mut Criterion) {
     let mut g = c.benchmark_group("budget");
     let ledger = tollgate::state::spend::Ledger::default();
+    let budgets = Budgets::daily(u64::MAX / 4);
     g.bench_function("reserve_settle", |b| {
         b.iter(|| {
             if let Ok((t, _)) =
-                ledger.reserve(black_box("team-support"), u64::MAX / 4, 30_000, 19_000)
+                ledger.reserve(black_box("team-support"), None, &budgets, 30_000, 19_000)
             {
                 ledger.settle(
                     "team-support",
+                    None,
                     &t,
                     tollgate::state::spend::Recent {
                         timestamp: 0,

@@ -88,8 +88,18 @@ pub enum GatewayError {
         remaining: u64,
         retry_after: u64,
     },
-    /// Today's budget cannot hold the request's worst-case cost (nano-dollars).
+    /// This minute's requests are all taken (`who`: `consumer` or `team`).
+    RequestRateLimited {
+        who: &'static str,
+        limit: u64,
+        retry_after: u64,
+    },
+    /// A budget cannot hold the request's worst-case cost (nano-dollars): `scope` names it
+    /// (`consumer daily`, `team monthly`, …), `team` the team for a team budget; the retry
+    /// waits for its period to end.
     BudgetExceeded {
+        scope: &'static str,
+        team: Option<String>,
         spent: u64,
         budget: u64,
         needed: u64,
@@ -144,6 +154,7 @@ impl GatewayError {
             | ScreenBlocked { .. }
             | AnswerBlocked { .. }
             | RateLimited { .. }
+            | RequestRateLimited { .. }
             | BudgetExceeded { .. }
             | ClientGone => Fault::Client,
             NoBackendAvailable { .. }
@@ -171,7 +182,7 @@ impl GatewayError {
             HeadersTooLarge { .. } => 431,
             RequestTimeout { .. } => 408,
             ContentBlocked { .. } | ScreenBlocked { .. } | AnswerBlocked { .. } => 400,
-            RateLimited { .. } | BudgetExceeded { .. } => 429,
+            RateLimited { .. } | RequestRateLimited { .. } | BudgetExceeded { .. } => 429,
             // nginx's convention for "client closed request"; never sent, only logged.
             ClientGone => 499,
             UpstreamUnreachable | NoBackendAvailable { .. } => 503,
@@ -202,7 +213,7 @@ impl GatewayError {
             ContentBlocked { .. } | ScreenBlocked { .. } | AnswerBlocked { .. } => {
                 "content_policy_violation"
             }
-            RateLimited { .. } => "rate_limit_exceeded",
+            RateLimited { .. } | RequestRateLimited { .. } => "rate_limit_exceeded",
             BudgetExceeded { .. } => "budget_exceeded",
             ClientGone => "client_gone",
             NoBackendAvailable { .. } => "no_backend_available",
@@ -278,17 +289,41 @@ impl GatewayError {
                 "Token rate limit exceeded (per-{window}). Used {used}/{limit} tokens; this request \
                  may use up to {needed}. Retry after {retry_after}s."
             ),
+            RequestRateLimited {
+                who,
+                limit,
+                retry_after,
+            } => format!(
+                "Request rate limit exceeded ({who} requests per minute). {limit} requests a \
+                 minute are allowed. Retry after {retry_after}s."
+            ),
             BudgetExceeded {
+                scope,
+                team,
                 spent,
                 budget,
                 needed,
                 ..
-            } => format!(
-                "Daily budget exceeded. Spent ${} of ${} limit; this request may cost up to ${}.",
-                crate::config::money::usd(*spent, 4),
-                crate::config::money::usd(*budget, 2),
-                crate::config::money::usd(*needed, 4),
-            ),
+            } => {
+                // The consumer's daily budget keeps the seed's wording.
+                let title = match *scope {
+                    "consumer daily" => "Daily",
+                    "consumer monthly" => "Monthly",
+                    "team daily" => "Team daily",
+                    _ => "Team monthly",
+                };
+                let of_team = team
+                    .as_deref()
+                    .map(|t| format!(" (team {t})"))
+                    .unwrap_or_default();
+                format!(
+                    "{title} budget exceeded. Spent ${} of ${} limit; this request may cost up \
+                     to ${}. Budget: {scope}{of_team}.",
+                    crate::config::money::usd(*spent, 4),
+                    crate::config::money::usd(*budget, 2),
+                    crate::config::money::usd(*needed, 4),
+                )
+            }
             ClientGone => "Client closed the request.".into(),
             NoBackendAvailable { retry_after } => format!(
                 "No backend for this model is available (all unhealthy or cooling down). Retry after {retry_after}s."
@@ -320,6 +355,7 @@ impl GatewayError {
                 | GatewayError::AnswerBlocked { .. }
                 | GatewayError::ModelNotAllowed { .. }
                 | GatewayError::RateLimited { .. }
+                | GatewayError::RequestRateLimited { .. }
                 | GatewayError::BudgetExceeded { .. }
         )
     }
@@ -328,6 +364,7 @@ impl GatewayError {
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             GatewayError::RateLimited { retry_after, .. }
+            | GatewayError::RequestRateLimited { retry_after, .. }
             | GatewayError::BudgetExceeded { retry_after, .. }
             | GatewayError::NoBackendAvailable { retry_after }
             | GatewayError::StateUnavailable { retry_after }

@@ -51,6 +51,10 @@ pub struct Metrics {
     pub trace_batches: IntCounterVec,
     pub redis_seconds: HistogramVec,
     pub redis_errors: IntCounterVec,
+    /// Budget thresholds crossed, by scope and threshold (percent).
+    pub budget_alerts: IntCounterVec,
+    /// Alert posts that failed or were dropped.
+    pub budget_alert_webhook_failures: IntCounter,
 }
 
 fn counter(name: &str, help: &str, labels: &[&str]) -> Option<IntCounterVec> {
@@ -121,6 +125,13 @@ fn build() -> Option<Metrics> {
     )
     .ok()?;
     register(Box::new(trace_spans_dropped.clone()));
+    let budget_alert_webhook_failures = IntCounter::new(
+        "tollgate_budget_alert_webhook_failures_total",
+        "Budget alert posts to alerts.webhook that failed (unreachable, timeout, not 2xx) or \
+         were dropped because their queue was full.",
+    )
+    .ok()?;
+    register(Box::new(budget_alert_webhook_failures.clone()));
     Some(Metrics {
         requests: counter(
             "tollgate_requests_total",
@@ -231,7 +242,9 @@ fn build() -> Option<Metrics> {
         },
         rejections: counter(
             "tollgate_limit_rejections_total",
-            "Requests refused by a token window (minute, hour, day) or the budget, by consumer.",
+            "Requests refused by a token window (minute, hour, day), the request rate (requests, \
+             team_requests) or a budget (budget: the consumer's daily or monthly; team_budget: \
+             its team's), by consumer.",
             &["consumer", "limit"],
         )?,
         retries: counter(
@@ -283,6 +296,14 @@ fn build() -> Option<Metrics> {
             "Span exports to the OTLP collector, by outcome (exported, failed).",
             &["outcome"],
         )?,
+        budget_alerts: counter(
+            "tollgate_budget_alerts_total",
+            "Budget thresholds crossed by settled spend, once per budget, period and threshold, by \
+             scope (consumer_daily, consumer_monthly, team_daily, team_monthly) and threshold \
+             (percent).",
+            &["scope", "threshold"],
+        )?,
+        budget_alert_webhook_failures,
         estimated,
         access_log_dropped,
         store_errors,
@@ -323,13 +344,25 @@ pub fn prime(cfg: &crate::config::Config) {
         m.streams_without_usage.with_label_values(&[b.id.as_str()]);
     }
     // Zero series per consumer make dashboards show 0 instead of "no data"; with very many
-    // consumers they would cost memory for series that may never count (4 per consumer), so
+    // consumers they would cost memory for series that may never count (5 to 7 per consumer), so
     // those are created on first use instead.
     if cfg.consumers.len() <= PRIME_CONSUMERS_UP_TO {
         for c in &cfg.consumers {
-            for limit in ["minute", "hour", "day", "budget"] {
+            for limit in ["minute", "hour", "day", "requests", "budget"] {
                 m.rejections.with_label_values(&[c.id.as_str(), limit]);
             }
+            if c.team_limits.is_some() {
+                for limit in ["team_requests", "team_budget"] {
+                    m.rejections.with_label_values(&[c.id.as_str(), limit]);
+                }
+            }
+        }
+    }
+    // The configured thresholds are a short list (at most 16): every scope's series exist.
+    for scope in crate::state::budget::Scope::ALL {
+        for t in &cfg.alerts.thresholds {
+            m.budget_alerts
+                .with_label_values(&[scope.label(), &t.to_string()]);
         }
     }
     for rule in &cfg.filter.rules {

@@ -15,6 +15,7 @@ use crate::state::State;
 use crate::trace::Tracer;
 use crate::upstream::health::{HealthChecker, HealthService};
 use crate::upstream::peer::Resolver;
+use crate::upstream::webhook::WebhookService;
 use pingora::apps::http_app::HttpServer;
 use pingora::apps::HttpServerOptions;
 use pingora::server::configuration::{Opt, ServerConf};
@@ -192,6 +193,12 @@ pub fn build_process(
     server.add_service(admin);
 
     server.add_service(background_service("sighup reload", SighupService(reloader)));
+    if let Some(queue) = state.alerts.take_receiver() {
+        server.add_service(background_service(
+            "budget alert webhook",
+            WebhookService::new(queue, Arc::clone(&resolver)),
+        ));
+    }
     server.add_service(background_service(
         "health checks",
         HealthService(HealthChecker::new(

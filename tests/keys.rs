@@ -104,7 +104,7 @@ fn field(out: &str, name: &str) -> String {
         .unwrap_or_else(|| panic!("no `{name}:` in {out}"))
 }
 
-fn three_on(redis: &RedisServer, mock: &MockServer) -> Vec<GatewayServer> {
+fn three_on(redis: &Redis, mock: &MockServer) -> Vec<GatewayServer> {
     (0..3)
         .map(|_| {
             GatewayServer::start_full(&backends_for(mock.port), "", &redis.state_yaml(), "", &[])
@@ -115,7 +115,7 @@ fn three_on(redis: &RedisServer, mock: &MockServer) -> Vec<GatewayServer> {
 #[test]
 fn a_key_made_on_one_of_three_instances_works_on_all_at_once_and_its_revocation_reaches_all_within_a_second(
 ) {
-    let Some(redis) = RedisServer::start() else {
+    let Some(redis) = Redis::start() else {
         return;
     };
     let mock = MockServer::start(&[]);
@@ -150,7 +150,7 @@ fn a_key_made_on_one_of_three_instances_works_on_all_at_once_and_its_revocation_
 
 #[test]
 fn the_same_lifecycle_through_the_cli_on_three_instances() {
-    let Some(redis) = RedisServer::start() else {
+    let Some(redis) = Redis::start() else {
         return;
     };
     let mock = MockServer::start(&[]);
@@ -210,7 +210,7 @@ fn the_same_lifecycle_through_the_cli_on_three_instances() {
 
 #[test]
 fn without_redis_issued_keys_fail_closed_and_configured_keys_still_authenticate() {
-    let Some(mut redis) = RedisServer::start() else {
+    let Some(mut redis) = Redis::start() else {
         return;
     };
     let mock = MockServer::start(&[]);
@@ -255,7 +255,7 @@ fn without_redis_issued_keys_fail_closed_and_configured_keys_still_authenticate(
 
 #[test]
 fn a_rotated_key_keeps_working_for_its_overlap_beside_the_new_one_then_is_refused() {
-    let Some(redis) = RedisServer::start() else {
+    let Some(redis) = Redis::start() else {
         return;
     };
     let mock = MockServer::start(&[]);

@@ -8,103 +8,10 @@
 mod common;
 
 use common::*;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// A private Redis on a free port; killed when dropped.
-struct Redis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl Redis {
-    /// `None` when redis-server is not installed and not required.
-    fn start() -> Option<Redis> {
-        let found = Command::new("redis-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok();
-        if !found {
-            assert!(
-                std::env::var_os("TOLLGATE_REQUIRE_REDIS").is_none(),
-                "redis-server is required (make test installs it)"
-            );
-            eprintln!("redis-server not found: skipped");
-            return None;
-        }
-        let mut r = Redis {
-            port: free_port(),
-            child: None,
-        };
-        r.run();
-        Some(r)
-    }
-
-    fn run(&mut self) {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server never listened");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    /// Sends `SIGSTOP` (`pause`) or `SIGCONT` to the server: it keeps its connections and
-    /// answers nothing while stopped.
-    fn signal(&self, pause: bool) {
-        let pid = self.child.as_ref().unwrap().id().to_string();
-        let sig = if pause { "-STOP" } else { "-CONT" };
-        assert!(Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .unwrap()
-            .success());
-    }
-
-    /// How many keys match `pattern` (an inline `KEYS` command).
-    fn count_keys(&self, pattern: &str) -> usize {
-        use std::io::{BufRead, BufReader, Write};
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        s.write_all(format!("KEYS {pattern}\r\n").as_bytes())
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(s).read_line(&mut line).unwrap();
-        line.trim_start_matches('*').trim().parse().unwrap()
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
+use tollgate::state::budget::Budgets;
+use tollgate::state::limits::Limits;
 
 /// `n` gateways on one Redis (and one mock), each call to it bounded by 300 ms.
 fn instances(redis: &Redis, mock: &MockServer, n: usize, extra_state: &str) -> Vec<GatewayServer> {
@@ -415,7 +322,14 @@ async fn a_request_admitted_before_midnight_is_charged_to_its_own_day() {
     let before = day * 86_400 + 86_399;
     let after = (day + 1) * 86_400 + 1;
     let held = Held::new("c", 500, 7_000, before);
-    let admitted = store.admit(&held, [10_000; 3], 1_000_000, before).await;
+    let admitted = store
+        .admit(
+            &held,
+            Limits::tokens([10_000; 3]),
+            &Budgets::daily(1_000_000),
+            before,
+        )
+        .await;
     assert!(matches!(admitted, Ok(Ok(_))), "{admitted:?}");
     let used = store.settle(&held, 120, 3_000).await;
     assert!(used.is_some());
@@ -444,7 +358,14 @@ async fn a_reservation_is_released_by_id_once_and_expires_on_its_own() {
     // The admission ran but its answer was lost: released by id, twice, applied once.
     let held = Held::new("c", 800, 9_000, now);
     assert!(matches!(
-        store.admit(&held, [10_000; 3], 1_000_000, now).await,
+        store
+            .admit(
+                &held,
+                Limits::tokens([10_000; 3]),
+                &Budgets::daily(1_000_000),
+                now
+            )
+            .await,
         Ok(Ok(_))
     ));
     store.release_later(held.clone());
@@ -456,7 +377,14 @@ async fn a_reservation_is_released_by_id_once_and_expires_on_its_own() {
     let mut lost = Held::new("d", 300, 4_000, now);
     lost.expires = now;
     assert!(matches!(
-        store.admit(&lost, [10_000; 3], 1_000_000, now).await,
+        store
+            .admit(
+                &lost,
+                Limits::tokens([10_000; 3]),
+                &Budgets::daily(1_000_000),
+                now
+            )
+            .await,
         Ok(Ok(_))
     ));
     assert_eq!(

@@ -46,11 +46,15 @@ pub fn build(
 ) -> Option<Config> {
     let server = build_server(&file.server, env, problems);
     let server_timeouts = server.as_ref().map(|s| s.timeouts);
+    let teams = super::budgets::build_teams(&file.teams, problems);
     let consumers: Vec<Arc<Consumer>> = file
         .consumers
         .iter()
         .filter_map(|(i, c)| build_consumer(c, &format!("consumers[{i}]"), problems))
-        .map(Arc::new)
+        .map(|mut c| {
+            c.team_limits = teams.get(&c.team).cloned();
+            Arc::new(c)
+        })
         .collect();
     // A certificate that identifies a consumer without a key must name only one.
     for (i, c) in consumers.iter().enumerate() {
@@ -240,6 +244,8 @@ pub fn build(
         access_log_queue: file.access_log.queue.max(1),
         tracing: super::tracing::build(&file.tracing, env, problems),
         keys: keys_config(&file.keys, problems),
+        teams,
+        alerts: Arc::new(super::budgets::build_alerts(&file.alerts, problems)),
     })
 }
 
@@ -524,6 +530,16 @@ fn build_consumer(
     let budget = parse_usd(&c.daily_budget_usd)
         .map_err(|e| problems.push(Problem::new(format!("{path}.daily_budget_usd"), e)))
         .ok();
+    let monthly = super::budgets::optional_usd(
+        &c.monthly_budget_usd,
+        &format!("{path}.monthly_budget_usd"),
+        problems,
+    );
+    let requests_per_minute = super::budgets::per_minute(
+        c.requests_per_minute,
+        &format!("{path}.requests_per_minute"),
+        problems,
+    );
     for (name, v) in [
         ("tokens_per_minute", c.tokens_per_minute),
         ("tokens_per_hour", c.tokens_per_hour),
@@ -561,6 +577,9 @@ fn build_consumer(
         role: role?,
         keys,
         daily_budget_micros: budget?,
+        monthly_budget_micros: monthly,
+        requests_per_minute,
+        team_limits: None,
         allowed_models: c.allowed_models.clone(),
         allowed_ips,
         client_cert,

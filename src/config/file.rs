@@ -46,6 +46,48 @@ pub struct FileConfig {
     /// API keys issued through the admin API (`POST /keys`).
     #[serde(default)]
     pub keys: KeysSection,
+    /// Limits shared by every consumer of a team, by team name (a consumer's `team`).
+    #[serde(default)]
+    pub teams: BTreeMap<String, TeamSection>,
+    /// Budget threshold alerts: a log line, a metric and optionally a webhook.
+    #[serde(default)]
+    pub alerts: AlertsSection,
+}
+
+/// One entry of `teams:`; every limit is optional (absent: none).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamSection {
+    /// The team's budget per UTC day in USD, shared by its consumers.
+    #[serde(default)]
+    pub daily_budget_usd: Option<serde_yaml::Value>,
+    /// The team's budget per UTC calendar month in USD.
+    #[serde(default)]
+    pub monthly_budget_usd: Option<serde_yaml::Value>,
+    /// Requests the team's consumers may send together per minute.
+    #[serde(default)]
+    pub requests_per_minute: Option<u64>,
+}
+
+/// `alerts:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsSection {
+    /// Percentages of a budget whose crossing by settled spend raises an alert.
+    #[serde(default = "default_alert_thresholds")]
+    pub thresholds: Vec<u64>,
+    /// Where alerts are also posted as JSON (`http://` or `https://`); none by default.
+    #[serde(default)]
+    pub webhook: Option<WebhookSection>,
+}
+
+impl Default for AlertsSection {
+    fn default() -> Self {
+        AlertsSection {
+            thresholds: default_alert_thresholds(),
+            webhook: None,
+        }
+    }
 }
 
 /// `keys:` — API keys issued at runtime.
@@ -158,6 +200,25 @@ fn default_trace_export_timeout_ms() -> u64 {
 /// An hour: long enough to move a fleet of clients, short enough that a leaked key dies soon.
 fn default_rotation_overlap_seconds() -> u64 {
     3_600
+}
+
+fn default_alert_thresholds() -> Vec<u64> {
+    vec![50, 80, 100]
+}
+
+/// `alerts.webhook:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSection {
+    /// The URL alerts are posted to.
+    pub url: String,
+    /// Longest wait for one post, connect to answer.
+    #[serde(default = "default_webhook_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_webhook_timeout_ms() -> u64 {
+    2_000
 }
 
 /// `access_log:`
@@ -709,6 +770,12 @@ pub struct ConsumerSection {
     /// not given.
     #[serde(default = "default_daily_budget_usd")]
     pub daily_budget_usd: serde_yaml::Value,
+    /// Budget per UTC calendar month in USD; none means no monthly cap.
+    #[serde(default)]
+    pub monthly_budget_usd: Option<serde_yaml::Value>,
+    /// Requests per minute; none means unlimited.
+    #[serde(default)]
+    pub requests_per_minute: Option<u64>,
     /// Models this consumer may use; empty means all.
     #[serde(default)]
     pub allowed_models: Vec<String>,

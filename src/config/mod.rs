@@ -7,6 +7,7 @@
 //! and a reload can show them all at once.
 
 pub mod backend;
+pub mod budgets;
 pub mod build;
 pub mod cidr;
 pub mod file;
@@ -20,10 +21,10 @@ pub mod types;
 
 pub use tracing::{TraceProtocol, TracingConfig};
 pub use types::{
-    AdminConfig, AwsAuth, Backend, BackendTimeouts, BackendUrl, CacheConfig, CacheScope, CheckKind,
-    CircuitConfig, Config, Consumer, ConsumerKey, CostTier, FilterConfig, HealthCheck, KeysConfig,
-    LogDestination, OutputCaps, Price, Protocol, Provider, Role, RouteMatch, RouteRule,
-    RoutingConfig, ServerConfig, StateConfig, Timeouts, Want,
+    AdminConfig, AlertsConfig, AwsAuth, Backend, BackendTimeouts, BackendUrl, CacheConfig,
+    CacheScope, CheckKind, CircuitConfig, Config, Consumer, ConsumerKey, CostTier, FilterConfig,
+    HealthCheck, KeysConfig, LogDestination, OutputCaps, Price, Protocol, Provider, Role,
+    RouteMatch, RouteRule, RoutingConfig, ServerConfig, StateConfig, Team, Timeouts, Want, Webhook,
 };
 
 use std::fmt;

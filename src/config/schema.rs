@@ -3,8 +3,9 @@
 //! item does not hide the problems of the next.
 
 use super::file::{
-    AccessLogSection, BackendSection, CacheSection, ConsumerSection, FilterSection, KeysSection,
-    PriceSection, RoutingSection, RuleSection, ServerSection, StateSection, TracingSection,
+    AccessLogSection, AlertsSection, BackendSection, CacheSection, ConsumerSection, FilterSection,
+    KeysSection, PriceSection, RoutingSection, RuleSection, ServerSection, StateSection,
+    TeamSection, TracingSection,
 };
 use super::Problem;
 use serde::de::DeserializeOwned;
@@ -24,8 +25,17 @@ pub(crate) const TOP_KEYS: &[&str] = &[
     "access_log",
     "tracing",
     "keys",
+    "teams",
+    "alerts",
 ];
 pub(crate) const KEYS_SECTION_KEYS: &[&str] = &["rotation_overlap_seconds"];
+pub(crate) const TEAM_KEYS: &[&str] = &[
+    "daily_budget_usd",
+    "monthly_budget_usd",
+    "requests_per_minute",
+];
+pub(crate) const ALERTS_KEYS: &[&str] = &["thresholds", "webhook"];
+pub(crate) const WEBHOOK_KEYS: &[&str] = &["url", "timeout_ms"];
 pub(crate) const ACCESS_LOG_KEYS: &[&str] = &["to", "queue"];
 pub(crate) const TRACING_KEYS: &[&str] = &[
     "enabled",
@@ -163,6 +173,8 @@ pub(crate) const CONSUMER_KEYS: &[&str] = &[
     "key_sha256",
     "keys",
     "daily_budget_usd",
+    "monthly_budget_usd",
+    "requests_per_minute",
     "allowed_ips",
     "client_cert",
     "allowed_models",
@@ -220,6 +232,8 @@ pub struct Parsed {
     pub access_log: AccessLogSection,
     pub tracing: TracingSection,
     pub keys: KeysSection,
+    pub teams: BTreeMap<String, TeamSection>,
+    pub alerts: AlertsSection,
 }
 
 /// Parses the text, collecting every problem it can find. `None` only when the file or its
@@ -349,6 +363,16 @@ pub fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<Parsed> {
     let tracing =
         section::<TracingSection>(top.remove("tracing"), "tracing", TRACING_KEYS, problems);
     let keys = section::<KeysSection>(top.remove("keys"), "keys", KEYS_SECTION_KEYS, problems);
+    let teams = teams(top.remove("teams"), problems);
+    let alerts = match top.remove("alerts") {
+        Some(Value::Mapping(mut m)) => {
+            if let Some(Value::Mapping(w)) = m.get_mut("webhook") {
+                prune_unknown(w, "alerts.webhook", WEBHOOK_KEYS, problems);
+            }
+            section::<AlertsSection>(Some(Value::Mapping(m)), "alerts", ALERTS_KEYS, problems)
+        }
+        other => section::<AlertsSection>(other, "alerts", ALERTS_KEYS, problems),
+    };
     let routing = match top.remove("routing") {
         None | Some(Value::Null) => Some(RoutingSection::default()),
         Some(mut v) => {
@@ -393,7 +417,42 @@ pub fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<Parsed> {
         access_log: access_log?,
         tracing: tracing?,
         keys: keys?,
+        teams,
+        alerts: alerts?,
     })
+}
+
+/// `teams:`, a mapping of team name to its limits; a bad entry is reported and left out.
+fn teams(value: Option<Value>, problems: &mut Vec<Problem>) -> BTreeMap<String, TeamSection> {
+    let mut out = BTreeMap::new();
+    match value {
+        None | Some(Value::Null) => {}
+        Some(Value::Mapping(m)) => {
+            for (k, mut v) in m {
+                let Value::String(name) = k else {
+                    problems.push(Problem::new("teams", "team names must be strings"));
+                    continue;
+                };
+                let path = format!("teams.{name}");
+                if v.is_null() {
+                    // `teams: {payments: }` lists a team with no limits yet.
+                    out.insert(name, TeamSection::default());
+                    continue;
+                }
+                if let Value::Mapping(tm) = &mut v {
+                    prune_unknown(tm, &path, TEAM_KEYS, problems);
+                }
+                if let Some(t) = item::<TeamSection>(&v, &path, problems) {
+                    out.insert(name, t);
+                }
+            }
+        }
+        Some(_) => problems.push(Problem::new(
+            "teams",
+            "expected a mapping of team name to its limits",
+        )),
+    }
+    out
 }
 
 /// A plain mapping section: unknown keys reported, defaults when absent.
@@ -624,6 +683,12 @@ mod tests {
         );
         assert_eq!(serde_fields::<HealthCheckSection>(), sorted(HEALTH_KEYS));
         assert_eq!(serde_fields::<AwsSection>(), sorted(AWS_KEYS));
+        assert_eq!(serde_fields::<TeamSection>(), sorted(TEAM_KEYS));
+        assert_eq!(serde_fields::<AlertsSection>(), sorted(ALERTS_KEYS));
+        assert_eq!(
+            serde_fields::<super::super::file::WebhookSection>(),
+            sorted(WEBHOOK_KEYS)
+        );
     }
 
     #[test]

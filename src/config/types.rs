@@ -1,5 +1,6 @@
 //! The validated runtime form of the configuration: what the gateway runs on.
 
+pub use super::budgets::{AlertsConfig, Team, Webhook};
 pub use super::cidr::CidrSet;
 pub use super::filter::FilterConfig;
 pub use super::tls::ServerTls;
@@ -30,6 +31,10 @@ pub struct Config {
     /// OpenTelemetry traces (read at start only).
     pub tracing: super::tracing::TracingConfig,
     pub keys: KeysConfig,
+    /// Teams with shared limits, by name (the consumers of a listed team hold it too).
+    pub teams: BTreeMap<String, Arc<Team>>,
+    /// Budget threshold alerts.
+    pub alerts: Arc<AlertsConfig>,
 }
 
 /// `keys:` — API keys issued at runtime.
@@ -296,6 +301,12 @@ pub struct Consumer {
     /// The client certificate it must present (mutual TLS).
     pub client_cert: Option<CertBinding>,
     pub daily_budget_micros: u64,
+    /// Per UTC calendar month; `None` is no monthly cap.
+    pub monthly_budget_micros: Option<u64>,
+    /// Requests per minute; `None` is unlimited.
+    pub requests_per_minute: Option<u64>,
+    /// Its team's shared limits, when `teams:` lists its team.
+    pub team_limits: Option<Arc<Team>>,
     /// Empty means every model.
     pub allowed_models: Vec<String>,
     /// Client addresses the key may be used from; empty means any.
@@ -321,6 +332,9 @@ impl Consumer {
             }],
             client_cert: None,
             daily_budget_micros: 1,
+            monthly_budget_micros: None,
+            requests_per_minute: None,
+            team_limits: None,
             allowed_models: Vec::new(),
             allowed_ips: CidrSet::default(),
             tokens_per_minute: 1,

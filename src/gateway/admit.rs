@@ -554,8 +554,9 @@ impl Gateway {
         }
     }
 
-    /// Reserves the request's worst case (prompt estimate + output cap) in every token window
-    /// and its price against today's budget; the answer carries where the consumer stands.
+    /// Reserves the request's worst case (prompt estimate + output cap) in every token window,
+    /// one request in each request rate, and its price against every budget that applies; the
+    /// answer carries where the consumer stands.
     pub(super) async fn reserve(
         &self,
         rt: &Runtime,
@@ -569,13 +570,17 @@ impl Gateway {
         let price = rt
             .config
             .price_bound(model, |b| b.serves(model) && route.accepts(b.protocol));
+        let ask = admission::Ask {
+            model,
+            price,
+            prompt_estimate: req.prompt_estimate,
+            output_cap: req.cap.reserved,
+        };
         let admitted = admission::admit(
             &self.state,
             &req.consumer,
-            model,
-            price,
-            req.prompt_estimate,
-            req.cap.reserved,
+            &rt.config.alerts,
+            ask,
             unix_now(),
         )
         .await?;

@@ -235,7 +235,7 @@ pub(super) async fn answer_page(
         .map_err(client_gone)
 }
 
-/// Counts a refusal by a token window or the budget, per consumer.
+/// Counts a refusal by a token window, a request rate or a budget, per consumer.
 pub(super) fn count_refusal(ctx: &RequestCtx, e: &GatewayError) {
     let (Some(m), Some(c)) = (metrics::get(), ctx.consumer.as_deref()) else {
         return;
@@ -244,7 +244,22 @@ pub(super) fn count_refusal(ctx: &RequestCtx, e: &GatewayError) {
         GatewayError::RateLimited { window, .. } => {
             m.rejections.with_label_values(&[c, window]).inc()
         }
-        GatewayError::BudgetExceeded { .. } => m.rejections.with_label_values(&[c, "budget"]).inc(),
+        GatewayError::RequestRateLimited { who, .. } => {
+            let limit = if *who == "team" {
+                "team_requests"
+            } else {
+                "requests"
+            };
+            m.rejections.with_label_values(&[c, limit]).inc()
+        }
+        GatewayError::BudgetExceeded { team, .. } => {
+            let limit = if team.is_some() {
+                "team_budget"
+            } else {
+                "budget"
+            };
+            m.rejections.with_label_values(&[c, limit]).inc()
+        }
         _ => {}
     }
 }

@@ -120,7 +120,7 @@ impl Gateway {
             day: r.day(),
             request_id: ctx.request_id.clone(),
             consumer: r.consumer.clone(),
-            team: r.team.clone(),
+            team: r.team_name.clone(),
             key_id: ctx.key_id.as_deref().unwrap_or_default().to_string(),
             model: r.model.clone(),
             backend: ctx

@@ -483,9 +483,12 @@ pub fn error_body(e: &GatewayError) -> serde_json::Value {
             | GatewayError::CertificateRequired { .. },
             _,
         ) => "permission_error",
-        (GatewayError::RateLimited { .. } | GatewayError::BudgetExceeded { .. }, _) => {
-            "rate_limit_error"
-        }
+        (
+            GatewayError::RateLimited { .. }
+            | GatewayError::RequestRateLimited { .. }
+            | GatewayError::BudgetExceeded { .. },
+            _,
+        ) => "rate_limit_error",
         (_, Fault::Client) => "invalid_request_error",
         (_, Fault::Upstream) => "upstream_error",
         (_, Fault::Internal) => "internal_error",

@@ -7,21 +7,29 @@
 //! number of choices (400); then the output cap: the client's, else the model's configured cap,
 //! which the gateway writes into the forwarded body so the reservation is a true upper bound.
 //!
-//! Reservation input: the consumer, the request's estimated prompt tokens and output cap, the
-//! model's price. Decision: reserve `prompt + cap` tokens in every rate window and the matching worst-case cost
-//! against today's budget, atomically per consumer (tokens first; a refused budget releases the
-//! tokens), or refuse with 429 (`Retry-After`) — or 400 when the request can never fit a window.
-//! Settlement replaces both reservations with the reported usage (or an estimate, marked so).
-//! Integers only: tokens `u64`, money nano-dollars `u64`.
+//! Reservation input: the consumer (with its team's limits when `teams:` lists its team), the
+//! request's estimated prompt tokens and output cap, the model's price. Decision: reserve
+//! `prompt + cap` tokens in every token window, one request in the consumer's and the team's
+//! minute, and the matching worst-case cost against every budget that applies — the consumer's
+//! daily and monthly, the team's daily and monthly — all or nothing (in this process: limits
+//! first, then budgets, and a refused budget gives the limits back; with Redis: one script), or
+//! refuse with 429 and `Retry-After` naming the limit or budget (a budget waits for the end of
+//! its UTC day or month) — or 400 when the request can never fit a window. Settlement replaces
+//! the reservations with the reported usage (or an estimate, marked so) in the periods the
+//! request was admitted in, and raises the budget alerts whose thresholds it crossed
+//! ([`crate::state::alerts`]). Integers only: tokens `u64`, money nano-dollars `u64`.
 
-use crate::config::{Consumer, Price};
+use crate::config::{AlertsConfig, Consumer, Price, Team};
 use crate::error::GatewayError;
+use crate::state::alerts::Moved;
+use crate::state::budget::{Budgets, Moves, Scope};
 use crate::state::limits::tightest;
-use crate::state::limits::{Headroom, Refusal, TokenTicket};
+use crate::state::limits::{Headroom, Limits, Refusal, TokenTicket};
 use crate::state::redis::{Held, Refused};
 use crate::state::spend::{OverBudget, Recent, SpendTicket, Standing};
 use crate::state::{utc_day, State};
 use crate::usage::{cost_bound_nanos, Usage};
+use std::sync::Arc;
 
 /// The model allowlist: 403 for a model the consumer may not use.
 pub fn check_model(consumer: &Consumer, model: &str) -> Result<(), GatewayError> {
@@ -107,13 +115,19 @@ pub fn output_cap(
 #[derive(Debug)]
 pub struct Reservation {
     pub consumer: String,
-    pub team: String,
+    /// The consumer's team, listed under `teams:` or not (for the ledger).
+    pub team_name: String,
     pub model: String,
     pub price: Price,
     pub prompt_estimate: u64,
     pub output_cap: u64,
     /// The consumer's token limits (minute, hour, day), for the headroom after settlement.
     limits: [u64; 3],
+    /// Its team, when `teams:` lists it; its spend is counted (and its budgets held).
+    team: Option<Arc<Team>>,
+    /// The budgets held, and the alert settings of the configuration that admitted it.
+    budgets: Budgets,
+    alerts: Arc<AlertsConfig>,
     tokens: TokenTicket,
     spend: SpendTicket,
     /// Made in Redis (shared by every instance), by id, rather than in this instance's own
@@ -159,39 +173,62 @@ pub struct Admitted {
 /// Seconds a client is told to wait when the shared state could not decide.
 const STATE_RETRY_AFTER: u64 = 1;
 
-/// Reserves the worst case of a request, or refuses it.
+/// What a request asks of admission: the model, its price and its worst case.
+#[derive(Debug, Clone, Copy)]
+pub struct Ask<'a> {
+    pub model: &'a str,
+    pub price: Price,
+    pub prompt_estimate: u64,
+    pub output_cap: u64,
+}
+
+/// Reserves the worst case of a request, or refuses it. `alerts` are the settings of the
+/// configuration admitting it (its settlement raises alerts by them).
 pub async fn admit(
     state: &State,
     consumer: &Consumer,
-    model: &str,
-    price: Price,
-    prompt_estimate: u64,
-    output_cap: u64,
+    alerts: &Arc<AlertsConfig>,
+    ask: Ask<'_>,
     now: u64,
 ) -> Result<Admitted, GatewayError> {
-    let limits = [
-        consumer.tokens_per_minute,
-        consumer.tokens_per_hour,
-        consumer.tokens_per_day,
-    ];
+    let team = consumer.team_limits.as_ref();
+    let limits = Limits {
+        tokens: [
+            consumer.tokens_per_minute,
+            consumer.tokens_per_hour,
+            consumer.tokens_per_day,
+        ],
+        requests: consumer.requests_per_minute,
+        team_requests: team.and_then(|t| t.requests_per_minute),
+    };
+    let Ask {
+        model,
+        price,
+        prompt_estimate,
+        output_cap,
+    } = ask;
     let worst_tokens = prompt_estimate.saturating_add(output_cap);
-    let budget = consumer.daily_budget_micros.saturating_mul(1000);
+    let budgets = Budgets::of(consumer);
     let worst_cost = cost_bound_nanos(price, prompt_estimate, output_cap);
     let reservation = |tokens, spend, held| Reservation {
         consumer: consumer.id.clone(),
-        team: consumer.team.clone(),
+        team_name: consumer.team.clone(),
         model: model.to_string(),
         price,
         prompt_estimate,
         output_cap,
-        limits,
+        limits: limits.tokens,
+        team: team.cloned(),
+        budgets,
+        alerts: Arc::clone(alerts),
         tokens,
         spend,
         held,
     };
+    let team_name = team.map(|t| t.name.as_str());
     if let Some(sh) = &state.shared {
-        let held = Held::new(&consumer.id, worst_tokens, worst_cost, now);
-        match sh.store.admit(&held, limits, budget, now).await {
+        let held = Held::against(&consumer.id, team, &budgets, worst_tokens, worst_cost, now);
+        match sh.store.admit(&held, limits, &budgets, now).await {
             Ok(Ok(a)) => {
                 return Ok(Admitted {
                     reservation: reservation(a.tokens, a.spend, Some(held)),
@@ -200,7 +237,7 @@ pub async fn admit(
                 })
             }
             Ok(Err(Refused::Tokens(r))) => return Err(token_refusal(r)),
-            Ok(Err(Refused::Budget(over))) => return Err(budget_refusal(&over, now)),
+            Ok(Err(Refused::Budget(over))) => return Err(budget_refusal(&over, team_name, now)),
             Err(_) => {
                 // The script may have run and its answer been lost: the reservation is released
                 // by id once Redis answers again (releasing one never made is harmless).
@@ -215,13 +252,14 @@ pub async fn admit(
             }
         }
     }
+    let rate_team = team_name.filter(|_| limits.team_requests.is_some());
     let (tokens, headroom) = state
         .limiter
-        .reserve(&consumer.id, limits, worst_tokens, now)
+        .reserve(&consumer.id, rate_team, limits, worst_tokens, now)
         .map_err(token_refusal)?;
     match state
         .spend
-        .reserve(&consumer.id, budget, worst_cost, utc_day(now))
+        .reserve(&consumer.id, team_name, &budgets, worst_cost, utc_day(now))
     {
         Ok((spend, standing)) => Ok(Admitted {
             reservation: reservation(tokens, spend, None),
@@ -229,9 +267,9 @@ pub async fn admit(
             standing,
         }),
         Err(over) => {
-            // Refused on the budget: give the tokens back.
-            state.limiter.settle(&consumer.id, &tokens, 0, now);
-            Err(budget_refusal(&over, now))
+            // Refused on a budget: give the tokens and the request back, all or nothing.
+            state.limiter.refund(&consumer.id, rate_team, &tokens, now);
+            Err(budget_refusal(&over, team_name, now))
         }
     }
 }
@@ -252,6 +290,15 @@ fn token_refusal(r: Refusal) -> GatewayError {
             retry_after,
             remaining: limit.saturating_sub(used),
         },
+        Refusal::Requests {
+            who,
+            limit,
+            retry_after,
+        } => GatewayError::RequestRateLimited {
+            who: who.as_str(),
+            limit,
+            retry_after,
+        },
         Refusal::TooLarge {
             window,
             limit,
@@ -264,12 +311,16 @@ fn token_refusal(r: Refusal) -> GatewayError {
     }
 }
 
-fn budget_refusal(over: &OverBudget, now: u64) -> GatewayError {
+/// The refusal of a budget: it names the budget (and the team for a team budget); the retry
+/// waits until its period ends.
+fn budget_refusal(over: &OverBudget, team: Option<&str>, now: u64) -> GatewayError {
     GatewayError::BudgetExceeded {
+        scope: over.scope.as_str(),
+        team: team.filter(|_| over.scope.is_team()).map(str::to_string),
         spent: over.standing.spent,
         budget: over.standing.budget,
         needed: over.needed,
-        retry_after: 86_400 - now % 86_400,
+        retry_after: over.scope.retry_after(now),
     }
 }
 
@@ -283,15 +334,17 @@ pub struct Settled {
     pub headroom: Option<Headroom>,
 }
 
-/// Settles a reservation with `usage`, against the windows and the day it was made in.
+/// Settles a reservation with `usage`, against the windows and the day (and month) it was made
+/// in, and raises the alerts whose thresholds its settled spend crossed.
 pub async fn settle(state: &State, r: &Reservation, usage: Usage, now: u64) -> Settled {
     let cost = usage.cost_nanos(r.price);
+    let team = r.team.as_deref().map(|t| t.name.as_str());
+    let mut shared_moves = None;
     let headroom = match (&state.shared, &r.held) {
-        (Some(sh), Some(held)) => sh
-            .store
-            .settle(held, usage.total(), cost)
-            .await
-            .map(|used| tightest(r.limits, used, now)),
+        (Some(sh), Some(held)) => sh.store.settle(held, usage.total(), cost).await.map(|s| {
+            shared_moves = Some(s.moves);
+            tightest(r.limits, s.used, now)
+        }),
         _ => {
             state
                 .limiter
@@ -308,8 +361,9 @@ pub async fn settle(state: &State, r: &Reservation, usage: Usage, now: u64) -> S
         },
         None => r.spend.clone(),
     };
-    state.spend.settle(
+    let local_moves = state.spend.settle(
         &r.consumer,
+        team,
         &local_ticket,
         Recent {
             timestamp: now,
@@ -321,7 +375,46 @@ pub async fn settle(state: &State, r: &Reservation, usage: Usage, now: u64) -> S
         },
         utc_day(now),
     );
+    // Alerts follow the store that holds the budgets: Redis's spend when the reservation was
+    // made there (one instance sees each crossing), else this instance's.
+    let moves = match r.held {
+        Some(_) => shared_moves,
+        None => Some(local_moves),
+    };
+    if let Some(moves) = moves {
+        raise_alerts(state, r, &moves, now);
+    }
     Settled { cost, headroom }
+}
+
+/// Raises an alert for every threshold a budget of `r` crossed in `moves`.
+fn raise_alerts(state: &State, r: &Reservation, moves: &Moves, now: u64) {
+    for scope in Scope::ALL {
+        let Some(budget) = r.budgets.get(scope) else {
+            continue;
+        };
+        let (before, after) = moves.get(scope);
+        if after <= before {
+            continue;
+        }
+        let id = match (scope.is_team(), r.team.as_deref()) {
+            (false, _) => r.consumer.as_str(),
+            (true, Some(t)) => t.name.as_str(),
+            (true, None) => continue,
+        };
+        state.alerts.judge(
+            &r.alerts,
+            Moved {
+                scope,
+                id,
+                day: r.spend.day,
+                budget,
+                before,
+                after,
+            },
+            now,
+        );
+    }
 }
 
 /// Releases a reservation that consumed nothing (a cache hit, a request that never reached a
@@ -410,7 +503,13 @@ mod tests {
         let state = State::default();
         let c = consumer(&[]);
         let price = Price::flat(1_000_000, 1_000_000);
-        let a = admit(&state, &c, "m", price, 100, 200, 86_400 * 10 + 5)
+        let ask = Ask {
+            model: "m",
+            price,
+            prompt_estimate: 100,
+            output_cap: 200,
+        };
+        let a = admit(&state, &c, &Arc::default(), ask, 86_400 * 10 + 5)
             .await
             .unwrap();
         assert_eq!(a.headroom.remaining, 1_000 - 300);
@@ -445,6 +544,59 @@ mod tests {
             r.worst_case().cost_nanos(dearer),
             crate::usage::cost_bound_nanos(dearer, 100, 200),
             "at the dearest rates when cache writes or reasoning cost more"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_team_budget_refuses_by_name_until_its_period_ends_and_settling_alerts() {
+        let state = State::default();
+        let mut receiver = state.alerts.take_receiver().unwrap();
+        let team = Arc::new(Team {
+            name: "payments".into(),
+            daily_budget_micros: Some(1_000_000),
+            monthly_budget_micros: Some(800),
+            requests_per_minute: None,
+        });
+        let mut c = consumer(&[]);
+        c.team_limits = Some(Arc::clone(&team));
+        let alerts = Arc::new(AlertsConfig {
+            thresholds: vec![50],
+            webhook: Some(crate::config::Webhook {
+                url: crate::config::BackendUrl::parse("http://127.0.0.1:9").unwrap(),
+                path: "/".into(),
+                timeout: std::time::Duration::from_secs(1),
+            }),
+        });
+        let ask = Ask {
+            model: "m",
+            price: Price::flat(1_000_000, 1_000_000),
+            prompt_estimate: 300,
+            output_cap: 200,
+        };
+        // $1 per million tokens: 500 tokens cost $0.0005 of the team's $0.0008 a month.
+        let now = 86_400 * 20_000 + 10;
+        let a = admit(&state, &c, &alerts, ask, now).await.unwrap();
+        let e = admit(&state, &c, &alerts, ask, now).await.unwrap_err();
+        assert_eq!(e.status(), 429);
+        assert!(
+            e.message()
+                .contains("Budget: team monthly (team payments)."),
+            "{}",
+            e.message()
+        );
+        assert_eq!(e.retry_after(), Some(crate::state::secs_to_month_end(now)));
+        settle(&state, &a.reservation, a.reservation.worst_case(), now + 1).await;
+        // The settled $0.0005 crossed 50 % of the team's month, and no other mark.
+        let alert = receiver.try_recv().unwrap().alert;
+        assert_eq!(
+            (alert.scope, alert.id.as_str(), alert.threshold, alert.spent),
+            (Scope::TeamMonthly, "payments", 50, 500_000)
+        );
+        assert!(receiver.try_recv().is_err());
+        let (day, month) = state.spend.team("payments", crate::state::utc_day(now));
+        assert_eq!(
+            (day.spent, month.spent, month.reserved),
+            (500_000, 500_000, 0)
         );
     }
 }

@@ -1,11 +1,14 @@
-//! Token rate limits: per consumer, fixed windows of a minute, an hour and a day (UTC-aligned).
+//! Token and request rate limits: per consumer, fixed windows of a minute, an hour and a day
+//! (UTC-aligned) for tokens, and the current minute's requests, per consumer and per team.
 //!
 //! Input: a consumer's limits and the request's worst case (estimated prompt + output cap).
-//! Decision: reserve that many tokens in all three windows at once, or reject naming the first
-//! window that cannot hold it and when it resets. Memory is O(1) per consumer (three counters),
-//! and a per-consumer mutex makes racing reservations exact: N requests for the last tokens of a
-//! window admit exactly what fits. Settlement replaces a reservation with the real usage in the
-//! windows that are still current; a window that rolled over meanwhile is left alone.
+//! Decision: reserve that many tokens in all three windows and one request in the consumer's
+//! and its team's minute at once, or reject naming the first limit that cannot hold it and when
+//! it resets. Memory is O(1) per consumer and per team, and per-id mutexes (a consumer's, then
+//! its team's, always in that order) make racing reservations exact: N requests for the last
+//! tokens or requests of a window admit exactly what fits. Settlement replaces a token
+//! reservation with the real usage in the windows that are still current (a window that rolled
+//! over meanwhile is left alone); a request, once admitted, stays counted.
 
 use super::PerConsumer;
 
@@ -53,17 +56,65 @@ struct Counter {
     used: u64,
 }
 
+impl Counter {
+    /// Brings the counter to window `id`, from zero when it rolled over.
+    fn roll(&mut self, id: u64) {
+        if self.id != id {
+            *self = Counter { id, used: 0 };
+        }
+    }
+}
+
+/// A consumer's token windows and its requests this minute.
 #[derive(Debug, Default)]
-struct Counters([Counter; 3]);
+struct Counters {
+    tokens: [Counter; 3],
+    requests: Counter,
+}
 
 impl Counters {
     /// Brings each window to `now`, starting a fresh count when it rolled over.
     fn roll(&mut self, now: u64) {
-        for (c, w) in self.0.iter_mut().zip(WINDOWS) {
-            let id = w.id(now);
-            if c.id != id {
-                *c = Counter { id, used: 0 };
-            }
+        for (c, w) in self.tokens.iter_mut().zip(WINDOWS) {
+            c.roll(w.id(now));
+        }
+        self.requests.roll(Window::Minute.id(now));
+    }
+}
+
+/// What a consumer may use: tokens per window, and requests per minute (its own and its
+/// team's; `None` is unlimited).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Minute, hour, day.
+    pub tokens: [u64; 3],
+    pub requests: Option<u64>,
+    pub team_requests: Option<u64>,
+}
+
+impl Limits {
+    /// Token limits alone, no request rate.
+    pub fn tokens(tokens: [u64; 3]) -> Limits {
+        Limits {
+            tokens,
+            requests: None,
+            team_requests: None,
+        }
+    }
+}
+
+/// Whose request rate refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Who {
+    Consumer,
+    Team,
+}
+
+impl Who {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Who::Consumer => "consumer",
+            Who::Team => "team",
         }
     }
 }
@@ -115,33 +166,51 @@ pub enum Refusal {
         limit: u64,
         needed: u64,
     },
+    /// This minute's requests (the consumer's or its team's) are all taken.
+    Requests {
+        who: Who,
+        limit: u64,
+        retry_after: u64,
+    },
 }
 
-/// Token counters of every consumer, keyed by consumer id (they outlive configuration reloads).
+/// Token and request counters of every consumer, and request counters of every team with a
+/// request rate, keyed by id (they outlive configuration reloads).
 #[derive(Debug, Default)]
 pub struct Limiter {
     consumers: PerConsumer<Counters>,
+    teams: PerConsumer<Counter>,
 }
 
 impl Limiter {
-    /// Reserves `tokens` in every window of `limits` ([minute, hour, day]) at `now` (Unix
-    /// seconds), atomically: all three or none.
+    /// Reserves `tokens` in every token window of `limits` and one request in the consumer's
+    /// minute and, with `team` (given when its team has a request rate), the team's, at `now`
+    /// (Unix seconds), atomically: all or none.
     pub fn reserve(
         &self,
         consumer: &str,
-        limits: [u64; 3],
+        team: Option<&str>,
+        limits: Limits,
         tokens: u64,
         now: u64,
     ) -> Result<(TokenTicket, Headroom), Refusal> {
-        self.consumers
-            .with(consumer, |c| reserve(c, limits, tokens, now))
+        self.consumers.with(consumer, |c| {
+            c.roll(now);
+            check(c, limits, tokens, now)?;
+            if let (Some(team), Some(limit)) = (team, limits.team_requests) {
+                // Under the consumer's lock: the order is always consumer, then team.
+                self.teams
+                    .with(team, |t| take_request(t, Who::Team, limit, now))?;
+            }
+            Ok(commit(c, limits.tokens, tokens, now))
+        })
     }
 
     /// Replaces the reservation with what was actually used.
     pub fn settle(&self, consumer: &str, ticket: &TokenTicket, actual: u64, now: u64) {
         self.consumers.with(consumer, |c| {
             c.roll(now);
-            for (counter, id) in c.0.iter_mut().zip(ticket.window_ids) {
+            for (counter, id) in c.tokens.iter_mut().zip(ticket.window_ids) {
                 if counter.id == id {
                     counter.used = counter
                         .used
@@ -152,12 +221,51 @@ impl Limiter {
         })
     }
 
+    /// Takes back a whole reservation made by [`Limiter::reserve`] with the same `team`: its
+    /// tokens and its request, in the windows that are still current (a request refused on a
+    /// budget after its limits were reserved costs nothing, as in Redis).
+    pub fn refund(&self, consumer: &str, team: Option<&str>, ticket: &TokenTicket, now: u64) {
+        let minute = ticket.window_ids[0];
+        self.consumers.with(consumer, |c| {
+            c.roll(now);
+            for (counter, id) in c.tokens.iter_mut().zip(ticket.window_ids) {
+                if counter.id == id {
+                    counter.used = counter.used.saturating_sub(ticket.reserved);
+                }
+            }
+            if c.requests.id == minute {
+                c.requests.used = c.requests.used.saturating_sub(1);
+            }
+            if let Some(team) = team {
+                self.teams.with(team, |t| {
+                    if t.id == minute {
+                        t.used = t.used.saturating_sub(1);
+                    }
+                });
+            }
+        })
+    }
+
     /// Tokens used (settled plus reserved) in the current minute, hour and day.
     pub fn used(&self, consumer: &str, now: u64) -> [u64; 3] {
         self.consumers.with(consumer, |c| {
             c.roll(now);
-            [c.0[0].used, c.0[1].used, c.0[2].used]
+            c.tokens.map(|t| t.used)
         })
+    }
+
+    /// Requests admitted in the current minute, by the consumer and by its team.
+    pub fn requests(&self, consumer: &str, team: &str, now: u64) -> (u64, u64) {
+        let minute = Window::Minute.id(now);
+        let own = self.consumers.with(consumer, |c| {
+            c.roll(now);
+            c.requests.used
+        });
+        let team = self.teams.with(team, |t| {
+            t.roll(minute);
+            t.used
+        });
+        (own, team)
     }
 
     /// The current headroom without reserving anything.
@@ -169,44 +277,67 @@ impl Limiter {
     }
 }
 
-fn reserve(
-    c: &mut Counters,
-    limits: [u64; 3],
-    tokens: u64,
-    now: u64,
-) -> Result<(TokenTicket, Headroom), Refusal> {
-    c.roll(now);
+/// Whether `tokens` and one more request fit the consumer's windows (rolled to `now`).
+fn check(c: &Counters, limits: Limits, tokens: u64, now: u64) -> Result<(), Refusal> {
+    let l = limits.tokens;
     for (i, w) in WINDOWS.into_iter().enumerate() {
-        if tokens > limits[i] {
+        if tokens > l[i] {
             return Err(Refusal::TooLarge {
                 window: w,
-                limit: limits[i],
+                limit: l[i],
                 needed: tokens,
             });
         }
-        let used = c.0[i].used;
-        if used.saturating_add(tokens) > limits[i] {
+        let used = c.tokens[i].used;
+        if used.saturating_add(tokens) > l[i] {
             return Err(Refusal::Full {
                 window: w,
-                limit: limits[i],
+                limit: l[i],
                 used,
                 needed: tokens,
                 retry_after: w.resets_in(now),
             });
         }
     }
-    for counter in c.0.iter_mut() {
+    match limits.requests {
+        Some(limit) if c.requests.used >= limit => Err(Refusal::Requests {
+            who: Who::Consumer,
+            limit,
+            retry_after: Window::Minute.resets_in(now),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Takes one request from a minute counter holding at most `limit`.
+fn take_request(t: &mut Counter, who: Who, limit: u64, now: u64) -> Result<(), Refusal> {
+    t.roll(Window::Minute.id(now));
+    if t.used >= limit {
+        return Err(Refusal::Requests {
+            who,
+            limit,
+            retry_after: Window::Minute.resets_in(now),
+        });
+    }
+    t.used += 1;
+    Ok(())
+}
+
+/// Adds a checked reservation: `tokens` in every window, one request in the minute.
+fn commit(c: &mut Counters, limits: [u64; 3], tokens: u64, now: u64) -> (TokenTicket, Headroom) {
+    for counter in c.tokens.iter_mut() {
         counter.used += tokens;
     }
+    c.requests.used += 1;
     let ticket = TokenTicket {
-        window_ids: [c.0[0].id, c.0[1].id, c.0[2].id],
+        window_ids: c.tokens.map(|t| t.id),
         reserved: tokens,
     };
-    Ok((ticket, headroom(c, limits, now)))
+    (ticket, headroom(c, limits, now))
 }
 
 fn headroom(c: &Counters, limits: [u64; 3], now: u64) -> Headroom {
-    tightest(limits, [c.0[0].used, c.0[1].used, c.0[2].used], now)
+    tightest(limits, c.tokens.map(|t| t.used), now)
 }
 
 /// The tightest window (least remaining; the shorter one on a tie) given each window's use.
@@ -244,9 +375,10 @@ mod tests {
     fn rejects_when_minute_window_is_full() {
         let l = Limiter::default();
         for _ in 0..10 {
-            l.reserve("c", LIMITS, 1_000, T0).unwrap();
+            l.reserve("c", None, Limits::tokens(LIMITS), 1_000, T0)
+                .unwrap();
         }
-        match l.reserve("c", LIMITS, 1, T0) {
+        match l.reserve("c", None, Limits::tokens(LIMITS), 1, T0) {
             Err(Refusal::Full { window, used, .. }) => {
                 assert_eq!((window, used), (Window::Minute, 10_000))
             }
@@ -257,17 +389,23 @@ mod tests {
     #[test]
     fn retry_after_counts_down_to_window_reset() {
         let l = Limiter::default();
-        l.reserve("c", LIMITS, 10_000, T0).unwrap();
-        let Err(Refusal::Full { retry_after, .. }) = l.reserve("c", LIMITS, 1, T0) else {
+        l.reserve("c", None, Limits::tokens(LIMITS), 10_000, T0)
+            .unwrap();
+        let Err(Refusal::Full { retry_after, .. }) =
+            l.reserve("c", None, Limits::tokens(LIMITS), 1, T0)
+        else {
             panic!("expected a refusal")
         };
         assert_eq!(retry_after, 20);
-        let Err(Refusal::Full { retry_after, .. }) = l.reserve("c", LIMITS, 1, T0 + 15) else {
+        let Err(Refusal::Full { retry_after, .. }) =
+            l.reserve("c", None, Limits::tokens(LIMITS), 1, T0 + 15)
+        else {
             panic!("expected a refusal")
         };
         assert_eq!(retry_after, 5);
         assert!(
-            l.reserve("c", LIMITS, 1, T0 + 20).is_ok(),
+            l.reserve("c", None, Limits::tokens(LIMITS), 1, T0 + 20)
+                .is_ok(),
             "a new minute starts empty"
         );
     }
@@ -276,7 +414,7 @@ mod tests {
     fn a_request_larger_than_a_limit_can_never_fit() {
         let l = Limiter::default();
         assert!(matches!(
-            l.reserve("c", LIMITS, 10_001, T0),
+            l.reserve("c", None, Limits::tokens(LIMITS), 10_001, T0),
             Err(Refusal::TooLarge {
                 window: Window::Minute,
                 ..
@@ -287,7 +425,9 @@ mod tests {
     #[test]
     fn settlement_replaces_the_reservation_with_actual_usage() {
         let l = Limiter::default();
-        let (t, _) = l.reserve("c", LIMITS, 4_000, T0).unwrap();
+        let (t, _) = l
+            .reserve("c", None, Limits::tokens(LIMITS), 4_000, T0)
+            .unwrap();
         l.settle("c", &t, 500, T0);
         assert_eq!(l.headroom("c", LIMITS, T0).remaining, 9_500);
     }
@@ -295,11 +435,15 @@ mod tests {
     #[test]
     fn settlement_never_goes_negative_and_ignores_rolled_windows() {
         let l = Limiter::default();
-        let (t, _) = l.reserve("c", LIMITS, 100, T0).unwrap();
+        let (t, _) = l
+            .reserve("c", None, Limits::tokens(LIMITS), 100, T0)
+            .unwrap();
         l.settle("c", &t, 0, T0);
         l.settle("c", &t, 0, T0); // settled twice by mistake: saturates, never wraps
         assert_eq!(l.headroom("c", LIMITS, T0).remaining, 10_000);
-        let (t, _) = l.reserve("c", LIMITS, 100, T0).unwrap();
+        let (t, _) = l
+            .reserve("c", None, Limits::tokens(LIMITS), 100, T0)
+            .unwrap();
         l.settle("c", &t, 50, T0 + 60); // the minute rolled; hour and day are adjusted
         let h = l.headroom("c", [1_000_000, 1_000, 1_000_000], T0 + 60);
         assert_eq!((h.window, h.remaining), (Window::Hour, 950));
@@ -311,7 +455,10 @@ mod tests {
         let handles: Vec<_> = (0..50)
             .map(|_| {
                 let l = Arc::clone(&l);
-                std::thread::spawn(move || l.reserve("c", LIMITS, 1_000, T0).is_ok())
+                std::thread::spawn(move || {
+                    l.reserve("c", None, Limits::tokens(LIMITS), 1_000, T0)
+                        .is_ok()
+                })
             })
             .collect();
         let admitted = handles
@@ -322,10 +469,108 @@ mod tests {
         assert_eq!(admitted, 10);
     }
 
+    const PER_MINUTE: Limits = Limits {
+        tokens: LIMITS,
+        requests: Some(3),
+        team_requests: None,
+    };
+
+    #[test]
+    fn a_consumer_gets_its_requests_per_minute_and_then_waits_for_the_next_minute() {
+        let l = Limiter::default();
+        for _ in 0..3 {
+            l.reserve("c", None, PER_MINUTE, 10, T0).unwrap();
+        }
+        assert_eq!(
+            l.reserve("c", None, PER_MINUTE, 10, T0).unwrap_err(),
+            (Refusal::Requests {
+                who: Who::Consumer,
+                limit: 3,
+                retry_after: 20
+            })
+        );
+        assert_eq!(
+            l.used("c", T0)[0],
+            30,
+            "the refused request holds no tokens"
+        );
+        assert!(l.reserve("c", None, PER_MINUTE, 10, T0 + 20).is_ok());
+        assert_eq!(l.requests("c", "", T0 + 20), (1, 0));
+    }
+
+    #[test]
+    fn a_team_rate_is_shared_by_its_consumers_and_refusals_take_nothing() {
+        let l = Limiter::default();
+        let team = Limits {
+            tokens: LIMITS,
+            requests: None,
+            team_requests: Some(4),
+        };
+        for c in ["a", "b", "a", "b"] {
+            l.reserve(c, Some("t"), team, 100, T0).unwrap();
+        }
+        let Err(Refusal::Requests { who, limit, .. }) = l.reserve("c", Some("t"), team, 100, T0)
+        else {
+            panic!("the team's minute is full")
+        };
+        assert_eq!((who, limit), (Who::Team, 4));
+        assert_eq!(
+            l.used("c", T0)[0],
+            0,
+            "nothing held for the refused consumer"
+        );
+        assert_eq!(l.requests("c", "t", T0), (0, 4));
+        assert!(
+            l.reserve("c", Some("other"), team, 100, T0).is_ok(),
+            "another team has its own minute"
+        );
+    }
+
+    #[test]
+    fn a_refund_gives_back_the_tokens_and_the_request() {
+        let l = Limiter::default();
+        let team = Limits {
+            tokens: LIMITS,
+            requests: Some(1),
+            team_requests: Some(1),
+        };
+        let (t, _) = l.reserve("a", Some("t"), team, 100, T0).unwrap();
+        l.refund("a", Some("t"), &t, T0);
+        assert_eq!(l.requests("a", "t", T0), (0, 0));
+        assert_eq!(l.used("a", T0), [0, 0, 0]);
+        assert!(l.reserve("a", Some("t"), team, 100, T0).is_ok());
+    }
+
+    #[test]
+    fn racing_requests_of_one_team_admit_exactly_its_rate() {
+        let l = Arc::new(Limiter::default());
+        let team = Limits {
+            tokens: LIMITS,
+            requests: None,
+            team_requests: Some(7),
+        };
+        let handles: Vec<_> = (0..40)
+            .map(|i| {
+                let l = Arc::clone(&l);
+                let consumer = if i % 2 == 0 { "a" } else { "b" };
+                std::thread::spawn(move || l.reserve(consumer, Some("t"), team, 1, T0).is_ok())
+            })
+            .collect();
+        let admitted = handles
+            .into_iter()
+            .map(|h| h.join())
+            .filter(|r| matches!(r, Ok(true)))
+            .count();
+        assert_eq!(admitted, 7);
+    }
+
     #[test]
     fn consumers_do_not_share_windows() {
         let l = Limiter::default();
-        l.reserve("a", LIMITS, 10_000, T0).unwrap();
-        assert!(l.reserve("b", LIMITS, 10_000, T0).is_ok());
+        l.reserve("a", None, Limits::tokens(LIMITS), 10_000, T0)
+            .unwrap();
+        assert!(l
+            .reserve("b", None, Limits::tokens(LIMITS), 10_000, T0)
+            .is_ok());
     }
 }

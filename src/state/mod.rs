@@ -1,8 +1,12 @@
-//! State that outlives a configuration reload: token windows, spend, the response cache and
-//! issued API keys ([`keys`]), keyed by stable ids (consumer id, key id). This is the embedded
-//! (`memory`) implementation; spend is persisted to a local state file by [`persist`]. With `state.backend: redis`, limits and budgets
+//! State that outlives a configuration reload: token windows, request rates, spend, the
+//! response cache and issued API keys ([`keys`]), keyed by stable ids (consumer id, team name,
+//! key id), and the budget alerts' queue. This is the embedded (`memory`) implementation; what
+//! must survive a restart (the spend ledger, daily spend, issued keys) is in the embedded
+//! database ([`store`]). With `state.backend: redis`, limits and budgets
 //! (and optionally the cache) are decided by [`redis`] for every instance at once.
 
+pub mod alerts;
+pub mod budget;
 pub mod cache;
 pub mod health;
 pub mod keys;
@@ -68,6 +72,8 @@ pub struct State {
     pub spend: spend::Ledger,
     pub cache: cache::Cache,
     pub stats: stats::Stats,
+    /// Budget threshold alerts, and the queue of their webhook posts.
+    pub alerts: alerts::Alerts,
     /// Limits, budgets (and optionally the cache) shared through Redis (`state.backend: redis`).
     pub shared: Option<Shared>,
     /// The embedded database: the spend ledger, daily spend, issued keys (`None` only in unit
@@ -152,6 +158,49 @@ pub fn utc_day(unix: u64) -> u64 {
 
 /// `YYYY-MM-DD` of a day number since the Unix epoch (civil calendar, proleptic Gregorian).
 pub fn utc_date(day: u64) -> String {
+    let (y, m, d) = civil(day);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// The UTC calendar month a day number falls in, as months since the Unix epoch (1970-01 is
+/// 0): the period monthly budgets count in.
+pub fn utc_month(day: u64) -> u64 {
+    let (y, m, _) = civil(day);
+    // Day numbers start at 1970-01-01, so the year is never below 1970.
+    ((y - 1970) * 12 + (m - 1)) as u64
+}
+
+/// The day number of a month's first day (`month` as [`utc_month`] counts it).
+pub fn utc_month_start(month: u64) -> u64 {
+    let (y, m) = (1970 + (month / 12) as i64, (month % 12) as i64 + 1);
+    // Howard Hinnant's days_from_civil, with March as the first month of the computing year.
+    let y = y - i64::from(m <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    (era * 146_097 + doe - 719_468) as u64
+}
+
+/// `YYYY-MM` of a month as [`utc_month`] counts it.
+pub fn utc_month_label(month: u64) -> String {
+    format!("{:04}-{:02}", 1970 + month / 12, month % 12 + 1)
+}
+
+/// Seconds from `now` to the end of its UTC day (the next midnight).
+pub fn secs_to_day_end(now: u64) -> u64 {
+    86_400 - now % 86_400
+}
+
+/// Seconds from `now` to the end of its UTC month (the first of the next month, 00:00).
+pub fn secs_to_month_end(now: u64) -> u64 {
+    let next = utc_month_start(utc_month(utc_day(now)) + 1);
+    next.saturating_mul(86_400).saturating_sub(now)
+}
+
+/// Year, month (1–12) and day (1–31) of a day number since the Unix epoch (Howard Hinnant's
+/// civil_from_days).
+fn civil(day: u64) -> (i64, i64, i64) {
     let z = day as i64 + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -160,8 +209,7 @@ pub fn utc_date(day: u64) -> String {
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` of a Unix time (RFC 3339, UTC).
@@ -191,5 +239,80 @@ mod tests {
         assert_eq!(utc_date(0), "1970-01-01");
         assert_eq!(utc_date(20_418), "2025-11-26");
         assert_eq!(utc_date(11_016), "2000-02-29");
+    }
+
+    /// The day number of `YYYY-MM-DD`, by counting from the epoch (independent of the formulas).
+    fn day_of(date: &str) -> u64 {
+        (0..60_000).find(|d| utc_date(*d) == date).unwrap()
+    }
+
+    #[test]
+    fn months_turn_at_year_ends() {
+        let dec31 = day_of("1999-12-31");
+        assert_eq!(utc_month(dec31 + 1), utc_month(dec31) + 1);
+        assert_eq!(utc_month_label(utc_month(dec31)), "1999-12");
+        assert_eq!(utc_month_label(utc_month(dec31 + 1)), "2000-01");
+        assert_eq!(utc_month_start(utc_month(dec31 + 1)), dec31 + 1);
+        assert_eq!(utc_month(0), 0, "1970-01 is month 0");
+        assert_eq!(utc_month_start(0), 0);
+        assert_eq!(utc_month_label(utc_month(day_of("2026-12-31"))), "2026-12");
+        assert_eq!(
+            utc_month_start(utc_month(day_of("2026-12-31")) + 1),
+            day_of("2027-01-01")
+        );
+    }
+
+    #[test]
+    fn february_has_29_days_in_leap_years_only() {
+        for (year, leap) in [
+            (2000, true),
+            (2024, true),
+            (2100, false),
+            (2025, false),
+            (1996, true),
+        ] {
+            let march = day_of(&format!("{year}-03-01"));
+            let feb = utc_month(march) - 1;
+            assert_eq!(
+                march - utc_month_start(feb),
+                if leap { 29 } else { 28 },
+                "{year}"
+            );
+            assert_eq!(
+                utc_month(march - 1),
+                feb,
+                "{year}-02's last day is in February"
+            );
+        }
+        let feb29 = day_of("2024-02-29");
+        assert_eq!(utc_month_label(utc_month(feb29)), "2024-02");
+        assert_eq!(utc_month_start(utc_month(feb29)), day_of("2024-02-01"));
+    }
+
+    #[test]
+    fn every_day_lies_in_its_month() {
+        for day in 0..30_000 {
+            let m = utc_month(day);
+            assert!(
+                utc_month_start(m) <= day && day < utc_month_start(m + 1),
+                "{day}"
+            );
+            assert_eq!(utc_date(day)[..7], utc_month_label(m), "{day}");
+        }
+    }
+
+    #[test]
+    fn periods_end_at_midnight_and_on_the_first_of_the_next_month() {
+        let jan31 = day_of("2025-01-31") * 86_400;
+        assert_eq!(secs_to_day_end(jan31 + 10), 86_390);
+        assert_eq!(
+            secs_to_month_end(jan31 + 10),
+            86_390,
+            "February starts at the next midnight"
+        );
+        let dec1 = day_of("2024-12-01") * 86_400;
+        assert_eq!(secs_to_month_end(dec1), 31 * 86_400);
+        let feb1 = day_of("2024-02-01") * 86_400;
+        assert_eq!(secs_to_month_end(feb1), 29 * 86_400, "a leap February");
     }
 }

@@ -17,6 +17,7 @@
 //! recorded in SQLite's `user_version`; a database newer than this binary is refused.
 
 pub use crate::config::types::Durability;
+use super::spend::{DaySpend, Ledger};
 use crate::usage::Usage;
 use rusqlite::{params, Connection, OpenFlags, Transaction};
 use std::path::{Path, PathBuf};
@@ -379,25 +380,16 @@ fn insert_row(t: &Transaction<'_>, row: &LedgerRow, keep_rows: bool) -> rusqlite
     Ok(())
 }
 
-/// Spend of one consumer (in one team) on one UTC day, from the daily table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SpentOn {
-    pub day: u64,
-    pub consumer: String,
-    pub team: String,
-    pub cost_nanos: u64,
-}
-
 impl Store {
     /// Settled spend per day, consumer and team from `first_day` on (what budgets restart from).
-    pub fn spent_since(&self, first_day: u64) -> Result<Vec<SpentOn>, StoreError> {
+    pub fn spent_since(&self, first_day: u64) -> Result<Vec<DaySpend>, StoreError> {
         self.read_now(|c| {
             let mut q = c.prepare(
                 "SELECT day, consumer, team, cost_nanos FROM spend_daily WHERE day >= ?1
                  ORDER BY day, consumer, team",
             )?;
             let rows = q.query_map([int(first_day)], |r| {
-                Ok(SpentOn {
+                Ok(DaySpend {
                     day: unsigned(r.get(0)?),
                     consumer: r.get(1)?,
                     team: r.get(2)?,
@@ -441,32 +433,14 @@ pub fn backup(from: &Path, to: &Path) -> Result<i32, StoreError> {
     Ok(b.progress().pagecount)
 }
 
-/// Puts settled spend back into the in-memory accounts at start-up: today's spend per
-/// consumer (what its daily budget counts) and its all-time total.
-pub fn restore_spend(
-    store: &Store,
-    ledger: &super::spend::Ledger,
-    now: u64,
-) -> Result<(), StoreError> {
+/// Puts settled spend back into the in-memory accounts at start-up: every consumer's all-time
+/// total, and the spend of today and of this month for consumers and teams (what their budgets
+/// count).
+pub fn restore_spend(store: &Store, ledger: &Ledger, now: u64) -> Result<(), StoreError> {
     let today = super::utc_day(now);
-    let mut accounts: std::collections::BTreeMap<String, super::spend::SavedAccount> = store
-        .totals()?
-        .into_iter()
-        .map(|(consumer, total)| {
-            let saved = super::spend::SavedAccount {
-                day: today,
-                spent_nanos: 0,
-                total_nanos: total,
-            };
-            (consumer, saved)
-        })
-        .collect();
-    for s in store.spent_since(today)? {
-        let a = accounts.entry(s.consumer).or_default();
-        a.day = today;
-        a.spent_nanos = a.spent_nanos.saturating_add(s.cost_nanos);
-    }
-    ledger.restore(accounts);
+    ledger.restore_totals(store.totals()?);
+    let month_start = super::utc_month_start(super::utc_month(today));
+    ledger.restore_days(&store.spent_since(month_start)?, today);
     Ok(())
 }
 

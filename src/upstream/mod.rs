@@ -2,7 +2,7 @@
 //! it gets ([`peer`]: TLS, timeouts, header hygiene), forwarding over Pingora's pooled connector
 //! and reading or piping the answer ([`forward`]), the active health checks ([`health`]), and the external guardrail service ([`guardrail`]), called
 //! with the request's texts before any backend is; AWS SigV4 signing for Bedrock backends
-//! ([`sigv4`]).
+//! ([`sigv4`]); the budget alert webhook ([`webhook`]), posted from a background task.
 
 pub mod dns;
 pub mod forward;
@@ -10,3 +10,4 @@ pub mod guardrail;
 pub mod health;
 pub mod peer;
 pub mod sigv4;
+pub mod webhook;

@@ -219,17 +219,30 @@ impl GatewayServer {
         extra_yaml: &str,
         env: &[(&str, &str)],
     ) -> GatewayServer {
+        Self::start_edited(backends, server_extra, state_extra, extra_yaml, env, &|y| y)
+    }
+
+    /// As [`GatewayServer::start_full`], with `edit` applied to the YAML before it is written
+    /// (to move consumers between teams, say).
+    pub fn start_edited(
+        backends: &str,
+        server_extra: &str,
+        state_extra: &str,
+        extra_yaml: &str,
+        env: &[(&str, &str)],
+        edit: &dyn Fn(String) -> String,
+    ) -> GatewayServer {
         let port = free_port();
         let admin_port = free_port();
         let dir = temp_dir();
-        let yaml = gateway_yaml(
+        let yaml = edit(gateway_yaml(
             &Ports { port, admin_port },
             &dir,
             backends,
             server_extra,
             state_extra,
             extra_yaml,
-        );
+        ));
         let path = dir.join("tollgate.yaml");
         std::fs::write(&path, yaml).unwrap();
         let mut envs: Vec<(String, String)> = vec![

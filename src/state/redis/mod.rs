@@ -1,17 +1,24 @@
 //! Shared state on Redis, for several gateway instances behind one load balancer: token windows,
-//! budget spend and, optionally, the response cache.
+//! request rates, budget spend (consumers' and teams', daily and monthly) and, optionally, the
+//! response cache.
 //!
-//! An admission (tokens in three windows and the worst-case cost, all or nothing) and a settlement
-//! are one Lua script each, run atomically by Redis: the check and the increment can never be
+//! An admission (tokens in three windows, a request in each request-rate window and the
+//! worst-case cost against every budget, all or nothing) and a settlement are one Lua script
+//! each ([`scripts`]), run atomically by Redis: the check and the increment can never be
 //! separated by another instance, so N instances admit exactly what one would; two round trips
-//! per request. Keys carry the consumer id as a hash tag (`{id}`), so one consumer's keys share a
-//! cluster slot, and expire with their window or day.
+//! per request. Keys expire with their window, day or month; [`scripts`] lists them.
 //!
 //! Keys, under the configured prefix `P`:
 //! - `P{id}:t:m:<minute>`, `P{id}:t:h:<hour>`, `P{id}:t:d:<day>` — tokens used + reserved;
 //! - `P{id}:b:<day>` — nano-dollars spent + reserved today; `P{id}:s:<day>` — spent only;
 //! - `Pcache:<key>` — a cached answer (when the cache is shared);
 //! - `P{@keys}:…` — API keys issued through the admin API (layout in `state::keys::shared`).
+//! Hash tags: a consumer's keys carry `{id}`, a team's `{team-name}`. An admission or settlement
+//! for a consumer whose team has a budget or a request rate touches both, in two hash slots:
+//! the store speaks to one Redis server (standalone, or a primary behind Sentinel or a managed
+//! endpoint), where that is fine; a Redis Cluster (or a proxy sharding by slot) would refuse
+//! the script with `CROSSSLOT`, and the gateway would fail closed. Team limits need a
+//! non-cluster Redis.
 //!
 //! Failure: every call is bounded by the configured timeout, and so is the wait for the first
 //! connection: it is made in the background, once however many requests want it, and each
@@ -19,113 +26,25 @@
 //! answers 503 with `Retry-After`), the cache fails open (a miss). The connection manager
 //! reconnects by itself once Redis is back.
 
-use super::limits::{tightest, Headroom, Refusal, TokenTicket, WINDOWS};
-use super::spend::{OverBudget, SpendTicket, Standing};
+mod held;
+mod read;
+mod scripts;
+mod upkeep;
+
+pub use held::{Admission, Held, Refused, Settlement, TeamToday, Today, Unavailable};
+pub use upkeep::Upkeep;
+
+use super::budget::{Budgets, Moves, OverBudget, Scope, Standing};
+use super::limits::{tightest, Limits, Refusal, TokenTicket, Who, Window, WINDOWS};
+use super::spend::SpendTicket;
+use super::utc_month_start;
 use redis::aio::ConnectionManager;
 use redis::Script;
+use scripts::{ADMIT, REAP, REAP_FN, SETTLE};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
-
-/// Lua: gives back the reservations of one consumer that expired (their requests never settled:
-/// the gateway holding them crashed, or they outlived [`RESERVATION_TTL`]). ARGV[`p`] is the
-/// consumer's key prefix (`P{id}:`), ARGV[`p`+1] the time (Unix seconds). Each reservation is a
-/// member of the `res` sorted set, `id|tokens|minute|hour|day-window|day|cost`, scored by when it
-/// expires.
-const REAP_FN: &str = r"
-local function reap(res, prefix, now)
-  for _, m in ipairs(redis.call('ZRANGEBYSCORE', res, '-inf', now)) do
-    local f = {}
-    for part in string.gmatch(m, '([^|]+)') do f[#f + 1] = part end
-    local tokens = tonumber(f[2])
-    for i, w in ipairs({'m', 'h', 'd'}) do
-      local k = prefix .. 't:' .. w .. ':' .. f[2 + i]
-      if redis.call('EXISTS', k) == 1 and redis.call('DECRBY', k, tokens) < 0 then
-        redis.call('SET', k, 0, 'KEEPTTL')
-      end
-    end
-    local b = prefix .. 'b:' .. f[6]
-    if redis.call('EXISTS', b) == 1 and redis.call('DECRBY', b, tonumber(f[7])) < 0 then
-      redis.call('SET', b, 0, 'KEEPTTL')
-    end
-    redis.call('ZREM', res, m)
-  end
-end
-";
-
-/// Admit a request: reserve its worst-case tokens in three windows and its worst-case cost
-/// against today's budget, all or nothing, in one round trip, recording the reservation by id.
-/// KEYS: the minute, hour and day window keys; committed (spent + reserved) today; spent today;
-/// the reservations.
-/// ARGV: the three limits, the tokens, the three window TTLs (s), the budget, the cost, the day
-/// TTL (s), the consumer's key prefix, now, the reservation's expiry, the reservation.
-/// Returns {1, used_m, used_h, used_d, spent, committed} when admitted, {0, window (1-based),
-/// used} when a window is full, {2, spent, committed} when the budget is.
-const ADMIT: &str = r"
-reap(KEYS[6], ARGV[11], tonumber(ARGV[12]))
-local need = tonumber(ARGV[4])
-local used = {}
-for i = 1, 3 do
-  used[i] = tonumber(redis.call('GET', KEYS[i]) or '0')
-  if used[i] + need > tonumber(ARGV[i]) then return {0, i, used[i]} end
-end
-local committed = tonumber(redis.call('GET', KEYS[4]) or '0')
-local spent = tonumber(redis.call('GET', KEYS[5]) or '0')
-if committed + tonumber(ARGV[9]) > tonumber(ARGV[8]) then return {2, spent, committed} end
-for i = 1, 3 do
-  used[i] = redis.call('INCRBY', KEYS[i], need)
-  redis.call('EXPIRE', KEYS[i], ARGV[4 + i])
-end
-committed = redis.call('INCRBY', KEYS[4], ARGV[9])
-redis.call('EXPIRE', KEYS[4], ARGV[10])
-redis.call('ZADD', KEYS[6], ARGV[13], ARGV[14])
-redis.call('EXPIRE', KEYS[6], ARGV[10])
-return {1, used[1], used[2], used[3], spent, committed}
-";
-
-/// Settle a request: replace its reservation with the real usage and cost, once. A settlement
-/// whose reservation is still held takes it back and adds the usage; one whose reservation
-/// expired (or whose admission never ran) adds the usage alone; a settlement already applied
-/// (a retry whose first answer was lost) does nothing.
-/// KEYS: the reservation's minute, hour and day windows; committed and spent on its day; the
-/// reservations; the settled ids.
-/// ARGV: reserved tokens, actual tokens, reserved cost, actual cost, day TTL (s), the
-/// reservation, its id, now.
-/// Returns the three windows' use after it.
-const SETTLE: &str = r"
-local now = tonumber(ARGV[8])
-redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', now - 86400)
-if redis.call('ZSCORE', KEYS[7], ARGV[7]) == false then
-  local held = redis.call('ZREM', KEYS[6], ARGV[6]) == 1
-  local dt, dc = tonumber(ARGV[2]), tonumber(ARGV[4])
-  if held then
-    dt = dt - tonumber(ARGV[1])
-    dc = dc - tonumber(ARGV[3])
-  end
-  for i = 1, 3 do
-    if redis.call('EXISTS', KEYS[i]) == 1 then
-      if redis.call('INCRBY', KEYS[i], dt) < 0 then redis.call('SET', KEYS[i], 0, 'KEEPTTL') end
-    end
-  end
-  if redis.call('INCRBY', KEYS[4], dc) < 0 then redis.call('SET', KEYS[4], 0, 'KEEPTTL') end
-  redis.call('EXPIRE', KEYS[4], ARGV[5])
-  redis.call('INCRBY', KEYS[5], ARGV[4])
-  redis.call('EXPIRE', KEYS[5], ARGV[5])
-  redis.call('ZADD', KEYS[7], now, ARGV[7])
-  redis.call('EXPIRE', KEYS[7], 86400)
-end
-local out = {}
-for i = 1, 3 do out[i] = tonumber(redis.call('GET', KEYS[i]) or '0') end
-return out
-";
-
-/// Lua: reaps one consumer's expired reservations. KEYS: the reservations. ARGV: the consumer's
-/// key prefix, now.
-const REAP: &str = r"
-reap(KEYS[1], ARGV[1], tonumber(ARGV[2]))
-return 1
-";
 
 /// Day keys outlive their day by this much, so a settlement just after midnight still finds them.
 const DAY_TTL: u64 = 2 * 86_400;
@@ -138,47 +57,6 @@ pub const RESERVATION_TTL: u64 = 3_600;
 /// dropped (its reservation then expires on its own).
 pub const MAX_PENDING: usize = 100_000;
 
-/// A reservation held in Redis: everything needed to settle or release it, on any attempt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Held {
-    pub consumer: String,
-    /// Random, unique per admission.
-    pub id: String,
-    pub window_ids: [u64; 3],
-    pub tokens: u64,
-    /// The UTC day it was made on (budgets count in it).
-    pub day: u64,
-    pub cost: u64,
-    /// When it expires on its own (Unix seconds).
-    pub expires: u64,
-}
-
-impl Held {
-    /// A new reservation of `tokens` and `cost` for `consumer`, made at `now`.
-    pub fn new(consumer: &str, tokens: u64, cost: u64, now: u64) -> Held {
-        let mut id = [0u8; 12];
-        let _ = getrandom::getrandom(&mut id);
-        Held {
-            consumer: consumer.to_string(),
-            id: crate::digest::to_hex(&id),
-            window_ids: WINDOWS.map(|w| w.id(now)),
-            tokens,
-            day: super::utc_day(now),
-            cost,
-            expires: now.saturating_add(RESERVATION_TTL),
-        }
-    }
-
-    /// Its member of the consumer's reservations set.
-    fn member(&self) -> String {
-        let [m, h, d] = self.window_ids;
-        format!(
-            "{}|{}|{m}|{h}|{d}|{}|{}",
-            self.id, self.tokens, self.day, self.cost
-        )
-    }
-}
-
 /// A settlement not yet applied.
 #[derive(Debug, Clone)]
 struct Pending {
@@ -186,37 +64,6 @@ struct Pending {
     actual_tokens: u64,
     actual_cost: u64,
 }
-
-/// What an admission holds and reports.
-#[derive(Debug)]
-pub struct Admission {
-    pub tokens: TokenTicket,
-    pub headroom: Headroom,
-    pub spend: SpendTicket,
-    pub standing: Standing,
-}
-
-/// A consumer's standing today, as Redis holds it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Today {
-    /// Nano-dollars spent today.
-    pub spent: u64,
-    /// Spent plus reserved.
-    pub committed: u64,
-    /// Tokens used (settled plus reserved) in the current minute, hour and day.
-    pub tokens: [u64; 3],
-}
-
-/// Why an admission was refused.
-#[derive(Debug)]
-pub enum Refused {
-    Tokens(Refusal),
-    Budget(OverBudget),
-}
-
-/// Redis could not be asked (unreachable, too slow, or an error reply).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unavailable(pub String);
 
 /// The connection, made in the background on first use.
 struct Link {
@@ -354,135 +201,202 @@ impl RedisStore {
         &self.prefix
     }
 
-    /// The consumer's key prefix, `P{id}:` (its keys share one cluster slot).
+    /// The consumer's key prefix, `P{id}:` (its keys share one hash slot).
     fn consumer_prefix(&self, consumer: &str) -> String {
         format!("{}{{{consumer}}}:", self.prefix)
     }
 
-    /// The three window keys, committed and spent on `day`, the reservations, the settled ids.
-    fn keys(&self, consumer: &str, window_ids: [u64; 3], day: u64) -> [String; 7] {
-        let p = self.consumer_prefix(consumer);
-        let [committed, spent] = self.spend_keys(consumer, day);
+    /// A team's key prefix, `Pteam{name}:`.
+    fn team_prefix(&self, team: &str) -> String {
+        format!("{}team{{{team}}}:", self.prefix)
+    }
+
+    /// The three token-window keys of a consumer's prefix `p`.
+    fn window_keys(p: &str, window_ids: [u64; 3]) -> [String; 3] {
         [
             format!("{p}t:m:{}", window_ids[0]),
             format!("{p}t:h:{}", window_ids[1]),
             format!("{p}t:d:{}", window_ids[2]),
-            committed,
-            spent,
-            format!("{p}res"),
-            format!("{p}settled"),
         ]
     }
 
-    fn spend_keys(&self, consumer: &str, day: u64) -> [String; 2] {
-        let p = self.consumer_prefix(consumer);
-        [format!("{p}b:{day}"), format!("{p}s:{day}")]
+    /// Committed and spent keys of the `scope` budget `held` counts in, and their TTL at `now`.
+    fn budget_keys(&self, held: &Held, p: &str, scope: Scope, now: u64) -> ([String; 2], u64) {
+        let team_prefix;
+        let p = match (scope.is_team(), held.team.as_deref()) {
+            (true, Some(t)) => {
+                team_prefix = self.team_prefix(&t.name);
+                team_prefix.as_str()
+            }
+            _ => p,
+        };
+        if scope.is_monthly() {
+            let month = held.month();
+            let ends = utc_month_start(month + 1).saturating_mul(86_400);
+            let ttl = ends.saturating_sub(now).saturating_add(DAY_TTL);
+            ([format!("{p}bm:{month}"), format!("{p}sm:{month}")], ttl)
+        } else {
+            let day = held.day;
+            ([format!("{p}b:{day}"), format!("{p}s:{day}")], DAY_TTL)
+        }
     }
 
     /// As the in-memory limiter and ledger together, across every instance sharing this Redis,
-    /// in one atomic script: `held` (its tokens in every window of `limits` ([minute, hour,
-    /// day]), its cost against `budget` for its day), recorded by its id so it can be settled
-    /// or released exactly once. `Ok(Err(_))` is a refusal; `Err(_)` means Redis could not
-    /// decide, and the reservation may or may not have been made: release it
+    /// in one atomic script: `held` — its tokens in every window of `limits`, one request in
+    /// each request rate of `limits` (the team's with its team), its cost against each budget of
+    /// `budgets` it holds (for its day and month) — recorded by its id so it can be settled or
+    /// released exactly once. `Ok(Err(_))` is a refusal; `Err(_)` means Redis could not decide,
+    /// and the reservation may or may not have been made: release it
     /// ([`RedisStore::release_later`]).
     pub async fn admit(
         &self,
         held: &Held,
-        limits: [u64; 3],
-        budget: u64,
+        limits: Limits,
+        budgets: &Budgets,
         now: u64,
     ) -> Result<Result<Admission, Refused>, Unavailable> {
         let tokens = held.tokens;
+        let l = limits.tokens;
         for (i, w) in WINDOWS.into_iter().enumerate() {
-            if tokens > limits[i] {
+            if tokens > l[i] {
                 return Ok(Err(Refused::Tokens(Refusal::TooLarge {
                     window: w,
-                    limit: limits[i],
+                    limit: l[i],
                     needed: tokens,
                 })));
             }
         }
         self.touch(&held.consumer, now);
-        let keys = self.keys(&held.consumer, held.window_ids, held.day);
+        let p = self.consumer_prefix(&held.consumer);
+        let windows = Self::window_keys(&p, held.window_ids);
+        let res = format!("{p}res");
         // A window's key lives until its window ends, plus a minute for late settlements.
         let ttls = WINDOWS.map(|w| w.resets_in(now) + 60);
-        let prefix = self.consumer_prefix(&held.consumer);
+        let minute = held.window_ids[0];
+        let minute_ttl = ttls[0];
+        let team = held.team.as_deref();
+        let mut rates: Vec<(Who, String, u64)> = Vec::new();
+        if let Some(limit) = limits.requests {
+            rates.push((Who::Consumer, format!("{p}r:{minute}"), limit));
+        }
+        if let (Some(limit), Some(t)) = (limits.team_requests, team) {
+            let tp = self.team_prefix(&t.name);
+            rates.push((Who::Team, format!("{tp}r:{minute}"), limit));
+        }
+        let held_to: Vec<(Scope, [String; 2], u64, u64)> = held
+            .scopes()
+            .filter_map(|scope| {
+                let budget = budgets.get(scope)?;
+                let (keys, ttl) = self.budget_keys(held, &p, scope, now);
+                Some((scope, keys, ttl, budget))
+            })
+            .collect();
         let member = held.member();
         let reply: Vec<u64> = self
             .call("admit", |mut conn| {
                 let mut inv = self.admit.prepare_invoke();
-                for k in &keys[..6] {
+                inv.key(&res);
+                for k in &windows {
                     inv.key(k);
                 }
-                inv.arg(limits[0])
-                    .arg(limits[1])
-                    .arg(limits[2])
+                for (_, k, _) in &rates {
+                    inv.key(k);
+                }
+                for (_, [committed, spent], _, _) in &held_to {
+                    inv.key(committed).key(spent);
+                }
+                inv.arg(&self.prefix)
+                    .arg(&p)
+                    .arg(now)
+                    .arg(held.expires)
+                    .arg(&member)
                     .arg(tokens)
+                    .arg(held.cost)
+                    .arg(l[0])
+                    .arg(l[1])
+                    .arg(l[2])
                     .arg(ttls[0])
                     .arg(ttls[1])
                     .arg(ttls[2])
-                    .arg(budget)
-                    .arg(held.cost)
-                    .arg(DAY_TTL)
-                    .arg(&prefix)
-                    .arg(now)
-                    .arg(held.expires)
-                    .arg(&member);
+                    .arg(rates.len())
+                    .arg(held_to.len());
+                for (_, _, limit) in &rates {
+                    inv.arg(*limit).arg(minute_ttl);
+                }
+                for (_, _, ttl, budget) in &held_to {
+                    inv.arg(*budget).arg(*ttl);
+                }
                 async move { inv.invoke_async(&mut conn).await }
             })
             .await?;
-        let standing = |spent: u64, committed: u64| Standing {
+        let standing = |spent: u64, committed: u64, budget: u64| Standing {
             spent,
             reserved: committed.saturating_sub(spent),
             budget,
         };
+        let unexpected = || Unavailable("unexpected reply from the admission script".into());
         match reply.as_slice() {
-            [1, m, h, d, spent, committed] => Ok(Ok(Admission {
+            [1, m, h, d, spent, committed, ..] => Ok(Ok(Admission {
                 tokens: TokenTicket::new(held.window_ids, tokens),
-                headroom: tightest(limits, [*m, *h, *d], now),
+                headroom: tightest(l, [*m, *h, *d], now),
                 spend: SpendTicket {
                     reserved: held.cost,
                     day: held.day,
                 },
-                standing: standing(*spent, *committed),
+                standing: standing(*spent, *committed, budgets.consumer_daily),
             })),
             [0, i, used] => {
                 let i = (*i as usize).clamp(1, 3) - 1;
                 let w = WINDOWS[i];
                 Ok(Err(Refused::Tokens(Refusal::Full {
                     window: w,
-                    limit: limits[i],
+                    limit: l[i],
                     used: *used,
                     needed: tokens,
                     retry_after: w.resets_in(now),
                 })))
             }
-            [2, spent, committed] => Ok(Err(Refused::Budget(OverBudget {
-                standing: standing(*spent, *committed),
-                needed: held.cost,
-            }))),
-            _ => Err(Unavailable(
-                "unexpected reply from the admission script".into(),
-            )),
+            [3, j, _] => {
+                let (who, _, limit) = rates
+                    .get((*j as usize).wrapping_sub(1))
+                    .ok_or_else(unexpected)?;
+                Ok(Err(Refused::Tokens(Refusal::Requests {
+                    who: *who,
+                    limit: *limit,
+                    retry_after: Window::Minute.resets_in(now),
+                })))
+            }
+            [2, j, spent, committed] => {
+                let (scope, _, _, budget) = held_to
+                    .get((*j as usize).wrapping_sub(1))
+                    .ok_or_else(unexpected)?;
+                Ok(Err(Refused::Budget(OverBudget {
+                    scope: *scope,
+                    standing: standing(*spent, *committed, *budget),
+                    needed: held.cost,
+                })))
+            }
+            _ => Err(unexpected()),
         }
     }
 
-    /// Replaces `held` with the real usage and cost, once, in the windows and on the day it
-    /// was made in. Returns the windows' use afterwards; when Redis cannot take it now, the
-    /// settlement is kept and retried ([`RedisStore::retry_pending`]) and `None` is returned.
+    /// Replaces `held` with the real usage and cost, once, in the windows and on the day (and
+    /// month) it was made in. Returns the windows' use afterwards and how each budget's spent
+    /// moved; when Redis cannot take it now, the settlement is kept and retried
+    /// ([`RedisStore::retry_pending`]) and `None` is returned.
     pub async fn settle(
         &self,
         held: &Held,
         actual_tokens: u64,
         actual_cost: u64,
-    ) -> Option<[u64; 3]> {
+    ) -> Option<Settlement> {
         let pending = Pending {
             held: held.clone(),
             actual_tokens,
             actual_cost,
         };
         match self.apply(&pending).await {
-            Ok(used) => Some(used),
+            Ok(settled) => Some(settled),
             Err(_) => {
                 self.keep(pending);
                 None
@@ -546,7 +460,7 @@ impl RedisStore {
             let reaped = self
                 .call("reap", |mut conn| {
                     let mut inv = self.reap.prepare_invoke();
-                    inv.key(&res).arg(&prefix).arg(now);
+                    inv.key(&res).arg(&self.prefix).arg(&prefix).arg(now);
                     async move { inv.invoke_async::<i64>(&mut conn).await }
                 })
                 .await;
@@ -579,72 +493,59 @@ impl RedisStore {
     }
 
     /// Runs the settlement script for `p`.
-    async fn apply(&self, p: &Pending) -> Result<[u64; 3], Unavailable> {
+    async fn apply(&self, p: &Pending) -> Result<Settlement, Unavailable> {
         let held = &p.held;
-        let keys = self.keys(&held.consumer, held.window_ids, held.day);
-        let member = held.member();
         let now = super::unix_now();
-        let used: Vec<u64> = self
+        let prefix = self.consumer_prefix(&held.consumer);
+        let windows = Self::window_keys(&prefix, held.window_ids);
+        let fixed = [format!("{prefix}res"), format!("{prefix}settled")];
+        let held_to: Vec<(Scope, [String; 2], u64)> = held
+            .scopes()
+            .map(|scope| {
+                let (keys, ttl) = self.budget_keys(held, &prefix, scope, now);
+                (scope, keys, ttl)
+            })
+            .collect();
+        let member = held.member();
+        let reply: Vec<u64> = self
             .call("settle", |mut conn| {
                 let mut inv = self.settle.prepare_invoke();
-                for k in &keys {
+                for k in fixed.iter().chain(&windows) {
                     inv.key(k);
+                }
+                for (_, [committed, spent], _) in &held_to {
+                    inv.key(committed).key(spent);
                 }
                 inv.arg(held.tokens)
                     .arg(p.actual_tokens)
                     .arg(held.cost)
                     .arg(p.actual_cost)
-                    .arg(DAY_TTL)
                     .arg(&member)
                     .arg(&held.id)
-                    .arg(now);
+                    .arg(now)
+                    .arg(held_to.len());
+                for (_, _, ttl) in &held_to {
+                    inv.arg(*ttl);
+                }
                 async move { inv.invoke_async(&mut conn).await }
             })
             .await?;
-        match used.as_slice() {
-            [m, h, d] => Ok([*m, *h, *d]),
-            _ => Err(Unavailable(
-                "unexpected reply from the settlement script".into(),
-            )),
+        let [m, h, d] = match reply.get(..3) {
+            Some(&[m, h, d]) => [m, h, d],
+            _ => {
+                return Err(Unavailable(
+                    "unexpected reply from the settlement script".into(),
+                ))
+            }
+        };
+        let mut moves = Moves::default();
+        for ((scope, _, _), pair) in held_to.iter().zip(reply[3..].chunks_exact(2)) {
+            moves.set(*scope, pair[0], pair[1]);
         }
-    }
-
-    /// Where each consumer stands now, as every instance sees it, in one round trip: spent and
-    /// committed (spent + reserved) today, and the tokens used in the current minute, hour and
-    /// day.
-    pub async fn standing_now(
-        &self,
-        consumers: &[&str],
-        now: u64,
-    ) -> Result<Vec<Today>, Unavailable> {
-        if consumers.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids = WINDOWS.map(|w| w.id(now));
-        let day = super::utc_day(now);
-        let keys: Vec<String> = consumers
-            .iter()
-            .flat_map(|c| {
-                let [m, h, d, committed, spent, _, _] = self.keys(c, ids, day);
-                [committed, spent, m, h, d]
-            })
-            .collect();
-        let values: Vec<Option<u64>> = self
-            .call("read_spend", |mut conn| async move {
-                redis::cmd("MGET").arg(&keys).query_async(&mut conn).await
-            })
-            .await?;
-        Ok(values
-            .chunks(5)
-            .map(|v| {
-                let at = |i: usize| v.get(i).copied().flatten().unwrap_or(0);
-                Today {
-                    committed: at(0),
-                    spent: at(1),
-                    tokens: [at(2), at(3), at(4)],
-                }
-            })
-            .collect())
+        Ok(Settlement {
+            used: [m, h, d],
+            moves,
+        })
     }
 
     /// A cached answer stored by any instance (`None` on a miss or when Redis is unavailable:
@@ -674,48 +575,6 @@ impl RedisStore {
                     .await
             })
             .await;
-    }
-}
-
-/// The shared store's upkeep, in the background: settlements Redis could not take are retried
-/// every half second, and once more (for a few seconds) when the server stops; the expired
-/// reservations of the consumers this instance reserved for are given back every 30 seconds.
-pub struct Upkeep(pub Arc<RedisStore>);
-
-/// How often waiting settlements are retried.
-const RETRY_EVERY: Duration = Duration::from_millis(500);
-/// How often expired reservations are reaped.
-const REAP_EVERY: Duration = Duration::from_secs(30);
-/// How long the retries may go on after the server was told to stop.
-const FLUSH_AT_SHUTDOWN: Duration = Duration::from_secs(3);
-
-#[async_trait::async_trait]
-impl pingora::services::background::BackgroundService for Upkeep {
-    async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
-        let mut retry = tokio::time::interval(RETRY_EVERY);
-        let mut reap = tokio::time::interval(REAP_EVERY);
-        loop {
-            tokio::select! {
-                _ = retry.tick() => {
-                    if self.0.pending() > 0 {
-                        self.0.retry_pending().await;
-                    }
-                }
-                _ = reap.tick() => self.0.reap_touched(super::unix_now()).await,
-                _ = shutdown.changed() => break,
-            }
-        }
-        let deadline = tokio::time::Instant::now() + FLUSH_AT_SHUTDOWN;
-        while self.0.pending() > 0 && tokio::time::Instant::now() < deadline {
-            if self.0.retry_pending().await == 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let left = self.0.pending();
-        if left > 0 {
-            log::warn!("{left} settlement(s) could not reach Redis before shutdown; their reservations expire on their own");
-        }
     }
 }
 
