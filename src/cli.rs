@@ -99,6 +99,9 @@ enum Command {
     /// Issue, list, revoke and rotate API keys through a running gateway's admin API (the admin
     /// token from an environment variable).
     Keys(crate::keys_cli::KeysArgs),
+    /// Print the spend ledger's report (`GET /spend` on a running gateway's admin plane) as a
+    /// table, or as CSV or JSON.
+    Spend(crate::cli_spend::SpendArgs),
     /// Run the built-in mock LLM backend.
     Mock(MockArgs),
     /// Run the mock and the gateway on the demo configuration, and print requests to try.
@@ -175,6 +178,7 @@ pub fn main() -> ExitCode {
         Command::HashKey { key } => hash_key(key),
         Command::Backup { config, to } => backup(&config, &to),
         Command::Keys(args) => crate::keys_cli::run(args),
+        Command::Spend(args) => crate::cli_spend::run(args),
         Command::Normalize { base64_min_len } => normalize_lines(base64_min_len),
         Command::Run {
             config,

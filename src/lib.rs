@@ -11,13 +11,14 @@
 //! 5. [`runtime`] (a configuration and what is compiled from it);
 //! 6. [`upstream`], [`downstream`], [`access_log`], [`reports`], [`trace`];
 //! 7. [`gateway`], [`admin`] (with [`admin_keys`]), [`reload`];
-//! 8. [`server`], [`cli`] (with [`keys_cli`], over [`admin_client`]). [`mock`] stands alone.
+//! 8. [`server`], [`cli`] (with [`keys_cli`] and [`cli_spend`], over [`admin_client`]). [`mock`] stands alone.
 
 pub mod access_log;
 pub mod admin;
 pub mod admin_client;
 pub mod admin_keys;
 pub mod cli;
+pub mod cli_spend;
 pub mod config;
 pub mod digest;
 pub mod downstream;

@@ -241,6 +241,41 @@ fn the_spend_report_adds_up_to_costs_by_every_grouping() {
         }
     }
 
+    // `tollgate spend` prints the same report as a table, and the CSV as it came.
+    let cli = |args: &[&str]| {
+        let admin = format!("http://127.0.0.1:{}", gw.admin_port);
+        std::process::Command::new(bin())
+            .args(["spend", "--admin", &admin])
+            .args(args)
+            .env("TOLLGATE_ADMIN_TOKEN", ADMIN_TOKEN)
+            .output()
+            .unwrap()
+    };
+    let out = cli(&["--group-by", "team"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8(out.stdout).unwrap();
+    let total_line = table.lines().last().unwrap().to_string();
+    assert!(
+        table.lines().nth(1).unwrap().starts_with("team "),
+        "{table}"
+    );
+    assert!(table.contains("\nQA "), "{table}");
+    assert!(
+        total_line.starts_with("total") && total_line.contains(&format!(" {n} ")),
+        "{table}"
+    );
+    let usd = report["total"]["cost_usd"].as_str().unwrap().to_string();
+    assert!(total_line.contains(&usd), "{usd} in {table}");
+    let out = cli(&["--group-by", "model", "--csv"]);
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), text);
+    let refused = cli(&["--group-by", "user"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("group_by"));
+
     for bad in [
         "?group_by=user",
         "?from=2026-02-30",

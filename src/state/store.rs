@@ -16,8 +16,8 @@
 //! Schema: migrations numbered in `migrations/`, applied in order inside a transaction each and
 //! recorded in SQLite's `user_version`; a database newer than this binary is refused.
 
-pub use crate::config::types::Durability;
 use super::spend::{DaySpend, Ledger};
+pub use crate::config::types::Durability;
 use crate::usage::Usage;
 use rusqlite::{params, Connection, OpenFlags, Transaction};
 use std::path::{Path, PathBuf};

@@ -8,11 +8,10 @@
 //! separated by another instance, so N instances admit exactly what one would; two round trips
 //! per request. Keys expire with their window, day or month; [`scripts`] lists them.
 //!
-//! Keys, under the configured prefix `P`:
-//! - `P{id}:t:m:<minute>`, `P{id}:t:h:<hour>`, `P{id}:t:d:<day>` — tokens used + reserved;
-//! - `P{id}:b:<day>` — nano-dollars spent + reserved today; `P{id}:s:<day>` — spent only;
-//! - `Pcache:<key>` — a cached answer (when the cache is shared);
-//! - `P{@keys}:…` — API keys issued through the admin API (layout in `state::keys::shared`).
+//! Keys besides the budget and window keys [`scripts`] lists, under the configured prefix `P`:
+//! `Pcache:<key>`, a cached answer (when the cache is shared), and `P{@keys}:…`, the API keys
+//! issued through the admin API (layout in `state::keys::shared`).
+//!
 //! Hash tags: a consumer's keys carry `{id}`, a team's `{team-name}`. An admission or settlement
 //! for a consumer whose team has a budget or a request rate touches both, in two hash slots:
 //! the store speaks to one Redis server (standalone, or a primary behind Sentinel or a managed
