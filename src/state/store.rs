@@ -86,12 +86,19 @@ enum Job {
 }
 
 /// The embedded database.
+///
+/// Its connections and its writer thread are made on first use, not when it is opened: the
+/// daemon forks after building everything (`run -d`), and neither a thread nor an SQLite
+/// connection survives a fork.
 pub struct Store {
     path: PathBuf,
-    jobs: mpsc::Sender<Job>,
-    reader: Arc<Mutex<Connection>>,
+    durability: Durability,
     /// Ledger rows are kept (`state.ledger`); otherwise only the daily spend.
     keep_rows: bool,
+    /// The writer's queue, once it runs.
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    /// The read connection, once opened.
+    reader: Arc<Mutex<Option<Connection>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -104,52 +111,39 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens (creating it if needed) and migrates the database at `path`, and starts its
-    /// writer thread.
+    /// Opens (creating it if needed) the database at `path` in WAL mode and brings its schema
+    /// up to date; its connection is closed again (see [`Store`]).
     pub fn open(path: &Path, durability: Durability, keep_rows: bool) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let named = |e: rusqlite::Error| StoreError(format!("{}: {e}", path.display()));
-        let mut writer = Connection::open(path).map_err(named)?;
-        writer.busy_timeout(BUSY_TIMEOUT).map_err(named)?;
-        let mode: String = writer
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(named)?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError(format!(
-                "{}: the database cannot use WAL mode (got `{mode}`)",
-                path.display()
-            )));
-        }
-        let sync = match durability {
-            Durability::Process => "NORMAL",
-            Durability::Machine => "FULL",
-        };
-        writer
-            .execute_batch(&format!(
-                "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON;"
-            ))
-            .map_err(named)?;
-        migrate(&mut writer).map_err(|e| StoreError(format!("{}: {}", path.display(), e.0)))?;
-        let reader = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(named)?;
-        reader.busy_timeout(BUSY_TIMEOUT).map_err(named)?;
-        let (jobs, queue) = mpsc::channel(QUEUE);
-        std::thread::Builder::new()
-            .name("tollgate-store".into())
-            .spawn(move || write_loop(writer, queue, keep_rows))
-            .map_err(|e| StoreError(format!("cannot start the store's writer: {e}")))?;
+        let mut c = open_writer(path, durability)?;
+        migrate(&mut c).map_err(|e| StoreError(format!("{}: {}", path.display(), e.0)))?;
         Ok(Store {
             path: path.to_path_buf(),
-            jobs,
-            reader: Arc::new(Mutex::new(reader)),
+            durability,
             keep_rows,
+            jobs: Mutex::new(None),
+            reader: Arc::new(Mutex::new(None)),
         })
+    }
+
+    /// The writer's queue, starting the writer (its connection and thread) if it is not running.
+    fn jobs(&self) -> Result<mpsc::Sender<Job>, StoreError> {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(j) = jobs.as_ref().filter(|j| !j.is_closed()) {
+            return Ok(j.clone());
+        }
+        let c = open_writer(&self.path, self.durability)?;
+        let (tx, queue) = mpsc::channel(QUEUE);
+        let keep_rows = self.keep_rows;
+        std::thread::Builder::new()
+            .name("tollgate-store".into())
+            .spawn(move || write_loop(c, queue, keep_rows))
+            .map_err(|e| StoreError(format!("cannot start the store's writer: {e}")))?;
+        *jobs = Some(tx.clone());
+        Ok(tx)
     }
 
     /// Whether one ledger row is kept per request (`state.ledger`).
@@ -165,7 +159,7 @@ impl Store {
     /// Records a settled request; returns once the commit holding it is done.
     pub async fn record(&self, row: LedgerRow) -> Result<(), StoreError> {
         let (done, committed) = oneshot::channel();
-        self.jobs
+        self.jobs()?
             .send(Job::Record(Box::new(row), done))
             .await
             .map_err(|_| closed())?;
@@ -188,36 +182,78 @@ impl Store {
             });
             (ok, finish)
         });
-        self.jobs
+        self.jobs()?
             .send(Job::Write(job))
             .await
             .map_err(|_| closed())?;
         committed.await.map_err(|_| closed())?
     }
 
-    /// Runs `f` on the read connection, off the async threads.
+    /// Runs `f` on the read connection (opened on first use), off the async threads.
     pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
         let reader = Arc::clone(&self.reader);
+        let path = self.path.clone();
         tokio::task::spawn_blocking(move || {
-            let c = reader.lock().unwrap_or_else(|p| p.into_inner());
-            f(&c).map_err(StoreError::from)
+            let mut c = reader.lock().unwrap_or_else(|p| p.into_inner());
+            if c.is_none() {
+                *c = Some(open_reader(&path)?);
+            }
+            match c.as_ref() {
+                Some(c) => f(c).map_err(StoreError::from),
+                None => Err(closed()),
+            }
         })
         .await
         .map_err(|e| StoreError(format!("the read was cancelled: {e}")))?
     }
 
-    /// Runs `f` on the read connection now (start-up, tests).
+    /// Runs `f` on a read connection of its own, now (start-up, tests).
     pub fn read_now<T>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
-        let c = self.reader.lock().unwrap_or_else(|p| p.into_inner());
-        f(&c).map_err(StoreError::from)
+        f(&open_reader(&self.path)?).map_err(StoreError::from)
     }
+}
+
+/// A connection for the writer: WAL mode, the durability asked, a bounded wait for locks.
+fn open_writer(path: &Path, durability: Durability) -> Result<Connection, StoreError> {
+    let named = |e: rusqlite::Error| StoreError(format!("{}: {e}", path.display()));
+    let c = Connection::open(path).map_err(named)?;
+    c.busy_timeout(BUSY_TIMEOUT).map_err(named)?;
+    let mode: String = c
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(named)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError(format!(
+            "{}: the database cannot use WAL mode (got `{mode}`)",
+            path.display()
+        )));
+    }
+    let sync = match durability {
+        Durability::Process => "NORMAL",
+        Durability::Machine => "FULL",
+    };
+    c.execute_batch(&format!(
+        "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON;"
+    ))
+    .map_err(named)?;
+    Ok(c)
+}
+
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let named = |e: rusqlite::Error| StoreError(format!("{}: {e}", path.display()));
+    let c = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(named)?;
+    c.busy_timeout(BUSY_TIMEOUT).map_err(named)?;
+    Ok(c)
 }
 
 fn closed() -> StoreError {
