@@ -30,7 +30,8 @@ CREATE TABLE ledger (
     outcome            TEXT    NOT NULL
 ) STRICT;
 
-CREATE INDEX ledger_at ON ledger (at);
+-- The spend report selects by the day costs count on.
+CREATE INDEX ledger_day ON ledger (day);
 
 -- Spend per UTC day, consumer and team: what budgets restart from after a restart, kept in the
 -- same transaction as the ledger rows it sums (so it survives pruning the ledger).

@@ -108,9 +108,9 @@ impl Gateway {
         }
     }
 
-    /// Writes the request's ledger row and waits for its commit. A store that cannot write is
-    /// counted and logged by the store itself; the request goes on (its spend still counts in
-    /// memory and in Redis).
+    /// Writes the request's ledger row and waits for its commit. A row that cannot be written
+    /// is logged and counted; the request goes on (its spend still counts in memory and in
+    /// Redis).
     async fn record_spend(&self, ctx: &RequestCtx, r: &Reservation, spent: Spent, now: u64) {
         let Some(store) = &self.state.store else {
             return;
@@ -133,7 +133,12 @@ impl Gateway {
             status: spent.status,
             outcome: spent.outcome.to_string(),
         };
-        let _ = store.record(row).await;
+        if let Err(e) = store.record(row).await {
+            log::error!("ledger row of request {} not recorded: {e}", ctx.request_id);
+            if let Some(m) = crate::metrics::get() {
+                m.store_errors.inc();
+            }
+        }
     }
 }
 

@@ -73,14 +73,14 @@ pub struct SpendLine {
 
 impl SpendLine {
     fn add(&mut self, o: &SpendLine) {
-        self.requests += o.requests;
-        self.input_tokens += o.input_tokens;
-        self.output_tokens += o.output_tokens;
-        self.cached_tokens += o.cached_tokens;
-        self.cache_write_tokens += o.cache_write_tokens;
-        self.reasoning_tokens += o.reasoning_tokens;
-        self.cost_nanos += o.cost_nanos;
-        self.estimated += o.estimated;
+        self.requests = self.requests.saturating_add(o.requests);
+        self.input_tokens = self.input_tokens.saturating_add(o.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(o.output_tokens);
+        self.cached_tokens = self.cached_tokens.saturating_add(o.cached_tokens);
+        self.cache_write_tokens = self.cache_write_tokens.saturating_add(o.cache_write_tokens);
+        self.reasoning_tokens = self.reasoning_tokens.saturating_add(o.reasoning_tokens);
+        self.cost_nanos = self.cost_nanos.saturating_add(o.cost_nanos);
+        self.estimated = self.estimated.saturating_add(o.estimated);
     }
 }
 

@@ -8,8 +8,7 @@
 //! `kill -9` — loses no settled spend. Rows that arrive while a commit runs go into the next one,
 //! so many requests share one commit. WAL mode with `synchronous = NORMAL`: a commit survives the
 //! process dying at any point; only an operating-system crash or power loss can take the last
-//! commits back (`synchronous: full` in the configuration closes that too, at one fsync per
-//! commit).
+//! commits back (`state.durability: machine` closes that too, at one fsync per commit).
 //!
 //! Reads (reports, start-up) use their own connection: WAL lets them run beside the writer.
 //!
@@ -114,6 +113,10 @@ impl Store {
     /// Opens (creating it if needed) the database at `path` in WAL mode and brings its schema
     /// up to date; its connection is closed again (see [`Store`]).
     pub fn open(path: &Path, durability: Durability, keep_rows: bool) -> Result<Store, StoreError> {
+        // Made absolute now: connections are opened later, after `run -d` has changed the
+        // working directory to `/`.
+        let path = &std::path::absolute(path)
+            .map_err(|e| StoreError(format!("{}: {e}", path.display())))?;
         if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
@@ -324,7 +327,18 @@ fn commit_group(
     for job in jobs.by_ref() {
         match job {
             Job::Record(row, done) => {
-                let out = insert_row(&t, &row, keep_rows).map_err(StoreError::from);
+                // In a savepoint of its own: a row is recorded whole (ledger and daily spend)
+                // or not at all, and its failure leaves the rest of the group.
+                let out = t
+                    .execute_batch("SAVEPOINT row")
+                    .and_then(|()| insert_row(&t, &row, keep_rows))
+                    .map_err(StoreError::from);
+                let end = if out.is_ok() {
+                    "RELEASE row"
+                } else {
+                    "ROLLBACK TO row; RELEASE row"
+                };
+                let out = out.and(t.execute_batch(end).map_err(StoreError::from));
                 finishes.push(Box::new(move |commit: Result<(), StoreError>| {
                     let _ = done.send(commit.and(out));
                 }));
@@ -405,7 +419,8 @@ fn insert_row(t: &Transaction<'_>, row: &LedgerRow, keep_rows: bool) -> rusqlite
         "INSERT INTO spend_daily (day, consumer, team, cost_nanos, requests)
          VALUES (?1, ?2, ?3, ?4, 1)
          ON CONFLICT (day, consumer, team) DO UPDATE SET
-           cost_nanos = cost_nanos + excluded.cost_nanos, requests = requests + 1",
+           cost_nanos = MIN(cost_nanos + excluded.cost_nanos, 9223372036854775807),
+           requests = requests + 1",
     )?
     .execute(params![
         int(row.day),
@@ -439,10 +454,15 @@ impl Store {
     /// All-time settled spend per consumer.
     pub fn totals(&self) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
         self.read_now(|c| {
-            let mut q =
-                c.prepare("SELECT consumer, SUM(cost_nanos) FROM spend_daily GROUP BY consumer")?;
-            let rows = q.query_map([], |r| Ok((r.get(0)?, unsigned(r.get(1)?))))?;
-            rows.collect()
+            // Added here, saturating: SQLite's SUM stops with an error on overflow.
+            let mut q = c.prepare("SELECT consumer, cost_nanos FROM spend_daily")?;
+            let mut totals = std::collections::BTreeMap::<String, u64>::new();
+            for row in q.query_map([], |r| Ok((r.get::<_, String>(0)?, unsigned(r.get(1)?))))? {
+                let (consumer, cost) = row?;
+                let t = totals.entry(consumer).or_default();
+                *t = t.saturating_add(cost);
+            }
+            Ok(totals)
         })
     }
 }
