@@ -450,7 +450,7 @@ fn failed(e: KeysError, id: &str) -> Answer {
             log::warn!("issued keys: the key store failed: {why}");
             error(
                 StatusCode::SERVICE_UNAVAILABLE,
-                format!("the key store is unavailable: {why}"),
+                "the key store is unavailable; see the gateway's log".to_string(),
             )
         }
     }

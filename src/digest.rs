@@ -122,6 +122,15 @@ pub fn generate_key() -> Result<String, getrandom::Error> {
     Ok(format!("tg-{}", to_hex(&bytes)))
 }
 
+/// Whether `key` has the shape [`generate_key`] gives (`tg-` and 64 lowercase hex digits).
+pub fn is_issued_key_shape(key: &[u8]) -> bool {
+    key.len() == 67
+        && key.starts_with(b"tg-")
+        && key[3..]
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+}
+
 /// Decodes base64 (standard or URL-safe alphabet, no padding).
 pub fn decode_base64(run: &[u8]) -> Option<Vec<u8>> {
     let val = |b: u8| -> Option<u32> {
@@ -190,6 +199,15 @@ mod tests {
     fn secrets_never_print() {
         let s = Secret::new("sk-very-secret".into());
         assert_eq!(format!("{s:?} {s}"), "***** *****");
+    }
+
+    #[test]
+    fn only_keys_shaped_as_issued_ones_are_looked_up_among_issued_keys() {
+        let k = generate_key().unwrap();
+        assert!(is_issued_key_shape(k.as_bytes()));
+        assert!(!is_issued_key_shape(k.to_uppercase().as_bytes()));
+        assert!(!is_issued_key_shape(&k.as_bytes()[..66]));
+        assert!(!is_issued_key_shape(b"tg-test-standard-key-5b7e1c"));
     }
 
     #[test]

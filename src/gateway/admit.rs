@@ -164,9 +164,10 @@ pub(super) async fn authenticate(
 ) -> Result<Arc<Consumer>, GatewayError> {
     ctx.mark();
     // Hashed at once: nothing borrowed from the session is held across the lookup below.
-    let digest = auth::presented_key(&session.req_header().headers).map(KeyDigest::of);
-    let consumer = match digest {
-        Some(digest) => by_key(&digest, rt, issued, ctx).await?,
+    let presented = auth::presented_key(&session.req_header().headers)
+        .map(|k| (KeyDigest::of(k), crate::digest::is_issued_key_shape(k)));
+    let consumer = match presented {
+        Some((digest, issuable)) => by_key(&digest, issuable, rt, issued, ctx).await?,
         None => {
             let peer = tls::peer_identity(session.digest());
             let cert = peer.map(|p| auth::Certificate {
@@ -191,10 +192,14 @@ pub(super) async fn authenticate(
     Ok(consumer)
 }
 
-/// The consumer a presented key's digest names: one lookup among the configured keys, then one
-/// among the issued keys (in memory; Redis only for a digest this instance has not seen).
+/// The consumer a presented key's digest names: one lookup among the configured keys, then, for
+/// a key shaped as the gateway issues them (`issuable`), one among the issued keys (in memory;
+/// Redis only for a digest this instance has not seen). Any other unknown key is refused without
+/// asking Redis: a stream of made-up keys costs no Redis round trip and is told 401 even while
+/// Redis is down.
 async fn by_key(
     digest: &KeyDigest,
+    issuable: bool,
     rt: &Runtime,
     issued: &IssuedKeys,
     ctx: &mut RequestCtx,
@@ -203,6 +208,9 @@ async fn by_key(
     if let Some((id, consumer)) = rt.keys.find(digest, now) {
         ctx.key_id = Some(Arc::clone(id));
         return Ok(Arc::clone(consumer));
+    }
+    if !issuable {
+        return Err(GatewayError::Unauthorized);
     }
     let entry = issued
         .find(digest)
