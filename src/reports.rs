@@ -308,7 +308,12 @@ impl SpendQuery {
                         _ => return Err("`format` must be json or csv".into()),
                     }
                 }
-                _ => return Err("unknown parameter; use from, to, group_by and format".to_string()),
+                _ => {
+                    let name: String = name.chars().take(40).collect();
+                    return Err(format!(
+                        "unknown parameter `{name}`; use from, to, group_by and format"
+                    ));
+                }
             }
         }
         if q.from > q.to {

@@ -194,6 +194,17 @@ mod tests {
     }
 
     #[test]
+    fn a_team_with_limits_that_no_consumer_names_is_refused_as_misspelt() {
+        let problems = demo_with("teams:\n  engineering: {daily_budget_usd: 50}\n").unwrap_err();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.path == "teams.engineering" && p.message.contains("case-sensitive")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
     fn a_listed_team_lends_its_limits_to_its_consumers() {
         let cfg = demo_with(
             "teams:\n  Engineering: {daily_budget_usd: \"50\", monthly_budget_usd: 900, requests_per_minute: 600}\n  idle:\n",

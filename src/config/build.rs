@@ -56,6 +56,18 @@ pub fn build(
             Arc::new(c)
         })
         .collect();
+    // A team with limits that no consumer names is a misspelt team whose limits bind nobody.
+    for (name, t) in &teams {
+        let limited = t.daily_budget_micros.is_some()
+            || t.monthly_budget_micros.is_some()
+            || t.requests_per_minute.is_some();
+        if limited && !file.consumers.iter().any(|(_, c)| &c.team == name) {
+            problems.push(Problem::new(
+                format!("teams.{name}"),
+                "no consumer has this team (team names are case-sensitive)",
+            ));
+        }
+    }
     // A certificate that identifies a consumer without a key must name only one.
     for (i, c) in consumers.iter().enumerate() {
         let same = |o: &&Arc<Consumer>| o.keys.is_empty() && o.client_cert == c.client_cert;

@@ -45,6 +45,8 @@ impl Default for TracingConfig {
     }
 }
 
+/// Fewest spans the queue may hold: one request's spans (a dozen with failover) go in whole.
+const MIN_QUEUE: usize = 16;
 /// Most spans the queue may hold: beyond, a mistake (each span is a few hundred bytes).
 const MAX_QUEUE: usize = 1_000_000;
 
@@ -77,10 +79,10 @@ pub fn build(
     if s.service_name.trim().is_empty() {
         problems.push(Problem::new("tracing.service_name", "must not be empty"));
     }
-    if s.queue == 0 || s.queue > MAX_QUEUE {
+    if !(MIN_QUEUE..=MAX_QUEUE).contains(&s.queue) {
         problems.push(Problem::new(
             "tracing.queue",
-            format!("must be between 1 and {MAX_QUEUE}"),
+            format!("must be between {MIN_QUEUE} (a request's spans go in whole) and {MAX_QUEUE}"),
         ));
     }
     if s.export_timeout_ms == 0 {
@@ -128,7 +130,7 @@ pub fn build(
         protocol,
         sample_ratio: s.sample_ratio.clamp(0.0, 1.0),
         service_name: s.service_name.trim().to_string(),
-        queue: s.queue.clamp(1, MAX_QUEUE),
+        queue: s.queue.clamp(MIN_QUEUE, MAX_QUEUE),
         export_timeout: export_timeout.max(Duration::from_millis(1)),
         headers,
     }
@@ -149,6 +151,10 @@ fn check_endpoint(endpoint: &str) -> Result<(), String> {
         return Err("must start with http://".into());
     }
     match endpoint.parse::<http::Uri>() {
+        // `Debug` and the logs print the endpoint: credentials go in `headers_env`.
+        Ok(uri) if uri.authority().is_some_and(|a| a.as_str().contains('@')) => {
+            Err("must not carry credentials (user:password@); use headers_env".into())
+        }
         Ok(uri) if uri.host().is_some_and(|h| !h.is_empty()) => Ok(()),
         Ok(_) => Err("has no host".into()),
         Err(e) => Err(format!("is not a URL: {e}")),

@@ -51,7 +51,7 @@ impl Alert {
             "threshold_percent": self.threshold,
             "spent_usd": usd(self.spent, 6),
             "budget_usd": usd(self.budget, 6),
-            "at": rfc3339(self.at),
+            "at": super::utc_time(self.at),
         })
     }
 }
@@ -156,18 +156,6 @@ pub fn count_failure() {
     if let Some(m) = crate::metrics::get() {
         m.budget_alert_webhook_failures.inc();
     }
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ` of Unix seconds.
-fn rfc3339(unix: u64) -> String {
-    let s = unix % 86_400;
-    format!(
-        "{}T{:02}:{:02}:{:02}Z",
-        super::utc_date(unix / 86_400),
-        s / 3_600,
-        s % 3_600 / 60,
-        s % 60
-    )
 }
 
 #[cfg(test)]

@@ -319,16 +319,16 @@ fn take_request(t: &mut Counter, who: Who, limit: u64, now: u64) -> Result<(), R
             retry_after: Window::Minute.resets_in(now),
         });
     }
-    t.used += 1;
+    t.used = t.used.saturating_add(1);
     Ok(())
 }
 
 /// Adds a checked reservation: `tokens` in every window, one request in the minute.
 fn commit(c: &mut Counters, limits: [u64; 3], tokens: u64, now: u64) -> (TokenTicket, Headroom) {
     for counter in c.tokens.iter_mut() {
-        counter.used += tokens;
+        counter.used = counter.used.saturating_add(tokens);
     }
-    c.requests.used += 1;
+    c.requests.used = c.requests.used.saturating_add(1);
     let ticket = TokenTicket {
         window_ids: c.tokens.map(|t| t.id),
         reserved: tokens,

@@ -104,13 +104,13 @@ impl Ledger {
                 self.teams.with(team, |t| {
                     roll(&mut t.day, &mut t.month, day);
                     check(&t.day, &t.month, budgets, Scope::TeamDaily, cost)?;
-                    t.day.reserved += cost;
-                    t.month.reserved += cost;
+                    t.day.reserved = t.day.reserved.saturating_add(cost);
+                    t.month.reserved = t.month.reserved.saturating_add(cost);
                     Ok(())
                 })?;
             }
-            a.day.reserved += cost;
-            a.month.reserved += cost;
+            a.day.reserved = a.day.reserved.saturating_add(cost);
+            a.month.reserved = a.month.reserved.saturating_add(cost);
             Ok((
                 SpendTicket {
                     reserved: cost,
