@@ -35,6 +35,8 @@ const MIGRATIONS: &[&str] = &[
 const QUEUE: usize = 16_384;
 /// Most jobs in one commit.
 const MAX_BATCH: usize = 1_024;
+/// How often the WAL is copied into the database (so it holds about this much of the writes).
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// How long a connection waits for a lock held by another (a backup, a second process).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -139,12 +141,21 @@ impl Store {
             return Ok(j.clone());
         }
         let c = open_writer(&self.path, self.durability)?;
+        // Checkpoints (copying the WAL into the database, with the file's fsync) are left to a
+        // thread of their own, so no request waits behind one.
+        c.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let checkpoints = open_writer(&self.path, self.durability)?;
         let (tx, queue) = mpsc::channel(QUEUE);
         let keep_rows = self.keep_rows;
         std::thread::Builder::new()
             .name("tollgate-store".into())
             .spawn(move || write_loop(c, queue, keep_rows))
             .map_err(|e| StoreError(format!("cannot start the store's writer: {e}")))?;
+        let writer = tx.downgrade();
+        std::thread::Builder::new()
+            .name("tollgate-checkpoint".into())
+            .spawn(move || checkpoint_loop(&checkpoints, &writer))
+            .map_err(|e| StoreError(format!("cannot start the store's checkpoints: {e}")))?;
         *jobs = Some(tx.clone());
         Ok(tx)
     }
@@ -303,6 +314,20 @@ fn write_loop(mut c: Connection, mut queue: mpsc::Receiver<Job>, keep_rows: bool
         }
         for f in finishes {
             f(committed.clone());
+        }
+    }
+}
+
+/// Copies the WAL into the database every [`CHECKPOINT_EVERY`] without blocking the writer
+/// (`PASSIVE`), until the writer's queue is gone.
+fn checkpoint_loop(c: &Connection, writer: &mpsc::WeakSender<Job>) {
+    loop {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        if writer.upgrade().is_none() {
+            return;
+        }
+        if let Err(e) = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            log::warn!("the store's checkpoint failed: {e}");
         }
     }
 }
