@@ -24,7 +24,7 @@ use crate::error::GatewayError;
 use crate::state::alerts::Moved;
 use crate::state::budget::{Budgets, Moves, Scope};
 use crate::state::limits::tightest;
-use crate::state::limits::{Headroom, Limits, Refusal, TokenTicket};
+use crate::state::limits::{Headroom, Limits, Refusal, Stopped, TokenTicket};
 use crate::state::redis::{Held, Refused};
 use crate::state::spend::{OverBudget, Recent, SpendTicket, Standing};
 use crate::state::{utc_day, State};
@@ -253,24 +253,24 @@ pub async fn admit(
         }
     }
     let rate_team = team_name.filter(|_| limits.team_requests.is_some());
-    let (tokens, headroom) = state
-        .limiter
-        .reserve(&consumer.id, rate_team, limits, worst_tokens, now)
-        .map_err(token_refusal)?;
+    // One step: the limits are checked, the budgets reserved, and only then the tokens and
+    // requests taken, all under the consumer's (and its team's) locks.
+    let budget = || {
+        state
+            .spend
+            .reserve(&consumer.id, team_name, &budgets, worst_cost, utc_day(now))
+    };
     match state
-        .spend
-        .reserve(&consumer.id, team_name, &budgets, worst_cost, utc_day(now))
+        .limiter
+        .reserve_then(&consumer.id, rate_team, limits, worst_tokens, now, budget)
     {
-        Ok((spend, standing)) => Ok(Admitted {
+        Ok((tokens, headroom, (spend, standing))) => Ok(Admitted {
             reservation: reservation(tokens, spend, None),
             headroom,
             standing,
         }),
-        Err(over) => {
-            // Refused on a budget: give the tokens and the request back, all or nothing.
-            state.limiter.refund(&consumer.id, rate_team, &tokens, now);
-            Err(budget_refusal(&over, team_name, now))
-        }
+        Err(Stopped::Limit(r)) => Err(token_refusal(r)),
+        Err(Stopped::Then(over)) => Err(budget_refusal(&over, team_name, now)),
     }
 }
 

@@ -182,6 +182,13 @@ pub struct Limiter {
     teams: PerConsumer<Counter>,
 }
 
+/// Why [`Limiter::reserve_then`] stopped: a limit, or the step it was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stopped<E> {
+    Limit(Refusal),
+    Then(E),
+}
+
 impl Limiter {
     /// Reserves `tokens` in every token window of `limits` and one request in the consumer's
     /// minute and, with `team` (given when its team has a request rate), the team's, at `now`
@@ -194,15 +201,49 @@ impl Limiter {
         tokens: u64,
         now: u64,
     ) -> Result<(TokenTicket, Headroom), Refusal> {
+        self.reserve_then(consumer, team, limits, tokens, now, || Ok::<(), ()>(()))
+            .map(|(ticket, headroom, ())| (ticket, headroom))
+            .map_err(|e| match e {
+                Stopped::Limit(r) => r,
+                // `then` above never refuses.
+                Stopped::Then(()) => Refusal::Requests {
+                    who: Who::Consumer,
+                    limit: 0,
+                    retry_after: 0,
+                },
+            })
+    }
+
+    /// As [`Limiter::reserve`], with `then` (the budget step) decided under the same locks,
+    /// after the limits were checked and before anything is taken: the whole admission is one
+    /// step, so a request that a budget refuses never holds a slot another request could see.
+    /// Lock order: this consumer, its team (when it has a request rate), then whatever `then`
+    /// takes (the spend ledger's consumer and team), the same order everywhere.
+    pub fn reserve_then<T, E>(
+        &self,
+        consumer: &str,
+        team: Option<&str>,
+        limits: Limits,
+        tokens: u64,
+        now: u64,
+        then: impl FnOnce() -> Result<T, E>,
+    ) -> Result<(TokenTicket, Headroom, T), Stopped<E>> {
         self.consumers.with(consumer, |c| {
             c.roll(now);
-            check(c, limits, tokens, now)?;
-            if let (Some(team), Some(limit)) = (team, limits.team_requests) {
-                // Under the consumer's lock: the order is always consumer, then team.
-                self.teams
-                    .with(team, |t| take_request(t, Who::Team, limit, now))?;
-            }
-            Ok(commit(c, limits.tokens, tokens, now))
+            check(c, limits, tokens, now).map_err(Stopped::Limit)?;
+            let decided = match (team, limits.team_requests) {
+                (Some(team), Some(limit)) => self.teams.with(team, |t| {
+                    take_request(t, Who::Team, limit, now).map_err(Stopped::Limit)?;
+                    then().map_err(|e| {
+                        // Given back under the same lock: nobody saw it taken.
+                        t.used = t.used.saturating_sub(1);
+                        Stopped::Then(e)
+                    })
+                })?,
+                _ => then().map_err(Stopped::Then)?,
+            };
+            let (ticket, headroom) = commit(c, limits.tokens, tokens, now);
+            Ok((ticket, headroom, decided))
         })
     }
 
@@ -217,31 +258,6 @@ impl Limiter {
                         .saturating_sub(ticket.reserved)
                         .saturating_add(actual);
                 }
-            }
-        })
-    }
-
-    /// Takes back a whole reservation made by [`Limiter::reserve`] with the same `team`: its
-    /// tokens and its request, in the windows that are still current (a request refused on a
-    /// budget after its limits were reserved costs nothing, as in Redis).
-    pub fn refund(&self, consumer: &str, team: Option<&str>, ticket: &TokenTicket, now: u64) {
-        let minute = ticket.window_ids[0];
-        self.consumers.with(consumer, |c| {
-            c.roll(now);
-            for (counter, id) in c.tokens.iter_mut().zip(ticket.window_ids) {
-                if counter.id == id {
-                    counter.used = counter.used.saturating_sub(ticket.reserved);
-                }
-            }
-            if c.requests.id == minute {
-                c.requests.used = c.requests.used.saturating_sub(1);
-            }
-            if let Some(team) = team {
-                self.teams.with(team, |t| {
-                    if t.id == minute {
-                        t.used = t.used.saturating_sub(1);
-                    }
-                });
             }
         })
     }
@@ -527,18 +543,59 @@ mod tests {
     }
 
     #[test]
-    fn a_refund_gives_back_the_tokens_and_the_request() {
+    fn a_step_that_refuses_leaves_no_token_and_no_request_taken() {
         let l = Limiter::default();
         let team = Limits {
             tokens: LIMITS,
             requests: Some(1),
             team_requests: Some(1),
         };
-        let (t, _) = l.reserve("a", Some("t"), team, 100, T0).unwrap();
-        l.refund("a", Some("t"), &t, T0);
+        let refused = l.reserve_then("a", Some("t"), team, 100, T0, || Err::<(), _>("budget"));
+        assert_eq!(refused.unwrap_err(), Stopped::Then("budget"));
         assert_eq!(l.requests("a", "t", T0), (0, 0));
         assert_eq!(l.used("a", T0), [0, 0, 0]);
-        assert!(l.reserve("a", Some("t"), team, 100, T0).is_ok());
+        let (_, _, v) = l
+            .reserve_then("a", Some("t"), team, 100, T0, || Ok::<_, ()>(7))
+            .unwrap();
+        assert_eq!(v, 7);
+        assert_eq!(l.requests("a", "t", T0), (1, 1));
+    }
+
+    #[test]
+    fn racing_consumers_whose_budget_step_refuses_admit_exactly_the_teams_rate() {
+        // A refusing step's slot is given back under the team's lock, so the one slot goes to a
+        // paying consumer and to exactly one.
+        let l = Arc::new(Limiter::default());
+        let team = Limits {
+            tokens: LIMITS,
+            requests: None,
+            team_requests: Some(1),
+        };
+        let handles: Vec<_> = (0..40)
+            .map(|i| {
+                let l = Arc::clone(&l);
+                std::thread::spawn(move || {
+                    let who = if i % 2 == 0 { "broke" } else { "paying" };
+                    l.reserve_then(who, Some("t"), team, 1, T0, || {
+                        if who == "broke" {
+                            Err(())
+                        } else {
+                            Ok(())
+                        }
+                    })
+                    .is_ok()
+                })
+            })
+            .collect();
+        let admitted = handles
+            .into_iter()
+            .map(|h| h.join())
+            .filter(|r| matches!(r, Ok(true)))
+            .count();
+        assert_eq!(
+            admitted, 1,
+            "exactly the team's one request, always a paying one"
+        );
     }
 
     #[test]
