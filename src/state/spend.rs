@@ -221,33 +221,15 @@ impl Ledger {
             spent,
             reserved: 0,
         };
-        let mut known = Vec::new();
-        self.accounts.for_each(|id, _| known.push(id.to_string()));
-        for id in known
-            .iter()
-            .map(String::as_str)
-            .chain(consumers.keys().copied())
-        {
-            let (day_spent, month_spent) = consumers.get(id).copied().unwrap_or_default();
-            self.accounts.with(id, |a| {
-                a.day = fresh(day_spent, today);
-                a.month = fresh(month_spent, month);
-                a.total = a.total.max(month_spent);
-            });
-        }
-        let mut known = Vec::new();
-        self.teams.for_each(|id, _| known.push(id.to_string()));
-        for id in known
-            .iter()
-            .map(String::as_str)
-            .chain(teams.keys().copied())
-        {
-            let (day_spent, month_spent) = teams.get(id).copied().unwrap_or_default();
-            self.teams.with(id, |t| {
-                t.day = fresh(day_spent, today);
-                t.month = fresh(month_spent, month);
-            });
-        }
+        restore_each(&self.accounts, &consumers, |a, day_spent, month_spent| {
+            a.day = fresh(day_spent, today);
+            a.month = fresh(month_spent, month);
+            a.total = a.total.max(month_spent);
+        });
+        restore_each(&self.teams, &teams, |t, day_spent, month_spent| {
+            t.day = fresh(day_spent, today);
+            t.month = fresh(month_spent, month);
+        });
     }
 
     /// Restores every consumer's all-time spend (at start-up, before any request).
@@ -255,6 +237,21 @@ impl Ledger {
         for (id, total) in totals {
             self.accounts.with(&id, |a| a.total = a.total.max(total));
         }
+    }
+}
+
+/// Sets every entry of `map`, and one for every id in `sums`, from its (day, month) spend in
+/// `sums` (none: nothing spent).
+fn restore_each<T: Default>(
+    map: &PerConsumer<T>,
+    sums: &HashMap<&str, (u64, u64)>,
+    set: impl Fn(&mut T, u64, u64),
+) {
+    let mut known = Vec::new();
+    map.for_each(|id, _| known.push(id.to_string()));
+    for id in known.iter().map(String::as_str).chain(sums.keys().copied()) {
+        let (day_spent, month_spent) = sums.get(id).copied().unwrap_or_default();
+        map.with(id, |e| set(e, day_spent, month_spent));
     }
 }
 
