@@ -131,7 +131,7 @@ impl Gateway {
             usage: spent.usage,
             cost_nanos: spent.cost_nanos,
             status: spent.status,
-            outcome: spent.outcome.to_string(),
+            outcome: spent.outcome,
         };
         if let Err(e) = store.record(row).await {
             log::error!("ledger row of request {} not recorded: {e}", ctx.request_id);

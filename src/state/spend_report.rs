@@ -180,7 +180,7 @@ mod tests {
             },
             cost_nanos: cost,
             status: 200,
-            outcome: "ok".into(),
+            outcome: "ok",
         }
     }
 

@@ -72,7 +72,7 @@ pub struct LedgerRow {
     pub usage: Usage,
     pub cost_nanos: u64,
     pub status: u16,
-    pub outcome: String,
+    pub outcome: &'static str,
 }
 
 /// Run by the writer inside the group's transaction (in a savepoint of its own); returns whether
@@ -561,7 +561,7 @@ mod tests {
             },
             cost_nanos: cost,
             status: 200,
-            outcome: "ok".into(),
+            outcome: "ok",
         }
     }
 

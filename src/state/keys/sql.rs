@@ -4,14 +4,9 @@
 
 use super::KeyRecord;
 use crate::digest::KeyDigest;
-use crate::state::store::unsigned;
+use crate::state::store::{int, unsigned};
 use rusqlite::{params, Connection};
 use std::sync::Arc;
-
-/// SQLite's integers are signed; times never come near the limit.
-fn int(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
 
 /// Every key in the table.
 pub fn load_all(c: &Connection) -> rusqlite::Result<Vec<KeyRecord>> {
