@@ -16,6 +16,7 @@ use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::Path;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,6 +53,57 @@ impl Reply {
             _ => String::from_utf8_lossy(&self.body).trim().to_string(),
         }
     }
+}
+
+/// A path segment or query value, percent-encoded beyond the unreserved characters.
+pub fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// For the CLI's commands: a client from `--admin`, `--token-env` and `--cacert`, or the exit
+/// status 2 (it cannot be asked) after saying why, prefixed with `command`.
+pub fn from_env_or_exit(
+    command: &str,
+    url: &str,
+    token_env: &str,
+    cacert: Option<&Path>,
+) -> Result<AdminClient, ExitCode> {
+    AdminClient::from_env(url, token_env, cacert).map_err(|e| {
+        eprintln!("{command}: {e}");
+        ExitCode::from(2)
+    })
+}
+
+/// For the CLI's commands: the gateway's 2xx answer, or the exit status after saying why: 1
+/// when the gateway refused, 2 when it could not be asked.
+pub fn answered(command: &str, reply: Result<Reply, String>) -> Result<Reply, ExitCode> {
+    match reply {
+        Ok(r) if r.ok() => Ok(r),
+        Ok(r) => {
+            eprintln!("{command}: refused ({}): {}", r.status, r.error_message());
+            Err(ExitCode::from(1))
+        }
+        Err(e) => {
+            eprintln!("{command}: {e}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+/// For the CLI's commands: the answer's JSON, or the exit status 2 after saying it is not JSON.
+pub fn json_or_exit(command: &str, reply: &Reply) -> Result<Value, ExitCode> {
+    reply.json().ok_or_else(|| {
+        eprintln!("{command}: the gateway's answer is not JSON");
+        ExitCode::from(2)
+    })
 }
 
 /// Where the admin plane is and how to reach it.

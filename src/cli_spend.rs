@@ -4,7 +4,7 @@
 //!
 //! Exit status: 0 done; 1 the gateway refused (its error printed); 2 it could not be asked.
 
-use crate::admin_client::{AdminClient, DEFAULT_TOKEN_ENV, DEFAULT_URL};
+use crate::admin_client::{self, encode, DEFAULT_TOKEN_ENV, DEFAULT_URL};
 use clap::Args;
 use serde_json::Value;
 use std::path::PathBuf;
@@ -41,12 +41,15 @@ pub struct SpendArgs {
 
 /// Runs `tollgate spend`.
 pub fn run(args: SpendArgs) -> ExitCode {
-    let client = match AdminClient::from_env(&args.admin, &args.token_env, args.cacert.as_deref()) {
+    const CMD: &str = "tollgate spend";
+    let client = match admin_client::from_env_or_exit(
+        CMD,
+        &args.admin,
+        &args.token_env,
+        args.cacert.as_deref(),
+    ) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("tollgate spend: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let q = query(
         args.from.as_deref(),
@@ -54,28 +57,17 @@ pub fn run(args: SpendArgs) -> ExitCode {
         &args.group_by,
         args.csv,
     );
-    let reply = match client.get(&format!("/spend?{q}")) {
+    let reply = match admin_client::answered(CMD, client.get(&format!("/spend?{q}"))) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("tollgate spend: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
-    if !reply.ok() {
-        eprintln!(
-            "tollgate spend: refused ({}): {}",
-            reply.status,
-            reply.error_message()
-        );
-        return ExitCode::from(1);
-    }
     if args.csv {
         print!("{}", String::from_utf8_lossy(&reply.body));
         return ExitCode::SUCCESS;
     }
-    let Some(report) = reply.json() else {
-        eprintln!("tollgate spend: the gateway's answer is not JSON");
-        return ExitCode::from(2);
+    let report = match admin_client::json_or_exit(CMD, &reply) {
+        Ok(v) => v,
+        Err(code) => return code,
     };
     if args.json {
         println!("{report:#}");
@@ -87,7 +79,7 @@ pub fn run(args: SpendArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("tollgate spend: {e}");
+            eprintln!("{CMD}: {e}");
             ExitCode::from(2)
         }
     }
@@ -105,13 +97,12 @@ const COLUMNS: [(&str, &str); 8] = [
     ("estimated_requests", "estimated"),
 ];
 
-/// The query string for `GET /spend` (values are dates and fixed words: nothing to escape, and
-/// the gateway refuses anything else).
+/// The query string for `GET /spend`, every value percent-encoded.
 pub fn query(from: Option<&str>, to: Option<&str>, group_by: &str, csv: bool) -> String {
-    let mut q = format!("group_by={group_by}");
+    let mut q = format!("group_by={}", encode(group_by));
     for (name, v) in [("from", from), ("to", to)] {
         if let Some(v) = v {
-            q.push_str(&format!("&{name}={v}"));
+            q.push_str(&format!("&{name}={}", encode(v)));
         }
     }
     if csv {

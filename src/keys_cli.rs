@@ -5,7 +5,7 @@
 //!
 //! Exit status: 0 done; 1 the gateway refused (its error printed); 2 it could not be asked.
 
-use crate::admin_client::{AdminClient, Reply, DEFAULT_TOKEN_ENV, DEFAULT_URL};
+use crate::admin_client::{self, encode, Reply, DEFAULT_TOKEN_ENV, DEFAULT_URL};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -72,12 +72,14 @@ enum KeysCommand {
 
 /// Runs one `tollgate keys` command.
 pub fn run(args: KeysArgs) -> ExitCode {
-    let client = match AdminClient::from_env(&args.admin, &args.token_env, args.cacert.as_deref()) {
+    let client = match admin_client::from_env_or_exit(
+        "tollgate keys",
+        &args.admin,
+        &args.token_env,
+        args.cacert.as_deref(),
+    ) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("tollgate keys: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let (reply, show): (_, fn(&Value)) = match args.command {
         KeysCommand::Create {
@@ -128,43 +130,15 @@ pub fn run(args: KeysArgs) -> ExitCode {
 }
 
 fn finish(reply: Result<Reply, String>, show: fn(&Value)) -> ExitCode {
-    match reply {
-        Ok(r) if r.ok() => match r.json() {
-            Some(v) => {
-                show(&v);
-                ExitCode::SUCCESS
-            }
-            None => {
-                eprintln!("tollgate keys: the gateway's answer is not JSON");
-                ExitCode::from(2)
-            }
-        },
-        Ok(r) => {
-            eprintln!(
-                "tollgate keys: refused ({}): {}",
-                r.status,
-                r.error_message()
-            );
-            ExitCode::from(1)
+    match admin_client::answered("tollgate keys", reply)
+        .and_then(|r| admin_client::json_or_exit("tollgate keys", &r))
+    {
+        Ok(v) => {
+            show(&v);
+            ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("tollgate keys: {e}");
-            ExitCode::from(2)
-        }
+        Err(code) => code,
     }
-}
-
-/// A path segment or query value, percent-encoded beyond the unreserved characters.
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 fn or_dash(v: &Value) -> String {
