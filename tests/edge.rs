@@ -632,26 +632,7 @@ fn the_admin_plane_can_speak_tls_too() {
     let ca = TestCa::new("Admin CA");
     let pair = ca.server("admin");
     let mock = MockServer::start(&[]);
-    let (port, admin_port) = (free_port(), free_port());
-    let dir = temp_dir();
-    let yaml = gateway_yaml(
-        &Ports { port, admin_port },
-        &dir,
-        &backends_for(mock.port),
-        "",
-        "",
-        "",
-    )
-    .replace(
-        "  admin:\n",
-        &format!("  admin:\n    tls: {}\n", pair.tls_yaml("")),
-    );
-    let path = dir.join("tollgate.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    let _gw = spawn(
-        &["run", "-c", &path.display().to_string()],
-        &[("TG_TEST_BACKEND_KEY", BACKEND_SECRET)],
-    );
+    let (_gw, _port, admin_port) = gateway_with_admin_tls(&pair, mock.port);
     let url = format!("https://127.0.0.1:{admin_port}/ready");
     let auth = format!("Authorization: Bearer {ADMIN_TOKEN}");
     let ca_file = ca.cert_str();

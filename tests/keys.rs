@@ -488,26 +488,7 @@ fn the_cli_reaches_an_admin_plane_over_tls_trusting_only_the_ca_it_is_given() {
     let ca = TestCa::new("Keys admin CA");
     let pair = ca.server("admin");
     let mock = MockServer::start(&[]);
-    let (port, admin_port) = (free_port(), free_port());
-    let dir = temp_dir();
-    let yaml = gateway_yaml(
-        &Ports { port, admin_port },
-        &dir,
-        &backends_for(mock.port),
-        "",
-        "",
-        "",
-    )
-    .replace(
-        "  admin:\n",
-        &format!("  admin:\n    tls: {}\n", pair.tls_yaml("")),
-    );
-    let path = dir.join("tollgate.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    let _gw = spawn(
-        &["run", "-c", &path.display().to_string()],
-        &[("TG_TEST_BACKEND_KEY", BACKEND_SECRET)],
-    );
+    let (_gw, port, admin_port) = gateway_with_admin_tls(&pair, mock.port);
     wait_ready_tcp(port);
     let url = format!("https://127.0.0.1:{admin_port}");
     let cli = |extra: &[&str]| {

@@ -1,6 +1,7 @@
 //! A certificate authority for one test, made with the `openssl` command (`make test` installs
 //! it): server certificates for loopback, client certificates with a subject and URI SANs.
 
+use super::{backends_for, free_port, gateway_yaml, spawn, temp_dir, Ports, Proc, BACKEND_SECRET};
 use std::path::{Path, PathBuf};
 
 pub struct TestCa {
@@ -146,4 +147,30 @@ impl TestCa {
             "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth",
         )
     }
+}
+
+/// A gateway (the usual test configuration, `mock_port` as its backend) whose admin plane speaks
+/// TLS with `pair`; returns it with its consumer and admin ports.
+pub fn gateway_with_admin_tls(pair: &Issued, mock_port: u16) -> (Proc, u16, u16) {
+    let (port, admin_port) = (free_port(), free_port());
+    let dir = temp_dir();
+    let yaml = gateway_yaml(
+        &Ports { port, admin_port },
+        &dir,
+        &backends_for(mock_port),
+        "",
+        "",
+        "",
+    )
+    .replace(
+        "  admin:\n",
+        &format!("  admin:\n    tls: {}\n", pair.tls_yaml("")),
+    );
+    let path = dir.join("tollgate.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let gw = spawn(
+        &["run", "-c", &path.display().to_string()],
+        &[("TG_TEST_BACKEND_KEY", BACKEND_SECRET)],
+    );
+    (gw, port, admin_port)
 }
