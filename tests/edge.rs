@@ -267,6 +267,22 @@ fn entry(gw: &GatewayServer, n: usize) -> serde_json::Value {
     found
 }
 
+/// Among the first `n` recorded requests (once `n` are), the one whose `field` is `value`, else
+/// null: requests are recorded when each finishes, so a refusal may be recorded before the answer
+/// sent just ahead of it.
+fn recorded_with(gw: &GatewayServer, n: usize, field: &str, value: &str) -> serde_json::Value {
+    entry(gw, n);
+    let stats = gw.admin("/stats");
+    stats["recent_entries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .take(n)
+        .find(|e| e[field] == value)
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// A chat request as `key` on a fresh connection, with extra headers.
 fn chat_as(port: u16, key: &str, headers: &[(&str, &str)]) -> Response {
     let mut all = vec![("X-API-Key", key)];
@@ -330,7 +346,10 @@ fn a_trusted_proxy_names_the_client_an_untrusted_one_does_not_and_ip_rules_hold(
             .contains("'limited'"),
         "{body}"
     );
-    assert_eq!(entry(&gw, 4)["error"], "address_not_allowed");
+    assert_eq!(
+        recorded_with(&gw, 4, "error", "address_not_allowed")["error"],
+        "address_not_allowed"
+    );
     assert!(gw.proc.log_text().contains("outside its allowed_ips"));
 
     // Without trusted proxies, the same header is the client's own claim: ignored, and not
