@@ -11,26 +11,36 @@
 //! client connection so a truncated response can never look complete.
 
 use super::peer::PASSED_DOWNSTREAM;
+use super::pool::IdlePool;
 use crate::error::GatewayError;
 use crate::protocol::sse::SseTap;
 use bytes::{Bytes, BytesMut};
 use pingora::connectors::http::Connector;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::client::HttpSession;
+use pingora::protocols::http::v1::client::{http_req_header_to_wire, HttpSession as Http1Session};
+use pingora::protocols::Stream;
 use pingora::proxy::Session;
 use pingora::upstreams::peer::HttpPeer;
+use pingora::upstreams::peer::Peer;
 use pingora::{Error, ErrorType};
+use std::io::IoSlice;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-/// The shared upstream connection pool.
+/// Connections to backends: new ones and HTTP/2 through Pingora's connector, idle HTTP/1.x
+/// ones in [`IdlePool`] (no task per idle connection).
 pub struct Forwarder {
     connector: Connector,
+    idle: Arc<IdlePool>,
 }
 
 impl Default for Forwarder {
     fn default() -> Self {
         Forwarder {
             connector: Connector::new(None),
+            idle: Arc::new(IdlePool::default()),
         }
     }
 }
@@ -73,19 +83,25 @@ impl Forwarder {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (mut session, reused) = self
-                .connector
-                .get_http_session(&peer)
-                .await
-                .map_err(|e| map_error(&e))?;
-            // A pooled session keeps the timeouts of the request that opened it; set ours.
-            session.set_read_timeout(peer.options.read_timeout);
-            session.set_write_timeout(peer.options.write_timeout);
-            let sent = or_client_gone(client, exchange(&mut session, header.clone(), body.clone()))
+            let (conn, reused) = match self.idle.take(peer.reuse_hash()) {
+                Some(stream) => (Conn::H1(stream), true),
+                None => {
+                    let (session, reused) = self
+                        .connector
+                        .get_http_session(&peer)
+                        .await
+                        .map_err(|e| map_error(&e))?;
+                    match session {
+                        HttpSession::H1(h1) => (Conn::H1(h1.into_inner()), reused),
+                        other => (Conn::Other(other), reused),
+                    }
+                }
+            };
+            let sent = or_client_gone(client, exchange(conn, &peer, &header, &body))
                 .await
                 .ok_or(GatewayError::ClientGone)?;
             match sent {
-                Ok(()) => {
+                Ok(mut session) => {
                     session.set_read_timeout(Some(idle));
                     return Ok(Upstream {
                         forwarder: self,
@@ -103,17 +119,83 @@ impl Forwarder {
     }
 }
 
+/// A connection about to carry a request.
+enum Conn {
+    /// An HTTP/1.x connection, new or idle: the request is written to it directly.
+    H1(Stream),
+    /// HTTP/2 (or another session kind): its own framing.
+    Other(HttpSession),
+}
+
+/// Sends the request and reads the response header, returning the session to read the body
+/// from. Over HTTP/1.x the request header and body leave in one write: Pingora's session flushes
+/// the header on its own first, which costs a second send and a second wake-up of the backend
+/// per request. Over HTTP/2 the session's own framing is used.
 async fn exchange(
-    session: &mut HttpSession,
-    header: RequestHeader,
-    body: Bytes,
-) -> pingora::Result<()> {
-    session.write_request_header(Box::new(header)).await?;
-    if !body.is_empty() {
-        session.write_request_body(body, true).await?;
+    conn: Conn,
+    peer: &HttpPeer,
+    header: &RequestHeader,
+    body: &Bytes,
+) -> pingora::Result<HttpSession> {
+    let mut session = match conn {
+        Conn::H1(mut stream) => {
+            let head = http_req_header_to_wire(header).ok_or_else(|| {
+                Error::explain(
+                    ErrorType::InvalidHTTPHeader,
+                    "request line or header not sendable",
+                )
+            })?;
+            let write = write_request(&mut stream, &head, body);
+            match peer.options.write_timeout {
+                Some(t) => tokio::time::timeout(t, write)
+                    .await
+                    .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())),
+                None => write.await,
+            }
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::TimedOut => {
+                    Error::because(ErrorType::WriteTimedout, "writing the request", e)
+                }
+                _ => Error::because(ErrorType::WriteError, "writing the request", e),
+            })?;
+            // A fresh session reads the response; the one that wrote nothing is gone.
+            HttpSession::H1(Http1Session::new_with_options(stream, peer))
+        }
+        Conn::Other(mut other) => {
+            other.set_write_timeout(peer.options.write_timeout);
+            other.write_request_header(Box::new(header.clone())).await?;
+            if !body.is_empty() {
+                other.write_request_body(body.clone(), true).await?;
+            }
+            other.finish_request_body().await?;
+            other
+        }
+    };
+    session.set_read_timeout(peer.options.read_timeout);
+    session.set_write_timeout(peer.options.write_timeout);
+    session.read_response_header().await?;
+    Ok(session)
+}
+
+/// Writes `head` then `body` and flushes: one `writev` (or one `write` of the connection's small
+/// write buffer) for a request that fits the socket's send buffer.
+async fn write_request<W: AsyncWrite + Unpin>(
+    stream: &mut W,
+    mut head: &[u8],
+    mut body: &[u8],
+) -> std::io::Result<()> {
+    while !head.is_empty() || !body.is_empty() {
+        let n = stream
+            .write_vectored(&[IoSlice::new(head), IoSlice::new(body)])
+            .await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        let from_head = n.min(head.len());
+        head = &head[from_head..];
+        body = &body[n - from_head..];
     }
-    session.finish_request_body().await?;
-    session.read_response_header().await
+    stream.flush().await
 }
 
 /// Errors that mean "this pooled connection was already dead", not "the backend failed".
@@ -279,10 +361,20 @@ impl Upstream<'_> {
             peer,
         } = self;
         let idle = peer.options.idle_timeout;
-        forwarder
-            .connector
-            .release_http_session(session, &peer, idle)
-            .await;
+        match session {
+            HttpSession::H1(mut h1) => {
+                h1.respect_keepalive();
+                if let Some(stream) = h1.reuse().await {
+                    forwarder.idle.put(peer.reuse_hash(), stream, idle);
+                }
+            }
+            other => {
+                forwarder
+                    .connector
+                    .release_http_session(other, &peer, idle)
+                    .await
+            }
+        }
     }
 }
 
@@ -316,5 +408,95 @@ pub fn map_error(e: &Error) -> GatewayError {
             GatewayError::UpstreamFailed("invalid HTTP response".into())
         }
         _ => GatewayError::UpstreamFailed("connection failed".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::write_request;
+    use std::io::IoSlice;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+    use tokio::io::AsyncWrite;
+
+    /// Records every write call; accepts at most `max` bytes per call.
+    struct Recorder {
+        max: usize,
+        calls: Vec<Vec<u8>>,
+        flushed: usize,
+    }
+
+    impl AsyncWrite for Recorder {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            let n = buf.len().min(self.max);
+            self.calls.push(buf[..n].to_vec());
+            Poll::Ready(Ok(n))
+        }
+        fn poll_write_vectored(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<std::io::Result<usize>> {
+            let all: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+            let n = all.len().min(self.max);
+            self.calls.push(all[..n].to_vec());
+            Poll::Ready(Ok(n))
+        }
+        fn is_write_vectored(&self) -> bool {
+            true
+        }
+        fn poll_flush(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            self.flushed += 1;
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn header_and_body_leave_in_one_write_then_one_flush() {
+        let mut w = Recorder {
+            max: usize::MAX,
+            calls: Vec::new(),
+            flushed: 0,
+        };
+        write_request(&mut w, b"POST / HTTP/1.1\r\n\r\n", b"{}")
+            .await
+            .unwrap();
+        assert_eq!(w.calls, vec![b"POST / HTTP/1.1\r\n\r\n{}".to_vec()]);
+        assert_eq!(w.flushed, 1);
+    }
+
+    #[tokio::test]
+    async fn a_short_write_resumes_where_it_stopped_across_header_and_body() {
+        let mut w = Recorder {
+            max: 4,
+            calls: Vec::new(),
+            flushed: 0,
+        };
+        write_request(&mut w, b"HEAD12", b"body-bytes")
+            .await
+            .unwrap();
+        let sent: Vec<u8> = w.calls.concat();
+        assert_eq!(sent, b"HEAD12body-bytes".to_vec());
+        assert_eq!(w.calls.len(), 4);
+    }
+
+    #[tokio::test]
+    async fn an_empty_body_sends_the_header_alone() {
+        let mut w = Recorder {
+            max: usize::MAX,
+            calls: Vec::new(),
+            flushed: 0,
+        };
+        write_request(&mut w, b"GET / HTTP/1.1\r\n\r\n", b"")
+            .await
+            .unwrap();
+        assert_eq!(w.calls, vec![b"GET / HTTP/1.1\r\n\r\n".to_vec()]);
     }
 }
