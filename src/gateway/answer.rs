@@ -21,11 +21,11 @@ pub(super) fn check_whole(
     for text in texts {
         let out = scanner.whole(text);
         if scanner.blocked.is_some() {
-            return (scanner.found, scanner.blocked);
+            return scanner.into_findings();
         }
         *text = out;
     }
-    (scanner.found, None)
+    (scanner.into_findings().0, None)
 }
 
 /// Which text the rules rewrote.

@@ -23,7 +23,10 @@ use crate::config::screen::Mode;
 use regex::{Regex, RegexBuilder};
 use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::{Anchored, Input};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+/// Prefix-DFA caches kept for the next answers, at most.
+const KEPT_CACHES: usize = 32;
 
 /// What a rule does with a match in an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +68,10 @@ pub struct OutputRules {
     /// match could still start there (`None` when it cannot be built: then the whole
     /// hold-back is held).
     prefixes: Option<DFA>,
+    /// Caches of the prefix DFA that finished answers gave back: a lazy DFA builds its states
+    /// into its cache as it meets them, so a fresh cache per answer rebuilt the same states for
+    /// every answer (the largest share of the scan's time on short answers).
+    caches: Mutex<Vec<Cache>>,
     /// Rules whose longest match exceeds the cap (their matches may be missed when split).
     pub unbounded: Vec<String>,
 }
@@ -108,6 +115,7 @@ impl OutputRules {
             .ok();
         Ok(OutputRules {
             prefixes,
+            caches: Mutex::new(Vec::new()),
             rules: compiled,
             // One more character (at most 4 bytes) decides a trailing `\b` or `$`.
             hold_back: longest.saturating_add(4).min(cap.max(4)),
@@ -123,7 +131,13 @@ impl OutputRules {
     /// A scanner for one answer.
     pub fn scanner(self: &Arc<Self>) -> Scanner {
         Scanner {
-            cache: self.prefixes.as_ref().map(DFA::create_cache),
+            cache: self.prefixes.as_ref().map(|dfa| {
+                self.caches
+                    .lock()
+                    .ok()
+                    .and_then(|mut kept| kept.pop())
+                    .unwrap_or_else(|| dfa.create_cache())
+            }),
             dead_before: 0,
             rules: Arc::clone(self),
             held: String::new(),
@@ -161,7 +175,24 @@ pub struct Scanner {
     dead_before: usize,
 }
 
+impl Drop for Scanner {
+    /// Gives the prefix DFA's cache back for the next answer.
+    fn drop(&mut self) {
+        if let (Some(cache), Ok(mut kept)) = (self.cache.take(), self.rules.caches.lock()) {
+            if kept.len() < KEPT_CACHES {
+                kept.push(cache);
+            }
+        }
+    }
+}
+
 impl Scanner {
+    /// What matched, and the rule that blocked the answer, if one did (the scanner's cache goes
+    /// back to the rules).
+    pub fn into_findings(mut self) -> (Vec<Finding>, Option<String>) {
+        (std::mem::take(&mut self.found), self.blocked.take())
+    }
+
     /// Takes the next piece of the answer; returns the text that may go to the client now.
     pub fn push(&mut self, piece: &str) -> String {
         if self.blocked.is_some() {
@@ -341,7 +372,23 @@ mod tests {
             out.push_str(&s.push(p));
         }
         out.push_str(&s.finish());
-        (out, s.found, s.blocked)
+        let (found, blocked) = s.into_findings();
+        (out, found, blocked)
+    }
+
+    #[test]
+    fn a_finished_answers_dfa_cache_serves_the_next_answer() {
+        let r = rules(OutputAction::Redact, Mode::Enforce);
+        assert!(r.caches.lock().unwrap().is_empty());
+        let (out, _, _) = run(&r, &["SSN 123-45-", "6789."]);
+        assert_eq!(out, "SSN [REDACTED:ssn].");
+        assert_eq!(r.caches.lock().unwrap().len(), 1);
+        let s = r.scanner();
+        assert!(r.caches.lock().unwrap().is_empty());
+        drop(s);
+        let (out, _, _) = run(&r, &["SSN 123-45-", "6789."]);
+        assert_eq!(out, "SSN [REDACTED:ssn].");
+        assert_eq!(r.caches.lock().unwrap().len(), 1);
     }
 
     #[test]
@@ -501,11 +548,12 @@ pub fn redact_json(rules: &Arc<OutputRules>, body: &[u8]) -> (Option<Vec<u8>>, V
             copied = end;
         }
     }
+    let found = scanner.into_findings().0;
     if copied == 0 {
-        return (None, scanner.found);
+        return (None, found);
     }
     out.extend_from_slice(&body[copied..]);
-    (Some(out), scanner.found)
+    (Some(out), found)
 }
 
 #[cfg(test)]
