@@ -2,6 +2,8 @@
 # Side-by-side, in one run on one machine, all on loopback:
 #   direct      oha → tollgate mock
 #   nginx       oha → nginx (plain reverse proxy, keepalive upstream) → mock
+#   plain       oha → examples/plain_proxy.rs (the smallest Pingora proxy: one fixed upstream,
+#               Pingora's keep-alive pool, nothing else) → mock: the engine's own floor
 #   tollgate    oha → tollgate, full pipeline (auth, filter with the demo rules, token limits,
 #               budget, cache key + store, metrics, access log) → mock
 #   cache-hit   oha → tollgate answering from its cache
@@ -9,7 +11,8 @@
 #               speaks Anthropic's Messages API (the mock's /v1/messages), and its answer back
 # each non-streaming and streaming (SSE, 16 events), at 1 connection (added latency) and at 16.
 # For every run: requests/s, p50/p99, CPU seconds used by the proxy's processes, requests per proxy
-# CPU-second, and the proxy's peak RSS during that run. Then the ratios Tollgate/nginx.
+# CPU-second, and the proxy's peak RSS during that run. Then the ratios: Tollgate against nginx
+# and against the plain Pingora proxy.
 #
 #   loadtest/compare.sh                  # 10 s per run, ~3 minutes
 #   DURATION=5s loadtest/compare.sh
@@ -25,6 +28,7 @@ CONNS=${CONNS:-1 16}
 MODES=${MODES:-json stream}
 THREADS=${THREADS:-2}
 MOCK=127.0.0.1:19602; NGX=127.0.0.1:19603; GW=127.0.0.1:19604; ADMIN=127.0.0.1:19605
+PLAIN=127.0.0.1:19606
 KEY=key-compare; ADMIN_TOKEN=compare-admin-token
 . loadtest/lib.sh
 tg_setup
@@ -37,9 +41,16 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 [ -n "${TOLLGATE_BIN:-}" ] || cargo build --release --quiet
+# The plain Pingora proxy: PLAIN_BIN, or the example beside the binary under test, built if absent.
+PLAIN_BIN=${PLAIN_BIN:-$(dirname "$BIN")/examples/plain_proxy}
+if [ ! -x "$PLAIN_BIN" ]; then
+  cargo build --release --quiet --example plain_proxy
+  PLAIN_BIN=$TARGET_DIR/release/examples/plain_proxy
+fi
 
-# --- the three servers -------------------------------------------------------------------------
+# --- the servers -------------------------------------------------------------------------------
 $BIN mock --listen "$MOCK" --threads "$THREADS" >"$WORK/mock.log" 2>&1 & PIDS+=($!)
+"$PLAIN_BIN" "$PLAIN" "$MOCK" "$THREADS" >"$WORK/plain.log" 2>&1 & PLAIN_PID=$!; PIDS+=($PLAIN_PID)
 # TG_TRACING=HOST:PORT: Tollgate exports traces to a collector there that discards them (its CPU
 # is not the proxy's); TG_LEDGER=false: no ledger row per request (see lib.sh).
 if [ -n "${TG_TRACING:-}" ]; then tg_otlp_sink "$TG_TRACING"; fi
@@ -81,7 +92,8 @@ $BIN run -c "$WORK/tollgate.yaml" >"$WORK/gw.log" 2>&1 & GW_PID=$!; PIDS+=($GW_P
 for _ in $(seq 1 100); do
   curl -sf "http://$MOCK/health" >/dev/null 2>&1 &&
     curl -sf -H "Authorization: Bearer $ADMIN_TOKEN" "http://$ADMIN/ready" >/dev/null 2>&1 &&
-    curl -s -o /dev/null "http://$NGX/health" 2>/dev/null && break
+    curl -s -o /dev/null "http://$NGX/health" 2>/dev/null &&
+    curl -sf -o /dev/null "http://$PLAIN/health" 2>/dev/null && break
   sleep 0.1
 done
 NGX_PIDS() { echo "$NGX_PID" $(pgrep -P "$NGX_PID" || true); }
@@ -128,6 +140,7 @@ for mode in $MODES; do
   for conns in $CONNS; do
     HDRS=(); run direct "http://$MOCK/v1/chat/completions" $stream "$conns" "$(pgrep -n -f "mock --listen $MOCK")"
     HDRS=(); run nginx "http://$NGX/v1/chat/completions" $stream "$conns" $(NGX_PIDS)
+    HDRS=(); run plain "http://$PLAIN/v1/chat/completions" $stream "$conns" "$PLAIN_PID"
     HDRS=(-H "Authorization: Bearer $KEY" -H "Cache-Control: no-cache")
     run tollgate "http://$GW/v1/chat/completions" $stream "$conns" "$GW_PID"
     MODEL=claude-sonnet-4 run translated "http://$GW/v1/chat/completions" $stream "$conns" "$GW_PID"
@@ -161,5 +174,18 @@ for (t, mode, conns), r in get.items():
     x = get.get(("translated", mode, conns))
     cost = f"{float(r[7]) / float(x[7]):.2f}" if x and x[7] != "-" and r[7] != "-" else "-"
     print(f"| {mode} | {conns} | {ratio(r)} | {ratio(c)} | {add(n,4)}, {add(r,4)} | {add(n,5)}, {add(r,5)} | {cost} |")
+print()
+print("| mode | conns | CPU µs per request (plain, tollgate, cache-hit) | tollgate CPU per request ÷ plain's | cache-hit ÷ plain's | added p50 µs (plain, tollgate) | added p99 µs (plain, tollgate) |")
+print("|---|---|---|---|---|---|---|")
+us = lambda a: 1e6 / float(a[7]) if a and a[7] not in ("-", "0") else None
+for (t, mode, conns), r in get.items():
+    if t != "tollgate": continue
+    p, d, c = get.get(("plain", mode, conns)), get.get(("direct", mode, conns)), get.get(("cache-hit", mode, conns))
+    if not p or not d: continue
+    cp, ct, cc = us(p), us(r), us(c)
+    f = lambda v: f"{v:.0f}" if v else "-"
+    over = lambda v: f"{v / cp:.2f}" if v and cp else "-"
+    add = lambda a, i: f"{int(a[i]) - int(d[i])}"
+    print(f"| {mode} | {conns} | {f(cp)}, {f(ct)}, {f(cc)} | {over(ct)} | {over(cc)} | {add(p,4)}, {add(r,4)} | {add(p,5)}, {add(r,5)} |")
 PY
 if grep -q . "$WORK/nginx/error.log" 2>/dev/null; then echo; echo "nginx error log:"; tail -5 "$WORK/nginx/error.log"; fi
