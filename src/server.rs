@@ -18,6 +18,7 @@ use crate::upstream::peer::Resolver;
 use crate::upstream::webhook::WebhookService;
 use pingora::apps::http_app::HttpServer;
 use pingora::apps::HttpServerOptions;
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server};
 use pingora::services::background::background_service;
@@ -250,16 +251,23 @@ fn listen<A>(
         Plane::Admin => (server.admin.listen, server.admin.tls.as_ref()),
     };
     let http2 = server.http2;
-    match tls {
-        None => service.add_tcp(&addr.to_string()),
-        Some(tls) => service.add_tls_with_settings(
-            &addr.to_string(),
-            None,
-            crate::downstream::tls::settings(live, plane, tls, http2)?,
-        ),
-    }
+    let endpoint = ListenerConfig::tcp(addr.to_string()).l4_buffer(CLIENT_READ_BUFFER);
+    service.add_listener(match tls {
+        None => endpoint,
+        Some(tls) => endpoint.tls(crate::downstream::tls::settings(live, plane, tls, http2)?),
+    });
     Ok(())
 }
+
+/// The read buffer of each client connection. Pingora's default is 64 KiB, zero-filled at
+/// accept, so each open connection (a stream waiting on its backend, an idle keep-alive client)
+/// held 64 KiB of resident memory whatever it sent. Reads of a request's header and body go to
+/// buffers of their own at least this large, which a smaller buffer passes straight through (no
+/// extra copy); a TLS record is read whole across several reads.
+const CLIENT_READ_BUFFER: L4BufferSettings = L4BufferSettings {
+    read: Some(4096),
+    write: None,
+};
 
 fn mock_service(m: MockService) -> Service<Mock> {
     let mut service = Service::new("tollgate mock".to_string(), Mock::new(m.options));
