@@ -149,7 +149,7 @@ done
 # Before its rows, one stream through a mock with 20 ms between events says whether the peer
 # passes SSE through as it comes (or buffers or breaks it).
 . loadtest/peers.sh
-PEER_BASE=${PEER_BASE:-19607}  # litellm, portkey, grapsus, langdb; +4 the slow mock; +5 langdb's OTLP
+PEER_BASE=${PEER_BASE:-19607}  # litellm, portkey, grapsus, langdb; +4 the slow mock; +5 a side port
 PEER_SLOW=127.0.0.1:$((PEER_BASE + 4))
 PEER_NOTES=$WORK/peer-notes.txt; : > "$PEER_NOTES"
 trap 'peers_stop_all; tg_cleanup' EXIT

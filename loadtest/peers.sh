@@ -105,8 +105,8 @@ _install_grapsus() {
 _install_langdb() {
   # Its README's build flags (tracing's valuable feature, aws-sdk's unstable cfg).
   _cargo_peer langdb ai-gateway "$LANGDB_VERSION" RUSTFLAGS="--cfg tracing_unstable --cfg aws_sdk_unstable" || return 1
-  # It binds an OTLP trace receiver on [::]:4317, a port hard-coded in its source; a shim moved
-  # into the preload moves that one port to the one peer_start gives it.
+  # It binds an OTLP trace receiver on [::]:4317, hard-coded in its source: a preloaded shim
+  # moves that one socket to [::1] and the port peer_start gives it.
   command -v cc >/dev/null || { echo "cc not found (for the port shim)"; return 1; }
   cat > "$PEERS_DIR/langdb/portshim.c" <<'C'
 #define _GNU_SOURCE
@@ -114,7 +114,7 @@ _install_langdb() {
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <sys/socket.h>
-/* bind(): a socket asked for port 4317 gets $PORTSHIM_4317 instead. */
+/* bind(): a socket asked for port 4317 gets $PORTSHIM_4317 instead, on loopback only. */
 int bind(int fd, const struct sockaddr *addr, socklen_t len) {
   static int (*real)(int, const struct sockaddr *, socklen_t);
   if (!real) real = (int (*)(int, const struct sockaddr *, socklen_t))dlsym(RTLD_NEXT, "bind");
@@ -123,12 +123,14 @@ int bind(int fd, const struct sockaddr *addr, socklen_t len) {
       ((const struct sockaddr_in6 *)addr)->sin6_port == htons(4317)) {
     struct sockaddr_in6 a = *(const struct sockaddr_in6 *)addr;
     a.sin6_port = htons((unsigned short)atoi(to));
+    a.sin6_addr = in6addr_loopback;
     return real(fd, (const struct sockaddr *)&a, sizeof a);
   }
   if (to && addr && len >= sizeof(struct sockaddr_in) && addr->sa_family == AF_INET &&
       ((const struct sockaddr_in *)addr)->sin_port == htons(4317)) {
     struct sockaddr_in a = *(const struct sockaddr_in *)addr;
     a.sin_port = htons((unsigned short)atoi(to));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     return real(fd, (const struct sockaddr *)&a, sizeof a);
   }
   return real(fd, addr, len);
@@ -155,7 +157,7 @@ peer_install() {
 
 # --- run ---------------------------------------------------------------------------------------
 # The peer's root process is $! of the subshell that execs it; its tree is found through /proc.
-peer_start() { # name port mock slow-mock [side port: langdb's OTLP receiver; port+2 by default]
+peer_start() { # name port mock slow-mock [side port: grapsus's metrics, langdb's OTLP receiver; port+2 by default]
   local name=$1 port=$2 mock=$3 slow=$4 side=${5:-$(($2 + 2))} dir=$WORK/peer-$1
   mkdir -p "$dir"
   PEER_PORT[$name]=$port
@@ -188,7 +190,7 @@ YAML
         --port="$port" --headless >"$dir/log" 2>&1) &
       ;;
     grapsus)
-      _grapsus_config "$port" "$mock" "$slow" > "$dir/grapsus.kdl"
+      _grapsus_config "$port" "$mock" "$slow" "$side" "$dir" > "$dir/grapsus.kdl"
       (cd "$dir" && exec "$PEERS_DIR/grapsus/bin/grapsus" -c "$dir/grapsus.kdl" >"$dir/log" 2>&1) &
       ;;
     langdb)
@@ -196,7 +198,7 @@ YAML
       # HOME: its model list (with the mock as gpt-4's endpoint) is read from ~/.langdb.
       # OTEL_EXPORTER_OTLP_ENDPOINT: it exports its own spans to its own receiver (moved).
       (cd "$dir" && HOME=$dir PORTSHIM_4317=$side LD_PRELOAD="$PEERS_DIR/langdb/portshim.so" \
-        OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$side" ANSI_OUTPUT=false \
+        OTEL_EXPORTER_OTLP_ENDPOINT="http://[::1]:$side" ANSI_OUTPUT=false \
         exec "$PEERS_DIR/langdb/bin/ai-gateway" -c "$dir/config.yaml" serve \
         --host 127.0.0.1 --port "$port" >"$dir/log" 2>&1) &
       ;;
@@ -205,11 +207,24 @@ YAML
   PIDS+=("$!")
 }
 
-_grapsus_config() { # port mock slow
+# KDL 2 (its kdl crate is 6.x): booleans are #true, not its docs' `true`. Its metrics (on by
+# default, on 0.0.0.0:9090) go to the side port, its error log (on by default, under /var/log)
+# into WORK; its access log is off by default and stays off.
+_grapsus_config() { # port mock slow side dir
   cat <<KDL
 schema-version "1.0"
-server {
+system {
     worker-threads ${THREADS:-2}
+}
+observability {
+    metrics {
+        address "127.0.0.1:$4"
+    }
+    logging {
+        error-log {
+            file "$5/error.log"
+        }
+    }
 }
 listeners {
     listener "http" {
@@ -239,13 +254,17 @@ routes {
                 burst-tokens 1000000000
             }
             budget {
-                daily-limit 1000000000000
-                enforce true
+                period "daily"
+                limit 1000000000000
+                enforce #true
             }
             cost-attribution {
-                enabled true
+                enabled #true
                 pricing {
-                    model "gpt-4*" input-cost-per-million=30.0 output-cost-per-million=60.0
+                    model "gpt-4*" {
+                        input-cost-per-million 30.0
+                        output-cost-per-million 60.0
+                    }
                 }
             }
             model-routing {
@@ -286,13 +305,15 @@ YAML
 
 peer_url() { echo "http://127.0.0.1:${PEER_PORT[$1]}/v1/chat/completions"; }
 
-peer_headers() { # name [upstream, for Portkey: the mock by default]
+peer_headers() { # name [slow: the slow mock's address, for a request to model gpt-4-slow]
   case $1 in
     litellm) PEER_HDRS=(-H "Authorization: Bearer $PEER_KEY") ;;
     portkey) PEER_HDRS=(-H "x-portkey-provider: openai" -H "x-portkey-custom-host: http://${2:-$PEER_MOCK}/v1"
                         -H "Authorization: Bearer $PEER_UPSTREAM_KEY") ;;
     *) PEER_HDRS=(-H "Authorization: Bearer $PEER_UPSTREAM_KEY") ;;
   esac
+  # grapsus routes by model from a header (x-model), not from the body
+  if [ "$1" = grapsus ] && [ -n "${2:-}" ]; then PEER_HDRS+=(-H "x-model: gpt-4-slow"); fi
 }
 
 peer_wait() { # name [seconds]
@@ -403,6 +424,8 @@ peer_sse_check() { # name slow
   read -r ev0 first0 total0 _ _ < <(_sse_probe "http://$slow/v1/chat/completions" gpt-4)
   if [ "$status" != 200 ] || [ "$done" != 1 ] || [ "$ev" != "$ev0" ]; then
     echo "$name: BREAKS SSE: status $status, $ev events (direct $ev0), [DONE] seen: $done"
+  elif [ $((total * 2)) -lt "$total0" ]; then
+    echo "$name: SSE not checked: its stream did not come from the slow mock ($total ms, direct $total0 ms)"
   elif [ $((first * 2)) -gt "$total" ]; then
     echo "$name: BUFFERS SSE: first event after $first ms of $total ms (direct: $first0 of $total0 ms)"
   else
@@ -414,7 +437,7 @@ peer_features() {
   case $1 in
     litellm) echo "LiteLLM $LITELLM_VERSION: master-key check, cost per answer (local cost map, x-litellm-response-cost), log at ERROR (its production advice: no line per request); 2 uvicorn workers, no DB (so no virtual keys, spend log or budgets)" ;;
     portkey) echo "Portkey $PORTKEY_VERSION: no key check (the open-source gateway has none), provider and host per request from headers, cache off (its default); 1 Node process" ;;
-    grapsus) echo "grapsus $GRAPSUS_VERSION: inference route (OpenAI provider), token rate limit, token budget, cost attribution; no key check (its auth is an external agent); ${THREADS:-2} worker threads" ;;
+    grapsus) echo "grapsus $GRAPSUS_VERSION: inference route (OpenAI provider, model routing by x-model header), token rate limit, daily token budget (X-Budget-Remaining), cost attribution, error log; access log off (its default); no key check (its auth is an external agent process); ${THREADS:-2} worker threads" ;;
     langdb) echo "LangDB ai-gateway $LANGDB_VERSION: no key check (none in the open-source gateway), cost per answer into its in-memory usage, its own OTLP spans to its own receiver, request log" ;;
   esac
 }
