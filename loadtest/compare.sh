@@ -108,15 +108,16 @@ MODEL=gpt-4
 body() { printf '{"model":"%s","stream":%s,"max_tokens":64,"messages":[{"role":"user","content":"%s"}]}' "$MODEL" "$1" "$PROMPT"; }
 
 RESULTS=$WORK/results.tsv
+OHA_EXTRA=()
 run() { # target url stream conns pids... ; extra headers in $HDRS
   local target=$1 url=$2 stream=$3 conns=$4; shift 4
   local pids=("$@") before after
-  # warm the connection pools, then measure
-  "$OHA" --no-tui -z 1s -c "$conns" -m POST -H "Content-Type: application/json" "${HDRS[@]}" \
+  # warm the connection pools (unless the caller did: SKIP_WARMUP), then measure
+  [ -n "${SKIP_WARMUP:-}" ] || "$OHA" --no-tui -z 1s -c "$conns" -m POST -H "Content-Type: application/json" "${HDRS[@]}" \
     -d "$(body "$stream")" "$url" >/dev/null
   reset_peak "${pids[@]}"
   before=$(tg_cpu_ticks "${pids[@]}")
-  "$OHA" --no-tui --output-format json -z "$DURATION" -c "$conns" -m POST -H "Content-Type: application/json" \
+  "$OHA" --no-tui --output-format json -z "$DURATION" -c "$conns" "${OHA_EXTRA[@]}" -m POST -H "Content-Type: application/json" \
     "${HDRS[@]}" -d "$(body "$stream")" "$url" > "$WORK/oha.json"
   after=$(tg_cpu_ticks "${pids[@]}")
   python3 - "$target" "$stream" "$conns" "$((after - before))" "$TCK" "$(peak_kib "${pids[@]}")" "$WORK/oha.json" >>"$RESULTS" <<'PY'
@@ -151,6 +152,50 @@ for mode in $MODES; do
   done
 done
 
+# --- peers (loadtest/peers.sh) -----------------------------------------------------------------
+# PEERS (default: every installed peer; `loadtest/peers.sh install` installs them) adds rows for
+# litellm, portkey, grapsus and langdb: the same request to the same mock, with the peer's key
+# where it has one. Each peer runs alone after the rows above and is stopped before the next one
+# starts; its CPU and RSS are its whole process tree's. oha waits for the requests still in flight
+# when a run ends (-w) instead of dropping them, since grapsus's circuit breaker counts a dropped
+# client as an upstream failure (5 open it); grapsus is also warmed up with sequential requests.
+# Before its rows, one stream through a mock with 20 ms between events says whether the peer
+# passes SSE through as it comes (or buffers or breaks it).
+. loadtest/peers.sh
+PEER_BASE=${PEER_BASE:-19607}  # litellm, portkey, grapsus, langdb; +4 the slow mock; +5 a side port
+PEER_SLOW=127.0.0.1:$((PEER_BASE + 4))
+PEER_NOTES=$WORK/peer-notes.txt; : > "$PEER_NOTES"
+trap 'peers_stop_all; tg_cleanup' EXIT
+PEER_LIST=${PEERS-$(peers_installed | tr '\n' ' ')}
+[ -n "${PEER_LIST// /}" ] || echo "peers: none installed (loadtest/peers.sh install)" | tee -a "$PEER_NOTES"
+[ -z "${PEER_LIST// /}" ] ||
+  { $BIN mock --listen "$PEER_SLOW" --threads 1 --chunk-delay-ms 20 >"$WORK/mock-slow.log" 2>&1 & PIDS+=($!); }
+for name in $PEER_LIST; do
+  if ! peer_is_installed "$name"; then
+    echo "$name: not installed, skipped (loadtest/peers.sh install $name)" | tee -a "$PEER_NOTES"; continue
+  fi
+  port=$((PEER_BASE + $(tr ' ' '\n' <<<"$PEERS_ALL" | grep -nx "$name" | cut -d: -f1) - 1))
+  peer_start "$name" "$port" "$MOCK" "$PEER_SLOW" $((PEER_BASE + 5))
+  if ! peer_wait "$name"; then
+    echo "$name: did not start, skipped" | tee -a "$PEER_NOTES"; peer_stop "$name"; continue
+  fi
+  peer_features "$name" >> "$PEER_NOTES"
+  url=$(peer_url "$name")
+  ! grep -qw stream <<<"$MODES" || peer_sse_check "$name" "$PEER_SLOW" | tee -a "$PEER_NOTES"
+  OHA_EXTRA=(-w)
+  for mode in $MODES; do
+    stream=$([ "$mode" = stream ] && echo true || echo false)
+    for conns in $CONNS; do
+      peer_warmup "$name" "$url" "$(body "$stream")" "$conns"
+      peer_headers "$name"; HDRS=("${PEER_HDRS[@]}")
+      SKIP_WARMUP=1 run "$name" "$url" $stream "$conns" $(peer_pids "$name")
+    done
+  done
+  OHA_EXTRA=()
+  peer_stop "$name"
+done
+# --- end of peers ------------------------------------------------------------------------------
+
 # --- report ------------------------------------------------------------------------------------
 python3 - "$RESULTS" <<'PY'
 import sys
@@ -164,8 +209,11 @@ for r in rows:
     print(line(r))
 get = {(r[0], r[1], r[2]): r for r in rows}
 print()
-print("| mode | conns | tollgate/nginx req per CPU-s | cache-hit/nginx | added p50 µs (nginx, tollgate) | added p99 µs (nginx, tollgate) | translated CPU per request / tollgate's |")
-print("|---|---|---|---|---|---|---|")
+# peers present in this run: one column each, Tollgate's requests per CPU-second over the peer's
+peers = [p for p in ("litellm", "portkey", "grapsus", "langdb") if any(r[0] == p for r in rows)]
+peer_head = "".join(f" tollgate req/CPU-s ÷ {p}'s |" for p in peers)
+print("| mode | conns | tollgate/nginx req per CPU-s | cache-hit/nginx | added p50 µs (nginx, tollgate) | added p99 µs (nginx, tollgate) | translated CPU per request / tollgate's |" + peer_head)
+print("|---|---|---|---|---|---|---|" + "---|" * len(peers))
 for (t, mode, conns), r in get.items():
     if t != "tollgate": continue
     n, d, c = get.get(("nginx", mode, conns)), get.get(("direct", mode, conns)), get.get(("cache-hit", mode, conns))
@@ -173,7 +221,9 @@ for (t, mode, conns), r in get.items():
     add = lambda a, i: f"{int(a[i]) - int(d[i])}"
     x = get.get(("translated", mode, conns))
     cost = f"{float(r[7]) / float(x[7]):.2f}" if x and x[7] != "-" and r[7] != "-" else "-"
-    print(f"| {mode} | {conns} | {ratio(r)} | {ratio(c)} | {add(n,4)}, {add(r,4)} | {add(n,5)}, {add(r,5)} | {cost} |")
+    over = lambda p: f"{float(r[7]) / float(p[7]):.1f}" if p and p[7] != "-" and r[7] != "-" and float(p[7]) else "-"
+    peer_cells = "".join(f" {over(get.get((p, mode, conns)))} |" for p in peers)
+    print(f"| {mode} | {conns} | {ratio(r)} | {ratio(c)} | {add(n,4)}, {add(r,4)} | {add(n,5)}, {add(r,5)} | {cost} |" + peer_cells)
 print()
 print("| mode | conns | CPU µs per request (plain, tollgate, cache-hit) | tollgate CPU per request ÷ plain's | cache-hit ÷ plain's | added p50 µs (plain, tollgate) | added p99 µs (plain, tollgate) |")
 print("|---|---|---|---|---|---|---|")
@@ -188,4 +238,5 @@ for (t, mode, conns), r in get.items():
     add = lambda a, i: f"{int(a[i]) - int(d[i])}"
     print(f"| {mode} | {conns} | {f(cp)}, {f(ct)}, {f(cc)} | {over(ct)} | {over(cc)} | {add(p,4)}, {add(r,4)} | {add(p,5)}, {add(r,5)} |")
 PY
+if grep -q . "$PEER_NOTES"; then echo; echo "peers:"; sed 's/^/  /' "$PEER_NOTES"; fi
 if grep -q . "$WORK/nginx/error.log" 2>/dev/null; then echo; echo "nginx error log:"; tail -5 "$WORK/nginx/error.log"; fi
