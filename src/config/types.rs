@@ -354,7 +354,7 @@ impl Consumer {
 }
 
 /// What a consumer's client certificate must name.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum CertBinding {
     /// The subject, as `CN=bot, O=Corp`.
     Subject(String),

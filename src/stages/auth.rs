@@ -44,7 +44,11 @@ struct Configured {
 pub fn configured_key_id(key: &ConsumerKey) -> Arc<str> {
     match &key.label {
         Some(l) => Arc::from(l.as_str()),
-        None => Arc::from(format!("sha256:{}", &key.digest.to_hex()[..12])),
+        None => {
+            let mut id = *b"sha256:000000000000";
+            id[7..].copy_from_slice(&key.digest.hex_prefix());
+            Arc::from(std::str::from_utf8(&id).unwrap_or("sha256:"))
+        }
     }
 }
 
