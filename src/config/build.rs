@@ -661,7 +661,7 @@ fn consumer_keys(c: &ConsumerSection, i: usize, problems: &mut Vec<Problem>) -> 
             out.push(ConsumerKey {
                 digest,
                 expires,
-                label: e.label.clone(),
+                label: e.label.as_deref().map(Arc::from),
             });
         }
     }
