@@ -36,6 +36,18 @@ impl KeyDigest {
         to_hex(&self.0)
     }
 
+    /// The first six bytes in lowercase hexadecimal: twelve ASCII characters that tell keys
+    /// apart in a record, with nothing allocated.
+    pub fn hex_prefix(&self) -> [u8; 12] {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 12];
+        for (i, b) in self.0[..6].iter().enumerate() {
+            out[2 * i] = HEX[usize::from(b >> 4)];
+            out[2 * i + 1] = HEX[usize::from(b & 0xf)];
+        }
+        out
+    }
+
     /// Compares two digests without an early exit, so timing says nothing about where they differ.
     pub fn ct_eq(&self, other: &KeyDigest) -> bool {
         let diff = self

@@ -4,6 +4,11 @@
 //! backend health and circuits) lives outside the snapshot, so it is kept for ids that still
 //! exist. An invalid or unreadable file (a half-written one included) is rejected with every
 //! problem, and the old configuration keeps serving. SIGHUP also reopens the access-log file.
+//!
+//! No request waits on a reload: the new runtime is built on a blocking thread (SIGHUP) or the
+//! admin plane's, the swap is one atomic store, and the replaced runtime is freed by the reloader
+//! (at once, or by a sweep each second once the last request running on it is done), never by
+//! a request's thread.
 
 use crate::access_log::AccessLog;
 use crate::config::Problem;
@@ -45,6 +50,12 @@ impl Reloader {
         &self.path
     }
 
+    /// Frees the configurations earlier reloads replaced once no request holds them (see
+    /// [`LiveState::free_retired`]); how many are still held.
+    pub fn free_retired(&self) -> usize {
+        self.live.free_retired()
+    }
+
     /// Read → validate → build → swap. Returns the new version and what it could not apply
     /// (named in the log too), or every problem.
     pub fn reload(&self) -> Result<Reloaded, Vec<Problem>> {
@@ -61,6 +72,7 @@ impl Reloader {
                 }
                 metrics::prime(&new.config);
                 self.live.swap(new);
+                self.live.free_retired();
                 log::info!(
                     "configuration {} reloaded (version {version})",
                     self.path.display()
@@ -90,7 +102,11 @@ impl Reloader {
     }
 }
 
-/// Reloads on SIGHUP (Pingora installs no SIGHUP handler; without this one it kills the process).
+/// How often configurations replaced by a reload are checked for being free of requests.
+const RETIRED_SWEEP: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Reloads on SIGHUP (Pingora installs no SIGHUP handler; without this one it kills the process),
+/// and frees the configurations reloads replaced once the requests that ran on them are done.
 pub struct SighupService(pub Arc<Reloader>);
 
 #[async_trait]
@@ -104,6 +120,7 @@ impl BackgroundService for SighupService {
                 return;
             }
         };
+        let mut sweep = tokio::time::interval(RETIRED_SWEEP);
         loop {
             tokio::select! {
                 got = hup.recv() => {
@@ -112,9 +129,18 @@ impl BackgroundService for SighupService {
                     }
                     // The access log file may have been rotated away.
                     self.0.access_log.reopen();
-                    let reloader = std::sync::Arc::clone(&self.0);
-                    // Reading and validating is blocking work: off the async workers.
+                    let reloader = Arc::clone(&self.0);
+                    // Reading, validating and building is blocking work: off the async workers,
+                    // and off the request path (requests keep the snapshot they loaded).
                     let _ = tokio::task::spawn_blocking(move || reloader.reload()).await;
+                }
+                // Configurations replaced by this or an admin reload, once their last requests
+                // are done.
+                _ = sweep.tick() => {
+                    if self.0.live.retired() > 0 {
+                        let reloader = Arc::clone(&self.0);
+                        let _ = tokio::task::spawn_blocking(move || reloader.free_retired()).await;
+                    }
                 }
                 _ = shutdown.changed() => return,
             }

@@ -11,7 +11,7 @@ use crate::stages::auth::KeyIndex;
 use crate::stages::filter::Filter;
 use arc_swap::ArcSwap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// A configuration plus what is compiled from it.
 #[derive(Debug)]
@@ -71,20 +71,85 @@ pub fn load_file_with_rule_pack(path: &Path, pack: &Path) -> Result<Runtime, Vec
 
 /// The swappable handle every service shares.
 #[derive(Debug, Clone)]
-pub struct LiveState(Arc<ArcSwap<Runtime>>);
+pub struct LiveState {
+    current: Arc<ArcSwap<Runtime>>,
+    /// Snapshots a reload replaced, kept until no request holds them: freeing one (100,000
+    /// consumers take tens of milliseconds) must never fall to the request that lets go of it
+    /// last. [`LiveState::free_retired`] frees them, off the request path.
+    retired: Arc<Mutex<Vec<Arc<Runtime>>>>,
+}
 
 impl LiveState {
     pub fn new(runtime: Runtime) -> Self {
-        LiveState(Arc::new(ArcSwap::from_pointee(runtime)))
+        LiveState {
+            current: Arc::new(ArcSwap::from_pointee(runtime)),
+            retired: Arc::default(),
+        }
     }
 
     /// The current snapshot.
     pub fn current(&self) -> Arc<Runtime> {
-        self.0.load_full()
+        self.current.load_full()
     }
 
     /// Makes `runtime` the current snapshot; requests already running keep the one they loaded.
+    /// The replaced one is retired, not freed here.
     pub fn swap(&self, runtime: Runtime) {
-        self.0.store(Arc::new(runtime));
+        let old = self.current.swap(Arc::new(runtime));
+        self.retired_list().push(old);
+    }
+
+    /// Frees the retired snapshots that no request holds any more and returns how many are still
+    /// held. Freeing is blocking work: call it from a reload or a background task.
+    pub fn free_retired(&self) -> usize {
+        let retired = std::mem::take(&mut *self.retired_list());
+        let mut held = Vec::new();
+        for r in retired {
+            // `try_unwrap` succeeds only for the last reference, so no request can be holding it
+            // or take it again; the drop happens here, outside the lock.
+            if let Err(r) = Arc::try_unwrap(r) {
+                held.push(r);
+            }
+        }
+        let mut list = self.retired_list();
+        list.extend(held);
+        list.len()
+    }
+
+    /// How many replaced snapshots wait to be freed.
+    pub fn retired(&self) -> usize {
+        self.retired_list().len()
+    }
+
+    fn retired_list(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Runtime>>> {
+        self.retired.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runtime(version: &str) -> Runtime {
+        let text = include_str!("../conf/demo.yaml");
+        let mut rt = load_str(text, &|_| None).unwrap();
+        rt.version = version.into();
+        rt
+    }
+
+    #[test]
+    fn a_replaced_snapshot_is_freed_only_by_free_retired_once_no_request_holds_it() {
+        let live = LiveState::new(runtime("one"));
+        let held = live.current();
+        let weak = Arc::downgrade(&held);
+        live.swap(runtime("two"));
+        assert_eq!(live.current().version, "two");
+        // A request still runs on "one": it stays.
+        assert_eq!(live.free_retired(), 1);
+        drop(held);
+        // The request let go, but the snapshot waits for the reloader, not the request.
+        assert!(weak.upgrade().is_some());
+        assert_eq!(live.free_retired(), 0);
+        assert!(weak.upgrade().is_none());
     }
 }

@@ -195,3 +195,53 @@ fn requests_total(gw: &GatewayServer) -> f64 {
         .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
         .sum()
 }
+
+/// Consumers enough that building their configuration takes a while (about a second in a debug
+/// build): `bulk-0` … with made-up key digests.
+fn with_many_consumers(yaml: String) -> String {
+    let many: String = (1..=BULK)
+        .map(|i| format!("  - {{id: bulk-{i}, team: bulk, key_sha256: \"{i:064x}\"}}\n"))
+        .collect();
+    yaml.replacen("consumers:\n", &format!("consumers:\n{many}"), 1)
+}
+
+const BULK: usize = 60_000;
+
+#[test]
+fn requests_are_answered_while_a_large_configuration_reloads() {
+    let mock = MockServer::start(&[]);
+    let gw = GatewayServer::start_edited(
+        &backends_for(mock.port),
+        "",
+        "",
+        "",
+        &[],
+        &with_many_consumers,
+    );
+    assert_eq!(gw.admin("/ready")["consumers"], BULK + 4);
+    let v1 = gw.version();
+    let text = std::fs::read_to_string(gw.config_path()).unwrap();
+    std::fs::write(gw.config_path(), format!("# edited\n{text}")).unwrap();
+    gw.proc.signal("HUP");
+    // Requests sent while the new configuration is built are answered on the old one: none
+    // waits for the build (were they held until the swap, at most one would be answered first).
+    let mut before_swap = 0;
+    wait_until("the reload is done", 60, || {
+        let r = post_json(gw.port, "/v1/chat/completions", Some(KEY_STANDARD), GPT4);
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        if gw.version() == v1 {
+            before_swap += 1;
+            false
+        } else {
+            true
+        }
+    });
+    assert!(
+        before_swap >= 3,
+        "only {before_swap} requests were answered while the reload ran"
+    );
+    assert_eq!(
+        post_json(gw.port, "/v1/chat/completions", Some(KEY_STANDARD), GPT4).status,
+        200
+    );
+}

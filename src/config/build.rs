@@ -50,18 +50,26 @@ pub fn build(
     let consumers: Vec<Arc<Consumer>> = file
         .consumers
         .iter()
-        .filter_map(|(i, c)| build_consumer(c, &format!("consumers[{i}]"), problems))
+        .filter_map(|(i, c)| build_consumer(c, *i, problems))
         .map(|mut c| {
             c.team_limits = teams.get(&c.team).cloned();
             Arc::new(c)
         })
         .collect();
     // A team with limits that no consumer names is a misspelt team whose limits bind nobody.
+    let named: HashSet<&str> = match teams.is_empty() {
+        true => HashSet::new(),
+        false => file
+            .consumers
+            .iter()
+            .map(|(_, c)| c.team.as_str())
+            .collect(),
+    };
     for (name, t) in &teams {
         let limited = t.daily_budget_micros.is_some()
             || t.monthly_budget_micros.is_some()
             || t.requests_per_minute.is_some();
-        if limited && !file.consumers.iter().any(|(_, c)| &c.team == name) {
+        if limited && !named.contains(name.as_str()) {
             problems.push(Problem::new(
                 format!("teams.{name}"),
                 "no consumer has this team (team names are case-sensitive)",
@@ -69,9 +77,9 @@ pub fn build(
         }
     }
     // A certificate that identifies a consumer without a key must name only one.
+    let mut certificates = HashSet::new();
     for (i, c) in consumers.iter().enumerate() {
-        let same = |o: &&Arc<Consumer>| o.keys.is_empty() && o.client_cert == c.client_cert;
-        if c.keys.is_empty() && consumers[..i].iter().any(|o| same(&o)) {
+        if c.keys.is_empty() && !certificates.insert(&c.client_cert) {
             problems.push(Problem::new(
                 format!("consumers[{i}].client_cert"),
                 format!(
@@ -106,30 +114,36 @@ pub fn build(
         "backends",
         problems,
     );
-    let mut digests: HashMap<KeyDigest, usize> = HashMap::new();
+    let mut digests: HashMap<KeyDigest, usize> = HashMap::with_capacity(file.consumers.len());
     for (i, c) in &file.consumers {
-        let listed = c.keys.iter().enumerate().map(|(k, e)| {
-            (
-                format!("consumers[{i}].keys[{k}].sha256"),
-                e.sha256.as_str(),
-            )
-        });
+        // Each key with where it is (`None`: `key_sha256`, else its place in `keys`); the path
+        // is written only for a problem.
+        let listed = c
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(k, e)| (Some(k), e.sha256.as_str()));
         let all = c
             .key_sha256
             .as_deref()
-            .map(|h| (format!("consumers[{i}].key_sha256"), h))
+            .map(|h| (None, h))
             .into_iter()
             .chain(listed);
-        for (path, hex) in all {
+        for (at, hex) in all {
             let Some(d) = KeyDigest::from_hex(hex) else {
                 continue;
             };
+            let path = || match at {
+                None => format!("consumers[{i}].key_sha256"),
+                Some(k) => format!("consumers[{i}].keys[{k}].sha256"),
+            };
             match digests.insert(d, *i) {
-                Some(first) if first == *i => {
-                    problems.push(Problem::new(path, "the same key twice; list each key once"))
-                }
+                Some(first) if first == *i => problems.push(Problem::new(
+                    path(),
+                    "the same key twice; list each key once",
+                )),
                 Some(first) => problems.push(Problem::new(
-                    path,
+                    path(),
                     format!("the same key as consumers[{first}]; every consumer needs its own key"),
                 )),
                 None => {}
@@ -502,21 +516,22 @@ fn loaded<T>(section: Option<Option<T>>) -> Option<Option<T>> {
     }
 }
 
-fn build_consumer(
-    c: &ConsumerSection,
-    path: &str,
-    problems: &mut Vec<Problem>,
-) -> Option<Consumer> {
+/// `consumers[i]`, or `None` with its problems. Paths are written only for a problem: a file
+/// may hold 100,000 consumers.
+fn build_consumer(c: &ConsumerSection, i: usize, problems: &mut Vec<Problem>) -> Option<Consumer> {
     let before = problems.len();
-    check_id(&c.id, &format!("{path}.id"), problems);
+    let at = |field: &str| format!("consumers[{i}]{field}");
+    if !valid_id(&c.id) {
+        check_id(&c.id, &at(".id"), problems);
+    }
     let role = Role::parse(&c.role).or_else(|| {
         problems.push(Problem::new(
-            format!("{path}.role"),
+            at(".role"),
             format!("`{}` is not one of standard, elevated, admin", c.role),
         ));
         None
     });
-    let keys = consumer_keys(c, path, problems);
+    let keys = consumer_keys(c, i, problems);
     let client_cert =
         c.client_cert
             .as_ref()
@@ -527,7 +542,7 @@ fn build_consumer(
                 (None, Some(u)) if !u.trim().is_empty() => Some(CertBinding::Uri(u.to_string())),
                 _ => {
                     problems.push(Problem::new(
-                        format!("{path}.client_cert"),
+                        at(".client_cert"),
                         "set exactly one of `subject` and `uri`, not empty",
                     ));
                     None
@@ -535,23 +550,21 @@ fn build_consumer(
             });
     if c.key_sha256.is_none() && c.keys.is_empty() && c.client_cert.is_none() {
         problems.push(Problem::new(
-            format!("{path}.key_sha256"),
+            at(".key_sha256"),
             "required unless `keys` lists the consumer's keys or client_cert identifies it",
         ));
     }
     let budget = parse_usd(&c.daily_budget_usd)
-        .map_err(|e| problems.push(Problem::new(format!("{path}.daily_budget_usd"), e)))
+        .map_err(|e| problems.push(Problem::new(at(".daily_budget_usd"), e)))
         .ok();
-    let monthly = super::budgets::optional_usd(
-        &c.monthly_budget_usd,
-        &format!("{path}.monthly_budget_usd"),
-        problems,
-    );
-    let requests_per_minute = super::budgets::per_minute(
-        c.requests_per_minute,
-        &format!("{path}.requests_per_minute"),
-        problems,
-    );
+    let monthly = match &c.monthly_budget_usd {
+        None => None,
+        v => super::budgets::optional_usd(v, &at(".monthly_budget_usd"), problems),
+    };
+    let requests_per_minute = match c.requests_per_minute {
+        Some(0) => super::budgets::per_minute(Some(0), &at(".requests_per_minute"), problems),
+        v => v,
+    };
     for (name, v) in [
         ("tokens_per_minute", c.tokens_per_minute),
         ("tokens_per_hour", c.tokens_per_hour),
@@ -559,27 +572,29 @@ fn build_consumer(
     ] {
         if v == 0 {
             problems.push(Problem::new(
-                format!("{path}.{name}"),
+                at(&format!(".{name}")),
                 "must be greater than 0",
             ));
         }
     }
     if c.tokens_per_minute > c.tokens_per_hour || c.tokens_per_hour > c.tokens_per_day {
         problems.push(Problem::new(
-            path,
+            at(""),
             "token limits must satisfy tokens_per_minute ≤ tokens_per_hour ≤ tokens_per_day",
         ));
     }
-    for (i, m) in c.allowed_models.iter().enumerate() {
+    for (k, m) in c.allowed_models.iter().enumerate() {
         if m.trim().is_empty() {
             problems.push(Problem::new(
-                format!("{path}.allowed_models[{i}]"),
+                at(&format!(".allowed_models[{k}]")),
                 "must not be empty",
             ));
         }
     }
-    let allowed_ips =
-        super::cidr::parse_list(&c.allowed_ips, &format!("{path}.allowed_ips"), problems);
+    let allowed_ips = match c.allowed_ips.is_empty() {
+        true => super::cidr::CidrSet::default(),
+        false => super::cidr::parse_list(&c.allowed_ips, &at(".allowed_ips"), problems),
+    };
     if problems.len() != before {
         return None;
     }
@@ -604,20 +619,21 @@ fn build_consumer(
 
 /// A consumer's keys: `key_sha256`, then the enabled entries of `keys` with their expiry (a bad
 /// one is a problem, and the caller then builds no consumer).
-fn consumer_keys(c: &ConsumerSection, path: &str, problems: &mut Vec<Problem>) -> Vec<ConsumerKey> {
-    let mut out = Vec::new();
-    let digest = |hex: &str, at: String, problems: &mut Vec<Problem>| {
+fn consumer_keys(c: &ConsumerSection, i: usize, problems: &mut Vec<Problem>) -> Vec<ConsumerKey> {
+    let mut out = Vec::with_capacity(usize::from(c.key_sha256.is_some()) + c.keys.len());
+    let digest = |hex: &str, at: &dyn Fn() -> String, problems: &mut Vec<Problem>| {
         let d = KeyDigest::from_hex(hex);
         if d.is_none() {
             problems.push(Problem::new(
-                at,
+                at(),
                 "must be 64 hexadecimal characters (see `tollgate hash-key`)",
             ));
         }
         d
     };
     if let Some(hex) = c.key_sha256.as_deref() {
-        if let Some(d) = digest(hex, format!("{path}.key_sha256"), problems) {
+        let at = || format!("consumers[{i}].key_sha256");
+        if let Some(d) = digest(hex, &at, problems) {
             out.push(ConsumerKey {
                 digest: d,
                 expires: None,
@@ -626,8 +642,8 @@ fn consumer_keys(c: &ConsumerSection, path: &str, problems: &mut Vec<Problem>) -
         }
     }
     for (k, e) in c.keys.iter().enumerate() {
-        let at = format!("{path}.keys[{k}]");
-        let d = digest(&e.sha256, format!("{at}.sha256"), problems);
+        let at = format!("consumers[{i}].keys[{k}]");
+        let d = digest(&e.sha256, &|| format!("{at}.sha256"), problems);
         let expires = match e.expires.as_deref() {
             None => None,
             Some(text) => match utc_seconds(text) {
@@ -645,7 +661,7 @@ fn consumer_keys(c: &ConsumerSection, path: &str, problems: &mut Vec<Problem>) -
             out.push(ConsumerKey {
                 digest,
                 expires,
-                label: e.label.clone(),
+                label: e.label.as_deref().map(Arc::from),
             });
         }
     }
@@ -712,17 +728,21 @@ fn check_weights(backends: &[(usize, BackendSection)], problems: &mut Vec<Proble
 }
 
 pub(super) fn check_id(id: &str, path: &str, problems: &mut Vec<Problem>) {
-    let ok = !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if !ok {
+    if !valid_id(id) {
         problems.push(Problem::new(
             path,
             "must be 1–64 characters of letters, digits, `-`, `_` or `.`",
         ));
     }
+}
+
+/// 1–64 letters, digits, `-`, `_` or `.`.
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 fn check_unique<'a>(

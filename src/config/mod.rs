@@ -17,6 +17,7 @@ pub mod schema;
 pub mod screen;
 pub mod tls;
 pub mod tracing;
+pub mod typed;
 pub mod types;
 
 pub use tracing::{TraceProtocol, TracingConfig};

@@ -1,11 +1,13 @@
-//! First pass over the YAML tree: every unknown key anywhere is reported with its path (serde
-//! alone stops at the first one), then each section item is deserialized on its own so one bad
-//! item does not hide the problems of the next.
+//! Reading the file into its shapes. First the typed parse ([`super::typed`]): the text straight
+//! into the shapes, no tree, for a file it can vouch for. Otherwise a first pass over the YAML
+//! tree: every unknown key anywhere is reported with its path (serde alone stops at the first
+//! one), then each section item is deserialized on its own so one bad item does not hide the
+//! problems of the next. Both give the same [`Parsed`] for a file both read.
 
 use super::file::{
-    AccessLogSection, AlertsSection, BackendSection, CacheSection, ConsumerSection, FilterSection,
-    KeysSection, PriceSection, RoutingSection, RuleSection, ServerSection, StateSection,
-    TeamSection, TracingSection,
+    AccessLogSection, AlertsSection, BackendSection, CacheSection, ConsumerSection, FileConfig,
+    FilterSection, KeysSection, PriceSection, RoutingSection, RuleSection, ServerSection,
+    StateSection, TeamSection, TracingSection,
 };
 use super::Problem;
 use serde::de::DeserializeOwned;
@@ -239,6 +241,40 @@ pub struct Parsed {
 /// Parses the text, collecting every problem it can find. `None` only when the file or its
 /// `server` section cannot be read at all.
 pub fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<Parsed> {
+    match super::typed::parse(text) {
+        Some(file) => Some(Parsed::from_file(file)),
+        None => parse_tree(text, problems),
+    }
+}
+
+impl Parsed {
+    /// The typed parse's result in the shape the value-tree pass gives: each list item with its
+    /// position, the filter's rules apart.
+    pub(crate) fn from_file(f: FileConfig) -> Parsed {
+        let mut content_filter = f.content_filter;
+        let rules = std::mem::take(&mut content_filter.rules);
+        Parsed {
+            server: f.server,
+            consumers: f.consumers.into_iter().enumerate().collect(),
+            backends: f.backends.into_iter().enumerate().collect(),
+            pricing: f.pricing,
+            max_output_tokens: f.max_output_tokens,
+            content_filter,
+            rules: rules.into_iter().enumerate().collect(),
+            cache: f.cache,
+            state: f.state,
+            routing: f.routing,
+            access_log: f.access_log,
+            tracing: f.tracing,
+            keys: f.keys,
+            teams: f.teams,
+            alerts: f.alerts,
+        }
+    }
+}
+
+/// The value-tree pass: reads any YAML, and names every problem at its path.
+pub(crate) fn parse_tree(text: &str, problems: &mut Vec<Problem>) -> Option<Parsed> {
     let mut root: Value = match serde_yaml::from_str(text) {
         Ok(Value::Null) => Value::Mapping(Mapping::new()),
         Ok(v) => v,

@@ -279,7 +279,8 @@ pub struct ConsumerKey {
     pub digest: KeyDigest,
     /// Unix time (seconds) from which the key is refused.
     pub expires: Option<u64>,
-    pub label: Option<String>,
+    /// Shared with the requests that present the key (their ledger rows name it).
+    pub label: Option<Arc<str>>,
 }
 
 impl ConsumerKey {
@@ -354,7 +355,7 @@ impl Consumer {
 }
 
 /// What a consumer's client certificate must name.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum CertBinding {
     /// The subject, as `CN=bot, O=Corp`.
     Subject(String),

@@ -206,7 +206,7 @@ async fn by_key(
 ) -> Result<Arc<Consumer>, GatewayError> {
     let now = unix_now();
     if let Some((id, consumer)) = rt.keys.find(digest, now) {
-        ctx.key_id = Some(Arc::clone(id));
+        ctx.key_id = Some(id);
         return Ok(Arc::clone(consumer));
     }
     if !issuable {
@@ -222,7 +222,7 @@ async fn by_key(
         .cloned()
         .ok_or(GatewayError::Unauthorized)?;
     entry.touch(now);
-    ctx.key_id = Some(Arc::clone(&key.id));
+    ctx.key_id = Some(auth::KeyId::Named(Arc::clone(&key.id)));
     ctx.key_models = (!key.models.is_empty()).then(|| Arc::clone(&key.models));
     Ok(consumer)
 }

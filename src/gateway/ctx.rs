@@ -5,6 +5,7 @@ use crate::access_log::{ClassifierEntry, GuardrailEntry};
 use crate::error::GatewayError;
 use crate::protocol::Route;
 use crate::stages::admission::Reservation;
+use crate::stages::auth::KeyId;
 use crate::state::limits::Headroom;
 use crate::trace::RequestTrace;
 use crate::upstream::forward::MidStream;
@@ -87,9 +88,9 @@ pub struct RequestCtx {
     pub route: Option<Route>,
     pub consumer: Option<String>,
     /// Which of the consumer's keys was presented (an issued key's id, a configured key's
-    /// label, or `sha256:` and the start of its digest), for the spend ledger. Shared with the
-    /// key index: setting it allocates nothing.
-    pub key_id: Option<Arc<str>>,
+    /// label, or `sha256:` and the start of its digest), for the spend ledger. Setting it
+    /// allocates nothing.
+    pub key_id: Option<KeyId>,
     /// The models an issued key is narrowed to (within its consumer's allowlist); `None`: the
     /// consumer's allowlist alone.
     pub key_models: Option<Arc<[String]>>,

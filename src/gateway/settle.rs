@@ -121,7 +121,11 @@ impl Gateway {
             request_id: ctx.request_id.clone(),
             consumer: r.consumer.clone(),
             team: r.team_name.clone(),
-            key_id: ctx.key_id.as_deref().unwrap_or_default().to_string(),
+            key_id: ctx
+                .key_id
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
             model: r.model.clone(),
             backend: ctx
                 .backend

@@ -15,36 +15,88 @@ use crate::config::{Consumer, ConsumerKey};
 use crate::digest::KeyDigest;
 use crate::state::keys::KeyRecord;
 use http::HeaderMap;
-use std::collections::HashMap;
+use std::borrow::Borrow;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 /// Longest key accepted; real keys are ~40–100 bytes.
 const MAX_KEY_BYTES: usize = 512;
 
 /// The consumers of one configuration, indexed by key digest and by id, and those known by
-/// their client certificate alone.
+/// their client certificate alone. Compact, since a configuration may hold 100,000 consumers: a
+/// key's entry is its digest, its consumer and the key's place among the consumer's keys (48
+/// bytes), and the id index borrows each id from its consumer.
 #[derive(Debug, Default)]
 pub struct KeyIndex {
     by_digest: HashMap<KeyDigest, Configured>,
-    by_id: HashMap<String, Arc<Consumer>>,
+    by_id: HashSet<ById>,
     by_cert: Vec<Arc<Consumer>>,
 }
 
 /// A key the configuration lists.
 #[derive(Debug)]
 struct Configured {
-    key: ConsumerKey,
-    /// What the ledger records for it (see [`configured_key_id`]).
-    id: Arc<str>,
     consumer: Arc<Consumer>,
+    /// The key's index in `consumer.keys`.
+    key: usize,
 }
 
-/// The id of a configured key: its `label` when it has one, else `sha256:` and the first 12
-/// hex digits of its digest (enough to tell keys apart, too few to matter to an attacker).
-pub fn configured_key_id(key: &ConsumerKey) -> Arc<str> {
-    match &key.label {
-        Some(l) => Arc::from(l.as_str()),
-        None => Arc::from(format!("sha256:{}", &key.digest.to_hex()[..12])),
+/// A consumer in the id index, found by its id (`&str`) without a second copy of it.
+#[derive(Debug)]
+struct ById(Arc<Consumer>);
+
+impl Borrow<str> for ById {
+    fn borrow(&self) -> &str {
+        &self.0.id
+    }
+}
+
+impl PartialEq for ById {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id == other.0.id
+    }
+}
+
+impl Eq for ById {}
+
+impl Hash for ById {
+    // As `str` hashes, so a lookup by `&str` finds it.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.id.as_str().hash(state);
+    }
+}
+
+/// Which key a request presented, for the spend ledger: an issued key's id or a configured key's
+/// label (shared with the key: naming it allocates nothing), or for a configured key without a
+/// label `sha256:` and the first 12 hex digits of its digest (enough to tell keys apart, too few
+/// to matter to an attacker), held inline rather than as one string per configured key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyId {
+    Named(Arc<str>),
+    Digest([u8; 12]),
+}
+
+impl KeyId {
+    /// A configured key's id.
+    pub fn of(key: &ConsumerKey) -> KeyId {
+        match &key.label {
+            Some(l) => KeyId::Named(Arc::clone(l)),
+            None => KeyId::Digest(key.digest.hex_prefix()),
+        }
+    }
+}
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyId::Named(n) => f.write_str(n),
+            KeyId::Digest(hex) => {
+                f.write_str("sha256:")?;
+                f.write_str(std::str::from_utf8(hex).map_err(|_| fmt::Error)?)
+            }
+        }
     }
 }
 
@@ -57,24 +109,21 @@ pub struct Certificate<'a> {
 
 impl KeyIndex {
     pub fn new(consumers: &[Arc<Consumer>]) -> Self {
+        let keys = consumers.iter().map(|c| c.keys.len()).sum();
+        let mut by_digest = HashMap::with_capacity(keys);
+        let mut by_id = HashSet::with_capacity(consumers.len());
+        for c in consumers {
+            for (key, k) in c.keys.iter().enumerate() {
+                let consumer = Arc::clone(c);
+                by_digest.insert(k.digest, Configured { consumer, key });
+            }
+            // A later consumer of the same id replaces an earlier one (a valid configuration has
+            // none).
+            by_id.replace(ById(Arc::clone(c)));
+        }
         KeyIndex {
-            by_digest: consumers
-                .iter()
-                .flat_map(|c| {
-                    c.keys.iter().map(move |k| {
-                        let found = Configured {
-                            key: k.clone(),
-                            id: configured_key_id(k),
-                            consumer: Arc::clone(c),
-                        };
-                        (k.digest, found)
-                    })
-                })
-                .collect(),
-            by_id: consumers
-                .iter()
-                .map(|c| (c.id.clone(), Arc::clone(c)))
-                .collect(),
+            by_digest,
+            by_id,
             by_cert: consumers
                 .iter()
                 .filter(|c| c.keys.is_empty())
@@ -94,18 +143,17 @@ impl KeyIndex {
     }
 
     /// The configured key with this digest, valid at `now`: its id and its consumer.
-    pub fn find(&self, digest: &KeyDigest, now: u64) -> Option<(&Arc<str>, &Arc<Consumer>)> {
+    pub fn find(&self, digest: &KeyDigest, now: u64) -> Option<(KeyId, &Arc<Consumer>)> {
         // The map lookup runs over digests, which tell an attacker nothing about the key; the
         // final comparison is constant-time anyway so no code path compares secrets early-exit.
-        self.by_digest
-            .get(digest)
-            .filter(|f| f.key.digest.ct_eq(digest) && f.key.valid_at(now))
-            .map(|f| (&f.id, &f.consumer))
+        let found = self.by_digest.get(digest)?;
+        let key = found.consumer.keys.get(found.key)?;
+        (key.digest.ct_eq(digest) && key.valid_at(now)).then(|| (KeyId::of(key), &found.consumer))
     }
 
     /// The configured consumer with this id.
     pub fn consumer(&self, id: &str) -> Option<&Arc<Consumer>> {
-        self.by_id.get(id)
+        self.by_id.get(id).map(|c| &c.0)
     }
 
     /// The consumer without a key whose bound certificate `cert` is, if any.
@@ -234,7 +282,7 @@ mod tests {
         });
         let idx = KeyIndex::new(&[Arc::new(c)]);
         let (id, _) = idx.find(&KeyDigest::of(b"labelled"), 0).unwrap();
-        assert_eq!(&**id, "ci 2026");
+        assert_eq!(id.to_string(), "ci 2026");
         let (id, _) = idx.find(&KeyDigest::of(b"plain-key"), 0).unwrap();
         let hex = KeyDigest::of(b"plain-key").to_hex();
         assert_eq!(id.to_string(), format!("sha256:{}", &hex[..12]));
