@@ -21,11 +21,11 @@ pub(super) fn check_whole(
     for text in texts {
         let out = scanner.whole(text);
         if scanner.blocked.is_some() {
-            return (scanner.found, scanner.blocked);
+            return (std::mem::take(&mut scanner.found), scanner.blocked.take());
         }
         *text = out;
     }
-    (scanner.found, None)
+    (std::mem::take(&mut scanner.found), None)
 }
 
 /// Which text the rules rewrote.

@@ -23,7 +23,7 @@ use crate::config::screen::Mode;
 use regex::{Regex, RegexBuilder};
 use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::{Anchored, Input};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// What a rule does with a match in an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +67,37 @@ pub struct OutputRules {
     prefixes: Option<DFA>,
     /// Rules whose longest match exceeds the cap (their matches may be missed when split).
     pub unbounded: Vec<String>,
+    /// The prefix DFA's caches of finished scanners, for the next ones.
+    caches: CachePool,
+}
+
+/// Lazy-DFA caches given back by finished scanners: a fresh cache costs a dozen allocations and
+/// ~37 KiB per answer, and a kept one has the states answers need already built. A cache is a
+/// memo of the DFA's states, so a scanner decides the same with a kept one as with a fresh one.
+#[derive(Debug, Default)]
+struct CachePool(Mutex<Vec<Cache>>);
+
+/// Caches kept at most, and the largest kept (a cache grows with the states the answers it saw
+/// needed, up to the DFA's own capacity): the pool holds at most their product.
+const POOL_KEPT: usize = 16;
+const POOL_CACHE_BYTES: usize = 256 * 1024;
+
+impl CachePool {
+    fn take(&self, dfa: &DFA) -> Cache {
+        let kept = self.0.lock().ok().and_then(|mut v| v.pop());
+        kept.unwrap_or_else(|| dfa.create_cache())
+    }
+
+    fn give(&self, cache: Cache) {
+        if cache.memory_usage() > POOL_CACHE_BYTES {
+            return;
+        }
+        if let Ok(mut v) = self.0.lock() {
+            if v.len() < POOL_KEPT {
+                v.push(cache);
+            }
+        }
+    }
 }
 
 impl OutputRules {
@@ -112,6 +143,7 @@ impl OutputRules {
             // One more character (at most 4 bytes) decides a trailing `\b` or `$`.
             hold_back: longest.saturating_add(4).min(cap.max(4)),
             unbounded,
+            caches: CachePool::default(),
         })
     }
 
@@ -123,7 +155,7 @@ impl OutputRules {
     /// A scanner for one answer.
     pub fn scanner(self: &Arc<Self>) -> Scanner {
         Scanner {
-            cache: self.prefixes.as_ref().map(DFA::create_cache),
+            cache: self.prefixes.as_ref().map(|dfa| self.caches.take(dfa)),
             dead_before: 0,
             rules: Arc::clone(self),
             held: String::new(),
@@ -159,6 +191,14 @@ pub struct Scanner {
     cache: Option<Cache>,
     /// No match can start before this offset of `held` (each start is tried once).
     dead_before: usize,
+}
+
+impl Drop for Scanner {
+    fn drop(&mut self) {
+        if let Some(cache) = self.cache.take() {
+            self.rules.caches.give(cache);
+        }
+    }
 }
 
 impl Scanner {
@@ -341,7 +381,7 @@ mod tests {
             out.push_str(&s.push(p));
         }
         out.push_str(&s.finish());
-        (out, s.found, s.blocked)
+        (out, std::mem::take(&mut s.found), s.blocked.take())
     }
 
     #[test]
@@ -358,6 +398,27 @@ mod tests {
                 assert_eq!(found.len(), 2);
             }
         }
+    }
+
+    #[test]
+    fn finished_scanners_lend_their_dfa_cache_to_the_next_ones() {
+        let r = rules(OutputAction::Redact, Mode::Enforce);
+        let kept = || r.caches.0.lock().unwrap().len();
+        let (a, b) = (r.scanner(), r.scanner());
+        assert_eq!(kept(), 0);
+        drop((a, b));
+        assert_eq!(kept(), 2);
+        let s = r.scanner();
+        assert_eq!(kept(), 1, "a kept cache is taken before a new one is made");
+        drop(s);
+        let many: Vec<_> = (0..POOL_KEPT + 4).map(|_| r.scanner()).collect();
+        drop(many);
+        assert_eq!(kept(), POOL_KEPT, "the pool is bounded");
+        let (out, _, _) = run(&r, &["SSN 123-45-", "6789 ok"]);
+        assert_eq!(
+            out, "SSN [REDACTED:ssn] ok",
+            "a kept cache decides as a new one"
+        );
     }
 
     #[test]
@@ -502,10 +563,10 @@ pub fn redact_json(rules: &Arc<OutputRules>, body: &[u8]) -> (Option<Vec<u8>>, V
         }
     }
     if copied == 0 {
-        return (None, scanner.found);
+        return (None, std::mem::take(&mut scanner.found));
     }
     out.extend_from_slice(&body[copied..]);
-    (Some(out), scanner.found)
+    (Some(out), std::mem::take(&mut scanner.found))
 }
 
 #[cfg(test)]
