@@ -430,6 +430,11 @@ fn checked(
         report_answer(&found, blocked, ctx, req)?;
         return Ok((body, Some(text)));
     }
+    // Most answers match no rule, and then nothing is found or changed: every text is a string
+    // value of the body, so one pass over those (no tree built) tells.
+    if protocol::json::any_string_value(&body, |s| rules.any_match(s)) == Some(false) {
+        return Ok((body, None));
+    }
     let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&body) else {
         return Ok((body, None));
     };

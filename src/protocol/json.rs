@@ -235,6 +235,68 @@ fn value_end(raw: &[u8], start: usize) -> Option<usize> {
     (end > start).then_some(end)
 }
 
+/// Whether `pred` holds for some string value of the JSON document `body` (escapes resolved;
+/// object keys are names, not values), reading the document once without building it: no
+/// allocation unless a string has escapes. `None` when `body` is not JSON.
+pub fn any_string_value(body: &[u8], mut pred: impl FnMut(&str) -> bool) -> Option<bool> {
+    let mut found = false;
+    let mut de = serde_json::Deserializer::from_slice(body);
+    serde::de::DeserializeSeed::deserialize(StringValues(&mut pred, &mut found), &mut de).ok()?;
+    de.end().ok()?;
+    Some(found)
+}
+
+/// Visits every value of a document, calling the predicate on strings until it holds once.
+struct StringValues<'a, F>(&'a mut F, &'a mut bool);
+
+impl<'de, F: FnMut(&str) -> bool> serde::de::DeserializeSeed<'de> for StringValues<'_, F> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, F: FnMut(&str) -> bool> serde::de::Visitor<'de> for StringValues<'_, F> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_str<E>(self, s: &str) -> Result<(), E> {
+        if !*self.1 && (self.0)(s) {
+            *self.1 = true;
+        }
+        Ok(())
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq
+            .next_element_seed(StringValues(&mut *self.0, &mut *self.1))?
+            .is_some()
+        {}
+        Ok(())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_key::<serde::de::IgnoredAny>()?.is_some() {
+            map.next_value_seed(StringValues(&mut *self.0, &mut *self.1))?;
+        }
+        Ok(())
+    }
+}
+
 /// The canonical bytes of a JSON body (object keys sorted, no insignificant whitespace), with
 /// one member set on the top-level object first (the output cap the gateway adds), so the same
 /// request written differently has one form, and that form matches the body actually sent.
@@ -283,6 +345,22 @@ fn write_canonical(v: &Value, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_string_value_is_seen_and_names_are_not() {
+        let body = br#"{"a":"x","list":[1,true,null,{"b":"caf\u00e9"}],"name-only":2.5}"#;
+        let mut seen = Vec::new();
+        let found = any_string_value(body, |s| {
+            seen.push(s.to_string());
+            false
+        });
+        assert_eq!(found, Some(false));
+        assert_eq!(seen, ["x", "café"]);
+        assert_eq!(any_string_value(body, |s| s == "café"), Some(true));
+        assert_eq!(any_string_value(body, |s| s == "name-only"), Some(false));
+        assert_eq!(any_string_value(b"{\"a\":", |_| true), None);
+        assert_eq!(any_string_value(b"\"x\" trailing", |_| true), None);
+    }
 
     #[test]
     fn canonical_form_ignores_key_order_and_whitespace() {

@@ -123,6 +123,14 @@ impl OutputRules {
         })
     }
 
+    /// Whether some rule matches `text` (a non-empty match): when none does, checking `text`
+    /// whole finds nothing and releases it unchanged.
+    pub fn any_match(&self, text: &str) -> bool {
+        self.rules
+            .iter()
+            .any(|r| r.regex.find_iter(text).any(|m| !m.is_empty()))
+    }
+
     /// Bytes of an answer held back at most.
     pub fn hold_back(&self) -> usize {
         self.hold_back
@@ -404,6 +412,20 @@ mod tests {
                 );
                 assert_eq!(found.len(), 2);
             }
+        }
+    }
+
+    #[test]
+    fn text_no_rule_matches_comes_back_from_a_whole_check_unchanged() {
+        let r = rules(OutputAction::Redact, Mode::Enforce);
+        for text in ["", "id 123-45-67890", "nothing here", "SSN 123-45-6789."] {
+            let mut s = r.scanner();
+            let out = s.whole(text);
+            assert_eq!(
+                !r.any_match(text),
+                out == text && s.found.is_empty(),
+                "{text}"
+            );
         }
     }
 
