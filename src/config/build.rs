@@ -2,7 +2,8 @@
 //! at its YAML path.
 
 use super::backend;
-use super::file::{BackendSection, CacheSection, ConsumerSection, ServerSection};
+use super::consumers::{build_consumer, key_digests, Consumers};
+use super::file::{BackendSection, CacheSection, ServerSection};
 use super::money::parse_usd;
 use super::schema::Parsed;
 use super::types::Durability;
@@ -47,23 +48,29 @@ pub fn build(
     let server = build_server(&file.server, env, problems);
     let server_timeouts = server.as_ref().map(|s| s.timeouts);
     let teams = super::budgets::build_teams(&file.teams, problems);
-    let consumers: Vec<Arc<Consumer>> = file
-        .consumers
-        .iter()
-        .filter_map(|(i, c)| build_consumer(c, *i, problems))
-        .map(|mut c| {
-            c.team_limits = teams.get(&c.team).cloned();
-            Arc::new(c)
-        })
-        .collect();
+    // Sections (the value-tree pass) are built here, in order, each problem named; the typed
+    // parse has built its consumers as it read them, and had none.
+    let (sections, mut consumers, built_digests) = match file.consumers {
+        Consumers::Sections(sections) => {
+            let built: Vec<Arc<Consumer>> = sections
+                .iter()
+                .filter_map(|(i, c)| build_consumer(c, *i, problems))
+                .map(Arc::new)
+                .collect();
+            (Some(sections), built, None)
+        }
+        Consumers::Built(b) => (None, b.consumers, Some(b.digests)),
+    };
+    for c in &mut consumers {
+        if let (Some(limits), Some(c)) = (teams.get(&c.team), Arc::get_mut(c)) {
+            c.team_limits = Some(Arc::clone(limits));
+        }
+    }
     // A team with limits that no consumer names is a misspelt team whose limits bind nobody.
-    let named: HashSet<&str> = match teams.is_empty() {
-        true => HashSet::new(),
-        false => file
-            .consumers
-            .iter()
-            .map(|(_, c)| c.team.as_str())
-            .collect(),
+    let named: HashSet<&str> = match (&sections, teams.is_empty()) {
+        (_, true) => HashSet::new(),
+        (Some(s), false) => s.iter().map(|(_, c)| c.team.as_str()).collect(),
+        (None, false) => consumers.iter().map(|c| c.team.as_str()).collect(),
     };
     for (name, t) in &teams {
         let limited = t.daily_budget_micros.is_some()
@@ -104,52 +111,31 @@ pub fn build(
         .map(Arc::new)
         .collect();
 
-    check_unique(
-        file.consumers.iter().map(|(i, c)| (*i, c.id.as_str())),
-        "consumers",
-        problems,
-    );
+    match &sections {
+        Some(s) => check_unique(
+            s.iter().map(|(i, c)| (*i, c.id.as_str())),
+            "consumers",
+            problems,
+        ),
+        None => check_unique(
+            consumers
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (i, c.id.as_str())),
+            "consumers",
+            problems,
+        ),
+    }
     check_unique(
         file.backends.iter().map(|(i, b)| (*i, b.id.as_str())),
         "backends",
         problems,
     );
-    let mut digests: HashMap<KeyDigest, usize> = HashMap::with_capacity(file.consumers.len());
-    for (i, c) in &file.consumers {
-        // Each key with where it is (`None`: `key_sha256`, else its place in `keys`); the path
-        // is written only for a problem.
-        let listed = c
-            .keys
-            .iter()
-            .enumerate()
-            .map(|(k, e)| (Some(k), e.sha256.as_str()));
-        let all = c
-            .key_sha256
-            .as_deref()
-            .map(|h| (None, h))
-            .into_iter()
-            .chain(listed);
-        for (at, hex) in all {
-            let Some(d) = KeyDigest::from_hex(hex) else {
-                continue;
-            };
-            let path = || match at {
-                None => format!("consumers[{i}].key_sha256"),
-                Some(k) => format!("consumers[{i}].keys[{k}].sha256"),
-            };
-            match digests.insert(d, *i) {
-                Some(first) if first == *i => problems.push(Problem::new(
-                    path(),
-                    "the same key twice; list each key once",
-                )),
-                Some(first) => problems.push(Problem::new(
-                    path(),
-                    format!("the same key as consumers[{first}]; every consumer needs its own key"),
-                )),
-                None => {}
-            }
-        }
-    }
+    let digests = match (built_digests, &sections) {
+        (Some(d), _) => d,
+        (None, Some(s)) => key_digests(s, problems),
+        (None, None) => HashMap::new(),
+    };
     if let Some(server) = &server {
         if let Some(i) = digests.get(&server.admin.token) {
             problems.push(Problem::new(
@@ -516,158 +502,6 @@ fn loaded<T>(section: Option<Option<T>>) -> Option<Option<T>> {
     }
 }
 
-/// `consumers[i]`, or `None` with its problems. Paths are written only for a problem: a file
-/// may hold 100,000 consumers.
-fn build_consumer(c: &ConsumerSection, i: usize, problems: &mut Vec<Problem>) -> Option<Consumer> {
-    let before = problems.len();
-    let at = |field: &str| format!("consumers[{i}]{field}");
-    if !valid_id(&c.id) {
-        check_id(&c.id, &at(".id"), problems);
-    }
-    let role = Role::parse(&c.role).or_else(|| {
-        problems.push(Problem::new(
-            at(".role"),
-            format!("`{}` is not one of standard, elevated, admin", c.role),
-        ));
-        None
-    });
-    let keys = consumer_keys(c, i, problems);
-    let client_cert =
-        c.client_cert
-            .as_ref()
-            .and_then(|cc| match (cc.subject.as_deref(), cc.uri.as_deref()) {
-                (Some(s), None) if !s.trim().is_empty() => {
-                    Some(CertBinding::Subject(s.to_string()))
-                }
-                (None, Some(u)) if !u.trim().is_empty() => Some(CertBinding::Uri(u.to_string())),
-                _ => {
-                    problems.push(Problem::new(
-                        at(".client_cert"),
-                        "set exactly one of `subject` and `uri`, not empty",
-                    ));
-                    None
-                }
-            });
-    if c.key_sha256.is_none() && c.keys.is_empty() && c.client_cert.is_none() {
-        problems.push(Problem::new(
-            at(".key_sha256"),
-            "required unless `keys` lists the consumer's keys or client_cert identifies it",
-        ));
-    }
-    let budget = parse_usd(&c.daily_budget_usd)
-        .map_err(|e| problems.push(Problem::new(at(".daily_budget_usd"), e)))
-        .ok();
-    let monthly = match &c.monthly_budget_usd {
-        None => None,
-        v => super::budgets::optional_usd(v, &at(".monthly_budget_usd"), problems),
-    };
-    let requests_per_minute = match c.requests_per_minute {
-        Some(0) => super::budgets::per_minute(Some(0), &at(".requests_per_minute"), problems),
-        v => v,
-    };
-    for (name, v) in [
-        ("tokens_per_minute", c.tokens_per_minute),
-        ("tokens_per_hour", c.tokens_per_hour),
-        ("tokens_per_day", c.tokens_per_day),
-    ] {
-        if v == 0 {
-            problems.push(Problem::new(
-                at(&format!(".{name}")),
-                "must be greater than 0",
-            ));
-        }
-    }
-    if c.tokens_per_minute > c.tokens_per_hour || c.tokens_per_hour > c.tokens_per_day {
-        problems.push(Problem::new(
-            at(""),
-            "token limits must satisfy tokens_per_minute ≤ tokens_per_hour ≤ tokens_per_day",
-        ));
-    }
-    for (k, m) in c.allowed_models.iter().enumerate() {
-        if m.trim().is_empty() {
-            problems.push(Problem::new(
-                at(&format!(".allowed_models[{k}]")),
-                "must not be empty",
-            ));
-        }
-    }
-    let allowed_ips = match c.allowed_ips.is_empty() {
-        true => super::cidr::CidrSet::default(),
-        false => super::cidr::parse_list(&c.allowed_ips, &at(".allowed_ips"), problems),
-    };
-    if problems.len() != before {
-        return None;
-    }
-    Some(Consumer {
-        id: c.id.clone(),
-        team: c.team.clone(),
-        role: role?,
-        keys,
-        daily_budget_micros: budget?,
-        monthly_budget_micros: monthly,
-        requests_per_minute,
-        team_limits: None,
-        allowed_models: c.allowed_models.clone(),
-        allowed_ips,
-        client_cert,
-        tokens_per_minute: c.tokens_per_minute,
-        tokens_per_hour: c.tokens_per_hour,
-        tokens_per_day: c.tokens_per_day,
-        description: c.description.clone(),
-    })
-}
-
-/// A consumer's keys: `key_sha256`, then the enabled entries of `keys` with their expiry (a bad
-/// one is a problem, and the caller then builds no consumer).
-fn consumer_keys(c: &ConsumerSection, i: usize, problems: &mut Vec<Problem>) -> Vec<ConsumerKey> {
-    let mut out = Vec::with_capacity(usize::from(c.key_sha256.is_some()) + c.keys.len());
-    let digest = |hex: &str, at: &dyn Fn() -> String, problems: &mut Vec<Problem>| {
-        let d = KeyDigest::from_hex(hex);
-        if d.is_none() {
-            problems.push(Problem::new(
-                at(),
-                "must be 64 hexadecimal characters (see `tollgate hash-key`)",
-            ));
-        }
-        d
-    };
-    if let Some(hex) = c.key_sha256.as_deref() {
-        let at = || format!("consumers[{i}].key_sha256");
-        if let Some(d) = digest(hex, &at, problems) {
-            out.push(ConsumerKey {
-                digest: d,
-                expires: None,
-                label: None,
-            });
-        }
-    }
-    for (k, e) in c.keys.iter().enumerate() {
-        let at = format!("consumers[{i}].keys[{k}]");
-        let d = digest(&e.sha256, &|| format!("{at}.sha256"), problems);
-        let expires = match e.expires.as_deref() {
-            None => None,
-            Some(text) => match utc_seconds(text) {
-                Some(t) => Some(t),
-                None => {
-                    problems.push(Problem::new(
-                        format!("{at}.expires"),
-                        format!("`{text}` is not a UTC date (2027-01-31) or time (2027-01-31T12:00:00Z)"),
-                    ));
-                    None
-                }
-            },
-        };
-        if let (Some(digest), false) = (d, e.disabled) {
-            out.push(ConsumerKey {
-                digest,
-                expires,
-                label: e.label.as_deref().map(Arc::from),
-            });
-        }
-    }
-    out
-}
-
 /// Unix seconds of a UTC date (`2027-01-31`, its first second) or time (`2027-01-31T12:00:00Z`);
 /// `None` for anything else, a day the month does not have included (`2027-02-31`).
 pub fn utc_seconds(text: &str) -> Option<u64> {
@@ -737,7 +571,7 @@ pub(super) fn check_id(id: &str, path: &str, problems: &mut Vec<Problem>) {
 }
 
 /// 1–64 letters, digits, `-`, `_` or `.`.
-fn valid_id(id: &str) -> bool {
+pub(super) fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64
         && id

@@ -6,16 +6,17 @@
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-/// The whole configuration file.
+/// The whole configuration file. `C` is what the `consumers:` list is read into: its sections,
+/// or (the typed parse) consumers built as they are read ([`super::consumers::BuiltConsumers`]).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileConfig {
+pub struct FileConfig<C = Vec<ConsumerSection>> {
     /// Listeners, admin plane, limits and timeouts.
     #[serde(default)]
     pub server: ServerSection,
     /// Who may call the gateway, with their profiles.
     #[serde(default)]
-    pub consumers: Vec<ConsumerSection>,
+    pub consumers: C,
     /// Where requests may go.
     #[serde(default)]
     pub backends: Vec<BackendSection>,

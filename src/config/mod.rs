@@ -10,6 +10,7 @@ pub mod backend;
 pub mod budgets;
 pub mod build;
 pub mod cidr;
+pub mod consumers;
 pub mod file;
 pub mod filter;
 pub mod money;
@@ -250,6 +251,16 @@ pub fn load_file_with_rule_pack(path: &Path, pack: &Path) -> Result<Config, Vec<
 }
 
 pub fn load_str(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<Problem>> {
+    // The typed parse first: no value tree, each consumer built as it is read.
+    if let Some(file) = typed::parse::<consumers::BuiltConsumers>(text) {
+        let mut problems = Vec::new();
+        if let Some(c) = build::build(schema::Parsed::from_file(file), env, &mut problems) {
+            if problems.is_empty() {
+                return Ok(c);
+            }
+        }
+        // A problem: the value-tree pass names every one, in its order, as it always has.
+    }
     let mut problems = Vec::new();
     let parsed = schema::parse(text, &mut problems);
     let config = parsed.and_then(|f| build::build(f, env, &mut problems));

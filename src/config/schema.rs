@@ -1,9 +1,10 @@
-//! Reading the file into its shapes. First the typed parse ([`super::typed`]): the text straight
-//! into the shapes, no tree, for a file it can vouch for. Otherwise a first pass over the YAML
-//! tree: every unknown key anywhere is reported with its path (serde alone stops at the first
-//! one), then each section item is deserialized on its own so one bad item does not hide the
-//! problems of the next. Both give the same [`Parsed`] for a file both read.
+//! First pass over the YAML tree: every unknown key anywhere is reported with its path (serde
+//! alone stops at the first one), then each section item is deserialized on its own so one bad
+//! item does not hide the problems of the next. The typed parse ([`super::typed`]) reads a file
+//! it can vouch for without the tree, into the same [`Parsed`] (see [`Parsed::from_file`]);
+//! this pass reads every other file and names the problems of any file that has some.
 
+use super::consumers::Consumers;
 use super::file::{
     AccessLogSection, AlertsSection, BackendSection, CacheSection, ConsumerSection, FileConfig,
     FilterSection, KeysSection, PriceSection, RoutingSection, RuleSection, ServerSection,
@@ -221,7 +222,7 @@ pub(crate) const PRICE_KEYS: &[&str] = &[
 #[derive(Debug)]
 pub struct Parsed {
     pub server: ServerSection,
-    pub consumers: Vec<(usize, ConsumerSection)>,
+    pub consumers: Consumers,
     pub backends: Vec<(usize, BackendSection)>,
     pub pricing: BTreeMap<String, PriceSection>,
     pub max_output_tokens: BTreeMap<String, u64>,
@@ -238,24 +239,15 @@ pub struct Parsed {
     pub alerts: AlertsSection,
 }
 
-/// Parses the text, collecting every problem it can find. `None` only when the file or its
-/// `server` section cannot be read at all.
-pub fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<Parsed> {
-    match super::typed::parse(text) {
-        Some(file) => Some(Parsed::from_file(file)),
-        None => parse_tree(text, problems),
-    }
-}
-
 impl Parsed {
     /// The typed parse's result in the shape the value-tree pass gives: each list item with its
     /// position, the filter's rules apart.
-    pub(crate) fn from_file(f: FileConfig) -> Parsed {
+    pub(crate) fn from_file<C: Into<Consumers>>(f: FileConfig<C>) -> Parsed {
         let mut content_filter = f.content_filter;
         let rules = std::mem::take(&mut content_filter.rules);
         Parsed {
             server: f.server,
-            consumers: f.consumers.into_iter().enumerate().collect(),
+            consumers: f.consumers.into(),
             backends: f.backends.into_iter().enumerate().collect(),
             pricing: f.pricing,
             max_output_tokens: f.max_output_tokens,
@@ -273,8 +265,9 @@ impl Parsed {
     }
 }
 
-/// The value-tree pass: reads any YAML, and names every problem at its path.
-pub(crate) fn parse_tree(text: &str, problems: &mut Vec<Problem>) -> Option<Parsed> {
+/// Parses the text through its YAML value tree, collecting every problem it can find, each at
+/// its path. `None` only when the file or its `server` section cannot be read at all.
+pub fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<Parsed> {
     let mut root: Value = match serde_yaml::from_str(text) {
         Ok(Value::Null) => Value::Mapping(Mapping::new()),
         Ok(v) => v,
@@ -311,13 +304,13 @@ pub(crate) fn parse_tree(text: &str, problems: &mut Vec<Problem>) -> Option<Pars
         None => Some(ServerSection::default()),
     };
 
-    let consumers = list_nested::<ConsumerSection>(
+    let consumers = Consumers::Sections(list_nested::<ConsumerSection>(
         top.remove("consumers"),
         "consumers",
         CONSUMER_KEYS,
         &[("client_cert", CLIENT_CERT_KEYS)],
         problems,
-    );
+    ));
     let backends = list_nested::<BackendSection>(
         top.remove("backends"),
         "backends",

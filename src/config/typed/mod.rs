@@ -15,20 +15,26 @@ pub mod scan;
 
 use super::file::FileConfig;
 use scan::{Declined, Event, Scanner};
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{
+    self, DeserializeOwned, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor,
+};
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 
-/// Parses `text` into the file shapes, or `None` when the value-tree pass must read it.
-pub fn parse(text: &str) -> Option<FileConfig> {
+/// Parses `text` into the file shapes (with the consumers read into `C`), or `None` when the
+/// value-tree pass must read it.
+pub fn parse<C>(text: &str) -> Option<FileConfig<C>>
+where
+    FileConfig<C>: DeserializeOwned,
+{
     let mut scanner = Scanner::new(text).ok()?;
     let mut de = De {
         scanner: &mut scanner,
         spare: Vec::new(),
     };
-    let file = FileConfig::deserialize(&mut de).ok()?;
+    let file = FileConfig::<C>::deserialize(&mut de).ok()?;
     scanner.finish().ok()?;
     Some(file)
 }

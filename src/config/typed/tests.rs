@@ -1,16 +1,17 @@
-use super::super::schema::{parse_tree, Parsed};
+use super::super::file::ConsumerSection;
+use super::super::schema::{self, Parsed};
 use super::scan::{Event, Scanner};
 use super::*;
 
 /// The typed parse of `text`, checked against the value-tree pass: when it reads the file, the
 /// tree pass must read it too, without a problem, into the same shapes. Returns whether it did.
 fn agrees(text: &str) -> bool {
-    let Some(file) = parse(text) else {
+    let Some(file) = parse::<Vec<ConsumerSection>>(text) else {
         return false;
     };
     let fast = Parsed::from_file(file);
     let mut problems = Vec::new();
-    let tree = parse_tree(text, &mut problems);
+    let tree = schema::parse(text, &mut problems);
     assert!(
         problems.is_empty(),
         "typed parse read a file the tree pass refuses: {problems:?}\n{text}"
@@ -20,6 +21,17 @@ fn agrees(text: &str) -> bool {
         format!("{:?}", tree.expect("the tree pass read it")),
         "\n{text}"
     );
+    // Loading (consumers built as they are read, the tree pass only after a problem) gives what
+    // the tree pass and the build give.
+    let mut problems = Vec::new();
+    let tree = schema::parse(text, &mut problems)
+        .and_then(|p| super::super::build::build(p, &|_| None, &mut problems));
+    let want = match tree {
+        Some(c) if problems.is_empty() => Ok(format!("{c:?}")),
+        _ => Err(problems),
+    };
+    let got = super::super::load_str(text, &|_| None).map(|c| format!("{c:?}"));
+    assert_eq!(got, want, "\n{text}");
     true
 }
 
@@ -364,4 +376,32 @@ fn generated_files_read_as_the_tree_pass_reads_them() {
     // The generator must exercise both outcomes.
     eprintln!("{read} of 3000 generated files read");
     assert!(read > 300, "only {read} files were read");
+}
+
+#[test]
+fn a_file_with_problems_gets_every_one_at_its_path_from_the_tree_pass() {
+    let key = |n: u8| format!("\"{}\"", format!("{n:02x}").repeat(32));
+    let text = format!(
+        "{HEAD}pricing: {{default: {{input_per_million_usd: 1, output_per_million_usd: 1}}}}\n\
+         consumers:\n  - {{id: a, key_sha256: {}}}\n  - {{id: b, key_sha256: {}, daily_budget_usd: -1}}\n  \
+         - {{id: c, key_sha256: {}, tokens_per_minit: 5}}\n  - {{id: d, key_sha256: {}}}\n",
+        key(1),
+        key(2),
+        key(3),
+        key(1)
+    );
+    let problems = super::super::load_str(&text, &|_| None).unwrap_err();
+    let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+    for want in [
+        "consumers[1].daily_budget_usd",
+        "consumers[2].tokens_per_minit",
+        "consumers[3].key_sha256",
+    ] {
+        assert!(paths.contains(&want), "{want} not in {problems:?}");
+    }
+    // Exactly what the tree pass and the build say, in their order.
+    let mut tree = Vec::new();
+    let _ = schema::parse(&text, &mut tree)
+        .and_then(|p| super::super::build::build(p, &|_| None, &mut tree));
+    assert_eq!(problems, tree);
 }
