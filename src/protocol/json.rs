@@ -235,6 +235,38 @@ fn value_end(raw: &[u8], start: usize) -> Option<usize> {
     (end > start).then_some(end)
 }
 
+/// A JSON string as a typed view reads it: borrowed from the document when it has no escapes
+/// (no allocation), decoded into its own buffer when it has. (serde's own `Cow<str>` borrows only
+/// as a bare field, not inside an `Option`.)
+#[derive(Debug)]
+pub struct Str<'a>(pub std::borrow::Cow<'a, str>);
+
+impl std::ops::Deref for Str<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Str<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Str<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Str<'de>, E> {
+                Ok(Str(std::borrow::Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Str<'de>, E> {
+                Ok(Str(std::borrow::Cow::Owned(s.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
 /// Whether `pred` holds for some string value of the JSON document `body` (escapes resolved;
 /// object keys are names, not values), reading the document once without building it: no
 /// allocation unless a string has escapes. `None` when `body` is not JSON.
@@ -345,6 +377,22 @@ fn write_canonical(v: &Value, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_string_is_borrowed_unless_it_has_escapes() {
+        #[derive(serde::Deserialize)]
+        struct T<'a> {
+            #[serde(borrow)]
+            a: Option<Str<'a>>,
+            #[serde(borrow)]
+            b: Option<Str<'a>>,
+        }
+        let t: T = serde_json::from_str(r#"{"a":"plain","b":"tab\there"}"#).unwrap();
+        let (a, b) = (t.a.unwrap(), t.b.unwrap());
+        assert!(matches!(a.0, std::borrow::Cow::Borrowed("plain")));
+        assert!(matches!(&b.0, std::borrow::Cow::Owned(s) if s == "tab\there"));
+        assert!(serde_json::from_str::<T>(r#"{"a":1}"#).is_err());
+    }
 
     #[test]
     fn every_string_value_is_seen_and_names_are_not() {

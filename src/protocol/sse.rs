@@ -9,7 +9,7 @@
 //! stream it would have seen without the gateway. Anthropic streams are never edited.
 
 use super::translate::pair::StreamTranslator;
-use super::{anthropic, openai, responses};
+use super::{anthropic, json, openai, responses};
 use crate::stages::output::{Finding, OutputRules, Scanner};
 use crate::usage::Usage;
 use bytes::{Bytes, BytesMut};
@@ -66,6 +66,16 @@ struct StreamChecks {
 }
 
 impl StreamChecks {
+    fn new(rules: Arc<OutputRules>) -> Self {
+        StreamChecks {
+            rules,
+            scanners: BTreeMap::new(),
+            held_since: BTreeMap::new(),
+            delays: Vec::new(),
+            blocked: None,
+        }
+    }
+
     /// `text` of answer `index` arrived; the text to send now.
     fn push(&mut self, index: u64, text: &str) -> String {
         let rules = &self.rules;
@@ -149,13 +159,7 @@ impl SseTap {
     /// released only once no rule can still match across events, redacted where one did; a
     /// block ends the stream ([`SseTap::blocked`]).
     pub fn with_checks(mut self, rules: Arc<OutputRules>) -> Self {
-        self.checks = Some(StreamChecks {
-            rules,
-            scanners: BTreeMap::new(),
-            held_since: BTreeMap::new(),
-            delays: Vec::new(),
-            blocked: None,
-        });
+        self.checks = Some(StreamChecks::new(rules));
         self
     }
 
@@ -437,29 +441,80 @@ fn openai_checked(checks: &mut StreamChecks, data: &str) -> Option<Bytes> {
         out.extend_from_slice(b"data: [DONE]\n\n");
         return Some(out.freeze());
     }
+    // Most events change nothing: their choices are read without a JSON tree, and one is built
+    // only to rewrite an event whose text the scanners changed. A chunk not shaped as expected
+    // is read the lenient way, as a tree.
+    let Ok(chunk) = serde_json::from_str::<ChunkText>(data) else {
+        return openai_checked_tree(checks, data);
+    };
+    let mut rewrites: Vec<(usize, String)> = Vec::new();
+    for (at, choice) in chunk.choices.iter().enumerate() {
+        let Some(delta) = &choice.delta else {
+            continue;
+        };
+        let index = choice.index.unwrap_or(0);
+        let content = delta.content.as_deref();
+        let (text, changed) = release(checks, index, content, choice.finish_reason.is_some());
+        if changed {
+            rewrites.push((at, text));
+        }
+    }
+    if checks.blocked.is_some() {
+        return Some(Bytes::new());
+    }
+    if rewrites.is_empty() {
+        return None;
+    }
+    let mut v: Value = serde_json::from_str(data).ok()?;
+    let choices = v.get_mut("choices")?.as_array_mut()?;
+    for (at, text) in rewrites {
+        let delta = choices.get_mut(at).and_then(|c| c.get_mut("delta"));
+        if let Some(delta) = delta.and_then(Value::as_object_mut) {
+            delta.insert("content".into(), Value::String(text));
+        }
+    }
+    Some(Bytes::from(format!("data: {v}\n\n")))
+}
+
+/// The part of an OpenAI chunk the answer rules read, borrowed from the event.
+#[derive(serde::Deserialize)]
+struct ChunkText<'a> {
+    #[serde(borrow)]
+    choices: Vec<ChoiceText<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct ChoiceText<'a> {
+    #[serde(default)]
+    index: Option<u64>,
+    /// Present and not null: the choice finished.
+    #[serde(default)]
+    finish_reason: Option<serde::de::IgnoredAny>,
+    /// Absent or null: the choice is left as it is.
+    #[serde(default, borrow)]
+    delta: Option<DeltaText<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct DeltaText<'a> {
+    #[serde(default, borrow)]
+    content: Option<json::Str<'a>>,
+}
+
+/// [`openai_checked`] on any JSON shape: the chunk as a tree, each choice's `delta` (when an
+/// object) through its scanner, rewritten in place where the text changed.
+fn openai_checked_tree(checks: &mut StreamChecks, data: &str) -> Option<Bytes> {
     let mut v: Value = serde_json::from_str(data).ok()?;
     let choices = v.get_mut("choices")?.as_array_mut()?;
     let mut any = false;
     for choice in choices {
-        let mut changed = false;
         let index = choice.get("index").and_then(Value::as_u64).unwrap_or(0);
         let finished = choice.get("finish_reason").is_some_and(|f| !f.is_null());
         let Some(delta) = choice.get_mut("delta").and_then(Value::as_object_mut) else {
             continue;
         };
-        let mut text = match delta.get("content") {
-            Some(Value::String(s)) => {
-                let released = checks.push(index, s);
-                changed |= released != *s;
-                released
-            }
-            _ => String::new(),
-        };
-        if finished {
-            let rest = checks.finish(index);
-            changed |= !rest.is_empty();
-            text.push_str(&rest);
-        }
+        let content = delta.get("content").and_then(Value::as_str);
+        let (text, changed) = release(checks, index, content, finished);
         if changed {
             delta.insert("content".into(), Value::String(text));
             any = true;
@@ -469,6 +524,31 @@ fn openai_checked(checks: &mut StreamChecks, data: &str) -> Option<Bytes> {
         return Some(Bytes::new());
     }
     any.then(|| Bytes::from(format!("data: {v}\n\n")))
+}
+
+/// What answer `index` releases of an event's `content` (and, when the choice `finished`, the
+/// rest its scanner held), and whether that differs from what the event carried.
+fn release(
+    checks: &mut StreamChecks,
+    index: u64,
+    content: Option<&str>,
+    finished: bool,
+) -> (String, bool) {
+    let mut changed = false;
+    let mut text = match content {
+        Some(s) => {
+            let released = checks.push(index, s);
+            changed |= released != s;
+            released
+        }
+        None => String::new(),
+    };
+    if finished {
+        let rest = checks.finish(index);
+        changed |= !rest.is_empty();
+        text.push_str(&rest);
+    }
+    (text, changed)
 }
 
 /// An Anthropic event with a text delta replaced by what its block's scanner releases; a
@@ -685,6 +765,60 @@ mod tests {
         }
         out.extend_from_slice(&tap.finish());
         (out, tap)
+    }
+
+    /// The typed reading of a chunk and the JSON-tree one release, rewrite, find and block the
+    /// same, event by event, whatever the chunk's shape.
+    #[test]
+    fn a_chunk_read_typed_is_checked_as_one_read_as_a_tree() {
+        use crate::config::screen::Mode;
+        use crate::stages::output::{ssn_rules, OutputAction};
+        let events = [
+            r#"{"id":"x","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"content":"SSN 123-45-6789 ok"}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"content":"it is 12\u0033-45-"}},{"index":1,"delta":{"content":"fine"},"finish_reason":"stop"}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"content":"6789"},"finish_reason":null}]}"#,
+            r#"{"choices":[{"index":2.0,"delta":{"content":"123-45-6789 x"}}]}"#,
+            r#"{"choices":[{"index":3,"delta":{"content":["123-45-6789 "]},"finish_reason":"stop"}]}"#,
+            r#"{"choices":[{"index":0,"delta":null,"finish_reason":"stop"}]}"#,
+            r#"{"choices":[{"index":4,"delta":{"content":null}}, 7, {"delta":"text"}]}"#,
+            r#"{"choices":[{"index":5,"delta":{"content":"a\"b 123-45-6789 "}}],"choices":[]}"#,
+            r#"{"choices":[{"index":6,"delta":{"content":"x 123-45-6789 y"},"delta":{}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
+            r#"{"choices":[]}"#,
+            r#"{"usage":{"prompt_tokens":1}}"#,
+            r#"[1]"#,
+            r#"not json"#,
+            "[DONE]",
+        ];
+        for action in [
+            OutputAction::Redact,
+            OutputAction::Warn,
+            OutputAction::Block,
+        ] {
+            for mode in [Mode::Enforce, Mode::Shadow] {
+                let rules = ssn_rules(action, mode);
+                let mut typed = StreamChecks::new(Arc::clone(&rules));
+                let mut tree = StreamChecks::new(rules);
+                for e in events {
+                    let read = if e == "[DONE]" {
+                        openai_checked(&mut tree, e)
+                    } else {
+                        openai_checked_tree(&mut tree, e)
+                    };
+                    assert_eq!(
+                        openai_checked(&mut typed, e),
+                        read,
+                        "{action:?} {mode:?} {e}"
+                    );
+                    assert_eq!(typed.blocked, tree.blocked);
+                }
+                let found = |c: &StreamChecks| -> Vec<Finding> {
+                    c.scanners.values().flat_map(|s| s.found.clone()).collect()
+                };
+                assert_eq!(found(&typed), found(&tree));
+            }
+        }
     }
 
     /// An SSN in an answer, each piece's characters written as `\u` escapes, chunked anywhere
