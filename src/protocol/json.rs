@@ -342,20 +342,25 @@ pub fn canonical(body: &[u8], member: Option<(&str, Value)>) -> Option<Vec<u8>> 
     Some(out)
 }
 
+/// Writes `v` with its object keys in order and no insignificant whitespace; keys and scalars
+/// are written straight into `out` (serde_json's own escaping), nothing is allocated but `out`.
 fn write_canonical(v: &Value, out: &mut Vec<u8>) {
     match v {
         Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
             out.push(b'{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
+            // serde_json's map keeps its keys in order, unless a crate in the build turns on its
+            // `preserve_order`: only then are they sorted here.
+            if m.keys().is_sorted() {
+                for (i, (k, val)) in m.iter().enumerate() {
+                    write_member(i, k, val, out);
                 }
-                out.extend_from_slice(Value::String(k.clone()).to_string().as_bytes());
-                out.push(b':');
-                if let Some(val) = m.get(k) {
-                    write_canonical(val, out);
+            } else {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                for (i, k) in keys.into_iter().enumerate() {
+                    if let Some(val) = m.get(k) {
+                        write_member(i, k, val, out);
+                    }
                 }
             }
             out.push(b'}');
@@ -370,8 +375,20 @@ fn write_canonical(v: &Value, out: &mut Vec<u8>) {
             }
             out.push(b']');
         }
-        other => out.extend_from_slice(other.to_string().as_bytes()),
+        // Writing to a `Vec` cannot fail.
+        other => {
+            let _ = serde_json::to_writer(&mut *out, other);
+        }
     }
+}
+
+fn write_member(i: usize, key: &str, value: &Value, out: &mut Vec<u8>) {
+    if i > 0 {
+        out.push(b',');
+    }
+    let _ = serde_json::to_writer(&mut *out, key);
+    out.push(b':');
+    write_canonical(value, out);
 }
 
 #[cfg(test)]
@@ -426,6 +443,51 @@ mod tests {
             None,
         );
         assert_ne!(a, c, "generation parameters are part of the key");
+    }
+
+    /// The key the cache has always used: each key and scalar written by `Value`'s `Display`.
+    #[test]
+    fn canonical_bytes_are_unchanged_from_writing_each_key_and_scalar_as_a_value() {
+        fn by_value(v: &Value, out: &mut Vec<u8>) {
+            match v {
+                Value::Object(m) => {
+                    let mut keys: Vec<&String> = m.keys().collect();
+                    keys.sort();
+                    out.push(b'{');
+                    for (i, k) in keys.into_iter().enumerate() {
+                        if i > 0 {
+                            out.push(b',');
+                        }
+                        out.extend_from_slice(Value::String(k.clone()).to_string().as_bytes());
+                        out.push(b':');
+                        by_value(&m[k], out);
+                    }
+                    out.push(b'}');
+                }
+                Value::Array(a) => {
+                    out.push(b'[');
+                    for (i, x) in a.iter().enumerate() {
+                        if i > 0 {
+                            out.push(b',');
+                        }
+                        by_value(x, out);
+                    }
+                    out.push(b']');
+                }
+                other => out.extend_from_slice(other.to_string().as_bytes()),
+            }
+        }
+        for body in [
+            r#"{"z":1,"a":[1.5,-2,1e300,0.1,true,null],"m":{"é":"\u00e9\n\"q\"\\","B":"\ud83d\ude00","":{}}}"#,
+            r#"[{"b":[],"a":"\u0001\u001f<\/>"},18446744073709551615,-9223372036854775808]"#,
+            r#""just a string""#,
+            r#"{"max_tokens":5,"messages":[{"role":"user","content":"x"}],"stream":false}"#,
+        ] {
+            let v: Value = serde_json::from_str(body).unwrap();
+            let mut expected = Vec::new();
+            by_value(&v, &mut expected);
+            assert_eq!(canonical(body.as_bytes(), None), Some(expected), "{body}");
+        }
     }
 
     #[test]
