@@ -27,6 +27,8 @@ use std::sync::{Arc, Mutex};
 
 /// Prefix-DFA caches kept for the next answers, at most.
 const KEPT_CACHES: usize = 32;
+/// A prefix-DFA cache larger than this is not kept.
+const KEPT_CACHE_BYTES: usize = 256 * 1024;
 
 /// What a rule does with a match in an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,7 +189,9 @@ impl Drop for Scanner {
     /// Gives the prefix DFA's cache back for the next answer.
     fn drop(&mut self) {
         if let (Some(cache), Ok(mut kept)) = (self.cache.take(), self.rules.caches.lock()) {
-            if kept.len() < KEPT_CACHES {
+            // A cache grows with the text scanned (a client's text, for request rules): a large
+            // one is freed, not kept for the configuration's lifetime.
+            if kept.len() < KEPT_CACHES && cache.memory_usage() <= KEPT_CACHE_BYTES {
                 kept.push(cache);
             }
         }

@@ -83,7 +83,13 @@ impl Forwarder {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (conn, reused) = match self.idle.take(peer.reuse_hash()) {
+            // A retry after a stale connection goes to a fresh one, not to the next idle one.
+            let pooled = if attempt == 1 {
+                self.idle.take(peer.reuse_hash())
+            } else {
+                None
+            };
+            let (conn, reused) = match pooled {
                 Some(stream) => (Conn::H1(stream), true),
                 None => {
                     let (session, reused) = self
@@ -138,6 +144,20 @@ async fn exchange(
     body: &Bytes,
 ) -> pingora::Result<HttpSession> {
     let mut session = match conn {
+        // Only a request the gateway framed itself (Content-Length equal to the body, no
+        // Transfer-Encoding, Connection or Upgrade, not HEAD) is written raw: the session that
+        // reads the answer never saw the request, and those would change how it must be read.
+        Conn::H1(stream) if !framed_by_length(header, body) => {
+            return Box::pin(exchange(
+                Conn::Other(HttpSession::H1(Http1Session::new_with_options(
+                    stream, peer,
+                ))),
+                peer,
+                header,
+                body,
+            ))
+            .await;
+        }
         Conn::H1(mut stream) => {
             let head = http_req_header_to_wire(header).ok_or_else(|| {
                 Error::explain(
@@ -175,6 +195,21 @@ async fn exchange(
     session.set_write_timeout(peer.options.write_timeout);
     session.read_response_header().await?;
     Ok(session)
+}
+
+/// Whether `header` is the plain request the raw write assumes: not HEAD, its length given by a
+/// `Content-Length` equal to `body`'s, and no header that asks for other framing or handling.
+fn framed_by_length(header: &RequestHeader, body: &[u8]) -> bool {
+    let h = &header.headers;
+    header.method != http::Method::HEAD
+        && !h.contains_key(http::header::TRANSFER_ENCODING)
+        && !h.contains_key(http::header::CONNECTION)
+        && !h.contains_key(http::header::UPGRADE)
+        && !h.contains_key(http::header::EXPECT)
+        && h.get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok())
+            == Some(body.len())
 }
 
 /// Writes `head` then `body` and flushes: one `writev` (or one `write` of the connection's small
@@ -485,6 +520,36 @@ mod tests {
         let sent: Vec<u8> = w.calls.concat();
         assert_eq!(sent, b"HEAD12body-bytes".to_vec());
         assert_eq!(w.calls.len(), 4);
+    }
+
+    #[test]
+    fn only_a_request_framed_by_its_content_length_is_written_raw() {
+        use super::framed_by_length;
+        use pingora::http::RequestHeader;
+        let req = |method: &str, headers: &[(&'static str, &str)]| {
+            let mut h = RequestHeader::build(method, b"/v1/chat/completions", None).unwrap();
+            for (k, v) in headers {
+                h.insert_header(*k, *v).unwrap();
+            }
+            h
+        };
+        assert!(framed_by_length(
+            &req("POST", &[("content-length", "2")]),
+            b"{}"
+        ));
+        assert!(!framed_by_length(
+            &req("POST", &[("content-length", "3")]),
+            b"{}"
+        ));
+        assert!(!framed_by_length(&req("POST", &[]), b"{}"));
+        assert!(!framed_by_length(
+            &req("HEAD", &[("content-length", "0")]),
+            b""
+        ));
+        for extra in ["connection", "upgrade", "transfer-encoding", "expect"] {
+            let h = req("POST", &[("content-length", "2"), (extra, "x")]);
+            assert!(!framed_by_length(&h, b"{}"), "{extra}");
+        }
     }
 
     #[tokio::test]
