@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Many configured consumers, all on loopback, every run bounded in time:
-#   - startup: from the process's start until the admin plane answers /ready;
+#   - startup: from the process's start until the admin plane answers /ready, and the CPU time
+#     the gateway used by then (the figure a busy machine moves least);
 #   - RSS after start (once ready, 1 s later) and the peak RSS of the start (VmHWM);
 #   - a SIGHUP reload of the same file (one comment changed, so its version changes) while a
 #     light steady load runs (oha at RATE requests/s over CONNS connections, DURATION long):
@@ -60,7 +61,8 @@ for _ in $(seq 1 3000); do # 30 s at most
   sleep 0.01
 done
 [ -n "$ready" ] || { echo "the gateway never became ready" >&2; exit 1; }
-echo "startup (process start to ready): $ready ms"
+cpu=$(tg_cpu_ticks "$GW_PID")
+echo "startup (process start to ready): $ready ms; CPU used by then: $((cpu * 1000 / $(getconf CLK_TCK))) ms"
 sleep 1
 echo "RSS after start: $(rss_mib $GW_PID) MiB; peak RSS while starting: $(hwm_mib $GW_PID) MiB"
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer key-consumer-$((CONSUMERS - 1))" \

@@ -155,9 +155,18 @@ impl Admin {
         if let Some(m) = metrics::get() {
             let now = unix_now();
             let day = utc_day(now);
+            // With very many consumers, only those that spent today have the two series (the
+            // others' are removed): 100,000 consumers would otherwise hold 200,000 series and
+            // write them all at every scrape.
+            let every = rt.config.consumers.len() <= metrics::PRIME_CONSUMERS_UP_TO;
             for c in &rt.config.consumers {
                 let budget = c.daily_budget_micros.saturating_mul(1000);
                 let s = self.state.spend.standing(&c.id, budget, day);
+                if !every && s.spent == 0 {
+                    let _ = m.budget_spent.remove_label_values(&[c.id.as_str()]);
+                    let _ = m.budget_remaining.remove_label_values(&[c.id.as_str()]);
+                    continue;
+                }
                 let spent = i64::try_from(s.spent).unwrap_or(i64::MAX);
                 let left = i64::try_from(budget.saturating_sub(s.spent)).unwrap_or(i64::MAX);
                 m.budget_spent

@@ -322,7 +322,7 @@ pub fn get() -> Option<&'static Metrics> {
 /// before the first event (and a counter's first increment is visible as a rate). Called at
 /// start-up and after each reload; label values come from the configuration only.
 /// Above this many consumers, per-consumer series are not created ahead of use.
-const PRIME_CONSUMERS_UP_TO: usize = 1_000;
+pub(crate) const PRIME_CONSUMERS_UP_TO: usize = 1_000;
 
 pub fn prime(cfg: &crate::config::Config) {
     let Some(m) = get() else {

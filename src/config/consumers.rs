@@ -159,9 +159,11 @@ pub(super) fn build_consumer(
             .as_ref()
             .and_then(|cc| match (cc.subject.as_deref(), cc.uri.as_deref()) {
                 (Some(s), None) if !s.trim().is_empty() => {
-                    Some(CertBinding::Subject(s.to_string()))
+                    Some(Box::new(CertBinding::Subject(s.to_string())))
                 }
-                (None, Some(u)) if !u.trim().is_empty() => Some(CertBinding::Uri(u.to_string())),
+                (None, Some(u)) if !u.trim().is_empty() => {
+                    Some(Box::new(CertBinding::Uri(u.to_string())))
+                }
                 _ => {
                     problems.push(Problem::new(
                         at(".client_cert"),
@@ -235,7 +237,6 @@ pub(super) fn build_consumer(
         tokens_per_minute: c.tokens_per_minute,
         tokens_per_hour: c.tokens_per_hour,
         tokens_per_day: c.tokens_per_day,
-        description: c.description.clone(),
     })
 }
 

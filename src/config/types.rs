@@ -299,8 +299,9 @@ pub struct Consumer {
     /// Its API keys (`key_sha256` and the enabled entries of `keys`); none for a consumer known
     /// by its client certificate alone.
     pub keys: Vec<ConsumerKey>,
-    /// The client certificate it must present (mutual TLS).
-    pub client_cert: Option<CertBinding>,
+    /// The client certificate it must present (mutual TLS); boxed, as few consumers have one
+    /// and every consumer's profile stays in memory.
+    pub client_cert: Option<Box<CertBinding>>,
     pub daily_budget_micros: u64,
     /// Per UTC calendar month; `None` is no monthly cap.
     pub monthly_budget_micros: Option<u64>,
@@ -315,7 +316,7 @@ pub struct Consumer {
     pub tokens_per_minute: u64,
     pub tokens_per_hour: u64,
     pub tokens_per_day: u64,
-    pub description: String,
+    // The file's `description` is for the people reading it: not kept, 100,000 times over.
 }
 
 impl Consumer {
@@ -341,7 +342,6 @@ impl Consumer {
             tokens_per_minute: 1,
             tokens_per_hour: 1,
             tokens_per_day: 1,
-            description: String::new(),
         }
     }
 

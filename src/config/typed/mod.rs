@@ -178,7 +178,7 @@ struct De<'s, 'a> {
 
 impl<'a> De<'_, 'a> {
     fn scalar(&mut self) -> Result<scan::Scalar<'a>, Declined> {
-        match self.scanner.next()? {
+        match self.scanner.event()? {
             Event::Scalar(s) => Ok(s),
             _ => Err(Declined),
         }
@@ -272,7 +272,7 @@ impl<'de> Deserializer<'de> for &mut De<'_, '_> {
             _ => false,
         };
         if null {
-            self.scanner.next()?;
+            self.scanner.event()?;
             v.visit_none()
         } else {
             v.visit_some(self)
@@ -280,14 +280,14 @@ impl<'de> Deserializer<'de> for &mut De<'_, '_> {
     }
 
     fn deserialize_seq<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Declined> {
-        match self.scanner.next()? {
+        match self.scanner.event()? {
             Event::SeqStart => v.visit_seq(Seq(self)),
             _ => Err(Declined),
         }
     }
 
     fn deserialize_map<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Declined> {
-        match self.scanner.next()? {
+        match self.scanner.event()? {
             Event::MapStart => {
                 let few = self.spare.pop().unwrap_or_default();
                 v.visit_map(Map {
@@ -334,7 +334,7 @@ impl<'de> SeqAccess<'de> for Seq<'_, '_, '_> {
         seed: T,
     ) -> Result<Option<T::Value>, Declined> {
         if *self.0.scanner.peek()? == Event::SeqEnd {
-            self.0.scanner.next()?;
+            self.0.scanner.event()?;
             return Ok(None);
         }
         seed.deserialize(&mut *self.0).map(Some)
@@ -352,7 +352,7 @@ impl<'a> Keys<'a> {
     const FEW: usize = 16;
 
     fn insert(&mut self, key: Cow<'a, str>) -> Result<(), Declined> {
-        if self.few.iter().any(|k| *k == key) || self.many.contains(&key) {
+        if self.few.contains(&key) || self.many.contains(&key) {
             return Err(Declined);
         }
         if self.few.len() < Self::FEW {
@@ -376,7 +376,7 @@ impl<'de> MapAccess<'de> for Map<'_, '_, '_> {
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, Declined> {
-        let key = match self.de.scanner.next()? {
+        let key = match self.de.scanner.event()? {
             Event::MapEnd => {
                 let mut few = std::mem::take(&mut self.seen.few);
                 few.clear();

@@ -114,14 +114,14 @@ impl<'a> Scanner<'a> {
     }
 
     /// The next event.
-    pub fn next(&mut self) -> Result<Event<'a>, Declined> {
+    pub fn event(&mut self) -> Result<Event<'a>, Declined> {
         match self.peeked.take() {
             Some(e) => Ok(e),
             None => self.produce(),
         }
     }
 
-    /// The next event, left to be returned by [`Scanner::next`].
+    /// The next event, left to be returned by [`Scanner::event`].
     pub fn peek(&mut self) -> Result<&Event<'a>, Declined> {
         if self.peeked.is_none() {
             self.peeked = Some(self.produce()?);

@@ -42,7 +42,7 @@ fn events(text: &str) -> Result<Vec<String>, Declined> {
     let mut out = Vec::new();
     let mut depth = 0;
     loop {
-        let e = s.next()?;
+        let e = s.event()?;
         out.push(match &e {
             Event::MapStart => "{".to_string(),
             Event::MapEnd => "}".to_string(),
