@@ -99,7 +99,7 @@ impl Forwarder {
                         .map_err(|e| map_error(&e))?;
                     match session {
                         HttpSession::H1(h1) => (Conn::H1(h1.into_inner()), reused),
-                        other => (Conn::Other(other), reused),
+                        other => (Conn::Other(Box::new(other)), reused),
                     }
                 }
             };
@@ -130,7 +130,7 @@ enum Conn {
     /// An HTTP/1.x connection, new or idle: the request is written to it directly.
     H1(Stream),
     /// HTTP/2 (or another session kind): its own framing.
-    Other(HttpSession),
+    Other(Box<HttpSession>),
 }
 
 /// Sends the request and reads the response header, returning the session to read the body
@@ -149,9 +149,9 @@ async fn exchange(
         // reads the answer never saw the request, and those would change how it must be read.
         Conn::H1(stream) if !framed_by_length(header, body) => {
             return Box::pin(exchange(
-                Conn::Other(HttpSession::H1(Http1Session::new_with_options(
+                Conn::Other(Box::new(HttpSession::H1(Http1Session::new_with_options(
                     stream, peer,
-                ))),
+                )))),
                 peer,
                 header,
                 body,
@@ -181,7 +181,8 @@ async fn exchange(
             // A fresh session reads the response; the one that wrote nothing is gone.
             HttpSession::H1(Http1Session::new_with_options(stream, peer))
         }
-        Conn::Other(mut other) => {
+        Conn::Other(other) => {
+            let mut other = *other;
             other.set_write_timeout(peer.options.write_timeout);
             other.write_request_header(Box::new(header.clone())).await?;
             if !body.is_empty() {
