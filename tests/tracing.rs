@@ -343,8 +343,18 @@ fn a_traced_request_joins_the_clients_trace_with_phases_and_one_span_per_attempt
     );
     assert_eq!(last["tracestate"], "vendor=abc");
 
-    let text = gw.admin_text("/metrics");
-    assert!(metric(&text, "tollgate_trace_batches_total{outcome=\"exported\"}") >= 1.0);
+    // The exporter counts a batch when the receiver's answer reaches it, which can be just
+    // after the receiver handed the spans to this test.
+    let exported = "tollgate_trace_batches_total{outcome=\"exported\"}";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let text = loop {
+        let text = gw.admin_text("/metrics");
+        if metric(&text, exported) >= 1.0 || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(metric(&text, exported) >= 1.0);
     assert_eq!(metric(&text, "tollgate_trace_spans_dropped_total"), 0.0);
     // Never prompt text.
     let everything = format!("{spans:?}");
